@@ -1,0 +1,334 @@
+"""Placement: which hypervisor gets a new VM, and why every other host did not.
+
+:func:`place` is a pure function: facts in (one :class:`HostFacts` per candidate host, the
+:class:`PlacementRequest`, the allocation ratios), a :class:`Placement` out that names the chosen
+host and gives, for EVERY host, chosen or refused and the reason(s). No I/O, no clock.
+
+Filters (a host failing any of them is refused, with every failing reason listed):
+
+- ``enabled``       the inventory's ``hosts[].enabled``
+- ``reachable``     the console could talk to its libvirt when the facts were gathered
+- ``pinned``        the operator pinned another host
+- ``arch``          host arch (libvirt ``getInfo()[0]``) equals the template's arch
+- ``anti-affinity`` the host already holds a member of the request's anti-affinity group
+- ``physnet``       the host has a bridge mapping for every physnet the VM's provider networks need
+                    (overlay networks need none; mappings come from OVS
+                    ``external_ids:ovn-bridge-mappings``)
+- ``vcpus``         allocated vCPUs + request <= cores × cpu_ratio (whole vCPUs, never MHz)
+- ``ram``           allocated RAM + request <= total RAM × ram_ratio (MiB), and
+                    the host's free RAM (libvirt ``getFreeMemory``) covers the request
+
+Weigher over the hosts that pass: ``spread`` (default) picks the host with the most headroom
+left after placing the VM; ``pack`` the least. Headroom = mean of the free vCPU fraction and the
+free RAM fraction (allocation-based, after the request). Ties are broken by host name.
+
+Concurrent creates: :class:`ReservationLedger` holds a claim (host, vCPUs, RAM) from placement
+until the create has defined and started the domain or has failed. Placement through the ledger
+adds the claims to each host's allocations, so two creates in one process never oversubscribe a
+host even though both read facts before either defined its domain. A claim released after a
+caller's facts were read is still counted for that caller (``facts_time``): the domain it stood
+for may be missing from the facts. Another process (a second console) is not covered: libvirt
+has no reservation API; see ``ReservationLedger`` for the limits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Iterable
+
+WEIGHERS = ("spread", "pack")
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the scheduler knows of one hypervisor.
+
+    Units: RAM in MiB, vCPUs/cores as whole numbers. ``cores`` is the host's logical CPU count
+    (libvirt ``getInfo()[2]``). ``alloc_vcpus``/``alloc_ram_mib`` sum every domain defined on the
+    host (running or not: a stopped VM comes back). ``ram_free_mib`` is the host's actual free
+    memory. ``physnets`` are the physnet names of the host's bridge mappings. For an unreachable
+    host only ``name``/``enabled``/``reachable``/``error`` matter.
+    """
+
+    name: str
+    enabled: bool = True
+    reachable: bool = True
+    arch: str | None = "x86_64"
+    cores: int = 0
+    ram_total_mib: int = 0
+    ram_free_mib: int = 0
+    alloc_vcpus: int = 0
+    alloc_ram_mib: int = 0
+    physnets: frozenset[str] = frozenset()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PlacementRequest:
+    """What the VM needs. ``physnets``: physnets its provider networks need (none for overlay).
+
+    ``anti_affinity_group``: group name; ``group_hosts``: hosts already holding a member of it.
+    ``pinned_host``: only this host may be chosen (it still has to pass every filter).
+    """
+
+    vcpus: int
+    ram_mib: int
+    arch: str = "x86_64"
+    physnets: frozenset[str] = frozenset()
+    anti_affinity_group: str | None = None
+    group_hosts: frozenset[str] = frozenset()
+    pinned_host: str | None = None
+
+
+@dataclass(frozen=True)
+class HostVerdict:
+    """One row of the placement table.
+
+    ``chosen``: this host gets the VM. ``refused``: a filter refused it; ``reasons`` then lists
+    every failing filter as "filter: why". A host that passes but loses to another has
+    ``refused=False, chosen=False`` and a reason saying so. ``score`` is the headroom after
+    placement (0..1, higher = emptier), None when refused. vCPU/RAM figures include claims.
+    """
+
+    host: str
+    chosen: bool
+    refused: bool
+    reasons: tuple[str, ...]
+    score: float | None = None
+    vcpus_used: int | None = None
+    vcpus_capacity: int | None = None
+    ram_used_mib: int | None = None
+    ram_capacity_mib: int | None = None
+
+    @property
+    def summary(self) -> str:
+        """The reasons as one line."""
+        return "; ".join(self.reasons)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The outcome: ``host`` (None when no host fits), one verdict per candidate, in input order."""
+
+    host: str | None
+    verdicts: tuple[HostVerdict, ...]
+    weigher: str = "spread"
+
+    @property
+    def ok(self) -> bool:
+        return self.host is not None
+
+    def verdict(self, host: str) -> HostVerdict:
+        for v in self.verdicts:
+            if v.host == host:
+                return v
+        raise KeyError(host)
+
+    def explain(self) -> str:
+        """Why no host fits (or which one was chosen), one line per host."""
+        if not self.verdicts:
+            return "no hypervisors in the inventory"
+        head = f"chosen: {self.host}" if self.host else "no host can take this VM"
+        return head + "\n" + "\n".join(
+            f"  {v.host}: {'chosen' if v.chosen else 'refused' if v.refused else 'passed'} — {v.summary}"
+            for v in self.verdicts)
+
+    def as_rows(self) -> list[dict]:
+        """JSON-ready rows: host, verdict ("chosen" | "refused" | "passed"), reasons, score, usage."""
+        return [{
+            "host": v.host,
+            "verdict": "chosen" if v.chosen else "refused" if v.refused else "passed",
+            "reasons": list(v.reasons),
+            "score": None if v.score is None else round(v.score, 4),
+            "vcpus": None if v.vcpus_capacity is None else f"{v.vcpus_used}/{v.vcpus_capacity}",
+            "ram_mib": None if v.ram_capacity_mib is None else f"{v.ram_used_mib}/{v.ram_capacity_mib}",
+        } for v in self.verdicts]
+
+
+def _fmt_ratio(x: float) -> str:
+    return f"{x:g}"
+
+
+def place(hosts: Iterable[HostFacts], request: PlacementRequest, *, cpu_ratio: float = 4.0,
+          ram_ratio: float = 1.0, weigher: str = "spread",
+          claims: dict[str, tuple[int, int]] | None = None) -> Placement:
+    """Choose a host for ``request`` among ``hosts``.
+
+    ``cpu_ratio``/``ram_ratio``: the inventory's allocation ratios. ``weigher``: "spread" or
+    "pack". ``claims``: {host: (vCPUs, RAM MiB)} held by creates in flight (see
+    :class:`ReservationLedger`), added to the host's allocations and taken from its free RAM.
+    Returns a :class:`Placement`; never raises for a host that does not fit (it is refused with
+    reasons). Raises ValueError for a weigher other than spread/pack or a non-positive size.
+    """
+    if weigher not in WEIGHERS:
+        raise ValueError(f"weigher must be one of {', '.join(WEIGHERS)}, not {weigher!r}")
+    if request.vcpus < 1 or request.ram_mib < 1:
+        raise ValueError("a VM needs at least 1 vCPU and 1 MiB of RAM")
+    claims = claims or {}
+    rows: list[HostVerdict] = []
+    passing: list[tuple[float, str]] = []
+    for h in hosts:
+        reasons: list[str] = []
+        if not h.enabled:
+            reasons.append("enabled: host is disabled in the inventory")
+        if not h.reachable:
+            reasons.append(f"reachable: {h.error or 'cannot reach its libvirt'}")
+        if request.pinned_host and h.name != request.pinned_host:
+            reasons.append(f"pinned: the VM is pinned to {request.pinned_host}")
+        if not h.reachable:
+            # Nothing else is known about an unreachable host.
+            rows.append(HostVerdict(h.name, False, True, tuple(reasons)))
+            continue
+        if h.arch != request.arch:
+            reasons.append(f"arch: host is {h.arch}, the template needs {request.arch}")
+        if request.anti_affinity_group and h.name in request.group_hosts:
+            reasons.append(f"anti-affinity: already holds a member of group {request.anti_affinity_group!r}")
+        missing = sorted(request.physnets - h.physnets)
+        if missing:
+            have = ", ".join(sorted(h.physnets)) or "none"
+            reasons.append(f"physnet: no bridge mapping for {', '.join(missing)} (host maps: {have})")
+        claim_vcpus, claim_ram = claims.get(h.name, (0, 0))
+        used_vcpus = h.alloc_vcpus + claim_vcpus
+        used_ram = h.alloc_ram_mib + claim_ram
+        cap_vcpus = int(h.cores * cpu_ratio)
+        cap_ram = int(h.ram_total_mib * ram_ratio)
+        if used_vcpus + request.vcpus > cap_vcpus:
+            reasons.append(f"vcpus: {used_vcpus} allocated + {request.vcpus} asked > {cap_vcpus} "
+                           f"({h.cores} cores × {_fmt_ratio(cpu_ratio)})")
+        if used_ram + request.ram_mib > cap_ram:
+            reasons.append(f"ram: {used_ram} MiB allocated + {request.ram_mib} asked > {cap_ram} MiB "
+                           f"({h.ram_total_mib} MiB × {_fmt_ratio(ram_ratio)})")
+        free_ram = h.ram_free_mib - claim_ram
+        if free_ram < request.ram_mib:
+            reasons.append(f"ram: only {max(free_ram, 0)} MiB free now, {request.ram_mib} asked")
+        usage = dict(vcpus_used=used_vcpus, vcpus_capacity=cap_vcpus,
+                     ram_used_mib=used_ram, ram_capacity_mib=cap_ram)
+        if reasons:
+            rows.append(HostVerdict(h.name, False, True, tuple(reasons), **usage))
+            continue
+        free_cpu_frac = (cap_vcpus - used_vcpus - request.vcpus) / cap_vcpus
+        free_ram_frac = (cap_ram - used_ram - request.ram_mib) / cap_ram
+        score = (free_cpu_frac + free_ram_frac) / 2
+        passing.append((score, h.name))
+        rows.append(HostVerdict(h.name, False, False, (), score=score, **usage))
+
+    chosen: str | None = None
+    if passing:
+        if weigher == "spread":
+            chosen = sorted(passing, key=lambda p: (-p[0], p[1]))[0][1]
+        else:
+            chosen = sorted(passing, key=lambda p: (p[0], p[1]))[0][1]
+    best = next((s for s, n in passing if n == chosen), None)
+    out = []
+    for v in rows:
+        if v.refused:
+            out.append(v)
+        elif v.host == chosen:
+            why = (f"passes every filter; {'most' if weigher == 'spread' else 'least'} headroom "
+                   f"after placement ({v.score:.0%}, weigher {weigher})")
+            out.append(replace(v, chosen=True, reasons=(why,)))
+        else:
+            why = (f"passes every filter; {v.score:.0%} headroom after placement vs "
+                   f"{best:.0%} on {chosen} (weigher {weigher})")
+            out.append(replace(v, reasons=(why,)))
+    return Placement(chosen, tuple(out), weigher)
+
+
+@dataclass
+class Claim:
+    """A reservation held by one create in flight. RAM in MiB."""
+
+    id: int
+    host: str
+    vcpus: int
+    ram_mib: int
+    made_at: float
+    released_at: float | None = None
+
+
+class ReservationLedger:
+    """In-process claims that keep concurrent creates from oversubscribing a host.
+
+    Use::
+
+        facts_time = time.monotonic(); facts = gather_facts(...)
+        placement, claim = LEDGER.place_and_claim(facts, request, facts_time=facts_time, ...)
+        try: ... define + start the domain ...
+        finally: LEDGER.release(claim)
+
+    ``place_and_claim`` runs :func:`place` and records the claim under one lock, so two threads
+    can never both take the last slot. A claim counts against its host while held, AND after its
+    release for any caller whose facts were read before the release (the domain it stood for may
+    not be in those facts yet). Released claims are forgotten after ``keep_seconds``.
+
+    Limits: only creates inside this process are covered; two consoles creating at the same
+    instant on the same nearly-full host can still both succeed (libvirt has no reservation API).
+    """
+
+    def __init__(self, keep_seconds: float = 600.0, clock=time.monotonic):
+        self._lock = threading.Lock()
+        self._claims: dict[int, Claim] = {}
+        self._ids = itertools.count(1)
+        self._keep = keep_seconds
+        self._clock = clock
+
+    def now(self) -> float:
+        """The ledger's clock (monotonic seconds): stamp facts with it before reading them."""
+        return self._clock()
+
+    def held(self, facts_time: float | None = None) -> dict[str, tuple[int, int]]:
+        """{host: (vCPUs, RAM MiB)} to add to facts read at ``facts_time`` (None: only live claims)."""
+        with self._lock:
+            return self._held_locked(facts_time)
+
+    def _held_locked(self, facts_time: float | None) -> dict[str, tuple[int, int]]:
+        now = self._clock()
+        for cid in [c.id for c in self._claims.values()
+                    if c.released_at is not None and now - c.released_at > self._keep]:
+            del self._claims[cid]
+        out: dict[str, tuple[int, int]] = {}
+        for c in self._claims.values():
+            live = c.released_at is None
+            stale_facts = facts_time is not None and c.released_at is not None and c.released_at > facts_time
+            if live or stale_facts:
+                v, r = out.get(c.host, (0, 0))
+                out[c.host] = (v + c.vcpus, r + c.ram_mib)
+        return out
+
+    def place_and_claim(self, hosts: Iterable[HostFacts], request: PlacementRequest, *,
+                        facts_time: float | None = None, **kwargs) -> tuple[Placement, Claim | None]:
+        """Run :func:`place` with the claims counted and, if a host is chosen, claim it.
+
+        ``kwargs`` go to :func:`place` (cpu_ratio, ram_ratio, weigher). Returns the placement and
+        the claim (None when no host fits). Release the claim with :meth:`release`.
+        """
+        with self._lock:
+            placement = place(hosts, request, claims=self._held_locked(facts_time), **kwargs)
+            if placement.host is None:
+                return placement, None
+            claim = Claim(next(self._ids), placement.host, request.vcpus, request.ram_mib, self._clock())
+            self._claims[claim.id] = claim
+            return placement, claim
+
+    def release(self, claim: Claim | None) -> None:
+        """End a claim (the domain is defined and started, or the create failed). Idempotent."""
+        if claim is None:
+            return
+        with self._lock:
+            c = self._claims.get(claim.id)
+            if c is not None and c.released_at is None:
+                c.released_at = self._clock()
+
+    def drop(self, claim: Claim | None) -> None:
+        """Forget a claim at once (the create failed before anything was defined)."""
+        if claim is None:
+            return
+        with self._lock:
+            self._claims.pop(claim.id, None)
+
+
+# The process-wide ledger the provisioning service uses.
+LEDGER = ReservationLedger()
