@@ -1,0 +1,211 @@
+"""Session: every connection virtdeck holds for one inventory.
+
+Per host one SSH connection (:mod:`backends.ssh`) carries everything: the libvirt socket
+forward (opened with ``qemu+unix``), the odd command, and for the OVN host the NB socket
+forward. asyncssh runs on the shared I/O loop thread (:mod:`backends.ioloop`), so callers
+in any other thread may block in libvirt or ovsdbapp.
+
+Everything is opened lazily and cached; :meth:`Session.drop` forgets a host's connections
+so the next call reconnects (used after a host drops). Thread-safe.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import threading
+from typing import Iterable
+
+import libvirt
+from ovsdbapp.backend.ovs_idl import connection as ovs_connection
+from ovsdbapp import event as ovs_event
+from ovsdbapp.schema.ovn_northbound import impl_idl
+
+from backends import ioloop
+from backends.ssh import CompletedCommand, HostLink, open_link
+from config.inventory import HostConfig, Inventory
+from console.errors import HostError
+
+LIBVIRT_KEEPALIVE = (3, 2)  # seconds between probes, missed probes before the close callback
+_nb_counter = itertools.count(1)
+
+
+class NbIdl(ovs_connection.OvsdbIdl):
+    """An OVN NB IDL whose row changes reach ``notify_handler`` (ovsdbapp RowEventHandler).
+
+    Register events with ``api.idl.notify_handler.watch_event(RowEvent(...))``.
+    """
+
+    def __init__(self, remote, schema_helper, **kwargs):
+        super().__init__(remote, schema_helper, **kwargs)
+        self.notify_handler = ovs_event.RowEventHandler()
+
+    def notify(self, event, row, updates=None):
+        self.notify_handler.notify(event, row, updates)
+
+
+def open_nb(remote: str, timeout: float = 10.0):
+    """Open an ovsdbapp OVN NB API on ``remote`` (``unix:PATH``, ``tcp:H:P``, comma list for raft).
+
+    Each call makes a fresh ``OvnNbApiIdlImpl`` subclass, because ovsdbapp keeps the backend
+    connection as a class attribute: two connections must not share a class.
+    Raises HostError when the database cannot be reached within ``timeout`` seconds.
+    """
+    try:
+        idl = NbIdl.from_server(remote, "OVN_Northbound")
+        conn = ovs_connection.Connection(idl=idl, timeout=timeout)
+        api_cls = type(f"NbApi{next(_nb_counter)}", (impl_idl.OvnNbApiIdlImpl,), {})
+        return api_cls(conn)
+    except Exception as exc:  # ovsdbapp raises assorted types (TimeoutException, Exception)
+        raise HostError(f"OVN northbound at {remote}: {exc or type(exc).__name__}") from None
+
+
+class Session:
+    """All connections for ``inventory``. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, inventory: Inventory, *, connect_timeout: float = 10.0):
+        self.inventory = inventory
+        self.connect_timeout = connect_timeout
+        self._lock = threading.RLock()
+        self._host_locks: dict[str, threading.Lock] = {}
+        self._links: dict[str, HostLink] = {}
+        self._libvirt: dict[str, libvirt.virConnect] = {}
+        self._nb = None
+        self._nb_remote: str | None = None
+
+    # -- SSH --------------------------------------------------------------------------
+    def _host_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._host_locks.setdefault(name, threading.Lock())
+
+    def _open_coro(self, host: HostConfig):
+        inv = self.inventory
+        return open_link(host.name, host.address, port=host.port, user=host.user,
+                         identity=inv.identity_for(host), known_hosts=inv.known_hosts_for(host),
+                         connect_timeout=self.connect_timeout)
+
+    def link(self, name: str) -> HostLink:
+        """The SSH link to host ``name``, connecting if needed. Raises HostError (and its
+        HostKeyUnknown / HostKeyChanged subclasses)."""
+        host = self.inventory.host(name)
+        with self._host_lock(name):
+            link = self._links.get(name)
+            if link is not None and not link.conn.is_closed():
+                return link
+            link = ioloop.call(self._open_coro(host), timeout=self.connect_timeout + 5)
+            self._links[name] = link
+            return link
+
+    def connect(self, hosts: Iterable[str] | None = None, timeout: float | None = None) -> dict[str, BaseException | None]:
+        """Open SSH to ``hosts`` (default: every enabled host) in parallel; blocking.
+
+        Returns ``{host: None | the error}``; never raises for a single host's failure.
+        """
+        names = list(hosts) if hosts is not None else [h.name for h in self.inventory.hosts if h.enabled]
+        result: dict[str, BaseException | None] = {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            futures = {pool.submit(self.link, n): n for n in names}
+            for fut in concurrent.futures.as_completed(futures):
+                name = futures[fut]
+                exc = fut.exception()
+                result[name] = exc
+        return result
+
+    def run(self, name: str, command, timeout: float = 30.0, input: str | None = None) -> CompletedCommand:
+        """Run a command on host ``name`` over its SSH link (see HostLink.run)."""
+        link = self.link(name)
+        return ioloop.call(link.run(command, timeout=timeout, input=input), timeout=timeout + 5)
+
+    # -- libvirt ----------------------------------------------------------------------
+    def libvirt(self, name: str) -> libvirt.virConnect:
+        """A libvirt connection to hypervisor ``name`` through its forwarded socket.
+
+        The connection has libvirt keepalive on (:data:`LIBVIRT_KEEPALIVE`); register a close
+        callback on it to learn of drops. Raises HostError with libvirt's message.
+        """
+        host = self.inventory.host(name)
+        if not host.hypervisor:
+            raise HostError(f"{name} is not a hypervisor (hypervisor = false in the inventory)")
+        with self._lock:
+            conn = self._libvirt.get(name)
+            if conn is not None:
+                try:
+                    if conn.isAlive():
+                        return conn
+                except libvirt.libvirtError:
+                    pass
+                self._libvirt.pop(name, None)
+        link = self.link(name)
+        local = ioloop.call(link.forward_unix(host.libvirt_socket, "libvirt"), timeout=self.connect_timeout)
+        uri = f"qemu+unix:///system?socket={local}"
+        try:
+            conn = libvirt.open(uri)
+            conn.setKeepAlive(*LIBVIRT_KEEPALIVE)
+        except libvirt.libvirtError as exc:
+            raise HostError(f"{name}: libvirt: {exc.get_error_message()}") from None
+        with self._lock:
+            self._libvirt[name] = conn
+        return conn
+
+    # -- OVN NB -----------------------------------------------------------------------
+    def nb_remote(self) -> str:
+        """The OVSDB connection string for NB: the inventory's ``connection``, or a local
+        socket forwarded over SSH to ``via_host``'s ``nb_socket``."""
+        ovn = self.inventory.ovn
+        if ovn.connection:
+            return ovn.connection
+        if not ovn.via_host:
+            raise HostError("no OVN northbound configured: set [ovn] via_host or connection in the inventory")
+        with self._lock:
+            if self._nb_remote:
+                return self._nb_remote
+        link = self.link(ovn.via_host)
+        local = ioloop.call(link.forward_unix(ovn.nb_socket, "ovnnb"), timeout=self.connect_timeout)
+        with self._lock:
+            self._nb_remote = f"unix:{local}"
+            return self._nb_remote
+
+    def nb(self):
+        """The ovsdbapp ``OvnNbApiIdlImpl`` for this inventory's NB (opened once). Raises HostError."""
+        with self._lock:
+            if self._nb is not None:
+                return self._nb
+        api = open_nb(self.nb_remote(), timeout=self.connect_timeout)
+        with self._lock:
+            if self._nb is None:
+                self._nb = api
+            return self._nb
+
+    # -- lifecycle --------------------------------------------------------------------
+    def drop(self, name: str) -> None:
+        """Forget host ``name``'s connections (closing them) so the next call reconnects."""
+        with self._lock:
+            conn = self._libvirt.pop(name, None)
+            link = self._links.pop(name, None)
+            if self.inventory.ovn.via_host == name:
+                self._nb_remote = None
+        if conn is not None:
+            try:
+                conn.close()
+            except libvirt.libvirtError:
+                pass
+        if link is not None:
+            ioloop.io_loop().call_soon_threadsafe(link.close)
+
+    def close(self) -> None:
+        """Close every connection (idempotent)."""
+        with self._lock:
+            nb, self._nb = self._nb, None
+        if nb is not None:
+            try:
+                nb.ovsdb_connection.stop()
+            except Exception:
+                pass
+        for name in list(self._links):
+            self.drop(name)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
