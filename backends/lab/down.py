@@ -1,0 +1,111 @@
+"""`virtdeck lab down`: destroy guests, stop every lab process (by PID), delete namespaces,
+links and the per-host state. Keeps the lab SSH key and the image cache.
+
+:func:`down` ``(log=print) -> list[str]`` returns what is still left (empty when clean: see
+:func:`leftovers`). Processes stopped are exactly those whose network namespace is a lab
+namespace (vd-*) — holders, daemons, guests' qemu, SSH sessions into lab hosts — each by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from backends.lab import hosts as H
+from backends.lab import netns as N
+from backends.lab import topology as topo
+from backends.lab.state import host_dir, kill_pids, lab_dir, load_state, pid_alive, save_state
+
+
+def destroy_domains(h: topo.LabHost, pid: int) -> int:
+    """Destroy (hard stop) and undefine every domain on hypervisor ``h``; returns how many."""
+    import libvirt
+    libvirt.registerErrorHandler(lambda *_: None, None)
+    try:
+        conn = libvirt.open(H.libvirt_uri(h, pid))
+    except libvirt.libvirtError:
+        return 0
+    count = 0
+    try:
+        for dom in conn.listAllDomains(0):
+            try:
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                                  | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+                count += 1
+            except libvirt.libvirtError:
+                pass
+    finally:
+        conn.close()
+    return count
+
+
+def destroy_host(h: topo.LabHost, log=print) -> None:
+    """Stop everything of one host and remove its namespaces, links and per-host directory."""
+    pid = H.find_holder(h)
+    if pid is not None and h.is_hypervisor:
+        n = destroy_domains(h, pid)
+        if n:
+            log(f"{h.name}: destroyed {n} guest(s)")
+    namespaces = [h.netns]
+    if h.role == "outside":
+        namespaces += [ns for ns, _ in topo.VLAN_HOSTS.values()]
+    pids = [p for ns in namespaces for p in N.netns_pids(ns)]
+    recorded = load_state().get("holders", {}).get(h.name)
+    if recorded and pid_alive(recorded) and recorded == pid:
+        pids.append(recorded)
+    kill_pids(sorted(set(pids)))
+    for ns in namespaces:
+        N.remove_netns(ns)
+    for link in (h.underlay_veth, h.physnet_veth, f"vt-{h.name}"):
+        N.delete_link(link)
+    shutil.rmtree(host_dir(h.name), ignore_errors=True)
+    state = load_state()
+    if state.get("holders", {}).pop(h.name, None) is not None:
+        save_state(state)
+
+
+def leftovers() -> list[str]:
+    """What of the lab still exists on the machine: namespaces, links, mounts, processes."""
+    left = [f"netns {ns}" for ns in N.lab_netns()]
+    from pyroute2 import IPRoute
+    with IPRoute() as ipr:
+        for link in ipr.get_links():
+            name = link.get("ifname") or ""
+            if name in (topo.UNDERLAY_BRIDGE, topo.PHYSNET_BRIDGE) or name[:3] in ("vu-", "vp-", "vt-"):
+                left.append(f"link {name}")
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if parts[1].startswith("/run/netns/vd-") or str(lab_dir() / "hosts") in parts[1]:
+                left.append(f"mount {parts[1]}")
+    for name, pid in load_state().get("holders", {}).items():
+        if pid_alive(pid):
+            left.append(f"process {pid} (holder of {name})")
+    return left
+
+
+def down(log=print) -> list[str]:
+    """Tear the whole lab down (any hypervisor count); returns :func:`leftovers` afterwards."""
+    for h in [*topo.all_hypervisors(), topo.CENTRAL, topo.OUTSIDE]:
+        present = (h.netns in N.list_netns() or host_dir(h.name).exists()
+                   or h.name in load_state().get("holders", {}))
+        if present:
+            destroy_host(h, log)
+            log(f"{h.name}: down")
+    for ns in N.lab_netns():  # anything else named vd-* (an older layout)
+        kill_pids(N.netns_pids(ns))
+        N.remove_netns(ns)
+    for br in (topo.UNDERLAY_BRIDGE, topo.PHYSNET_BRIDGE):
+        N.delete_link(br)
+    d = lab_dir()
+    for name in ("inventory.toml", "known_hosts", "authorized_keys", "state.json"):
+        try:
+            os.unlink(d / name)
+        except FileNotFoundError:
+            pass
+    shutil.rmtree(d / "hosts", ignore_errors=True)
+    left = leftovers()
+    log("lab: down" + (f"; left: {', '.join(left)}" if left else " (nothing left)"))
+    return left

@@ -1,0 +1,348 @@
+"""Lab hosts: the holder process of each host, running commands inside a host, and starting
+each host's daemons (sshd, OVN central, OVS + ovn-controller, libvirt).
+
+A lab host is a network namespace ``vd-<name>`` plus a long-lived *holder* process (``sleep
+infinity``) that owns a private mount and UTS namespace in which /run is a tmpfs and per-host
+directories (``hosts/<name>/`` in the lab state dir) are bind-mounted over /etc/openvswitch,
+/var/lib/openvswitch, /etc/ovn, /var/lib/ovn, /var/log, /etc/libvirt, /var/lib/libvirt,
+/var/cache/libvirt, /etc/hosts and /etc/resolv.conf (an empty resolv.conf: without it getaddrinfo
+stalls 10-20 s per libvirt call — LAB-NOTES.md). Every command for a host runs as
+``nsenter -t HOLDER -m -u -n -- CMD``; daemons started that way (sshd included) live there.
+
+Public API (used by tests and other engineers):
+
+- :func:`holder_pid` ``(host) -> int``  the holder's PID; LabError when the host is not running.
+- :func:`run_in` ``(host, argv, check=True, input=None, timeout=60) -> CompletedProcess[str]``
+  run ``argv`` inside a lab host (network + mount + UTS namespaces), capture text output.
+- :func:`popen_in` ``(host, argv, **popen_kwargs) -> Popen``  same, not waited for.
+- :func:`host_path` ``(host, path) -> Path``  a path inside a host seen from the machine
+  (``/proc/HOLDER/root/…``), e.g. ``host_path("central", "/run/ovn/ovnnb_db.sock")``.
+- :func:`libvirt_uri` ``(host) -> str``  a ``qemu:///system?socket=…`` URI reaching that host's
+  libvirtd from the machine without SSH (fast; tests of the lab itself use SSH as users do).
+- :func:`run_in_netns` ``(netns, argv)`` for the address-only namespaces (vd-ext100, vd-ext200).
+
+``host`` is a host name ("central", "hv1", "outside") or a :class:`topology.LabHost`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from backends.lab import topology as topo
+from backends.lab.state import LabError, host_dir, lab_dir, load_state, pid_alive, read_pidfile, run
+
+# Directory inside the host -> subdirectory of hosts/<name>/ bound over it.
+BINDS = {
+    "/etc/openvswitch": "etc-openvswitch",
+    "/var/lib/openvswitch": "var-lib-openvswitch",
+    "/etc/ovn": "etc-ovn",
+    "/var/lib/ovn": "var-lib-ovn",
+    "/var/log": "log",
+    "/etc/libvirt": "etc-libvirt",
+    "/var/lib/libvirt": "var-lib-libvirt",
+    "/var/cache/libvirt": "var-cache-libvirt",
+}
+RUN_DIRS = ("/run/sshd", "/run/openvswitch", "/run/ovn", "/run/libvirt", "/run/lock")
+LOG_DIRS = ("openvswitch", "ovn", "libvirt", "libvirt/qemu")
+
+
+def _host(host) -> topo.LabHost:
+    return host if isinstance(host, topo.LabHost) else topo.by_name(host)
+
+
+def _same_netns(pid: int, netns: str) -> bool:
+    try:
+        a = os.stat(f"/proc/{pid}/ns/net")
+        b = os.stat(f"/run/netns/{netns}")
+    except OSError:
+        return False
+    return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
+
+
+def _is_holder(pid: int | None, h: topo.LabHost) -> bool:
+    if not pid_alive(pid):
+        return False
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return False
+    return comm == "sleep" and _same_netns(pid, h.netns)
+
+
+def find_holder(host) -> int | None:
+    """The holder PID recorded in state.json if it is alive and in the host's netns, else None."""
+    h = _host(host)
+    pid = load_state().get("holders", {}).get(h.name)
+    return pid if _is_holder(pid, h) else None
+
+
+def holder_pid(host) -> int:
+    """The holder PID of ``host``; raises LabError when that host is not running."""
+    pid = find_holder(host)
+    if pid is None:
+        raise LabError(f"lab host {_host(host).name} is not running; run `virtdeck lab up`")
+    return pid
+
+
+def nsenter_argv(host, argv: list[str], pid: int | None = None) -> list[str]:
+    return ["nsenter", "-t", str(pid or holder_pid(host)), "-m", "-u", "-n", "--", *argv]
+
+
+_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8", "HOME": "/root"}
+
+
+def run_in(host, argv: list[str], *, check: bool = True, input: str | None = None,
+           timeout: float = 60, pid: int | None = None) -> subprocess.CompletedProcess:
+    """Run ``argv`` inside lab ``host``; raises LabError on a non-zero exit when ``check``."""
+    h = _host(host)
+    try:
+        proc = subprocess.run(nsenter_argv(h, argv, pid), capture_output=True, text=True,
+                              input=input, timeout=timeout, env=_ENV)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{h.name}: {' '.join(argv[:3])} did not finish within {timeout:.0f} s") from None
+    if check and proc.returncode != 0:
+        err = (proc.stderr or proc.stdout).strip().splitlines()
+        raise LabError(f"{h.name}: {' '.join(argv[:3])} failed: {err[-1] if err else proc.returncode}")
+    return proc
+
+
+def popen_in(host, argv: list[str], pid: int | None = None, **kwargs) -> subprocess.Popen:
+    """Start ``argv`` inside lab ``host`` without waiting (kwargs go to Popen)."""
+    kwargs.setdefault("env", _ENV)
+    return subprocess.Popen(nsenter_argv(host, argv, pid), **kwargs)
+
+
+def run_in_netns(netns: str, argv: list[str], *, check: bool = True, timeout: float = 60):
+    """Run ``argv`` in a plain lab network namespace (e.g. vd-ext100) via `ip netns exec`."""
+    return run(["ip", "netns", "exec", netns, *argv], check=check, timeout=timeout)
+
+
+def host_path(host, path: str, pid: int | None = None) -> Path:
+    """``path`` inside ``host``'s mount namespace, reachable from the machine."""
+    return Path(f"/proc/{pid or holder_pid(host)}/root") / path.lstrip("/")
+
+
+def libvirt_uri(host, pid: int | None = None) -> str:
+    return f"qemu:///system?socket={host_path(host, topo.LIBVIRT_SOCKET, pid)}"
+
+
+# --------------------------------------------------------------------------- holder
+
+def prepare_host_dir(h: topo.LabHost, n: int) -> Path:
+    """Create hosts/<name>/ with the bind sources, /etc/hosts and an empty resolv.conf."""
+    d = host_dir(h.name)
+    for sub in BINDS.values():
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    for sub in LOG_DIRS:
+        (d / "log" / sub).mkdir(parents=True, exist_ok=True)
+    (d / "hosts").write_text(topo.etc_hosts(n))
+    (d / "resolv.conf").write_text("")
+    return d
+
+
+def start_holder(h: topo.LabHost, n: int) -> int:
+    """Start the holder of ``h`` (its netns must exist) and wait until its mounts are in place.
+
+    Returns the holder PID. Raises LabError with the shell's error when a mount fails.
+    """
+    d = prepare_host_dir(h, n)
+    lines = ["set -e", "mount -t tmpfs -o mode=0755,size=64m tmpfs /run"]
+    lines += [f"mkdir -p {x}" for x in RUN_DIRS]
+    for target, sub in BINDS.items():
+        lines.append(f"mount --bind '{d / sub}' {target}")
+    lines += [f"mount --bind '{d / 'hosts'}' /etc/hosts",
+              f"mount --bind '{d / 'resolv.conf'}' /etc/resolv.conf",
+              f"hostname {h.name}", "exec sleep infinity"]
+    log = open(d / "holder.log", "w")
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", h.netns, "unshare", "--mount", "--uts", "--propagation", "private",
+         "--", "sh", "-c", "\n".join(lines)],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=_ENV)
+    log.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            msg = (d / "holder.log").read_text().strip().splitlines()
+            raise LabError(f"{h.name}: holder failed: {msg[-1] if msg else proc.returncode}")
+        try:
+            if Path(f"/proc/{proc.pid}/comm").read_text().strip() == "sleep":
+                return proc.pid
+        except OSError:
+            pass
+        time.sleep(0.005)
+    raise LabError(f"{h.name}: holder did not come up within 10 s")
+
+
+# --------------------------------------------------------------------------- daemons
+
+def _alive(pid: int, path: str) -> bool:
+    return read_pidfile(host_path(None, path, pid)) is not None
+
+
+def _start(h, pid, pidfile: str, argv: list[str], what: str) -> bool:
+    """Start a self-daemonizing ``argv`` in ``h`` unless the process in ``pidfile`` is alive.
+
+    Returns True when it was started now. Raises LabError when it fails to start.
+    """
+    if _alive(pid, pidfile):
+        return False
+    run_in(h, argv, pid=pid, timeout=30)
+    deadline = time.monotonic() + 10
+    while not _alive(pid, pidfile):
+        if time.monotonic() > deadline:
+            raise LabError(f"{h.name}: {what} did not start (logs in {host_dir(h.name) / 'log'})")
+        time.sleep(0.01)
+    return True
+
+
+def ensure_sshd(h: topo.LabHost, pid: int) -> bool:
+    """sshd on ``h.address``:22 with a per-host ED25519 host key, root by the lab key only."""
+    d = host_dir(h.name) / "ssh"
+    d.mkdir(parents=True, exist_ok=True)
+    key = d / "ssh_host_ed25519_key"
+    if not key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{h.name}", "-f", str(key)])
+    cfg = d / "sshd_config"
+    cfg.write_text("\n".join([
+        "Port 22", f"ListenAddress {h.address}", f"HostKey {key}", "PidFile /run/sshd.pid",
+        "PermitRootLogin prohibit-password", "PubkeyAuthentication yes",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
+        f"AuthorizedKeysFile {lab_dir() / 'authorized_keys'}", "PrintMotd no", "UseDNS no",
+        # Tests and the console open many sessions at once.
+        "MaxStartups 200:30:400", "MaxSessions 100",
+        "AcceptEnv LANG LC_*", "Subsystem sftp internal-sftp",
+        "AllowStreamLocalForwarding yes", "AllowTcpForwarding yes", "",
+    ]))
+    return _start(h, pid, "/run/sshd.pid", ["/usr/sbin/sshd", "-f", str(cfg)], "sshd")
+
+
+def ensure_central(h: topo.LabHost, pid: int) -> None:
+    """OVN NB and SB ovsdb-servers (unix socket + TCP) and ovn-northd in ``h``."""
+    d = host_dir(h.name) / "var-lib-ovn"
+    for db, schema in (("ovnnb_db.db", "ovn-nb"), ("ovnsb_db.db", "ovn-sb")):
+        if not (d / db).exists():
+            run(["ovsdb-tool", "create", str(d / db), f"/usr/share/ovn/{schema}.ovsschema"])
+    for kind, port in (("nb", topo.NB_PORT), ("sb", topo.SB_PORT)):
+        _start(h, pid, f"/run/ovn/ovn{kind}_db.pid", [
+            "ovsdb-server", f"/var/lib/ovn/ovn{kind}_db.db",
+            f"--remote=punix:/run/ovn/ovn{kind}_db.sock", f"--remote=ptcp:{port}",
+            f"--pidfile=/run/ovn/ovn{kind}_db.pid", f"--unixctl=/run/ovn/ovn{kind}_db.ctl",
+            f"--log-file=/var/log/ovn/ovsdb-server-{kind}.log", "--detach", "--no-chdir",
+        ], f"OVN {kind.upper()} ovsdb-server")
+    _start(h, pid, "/run/ovn/ovn-northd.pid", [
+        "ovn-northd", f"--ovnnb-db=unix:{topo.NB_SOCKET}", f"--ovnsb-db=unix:{topo.SB_SOCKET}",
+        "--pidfile=/run/ovn/ovn-northd.pid", "--log-file=/var/log/ovn/ovn-northd.log",
+        "--detach", "--no-chdir",
+    ], "ovn-northd")
+
+
+def ensure_ovs(h: topo.LabHost, pid: int) -> None:
+    """ovsdb-server + ovs-vswitchd (userspace datapath) with the host's own conf.db."""
+    db = host_dir(h.name) / "etc-openvswitch" / "conf.db"
+    if not db.exists():
+        run(["ovsdb-tool", "create", str(db), "/usr/share/openvswitch/vswitch.ovsschema"])
+    _start(h, pid, "/run/openvswitch/ovsdb-server.pid", [
+        "ovsdb-server", "/etc/openvswitch/conf.db", "--remote=punix:/run/openvswitch/db.sock",
+        "--pidfile=/run/openvswitch/ovsdb-server.pid",
+        "--log-file=/var/log/openvswitch/ovsdb-server.log", "--detach", "--no-chdir",
+    ], "ovsdb-server")
+    run_in(h, ["ovs-vsctl", "--no-wait", "init"], pid=pid)
+    _start(h, pid, "/run/openvswitch/ovs-vswitchd.pid", [
+        "ovs-vswitchd", "unix:/run/openvswitch/db.sock",
+        "--pidfile=/run/openvswitch/ovs-vswitchd.pid",
+        "--log-file=/var/log/openvswitch/ovs-vswitchd.log", "--detach", "--no-chdir",
+    ], "ovs-vswitchd")
+
+
+def configure_hypervisor_ovs(h: topo.LabHost, pid: int) -> None:
+    """br-int, br-phys with eth1, and the Open_vSwitch external_ids ovn-controller reads."""
+    ids = {
+        "system-id": h.name, "hostname": h.name, "ovn-remote": topo.SB_TCP,
+        "ovn-encap-type": "geneve", "ovn-encap-ip": h.tunnel_ip,
+        "ovn-bridge-datapath-type": "netdev",
+        "ovn-bridge-mappings": f"{topo.PHYSNET_NAME}:br-phys",
+    }
+    run_in(h, [
+        "ovs-vsctl", "--timeout=20",
+        "--", "--may-exist", "add-br", "br-int",
+        "--", "set", "Bridge", "br-int", "datapath_type=netdev", "fail_mode=secure",
+        "other_config:disable-in-band=true",
+        "--", "--may-exist", "add-br", "br-phys",
+        "--", "set", "Bridge", "br-phys", "datapath_type=netdev",
+        "--", "--may-exist", "add-port", "br-phys", "eth1",
+        "--", "set", "Open_vSwitch", ".", *[f"external_ids:{k}={v}" for k, v in ids.items()],
+    ], pid=pid)
+
+
+def configure_outside_ovs(h: topo.LabHost, pid: int) -> None:
+    """br-ext: eth1 (trunk on the physnet) plus one access port per VLAN host."""
+    argv = ["ovs-vsctl", "--timeout=20",
+            "--", "--may-exist", "add-br", topo.OUTSIDE_BRIDGE,
+            "--", "set", "Bridge", topo.OUTSIDE_BRIDGE, "datapath_type=netdev",
+            "--", "--may-exist", "add-port", topo.OUTSIDE_BRIDGE, "eth1"]
+    for vlan in topo.VLAN_HOSTS:
+        argv += ["--", "--may-exist", "add-port", topo.OUTSIDE_BRIDGE, f"v{vlan}",
+                 "--", "set", "Port", f"v{vlan}", f"tag={vlan}"]
+    run_in(h, argv, pid=pid)
+
+
+def ensure_ovn_controller(h: topo.LabHost, pid: int) -> None:
+    _start(h, pid, "/run/ovn/ovn-controller.pid", [
+        "ovn-controller", "unix:/run/openvswitch/db.sock", "--pidfile=/run/ovn/ovn-controller.pid",
+        "--log-file=/var/log/ovn/ovn-controller.log", "--detach", "--no-chdir",
+    ], "ovn-controller")
+
+
+QEMU_CONF = """\
+# virtdeck lab: written by `virtdeck lab up`
+user = "root"
+group = "root"
+# Lab hosts share one cgroupfs: libvirt's machine cgroups would collide (LAB-NOTES.md).
+cgroup_controllers = [ ]
+security_driver = "none"
+"""
+
+LIBVIRTD_CONF = """\
+# virtdeck lab: written by `virtdeck lab up`. The socket is root-only (0700 dir perms below);
+# no polkit daemon runs here.
+unix_sock_group = "root"
+unix_sock_ro_perms = "0700"
+unix_sock_rw_perms = "0700"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+"""
+
+
+def ensure_libvirt(h: topo.LabHost, pid: int) -> None:
+    """virtlogd + libvirtd with the lab's qemu.conf / libvirtd.conf in ``h``."""
+    etc = host_dir(h.name) / "etc-libvirt"
+    if not (etc / "libvirtd.conf").exists():
+        shutil.copytree("/etc/libvirt", etc, dirs_exist_ok=True, symlinks=True)
+        autostart = etc / "qemu" / "networks" / "autostart"
+        if autostart.is_dir():
+            for link in autostart.iterdir():  # no default NAT network / dnsmasq per host
+                link.unlink()
+    (etc / "qemu.conf").write_text(QEMU_CONF)
+    (etc / "libvirtd.conf").write_text(LIBVIRTD_CONF)
+    _start(h, pid, "/run/virtlogd.pid", ["virtlogd", "-d"], "virtlogd")
+    _start(h, pid, "/run/libvirtd.pid", ["libvirtd", "-d"], "libvirtd")
+    deadline = time.monotonic() + 20
+    sock = host_path(h, topo.LIBVIRT_SOCKET, pid)
+    while not sock.exists():
+        if time.monotonic() > deadline:
+            raise LabError(f"{h.name}: libvirtd socket did not appear (log: "
+                           f"{host_dir(h.name) / 'log/libvirt/libvirtd.log'})")
+        time.sleep(0.01)
+
+
+def ethtool_tx_off(h: topo.LabHost, pid: int, ifaces: list[str]) -> None:
+    """Checksum offload off on veths that feed the userspace datapath (else TCP breaks)."""
+    for ifname in ifaces:
+        run_in(h, ["ethtool", "-K", ifname, "tx", "off"], pid=pid, check=False)

@@ -1,0 +1,138 @@
+"""Readiness of the lab, checked the way a client sees it.
+
+:func:`check` ``(n=None) -> LabStatus``: ``n`` defaults to the hypervisor count recorded by
+``up`` (state.json). Facts checked, each from the machine (root netns):
+
+- every host's holder process is alive in its namespace;
+- every sshd accepts the lab key with strict host key checking against the lab's known_hosts
+  (``ssh -i id_ed25519 -o UserKnownHostsFile=known_hosts root@ADDR true``);
+- every hypervisor's libvirtd answers (``getLibVersion`` over its socket, reached through
+  ``/proc/HOLDER/root``);
+- the OVN SB at tcp:192.168.100.10:6642 lists exactly the lab's chassis (``ovn-sbctl``).
+
+Never raises for a lab that is down: a missing piece is a failed check.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from backends.lab import topology as topo
+from backends.lab.state import lab_dir, load_state
+
+
+@dataclass(frozen=True)
+class Check:
+    """One readiness fact: ``name`` like "hv1 sshd", ``ok``, ``detail`` (error or value)."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    """``hypervisors``: expected count (0 when no lab was brought up); ``checks`` in print order;
+    ``chassis``: names registered in the SB."""
+
+    hypervisors: int
+    checks: tuple[Check, ...] = ()
+    chassis: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return self.hypervisors > 0 and all(c.ok for c in self.checks)
+
+    def lines(self) -> list[str]:
+        if self.hypervisors == 0:
+            return ["lab: not up (run `virtdeck lab up`)"]
+        out = [f"{'ok  ' if c.ok else 'FAIL'} {c.name}{(': ' + c.detail) if c.detail else ''}"
+               for c in self.checks]
+        out.append(f"lab: {'ready' if self.ready else 'NOT ready'} "
+                   f"({self.hypervisors} hypervisors, chassis: {', '.join(self.chassis) or 'none'})")
+        return out
+
+
+def ssh_argv(address: str, argv: list[str] | None = None, timeout: int = 5) -> list[str]:
+    """OpenSSH client argv for root@``address`` with the lab key and strict known_hosts."""
+    d = lab_dir()
+    return ["ssh", "-i", str(d / "id_ed25519"), "-o", f"UserKnownHostsFile={d / 'known_hosts'}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+            "-o", f"ConnectTimeout={timeout}", "-o", "LogLevel=ERROR", f"root@{address}",
+            *(argv or ["true"])]
+
+
+def sb_chassis(timeout: int = 5) -> list[str] | None:
+    """Chassis names in the lab SB (over TCP), or None when it does not answer."""
+    try:
+        p = subprocess.run(["ovn-sbctl", f"--db={topo.SB_TCP}", f"--timeout={timeout}", "--bare",
+                            "--columns=name", "list", "Chassis"],
+                           capture_output=True, text=True, timeout=timeout + 2)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if p.returncode != 0:
+        return None
+    return sorted(x for x in p.stdout.split() if x)
+
+
+def _ssh_check(h: topo.LabHost) -> Check:
+    try:
+        p = subprocess.run(ssh_argv(h.address, ["hostname"]), capture_output=True, text=True, timeout=15)
+    except subprocess.TimeoutExpired:
+        return Check(f"{h.name} sshd", False, "timed out")
+    if p.returncode != 0:
+        return Check(f"{h.name} sshd", False, (p.stderr.strip().splitlines() or ["refused"])[-1])
+    got = p.stdout.strip()
+    return Check(f"{h.name} sshd", got == h.name, f"hostname {got}")
+
+
+def _libvirt_check(h: topo.LabHost) -> Check:
+    from backends.lab.hosts import find_holder, libvirt_uri
+    pid = find_holder(h)
+    if pid is None:
+        return Check(f"{h.name} libvirtd", False, "host not running")
+    try:
+        import libvirt
+        libvirt.registerErrorHandler(lambda *_: None, None)
+        conn = libvirt.open(libvirt_uri(h, pid))
+        try:
+            v = conn.getLibVersion()
+            pools = conn.listStoragePools()
+        finally:
+            conn.close()
+    except Exception as exc:  # libvirt.libvirtError and socket errors alike: a failed check
+        return Check(f"{h.name} libvirtd", False, str(exc).splitlines()[0])
+    ok = topo.POOL_NAME in pools
+    return Check(f"{h.name} libvirtd", ok,
+                 f"libvirt {v // 1000000}.{v // 1000 % 1000}.{v % 1000}, pool {topo.POOL_NAME}"
+                 + ("" if ok else " missing"))
+
+
+def check(n: int | None = None) -> LabStatus:
+    """The lab's readiness now (see module doc). ``n`` overrides the recorded hypervisor count."""
+    from backends.lab.hosts import find_holder
+    if n is None:
+        n = int(load_state().get("hypervisors", 0))
+        if n == 0:
+            return LabStatus(0)
+    hvs = topo.hypervisors(n)
+    checks: list[Check] = []
+    for h in topo.hosts(n):
+        pid = find_holder(h)
+        checks.append(Check(f"{h.name} host", pid is not None, f"holder pid {pid}" if pid else "not running"))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ssh = list(pool.map(_ssh_check, [h for h in topo.hosts(n) if h.has_sshd]))
+        virt = list(pool.map(_libvirt_check, hvs))
+        chassis_f = pool.submit(sb_chassis)
+        chassis = chassis_f.result()
+    checks += ssh + virt
+    want = sorted(h.name for h in hvs)
+    if chassis is None:
+        checks.append(Check("OVN SB chassis", False, f"{topo.SB_TCP} does not answer"))
+        chassis = []
+    else:
+        checks.append(Check("OVN SB chassis", chassis == want, f"{len(chassis)} of {n}"))
+    return LabStatus(n, tuple(checks), tuple(chassis))

@@ -1,0 +1,138 @@
+"""Names and addresses of the lab: one source of truth for up, down, status and tests.
+
+Layout (N hypervisors, 1 <= N <= 4)::
+
+    machine (root netns)
+      vd-under  Linux bridge 192.168.100.1/24   ── underlay / management network
+      vd-phys   Linux bridge, no address         ── provider "physnet" (physnet1), carries tags
+
+    netns vd-central  host "central"   eth0 192.168.100.10/24
+        OVN NB ovsdb-server  punix:/run/ovn/ovnnb_db.sock + ptcp:6641
+        OVN SB ovsdb-server  punix:/run/ovn/ovnsb_db.sock + ptcp:6642
+        ovn-northd, sshd :22
+    netns vd-hvN      host "hvN"      eth0 192.168.100.1N/24   (hv1 = .11, hv2 = .12, …)
+        ovsdb-server + ovs-vswitchd (datapath netdev), br-int (fail_mode=secure),
+        br-phys (netdev) holding eth1 (veth on vd-phys); tunnel/encap IP 172.16.0.1N/24 on br-phys
+        ovn-controller (system-id hvN, geneve, ovn-bridge-mappings=physnet1:br-phys)
+        virtlogd + libvirtd (/run/libvirt/libvirt-sock), storage pool "virtdeck"
+        (dir /var/lib/libvirt/images/virtdeck) with the template volumes, sshd :22
+    netns vd-outside  host "outside"  (no sshd)
+        eth0 172.16.0.254/24 on vd-phys, untagged: stands for "the internet behind NAT"
+        (give an OVN router's external port an address in 172.16.0.0/24, SNAT to it, ping .254)
+        eth1 on vd-phys (trunk) in OVS bridge br-ext (netdev) with two access ports:
+          tag 100 -> veth into netns vd-ext100: 10.100.0.1/24 ("external host on VLAN 100")
+          tag 200 -> veth into netns vd-ext200: 10.200.0.1/24 ("external host on VLAN 200")
+        (the kernel has no 8021q: VLANs end in OVS, see LAB-NOTES.md)
+
+A provider network on physnet1 is an OVN localnet LSP (``options:network_name=physnet1``,
+``tag=100`` for VLAN 100): its guests reach 10.100.0.1 across hypervisors through vd-phys.
+All hosts' /etc/hosts list every lab host by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_HYPERVISORS = 4
+DEFAULT_HYPERVISORS = 2
+
+UNDERLAY_BRIDGE = "vd-under"
+PHYSNET_BRIDGE = "vd-phys"
+UNDERLAY_CIDR = "192.168.100.0/24"
+UNDERLAY_GATEWAY = "192.168.100.1"
+PREFIX = 24
+PHYSNET_CIDR = "172.16.0.0/24"
+PHYSNET_NAME = "physnet1"
+
+CENTRAL_ADDRESS = "192.168.100.10"
+NB_PORT = 6641
+SB_PORT = 6642
+NB_SOCKET = "/run/ovn/ovnnb_db.sock"
+SB_SOCKET = "/run/ovn/ovnsb_db.sock"
+NB_TCP = f"tcp:{CENTRAL_ADDRESS}:{NB_PORT}"
+SB_TCP = f"tcp:{CENTRAL_ADDRESS}:{SB_PORT}"
+LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
+POOL_NAME = "virtdeck"
+POOL_PATH = "/var/lib/libvirt/images/virtdeck"
+
+OUTSIDE_NETNS = "vd-outside"
+OUTSIDE_ADDRESS = "172.16.0.254"          # untagged on physnet1, "internet"
+OUTSIDE_BRIDGE = "br-ext"                 # OVS bridge in the outside host, trunk to vd-phys
+VLAN_HOSTS = {                            # VLAN id -> (netns, address of the external host)
+    100: ("vd-ext100", "10.100.0.1"),
+    200: ("vd-ext200", "10.200.0.1"),
+}
+
+
+@dataclass(frozen=True)
+class LabHost:
+    """One lab host: a network namespace plus a holder process owning its mount/UTS namespace.
+
+    ``address`` is the underlay (management) IPv4 address; ``tunnel_ip`` the GENEVE endpoint on
+    physnet1 (hypervisors only); ``role`` is "central", "hypervisor" or "outside".
+    Host-side interface names are ``vu-<name>`` (underlay) and ``vp-<name>`` (physnet).
+    """
+
+    name: str
+    role: str
+    address: str | None
+    tunnel_ip: str | None = None
+
+    @property
+    def netns(self) -> str:
+        return f"vd-{self.name}"
+
+    @property
+    def underlay_veth(self) -> str:
+        return f"vu-{self.name}"
+
+    @property
+    def physnet_veth(self) -> str:
+        return f"vp-{self.name}"
+
+    @property
+    def is_hypervisor(self) -> bool:
+        return self.role == "hypervisor"
+
+    @property
+    def has_sshd(self) -> bool:
+        return self.role in ("central", "hypervisor")
+
+
+CENTRAL = LabHost("central", "central", CENTRAL_ADDRESS)
+OUTSIDE = LabHost("outside", "outside", None)
+
+
+def hypervisor(i: int) -> LabHost:
+    """hv{i}: underlay 192.168.100.1{i}, tunnel 172.16.0.1{i} (1 <= i <= MAX_HYPERVISORS)."""
+    return LabHost(f"hv{i}", "hypervisor", f"192.168.100.{10 + i}", f"172.16.0.{10 + i}")
+
+
+def hypervisors(n: int) -> list[LabHost]:
+    return [hypervisor(i) for i in range(1, n + 1)]
+
+
+def all_hypervisors() -> list[LabHost]:
+    return hypervisors(MAX_HYPERVISORS)
+
+
+def hosts(n: int) -> list[LabHost]:
+    """Every host of a lab with ``n`` hypervisors, in bring-up order."""
+    return [CENTRAL, *hypervisors(n), OUTSIDE]
+
+
+def by_name(name: str) -> LabHost:
+    """The host called ``name`` (central, outside, hv1..hv4); KeyError otherwise."""
+    for h in [CENTRAL, OUTSIDE, *all_hypervisors()]:
+        if h.name == name:
+            return h
+    raise KeyError(name)
+
+
+def etc_hosts(n: int) -> str:
+    """/etc/hosts content every lab host gets (names resolve without DNS)."""
+    lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback",
+             f"{UNDERLAY_GATEWAY} lab-gateway"]
+    for h in [CENTRAL, *hypervisors(n)]:
+        lines.append(f"{h.address} {h.name}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,293 @@
+"""`virtdeck lab up`: build (or repair) the lab with N hypervisors, idempotently.
+
+:func:`up` ``(n=2, log=print) -> LabStatus``. Steps, each logged as one short line:
+
+1. preflight: root, the tools of the Debian packages, the underlay subnet not used elsewhere;
+2. the lab SSH key (kept across `down`), the template image (built once, cached, see image.py);
+3. bridges vd-under (192.168.100.1/24) and vd-phys; hypervisors above N are removed;
+4. per host: netns, veths, addresses, holder (a host whose holder died is rebuilt from scratch);
+5. per host in parallel: its daemons (only those not running are started), the storage pool
+   and template volumes on hypervisors;
+6. known_hosts with the hosts' real keys, inventory.toml, tunnel warm-up pings;
+7. readiness (status.check): N chassis, every libvirtd, every sshd with the lab key.
+
+Raises LabError (one line, what to do) for every expected failure; the lab is left as far as it
+got, and a second `up` continues from there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import tomli_w
+
+from backends.lab import hosts as H
+from backends.lab import netns as N
+from backends.lab import topology as topo
+from backends.lab.image import CMDLINE, Template, ensure_template
+from backends.lab.state import LabError, host_dir, lab_dir, load_state, run, save_state
+
+# tool -> Debian package, for the "missing package" message.
+TOOLS = {
+    "ovsdb-server": "openvswitch-switch", "ovs-vswitchd": "openvswitch-switch",
+    "ovs-vsctl": "openvswitch-switch", "ovn-northd": "ovn-central", "ovn-controller": "ovn-host",
+    "ovn-sbctl": "ovn-common", "libvirtd": "libvirt-daemon-system", "virtlogd": "libvirt-daemon",
+    "virsh": "libvirt-clients", "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
+    "sshd": "openssh-server", "ssh": "openssh-client", "ssh-keygen": "openssh-client",
+    "nsenter": "util-linux", "unshare": "util-linux", "ip": "iproute2", "ethtool": "ethtool",
+    "busybox": "busybox", "mmdebstrap": "mmdebstrap",
+}
+
+
+def preflight() -> None:
+    """Raise LabError when not root or a needed tool is missing."""
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, bridges, mounts): run `sudo virtdeck lab up`")
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    missing = sorted({pkg for tool, pkg in TOOLS.items() if shutil.which(tool, path=path) is None})
+    if missing:
+        raise LabError(f"missing packages: {' '.join(missing)}; run `bash .ci/setup` as root")
+
+
+def ensure_lab_key() -> None:
+    d = lab_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    key = d / "id_ed25519"
+    if not key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "virtdeck-lab", "-f", str(key)])
+    (d / "authorized_keys").write_text((d / "id_ed25519.pub").read_text())
+
+
+def _network(h: topo.LabHost) -> None:
+    """netns, veths and addresses of one host (pyroute2)."""
+    N.ensure_netns(h.netns)
+    if h.address:
+        N.ensure_veth(h.underlay_veth, topo.UNDERLAY_BRIDGE, h.netns, "eth0")
+        N.ensure_addr(h.netns, "eth0", h.address, topo.PREFIX)
+    if h.is_hypervisor:
+        N.ensure_veth(h.physnet_veth, topo.PHYSNET_BRIDGE, h.netns, "eth1")
+        N.ensure_addr(h.netns, "eth1", None)
+    if h.role == "outside":
+        N.ensure_veth(h.physnet_veth, topo.PHYSNET_BRIDGE, h.netns, "eth0")
+        N.ensure_addr(h.netns, "eth0", topo.OUTSIDE_ADDRESS, topo.PREFIX)
+        N.ensure_veth(f"vt-{h.name}", topo.PHYSNET_BRIDGE, h.netns, "eth1")
+        N.ensure_addr(h.netns, "eth1", None)
+        for vlan, (ns, addr) in topo.VLAN_HOSTS.items():
+            N.ensure_netns(ns)
+            N.ensure_ns_veth(f"v{vlan}", h.netns, "eth0", ns)
+            N.ensure_addr(ns, "eth0", addr, topo.PREFIX)
+
+
+def _destroy_host(h: topo.LabHost, log) -> None:
+    from backends.lab.down import destroy_host
+    destroy_host(h, log)
+
+
+def _daemons(h: topo.LabHost, pid: int, tpl: Template) -> None:
+    if h.role == "central":
+        H.ensure_central(h, pid)
+        H.ensure_sshd(h, pid)
+    elif h.role == "hypervisor":
+        H.ensure_ovs(h, pid)
+        H.configure_hypervisor_ovs(h, pid)
+        N.ensure_addr(h.netns, "br-phys", h.tunnel_ip, topo.PREFIX)
+        H.ethtool_tx_off(h, pid, ["eth1"])
+        H.ensure_ovn_controller(h, pid)
+        H.ensure_libvirt(h, pid)
+        H.ensure_sshd(h, pid)
+        ensure_pool(h, pid, tpl)
+    else:
+        H.ensure_ovs(h, pid)
+        H.configure_outside_ovs(h, pid)
+        H.ethtool_tx_off(h, pid, ["eth0", "eth1", *[f"v{v}" for v in topo.VLAN_HOSTS]])
+        for ns, _ in topo.VLAN_HOSTS.values():
+            H.run_in_netns(ns, ["ethtool", "-K", "eth0", "tx", "off"], check=False)
+
+
+POOL_XML = f"""<pool type='dir'><name>{topo.POOL_NAME}</name>
+<target><path>{topo.POOL_PATH}</path></target></pool>"""
+
+
+def ensure_pool(h: topo.LabHost, pid: int, tpl: Template) -> None:
+    """The `virtdeck` dir pool (active, autostart) holding the template volumes.
+
+    Volumes are hard links to the image cache when on the same filesystem (guests only ever
+    read a template: per-VM disks are qcow2 overlays), else copies.
+    """
+    import libvirt
+    libvirt.registerErrorHandler(lambda *_: None, None)
+    pooldir = host_dir(h.name) / "var-lib-libvirt" / topo.POOL_PATH.removeprefix("/var/lib/libvirt/")
+    pooldir.mkdir(parents=True, exist_ok=True)
+    for vol, src in tpl.files.items():
+        dst = pooldir / vol
+        if dst.exists():
+            s, d = src.stat(), dst.stat()
+            if (s.st_ino, s.st_dev) == (d.st_ino, d.st_dev) or s.st_size == d.st_size:
+                continue
+            dst.unlink()
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+    conn = libvirt.open(H.libvirt_uri(h, pid))
+    try:
+        try:
+            pool = conn.storagePoolLookupByName(topo.POOL_NAME)
+        except libvirt.libvirtError:
+            pool = conn.storagePoolDefineXML(POOL_XML, 0)
+        if not pool.isActive():
+            pool.create(0)
+        if not pool.autostart():
+            pool.setAutostart(1)
+        pool.refresh(0)
+    except libvirt.libvirtError as exc:
+        raise LabError(f"{h.name}: storage pool {topo.POOL_NAME}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def write_known_hosts(n: int) -> None:
+    lines = []
+    for h in topo.hosts(n):
+        if h.has_sshd:
+            pub = (host_dir(h.name) / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()
+            lines.append(f"{h.name},{h.address} {pub[0]} {pub[1]}")
+    (lab_dir() / "known_hosts").write_text("\n".join(lines) + "\n")
+
+
+def inventory(n: int, tpl: Template | None) -> dict:
+    """The inventory dict written to inventory.toml (shape agreed with config/inventory.py)."""
+    d = lab_dir()
+    inv: dict = {
+        "ssh": {"known_hosts": str(d / "known_hosts"), "identity": str(d / "id_ed25519")},
+        "ovn": {"via_host": "central", "nb_socket": topo.NB_SOCKET},
+        "allocation": {"cpu_ratio": 4.0, "ram_ratio": 1.0},
+        "hosts": [{"name": "central", "address": topo.CENTRAL_ADDRESS, "user": "root", "port": 22,
+                   "hypervisor": False}],
+        "tenants": [{"name": "demo"}],
+    }
+    for h in topo.hypervisors(n):
+        inv["hosts"].append({"name": h.name, "address": h.address, "user": "root", "port": 22,
+                             "libvirt_socket": topo.LIBVIRT_SOCKET, "domain_type": "qemu"})
+    if tpl is not None:
+        inv["templates"] = [{
+            "name": tpl.name, "pool": topo.POOL_NAME, "volume": f"{tpl.name}.qcow2",
+            "kernel": f"{tpl.name}.vmlinuz", "initrd": f"{tpl.name}.initrd", "cmdline": CMDLINE,
+            "sha256": tpl.sha256, "arch": "x86_64", "os": "debian12", "default_user": "debian",
+        }]
+    return inv
+
+
+def write_inventory(n: int, tpl: Template | None) -> None:
+    path = lab_dir() / "inventory.toml"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(b"# Written by `virtdeck lab up`; rewritten on every up.\n")
+        tomli_w.dump(inventory(n, tpl), f)
+    tmp.replace(path)
+
+
+def warm_tunnels(n: int) -> None:
+    """One ping from every hypervisor to every other tunnel IP: OVS drops the first packets to a
+    remote endpoint while it resolves it (LAB-NOTES.md)."""
+    procs = []
+    for h in topo.hypervisors(n):
+        for o in topo.hypervisors(n):
+            if o != h:
+                procs.append(H.popen_in(h, ["busybox", "ping", "-c", "1", "-W", "1", o.tunnel_ip],
+                                        stdout=H.subprocess.DEVNULL, stderr=H.subprocess.DEVNULL))
+    for p in procs:
+        p.wait()
+
+
+def wait_chassis(n: int, timeout: float = 30) -> None:
+    from backends.lab.status import sb_chassis
+    want = sorted(h.name for h in topo.hypervisors(n))
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        got = sb_chassis(timeout=2)
+        if got == want:
+            return
+        time.sleep(0.05)
+    raise LabError(f"OVN SB lists chassis {got} instead of {want} after {timeout:.0f} s "
+                   f"(logs: {host_dir('hv1') / 'log/ovn'})")
+
+
+def up(n: int = topo.DEFAULT_HYPERVISORS, log=print):
+    """Bring the lab to N hypervisors and return its LabStatus (ready, else LabError)."""
+    from backends.lab.down import destroy_host
+    from backends.lab.status import check
+    if not 1 <= n <= topo.MAX_HYPERVISORS:
+        raise LabError(f"--hypervisors must be between 1 and {topo.MAX_HYPERVISORS}, not {n}")
+    t0 = time.monotonic()
+    preflight()
+    ensure_lab_key()
+    tpl = ensure_template(log=log)
+    log(f"image: {tpl.name} sha256 {tpl.sha256[:12]}… ({'built in %.0f s' % tpl.build_seconds if tpl.built else 'cached'})")
+    t1 = time.monotonic()
+
+    N.check_underlay_free()
+    N.ensure_bridge(topo.UNDERLAY_BRIDGE, topo.UNDERLAY_GATEWAY, topo.PREFIX)
+    N.ensure_bridge(topo.PHYSNET_BRIDGE)
+    log(f"network: bridges {topo.UNDERLAY_BRIDGE} ({topo.UNDERLAY_GATEWAY}/24), {topo.PHYSNET_BRIDGE}")
+
+    state = load_state()
+    for extra in topo.all_hypervisors()[n:]:
+        if extra.netns in N.list_netns() or extra.name in state.get("holders", {}):
+            log(f"{extra.name}: removing (lab now has {n} hypervisors)")
+            destroy_host(extra, log)
+            run(["ovn-sbctl", f"--db={topo.SB_TCP}", "--timeout=5", "--if-exists", "chassis-del",
+                 extra.name], check=False)
+            state.setdefault("holders", {}).pop(extra.name, None)
+
+    holders = state.setdefault("holders", {})
+    for h in topo.hosts(n):
+        pid = H.find_holder(h)
+        if pid is None and (h.netns in N.list_netns() or host_dir(h.name).exists()):
+            log(f"{h.name}: previous run left it half-built (holder gone); rebuilding")
+            destroy_host(h, log)
+        _network(h)
+        if pid is None:
+            pid = H.start_holder(h, n)
+        else:
+            (host_dir(h.name) / "hosts").write_text(topo.etc_hosts(n))
+        holders[h.name] = pid
+        state["hypervisors"] = n
+        save_state(state)
+    log(f"hosts: {', '.join(h.name for h in topo.hosts(n))} (netns + holders)")
+
+    def one(h):
+        _daemons(h, holders[h.name], tpl)
+        return h.name
+    with ThreadPoolExecutor(max_workers=len(holders)) as ex:
+        futures = {h.name: ex.submit(one, h) for h in topo.hosts(n)}
+        errors = []
+        for name, fut in futures.items():
+            try:
+                fut.result()
+            except LabError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise LabError(errors[0])
+    log("daemons: central (OVN NB/SB, northd), hypervisors (OVS, ovn-controller, libvirtd, pool), sshd")
+
+    write_known_hosts(n)
+    write_inventory(n, tpl)
+    wait_chassis(n)
+    warm_tunnels(n)
+    log(f"inventory: {lab_dir() / 'inventory.toml'}")
+    st = check(n)
+    elapsed = time.monotonic() - t1
+    state["up_seconds"] = round(elapsed, 2)
+    save_state(state)
+    for line in st.lines():
+        log(line)
+    if not st.ready:
+        raise LabError("the lab came up but is not ready (see the FAIL lines); run `virtdeck lab up` again "
+                       "or `virtdeck lab down` first")
+    log(f"lab up in {elapsed:.1f} s (+{t1 - t0:.1f} s preflight/image)")
+    return st

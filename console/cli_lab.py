@@ -1,0 +1,52 @@
+"""`virtdeck lab up [--hypervisors N] | down | status`: the embedded lab (backends/lab)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def cmd_up(args) -> int:
+    from backends.lab.up import up
+    up(args.hypervisors, log=_log)
+    return 0
+
+
+def cmd_down(args) -> int:
+    from backends.lab.down import down
+    from backends.lab.up import preflight
+    preflight()
+    left = down(log=_log)
+    return 1 if left else 0
+
+
+def cmd_status(args) -> int:
+    from backends.lab.status import check
+    st = check()
+    if getattr(args, "json", False):
+        json.dump({"ready": st.ready, "hypervisors": st.hypervisors, "chassis": list(st.chassis),
+                   "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in st.checks]},
+                  sys.stdout, indent=2)
+        print()
+    else:
+        for line in st.lines():
+            print(line)
+    return 0 if st.ready else 1
+
+
+def register(subparsers) -> None:
+    from backends.lab import topology as topo
+    p = subparsers.add_parser("lab", help="the embedded lab: OVN central + N libvirt hypervisors in namespaces")
+    sub = p.add_subparsers(dest="lab_cmd", metavar="ACTION", required=True)
+    u = sub.add_parser("up", help="build or repair the lab (root; builds the guest template once)")
+    u.add_argument("--hypervisors", "-n", type=int, default=topo.DEFAULT_HYPERVISORS, metavar="N",
+                   help=f"number of hypervisors, 1..{topo.MAX_HYPERVISORS} (default {topo.DEFAULT_HYPERVISORS})")
+    u.set_defaults(func=cmd_up)
+    d = sub.add_parser("down", help="destroy guests and remove every namespace, link and process of the lab")
+    d.set_defaults(func=cmd_down)
+    s = sub.add_parser("status", help="readiness check; exit status 1 when not ready")
+    s.set_defaults(func=cmd_status)
