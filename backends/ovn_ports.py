@@ -13,43 +13,29 @@ A VM NIC is one Logical_Switch_Port:
 
 All writes are one transaction with ``check_error=True``; deletes use ``if_exists``.
 
-Networks are owned by backends/ovn_networks.py; :func:`find_network` here only READS them:
-a logical switch whose ``external_ids`` carry ``virtdeck:name`` + ``virtdeck:tenant``, its subnet
-(``other_config:subnet``, else its DHCP_Options ``cidr``), its DHCP_Options row (the row whose
-``external_ids:virtdeck:network`` names the switch or the network, else the one whose cidr is the
-subnet), the physnet of its localnet port (``options:network_name``) for placement.
+Networks are owned by backends/ovn_networks.py (``NetworkInfo``: switch, cidr, gateway,
+dhcp_options, exclude, physnet, mtu); :func:`find_network` wraps its lookup so a missing network is
+a ValidationError on the "networks" field. Every VM port joins its tenant's ``default`` security
+group in the same transaction (``ovn_networks.add_port_to_default_sg``); if that transaction
+created the group, :func:`delete_port` can drop it again while it is empty (rollback).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import random
+import threading
 import uuid
 from dataclasses import dataclass
 
-from console.errors import HostError, ValidationError
+from backends import ovn_networks
+from backends.ovn_networks import NetworkInfo
+from console.errors import HostError, VirtdeckError, ValidationError
 
 EXT_TENANT = "virtdeck:tenant"
 EXT_VM = "virtdeck:vm"
 EXT_NETWORK = "virtdeck:network"
 EXT_NAME = "virtdeck:name"
-
-
-@dataclass(frozen=True)
-class NetworkInfo:
-    """A virtdeck network as a VM port needs it. ``switch`` is the Logical_Switch name, ``subnet``
-    a CIDR string (None: no IPAM, no DHCP), ``dhcp_options`` the DHCP_Options row UUID (str) or
-    None, ``physnet`` the localnet port's physnet (None for an overlay network), ``dynamic``
-    True when OVN IPAM is on (``other_config:subnet`` set)."""
-
-    name: str
-    tenant: str
-    switch: str
-    subnet: str | None
-    dhcp_options: str | None
-    physnet: str | None
-    dynamic: bool
-    vlan: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +49,7 @@ class PortInfo:
     network: str
     switch: str
     label: str
+    created_sg: str | None = None
 
 
 def _ext(row) -> dict:
@@ -73,63 +60,14 @@ def _wrap(what: str, exc: Exception) -> HostError:
     return HostError(f"OVN northbound: {what}: {exc or type(exc).__name__}")
 
 
-def _network_from_switch(nb, ls) -> NetworkInfo:
-    ext = _ext(ls)
-    other = dict(ls.other_config or {})
-    subnet = other.get("subnet")
-    dhcp = None
-    rows = list(nb.tables["DHCP_Options"].rows.values())
-    for r in rows:
-        net = _ext(r).get(EXT_NETWORK)
-        if net and net in (ls.name, ext.get(EXT_NAME)) and _ext(r).get(EXT_TENANT, ext.get(EXT_TENANT)) == ext.get(EXT_TENANT):
-            if ":" in r.cidr:
-                continue  # an IPv6 row
-            dhcp = r
-            break
-    if dhcp is None and subnet:
-        for r in rows:
-            if r.cidr == subnet:
-                dhcp = r
-                break
-    if subnet is None and dhcp is not None:
-        subnet = dhcp.cidr
-    physnet = vlan = None
-    for p in ls.ports:
-        if p.type == "localnet":
-            physnet = dict(p.options or {}).get("network_name")
-            vlan = p.tag[0] if p.tag else None
-            break
-    return NetworkInfo(
-        name=ext.get(EXT_NAME, ls.name), tenant=ext.get(EXT_TENANT, ""), switch=ls.name,
-        subnet=subnet, dhcp_options=str(dhcp.uuid) if dhcp is not None else None,
-        physnet=physnet, dynamic=bool(other.get("subnet")), vlan=vlan)
-
-
-def list_networks(nb, tenant: str | None = None) -> list[NetworkInfo]:
-    """Every switch carrying ``virtdeck:name`` (of ``tenant`` if given), sorted by name."""
-    try:
-        out = []
-        for ls in nb.tables["Logical_Switch"].rows.values():
-            ext = _ext(ls)
-            if EXT_NAME not in ext:
-                continue
-            if tenant is not None and ext.get(EXT_TENANT) != tenant:
-                continue
-            out.append(_network_from_switch(nb, ls))
-        return sorted(out, key=lambda n: (n.tenant, n.name))
-    except Exception as exc:
-        raise _wrap("listing networks", exc) from None
-
-
 def find_network(nb, name: str, tenant: str) -> NetworkInfo:
-    """The network ``name`` of ``tenant``. Raises ValidationError("networks", …) naming the
-    tenant's networks when there is none of that name."""
-    nets = list_networks(nb, tenant)
-    for n in nets:
-        if n.name == name:
-            return n
-    known = ", ".join(n.name for n in nets) or "none"
-    raise ValidationError("networks", f"tenant {tenant!r} has no network {name!r} (networks: {known})")
+    """The network ``name`` of ``tenant`` (ovn_networks.NetworkInfo). Raises
+    ValidationError("networks", …) naming the tenant's networks when there is none."""
+    try:
+        return ovn_networks.find_network(nb, name, tenant)
+    except ovn_networks.NotFound:
+        known = ", ".join(n.name for n in ovn_networks.list_networks(nb, tenant)) or "none"
+        raise ValidationError("networks", f"tenant {tenant!r} has no network {name!r} (networks: {known})") from None
 
 
 def _used(nb, switch: str) -> tuple[set[str], set[str]]:
@@ -169,43 +107,34 @@ def new_mac(used: set[str], rng: random.Random | None = None) -> str:
             return mac
 
 
-def _gateway_ips(nb, net: NetworkInfo) -> set[str]:
-    out = set()
-    if net.dhcp_options:
-        try:
-            row = nb.lookup("DHCP_Options", uuid.UUID(net.dhcp_options))
-            router = dict(row.options or {}).get("router")
-            if router:
-                out.add(router)
-        except Exception:
-            pass
-    return out
+DYNAMIC = "dynamic"
+_lock = threading.Lock()  # pick-an-address + commit, one create at a time in this process
 
 
 def pick_ip(nb, net: NetworkInfo, wanted: str | None = None) -> str | None:
-    """The IP for a new port: ``wanted`` after checking it is in the subnet and free, else None
-    when OVN IPAM will assign one (``net.dynamic``), else the first free host address."""
-    macs, used = _used(nb, net.switch)
-    used |= _gateway_ips(nb, net)
+    """The IP for a new port on ``net``.
+
+    ``wanted``: an address to check (inside the CIDR, not network/broadcast, not the gateway, not
+    excluded, not on another port) and return; ``"dynamic"``: None (OVN IPAM assigns it); None:
+    the first free host address. Raises ValidationError("ip", …).
+    """
+    _, used = _used(nb, net.switch)
+    if net.gateway:
+        used.add(net.gateway)
+    if wanted == DYNAMIC:
+        return None
+    subnet = ipaddress.ip_network(net.cidr, strict=False)
     if wanted:
         try:
             ip = ipaddress.ip_address(wanted)
         except ValueError:
             raise ValidationError("ip", f"{wanted!r} is not an IPv4 address") from None
-        if net.subnet is None:
-            raise ValidationError("ip", f"network {net.name} has no subnet; leave the address out")
-        subnet = ipaddress.ip_network(net.subnet, strict=False)
         if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
             raise ValidationError("ip", f"{ip} is not a host address of {net.name}'s subnet {subnet}")
         if str(ip) in used:
-            raise ValidationError("ip", f"{ip} is already used on network {net.name}")
+            raise ValidationError("ip", f"{ip} is already used or excluded on network {net.name}")
         return str(ip)
-    if net.dynamic or net.subnet is None:
-        return None
-    subnet = ipaddress.ip_network(net.subnet, strict=False)
-    hosts = subnet.hosts()
-    next(hosts, None)  # the first host address is the usual gateway
-    for ip in hosts:
+    for ip in subnet.hosts():
         if str(ip) not in used:
             return str(ip)
     raise ValidationError("networks", f"network {net.name}'s subnet {subnet} has no free address")
@@ -213,45 +142,57 @@ def pick_ip(nb, net: NetworkInfo, wanted: str | None = None) -> str | None:
 
 def create_vm_port(nb, net: NetworkInfo, *, tenant: str, vm: str, nic: int,
                    ip: str | None = None, mac: str | None = None) -> PortInfo:
-    """Create one LSP for NIC ``nic`` of VM ``vm`` on ``net`` in ONE transaction.
+    """Create one LSP for NIC ``nic`` of VM ``vm`` on ``net`` in ONE transaction, and put it in
+    ``tenant``'s default security group.
 
-    The LSP name is a new UUID (the libvirt interfaceid). Returns the :class:`PortInfo`. Raises
-    ValidationError for a bad or taken ``ip``, HostError when OVN refuses the transaction.
+    The LSP name is a new UUID (the libvirt interfaceid). ``ip``: None picks a free address,
+    ``"dynamic"`` lets OVN IPAM choose, else that address. Returns the :class:`PortInfo`.
+    Raises ValidationError for a bad or taken ``ip``/``mac``, HostError when OVN refuses.
     """
-    try:
-        macs, _ = _used(nb, net.switch)
-    except Exception as exc:
-        raise _wrap(f"reading switch {net.switch}", exc) from None
-    mac = (mac or new_mac(macs)).lower()
-    if mac in macs:
-        raise ValidationError("mac", f"{mac} is already used on network {net.name}")
-    address = pick_ip(nb, net, ip)
-    name = str(uuid.uuid4())
-    label = f"{vm}-nic{nic}"
-    addresses = [f"{mac} {address}" if address else f"{mac} dynamic" if net.dynamic else mac]
-    security = [f"{mac} {address}" if address else mac]
-    columns = dict(
-        addresses=addresses,
-        port_security=security,
-        external_ids={EXT_TENANT: tenant, EXT_VM: vm, EXT_NETWORK: net.name, EXT_NAME: label},
-    )
-    if net.dhcp_options:
-        columns["dhcpv4_options"] = uuid.UUID(net.dhcp_options)
-    try:
-        with nb.transaction(check_error=True) as txn:
-            txn.add(nb.lsp_add(net.switch, name, **columns))
-    except ValidationError:
-        raise
-    except Exception as exc:
-        raise _wrap(f"creating port {label} on {net.switch}", exc) from None
-    return PortInfo(name=name, mac=mac, ip=address, network=net.name, switch=net.switch, label=label)
+    with _lock:
+        try:
+            macs, _ = _used(nb, net.switch)
+        except Exception as exc:
+            raise _wrap(f"reading switch {net.switch}", exc) from None
+        mac = (mac or new_mac(macs)).lower()
+        if mac in macs:
+            raise ValidationError("mac", f"{mac} is already used on network {net.name}")
+        address = pick_ip(nb, net, ip)
+        name = str(uuid.uuid4())
+        label = f"{vm}-nic{nic}"
+        columns = dict(
+            addresses=[f"{mac} {address or DYNAMIC}"],
+            port_security=[f"{mac} {address}" if address else mac],
+            external_ids={EXT_TENANT: tenant, EXT_VM: vm, EXT_NETWORK: net.name, EXT_NAME: label},
+        )
+        if net.dhcp_options:
+            columns["dhcpv4_options"] = uuid.UUID(net.dhcp_options)
+        pg = ovn_networks.sg_port_group(tenant, ovn_networks.DEFAULT_SG)
+        had_sg = any(r.name == pg for r in nb.tables["Port_Group"].rows.values())
+        try:
+            with nb.transaction(check_error=True) as txn:
+                cmd = txn.add(nb.lsp_add(net.switch, name, **columns))
+                ovn_networks.add_port_to_default_sg(nb, tenant, cmd)
+        except VirtdeckError as exc:
+            raise HostError(f"OVN northbound: creating port {label} on {net.switch}: {exc}") from None
+        except Exception as exc:
+            raise _wrap(f"creating port {label} on {net.switch}", exc) from None
+    return PortInfo(name=name, mac=mac, ip=address, network=net.name, switch=net.switch,
+                    label=label, created_sg=None if had_sg else pg)
 
 
-def delete_port(nb, name: str) -> None:
-    """Delete LSP ``name`` (if it exists), in one transaction. Raises HostError."""
+def delete_port(nb, name: str, drop_empty_sg: str | None = None) -> None:
+    """Delete LSP ``name`` (if it exists) in one transaction; with ``drop_empty_sg`` (a port group
+    name, see ``PortInfo.created_sg``) also delete that group if no port is left in it.
+    Raises HostError."""
     try:
         with nb.transaction(check_error=True) as txn:
             txn.add(nb.lsp_del(name, if_exists=True))
+        if drop_empty_sg:
+            for pg in list(nb.tables["Port_Group"].rows.values()):
+                if pg.name == drop_empty_sg and not [p for p in pg.ports if p.name != name]:
+                    with nb.transaction(check_error=True) as txn:
+                        txn.add(nb.pg_del(drop_empty_sg, if_exists=True))
     except Exception as exc:
         raise _wrap(f"deleting port {name}", exc) from None
 
