@@ -1,0 +1,63 @@
+"""Helpers for the VM-create tests (issue 4): the lab's inventory/session, leftovers listing.
+
+``lab_inventory`` uses the session ``lab`` fixture when tests/conftest.py provides one (it reuses
+or brings up the lab); otherwise it loads the running lab's inventory and skips when there is none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config.inventory import Inventory, load
+
+
+def _lab_inventory(request) -> Inventory:
+    try:
+        lab = request.getfixturevalue("lab")
+    except pytest.FixtureLookupError:
+        lab = None
+    if isinstance(lab, Inventory):
+        return lab
+    for attr in ("inventory",):
+        if lab is not None and isinstance(getattr(lab, attr, None), Inventory):
+            return getattr(lab, attr)
+    if lab is not None and isinstance(lab, (str, Path)):
+        return load(lab)
+    from backends.lab.state import lab_dir
+    path = lab_dir() / "inventory.toml"
+    if not path.exists():
+        pytest.skip("the lab is not up (virtdeck lab up)")
+    return load(path)
+
+
+@pytest.fixture(scope="module")
+def lab_inventory(request) -> Inventory:
+    """The lab's Inventory (module scope)."""
+    return _lab_inventory(request)
+
+
+@pytest.fixture(scope="module")
+def lab_session(lab_inventory):
+    """A Session on the lab (module scope), closed afterwards."""
+    from backends.session import Session
+    s = Session(lab_inventory)
+    yield s
+    s.close()
+
+
+def leftovers(session, inventory, tenant: str, vm: str) -> dict:
+    """What a VM named ``vm`` left behind: domains, volumes starting with ``vm``, LSPs."""
+    from backends import ovn_ports
+    out: dict = {"domains": [], "volumes": [], "ports": []}
+    for h in inventory.hypervisors:
+        conn = session.libvirt(h.name)
+        out["domains"] += [f"{h.name}:{d.name()}" for d in conn.listAllDomains(0) if d.name() == vm]
+        for t in {t.pool for t in inventory.templates} or {"virtdeck"}:
+            pool = conn.storagePoolLookupByName(t)
+            pool.refresh(0)
+            out["volumes"] += [f"{h.name}:{v.name()}" for v in pool.listAllVolumes(0)
+                               if v.name().startswith(vm + ".") or v.name().startswith(vm + "-")]
+    out["ports"] = [p.name for p in ovn_ports.ports_of_vm(session.nb(), tenant, vm)]
+    return out
