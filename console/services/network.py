@@ -1,0 +1,342 @@
+"""Network services: create / delete / list virtdeck networks (OVN logical switches).
+
+Shared by the TUI wizard (screens/wizard_network.py) and the CLI (console/cli_network.py).
+Every input is validated BEFORE anything is written; a refusal is a
+:class:`~console.errors.ValidationError` whose ``field`` names the input ("cidr", "vlan", …)
+and whose message says what is allowed. The write itself is one OVN transaction
+(:mod:`backends.ovn_networks`), so nothing is ever half-created. Each verb appends one audit
+record ("network.create", "network.delete") with outcome ok / noop / failed.
+
+``session`` everywhere is a :class:`backends.session.Session` (``.nb()``, ``.run()``,
+``.inventory``) or, for tests and scripts, an ovsdbapp NB API object itself (then provider
+validation needs ``physnets=`` passed explicitly).
+
+The field checkers (``check_*``) are pure and cheap: the wizard calls them on every keystroke.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from backends import ovn_networks as ovn
+from backends.ovn_networks import NetworkInfo, NetworkSpec
+from config.inventory import NAME_RE
+from console import audit
+from console.errors import HostError, ValidationError, VirtdeckError
+from console.services.guard import require_writable
+
+KINDS = (ovn.OVERLAY, ovn.PROVIDER)
+MIN_MTU, MAX_MTU = 576, 9000
+MIN_LEASE, MAX_LEASE = 60, 31_536_000
+
+
+def nb_api(session):
+    """The ovsdbapp NB API of ``session`` (a Session), or ``session`` itself if it is one."""
+    return session.nb() if hasattr(session, "nb") and callable(session.nb) else session
+
+
+# --------------------------------------------------------------------------- bridge mappings
+
+def parse_bridge_mappings(text: str) -> dict[str, str]:
+    """``physnet1:br-phys,physnet2:br-x`` (as ovs-vsctl prints it, quoted or not) -> {physnet: bridge}."""
+    text = text.strip().strip('"').strip()
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if ":" in item:
+            physnet, bridge = item.split(":", 1)
+            out[physnet.strip()] = bridge.strip()
+    return out
+
+
+def physnet_hosts(session) -> dict[str, tuple[str, ...]]:
+    """{physnet: (hypervisor names that map it)} read from each enabled hypervisor's OVS
+    (``ovs-vsctl get Open_vSwitch . external_ids:ovn-bridge-mappings`` over SSH). Hosts that
+    cannot be reached are left out (they cannot vouch for a physnet)."""
+    try:  # the console engineer's reader, when present
+        from backends import host_facts  # type: ignore
+        reader = getattr(host_facts, "bridge_mappings", None)
+    except ImportError:
+        reader = None
+    out: dict[str, list[str]] = {}
+    for host in session.inventory.hypervisors:
+        if not host.enabled:
+            continue
+        try:
+            if reader is not None:
+                mappings = dict(reader(session, host.name))
+            else:
+                res = session.run(host.name, "ovs-vsctl get Open_vSwitch . external_ids:ovn-bridge-mappings",
+                                  timeout=15)
+                mappings = parse_bridge_mappings(res.stdout) if res.rc == 0 else {}
+        except VirtdeckError:
+            continue
+        for physnet in mappings:
+            out.setdefault(physnet, []).append(host.name)
+    return {k: tuple(v) for k, v in sorted(out.items())}
+
+
+# --------------------------------------------------------------------------- field checks
+
+def check_name(value: str, field: str = "name") -> str:
+    """A network/router/group name: lowercase letters, digits, '-', 1–63 chars."""
+    value = (value or "").strip()
+    if not NAME_RE.match(value):
+        raise ValidationError(field, "use 1–63 lowercase letters, digits and '-', starting and ending with a letter or digit")
+    return value
+
+
+def check_kind(value: str) -> str:
+    value = (value or "").strip()
+    if value not in KINDS:
+        raise ValidationError("kind", "choose overlay (GENEVE between hypervisors) or provider (a physnet, optionally a VLAN)")
+    return value
+
+
+def check_cidr(value: str) -> ipaddress.IPv4Network:
+    """An IPv4 network with prefix /8–/29, given by its network address."""
+    value = (value or "").strip()
+    try:
+        iface = ipaddress.IPv4Interface(value)
+    except ValueError:
+        raise ValidationError("cidr", "an IPv4 network like 10.0.0.0/24") from None
+    if "/" not in value:
+        raise ValidationError("cidr", "give the prefix length too, like 10.0.0.0/24")
+    net = iface.network
+    if iface.ip != net.network_address:
+        raise ValidationError("cidr", f"{value} has host bits set; did you mean {net}?")
+    if not 8 <= net.prefixlen <= 29:
+        raise ValidationError("cidr", "prefix length must be between /8 and /29")
+    return net
+
+
+def _addr(value: str, field: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(value.strip())
+    except ValueError:
+        raise ValidationError(field, f"{value.strip()!r} is not an IPv4 address") from None
+
+
+def check_gateway(value: str | None, cidr: ipaddress.IPv4Network) -> str:
+    """The gateway: an address inside ``cidr`` (not its network or broadcast address);
+    empty means the first host address."""
+    if not value or not value.strip():
+        return str(cidr.network_address + 1)
+    gw = _addr(value, "gateway")
+    if gw not in cidr:
+        raise ValidationError("gateway", f"{gw} is outside {cidr}; use an address inside it (e.g. {cidr.network_address + 1})")
+    if gw in (cidr.network_address, cidr.broadcast_address):
+        raise ValidationError("gateway", f"{gw} is the network or broadcast address of {cidr}")
+    return str(gw)
+
+
+def check_lease(value) -> int:
+    """DHCP lease time in seconds, 60 s to one year."""
+    try:
+        v = int(str(value).strip())
+    except ValueError:
+        raise ValidationError("lease_time", "whole seconds, e.g. 3600") from None
+    if not MIN_LEASE <= v <= MAX_LEASE:
+        raise ValidationError("lease_time", f"between {MIN_LEASE} and {MAX_LEASE} seconds")
+    return v
+
+
+def _split(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v for v in value.replace(",", " ").split() if v]
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def check_dns(value) -> tuple[str, ...]:
+    """DNS servers: up to 4 IPv4 addresses, comma or space separated."""
+    items = _split(value)
+    if len(items) > 4:
+        raise ValidationError("dns", "at most 4 DNS servers")
+    return tuple(str(_addr(v, "dns")) for v in items)
+
+
+def check_mtu(value, kind: str) -> int:
+    """MTU in bytes, 576–9000; empty: 1400 for overlay (GENEVE in a 1500 underlay), 1500 for provider."""
+    if value is None or str(value).strip() == "":
+        return ovn.OVERLAY_MTU if kind == ovn.OVERLAY else ovn.PROVIDER_MTU
+    try:
+        v = int(str(value).strip())
+    except ValueError:
+        raise ValidationError("mtu", "whole bytes, e.g. 1400") from None
+    if not MIN_MTU <= v <= MAX_MTU:
+        raise ValidationError("mtu", f"between {MIN_MTU} and {MAX_MTU} bytes (overlay: at most 1442 on a 1500-byte underlay)")
+    return v
+
+
+def check_vlan(value) -> int | None:
+    """VLAN id 1–4094, or None / "" / "untagged" for an untagged provider network."""
+    if value is None or str(value).strip().lower() in ("", "untagged", "none"):
+        return None
+    try:
+        v = int(str(value).strip())
+    except ValueError:
+        raise ValidationError("vlan", "a VLAN id 1–4094, or empty for untagged") from None
+    if not 1 <= v <= 4094:
+        raise ValidationError("vlan", f"{v} is not a VLAN id; use 1–4094, or empty for untagged")
+    return v
+
+
+def check_exclude(value, cidr: ipaddress.IPv4Network) -> tuple[str, ...]:
+    """Excluded addresses: IPv4 addresses or ranges A..B (A <= B), all inside ``cidr``."""
+    out = []
+    for item in _split(value):
+        if ".." in item:
+            a, _, b = item.partition("..")
+            lo, hi = _addr(a, "exclude"), _addr(b, "exclude")
+            if lo > hi:
+                raise ValidationError("exclude", f"range {item}: the first address must not be above the second")
+            bad = [x for x in (lo, hi) if x not in cidr]
+            if bad:
+                raise ValidationError("exclude", f"{bad[0]} is outside {cidr}")
+            out.append(f"{lo}..{hi}")
+        else:
+            a = _addr(item, "exclude")
+            if a not in cidr:
+                raise ValidationError("exclude", f"{a} is outside {cidr}")
+            out.append(str(a))
+    return tuple(out)
+
+
+def check_physnet(value: str | None, physnets: Mapping[str, Sequence[str]] | None) -> str:
+    """A physnet some hypervisor maps (``physnets``: {physnet: hosts}); None skips the check."""
+    value = (value or "").strip()
+    if not value:
+        raise ValidationError("physnet", "a provider network needs a physnet"
+                              + (f" (mapped here: {', '.join(physnets)})" if physnets else ""))
+    if physnets is not None and not physnets.get(value):
+        known = ", ".join(sorted(physnets)) or "none"
+        raise ValidationError("physnet", f"no hypervisor maps physnet {value!r} in ovn-bridge-mappings (mapped: {known})")
+    return value
+
+
+# --------------------------------------------------------------------------- the request
+
+@dataclass
+class NetworkRequest:
+    """What the operator asked for, as typed (strings are fine everywhere).
+
+    ``gateway`` empty: first host address. ``mtu`` empty: 1400 overlay / 1500 provider.
+    ``vlan`` empty: untagged. ``dns``/``exclude``: comma/space separated or sequences.
+    """
+
+    tenant: str
+    name: str
+    kind: str = ovn.OVERLAY
+    cidr: str = ""
+    gateway: str | None = None
+    dhcp: bool = True
+    lease_time: int | str = ovn.DEFAULT_LEASE
+    dns: str | Sequence[str] = ""
+    mtu: int | str | None = None
+    physnet: str | None = None
+    vlan: int | str | None = None
+    exclude: str | Sequence[str] = ""
+
+
+def validate_network(req: NetworkRequest, existing: Sequence[NetworkInfo],
+                     physnets: Mapping[str, Sequence[str]] | None) -> NetworkSpec:
+    """Check ``req`` against the rules and against ``existing`` networks (all tenants) and
+    ``physnets`` ({physnet: hosts}; None = unknown, skip that check). Returns the spec to create;
+    raises ValidationError on the first problem found, field by field in form order."""
+    tenant = check_name(req.tenant, "tenant")
+    name = check_name(req.name, "name")
+    for n in existing:
+        if n.tenant == tenant and n.name == name:
+            raise ValidationError("name", f"tenant {tenant} already has a network called {name}")
+    kind = check_kind(req.kind)
+    physnet = vlan = None
+    if kind == ovn.PROVIDER:
+        physnet = check_physnet(req.physnet, physnets)
+        vlan = check_vlan(req.vlan)
+        for n in existing:
+            if n.kind == ovn.PROVIDER and n.physnet == physnet and n.vlan == vlan:
+                what = f"VLAN {vlan}" if vlan is not None else "untagged traffic"
+                raise ValidationError("vlan", f"{what} on {physnet} is already used by network {n.tenant}/{n.name}")
+    cidr = check_cidr(req.cidr)
+    for n in existing:
+        if n.tenant == tenant and n.cidr and cidr.overlaps(ipaddress.IPv4Network(n.cidr)):
+            raise ValidationError("cidr", f"{cidr} overlaps {n.cidr} of network {n.name} in tenant {tenant}")
+    gateway = check_gateway(req.gateway, cidr)
+    lease = check_lease(req.lease_time)
+    dns = check_dns(req.dns)
+    mtu = check_mtu(req.mtu, kind)
+    exclude = check_exclude(req.exclude, cidr)
+    return NetworkSpec(tenant=tenant, name=name, kind=kind, cidr=str(cidr), gateway=gateway,
+                       dhcp=bool(req.dhcp), lease_time=lease, dns=dns, mtu=mtu, physnet=physnet,
+                       vlan=vlan, exclude=exclude)
+
+
+# --------------------------------------------------------------------------- verbs
+
+def list_networks(session, tenant: str | None = None) -> list[NetworkInfo]:
+    """Every virtdeck network (of ``tenant`` if given) as found in OVN NB."""
+    return ovn.list_networks(nb_api(session), tenant)
+
+
+def create_network(session, req: NetworkRequest,
+                   physnets: Mapping[str, Sequence[str]] | None = None) -> NetworkInfo:
+    """Validate ``req``, then create the network in one OVN transaction. Returns its
+    :class:`NetworkInfo`. ``physnets`` ({physnet: hosts}) defaults to what the hypervisors'
+    OVS bridge mappings say (read over SSH) for provider networks.
+
+    Raises ReadOnlyError, ValidationError (nothing written) or HostError (OVN refused; the
+    transaction did not apply)."""
+    require_writable("network.create")
+    target = f"network {req.tenant}/{req.name}"
+    try:
+        api = nb_api(session)
+        if physnets is None and (req.kind or "").strip() == ovn.PROVIDER and hasattr(session, "inventory"):
+            physnets = physnet_hosts(session)
+        spec = validate_network(req, ovn.list_networks(api), physnets)
+        info = ovn.create_network(api, spec)
+    except VirtdeckError as exc:
+        audit.record("network.create", target, f"failed: {exc}")
+        raise
+    audit.record("network.create", target, "ok", switch=info.switch, kind=info.kind, cidr=info.cidr,
+                 gateway=info.gateway, physnet=info.physnet, vlan=info.vlan, dhcp=info.dhcp, mtu=info.mtu)
+    return info
+
+
+def delete_network(session, tenant: str, name: str, cascade: bool = False) -> NetworkInfo:
+    """Delete network ``name`` of ``tenant`` in one OVN transaction.
+
+    Refused (ValidationError on field "cascade", nothing written) while VM ports are on it or
+    routers are attached, unless ``cascade``: then those ports, their DHCP rows and the router
+    attachments go with it. Returns what was deleted."""
+    require_writable("network.delete")
+    target = f"network {tenant}/{name}"
+    try:
+        api = nb_api(session)
+        info = ovn.find_network(api, name, tenant)
+        if not cascade and (info.vm_ports or info.routers):
+            parts = []
+            if info.vm_ports:
+                parts.append(f"{len(info.vm_ports)} VM port(s)")
+            if info.routers:
+                parts.append(f"attached to router(s) {', '.join(info.routers)}")
+            gw_of = [r.name for r in ovn.list_routers(api, tenant) if r.gateway_network == name]
+            if gw_of:
+                parts.append(f"gateway of router(s) {', '.join(gw_of)}")
+            raise ValidationError("cascade", f"network {tenant}/{name} still has {' and '.join(parts)}; "
+                                  "confirm the cascade (--cascade) to remove them with it")
+        if not cascade:
+            gw_of = [r.name for r in ovn.list_routers(api, tenant) if r.gateway_network == name]
+            if gw_of:
+                raise ValidationError("cascade", f"network {tenant}/{name} is the gateway network of router(s) "
+                                      f"{', '.join(gw_of)}; confirm the cascade (--cascade) to remove their gateway and NAT")
+        ovn.delete_network(api, tenant, name, cascade=cascade)
+    except VirtdeckError as exc:
+        audit.record("network.delete", target, f"failed: {exc}", cascade=cascade)
+        raise
+    audit.record("network.delete", target, "ok", cascade=cascade, vm_ports=list(info.vm_ports),
+                 routers=list(info.routers))
+    return info

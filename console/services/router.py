@@ -1,0 +1,205 @@
+"""Router services: create / delete a tenant router, attach / detach networks, set the gateway
+on a provider network, SNAT a network, floating IPs for VM ports.
+
+Same contract as console/services/network.py: validate first (ValidationError naming the field,
+nothing written), one OVN transaction per verb (backends/ovn_networks.py), one audit record per
+verb ("router.create", "router.attach", "router.gateway", "router.snat", "router.fip", …).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from backends import ovn_networks as ovn
+from backends.ovn_networks import RouterInfo
+from console import audit
+from console.errors import ValidationError, VirtdeckError
+from console.services.guard import require_writable
+from console.services.network import _addr, check_name, nb_api
+
+
+def _audited(verb: str, target: str, fn, **details):
+    require_writable(verb)
+    try:
+        result = fn()
+    except VirtdeckError as exc:
+        audit.record(verb, target, f"failed: {exc}", **details)
+        raise
+    audit.record(verb, target, "ok", **details)
+    return result
+
+
+def list_routers(session, tenant: str | None = None) -> list[RouterInfo]:
+    """Every virtdeck router (of ``tenant`` if given)."""
+    return ovn.list_routers(nb_api(session), tenant)
+
+
+def create_router(session, tenant: str, name: str) -> RouterInfo:
+    """Create router ``name`` for ``tenant``; refused if the name is taken."""
+    def go():
+        api = nb_api(session)
+        check_name(tenant, "tenant")
+        check_name(name, "name")
+        if any(r.name == name for r in ovn.list_routers(api, tenant)):
+            raise ValidationError("name", f"tenant {tenant} already has a router called {name}")
+        return ovn.create_router(api, tenant, name)
+    return _audited("router.create", f"router {tenant}/{name}", go)
+
+
+def delete_router(session, tenant: str, name: str) -> RouterInfo:
+    """Delete router ``name`` with its ports, routes and NAT rules (the networks stay)."""
+    return _audited("router.delete", f"router {tenant}/{name}",
+                    lambda: ovn.delete_router(nb_api(session), tenant, name))
+
+
+def attach_network(session, tenant: str, router: str, network: str) -> RouterInfo:
+    """Attach ``network`` to ``router`` at the network's gateway address.
+
+    Refused when the network is already attached to a router (its gateway address is taken)
+    or is the router's gateway network."""
+    def go():
+        api = nb_api(session)
+        r = ovn.find_router(api, router, tenant)
+        net = ovn.find_network(api, network, tenant)
+        if net.routers:
+            raise ValidationError("network", f"{network} is already attached to router {', '.join(net.routers)} "
+                                  f"(its gateway {net.gateway} is taken)")
+        if r.gateway_network == network:
+            raise ValidationError("network", f"{network} is the gateway network of {router}")
+        return ovn.attach_network(api, tenant, router, network)
+    return _audited("router.attach", f"router {tenant}/{router}", go, network=network)
+
+
+def detach_network(session, tenant: str, router: str, network: str) -> RouterInfo:
+    """Detach ``network`` from ``router`` (with NAT rules for its addresses)."""
+    def go():
+        api = nb_api(session)
+        r = ovn.find_router(api, router, tenant)
+        if network not in r.networks:
+            raise ValidationError("network", f"{network} is not attached to router {router}")
+        return ovn.detach_network(api, tenant, router, network)
+    return _audited("router.detach", f"router {tenant}/{router}", go, network=network)
+
+
+def _used_external(routers: list[RouterInfo]) -> dict[str, str]:
+    used = {}
+    for r in routers:
+        if r.gateway_address:
+            used[r.gateway_address.split("/")[0]] = f"the gateway of router {r.tenant}/{r.name}"
+        for n in r.nat:
+            if n.kind == "fip":
+                used[n.external_ip] = f"a floating IP of router {r.tenant}/{r.name}"
+    return used
+
+
+def set_gateway(session, tenant: str, router: str, network: str, address: str,
+                chassis: str, nexthop: str | None = None) -> RouterInfo:
+    """Put ``router``'s external side on provider ``network`` at ``address`` (IPv4 inside it),
+    on gateway chassis ``chassis`` (OVN chassis name = the hypervisor's system-id; in the lab
+    the host name), default route via ``nexthop`` (default: the network's gateway)."""
+    def go():
+        api = nb_api(session)
+        ovn.find_router(api, router, tenant)
+        net = ovn.find_network(api, network, tenant)
+        if net.kind != ovn.PROVIDER:
+            raise ValidationError("network", f"{network} is an overlay network; a gateway goes on a provider network")
+        cidr = ipaddress.IPv4Network(net.cidr)
+        a = _addr(address or "", "address")
+        if a not in cidr or a in (cidr.network_address, cidr.broadcast_address):
+            raise ValidationError("address", f"{a} is not a host address of {network} ({cidr})")
+        if str(a) == net.gateway:
+            raise ValidationError("address", f"{a} is the gateway of {network} itself; pick a free address")
+        used = _used_external(ovn.list_routers(api))
+        if str(a) in used:
+            raise ValidationError("address", f"{a} is already {used[str(a)]}")
+        if not (chassis or "").strip():
+            raise ValidationError("chassis", "name the gateway chassis (a hypervisor whose bridge mappings carry the physnet)")
+        hop = str(_addr(nexthop, "nexthop")) if nexthop else None
+        if hop and ipaddress.IPv4Address(hop) not in cidr:
+            raise ValidationError("nexthop", f"{hop} is not on {network} ({cidr})")
+        return ovn.set_gateway(api, tenant, router, network, str(a), chassis.strip(), hop)
+    return _audited("router.gateway", f"router {tenant}/{router}", go, network=network,
+                    address=address, chassis=chassis)
+
+
+def clear_gateway(session, tenant: str, router: str) -> RouterInfo:
+    """Remove the router's gateway (and with it every NAT rule)."""
+    return _audited("router.gateway-clear", f"router {tenant}/{router}",
+                    lambda: ovn.clear_gateway(nb_api(session), tenant, router))
+
+
+def add_snat(session, tenant: str, router: str, network: str) -> RouterInfo:
+    """SNAT ``network`` (attached to ``router``) to the router's gateway address."""
+    def go():
+        api = nb_api(session)
+        r = ovn.find_router(api, router, tenant)
+        if not r.gateway_address:
+            raise ValidationError("router", f"router {router} has no gateway; set one first (router gateway)")
+        if network not in r.networks:
+            raise ValidationError("network", f"{network} is not attached to router {router}; attach it first")
+        return ovn.add_snat(api, tenant, router, network)
+    return _audited("router.snat", f"router {tenant}/{router}", go, network=network)
+
+
+def del_snat(session, tenant: str, router: str, network: str) -> RouterInfo:
+    """Remove the SNAT rule of ``network``."""
+    def go():
+        api = nb_api(session)
+        net = ovn.find_network(api, network, tenant)
+        return ovn.del_nat(api, tenant, router, "snat", net.cidr)
+    return _audited("router.snat-delete", f"router {tenant}/{router}", go, network=network)
+
+
+def port_ipv4(api, lsp_name: str) -> str | None:
+    """The first IPv4 address of LSP ``lsp_name`` (static "MAC IP…" or OVN's dynamic_addresses)."""
+    for row in api.tables["Logical_Switch_Port"].rows.values():
+        if row.name != lsp_name:
+            continue
+        texts = list(row.addresses) + list(row.dynamic_addresses or [])
+        for text in texts:
+            for word in text.split()[1:]:
+                try:
+                    return str(ipaddress.IPv4Address(word))
+                except ValueError:
+                    continue
+        return None
+    raise ovn.NotFound(f"no logical switch port {lsp_name!r}")
+
+
+def add_fip(session, tenant: str, router: str, external_ip: str, port: str | None = None,
+            ip: str | None = None) -> RouterInfo:
+    """Floating IP ``external_ip`` (on the router's gateway network) for a VM port (LSP name
+    ``port``) or an address ``ip`` on one of the router's networks."""
+    def go():
+        api = nb_api(session)
+        r = ovn.find_router(api, router, tenant)
+        if not r.gateway_network:
+            raise ValidationError("router", f"router {router} has no gateway; set one first (router gateway)")
+        gw = ovn.find_network(api, r.gateway_network, tenant)
+        ext = _addr(external_ip or "", "external_ip")
+        cidr = ipaddress.IPv4Network(gw.cidr)
+        if ext not in cidr or str(ext) == gw.gateway:
+            raise ValidationError("external_ip", f"{ext} is not a free host address of {gw.name} ({cidr})")
+        used = _used_external(ovn.list_routers(api))
+        if str(ext) in used:
+            raise ValidationError("external_ip", f"{ext} is already {used[str(ext)]}")
+        if port:
+            logical = port_ipv4(api, port)
+            if logical is None:
+                raise ValidationError("port", f"port {port} has no IPv4 address yet")
+        elif ip:
+            logical = str(_addr(ip, "ip"))
+        else:
+            raise ValidationError("port", "give the VM port (LSP name) or its address")
+        nets = [ovn.find_network(api, n, tenant) for n in r.networks]
+        if not any(ipaddress.IPv4Address(logical) in ipaddress.IPv4Network(n.cidr) for n in nets):
+            raise ValidationError("port", f"{logical} is on none of router {router}'s networks ({', '.join(r.networks) or 'none'})")
+        return ovn.add_fip(api, tenant, router, str(ext), logical, port)
+    return _audited("router.fip", f"router {tenant}/{router}", go, external_ip=external_ip, port=port, ip=ip)
+
+
+def del_fip(session, tenant: str, router: str, external_ip: str) -> RouterInfo:
+    """Remove floating IP ``external_ip`` from ``router``."""
+    return _audited("router.fip-delete", f"router {tenant}/{router}",
+                    lambda: ovn.del_nat(nb_api(session), tenant, router, "fip", external_ip),
+                    external_ip=external_ip)

@@ -1,0 +1,112 @@
+"""Security-group services: groups are OVN port groups with ACLs (backends/ovn_networks.py).
+
+Rules are edited as text lines (``ingress tcp 22 from 10.0.0.0/8``, ``egress any``,
+``ingress any from self``; see :class:`backends.ovn_networks.SgRule`). The default group of a
+tenant (``default``) allows all egress plus ingress from its own members, and drops every other
+unsolicited ingress; replies always pass (allow-related). Same contract as the other services:
+validate first, one OVN transaction, one audit record ("sg.create", "sg.rules", "sg.delete",
+"sg.port").
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from backends import ovn_networks as ovn
+from backends.ovn_networks import SecurityGroupInfo, SgRule
+from console.errors import ValidationError
+from console.services.network import check_name, nb_api
+from console.services.router import _audited
+
+
+def parse_rules(lines: Iterable[str]) -> list[SgRule]:
+    """Parse rule lines (blank lines and '#' comments skipped); ValidationError on field
+    ``rules`` names the line number and says what is allowed."""
+    rules = []
+    for i, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            rules.append(SgRule.parse(line))
+        except ValueError as exc:
+            raise ValidationError("rules", f"line {i}: {exc}") from None
+    return rules
+
+
+def list_security_groups(session, tenant: str | None = None) -> list[SecurityGroupInfo]:
+    return ovn.list_security_groups(nb_api(session), tenant)
+
+
+def create_security_group(session, tenant: str, name: str, rules: Iterable[str] | None = None) -> SecurityGroupInfo:
+    """Create a group with ``rules`` (text lines; None = the default rules)."""
+    def go():
+        check_name(tenant, "tenant")
+        check_name(name, "name")
+        parsed = ovn.DEFAULT_RULES if rules is None else parse_rules(rules)
+        api = nb_api(session)
+        if any(s.name == name for s in ovn.list_security_groups(api, tenant)):
+            raise ValidationError("name", f"tenant {tenant} already has a security group called {name}")
+        return ovn.create_security_group(api, tenant, name, parsed)
+    return _audited("sg.create", f"security group {tenant}/{name}", go)
+
+
+def set_rules(session, tenant: str, name: str, rules: Iterable[str]) -> SecurityGroupInfo:
+    """Replace the group's rules (the editor saves the whole list; the default group is created
+    first if it does not exist yet)."""
+    lines = list(rules)
+
+    def go():
+        parsed = parse_rules(lines)
+        api = nb_api(session)
+        if name == ovn.DEFAULT_SG:
+            ovn.create_security_group(api, tenant, name)
+        return ovn.set_security_group_rules(api, tenant, name, parsed)
+    return _audited("sg.rules", f"security group {tenant}/{name}", go, rules=lines)
+
+
+def add_rule(session, tenant: str, name: str, rule: str) -> SecurityGroupInfo:
+    """Append one rule (text form) to the group."""
+    api = nb_api(session)
+    current = [r.text() for r in _current(api, tenant, name)]
+    return set_rules(session, tenant, name, current + [rule])
+
+
+def delete_rule(session, tenant: str, name: str, rule: str) -> SecurityGroupInfo:
+    """Remove the rule whose text form equals ``rule`` (after normalising)."""
+    api = nb_api(session)
+    try:
+        target = SgRule.parse(rule).text()
+    except ValueError as exc:
+        raise ValidationError("rule", str(exc)) from None
+    current = [r.text() for r in _current(api, tenant, name)]
+    if target not in current:
+        raise ValidationError("rule", f"group {name} has no rule {target!r} (rules: {'; '.join(current) or 'none'})")
+    current.remove(target)
+    return set_rules(session, tenant, name, current)
+
+
+def _current(api, tenant, name):
+    try:
+        return ovn.find_security_group(api, tenant, name).rules
+    except ovn.NotFound:
+        if name == ovn.DEFAULT_SG:
+            return ovn.DEFAULT_RULES
+        raise
+
+
+def delete_security_group(session, tenant: str, name: str) -> SecurityGroupInfo:
+    """Delete a group (member ports stay, unprotected by it)."""
+    return _audited("sg.delete", f"security group {tenant}/{name}",
+                    lambda: ovn.delete_security_group(nb_api(session), tenant, name))
+
+
+def add_port(session, tenant: str, name: str, lsp_name: str) -> None:
+    """Add VM port ``lsp_name`` to group ``name`` (``default`` is created on first use)."""
+    def go():
+        api = nb_api(session)
+        if name == ovn.DEFAULT_SG:
+            ovn.add_port_to_default_sg(api, tenant, lsp_name)
+        else:
+            ovn.add_port_to_sg(api, tenant, name, lsp_name)
+    return _audited("sg.port", f"security group {tenant}/{name}", go, port=lsp_name)
