@@ -49,8 +49,9 @@ class HostFacts:
     Units: RAM in MiB, vCPUs/cores as whole numbers. ``cores`` is the host's logical CPU count
     (libvirt ``getInfo()[2]``). ``alloc_vcpus``/``alloc_ram_mib`` sum every domain defined on the
     host (running or not: a stopped VM comes back). ``ram_free_mib`` is the host's actual free
-    memory. ``physnets`` are the physnet names of the host's bridge mappings. For an unreachable
-    host only ``name``/``enabled``/``reachable``/``error`` matter.
+    memory. ``physnets`` are the physnet names of the host's bridge mappings. ``refusals`` are
+    reasons the caller found itself ("template: volume … missing"), listed after the filters'.
+    For an unreachable host only ``name``/``enabled``/``reachable``/``error`` matter.
     """
 
     name: str
@@ -64,6 +65,7 @@ class HostFacts:
     alloc_ram_mib: int = 0
     physnets: frozenset[str] = frozenset()
     error: str | None = None
+    refusals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,7 @@ def place(hosts: Iterable[HostFacts], request: PlacementRequest, *, cpu_ratio: f
         free_ram = h.ram_free_mib - claim_ram
         if free_ram < request.ram_mib:
             reasons.append(f"ram: only {max(free_ram, 0)} MiB free now, {request.ram_mib} asked")
+        reasons.extend(h.refusals)
         usage = dict(vcpus_used=used_vcpus, vcpus_capacity=cap_vcpus,
                      ram_used_mib=used_ram, ram_capacity_mib=cap_ram)
         if reasons:

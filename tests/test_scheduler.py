@@ -200,3 +200,10 @@ def test_released_claims_are_forgotten_and_drop():
     assert ledger.held(facts_time=0) == {}
     ledger.release(None)
     ledger.drop(None)
+
+
+def test_caller_refusals_listed():
+    p = place([host("hv1", refusals=("template: volume debian12.qcow2 is not in pool virtdeck",)),
+               host("hv2")], REQ)
+    assert p.host == "hv2"
+    assert p.verdict("hv1").reasons == ("template: volume debian12.qcow2 is not in pool virtdeck",)
