@@ -1,0 +1,280 @@
+"""OVN northbound: the connection, snapshot reads and change events (ovsdbapp).
+
+- :func:`connect` opens one NB connection: a fresh ``OvnNbApiIdlImpl`` *subclass* per
+  connection (ovsdbapp keeps the backend connection as a class attribute, so two connections
+  sharing the class would share one IDL), with an IDL whose ``notify``/``run`` hooks report
+  changes. Mutations (``ls_add``, ``lsp_add``, …) go through the returned ``api`` as usual
+  (``check_error=True``); they live in backends/ovn_networks.py and backends/ovn_ports.py.
+- :func:`read` turns the in-memory replica into model dataclasses (``Network``, ``Port``,
+  ``Router``) under the connection lock — no round trip.
+- Change events: the IDL calls ``notify(event, row)`` for each row created/updated/deleted
+  (the ovsdbapp notify-handler hook). We collect the tables touched and, once per processed
+  OVSDB message batch (end of ``Idl.run``), hand ONE ``NbChange`` to the sink; a connection
+  loss or return hands an ``NbChange`` with ``connected`` flipped. The sink must not block.
+
+The python-ovs IDL reconnects by itself with backoff; while it is down the replica keeps the
+last known rows (shown as stale by the console) and on return it resyncs (monitor_cond_since,
+or a full dump that replaces the rows).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ovsdbapp import event as ovs_event
+from ovsdbapp.backend.ovs_idl import connection as ovs_connection
+from ovsdbapp.backend.ovs_idl import idlutils
+from ovsdbapp.schema.ovn_northbound import impl_idl
+
+from console.model import (EXT_NAME, EXT_NETWORK, EXT_TENANT, Dhcp, Nat, Network, Port, Router, RouterPort,
+                           frozen_map)
+
+log = logging.getLogger(__name__)
+
+#: Tables whose changes the console shows.
+WATCHED = ("Logical_Switch", "Logical_Switch_Port", "Logical_Router", "Logical_Router_Port",
+           "DHCP_Options", "NAT", "Gateway_Chassis")
+
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class NbChange:
+    """What the sink receives: ``tables`` touched in one batch (empty for a pure connection
+    change), ``connected`` now, ``at`` = ``time.monotonic()``."""
+
+    tables: frozenset[str]
+    connected: bool
+    at: float
+
+
+class NbIdl(ovs_connection.OvsdbIdl):
+    """An OVN NB IDL that reports row changes and connection flips.
+
+    Two ways to listen, both fed by the IDL's ``notify`` hook:
+
+    - ``notify_handler``: an ovsdbapp ``RowEventHandler``; watch rows with
+      ``api.idl.notify_handler.watch_event(RowEvent(...))`` (its own thread runs them).
+    - ``sink``: a callable given ONE :class:`NbChange` per processed batch of OVSDB messages
+      (end of ``Idl.run``) that touched rows, or when the connection went down or came back.
+      Set with :func:`set_sink`; it must not block. This is what the live model uses.
+    """
+
+    def __init__(self, remote, schema_helper, **kwargs):
+        super().__init__(remote, schema_helper, **kwargs)
+        self.notify_handler = ovs_event.RowEventHandler()
+        self.sink: Callable[[NbChange], None] | None = None
+        self._touched: set[str] = set()
+        self._was_connected = False
+        self._seqno = self.change_seqno
+
+    def notify(self, event, row, updates=None):
+        """Row hook (``event`` create/update/delete): remember the table, pass to handlers."""
+        self._touched.add(row._table.name)
+        self.notify_handler.notify(event, row, updates)
+
+    def run(self):
+        """Process what the server sent, then emit one coalesced :class:`NbChange`."""
+        result = super().run()
+        connected = self._session.is_connected()
+        seq = self.change_seqno
+        if self._touched or connected != self._was_connected or seq != self._seqno:
+            touched = frozenset(self._touched)
+            self._touched.clear()
+            sink = self.sink
+            if sink is not None:
+                try:
+                    sink(NbChange(touched, connected, time.monotonic()))
+                except Exception:  # noqa: BLE001 - must never break the IDL loop
+                    log.exception("NB sink failed")
+        self._was_connected = connected
+        self._seqno = seq
+        return result
+
+    @property
+    def connected(self) -> bool:
+        """True while the JSON-RPC session to an NB server is up."""
+        return self._session.is_connected()
+
+
+def api_class() -> type:
+    """A fresh ``OvnNbApiIdlImpl`` subclass (its own class-level connection slot)."""
+    n = next(_counter)
+    return type(f"VirtdeckNbApi{n}", (impl_idl.OvnNbApiIdlImpl,), {"_ovsdb_connection": None})
+
+
+def _fetch_schema(remote: str, timeout: float):
+    """``get_schema`` over a fresh connection, bounded by ``timeout`` (python-ovs blocks
+    without one on a server that accepts but does not answer)."""
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["helper"] = idlutils.get_schema_helper(remote, "OVN_Northbound")
+        except Exception as exc:  # noqa: BLE001
+            box["error"] = exc
+    t = threading.Thread(target=work, name="nb-schema", daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise TimeoutError(f"no schema from {remote} within {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["helper"]
+
+
+def connect(remote: str, timeout: float = 10.0, probe_interval_ms: int | None = 5000):
+    """Connect to the NB at ``remote`` (``tcp:H:P``, ``unix:PATH``, comma-separated raft
+    members), wait for the first full copy of the database and return the ovsdbapp API
+    (an instance of a fresh ``OvnNbApiIdlImpl`` subclass; its ``idl`` is an :class:`NbIdl`).
+
+    ``probe_interval_ms``: OVSDB inactivity probe, so a silently dead TCP peer is noticed.
+    Raises whatever ovsdbapp/python-ovs raise (``TimeoutError``, ``TimeoutException``,
+    ``OvsdbConnectionUnavailable``, ``Exception('Could not retrieve schema …')``) when the
+    server does not answer in ``timeout`` seconds; callers (Session) wrap them in HostError.
+    """
+    helper = _fetch_schema(remote, timeout)
+    helper.register_all()
+    idl = NbIdl(remote, helper, probe_interval=probe_interval_ms)
+    conn = ovs_connection.Connection(idl, timeout=timeout)
+    try:
+        return api_class()(conn)
+    except Exception:
+        idl.notify_handler.shutdown()
+        conn.stop(timeout=1)
+        raise
+
+
+def set_sink(api, sink: Callable[[NbChange], None] | None) -> None:
+    """Send this connection's :class:`NbChange` events to ``sink`` (None: nowhere)."""
+    api.idl.sink = sink
+
+
+def is_connected(api) -> bool:
+    """True while ``api``'s IDL has a live session to an NB server."""
+    idl = api.idl
+    return idl.connected if isinstance(idl, NbIdl) else idl._session.is_connected()
+
+
+def close(api) -> None:
+    """Stop ``api``'s connection thread and its notify thread (idempotent, never raises)."""
+    idl = api.idl
+    if isinstance(idl, NbIdl):
+        idl.sink = None
+        idl.notify_handler.shutdown()
+    try:
+        api.ovsdb_connection.stop(timeout=5)
+    except Exception:  # noqa: BLE001
+        log.debug("NB connection stop failed", exc_info=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshot reads
+
+
+@dataclass(frozen=True)
+class NbData:
+    """A consistent read of the NB replica: switches, LSPs and routers as model objects."""
+
+    networks: tuple[Network, ...] = ()
+    ports: tuple[Port, ...] = ()
+    routers: tuple[Router, ...] = ()
+
+
+def _opt1(value):
+    """An optional OVSDB column (a list of 0 or 1 items) → the item or None."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+def _dhcp(row) -> Dhcp:
+    return Dhcp(uuid=str(row.uuid), cidr=row.cidr, options=frozen_map(row.options),
+                external_ids=frozen_map(row.external_ids))
+
+
+def read(api) -> NbData:
+    """Build model objects from the IDL replica, under the connection lock (no I/O).
+
+    Switch kind: a switch with a ``localnet`` LSP is ``provider`` (VLAN = that port's ``tag``,
+    physnet = ``options:network_name``), else ``overlay``. Subnet: ``other_config:subnet``, else
+    the DHCP cidr. DHCP: a DHCP_Options row tagged ``virtdeck:network`` = switch name (or uuid),
+    else one referenced by the switch's ports' ``dhcpv4_options``, else one whose cidr equals
+    the subnet. Router ports get ``peer_switch`` from the router-type LSP pointing at them.
+    """
+    idl = api.idl
+    with api.ovsdb_connection.lock:
+        tables = idl.tables
+        ls_rows = list(tables["Logical_Switch"].rows.values())
+        dhcp_rows = list(tables["DHCP_Options"].rows.values())
+        lr_rows = list(tables["Logical_Router"].rows.values())
+
+        dhcps = {row.uuid: _dhcp(row) for row in dhcp_rows}
+        dhcp_by_net: dict = {}
+        for row in dhcp_rows:
+            net = row.external_ids.get(EXT_NETWORK)
+            if net:
+                dhcp_by_net.setdefault((row.external_ids.get(EXT_TENANT), net), dhcps[row.uuid])
+                dhcp_by_net.setdefault(net, dhcps[row.uuid])
+
+        networks: list[Network] = []
+        ports: list[Port] = []
+        router_port_peer: dict[str, str] = {}
+        for ls in ls_rows:
+            kind, vlan, physnet = "overlay", None, None
+            names: list[str] = []
+            port_dhcp = None
+            for p in ls.ports:
+                tag = _opt1(p.tag)
+                port = Port(
+                    uuid=str(p.uuid), name=p.name, switch=ls.name, type=p.type,
+                    addresses=tuple(p.addresses),
+                    dynamic_addresses=_opt1(p.dynamic_addresses),
+                    up=_opt1(p.up), enabled=_opt1(p.enabled),
+                    tag=int(tag) if tag is not None else None,
+                    options=frozen_map(p.options), external_ids=frozen_map(p.external_ids))
+                ports.append(port)
+                names.append(p.name)
+                if p.type == "localnet":
+                    kind, vlan, physnet = "provider", port.tag, p.options.get("network_name")
+                elif p.type == "router" and p.options.get("router-port"):
+                    router_port_peer[p.options["router-port"]] = ls.name
+                d = _opt1(p.dhcpv4_options)
+                if port_dhcp is None and d is not None:
+                    port_dhcp = dhcps.get(d.uuid)
+            subnet = ls.other_config.get("subnet")
+            ext = ls.external_ids
+            dhcp = (dhcp_by_net.get((ext.get(EXT_TENANT), ext.get(EXT_NAME)))
+                    or dhcp_by_net.get(ls.name) or dhcp_by_net.get(str(ls.uuid)) or port_dhcp)
+            if dhcp is None and subnet:
+                dhcp = next((d for d in dhcps.values() if d.cidr == subnet), None)
+            networks.append(Network(
+                uuid=str(ls.uuid), name=ls.name, kind=kind, vlan=vlan, physnet=physnet,
+                subnet=subnet or (dhcp.cidr if dhcp else None), dhcp=dhcp, ports=tuple(names),
+                other_config=frozen_map(ls.other_config),
+                external_ids=frozen_map(ls.external_ids)))
+
+        routers: list[Router] = []
+        for lr in lr_rows:
+            rports = tuple(RouterPort(
+                uuid=str(p.uuid), name=p.name, mac=p.mac, networks=tuple(p.networks),
+                peer_switch=router_port_peer.get(p.name),
+                gateway_chassis=tuple(g.chassis_name for g in
+                                      sorted(p.gateway_chassis, key=lambda g: -g.priority)))
+                for p in lr.ports)
+            nats = tuple(Nat(uuid=str(n.uuid), type=n.type, external_ip=n.external_ip,
+                             logical_ip=n.logical_ip, external_ids=frozen_map(n.external_ids))
+                         for n in lr.nat)
+            routers.append(Router(uuid=str(lr.uuid), name=lr.name, ports=rports, nats=nats,
+                                  external_ids=frozen_map(lr.external_ids)))
+    networks.sort(key=lambda n: n.name)
+    ports.sort(key=lambda p: (p.switch, p.name))
+    routers.sort(key=lambda r: r.name)
+    return NbData(networks=tuple(networks), ports=tuple(ports), routers=tuple(routers))
+
+
