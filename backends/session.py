@@ -12,50 +12,35 @@ so the next call reconnects (used after a host drops). Thread-safe.
 from __future__ import annotations
 
 import concurrent.futures
-import itertools
 import threading
 from typing import Iterable
 
 import libvirt
-from ovsdbapp.backend.ovs_idl import connection as ovs_connection
-from ovsdbapp import event as ovs_event
-from ovsdbapp.schema.ovn_northbound import impl_idl
 
-from backends import ioloop
+from backends import ioloop, ovn_nb
 from backends.ssh import CompletedCommand, HostLink, open_link
 from config.inventory import HostConfig, Inventory
 from console.errors import HostError
 
-LIBVIRT_KEEPALIVE = (3, 2)  # seconds between probes, missed probes before the close callback
-_nb_counter = itertools.count(1)
+# seconds between probes, missed probes: a silent host is closed after 2 × (2 + 1) = 6 s
+LIBVIRT_KEEPALIVE = (2, 2)
 
 
-class NbIdl(ovs_connection.OvsdbIdl):
-    """An OVN NB IDL whose row changes reach ``notify_handler`` (ovsdbapp RowEventHandler).
-
-    Register events with ``api.idl.notify_handler.watch_event(RowEvent(...))``.
-    """
-
-    def __init__(self, remote, schema_helper, **kwargs):
-        super().__init__(remote, schema_helper, **kwargs)
-        self.notify_handler = ovs_event.RowEventHandler()
-
-    def notify(self, event, row, updates=None):
-        self.notify_handler.notify(event, row, updates)
+# The NB IDL with row events and change/connection signals lives in backends.ovn_nb.
+NbIdl = ovn_nb.NbIdl
 
 
 def open_nb(remote: str, timeout: float = 10.0):
     """Open an ovsdbapp OVN NB API on ``remote`` (``unix:PATH``, ``tcp:H:P``, comma list for raft).
 
     Each call makes a fresh ``OvnNbApiIdlImpl`` subclass, because ovsdbapp keeps the backend
-    connection as a class attribute: two connections must not share a class.
+    connection as a class attribute: two connections must not share a class (see
+    :func:`backends.ovn_nb.connect`). Row events: ``api.idl.notify_handler.watch_event(...)``;
+    coalesced change signals: :func:`backends.ovn_nb.set_sink`.
     Raises HostError when the database cannot be reached within ``timeout`` seconds.
     """
     try:
-        idl = NbIdl.from_server(remote, "OVN_Northbound")
-        conn = ovs_connection.Connection(idl=idl, timeout=timeout)
-        api_cls = type(f"NbApi{next(_nb_counter)}", (impl_idl.OvnNbApiIdlImpl,), {})
-        return api_cls(conn)
+        return ovn_nb.connect(remote, timeout=timeout)
     except Exception as exc:  # ovsdbapp raises assorted types (TimeoutException, Exception)
         raise HostError(f"OVN northbound at {remote}: {exc or type(exc).__name__}") from None
 
@@ -176,6 +161,15 @@ class Session:
                 self._nb = api
             return self._nb
 
+    def reset_nb(self) -> None:
+        """Close and forget the NB connection (and its SSH forward) so the next :meth:`nb`
+        opens a fresh one — after ``via_host`` dropped, the old forward path is dead."""
+        with self._lock:
+            nb, self._nb = self._nb, None
+            self._nb_remote = None
+        if nb is not None:
+            ovn_nb.close(nb)
+
     # -- lifecycle --------------------------------------------------------------------
     def drop(self, name: str) -> None:
         """Forget host ``name``'s connections (closing them) so the next call reconnects."""
@@ -197,10 +191,7 @@ class Session:
         with self._lock:
             nb, self._nb = self._nb, None
         if nb is not None:
-            try:
-                nb.ovsdb_connection.stop()
-            except Exception:
-                pass
+            ovn_nb.close(nb)
         for name in list(self._links):
             self.drop(name)
 
