@@ -1,0 +1,197 @@
+"""libvirt domain XML from a frozen spec, and the project's domain metadata element.
+
+:func:`domain_xml` ``(DomainSpec) -> str`` builds a ``<domain>`` for a cloud guest:
+
+- ``type`` 'kvm' (real hypervisors, the default) or 'qemu' (TCG: the lab, nested KVM hangs);
+- memory in MiB (written with ``unit='MiB'``; libvirt reports KiB back), whole vCPUs;
+- machine 'pc': the seed ISO is an IDE cdrom (hdc) — the Debian cloud kernel has no AHCI;
+- disk: a qcow2 file (``disk_path``, usually a per-VM overlay on a template) as virtio ``vda``;
+- optional direct kernel boot (kernel/initrd/cmdline are paths *on the hypervisor*);
+- NICs on the OVS bridge (default br-int) via ``<virtualport type='openvswitch'>`` with
+  ``interfaceid`` = the OVN LSP's UUID (libvirt only accepts a UUID there and copies it to the
+  OVS interface's ``external_ids:iface-id``), virtio, with checksum/segmentation offloads off
+  (OVS userspace datapath: without it ICMP/DHCP work but TCP fails — LAB-NOTES.md);
+- serial console on a pty (``virsh console`` / the console's serial view) plus, if
+  ``serial_log`` is set, a log file of everything the guest printed (written by virtlogd);
+- ``<metadata>`` with ``<virtdeck:instance>`` (namespace :data:`NS`): tenant, template, seed,
+  networks — the systems-of-record way to know what a domain is for.
+
+:func:`metadata_xml` gives the metadata element alone (for ``dom.setMetadata(
+libvirt.VIR_DOMAIN_METADATA_ELEMENT, xml, PREFIX, NS)``); :func:`parse_metadata` reads it back
+from a domain XML or the element text (``dom.metadata(VIR_DOMAIN_METADATA_ELEMENT, NS)``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid as uuidlib
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+NS = "https://virtdeck.dev/xmlns/domain/1.0"
+PREFIX = "virtdeck"
+ET.register_namespace(PREFIX, NS)
+
+_MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+# Offloads off for the OVS userspace datapath (see module doc).
+HOST_OFFLOADS_OFF = {"csum": "off", "gso": "off", "tso4": "off", "tso6": "off", "ecn": "off", "ufo": "off"}
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    """One NIC: ``mac`` (lower-case ``52:54:00:…``), ``interfaceid`` (LSP UUID), OVS ``bridge``,
+    optional ``mtu`` in bytes (overlay networks: 1400 leaves room for GENEVE)."""
+
+    mac: str
+    interfaceid: str
+    bridge: str = "br-int"
+    mtu: int | None = None
+
+
+@dataclass(frozen=True)
+class InstanceMeta:
+    """virtdeck's facts about a domain: tenant name, template name, seed (volume name or
+    instance-id), network ids (OVN logical switch names/UUIDs), in NIC order."""
+
+    tenant: str
+    template: str = ""
+    seed: str = ""
+    networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """Everything :func:`domain_xml` needs. Paths are as seen by the hypervisor's libvirtd."""
+
+    name: str
+    uuid: str
+    vcpus: int
+    memory_mib: int
+    disk_path: str
+    seed_path: str | None = None
+    domain_type: str = "kvm"
+    arch: str = "x86_64"
+    machine: str = "pc"
+    kernel: str | None = None
+    initrd: str | None = None
+    cmdline: str | None = None
+    nics: tuple[NicSpec, ...] = ()
+    serial_log: str | None = None
+    metadata: InstanceMeta | None = None
+    disk_format: str = "qcow2"
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def _validate(spec: DomainSpec) -> None:
+    if spec.domain_type not in ("kvm", "qemu"):
+        raise ValueError(f"domain_type must be 'kvm' or 'qemu', not {spec.domain_type!r}")
+    if spec.vcpus < 1 or spec.memory_mib < 16:
+        raise ValueError("vcpus must be >= 1 and memory_mib >= 16")
+    uuidlib.UUID(spec.uuid)
+    if (spec.initrd or spec.cmdline) and not spec.kernel:
+        raise ValueError("initrd/cmdline need a kernel (direct kernel boot)")
+    for nic in spec.nics:
+        if not _MAC.match(nic.mac):
+            raise ValueError(f"bad MAC {nic.mac!r} (lower-case xx:xx:xx:xx:xx:xx)")
+        uuidlib.UUID(nic.interfaceid)  # libvirt refuses anything but a UUID
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs) -> ET.Element:
+    el = ET.SubElement(parent, tag, {k.rstrip("_"): str(v) for k, v in attrs.items()})
+    if text is not None:
+        el.text = str(text)
+    return el
+
+
+def _meta_element(meta: InstanceMeta) -> ET.Element:
+    inst = ET.Element(f"{{{NS}}}instance")
+    _sub(inst, f"{{{NS}}}tenant", meta.tenant)
+    _sub(inst, f"{{{NS}}}template", meta.template)
+    _sub(inst, f"{{{NS}}}seed", meta.seed)
+    nets = _sub(inst, f"{{{NS}}}networks")
+    for n in meta.networks:
+        _sub(nets, f"{{{NS}}}network", n)
+    return inst
+
+
+def metadata_xml(meta: InstanceMeta) -> str:
+    """``<virtdeck:instance xmlns:virtdeck=NS>…</virtdeck:instance>`` as text."""
+    return ET.tostring(_meta_element(meta), encoding="unicode")
+
+
+def parse_metadata(xml_text: str) -> InstanceMeta | None:
+    """The InstanceMeta in a domain XML or a bare instance element; None when absent."""
+    root = ET.fromstring(xml_text)
+    inst = root if root.tag == f"{{{NS}}}instance" else root.find(f"./metadata/{{{NS}}}instance")
+    if inst is None:
+        return None
+
+    def text(tag):
+        el = inst.find(f"{{{NS}}}{tag}")
+        return (el.text or "") if el is not None else ""
+    nets = tuple((n.text or "") for n in inst.findall(f"{{{NS}}}networks/{{{NS}}}network"))
+    return InstanceMeta(text("tenant"), text("template"), text("seed"), nets)
+
+
+def domain_xml(spec: DomainSpec) -> str:
+    """The domain XML for ``spec``; raises ValueError for an invalid spec (names the field)."""
+    _validate(spec)
+    dom = ET.Element("domain", type=spec.domain_type)
+    _sub(dom, "name", spec.name)
+    _sub(dom, "uuid", spec.uuid)
+    if spec.metadata is not None:
+        _sub(dom, "metadata").append(_meta_element(spec.metadata))
+    _sub(dom, "memory", spec.memory_mib, unit="MiB")
+    _sub(dom, "currentMemory", spec.memory_mib, unit="MiB")
+    _sub(dom, "vcpu", spec.vcpus, placement="static")
+    os_ = _sub(dom, "os")
+    _sub(os_, "type", "hvm", arch=spec.arch, machine=spec.machine)
+    if spec.kernel:
+        _sub(os_, "kernel", spec.kernel)
+        if spec.initrd:
+            _sub(os_, "initrd", spec.initrd)
+        if spec.cmdline:
+            _sub(os_, "cmdline", spec.cmdline)
+    else:
+        _sub(os_, "boot", dev="hd")
+    feats = _sub(dom, "features")
+    _sub(feats, "acpi")
+    _sub(feats, "apic")
+    if spec.domain_type == "kvm":
+        _sub(dom, "cpu", mode="host-passthrough", check="none", migratable="on")
+    _sub(dom, "clock", offset="utc")
+    _sub(dom, "on_poweroff", "destroy")
+    _sub(dom, "on_reboot", "restart")
+    _sub(dom, "on_crash", "destroy")
+    dev = _sub(dom, "devices")
+    disk = _sub(dev, "disk", type="file", device="disk")
+    _sub(disk, "driver", name="qemu", type=spec.disk_format, discard="unmap")
+    _sub(disk, "source", file=spec.disk_path)
+    _sub(disk, "target", dev="vda", bus="virtio")
+    if spec.seed_path:
+        cd = _sub(dev, "disk", type="file", device="cdrom")
+        _sub(cd, "driver", name="qemu", type="raw")
+        _sub(cd, "source", file=spec.seed_path)
+        _sub(cd, "target", dev="hdc", bus="ide")
+        _sub(cd, "readonly")
+    for nic in spec.nics:
+        iface = _sub(dev, "interface", type="bridge")
+        _sub(iface, "mac", address=nic.mac)
+        _sub(iface, "source", bridge=nic.bridge)
+        vp = _sub(iface, "virtualport", type="openvswitch")
+        _sub(vp, "parameters", interfaceid=nic.interfaceid)
+        _sub(iface, "model", type="virtio")
+        drv = _sub(iface, "driver", name="qemu")
+        _sub(drv, "host", **HOST_OFFLOADS_OFF)
+        if nic.mtu:
+            _sub(iface, "mtu", size=nic.mtu)
+    serial = _sub(dev, "serial", type="pty")
+    if spec.serial_log:
+        _sub(serial, "log", file=spec.serial_log, append="off")
+    _sub(serial, "target", port=0)
+    con = _sub(dev, "console", type="pty")
+    _sub(con, "target", type="serial", port=0)
+    rng = _sub(dev, "rng", model="virtio")  # entropy early in boot (sshd keys, cloud-init)
+    _sub(rng, "backend", "/dev/urandom", model="random")
+    ET.indent(dom)
+    return ET.tostring(dom, encoding="unicode")
