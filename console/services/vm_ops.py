@@ -1,0 +1,909 @@
+"""Operator verbs on existing VMs: one service function per verb, shared by the TUI and the CLI.
+
+Every mutating verb here:
+
+- refuses under ``--readonly`` (:func:`console.services.guard.require_writable`) before touching
+  anything;
+- finds the VM by name across the hypervisors (a VM name is unique in the cluster; the tenant is
+  in the domain metadata) or on the host the caller names, failing fast with the reason when a
+  host cannot be reached;
+- is idempotent where that makes sense: ``start`` on a running VM, ``shutdown``/``poweroff`` on a
+  stopped one, ``suspend`` on a paused one, ``resume`` on a running one return ``outcome="noop"``
+  with a note instead of failing;
+- writes exactly ONE audit record (:func:`console.audit.record`: time, operator, verb, target,
+  outcome) whether it succeeds, does nothing or fails;
+- raises :class:`console.errors.VirtdeckError` subclasses whose message is one sentence naming the
+  host and carrying libvirt's / OVN's own message — never a traceback.
+
+Results are :class:`OpResult` (frozen; ``as_dict()`` for ``--json``).
+
+``session`` is a :class:`backends.session.Session` (anything with ``inventory``,
+``libvirt(host)``, ``nb()`` and ``run(host, cmd)`` works).
+
+Units: memory in MiB, vCPUs whole; libvirt's KiB are converted here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Mapping
+
+import libvirt
+
+from console import audit
+from console.errors import HostError, ValidationError, VirtdeckError
+from console.model import EXT_VM, METADATA_NS, VM_STATES
+from console.services import guard
+
+# ---------------------------------------------------------------------------------------------
+# Errors and results
+
+
+class VmNotFound(VirtdeckError):
+    """No hypervisor that answered has a domain of that name (message says which hosts were
+    searched and which could not be reached)."""
+
+    exit_code = 5
+
+
+class VmStateError(VirtdeckError):
+    """The verb does not apply in the VM's current state (e.g. resume on a stopped VM)."""
+
+    exit_code = 6
+
+
+class ShutdownTimeout(VirtdeckError):
+    """The guest did not power off within the timeout after the ACPI power button.
+
+    ``vm``/``host``/``timeout`` say which and how long; the caller may offer :func:`poweroff`.
+    """
+
+    exit_code = 7
+
+    def __init__(self, vm: str, host: str, timeout: float):
+        super().__init__(f"{vm} on {host} is still running {timeout:g} s after the ACPI power button; "
+                         f"force it off with `virtdeck vm poweroff {vm}` (or shutdown --force)")
+        self.vm, self.host, self.timeout = vm, host, timeout
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """What one verb did to one VM.
+
+    ``verb``: audit verb (``vm.start`` …); ``vm``/``host``: the target; ``outcome``: ``ok`` or
+    ``noop``; ``message``: one sentence for the operator; ``details``: verb-specific facts
+    (JSON-ready).
+    """
+
+    verb: str
+    vm: str
+    host: str | None
+    outcome: str
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """JSON-ready form: verb, vm, host, outcome, message, details."""
+        return {"verb": self.verb, "vm": self.vm, "host": self.host, "outcome": self.outcome,
+                "message": self.message, "details": dict(self.details)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding domains
+
+
+@dataclass(frozen=True)
+class VmRef:
+    """A domain found on a hypervisor: ``host``, ``name``, libvirt ``uuid``."""
+
+    host: str
+    name: str
+    uuid: str
+
+
+# libvirt prints every error to stderr by default; virtdeck reports them itself, as one line.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+_STATE_NAMES = dict(enumerate(VM_STATES))
+
+
+def state_name(dom: "libvirt.virDomain") -> str:
+    """The domain's state in words (one of :data:`console.model.VM_STATES`)."""
+    return _STATE_NAMES.get(dom.state()[0], "nostate")
+
+
+def _lv_msg(exc: libvirt.libvirtError) -> str:
+    return (exc.get_error_message() or str(exc)).strip().rstrip(".")
+
+
+def _hypervisor_names(session, host: str | None) -> list[str]:
+    if host:
+        h = session.inventory.host(host)  # ConfigError names the known hosts
+        if not h.hypervisor:
+            raise ValidationError("host", f"{host} is not a hypervisor")
+        return [h.name]
+    return [h.name for h in session.inventory.hypervisors if h.enabled]
+
+
+def _lookup_on(session, host: str, name: str):
+    """(dom or None) on ``host``; raises HostError when the host cannot be reached."""
+    conn = session.libvirt(host)
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise HostError(f"{host}: looking up {name}: {_lv_msg(exc)}") from None
+
+
+def locate(session, name: str, host: str | None = None) -> tuple[str, "libvirt.virDomain"]:
+    """Find domain ``name``: on ``host`` if given, else on every enabled hypervisor in parallel.
+
+    Returns ``(host, virDomain)``. Raises VmNotFound (naming the hosts searched and any that
+    could not be reached), HostError when ``host`` is given and unreachable, VirtdeckError when
+    two hosts hold a domain of that name.
+    """
+    if not name or not isinstance(name, str):
+        raise ValidationError("name", "a VM name is required")
+    hosts = _hypervisor_names(session, host)
+    if not hosts:
+        raise VmNotFound(f"no enabled hypervisor in the inventory to look for {name} on")
+    if len(hosts) == 1:
+        dom = _lookup_on(session, hosts[0], name)
+        if dom is None:
+            raise VmNotFound(f"no VM named {name} on {hosts[0]}")
+        return hosts[0], dom
+    found: list[tuple[str, Any]] = []
+    down: dict[str, str] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts))
+    try:
+        futures = {pool.submit(_lookup_on, session, h, name): h for h in hosts}
+        for fut in concurrent.futures.as_completed(futures):
+            h = futures[fut]
+            try:
+                dom = fut.result()
+            except VirtdeckError as exc:
+                down[h] = str(exc)
+                continue
+            if dom is not None:
+                found.append((h, dom))
+    finally:
+        pool.shutdown(wait=False)
+    if len(found) > 1:
+        where = ", ".join(sorted(h for h, _ in found))
+        raise VirtdeckError(f"a VM named {name} exists on several hosts ({where}); pass --host to choose one")
+    if found:
+        return found[0]
+    msg = f"no VM named {name} on {', '.join(h for h in hosts if h not in down) or 'any reachable host'}"
+    if down:
+        msg += "; not reachable: " + "; ".join(down[h] for h in sorted(down))
+    raise VmNotFound(msg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Domain XML facts
+
+
+@dataclass(frozen=True)
+class DiskFact:
+    """One ``<disk>``: ``device`` disk/cdrom, ``target`` vda/hdc, ``source`` path (file disks)."""
+
+    device: str
+    target: str
+    source: str | None
+
+
+@dataclass(frozen=True)
+class NicFact:
+    """One ``<interface>``: ``mac`` and the openvswitch virtualport ``interfaceid`` (LSP name)."""
+
+    mac: str | None
+    interfaceid: str | None
+
+
+@dataclass(frozen=True)
+class DomainFacts:
+    """What the verbs need from a domain's XML. Memory in MiB (libvirt KiB → MiB here).
+
+    ``vcpus``: vCPUs now (``<vcpu current>`` or the count); ``max_vcpus``: the ``<vcpu>`` count
+    (the live-resize ceiling); ``memory_mib``: ``<currentMemory>``; ``max_memory_mib``:
+    ``<memory>`` (the live balloon ceiling). ``tenant``/``template``/``seed``: the
+    ``<virtdeck:instance>`` metadata.
+    """
+
+    name: str
+    uuid: str
+    domain_type: str | None
+    vcpus: int
+    max_vcpus: int
+    memory_mib: int
+    max_memory_mib: int
+    tenant: str | None
+    template: str | None
+    seed: str | None
+    disks: tuple[DiskFact, ...]
+    nics: tuple[NicFact, ...]
+
+    @property
+    def interfaceids(self) -> tuple[str, ...]:
+        """The LSP names (UUIDs) the domain's NICs bind."""
+        return tuple(n.interfaceid for n in self.nics if n.interfaceid)
+
+
+def _kib_to_mib(text: str | None, unit: str | None = "KiB") -> int:
+    if not text:
+        return 0
+    n = int(text)
+    factor = {"b": 1 / 1048576, "bytes": 1 / 1048576, "k": 1 / 1024, "kib": 1 / 1024, "kb": 1000 / 1048576,
+              "m": 1, "mib": 1, "mb": 1e6 / 1048576, "g": 1024, "gib": 1024, "gb": 1e9 / 1048576}
+    return int(n * factor.get((unit or "KiB").lower(), 1 / 1024))
+
+
+def parse_domain_xml(xml: str) -> DomainFacts:
+    """Parse a libvirt domain XML document into :class:`DomainFacts`."""
+    root = ET.fromstring(xml)
+    vcpu = root.find("vcpu")
+    max_vcpus = int(vcpu.text) if vcpu is not None and vcpu.text else 1
+    vcpus = int(vcpu.get("current", max_vcpus)) if vcpu is not None else max_vcpus
+    mem = root.find("memory")
+    cur = root.find("currentMemory")
+    max_mib = _kib_to_mib(mem.text if mem is not None else None, mem.get("unit") if mem is not None else None)
+    cur_mib = _kib_to_mib(cur.text, cur.get("unit")) if cur is not None else max_mib
+    meta = root.find(f"metadata/{{{METADATA_NS}}}instance")
+
+    def m(tag: str) -> str | None:
+        if meta is None:
+            return None
+        el = meta.find(f"{{{METADATA_NS}}}{tag}")
+        return el.text.strip() if el is not None and el.text and el.text.strip() else None
+
+    disks = []
+    for d in root.findall("devices/disk"):
+        src = d.find("source")
+        path = None
+        if src is not None:
+            path = src.get("file") or src.get("dev") or None
+            if path is None and src.get("pool") and src.get("volume"):
+                path = f"pool:{src.get('pool')}/{src.get('volume')}"
+        tgt = d.find("target")
+        disks.append(DiskFact(d.get("device", "disk"), tgt.get("dev", "") if tgt is not None else "", path))
+    nics = []
+    for i in root.findall("devices/interface"):
+        mac = i.find("mac")
+        params = i.find("virtualport/parameters")
+        nics.append(NicFact(mac.get("address").lower() if mac is not None and mac.get("address") else None,
+                            params.get("interfaceid") if params is not None else None))
+    return DomainFacts(
+        name=root.findtext("name", ""), uuid=root.findtext("uuid", ""), domain_type=root.get("type"),
+        vcpus=vcpus, max_vcpus=max_vcpus, memory_mib=cur_mib, max_memory_mib=max_mib,
+        tenant=m("tenant"), template=m("template"), seed=m("seed"),
+        disks=tuple(disks), nics=tuple(nics))
+
+
+def domain_facts(dom, inactive: bool = False) -> DomainFacts:
+    """:class:`DomainFacts` of a live domain object (``inactive``: the persistent config)."""
+    flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+    return parse_domain_xml(dom.XMLDesc(flags))
+
+
+# ---------------------------------------------------------------------------------------------
+# The verb frame: guard, lookup, one audit record, error wording
+
+
+def _target(name: str, tenant: str | None) -> str:
+    return f"vm {tenant}/{name}" if tenant else f"vm {name}"
+
+
+class _Op:
+    """One verb's run: holds what the audit record needs, filled in as the verb goes."""
+
+    def __init__(self, verb: str, name: str):
+        self.verb = verb
+        self.name = name
+        self.host: str | None = None
+        self.tenant: str | None = None
+        self.details: dict[str, Any] = {}
+
+    def result(self, outcome: str, message: str, **details: Any) -> OpResult:
+        self.details.update(details)
+        return OpResult(self.verb, self.name, self.host, outcome, message, dict(self.details))
+
+
+def _run_verb(verb: str, name: str, body: Callable[[_Op], OpResult], *, mutating: bool = True) -> OpResult:
+    """Run ``body`` under the guard, turning libvirt errors into one-line HostErrors, and write
+    exactly one audit record (mutating verbs only) with the outcome."""
+    op = _Op(verb, name)
+    try:
+        if mutating:
+            guard.require_writable(verb)
+        try:
+            res = body(op)
+        except libvirt.libvirtError as exc:
+            where = op.host or "libvirt"
+            raise HostError(f"{where}: {verb.split('.', 1)[1]} {name} failed: {_lv_msg(exc)}") from None
+    except VirtdeckError as exc:
+        if mutating:
+            audit.record(verb, _target(name, op.tenant), f"failed: {exc}",
+                         **({"host": op.host} if op.host else {}), **_audit_safe(op.details))
+        raise
+    if mutating:
+        audit.record(verb, _target(name, op.tenant), res.outcome,
+                     **({"host": op.host} if op.host else {}), **_audit_safe(dict(res.details)))
+    return res
+
+
+def _audit_safe(details: dict) -> dict:
+    # Never pass a user-data body or anything secret-looking to the audit log.
+    return {k: v for k, v in details.items()
+            if k not in ("user_data",) and not any(w in k.lower() for w in ("password", "secret", "token"))}
+
+
+def _find(op: _Op, session, host: str | None):
+    h, dom = locate(session, op.name, host)
+    op.host = h
+    try:
+        op.tenant = domain_facts(dom).tenant
+    except (libvirt.libvirtError, ET.ParseError):
+        pass
+    return dom
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle verbs
+
+
+def status(session, name: str, host: str | None = None) -> dict:
+    """Read-only: ``{"vm", "host", "state", "vcpus", "max_vcpus", "memory_mib",
+    "max_memory_mib", "tenant", "template"}`` for one VM. Raises VmNotFound/HostError."""
+    h, dom = locate(session, name, host)
+    try:
+        f = domain_facts(dom)
+        st = state_name(dom)
+    except libvirt.libvirtError as exc:
+        raise HostError(f"{h}: reading {name}: {_lv_msg(exc)}") from None
+    return {"vm": name, "host": h, "state": st, "vcpus": f.vcpus, "max_vcpus": f.max_vcpus,
+            "memory_mib": f.memory_mib, "max_memory_mib": f.max_memory_mib, "tenant": f.tenant,
+            "template": f.template}
+
+
+def start(session, name: str, host: str | None = None) -> OpResult:
+    """Start (boot) a stopped VM. Running/paused → noop with a note. Raises VmNotFound, HostError."""
+    def body(op: _Op) -> OpResult:
+        dom = _find(op, session, host)
+        st = state_name(dom)
+        if st in ("running", "blocked"):
+            return op.result("noop", f"{name} is already running on {op.host}", state=st)
+        if st == "paused":
+            return op.result("noop", f"{name} on {op.host} is paused; resume it instead of starting", state=st)
+        if st == "pmsuspended":
+            dom.pMWakeup(0)
+            return op.result("ok", f"{name} on {op.host} woken from guest suspend", state="running")
+        dom.create()
+        return op.result("ok", f"{name} started on {op.host}", state=state_name(dom))
+    return _run_verb("vm.start", name, body)
+
+
+def _wait_state(dom, states: Iterable[str], timeout: float, poll: float = 0.2) -> bool:
+    want = set(states)
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            if state_name(dom) in want:
+                return True
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:  # transient domain gone
+                return True
+            raise
+        if time.monotonic() >= end:
+            return False
+        time.sleep(poll)
+
+
+def _with_acpi(call, flag: int) -> None:
+    """Press the ACPI button; a driver without that flag gets its default method instead."""
+    try:
+        call(flag)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+            raise
+        call(0)
+
+
+def shutdown(session, name: str, host: str | None = None, timeout: float = 60.0,
+             force: bool = False) -> OpResult:
+    """Ask the guest to power off (ACPI power button) and wait up to ``timeout`` seconds.
+
+    Stopped → noop. ``timeout=0`` returns at once after the request (outcome ``ok``, details
+    ``waited=False``). When the guest is still running after ``timeout``: with ``force`` it is
+    powered off (details ``forced=True``), else ShutdownTimeout is raised so the caller can offer
+    :func:`poweroff`. A paused guest cannot see the button: VmStateError.
+    """
+    def body(op: _Op) -> OpResult:
+        dom = _find(op, session, host)
+        st = state_name(dom)
+        if not dom.isActive():
+            return op.result("noop", f"{name} on {op.host} is already stopped ({st})", state=st)
+        if st == "paused":
+            raise VmStateError(f"{name} on {op.host} is paused and cannot see the power button; "
+                               f"resume it first, or power it off")
+        _with_acpi(dom.shutdownFlags, libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+        op.details["timeout_s"] = timeout
+        if timeout <= 0:
+            return op.result("ok", f"{name} on {op.host}: power button pressed (not waiting)", waited=False)
+        t0 = time.monotonic()
+        if _wait_state(dom, ("shutoff",), timeout):
+            return op.result("ok", f"{name} on {op.host} shut down after {time.monotonic() - t0:.1f} s",
+                             state="shutoff", seconds=round(time.monotonic() - t0, 1))
+        if not force:
+            raise ShutdownTimeout(name, op.host, timeout)
+        dom.destroy()
+        return op.result("ok", f"{name} on {op.host} ignored the power button for {timeout:g} s and was "
+                         f"forced off", state="shutoff", forced=True)
+    return _run_verb("vm.shutdown", name, body)
+
+
+def poweroff(session, name: str, host: str | None = None) -> OpResult:
+    """Force a VM off at once (libvirt destroy: pulls the plug). Stopped → noop."""
+    def body(op: _Op) -> OpResult:
+        dom = _find(op, session, host)
+        if not dom.isActive():
+            return op.result("noop", f"{name} on {op.host} is already stopped", state=state_name(dom))
+        dom.destroy()
+        return op.result("ok", f"{name} on {op.host} powered off", state="shutoff")
+    return _run_verb("vm.poweroff", name, body)
+
+
+def reboot(session, name: str, host: str | None = None, hard: bool = False) -> OpResult:
+    """Reboot a running VM: ACPI request to the guest, or ``hard`` = reset (like the reset
+    button, no guest cooperation). Not running → VmStateError."""
+    def body(op: _Op) -> OpResult:
+        dom = _find(op, session, host)
+        st = state_name(dom)
+        if st not in ("running", "blocked"):
+            raise VmStateError(f"{name} on {op.host} is {st}, not running; start it instead of rebooting")
+        if hard:
+            dom.reset(0)
+            return op.result("ok", f"{name} on {op.host} reset", hard=True)
+        _with_acpi(dom.reboot, libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
+        return op.result("ok", f"{name} on {op.host}: reboot requested from the guest", hard=False)
+    return _run_verb("vm.reboot", name, body)
+
+
+def suspend(session, name: str, host: str | None = None) -> OpResult:
+    """Pause a running VM's vCPUs (it keeps its memory). Paused → noop; stopped → VmStateError."""
+    def body(op: _Op) -> OpResult:
+        dom = _find(op, session, host)
+        st = state_name(dom)
+        if st == "paused":
+            return op.result("noop", f"{name} on {op.host} is already paused", state=st)
+        if not dom.isActive():
+            raise VmStateError(f"{name} on {op.host} is {st}; only a running VM can be suspended")
+        dom.suspend()
+        return op.result("ok", f"{name} on {op.host} paused", state="paused")
+    return _run_verb("vm.suspend", name, body)
+
+
+def resume(session, name: str, host: str | None = None) -> OpResult:
+    """Resume a paused VM. Running → noop; stopped → VmStateError (start it instead)."""
+    def body(op: _Op) -> OpResult:
+        dom = _find(op, session, host)
+        st = state_name(dom)
+        if st in ("running", "blocked"):
+            return op.result("noop", f"{name} on {op.host} is already running", state=st)
+        if st != "paused":
+            raise VmStateError(f"{name} on {op.host} is {st}, not paused; use start")
+        dom.resume()
+        return op.result("ok", f"{name} on {op.host} resumed", state="running")
+    return _run_verb("vm.resume", name, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# OVN: the VM's ports, addresses, DHCP rows and floating IPs
+
+
+def _ext(row, key: str) -> str | None:
+    return (getattr(row, "external_ids", None) or {}).get(key)
+
+
+def _vm_ports(nb, name: str, interfaceids: Iterable[str]) -> list:
+    """LSP rows of a VM: named by one of its interfaceids, or tagged ``virtdeck:vm`` = name."""
+    ids = set(interfaceids)
+    rows = []
+    for row in nb.tables["Logical_Switch_Port"].rows.values():
+        if row.name in ids or _ext(row, EXT_VM) == name:
+            rows.append(row)
+    return rows
+
+
+def _switch_of(nb, lsp_uuid) -> str | None:
+    for ls in nb.tables["Logical_Switch"].rows.values():
+        if any(p.uuid == lsp_uuid for p in ls.ports):
+            return ls.name
+    return None
+
+
+def _addresses(row) -> tuple[list[str], str | None]:
+    addrs = list(row.addresses or [])
+    dyn = row.dynamic_addresses[0] if getattr(row, "dynamic_addresses", None) else None
+    return addrs, dyn
+
+
+def _ips_of(addresses: list[str], dynamic: str | None) -> list[str]:
+    out: list[str] = []
+    words: list[str] = []
+    for a in addresses + ([dynamic] if dynamic else []):
+        words.extend(a.split())
+    for w in words:
+        if w in ("dynamic", "router", "unknown") or w.count(":") == 5 and len(w) == 17:
+            continue
+        if ("." in w or ":" in w) and w not in out:
+            out.append(w)
+    return out
+
+
+def _nb(session):
+    try:
+        return session.nb()
+    except VirtdeckError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ovsdbapp raises assorted types
+        raise HostError(f"OVN northbound: {exc or type(exc).__name__}") from None
+
+
+def ip(session, name: str, host: str | None = None) -> list[dict]:
+    """The VM's addresses from OVN, one entry per NIC (read-only, no audit).
+
+    Returns ``[{"mac", "lsp", "switch", "addresses": [...], "dynamic_addresses", "ips": [...],
+    "up"}]`` in NIC order; a NIC whose LSP is missing has ``lsp=None`` and no IPs. Facts: the
+    domain XML (MAC, interfaceid) and NB ``Logical_Switch_Port.addresses`` /
+    ``dynamic_addresses`` (OVN IPAM). Raises VmNotFound, HostError (host or NB unreachable).
+    """
+    h, dom = locate(session, name, host)
+    try:
+        facts = domain_facts(dom)
+    except libvirt.libvirtError as exc:
+        raise HostError(f"{h}: reading {name}: {_lv_msg(exc)}") from None
+    nb = _nb(session)
+    ports = {r.name: r for r in _vm_ports(nb, name, facts.interfaceids)}
+    out = []
+    for nic in facts.nics:
+        row = ports.get(nic.interfaceid) if nic.interfaceid else None
+        if row is None and nic.mac:  # a port tagged with the VM whose address has this MAC
+            row = next((r for r in ports.values() if any(a.lower().startswith(nic.mac) for a in r.addresses)), None)
+        if row is None:
+            out.append({"mac": nic.mac, "lsp": nic.interfaceid, "switch": None, "addresses": [],
+                        "dynamic_addresses": None, "ips": [], "up": None, "missing": True})
+            continue
+        addrs, dyn = _addresses(row)
+        up = row.up[0] if getattr(row, "up", None) else None
+        out.append({"mac": nic.mac, "lsp": row.name, "switch": _switch_of(nb, row.uuid), "addresses": addrs,
+                    "dynamic_addresses": dyn, "ips": _ips_of(addrs, dyn), "up": up})
+    return out
+
+
+@dataclass(frozen=True)
+class OvnLeftovers:
+    """OVN rows that belong to a VM: LSP names, DHCP_Options uuids, NAT rows (router, uuid)."""
+
+    ports: tuple[str, ...] = ()
+    dhcp: tuple[str, ...] = ()
+    nats: tuple[tuple[str, str], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.ports or self.dhcp or self.nats)
+
+
+def ovn_rows_of(nb, name: str, interfaceids: Iterable[str] = ()) -> OvnLeftovers:
+    """Every NB row that belongs to VM ``name``: its LSPs (by interfaceid or ``virtdeck:vm``), the
+    DHCP_Options rows tagged ``virtdeck:vm`` = name, and NAT rows (floating IPs) whose
+    ``logical_port`` is one of its LSPs, that are tagged with the VM, or that are
+    ``dnat_and_snat`` on one of its IPs."""
+    ports = _vm_ports(nb, name, interfaceids)
+    names = {p.name for p in ports}
+    ips: set[str] = set()
+    for p in ports:
+        addrs, dyn = _addresses(p)
+        ips.update(_ips_of(addrs, dyn))
+    dhcp = [str(r.uuid) for r in nb.tables["DHCP_Options"].rows.values() if _ext(r, EXT_VM) == name]
+    nats = []
+    for lr in nb.tables["Logical_Router"].rows.values():
+        for nat in lr.nat:
+            lport = nat.logical_port[0] if getattr(nat, "logical_port", None) else None
+            if lport in names or _ext(nat, EXT_VM) == name or \
+                    (nat.type == "dnat_and_snat" and nat.logical_ip in ips):
+                nats.append((str(lr.uuid), str(nat.uuid)))
+    return OvnLeftovers(tuple(sorted(names)), tuple(dhcp), tuple(nats))
+
+
+def remove_ovn_rows(nb, rows: OvnLeftovers) -> None:
+    """Delete ``rows`` in one NB transaction (``if_exists``: rows already gone are fine)."""
+    if not rows:
+        return
+    with nb.transaction(check_error=True) as txn:
+        for router, nat in rows.nats:
+            txn.add(nb.db_remove("Logical_Router", router, "nat", uuid.UUID(nat), if_exists=True))
+        for lsp in rows.ports:
+            txn.add(nb.lsp_del(lsp, if_exists=True))
+        for d in rows.dhcp:
+            txn.add(nb.db_destroy("DHCP_Options", d))
+
+
+# ---------------------------------------------------------------------------------------------
+# Delete
+
+
+def _template_volumes(session) -> set[tuple[str, str]]:
+    return {(t.pool, t.volume) for t in session.inventory.templates}
+
+
+def _volume_for(conn, path: str):
+    """The storage volume at ``path`` (or ``pool:POOL/VOL``), or None when it is not a pool volume."""
+    try:
+        if path.startswith("pool:"):
+            pool, vol = path[5:].split("/", 1)
+            return conn.storagePoolLookupByName(pool).storageVolLookupByName(vol)
+        return conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
+            return None
+        raise
+
+
+def delete(session, name: str, host: str | None = None, missing_ok: bool = False) -> OpResult:
+    """Delete a VM and everything it owns: the domain (forced off first if it runs; managed save,
+    snapshot metadata and NVRAM go with it), its disk volumes (the qcow2 overlay and the seed ISO;
+    a template's base volume is never deleted), its LSPs, its DHCP_Options rows and its floating
+    IPs (NAT rows) — see :func:`ovn_rows_of`.
+
+    Order: NB is reached and the rows listed BEFORE anything is removed (an unreachable NB fails
+    the verb with nothing touched); then domain, volumes, OVN rows in one transaction. A failure
+    after the domain is gone does not stop the other removals; the error then lists what is left.
+    No domain but OVN rows tagged with the VM → those are removed (outcome ok). Nothing at all →
+    VmNotFound, or noop with ``missing_ok``.
+
+    details: ``volumes`` removed (names), ``kept`` (paths left: not pool volumes or templates),
+    ``ports``, ``dhcp``, ``nats`` removed.
+    """
+    def body(op: _Op) -> OpResult:
+        try:
+            dom = _find(op, session, host)
+        except VmNotFound:
+            nb = _nb(session)
+            rows = ovn_rows_of(nb, name)
+            if rows:
+                remove_ovn_rows(nb, rows)
+                return op.result("ok", f"no domain named {name}; removed its leftover OVN rows",
+                                 ports=list(rows.ports), dhcp=list(rows.dhcp), nats=[n for _, n in rows.nats])
+            if missing_ok:
+                return op.result("noop", f"no VM named {name}: nothing to delete")
+            raise
+        conn = session.libvirt(op.host)
+        facts = domain_facts(dom, inactive=dom.isPersistent())
+        nb = _nb(session)  # fail before touching anything if NB is unreachable
+        rows = ovn_rows_of(nb, name, facts.interfaceids)
+        templates = _template_volumes(session)
+        volumes, kept = [], []
+        for d in facts.disks:
+            if not d.source:
+                continue
+            vol = _volume_for(conn, d.source)
+            if vol is None:
+                kept.append(d.source)
+                continue
+            pool = vol.storagePoolLookupByVolume().name()
+            if (pool, vol.name()) in templates:
+                kept.append(d.source)
+                continue
+            volumes.append(vol)
+        if dom.isActive():
+            dom.destroy()
+        if dom.isPersistent():
+            flags = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+            try:
+                dom.undefineFlags(flags | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                                  | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+                    raise
+                dom.undefineFlags(flags)
+        problems: list[str] = []
+        removed: list[str] = []
+        for vol in volumes:
+            vname = vol.name()
+            try:
+                vol.delete(0)
+                removed.append(vname)
+            except libvirt.libvirtError as exc:
+                problems.append(f"volume {vname} on {op.host}: {_lv_msg(exc)}")
+        try:
+            remove_ovn_rows(nb, rows)
+        except Exception as exc:  # noqa: BLE001 - ovsdbapp raises assorted types
+            problems.append(f"OVN rows {', '.join(rows.ports) or ''}: {exc or type(exc).__name__}")
+        op.details.update(volumes=removed, kept=kept, ports=list(rows.ports), dhcp=list(rows.dhcp),
+                          nats=[n for _, n in rows.nats])
+        if problems:
+            raise HostError(f"{name}'s domain on {op.host} is gone but some parts are left: " + "; ".join(problems))
+        return op.result("ok", f"{name} deleted from {op.host} ({len(removed)} volume(s), {len(rows.ports)} "
+                         f"port(s), {len(rows.dhcp)} DHCP row(s), {len(rows.nats)} floating IP(s))")
+    return _run_verb("vm.delete", name, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Placement facts (for resize and move)
+
+
+def host_facts(session, host: str, exclude_uuid: str | None = None):
+    """:class:`backends.scheduler.HostFacts` of ``host`` from libvirt, leaving out the domain
+    ``exclude_uuid`` (the VM being resized/moved) from the allocations.
+
+    cores: ``getInfo()[2]``; RAM total ``getInfo()[1]`` MiB; free ``getFreeMemory()`` bytes → MiB;
+    allocations: every defined domain's vCPUs and current memory (``info()``, KiB → MiB).
+    Physnets are not read (resize/move of a VM keeps its networks; move checks them apart).
+    """
+    from backends.scheduler import HostFacts
+
+    hc = session.inventory.host(host)
+    try:
+        conn = session.libvirt(host)
+        info = conn.getInfo()
+        free = conn.getFreeMemory() // 1048576
+        v = m = 0
+        for d in conn.listAllDomains(0):
+            if exclude_uuid and d.UUIDString() == exclude_uuid:
+                continue
+            di = d.info()
+            v += di[3]
+            m += di[2] // 1024
+    except VirtdeckError as exc:
+        return HostFacts(host, enabled=hc.enabled, reachable=False, error=str(exc))
+    except libvirt.libvirtError as exc:
+        return HostFacts(host, enabled=hc.enabled, reachable=False, error=f"{host}: {_lv_msg(exc)}")
+    return HostFacts(host, enabled=hc.enabled, reachable=True, arch=info[0], cores=info[2],
+                     ram_total_mib=info[1], ram_free_mib=free, alloc_vcpus=v, alloc_ram_mib=m)
+
+
+def _check_fits(session, host: str, facts, vcpus: int, ram_mib: int, arch: str | None,
+                what: str) -> None:
+    """Raise VirtdeckError with the scheduler's reasons when ``host`` cannot hold the VM."""
+    from backends.scheduler import PlacementRequest, place
+
+    alloc = session.inventory.allocation
+    req = PlacementRequest(vcpus=vcpus, ram_mib=ram_mib, arch=arch or facts.arch or "x86_64", pinned_host=host)
+    placement = place([facts], req, cpu_ratio=alloc.cpu_ratio, ram_ratio=alloc.ram_ratio)
+    if not placement.ok:
+        raise VirtdeckError(f"{host} cannot hold {what} ({vcpus} vCPU, {ram_mib} MiB): "
+                            f"{placement.verdict(host).summary}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Resize
+
+
+def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None = None,
+           host: str | None = None, live: bool = True) -> OpResult:
+    """Change a VM's vCPUs and/or RAM (MiB).
+
+    The persistent config is always changed (raising the ``<vcpu>`` / ``<memory>`` maximum when
+    the new size is above it). On a running VM (and ``live``) the change is also applied now
+    where the domain allows it: vCPUs up to its maximum (hot-plug), RAM up to ``<memory>``
+    (balloon); otherwise it takes effect at the next boot (details say which). The host's
+    capacity is re-checked with the scheduler's filters first (allocation ratios, free RAM for a
+    running VM), leaving the VM's own current share out. Same size → noop.
+
+    Raises ValidationError (bad size), VirtdeckError (host too small, with the reasons),
+    HostError (libvirt refused; the config change is rolled back).
+    """
+    if vcpus is None and memory_mib is None:
+        raise ValidationError("size", "give --vcpus and/or --memory (MiB)")
+    if vcpus is not None and (not isinstance(vcpus, int) or vcpus < 1 or vcpus > 256):
+        raise ValidationError("vcpus", "a whole number from 1 to 256")
+    if memory_mib is not None and (not isinstance(memory_mib, int) or memory_mib < 64 or memory_mib > 4 * 1024 * 1024):
+        raise ValidationError("memory", "whole MiB, at least 64")
+
+    def body(op: _Op) -> OpResult:
+        dom = _find(op, session, host)
+        cfg = domain_facts(dom, inactive=True)
+        active = bool(dom.isActive())
+        cur = domain_facts(dom) if active else cfg
+        new_v = vcpus if vcpus is not None else cfg.vcpus
+        new_m = memory_mib if memory_mib is not None else cfg.memory_mib
+        if new_v == cfg.vcpus and new_m == cfg.memory_mib and (not active or (new_v == cur.vcpus and new_m == cur.memory_mib)):
+            return op.result("noop", f"{name} already has {new_v} vCPU and {new_m} MiB", vcpus=new_v, memory_mib=new_m)
+        facts = host_facts(session, op.host, exclude_uuid=cfg.uuid)
+        if not facts.reachable:
+            raise HostError(facts.error or f"{op.host} is not reachable")
+        if active:
+            facts = replace(facts, ram_free_mib=facts.ram_free_mib + cur.memory_mib)
+        else:
+            facts = replace(facts, ram_free_mib=max(facts.ram_free_mib, new_m))  # no RAM held while stopped
+        _check_fits(session, op.host, facts, new_v, new_m, None, name)
+
+        undo: list[Callable[[], None]] = []
+        CFG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        try:
+            if new_v != cfg.vcpus:
+                if new_v > cfg.max_vcpus:
+                    dom.setVcpusFlags(new_v, CFG | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+                    undo.append(lambda: dom.setVcpusFlags(cfg.max_vcpus, CFG | libvirt.VIR_DOMAIN_VCPU_MAXIMUM))
+                dom.setVcpusFlags(new_v, CFG)
+                undo.append(lambda: dom.setVcpusFlags(cfg.vcpus, CFG))
+            if new_m != cfg.memory_mib:
+                if new_m > cfg.max_memory_mib:
+                    dom.setMemoryFlags(new_m * 1024, CFG | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
+                    undo.append(lambda: dom.setMemoryFlags(cfg.max_memory_mib * 1024, CFG | libvirt.VIR_DOMAIN_MEM_MAXIMUM))
+                dom.setMemoryFlags(new_m * 1024, CFG)
+        except libvirt.libvirtError as exc:
+            for fn in reversed(undo):
+                try:
+                    fn()
+                except libvirt.libvirtError:
+                    pass
+            raise HostError(f"{op.host}: resize {name} refused: {_lv_msg(exc)} (nothing changed)") from None
+
+        applied: dict[str, str] = {}
+        if active:
+            LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
+            if new_v != cur.vcpus:
+                if not live:
+                    applied["vcpus"] = "next boot"
+                elif new_v > cur.max_vcpus:
+                    applied["vcpus"] = f"next boot (live maximum is {cur.max_vcpus})"
+                else:
+                    try:
+                        dom.setVcpusFlags(new_v, LIVE)
+                        applied["vcpus"] = "now"
+                    except libvirt.libvirtError as exc:
+                        applied["vcpus"] = f"next boot (live change refused: {_lv_msg(exc)})"
+            if new_m != cur.memory_mib:
+                if not live:
+                    applied["memory"] = "next boot"
+                elif new_m > cur.max_memory_mib:
+                    applied["memory"] = f"next boot (live maximum is {cur.max_memory_mib} MiB)"
+                else:
+                    try:
+                        dom.setMemoryFlags(new_m * 1024, LIVE)
+                        applied["memory"] = "now"
+                    except libvirt.libvirtError as exc:
+                        applied["memory"] = f"next boot (live change refused: {_lv_msg(exc)})"
+        else:
+            if new_v != cfg.vcpus:
+                applied["vcpus"] = "next boot"
+            if new_m != cfg.memory_mib:
+                applied["memory"] = "next boot"
+        when = "; ".join(f"{k} {v}" for k, v in applied.items()) or "config only"
+        return op.result("ok", f"{name} on {op.host} resized to {new_v} vCPU / {new_m} MiB ({when})",
+                         vcpus={"from": cfg.vcpus, "to": new_v}, memory_mib={"from": cfg.memory_mib, "to": new_m},
+                         applied=applied)
+    return _run_verb("vm.resize", name, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bulk
+
+
+def bulk(fn: Callable[..., OpResult], session, names: Iterable[str], max_workers: int = 4,
+         **kwargs) -> list[OpResult | VirtdeckError]:
+    """Run verb ``fn`` (e.g. :func:`start`) on several VMs in parallel threads.
+
+    Returns one entry per name, in order: the OpResult, or the VirtdeckError it raised (each VM
+    gets its own audit record). Read-only mode is checked once up front (ReadOnlyError raised).
+    """
+    names = list(dict.fromkeys(names))
+    verb = {start: "vm.start", shutdown: "vm.shutdown", poweroff: "vm.poweroff", reboot: "vm.reboot",
+            suspend: "vm.suspend", resume: "vm.resume", delete: "vm.delete"}.get(fn, getattr(fn, "__name__", "vm"))
+    guard.require_writable(verb)
+    if not names:
+        return []
+
+    def one(n: str):
+        try:
+            return fn(session, n, **kwargs)
+        except VirtdeckError as exc:
+            return exc
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(names)))) as pool:
+        return list(pool.map(one, names))

@@ -1,0 +1,275 @@
+"""Fast tests of the VM verbs (console/services/vm_ops.py) without the lab.
+
+libvirt is the real libvirt library with its ``test://`` driver (a private node per host, from
+a node XML), OVN NB is a real ovsdb-server with the OVN NB schema (``nb_server`` fixture). The
+lab tests (tests/test_vm_ops_lab.py) prove the same verbs on real hypervisors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import libvirt
+import pytest
+
+from backends.session import open_nb
+from config.inventory import AllocationConfig, HostConfig, Inventory, TemplateConfig
+from console.errors import HostError, ReadOnlyError, ValidationError, VirtdeckError
+from console.model import METADATA_NS
+from console.services import guard, vm_ops
+
+NODE_XML = """<node>
+<cpu><mhz>2000</mhz><model>x86_64</model><nodes>1</nodes><sockets>1</sockets><cores>2</cores><threads>1</threads></cpu>
+<memory>4194304</memory>
+<pool type='dir'><name>virtdeck</name><uuid>{uuid}</uuid><target><path>/var/lib/virtdeck</path></target></pool>
+</node>"""
+
+
+class DriverSession:
+    """A session whose hypervisors are libvirt ``test://`` nodes and whose NB is a real
+    ovsdb-server. Host ``down`` (when listed) behaves like an unreachable host."""
+
+    def __init__(self, tmp_path, nb_remote, hosts=("hv1", "hv2"), down=()):
+        self.inventory = Inventory(
+            hosts=tuple(HostConfig(h, f"192.0.2.{i + 1}") for i, h in enumerate(hosts)),
+            allocation=AllocationConfig(cpu_ratio=4.0, ram_ratio=1.0),
+            templates=(TemplateConfig("debian12", "debian12.qcow2", sha256="0" * 64),))
+        self.down = set(down)
+        self.conns = {}
+        for h in hosts:
+            node = tmp_path / f"{h}.xml"
+            node.write_text(NODE_XML.format(uuid=uuid.uuid4()))
+            self.conns[h] = libvirt.open(f"test://{node}")
+        self._nb = open_nb(nb_remote)
+
+    def libvirt(self, host):
+        if host in self.down:
+            raise HostError(f"{host}: cannot connect: connection refused")
+        return self.conns[host]
+
+    def nb(self):
+        return self._nb
+
+    def close(self):
+        self._nb.ovsdb_connection.stop()
+
+
+@pytest.fixture
+def audit_log(tmp_path, monkeypatch):
+    path = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(path))
+    yield path
+    guard.set_readonly(False)
+
+
+def records(path):
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def sess(tmp_path, nb_server, audit_log):
+    s = DriverSession(tmp_path, nb_server.unix)
+    yield s
+    s.close()
+
+
+def make_vm(sess, host, name, tenant="demo", vcpus=1, max_vcpus=2, mem=256, max_mem=512,
+            switch="net1", ip="10.0.0.5", mac=None, nat=None):
+    """Define a domain with an overlay + seed volume, an LSP (named by a UUID) with DHCP and an
+    optional floating IP — the shape the provisioning service creates."""
+    conn = sess.conns[host]
+    pool = conn.storagePoolLookupByName("virtdeck")
+    disk = pool.createXML(f"<volume><name>{name}.qcow2</name><capacity>1048576</capacity>"
+                          "<target><format type='qcow2'/></target></volume>", 0)
+    seed = pool.createXML(f"<volume><name>{name}-seed.iso</name><capacity>65536</capacity>"
+                          "<target><format type='raw'/></target></volume>", 0)
+    lsp = str(uuid.uuid4())
+    mac = mac or "52:54:00:%02x:%02x:%02x" % tuple(os.urandom(3))
+    xml = f"""<domain type='test'>
+  <name>{name}</name>
+  <memory unit='KiB'>{max_mem * 1024}</memory>
+  <currentMemory unit='KiB'>{mem * 1024}</currentMemory>
+  <vcpu current='{vcpus}'>{max_vcpus}</vcpu>
+  <metadata><virtdeck:instance xmlns:virtdeck='{METADATA_NS}'><virtdeck:tenant>{tenant}</virtdeck:tenant>
+    <virtdeck:template>debian12</virtdeck:template><virtdeck:seed>{name}-seed.iso</virtdeck:seed></virtdeck:instance></metadata>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'><source file='{disk.path()}'/><target dev='vda' bus='virtio'/></disk>
+    <disk type='file' device='cdrom'><source file='{seed.path()}'/><target dev='hdc' bus='ide'/><readonly/></disk>
+    <interface type='bridge'><mac address='{mac}'/><source bridge='br-int'/>
+      <virtualport type='openvswitch'><parameters interfaceid='{lsp}'/></virtualport></interface>
+  </devices>
+</domain>"""
+    conn.defineXML(xml)
+    nb = sess.nb()
+    with nb.transaction(check_error=True) as txn:
+        txn.add(nb.ls_add(switch, may_exist=True))
+        txn.add(nb.lsp_add(switch, lsp, external_ids={"virtdeck:vm": name, "virtdeck:tenant": tenant}))
+        txn.add(nb.lsp_set_addresses(lsp, [f"{mac} {ip}"]))
+        txn.add(nb.dhcp_options_add("10.0.0.0/24", **{"virtdeck:vm": name}))
+        if nat:
+            txn.add(nb.lr_add("r1", may_exist=True))
+    if nat:
+        nb.lr_nat_add("r1", "dnat_and_snat", nat, ip).execute(check_error=True)
+    return lsp
+
+
+def lsp_names(nb):
+    return {r.name for r in nb.tables["Logical_Switch_Port"].rows.values()}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_lifecycle_idempotent_and_audited(sess, audit_log):
+    make_vm(sess, "hv2", "web1")
+    r = vm_ops.start(sess, "web1")
+    assert (r.outcome, r.host) == ("ok", "hv2")
+    assert vm_ops.start(sess, "web1").outcome == "noop"
+    assert vm_ops.suspend(sess, "web1").outcome == "ok"
+    assert vm_ops.suspend(sess, "web1").outcome == "noop"
+    assert vm_ops.status(sess, "web1")["state"] == "paused"
+    with pytest.raises(vm_ops.VmStateError, match="paused"):
+        vm_ops.shutdown(sess, "web1")
+    assert vm_ops.resume(sess, "web1").outcome == "ok"
+    assert vm_ops.resume(sess, "web1").outcome == "noop"
+    assert vm_ops.reboot(sess, "web1").outcome == "ok"
+    assert vm_ops.shutdown(sess, "web1", timeout=5).outcome == "ok"
+    assert vm_ops.shutdown(sess, "web1").outcome == "noop"
+    assert vm_ops.poweroff(sess, "web1").outcome == "noop"
+    with pytest.raises(vm_ops.VmStateError, match="not running"):
+        vm_ops.reboot(sess, "web1")
+    with pytest.raises(vm_ops.VmStateError):
+        vm_ops.resume(sess, "web1")
+    recs = records(audit_log)
+    assert [r["verb"] for r in recs] == ["vm.start", "vm.start", "vm.suspend", "vm.suspend", "vm.shutdown",
+                                        "vm.resume", "vm.resume", "vm.reboot", "vm.shutdown", "vm.shutdown",
+                                        "vm.poweroff", "vm.reboot", "vm.resume"]
+    assert [r["outcome"] for r in recs[:2]] == ["ok", "noop"]
+    assert recs[4]["outcome"].startswith("failed: web1 on hv2 is paused")
+    for r in recs:
+        assert r["target"] == "vm demo/web1" and r["details"]["host"] == "hv2"
+        assert r["time"] and "@" in r["operator"]
+
+
+def test_not_found_names_hosts_and_unreachable(tmp_path, nb_server, audit_log):
+    s = DriverSession(tmp_path, nb_server.unix, hosts=("hv1", "hv2", "hv3"), down=("hv3",))
+    try:
+        with pytest.raises(vm_ops.VmNotFound) as ei:
+            vm_ops.start(s, "ghost")
+        assert "no VM named ghost on hv1, hv2" in str(ei.value)
+        assert "not reachable: hv3: cannot connect" in str(ei.value)
+        with pytest.raises(HostError, match="hv3: cannot connect"):
+            vm_ops.start(s, "ghost", host="hv3")
+        assert records(audit_log)[-1]["outcome"].startswith("failed: hv3: cannot connect")
+    finally:
+        s.close()
+
+
+def test_readonly_refuses_and_changes_nothing(sess, audit_log):
+    make_vm(sess, "hv1", "ro1")
+    guard.set_readonly(True)
+    for fn in (vm_ops.start, vm_ops.delete, vm_ops.poweroff):
+        with pytest.raises(ReadOnlyError):
+            fn(sess, "ro1")
+    with pytest.raises(ReadOnlyError):
+        vm_ops.bulk(vm_ops.start, sess, ["ro1"])
+    guard.set_readonly(False)
+    assert vm_ops.status(sess, "ro1")["state"] == "shutoff"
+    assert all(r["outcome"].startswith("failed: vm.") for r in records(audit_log))
+
+
+def test_delete_removes_domain_volumes_ports_dhcp_nat(sess, audit_log):
+    lsp = make_vm(sess, "hv1", "db1", nat="172.24.4.50")
+    keep = make_vm(sess, "hv1", "db2", ip="10.0.0.6")
+    conn = sess.conns["hv1"]
+    pool = conn.storagePoolLookupByName("virtdeck")
+    vm_ops.start(sess, "db1")
+    r = vm_ops.delete(sess, "db1")
+    assert r.outcome == "ok"
+    assert sorted(r.details["volumes"]) == ["db1-seed.iso", "db1.qcow2"]
+    assert r.details["ports"] == [lsp] and len(r.details["dhcp"]) == 1 and len(r.details["nats"]) == 1
+    # Nothing of db1 is left, and db2 is untouched.
+    assert [d.name() for d in conn.listAllDomains()] == ["db2"]
+    assert sorted(pool.listVolumes()) == ["db2-seed.iso", "db2.qcow2"]
+    nb = sess.nb()
+    assert lsp_names(nb) == {keep}
+    assert [r.external_ids for r in nb.tables["DHCP_Options"].rows.values()] == [{"virtdeck:vm": "db2"}]
+    assert all(not lr.nat for lr in nb.tables["Logical_Router"].rows.values())
+    with pytest.raises(vm_ops.VmNotFound):
+        vm_ops.delete(sess, "db1")
+    assert vm_ops.delete(sess, "db1", missing_ok=True).outcome == "noop"
+
+
+def test_delete_cleans_ovn_leftovers_without_domain(sess):
+    make_vm(sess, "hv1", "half")
+    sess.conns["hv1"].lookupByName("half").undefine()
+    r = vm_ops.delete(sess, "half")
+    assert r.outcome == "ok" and "leftover" in r.message
+    assert lsp_names(sess.nb()) == set()
+
+
+def test_delete_keeps_template_volume(sess):
+    conn = sess.conns["hv1"]
+    pool = conn.storagePoolLookupByName("virtdeck")
+    base = pool.createXML("<volume><name>debian12.qcow2</name><capacity>1048576</capacity></volume>", 0)
+    conn.defineXML(f"""<domain type='test'><name>raw1</name><memory>262144</memory><vcpu>1</vcpu>
+      <os><type>hvm</type></os><devices><disk type='file' device='disk'><source file='{base.path()}'/>
+      <target dev='vda'/></disk></devices></domain>""")
+    r = vm_ops.delete(sess, "raw1")
+    assert r.details["kept"] == [base.path()] and r.details["volumes"] == []
+    assert pool.listVolumes() == ["debian12.qcow2"]
+
+
+def test_ip_from_ovn(sess):
+    lsp = make_vm(sess, "hv2", "app1", ip="10.0.0.9", mac="52:54:00:aa:bb:cc")
+    out = vm_ops.ip(sess, "app1")
+    assert out == [{"mac": "52:54:00:aa:bb:cc", "lsp": lsp, "switch": "net1",
+                    "addresses": ["52:54:00:aa:bb:cc 10.0.0.9"], "dynamic_addresses": None,
+                    "ips": ["10.0.0.9"], "up": None}]
+
+
+def test_resize_offline_and_placement(sess, audit_log):
+    make_vm(sess, "hv1", "big", vcpus=1, max_vcpus=2, mem=256, max_mem=512)
+    r = vm_ops.resize(sess, "big", vcpus=4, memory_mib=1024)
+    assert r.outcome == "ok" and r.details["applied"] == {"vcpus": "next boot", "memory": "next boot"}
+    st = vm_ops.status(sess, "big")
+    assert (st["vcpus"], st["max_vcpus"], st["memory_mib"], st["max_memory_mib"]) == (4, 4, 1024, 1024)
+    assert vm_ops.resize(sess, "big", vcpus=4).outcome == "noop"
+    # 2 cores x cpu_ratio 4 = 8 vCPUs; the node has 4096 MiB.
+    with pytest.raises(VirtdeckError, match=r"hv1 cannot hold big .*vcpus: 0 allocated \+ 9 asked > 8"):
+        vm_ops.resize(sess, "big", vcpus=9)
+    with pytest.raises(VirtdeckError, match="ram:"):
+        vm_ops.resize(sess, "big", memory_mib=8192)
+    with pytest.raises(ValidationError):
+        vm_ops.resize(sess, "big", vcpus=0)
+    st = vm_ops.status(sess, "big")
+    assert (st["vcpus"], st["memory_mib"]) == (4, 1024)
+    assert [r["outcome"][:6] for r in records(audit_log)] == ["ok", "noop", "failed", "failed"]
+
+
+def test_resize_live_within_maximum(sess):
+    make_vm(sess, "hv1", "live1", vcpus=1, max_vcpus=2, mem=256, max_mem=512)
+    vm_ops.start(sess, "live1")
+    # The test driver reports no free host memory: a running VM may shrink (its own share is
+    # counted back), growing is proven on the lab.
+    r = vm_ops.resize(sess, "live1", memory_mib=200)
+    assert r.details["applied"] == {"memory": "now"}
+    assert vm_ops.status(sess, "live1")["memory_mib"] == 200
+    with pytest.raises(VirtdeckError, match="only 200 MiB free now, 1024 asked"):
+        vm_ops.resize(sess, "live1", memory_mib=1024)
+
+
+def test_bulk(sess, audit_log):
+    make_vm(sess, "hv1", "b1")
+    make_vm(sess, "hv2", "b2")
+    out = vm_ops.bulk(vm_ops.start, sess, ["b1", "b2", "nope"])
+    assert [o.outcome for o in out[:2]] == ["ok", "ok"]
+    assert isinstance(out[2], vm_ops.VmNotFound)
+    out = vm_ops.bulk(vm_ops.delete, sess, ["b1", "b2"])
+    assert all(o.outcome == "ok" for o in out)
+    assert len(records(audit_log)) == 5
