@@ -142,7 +142,7 @@ def test_delete_refused_with_vm_ports_then_cascade(api, nb_server):
     assert ovn.find_network(api, "web", "t1").vm_ports == ("3f1c6f0e-0000-4000-8000-000000000001",)
     with pytest.raises(ValidationError) as ei:
         netsvc.delete_network(api, "t1", "web")
-    assert ei.value.field == "cascade" and "1 VM port" in str(ei.value)
+    assert ei.value.field == "cascade" and "has 1 VM port" in str(ei.value)
     assert len(nb_json(nb_server, "Logical_Switch", "name")) == 1
     netsvc.delete_network(api, "t1", "web", cascade=True)
     assert nb_json(nb_server, "Logical_Switch", "name") == []
@@ -259,3 +259,26 @@ def test_idempotent_backend_create(api):
     a = ovn.create_network(api, spec)
     b = ovn.create_network(api, spec)
     assert a.uuid == b.uuid and len(api.tables["DHCP_Options"].rows) == 1
+
+
+def test_cli_network_and_router_verbs(nb_server, tmp_path, audit_log, capsys):
+    from console.cli import main
+    inv = tmp_path / "inventory.toml"
+    inv.write_text(f'[ovn]\nconnection = "{nb_server.unix}"\n')
+    base = ["--config", str(inv)]
+    assert main(base + ["network", "create", "web", "-t", "demo", "--cidr", "10.0.0.0/24", "--dns", "192.0.2.53"]) == 0
+    assert main(base + ["network", "create", "bad", "-t", "demo", "--cidr", "10.0.0.0/25"]) == 2
+    assert "cidr: 10.0.0.0/25 overlaps" in capsys.readouterr().err
+    assert main(base + ["--json", "network", "list", "-t", "demo"]) == 0
+    [n] = json.loads(capsys.readouterr().out)
+    assert (n["name"], n["cidr"], n["mtu"], n["dns"]) == ("web", "10.0.0.0/24", 1400, ["192.0.2.53"])
+    assert main(base + ["router", "create", "r1", "-t", "demo"]) == 0
+    assert main(base + ["router", "attach", "r1", "web", "-t", "demo"]) == 0
+    assert main(base + ["--readonly", "network", "delete", "web", "-t", "demo"]) == 3
+    assert main(base + ["network", "delete", "web", "-t", "demo"]) == 2
+    assert "is attached to router(s) r1" in capsys.readouterr().err
+    assert main(base + ["network", "delete", "web", "-t", "demo", "--cascade"]) == 0
+    assert main(base + ["router", "delete", "r1", "-t", "demo"]) == 0
+    guard.set_readonly(False)
+    verbs = [json.loads(l)["verb"] for l in audit_log.read_text().splitlines()]
+    assert verbs.count("network.create") == 2 and "router.attach" in verbs

@@ -320,13 +320,13 @@ def delete_network(session, tenant: str, name: str, cascade: bool = False) -> Ne
         if not cascade and (info.vm_ports or info.routers):
             parts = []
             if info.vm_ports:
-                parts.append(f"{len(info.vm_ports)} VM port(s)")
+                parts.append(f"has {len(info.vm_ports)} VM port(s)")
             if info.routers:
-                parts.append(f"attached to router(s) {', '.join(info.routers)}")
+                parts.append(f"is attached to router(s) {', '.join(info.routers)}")
             gw_of = [r.name for r in ovn.list_routers(api, tenant) if r.gateway_network == name]
             if gw_of:
-                parts.append(f"gateway of router(s) {', '.join(gw_of)}")
-            raise ValidationError("cascade", f"network {tenant}/{name} still has {' and '.join(parts)}; "
+                parts.append(f"is the gateway network of router(s) {', '.join(gw_of)}")
+            raise ValidationError("cascade", f"network {tenant}/{name} {' and '.join(parts)}; "
                                   "confirm the cascade (--cascade) to remove them with it")
         if not cascade:
             gw_of = [r.name for r in ovn.list_routers(api, tenant) if r.gateway_network == name]
