@@ -907,3 +907,55 @@ def bulk(fn: Callable[..., OpResult], session, names: Iterable[str], max_workers
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(names)))) as pool:
         return list(pool.map(one, names))
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing (read-only)
+
+
+def list_vms(session, host: str | None = None, tenant: str | None = None) -> tuple[list[dict], dict[str, str]]:
+    """Every VM on the enabled hypervisors (or ``host``), with its IPs from OVN.
+
+    Returns ``(rows, unreachable)``: rows ``{"name", "host", "state", "vcpus", "memory_mib",
+    "tenant", "template", "networks", "ips"}`` sorted by name; ``unreachable`` ``{host: reason}``.
+    Facts: :func:`backends.hypervisor.list_domains` (one bulk stats call per host) and NB LSPs.
+    An unreachable NB leaves ``ips`` empty (and ``unreachable["ovn"]`` says why).
+    """
+    from backends import hypervisor
+
+    hosts = _hypervisor_names(session, host)
+    rows: list[dict] = []
+    down: dict[str, str] = {}
+
+    def one(h: str):
+        conn = session.libvirt(h)
+        return hypervisor.list_domains(conn, h, want_cpu=False).vms
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        futures = {pool.submit(one, h): h for h in hosts}
+        vms = []
+        for fut in concurrent.futures.as_completed(futures):
+            h = futures[fut]
+            try:
+                vms.extend(fut.result())
+            except VirtdeckError as exc:
+                down[h] = str(exc)
+            except libvirt.libvirtError as exc:
+                down[h] = f"{h}: {_lv_msg(exc)}"
+    ips: dict[str, list[str]] = {}
+    try:
+        nb = _nb(session)
+        for row in nb.tables["Logical_Switch_Port"].rows.values():
+            addrs, dyn = _addresses(row)
+            ips[row.name] = _ips_of(addrs, dyn)
+    except VirtdeckError as exc:
+        down["ovn"] = str(exc)
+    for vm in vms:
+        if tenant and vm.tenant != tenant:
+            continue
+        vm_ips = [ip for nic in vm.nics for ip in ips.get(nic.interfaceid or "", [])]
+        rows.append({"name": vm.name, "host": vm.host, "state": vm.state, "vcpus": vm.vcpus,
+                     "memory_mib": vm.memory_mib, "tenant": vm.tenant, "template": vm.template,
+                     "networks": list(vm.networks), "ips": vm_ips})
+    rows.sort(key=lambda r: (r["name"], r["host"]))
+    return rows, down
