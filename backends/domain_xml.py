@@ -120,16 +120,25 @@ def metadata_xml(meta: InstanceMeta) -> str:
 
 
 def parse_metadata(xml_text: str) -> InstanceMeta | None:
-    """The InstanceMeta in a domain XML or a bare instance element; None when absent."""
+    """The InstanceMeta in a domain XML or a bare instance element; None when absent.
+
+    Accepts the element as ``dom.metadata(VIR_DOMAIN_METADATA_ELEMENT, NS)`` returns it: libvirt
+    strips the namespace there (``<instance><tenant>…``), while ``XMLDesc`` keeps it.
+    """
     root = ET.fromstring(xml_text)
-    inst = root if root.tag == f"{{{NS}}}instance" else root.find(f"./metadata/{{{NS}}}instance")
+    if root.tag == "instance":  # namespace stripped by libvirt
+        q = ""
+        inst = root
+    else:
+        q = f"{{{NS}}}"
+        inst = root if root.tag == f"{q}instance" else root.find(f"./metadata/{q}instance")
     if inst is None:
         return None
 
     def text(tag):
-        el = inst.find(f"{{{NS}}}{tag}")
+        el = inst.find(f"{q}{tag}")
         return (el.text or "") if el is not None else ""
-    nets = tuple((n.text or "") for n in inst.findall(f"{{{NS}}}networks/{{{NS}}}network"))
+    nets = tuple((n.text or "") for n in inst.findall(f"{q}networks/{q}network"))
     return InstanceMeta(text("tenant"), text("template"), text("seed"), nets)
 
 

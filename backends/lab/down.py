@@ -14,7 +14,7 @@ import shutil
 from backends.lab import hosts as H
 from backends.lab import netns as N
 from backends.lab import topology as topo
-from backends.lab.state import host_dir, kill_pids, lab_dir, load_state, pid_alive, save_state
+from backends.lab.state import host_dir, kill_pids, lab_dir, lab_lock, load_state, pid_alive, save_state
 
 
 def destroy_domains(h: topo.LabHost, pid: int) -> int:
@@ -87,7 +87,15 @@ def leftovers() -> list[str]:
 
 
 def down(log=print) -> list[str]:
-    """Tear the whole lab down (any hypervisor count); returns :func:`leftovers` afterwards."""
+    """Tear the whole lab down (any hypervisor count); returns :func:`leftovers` afterwards.
+
+    Serialized with other `up`/`down` runs by :class:`state.lab_lock`.
+    """
+    with lab_lock(log):
+        return _down(log)
+
+
+def _down(log) -> list[str]:
     for h in [*topo.all_hypervisors(), topo.CENTRAL, topo.OUTSIDE]:
         present = (h.netns in N.list_netns() or host_dir(h.name).exists()
                    or h.name in load_state().get("holders", {}))

@@ -131,3 +131,29 @@ def run(argv: list[str], *, check: bool = True, input: str | None = None,
         detail = err[-1] if err else f"exit {proc.returncode}"
         raise LabError(f"{what or ' '.join(argv[:4])} failed: {detail}")
     return proc
+
+
+class lab_lock:
+    """Exclusive flock serializing `up`/`down` across processes (two test sessions starting the
+    lab at once). The lock file sits beside the lab dir, which `down` empties."""
+
+    def __init__(self, log=None):
+        self.log = log
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+        path = lab_dir().parent / "lab.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if self.log:
+                self.log("lab: waiting for another `lab up`/`lab down` to finish …")
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # closing releases the flock
+        self.fd = None

@@ -28,7 +28,7 @@ from backends.lab import hosts as H
 from backends.lab import netns as N
 from backends.lab import topology as topo
 from backends.lab.image import CMDLINE, Template, ensure_template
-from backends.lab.state import LabError, host_dir, lab_dir, load_state, run, save_state
+from backends.lab.state import LabError, host_dir, lab_dir, lab_lock, load_state, run, save_state
 
 # tool -> Debian package, for the "missing package" message.
 TOOLS = {
@@ -218,13 +218,21 @@ def wait_chassis(n: int, timeout: float = 30) -> None:
 
 
 def up(n: int = topo.DEFAULT_HYPERVISORS, log=print):
-    """Bring the lab to N hypervisors and return its LabStatus (ready, else LabError)."""
-    from backends.lab.down import destroy_host
-    from backends.lab.status import check
+    """Bring the lab to N hypervisors and return its LabStatus (ready, else LabError).
+
+    Serialized with other `up`/`down` runs by :class:`state.lab_lock`.
+    """
     if not 1 <= n <= topo.MAX_HYPERVISORS:
         raise LabError(f"--hypervisors must be between 1 and {topo.MAX_HYPERVISORS}, not {n}")
-    t0 = time.monotonic()
     preflight()
+    with lab_lock(log):
+        return _up(n, log)
+
+
+def _up(n: int, log):
+    from backends.lab.down import destroy_host
+    from backends.lab.status import check
+    t0 = time.monotonic()
     ensure_lab_key()
     tpl = ensure_template(log=log)
     log(f"image: {tpl.name} sha256 {tpl.sha256[:12]}… ({'built in %.0f s' % tpl.build_seconds if tpl.built else 'cached'})")

@@ -1,0 +1,128 @@
+"""The lab as a pytest fixture (plugin loaded by tests/conftest.py).
+
+``lab`` (session scope) -> :class:`Lab`. It reuses a lab that is already up and ready (so a
+developer or another test session can keep one running) or brings one up with 2 hypervisors
+(building the template image first on a fresh machine, ~1 min) and takes it down at the end of
+the session — unless another live test session registered as a user of it meanwhile, or
+``VIRTDECK_LAB_KEEP=1`` is set. Tests that need it carry ``@pytest.mark.lab``; without root they
+are skipped.
+
+Tests marked ``lab_cycle`` (they take the lab down and up again) run first in the session, before
+other tests create anything on the lab, and only when this session brought the lab up itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class Lab:
+    """A ready lab. ``hypervisors``: names (hv1..); ``addresses``: host name -> underlay IPv4;
+    ``brought_up``: this session started it (and will take it down)."""
+
+    hypervisors: list[str]
+    addresses: dict[str, str]
+    lab_dir: Path
+    brought_up: bool
+    users_file: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def identity(self) -> Path:
+        return self.lab_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.lab_dir / "known_hosts"
+
+    @property
+    def inventory(self) -> Path:
+        return self.lab_dir / "inventory.toml"
+
+    def ssh_argv(self, host: str, argv: list[str]) -> list[str]:
+        from backends.lab.status import ssh_argv
+        return ssh_argv(self.addresses[host], argv)
+
+    def ssh(self, host: str, argv: list[str], check: bool = True, timeout: float = 60):
+        """Run ``argv`` on lab ``host`` over real SSH (lab key, strict known_hosts)."""
+        return subprocess.run(self.ssh_argv(host, argv), capture_output=True, text=True,
+                              check=check, timeout=timeout)
+
+    def run_in(self, host: str, argv: list[str], check: bool = True):
+        """Run ``argv`` inside lab ``host`` via nsenter (no SSH)."""
+        from backends.lab.hosts import run_in
+        return run_in(host, argv, check=check)
+
+    def libvirt_uri(self, host: str) -> str:
+        """qemu+ssh URI of ``host``'s libvirtd with the lab key (host key not verified:
+        libvirt's ssh transport ignores known_hosts=)."""
+        return f"qemu+ssh://root@{self.addresses[host]}/system?keyfile={self.identity}&no_verify=1"
+
+
+def _users_dir() -> Path:
+    from backends.lab.state import lab_dir
+    return lab_dir().parent / "lab-users"
+
+
+def _other_users() -> list[int]:
+    from backends.lab.state import pid_alive
+    out = []
+    d = _users_dir()
+    if d.is_dir():
+        for f in d.iterdir():
+            if f.name.isdigit() and int(f.name) != os.getpid() and pid_alive(int(f.name)):
+                out.append(int(f.name))
+    return out
+
+
+def _describe(n: int, brought_up: bool) -> Lab:
+    from backends.lab import topology as topo
+    from backends.lab.state import lab_dir
+    hvs = topo.hypervisors(n)
+    addrs = {"central": topo.CENTRAL_ADDRESS, **{h.name: h.address for h in hvs}}
+    return Lab([h.name for h in hvs], addrs, lab_dir(), brought_up)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "lab_cycle: takes the lab down and up (runs first, only on "
+                                       "a lab this session brought up)")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    cycle = [i for i in items if i.get_closest_marker("lab_cycle")]
+    rest = [i for i in items if not i.get_closest_marker("lab_cycle")]
+    items[:] = cycle + rest
+
+
+@pytest.fixture(scope="session")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    from backends.lab.state import load_state
+    from backends.lab.status import check
+    from backends.lab.up import up
+    st = check()
+    brought_up = False
+    if not st.ready:
+        had_lab = bool(load_state().get("holders"))
+        st = up(st.hypervisors or 2, log=lambda m: None)
+        brought_up = not had_lab
+    users = _users_dir()
+    users.mkdir(parents=True, exist_ok=True)
+    me = users / str(os.getpid())
+    me.write_text("")
+    info = _describe(st.hypervisors, brought_up)
+    info.users_file = me
+    try:
+        yield info
+    finally:
+        me.unlink(missing_ok=True)
+        if info.brought_up and not os.environ.get("VIRTDECK_LAB_KEEP") and not _other_users():
+            from backends.lab.down import down
+            down(log=lambda m: None)

@@ -1,0 +1,170 @@
+"""Every readiness fact of the lab, checked from the outside as a client would."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backends.lab import topology as topo
+
+pytestmark = pytest.mark.lab
+VIRTDECK = str(Path(sys.executable).with_name("virtdeck"))
+
+
+def test_ssh_into_every_host_with_lab_key_and_strict_known_hosts(lab):
+    for host in ["central", *lab.hypervisors]:
+        p = lab.ssh(host, ["sh", "-c", "hostname; ip -4 -o addr show eth0"])
+        name, addr = p.stdout.splitlines()[:2]
+        assert name == host
+        assert lab.addresses[host] + "/24" in addr
+
+
+def test_known_hosts_holds_real_host_keys(lab, tmp_path):
+    # A known_hosts with another key for the host must make strict checking refuse.
+    other = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    bad = tmp_path / "known_hosts"
+    bad.write_text(f"{lab.addresses['hv1']} {other.with_suffix('.pub').read_text()}")
+    argv = lab.ssh_argv("hv1", ["true"])
+    argv[argv.index(f"UserKnownHostsFile={lab.known_hosts}")] = f"UserKnownHostsFile={bad}"
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "HOST IDENTIFICATION HAS CHANGED" in p.stderr
+
+
+def test_sshd_refuses_another_key(lab, tmp_path):
+    other = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    argv = lab.ssh_argv("central", ["true"])
+    argv[argv.index(str(lab.identity))] = str(other)
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 255 and "Permission denied" in p.stderr
+
+
+def test_virsh_over_qemu_ssh_sees_pool_and_template(lab):
+    for hv in lab.hypervisors:
+        uri = lab.libvirt_uri(hv)
+        p = subprocess.run(["virsh", "-c", uri, "vol-list", topo.POOL_NAME], capture_output=True,
+                           text=True, timeout=60, check=True)
+        for vol in ("debian12.qcow2", "debian12.vmlinuz", "debian12.initrd"):
+            assert vol in p.stdout
+        p = subprocess.run(["virsh", "-c", uri, "list", "--all"], capture_output=True, text=True,
+                           timeout=60, check=True)
+        assert "Id" in p.stdout
+
+
+def test_libvirtd_through_strict_ssh_uses_the_hosts_own_socket(lab):
+    for hv in lab.hypervisors:
+        p = lab.ssh(hv, ["virsh", "-c", "qemu:///system", "pool-info", topo.POOL_NAME])
+        assert re.search(r"State:\s+running", p.stdout)
+        assert lab.ssh(hv, ["test", "-S", topo.LIBVIRT_SOCKET], check=False).returncode == 0
+        p = lab.ssh(hv, ["hostname"])
+        assert p.stdout.strip() == hv
+
+
+def test_sb_lists_one_geneve_chassis_per_hypervisor(lab):
+    p = subprocess.run(["ovn-sbctl", f"--db={topo.SB_TCP}", "--timeout=10", "show"],
+                       capture_output=True, text=True, check=True, timeout=20)
+    chassis = re.findall(r"^Chassis (\S+)", p.stdout, re.M)
+    assert sorted(c.strip('"') for c in chassis) == sorted(lab.hypervisors)
+    assert p.stdout.count("Encap geneve") == len(lab.hypervisors)
+    for i, _ in enumerate(lab.hypervisors, 1):
+        assert f'ip: "172.16.0.{10 + i}"' in p.stdout
+
+
+def test_nb_reachable_on_tcp_and_on_central_unix_socket(lab):
+    p = subprocess.run(["ovn-nbctl", f"--db={topo.NB_TCP}", "--timeout=10", "get-connection"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    p = lab.ssh("central", ["ovn-nbctl", f"--db=unix:{topo.NB_SOCKET}", "--timeout=10", "show"])
+    assert p.returncode == 0
+
+
+def test_hypervisor_ovs_config(lab):
+    for i, hv in enumerate(lab.hypervisors, 1):
+        p = lab.ssh(hv, ["ovs-vsctl", "get", "Open_vSwitch", ".", "external_ids"])
+        ids = p.stdout
+        assert f'system-id={hv}' in ids
+        assert "ovn-bridge-mappings=\"physnet1:br-phys\"" in ids
+        assert "ovn-encap-type=geneve" in ids
+        p = lab.ssh(hv, ["ovs-vsctl", "get", "Bridge", "br-int", "datapath_type"])
+        assert p.stdout.strip() == "netdev"
+        p = lab.ssh(hv, ["ovs-vsctl", "list-ports", "br-phys"])
+        assert "eth1" in p.stdout.split()
+
+
+def test_tunnel_ips_and_outside_host_reachable_on_physnet(lab):
+    hv = lab.hypervisors[0]
+    for hv2_i in range(2, len(lab.hypervisors) + 1):
+        lab.run_in(hv, ["busybox", "ping", "-c", "1", "-W", "2", f"172.16.0.{10 + hv2_i}"])
+    lab.run_in(hv, ["busybox", "ping", "-c", "1", "-W", "2", topo.OUTSIDE_ADDRESS])
+
+
+def test_vlan100_external_host_reachable_through_an_access_port(lab):
+    """A tagged port on hv1's br-phys reaches the VLAN 100 host across vd-phys (OVS tags,
+    Linux bridge forwards, the outside's br-ext access port untags)."""
+    hv = lab.hypervisors[0]
+    lab.run_in(hv, ["ovs-vsctl", "--may-exist", "add-port", "br-phys", "vlt100", "tag=100",
+                    "--", "set", "Interface", "vlt100", "type=internal"])
+    try:
+        lab.run_in(hv, ["ip", "addr", "replace", "10.100.0.99/24", "dev", "vlt100"])
+        lab.run_in(hv, ["ip", "link", "set", "vlt100", "up"])
+        p = lab.run_in(hv, ["busybox", "ping", "-c", "3", "-W", "2", "10.100.0.1"], check=False)
+        assert " 0% packet loss" in p.stdout or "1 packets received" in p.stdout or \
+            re.search(r"[123] packets received", p.stdout), p.stdout
+    finally:
+        lab.run_in(hv, ["ovs-vsctl", "--if-exists", "del-port", "br-phys", "vlt100"])
+
+
+def test_inventory_matches_the_lab(lab):
+    from config.inventory import load
+    from backends.lab.image import cached_template, sha256_file
+    inv = load(lab.inventory)
+    names = [h.name for h in inv.hosts]
+    assert names == ["central", *lab.hypervisors]
+    assert inv.ovn.via_host == "central"
+    assert inv.ssh.known_hosts == str(lab.known_hosts)
+    tpl = cached_template()
+    assert tpl is not None
+    (t,) = inv.templates
+    assert t.sha256 == tpl.sha256 == sha256_file(tpl.qcow2)
+    assert t.kernel == "debian12.vmlinuz" and t.initrd == "debian12.initrd"
+
+
+def test_status_cli_reports_ready(lab):
+    p = subprocess.run([VIRTDECK, "lab", "status"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"lab: ready ({len(lab.hypervisors)} hypervisors" in p.stdout
+
+
+def test_second_up_repairs_nothing_and_duplicates_nothing(lab):
+    from backends.lab.state import load_state
+    before = load_state()["holders"]
+    pids = lab.run_in("hv1", ["cat", "/run/libvirtd.pid", "/run/ovn/ovn-controller.pid"]).stdout
+    p = subprocess.run([VIRTDECK, "lab", "up", "-n", str(len(lab.hypervisors))],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert load_state()["holders"] == before
+    assert lab.run_in("hv1", ["cat", "/run/libvirtd.pid", "/run/ovn/ovn-controller.pid"]).stdout == pids
+    p = lab.ssh("hv1", ["ovs-vsctl", "list-br"])
+    assert p.stdout.split() == ["br-int", "br-phys"]
+    p = lab.ssh("hv1", ["ovs-vsctl", "list-ports", "br-phys"])
+    assert p.stdout.split().count("eth1") == 1
+
+
+def test_up_restarts_a_dead_daemon(lab):
+    from backends.lab.hosts import host_path
+    from backends.lab.state import kill_pids, read_pidfile
+    from backends.lab.status import check
+    pid = read_pidfile(host_path("hv1", "/run/ovn/ovn-controller.pid"))
+    kill_pids([pid])
+    p = subprocess.run([VIRTDECK, "lab", "up", "-n", str(len(lab.hypervisors))],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    new = read_pidfile(host_path("hv1", "/run/ovn/ovn-controller.pid"))
+    assert new and new != pid
+    assert check().ready
