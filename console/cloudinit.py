@@ -246,6 +246,7 @@ def build_user_data(hostname: str, user: str, password_hash: str, ssh_keys: list
     doc = {
         "hostname": hostname,
         "preserve_hostname": False,
+        "manage_etc_hosts": True,  # the hostname resolves (sudo complains otherwise)
         "users": [entry],
         "final_message": DONE_MARKER + " after $UPTIME s",
     }

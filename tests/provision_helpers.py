@@ -61,3 +61,25 @@ def leftovers(session, inventory, tenant: str, vm: str) -> dict:
                                if v.name().startswith(vm + ".") or v.name().startswith(vm + "-")]
     out["ports"] = [p.name for p in ovn_ports.ports_of_vm(session.nb(), tenant, vm)]
     return out
+
+
+def remove_vm(session, inventory, tenant: str, vm: str) -> None:
+    """Test clean-up: destroy + undefine domain ``vm`` wherever it is, delete its volumes
+    (``vm.qcow2``, ``vm-seed.iso``) and its LSPs. Idempotent."""
+    import libvirt
+    from backends import ovn_ports, storage
+    for h in inventory.hypervisors:
+        conn = session.libvirt(h.name)
+        try:
+            dom = conn.lookupByName(vm)
+            if dom.isActive():
+                dom.destroy()
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        except libvirt.libvirtError:
+            pass
+        for pool in {t.pool for t in inventory.templates} or {"virtdeck"}:
+            for name in (f"{vm}.qcow2", f"{vm}-seed.iso"):
+                storage.delete_volume(conn, h.name, pool, name)
+    nb = session.nb()
+    for p in ovn_ports.ports_of_vm(nb, tenant, vm):
+        ovn_ports.delete_port(nb, p.name)
