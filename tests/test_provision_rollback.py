@@ -1,0 +1,254 @@
+"""create_vm on the lab: a failure at EVERY step undoes everything (zero orphans in libvirt and
+OVN), bad input creates nothing, concurrent creates do not oversubscribe a host.
+
+Failures are real: a hook raising between steps (after the step's own work is done), and
+sabotage that makes libvirt/OVN itself refuse (a volume or domain already there, a network gone,
+a disk deleted under the domain). Nothing of libvirt or OVN is mocked.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import subprocess
+import uuid
+
+import libvirt
+import pytest
+
+from backends import ovn_networks, scheduler, storage
+from console import cloudinit
+from console.errors import ReadOnlyError
+from console.services import guard
+from console.services import provision as pv
+from provision_helpers import lab_inventory, lab_session, leftovers, remove_vm  # noqa: F401
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    d = tmp_path_factory.mktemp("k")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "id")], check=True)
+    return (d / "id.pub").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def pw_hash():
+    return cloudinit.hash_password("rollback-pass")
+
+
+@pytest.fixture(scope="module")
+def tenant(lab_session):
+    """A throwaway tenant with one overlay network "net1"; removed afterwards (cascade)."""
+    t = f"t4r{uuid.uuid4().hex[:6]}"
+    nb = lab_session.nb()
+    ovn_networks.create_network(nb, ovn_networks.NetworkSpec(
+        tenant=t, name="net1", kind="overlay", cidr="10.45.0.0/24", gateway="10.45.0.1"))
+    yield t
+    ovn_networks.delete_network(nb, t, "net1", cascade=True)
+    for pg in ovn_networks.list_security_groups(nb, t):
+        ovn_networks.delete_security_group(nb, t, pg.name)
+
+
+@pytest.fixture
+def audit_log(tmp_path, monkeypatch):
+    path = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(path))
+    return path
+
+
+def request(tenant, key, pw_hash, **kw):
+    base = dict(name=f"t4-{uuid.uuid4().hex[:6]}", tenant=tenant, template="debian12", vcpus=1,
+                ram_mib=256, disk_gib=3, networks=("net1",), ssh_keys=(key,), password_hash=pw_hash)
+    base.update(kw)
+    return pv.VmRequest(**base)
+
+
+def ovn_snapshot(nb, tenant) -> dict:
+    """Every NB row tagged with ``tenant`` (other engineers change other tenants meanwhile)."""
+    out = {}
+    for table, t in nb.tables.items():
+        if "external_ids" in t.columns:
+            rows = sorted(str(r.uuid) for r in t.rows.values()
+                          if (r.external_ids or {}).get("virtdeck:tenant") == tenant)
+            if rows:
+                out[table] = rows
+    return out
+
+
+class Injected(Exception):
+    pass
+
+
+@pytest.mark.parametrize("step", pv.STEP_NAMES)
+def test_failure_after_each_step_leaves_nothing(lab_session, lab_inventory, tenant, key, pw_hash,
+                                                audit_log, step):
+    req = request(tenant, key, pw_hash)
+    before = ovn_snapshot(lab_session.nb(), tenant)
+    events = []
+
+    def hook(phase, s, ctx):
+        if phase == "after" and s == step:
+            raise Injected(f"injected after {s}")
+
+    try:
+        with pytest.raises(pv.CreateError) as e:
+            pv.create_vm(lab_session, lab_inventory, req, progress=lambda *a: events.append(a), hook=hook)
+        err = e.value
+        assert err.step == step and "injected after" in str(err) and err.left == []
+        assert "nothing was left behind" in str(err)
+        assert leftovers(lab_session, lab_inventory, tenant, req.name) == {"domains": [], "volumes": [], "ports": []}
+        assert ovn_snapshot(lab_session.nb(), tenant) == before
+        # every step that made something reported its undo
+        undone = {s for s, status, _ in events if status == "undone"}
+        made = {"placement", "disk", "seed", "ports", "define", "start"} & set(pv.STEP_NAMES[:pv.STEP_NAMES.index(step) + 1])
+        assert undone == made
+        assert (step, "failed", f"Injected: injected after {step}") in events
+        assert scheduler.LEDGER.held() == {}  # the claim went with the rest
+        rec = json.loads(audit_log.read_text().splitlines()[-1])
+        assert rec["verb"] == "vm.create" and rec["outcome"].startswith(f"failed: {step}:")
+        assert pw_hash not in audit_log.read_text()
+    finally:
+        remove_vm(lab_session, lab_inventory, tenant, req.name)
+
+
+def test_real_failures_roll_back(lab_session, lab_inventory, tenant, key, pw_hash):
+    """libvirt / OVN themselves refuse at disk, seed, ports, domain, define and start."""
+    nb = lab_session.nb()
+    tpl = lab_inventory.template("debian12")
+    before = ovn_snapshot(nb, tenant)
+
+    def run(req, sabotage, expect_step, match):
+        def hook(phase, s, ctx):
+            if phase == "before" and s == expect_step:
+                sabotage(ctx)
+        with pytest.raises(pv.CreateError) as e:
+            pv.create_vm(lab_session, lab_inventory, req, hook=hook)
+        assert e.value.step == expect_step, str(e.value)
+        assert match in str(e.value), str(e.value)
+        assert e.value.left == []
+        return e.value
+
+    # disk: a volume of that name already exists (someone else's): refused, and NOT deleted
+    req = request(tenant, key, pw_hash, host="hv1")
+    conn = lab_session.libvirt("hv1")
+    squat = lambda ctx, n=f"{req.name}.qcow2": storage.upload_volume(conn, "hv1", tpl.pool, n, b"x" * 512)  # noqa
+    run(req, squat, "disk", "already exists")
+    assert storage.find_volume(conn, "hv1", tpl.pool, f"{req.name}.qcow2") is not None
+    storage.delete_volume(conn, "hv1", tpl.pool, f"{req.name}.qcow2")
+    assert leftovers(lab_session, lab_inventory, tenant, req.name)["volumes"] == []
+
+    # seed: the seed volume name is taken
+    req = request(tenant, key, pw_hash, host="hv1")
+    squat = lambda ctx, n=f"{req.name}-seed.iso": storage.upload_volume(conn, "hv1", tpl.pool, n, b"x" * 512)  # noqa
+    run(req, squat, "seed", "already exists")
+    storage.delete_volume(conn, "hv1", tpl.pool, f"{req.name}-seed.iso")
+    assert leftovers(lab_session, lab_inventory, tenant, req.name) == {"domains": [], "volumes": [], "ports": []}
+
+    # ports: the address asked for is taken by then (OVN's rows say so)
+    req = request(tenant, key, pw_hash, ips=("10.45.0.1",))
+    run(req, lambda ctx: None, "ports", "already used")
+    assert leftovers(lab_session, lab_inventory, tenant, req.name) == {"domains": [], "volumes": [], "ports": []}
+
+    # domain: the template's kernel volume is not on the host
+    req = request(tenant, key, pw_hash)
+
+    def no_kernel(ctx):
+        ctx.template = dataclasses.replace(ctx.template, kernel="no-such.vmlinuz")
+    run(req, no_kernel, "domain", "no-such.vmlinuz")
+    assert leftovers(lab_session, lab_inventory, tenant, req.name) == {"domains": [], "volumes": [], "ports": []}
+
+    # define: a domain of that name appeared meanwhile (libvirt refuses a second UUID)
+    req = request(tenant, key, pw_hash, host="hv2")
+    conn2 = lab_session.libvirt("hv2")
+    other = f"<domain type='qemu'><name>{req.name}</name><memory unit='MiB'>64</memory><os><type>hvm</type></os></domain>"
+    try:
+        run(req, lambda ctx: conn2.defineXML(other), "define", "already exists")
+        # ours was never defined, theirs must still be there
+        assert conn2.lookupByName(req.name).UUIDString() != ""
+    finally:
+        try:
+            conn2.lookupByName(req.name).undefine()
+        except libvirt.libvirtError:
+            pass
+    assert leftovers(lab_session, lab_inventory, tenant, req.name) == {"domains": [], "volumes": [], "ports": []}
+
+    # start: the disk vanished under the defined domain
+    req = request(tenant, key, pw_hash, host="hv1")
+    run(req, lambda ctx: storage.delete_volume(conn, "hv1", tpl.pool, ctx.disk.name), "start", "start:")
+    assert leftovers(lab_session, lab_inventory, tenant, req.name) == {"domains": [], "volumes": [], "ports": []}
+    assert ovn_snapshot(nb, tenant) == before
+
+
+def test_bad_input_creates_nothing(lab_session, lab_inventory, tenant, key, pw_hash):
+    nb = lab_session.nb()
+    before = ovn_snapshot(nb, tenant)
+    cases = [
+        (dict(name="Bad_Name"), "validate", "name"),
+        (dict(vcpus=0), "validate", "vcpus"),
+        (dict(ram_mib=16), "validate", "ram"),
+        (dict(template="nope"), "validate", "template"),
+        (dict(networks=("nope",)), "validate", "networks"),
+        (dict(ssh_keys=("ssh-ed25519 AAAA",)), "validate", "ssh-keys"),
+        (dict(password_hash="plain"), "validate", "password"),
+        (dict(user_data="password: x\n"), "validate", "user-data"),
+        (dict(user_data="a: [\n"), "validate", "user-data"),
+        (dict(host="hv9"), "validate", "host"),
+        (dict(disk_gib=1), "placement", "disk"),
+        (dict(vcpus=64), "placement", "host"),
+    ]
+    for kw, step, field in cases:
+        req = request(tenant, key, pw_hash, **kw)
+        with pytest.raises(pv.CreateError) as e:
+            pv.create_vm(lab_session, lab_inventory, req)
+        assert e.value.step == step, (kw, str(e.value))
+        assert getattr(e.value, "field", None) == field, (kw, str(e.value))
+        assert e.value.exit_code == 2
+        assert leftovers(lab_session, lab_inventory, tenant, req.name) == {"domains": [], "volumes": [], "ports": []}
+    assert ovn_snapshot(nb, tenant) == before
+    # no host fits: the message lists every host and why
+    with pytest.raises(pv.CreateError) as e:
+        pv.create_vm(lab_session, lab_inventory, request(tenant, key, pw_hash, vcpus=64))
+    assert "hv1: vcpus:" in str(e.value) and "hv2: vcpus:" in str(e.value)
+
+
+def test_name_taken_and_readonly(lab_session, lab_inventory, tenant, key, pw_hash):
+    req = request(tenant, key, pw_hash, start=False)
+    try:
+        res = pv.create_vm(lab_session, lab_inventory, req)
+        assert not res.running and res.host in ("hv1", "hv2")
+        with pytest.raises(pv.CreateError, match=f"a VM named '{req.name}' already exists on {res.host}"):
+            pv.create_vm(lab_session, lab_inventory, dataclasses.replace(req, instance_id=None))
+    finally:
+        remove_vm(lab_session, lab_inventory, tenant, req.name)
+    guard.set_readonly(True)
+    try:
+        with pytest.raises(ReadOnlyError):
+            pv.create_vm(lab_session, lab_inventory, request(tenant, key, pw_hash))
+    finally:
+        guard.set_readonly(False)
+
+
+def test_concurrent_creates_do_not_oversubscribe(lab_session, lab_inventory, tenant, key, pw_hash):
+    """Three creates pinned to hv1 at once, each too big for two to fit: exactly one wins."""
+    snap = pv.host_snapshot(lab_session, lab_inventory.host("hv1"), lab_inventory.template("debian12"))
+    cap = int(snap.facts.cores * lab_inventory.allocation.cpu_ratio)
+    free = cap - snap.facts.alloc_vcpus
+    if free < 2:
+        pytest.skip(f"hv1 has only {free} vCPUs free")
+    vcpus = free // 2 + 1
+    reqs = [request(tenant, key, pw_hash, host="hv1", vcpus=vcpus, start=False) for _ in range(3)]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            futs = [pool.submit(pv.create_vm, lab_session, lab_inventory, r) for r in reqs]
+            outcomes = [f.exception() or f.result() for f in futs]
+        wins = [o for o in outcomes if isinstance(o, pv.CreateResult)]
+        losses = [o for o in outcomes if isinstance(o, pv.CreateError)]
+        assert len(wins) == 1 and len(losses) == 2, outcomes
+        for loss in losses:
+            assert loss.step == "placement" and "hv1: vcpus:" in str(loss)
+    finally:
+        for r in reqs:
+            remove_vm(lab_session, lab_inventory, tenant, r.name)
