@@ -358,17 +358,20 @@ def _owned(row, tenant: str | None = None, role: str | None = None) -> bool:
     return role is None or e.get(K_ROLE) == role
 
 
-def virtdeck_rows(api) -> dict[str, list[str]]:
-    """Every NB row whose external_ids carry a ``virtdeck:`` key: {table: [uuid, …]}.
+def virtdeck_rows(api, tenants: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """Every NB row whose external_ids carry a ``virtdeck:`` key: {table: [uuid, …]}; with
+    ``tenants``, only rows whose ``virtdeck:tenant`` is one of them (a shared NB).
 
     Tables without an external_ids column are skipped. Used to prove a clean delete.
     """
+    want = set(tenants) if tenants is not None else None
     out: dict[str, list[str]] = {}
     for table, t in api.tables.items():
         if "external_ids" not in t.columns:
             continue
         found = [str(r.uuid) for r in t.rows.values()
-                 if any(k.startswith(K) for k in (r.external_ids or {}))]
+                 if any(k.startswith(K) for k in (r.external_ids or {}))
+                 and (want is None or (r.external_ids or {}).get(K_TENANT) in want)]
         if found:
             out[table] = found
     return out
