@@ -1,0 +1,133 @@
+"""`virtdeck template list | add | delete`: base images, pinned by sha256 (console/services/templates.py).
+
+Exit codes: 0 ok, 2 invalid input or template in use (nothing changed), 3 read-only, 4 host error
+(a checksum mismatch on a host included: nothing kept).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+
+
+@contextmanager
+def cli_session(args):
+    """A Session on the inventory named by --config (or the default one); honours --readonly."""
+    from backends.session import Session
+    from config.inventory import load
+    from config.paths import resolve_inventory_path
+    from console.services.guard import set_readonly
+
+    set_readonly(bool(getattr(args, "readonly", False)))
+    inv = load(resolve_inventory_path(getattr(args, "config", None)))
+    session = Session(inv)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr: ``hv1 name.qcow2 [#####     ]  45%  40/87 MiB``."""
+
+    def __init__(self, stream=sys.stderr, width: int = 24):
+        self.stream, self.width = stream, width
+        self._last = 0.0
+        self._key = None
+
+    def __call__(self, host: str, label: str, sent: int, total: int) -> None:
+        now = time.monotonic()
+        done = sent >= total
+        if not done and (host, label) == self._key and now - self._last < 0.1:
+            return
+        self._last, self._key = now, (host, label)
+        frac = sent / total if total else 1.0
+        bar = "#" * int(frac * self.width)
+        line = (f"\r{host} {label} [{bar:<{self.width}}] {frac:4.0%} "
+                f"{sent / 1048576:.1f}/{total / 1048576:.1f} MiB")
+        self.stream.write(line + ("\n" if done else ""))
+        self.stream.flush()
+
+
+def cmd_list(args) -> int:
+    from console.services.templates import list_templates
+    with cli_session(args) as s:
+        rows = list_templates(s, s.inventory)
+    if args.json:
+        json.dump([r.to_dict() for r in rows], sys.stdout, indent=2)
+        print()
+        return 0
+    if not rows:
+        print("no templates (virtdeck template add NAME IMAGE)")
+        return 0
+    print(f"{'NAME':<14} {'ARCH':<8} {'OS':<10} {'USER':<8} {'SHA256':<14} HOSTS")
+    for r in rows:
+        t = r.template
+        where = ", ".join(
+            f"{h.host}:{'?' if h.error else ('%d GiB' % round((h.size_bytes or 0) / 2**30)) if h.present else 'missing'}"
+            + (f" ({len(h.users)} VMs)" if h.users else "") for h in r.hosts)
+        print(f"{t.name:<14} {t.arch:<8} {t.os:<10} {t.default_user:<8} {t.sha256[:12]:<14} {where}")
+    return 0
+
+
+def cmd_add(args) -> int:
+    from console.services.templates import add_template
+    with cli_session(args) as s:
+        _, tpl = add_template(
+            s, s.inventory, args.name, args.image, sha256=args.sha256, arch=args.arch,
+            os_name=args.os, default_user=args.default_user, pool=args.pool, kernel=args.kernel,
+            initrd=args.initrd, cmdline=args.cmdline,
+            progress=None if args.json else ProgressBar())
+    if args.json:
+        json.dump({"name": tpl.name, "volume": tpl.volume, "sha256": tpl.sha256, "pool": tpl.pool,
+                   "arch": tpl.arch}, sys.stdout, indent=2)
+        print()
+    else:
+        print(f"template {tpl.name} added (sha256 {tpl.sha256}, verified on every host)")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    from console.services.templates import delete_template
+    with cli_session(args) as s:
+        delete_template(s, s.inventory, args.name)
+    if args.json:
+        json.dump({"name": args.name, "deleted": True}, sys.stdout)
+        print()
+    else:
+        print(f"template {args.name} deleted")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``template`` group (list, add, delete)."""
+    p = subparsers.add_parser("template", help="base images in every hypervisor's pool, pinned by sha256")
+    sub = p.add_subparsers(dest="template_cmd", metavar="ACTION", required=True)
+    ls = sub.add_parser("list", help="templates and where they are")
+    ls.add_argument("--json", action="store_true", default=argparse_default(), help="JSON output")
+    ls.set_defaults(func=cmd_list)
+    a = sub.add_parser("add", help="upload an image to every hypervisor and verify its sha256 there")
+    a.add_argument("name")
+    a.add_argument("image", help="local qcow2 (or raw) image file")
+    a.add_argument("--sha256", help="the image's pinned sha256 (refused if the file differs)")
+    a.add_argument("--arch", default="x86_64")
+    a.add_argument("--os", default="linux")
+    a.add_argument("--default-user", default="debian")
+    a.add_argument("--pool", default="virtdeck")
+    a.add_argument("--kernel", help="kernel file for direct kernel boot")
+    a.add_argument("--initrd", help="initrd file for direct kernel boot")
+    a.add_argument("--cmdline", help="kernel command line, e.g. 'root=/dev/vda ro console=ttyS0'")
+    a.add_argument("--json", action="store_true", default=argparse_default(), help="JSON output")
+    a.set_defaults(func=cmd_add)
+    d = sub.add_parser("delete", help="delete a template (refused while a VM disk uses it)")
+    d.add_argument("name")
+    d.add_argument("--json", action="store_true", default=argparse_default(), help="JSON output")
+    d.set_defaults(func=cmd_delete)
+
+
+def argparse_default():
+    """Keep a top-level ``--json`` given before the verb (sub-parser defaults would reset it)."""
+    import argparse
+    return argparse.SUPPRESS

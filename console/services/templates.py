@@ -1,0 +1,227 @@
+"""Templates: base images in every hypervisor's storage pool, pinned by sha256 of their content.
+
+Shared by `virtdeck template list | add | delete` (console/cli_template.py) and the TUI.
+
+- :func:`list_templates` — each inventory template with, per hypervisor, whether its volume is
+  there, its size, and how many volumes use it as their backing file.
+- :func:`add_template` — upload the image (and kernel/initrd for direct kernel boot) to every
+  enabled hypervisor through the libvirt storage volume API (``virStream`` upload, progress
+  callback), verify the sha256 ON each host (``sha256sum`` over SSH), then record the template in
+  the inventory (TOML, saved). A mismatch anywhere deletes what this call uploaded on every host
+  and nothing is recorded. A host that already holds the volume with the right sum is left as is.
+- :func:`delete_template` — refused while any volume on any host has the template as its backing
+  file, or while a hypervisor cannot be asked; else the volumes go from every host and the
+  template from the inventory.
+
+Each mutating verb writes one audit record ("template.add", "template.delete").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from backends import storage
+from config import inventory as invmod
+from config.inventory import ARCHES, Inventory, TemplateConfig
+from console import audit, cloudinit
+from console.errors import HostError, ValidationError, VirtdeckError
+from console.services.guard import require_writable
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+#: progress(host, file label, sent bytes, total bytes)
+UploadProgress = Callable[[str, str, int, int], None]
+
+
+@dataclass(frozen=True)
+class TemplateHost:
+    """A template's volume on one host: ``present``; ``size_bytes`` (virtual); ``users`` (volumes
+    backed by it); ``error`` when the host could not be asked."""
+
+    host: str
+    present: bool
+    size_bytes: int | None = None
+    users: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TemplateRow:
+    """One template and where it is."""
+
+    template: TemplateConfig
+    hosts: tuple[TemplateHost, ...]
+
+    def to_dict(self) -> dict:
+        t = self.template
+        return {
+            "name": t.name, "volume": t.volume, "pool": t.pool, "sha256": t.sha256, "arch": t.arch,
+            "os": t.os, "default_user": t.default_user, "kernel": t.kernel, "initrd": t.initrd,
+            "cmdline": t.cmdline,
+            "hosts": [{"host": h.host, "present": h.present, "size_bytes": h.size_bytes,
+                       "users": list(h.users), "error": h.error} for h in self.hosts],
+        }
+
+
+def _host_row(session, host: str, t: TemplateConfig) -> TemplateHost:
+    try:
+        conn = session.libvirt(host)
+        vols = storage.list_volumes(conn, host, t.pool)
+    except VirtdeckError as exc:
+        return TemplateHost(host, False, error=str(exc))
+    base = next((v for v in vols if v.name == t.volume), None)
+    if base is None:
+        return TemplateHost(host, False)
+    users = tuple(v.name for v in vols if v.backing_path == base.path)
+    return TemplateHost(host, True, base.capacity_bytes, users)
+
+
+def list_templates(session, inventory: Inventory) -> list[TemplateRow]:
+    """Every inventory template with its state on each enabled hypervisor."""
+    hosts = [h.name for h in inventory.hypervisors if h.enabled]
+    return [TemplateRow(t, tuple(_host_row(session, h, t) for h in hosts)) for t in inventory.templates]
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 of a local file (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(chunk), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def check_template_name(inventory: Inventory, name: str) -> str:
+    """A new template name: lowercase letters, digits, '.', '_', '-'; not taken."""
+    if not name or not NAME_RE.match(name):
+        raise ValidationError("name", "lowercase letters, digits, '.', '_' and '-' (1-63), starting with a letter or digit")
+    if any(t.name == name for t in inventory.templates):
+        raise ValidationError("name", f"a template named {name!r} exists already")
+    return name
+
+
+def _check_file(path, field: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ValidationError(field, f"{p} is not a readable file")
+    return p
+
+
+def add_template(session, inventory: Inventory, name: str, image: str | os.PathLike, *,
+                 sha256: str | None = None, arch: str = "x86_64", os_name: str = "linux",
+                 default_user: str = "debian", pool: str = "virtdeck",
+                 kernel: str | os.PathLike | None = None, initrd: str | os.PathLike | None = None,
+                 cmdline: str | None = None, progress: UploadProgress | None = None,
+                 save: bool = True) -> tuple[Inventory, TemplateConfig]:
+    """Upload and record template ``name``; returns (the new inventory, the template).
+
+    ``sha256``: the pinned sum of ``image`` (None: computed from the local file, which still
+    proves the transfer on each host). ``kernel``/``initrd``/``cmdline``: local files and the
+    kernel command line for direct-kernel-boot templates. ``save``: write the inventory file.
+    Raises ValidationError (bad input, or a local file that does not match ``sha256``: nothing
+    uploaded), HostError (upload or checksum mismatch on a host: everything uploaded removed).
+    """
+    require_writable("template add")
+    target = f"template {name}"
+    check_template_name(inventory, name)
+    img = _check_file(image, "image")
+    if sha256 is not None and not invmod.SHA256_RE.match(sha256.lower()):
+        raise ValidationError("sha256", "64 hex digits (the image's sha256)")
+    if arch not in ARCHES:
+        raise ValidationError("arch", f"one of {', '.join(ARCHES)}")
+    cloudinit.validate_username(default_user, "default-user")
+    if (initrd or cmdline) and not kernel:
+        raise ValidationError("kernel", "initrd and cmdline need a kernel (direct kernel boot)")
+    files: list[tuple[str, Path, str]] = []  # (volume name, local path, sha256)
+    local = sha256_file(img)
+    if sha256 is not None and local != sha256.lower():
+        raise ValidationError("sha256", f"{img} has sha256 {local}, not {sha256.lower()}; nothing was uploaded")
+    files.append((f"{name}.qcow2", img, local))
+    if kernel:
+        k = _check_file(kernel, "kernel")
+        files.append((f"{name}.vmlinuz", k, sha256_file(k)))
+    if initrd:
+        r = _check_file(initrd, "initrd")
+        files.append((f"{name}.initrd", r, sha256_file(r)))
+    hosts = [h.name for h in inventory.hypervisors if h.enabled]
+    if not hosts:
+        raise ValidationError("hosts", "no enabled hypervisor in the inventory")
+
+    uploaded: list[tuple[str, str]] = []  # (host, volume) made by this call
+    try:
+        for host in hosts:
+            conn = session.libvirt(host)
+            for vol, path, digest in files:
+                existing = storage.find_volume(conn, host, pool, vol)
+                if existing is not None:
+                    got = storage.sha256_on_host(session, host, storage.volume_info(existing).path)
+                    if got != digest:
+                        raise HostError(f"{host}: volume {pool}/{vol} exists with sha256 {got}, not {digest}; "
+                                        f"delete it first")
+                    if progress:
+                        size = path.stat().st_size
+                        progress(host, vol, size, size)
+                    continue
+                cb = (lambda s, t, h=host, v=vol: progress(h, v, s, t)) if progress else None
+                storage.upload_template(session, host, pool, vol, path, digest, progress=cb)
+                uploaded.append((host, vol))
+    except BaseException as exc:
+        for host, vol in reversed(uploaded):
+            try:
+                storage.delete_volume(session.libvirt(host), host, pool, vol)
+            except VirtdeckError:
+                pass
+        audit.record("template.add", target, f"failed: {exc}", hosts=hosts, sha256=local)
+        raise
+    tpl = TemplateConfig(name=name, volume=f"{name}.qcow2", sha256=local, pool=pool, arch=arch,
+                         os=os_name, default_user=default_user,
+                         kernel=f"{name}.vmlinuz" if kernel else None,
+                         initrd=f"{name}.initrd" if initrd else None,
+                         cmdline=cmdline if kernel else None)
+    new_inv = replace(inventory, templates=inventory.templates + (tpl,))
+    if save:
+        invmod.save(new_inv)
+    audit.record("template.add", target, "ok", hosts=hosts, sha256=local,
+                 uploaded=[f"{h}:{v}" for h, v in uploaded])
+    return new_inv, tpl
+
+
+def delete_template(session, inventory: Inventory, name: str, *, save: bool = True) -> Inventory:
+    """Delete template ``name``'s volumes from every hypervisor and drop it from the inventory.
+
+    Refused (ValidationError) while any volume on any host uses it as backing file, naming them,
+    and (HostError) while an enabled hypervisor cannot be asked. Returns the new inventory.
+    """
+    require_writable("template delete")
+    target = f"template {name}"
+    try:
+        tpl = inventory.template(name)
+    except VirtdeckError as exc:
+        raise ValidationError("name", str(exc)) from None
+    rows = [_host_row(session, h.name, tpl) for h in inventory.hypervisors if h.enabled]
+    down = [r for r in rows if r.error]
+    if down:
+        msg = "; ".join(f"{r.error}" for r in down)
+        audit.record("template.delete", target, f"failed: {msg}")
+        raise HostError(f"cannot delete template {name}: cannot check every host for users ({msg})")
+    users = [f"{r.host}:{u}" for r in rows for u in r.users]
+    if users:
+        audit.record("template.delete", target, "failed: in use", users=users)
+        raise ValidationError("name", f"template {name} is the backing file of {', '.join(users)}; "
+                                      f"delete those VMs first")
+    removed = []
+    for r in rows:
+        conn = session.libvirt(r.host)
+        for vol in (tpl.volume, tpl.kernel, tpl.initrd):
+            if vol and storage.delete_volume(conn, r.host, tpl.pool, vol):
+                removed.append(f"{r.host}:{vol}")
+    new_inv = replace(inventory, templates=tuple(t for t in inventory.templates if t.name != name))
+    if save:
+        invmod.save(new_inv)
+    audit.record("template.delete", target, "ok" if removed else "noop", removed=removed)
+    return new_inv
