@@ -75,11 +75,17 @@ def leftovers() -> list[str]:
             name = link.get("ifname") or ""
             if name in (topo.UNDERLAY_BRIDGE, topo.PHYSNET_BRIDGE) or name[:3] in ("vu-", "vp-", "vt-"):
                 left.append(f"link {name}")
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            parts = line.split()
-            if parts[1].startswith("/run/netns/vd-") or str(lab_dir() / "hosts") in parts[1]:
-                left.append(f"mount {parts[1]}")
+    # Only mounts visible here count: a sandboxed lab (tmpfs over /run/netns) still lists the
+    # covered mounts of the machine's own lab in mountinfo, under the covered /run/netns.
+    with open("/proc/self/mountinfo") as f:
+        rows = [line.split() for line in f]
+    top = [r[0] for r in rows if r[4] == "/run/netns"]
+    for r in rows:
+        mnt = r[4]
+        if mnt.startswith("/run/netns/vd-") and (not top or r[1] == top[-1]):
+            left.append(f"mount {mnt}")
+        elif str(lab_dir() / "hosts") in mnt:
+            left.append(f"mount {mnt}")
     for name, pid in load_state().get("holders", {}).items():
         if pid_alive(pid):
             left.append(f"process {pid} (holder of {name})")

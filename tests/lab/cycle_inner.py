@@ -1,9 +1,9 @@
 """Down and up with N = 3 and N = 2, repair of a half-built lab, and the one-line refusals.
 
-These take the lab down, so they run first in the session (``lab_cycle`` marker, see
-tests/fixtures_lab.py) and only when this session brought the lab up itself: a lab that a
-developer or another test session keeps running is never torn down by them. They leave the lab
-up with 2 hypervisors for the rest of the session.
+Not collected by a normal run: tests/lab/test_lab_cycle.py runs this file in its own pytest
+inside a sandbox (fresh network + mount namespaces, private /run/netns, a temporary lab dir), so
+taking a lab down never touches the lab other tests and people are using. Standing alone, the
+tests still refuse to cycle a lab this session did not bring up itself.
 """
 
 from __future__ import annotations
@@ -55,9 +55,7 @@ def assert_nothing_left(holders: dict):
         assert f" {name}" not in out
     assert subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.strip() == "" \
         or "vd-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    mounts = Path("/proc/self/mounts").read_text()
-    assert "/run/netns/vd-" not in mounts
-    assert "/virtdeck/lab/hosts" not in mounts
+    # (mounts: leftovers() counts the namespace mounts visible here, see its comment)
     for name, pid in holders.items():
         assert not pid_alive(pid), f"holder of {name} ({pid}) survived"
     assert lab_processes() == []
