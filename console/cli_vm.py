@@ -1,15 +1,178 @@
 """`virtdeck vm …`: the VM verb group.
 
-`vm create` is added here by the provisioning service's owner (issue 4); the operator verbs on
-existing VMs (start, shutdown, delete, resize, …) are registered from console/cli_vm_verbs.py.
+One function per verb: ``cmd_<verb>(args) -> exit code`` plus ``_add_<verb>(vm_sub)`` that
+declares its options; :func:`register` calls every ``_add_*``. To add a verb, write the pair and
+list it in :data:`VERBS`. The operator verbs on existing VMs (start, shutdown, delete, resize, …)
+are registered from console/cli_vm_verbs.py.
+
+`vm create` (console/services/provision.py): every wizard field as an option. The password never
+goes on the command line: ``--password-stdin`` reads it (hashed at once), ``--password-hash``
+takes a ``$6$`` hash, and on a terminal it is asked for. Progress goes to stderr, one line per step;
+``--json`` prints the result (or the failure) as JSON on stdout. ``--dry-run`` shows the placement
+table and the seed (password as its hash) and creates nothing.
+Exit codes: 0 created, 2 invalid input (nothing created), 3 read-only, 4 host error before any
+step, 7 a step failed (everything undone).
 """
 
 from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from console.errors import ValidationError, VirtdeckError
+
+
+def _json(args) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def _read_keys(values: list[str]) -> tuple[str, ...]:
+    """``--ssh-key`` values: a public key line, or a file holding one key per line."""
+    from console import cloudinit
+    keys: list[str] = []
+    for v in values or []:
+        p = Path(v).expanduser()
+        if not v.startswith(("ssh-", "ecdsa-", "sk-")) and p.is_file():
+            keys += cloudinit.parse_ssh_keys(p.read_text(), required=False)
+        else:
+            keys.append(cloudinit.validate_ssh_key(v))
+    if not keys:
+        raise ValidationError("ssh-keys", "give at least one --ssh-key (a .pub file or a key line)")
+    return tuple(keys)
+
+
+def _password_hash(args) -> str:
+    from console import cloudinit
+    if args.password_hash:
+        return cloudinit.validate_password_hash(args.password_hash)
+    if args.password_stdin:
+        clear = sys.stdin.readline().rstrip("\n")
+        return cloudinit.hash_password(clear)
+    if sys.stdin.isatty():
+        clear = getpass.getpass("password for the VM's default user: ")
+        again = getpass.getpass("again: ")
+        if clear != again:
+            raise ValidationError("password", "the two entries differ")
+        return cloudinit.hash_password(clear)
+    raise ValidationError("password", "give --password-stdin or --password-hash (never the clear text as an option)")
+
+
+def build_request(args):
+    """The :class:`VmRequest` for parsed ``vm create`` args (keys read, password hashed)."""
+    from console.services.provision import VmRequest, check_disk, check_networks, check_ram, check_vcpus
+    user_data = ""
+    if args.user_data:
+        user_data = sys.stdin.read() if args.user_data == "-" else Path(args.user_data).expanduser().read_text()
+    networks = check_networks([n for v in args.network for n in v.split(",")])
+    ips: tuple = ()
+    if args.ip:
+        if len(args.ip) != len(networks):
+            raise ValidationError("ip", "give one --ip per --network (use 'auto' or 'dynamic' to skip one)")
+        ips = tuple(None if ip == "auto" else ip for ip in args.ip)
+    return VmRequest(
+        name=args.name, tenant=args.tenant, template=args.template, vcpus=check_vcpus(args.vcpus),
+        ram_mib=check_ram(args.ram), disk_gib=check_disk(args.disk), networks=networks,
+        ssh_keys=_read_keys(args.ssh_key), password_hash=_password_hash(args), user=args.user,
+        user_data=user_data, host=args.host, weigher=args.weigher, anti_affinity=args.anti_affinity,
+        ips=ips, start=not args.no_start)
+
+
+def _print_table(rows: list[dict], out=sys.stderr) -> None:
+    print(f"  {'HOST':<10} {'VERDICT':<8} {'vCPU':<7} {'RAM MiB':<11} WHY", file=out)
+    for r in rows:
+        print(f"  {r['host']:<10} {r['verdict']:<8} {r['vcpus'] or '-':<7} {r['ram_mib'] or '-':<11} "
+              f"{'; '.join(r['reasons'])}", file=out)
+
+
+def cmd_create(args) -> int:
+    """`virtdeck vm create NAME …`"""
+    from console.cli_vm_verbs import cli_session
+    from console.services import provision as pv
+    as_json = _json(args)
+    req = build_request(args)
+
+    def progress(step, status, detail):
+        if status == "start":
+            return
+        mark = {"ok": "ok", "failed": "FAILED", "undo": "undo", "undone": "undone",
+                "undo-failed": "UNDO FAILED"}.get(status, status)
+        print(f"[{mark:>6}] {step:<9} {detail}", file=sys.stderr, flush=True)
+
+    with cli_session(args) as session:
+        inv = session.inventory
+        if args.dry_run:
+            placement, seed = pv.plan(session, inv, req)
+            if as_json:
+                json.dump({"placement": placement.as_rows(), "host": placement.host,
+                           "seed": {"meta-data": seed.meta_data, "user-data": seed.user_data,
+                                    "network-config": seed.network_config}}, sys.stdout, indent=2)
+                print()
+            else:
+                print(f"placement ({placement.weigher}): {placement.host or 'no host fits'}")
+                _print_table(placement.as_rows(), sys.stdout)
+                print(seed.preview())
+            return 0 if placement.host else 2
+        try:
+            result = pv.create_vm(session, inv, req, progress=progress)
+        except pv.CreateError as exc:
+            if as_json:
+                json.dump({"name": req.name, "outcome": "failed", "step": exc.step, "error": exc.reason,
+                           "left_behind": exc.left}, sys.stdout, indent=2)
+                print()
+                return exc.exit_code
+            raise
+    if as_json:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        print()
+    else:
+        ips = ", ".join(f"{p.network}={p.ip or 'dynamic'}" for p in result.ports)
+        print(f"vm {result.tenant}/{result.name} created on {result.host} "
+              f"({'running' if result.running else 'defined, not started'}; {ips}; "
+              f"submit→running {result.submit_to_running or 0:.1f} s)")
+        _print_table(result.placement.as_rows(), sys.stdout)
+    return 0
+
+
+def _add_create(vm_sub) -> None:
+    c = vm_sub.add_parser("create", help="create a VM: seed, placement, disk, ports, domain (rolled back on failure)")
+    c.add_argument("name", help="VM name = hostname (lowercase letters, digits, '-')")
+    c.add_argument("--tenant", required=True)
+    c.add_argument("--template", required=True, help="template name (virtdeck template list)")
+    c.add_argument("--vcpus", type=int, default=1)
+    c.add_argument("--ram", type=int, default=512, metavar="MiB", help="RAM in MiB (default 512)")
+    c.add_argument("--disk", type=int, default=4, metavar="GiB", help="disk in GiB (default 4)")
+    c.add_argument("--network", action="append", required=True, metavar="NAME",
+                   help="network of the tenant; repeat (or comma-separate) for more NICs")
+    c.add_argument("--ip", action="append", metavar="ADDR",
+                   help="address per --network, in order ('auto' picks a free one, 'dynamic' = OVN IPAM)")
+    c.add_argument("--ssh-key", action="append", metavar="KEY|FILE",
+                   help="public key line or .pub file; repeatable", default=[])
+    c.add_argument("--user", help="default user (default: the template's)")
+    c.add_argument("--password-stdin", action="store_true", help="read the user's password from stdin (hashed at once)")
+    c.add_argument("--password-hash", metavar="HASH", help="SHA-512 crypt hash ($6$…) of the password")
+    c.add_argument("--user-data", metavar="FILE", help="extra #cloud-config YAML to merge ('-' = stdin)")
+    c.add_argument("--host", help="pin to this hypervisor (default: automatic placement)")
+    c.add_argument("--weigher", choices=("spread", "pack"), default="spread")
+    c.add_argument("--anti-affinity", metavar="GROUP", help="never on a host holding another VM of GROUP")
+    c.add_argument("--no-start", action="store_true", help="define but do not start")
+    c.add_argument("--dry-run", action="store_true", help="show placement and seed; create nothing")
+    c.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
+    c.set_defaults(func=cmd_create)
+
+
+#: (verb, add-function) of the verbs defined in this file.
+VERBS = (("create", _add_create),)
 
 
 def register(subparsers) -> None:
     """Add the ``vm`` group to the top-level subparsers."""
     p = subparsers.add_parser("vm", help="virtual machines: create, start, stop, delete, resize, …")
     vm_sub = p.add_subparsers(dest="vm_cmd", metavar="ACTION", required=True)
+    for _verb, add in VERBS:
+        add(vm_sub)
     from console.cli_vm_verbs import register_verbs
     register_verbs(vm_sub)
