@@ -340,3 +340,53 @@ def delete_network(session, tenant: str, name: str, cascade: bool = False) -> Ne
     audit.record("network.delete", target, "ok", cascade=cascade, vm_ports=list(info.vm_ports),
                  routers=list(info.routers))
     return info
+
+
+def check_fields(req: NetworkRequest, existing: Sequence[NetworkInfo] = (),
+                 physnets: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
+    """Every field's problem at once, for validate-as-you-type: {field: what is allowed}.
+
+    Empty dict = :func:`validate_network` would accept ``req``. Fields that depend on another
+    (gateway and exclude on cidr; vlan on physnet) are only judged once that one is valid.
+    Same rules and messages as :func:`validate_network`.
+    """
+    errors: dict[str, str] = {}
+
+    def run(field, fn, *a):
+        try:
+            return fn(*a)
+        except ValidationError as exc:
+            errors.setdefault(exc.field if exc.field != field and exc.field in _FIELDS else field, exc.reason)
+            return None
+
+    tenant = run("tenant", check_name, req.tenant, "tenant")
+    name = run("name", check_name, req.name, "name")
+    if tenant and name and any(n.tenant == tenant and n.name == name for n in existing):
+        errors["name"] = f"tenant {tenant} already has a network called {name}"
+    kind = run("kind", check_kind, req.kind)
+    if kind == ovn.PROVIDER:
+        physnet = run("physnet", check_physnet, req.physnet, physnets)
+        vlan = run("vlan", check_vlan, req.vlan)
+        if physnet and "vlan" not in errors:
+            for n in existing:
+                if n.kind == ovn.PROVIDER and n.physnet == physnet and n.vlan == vlan:
+                    what = f"VLAN {vlan}" if vlan is not None else "untagged traffic"
+                    errors["vlan"] = f"{what} on {physnet} is already used by network {n.tenant}/{n.name}"
+                    break
+    cidr = run("cidr", check_cidr, req.cidr)
+    if cidr is not None:
+        if tenant:
+            for n in existing:
+                if n.tenant == tenant and n.cidr and cidr.overlaps(ipaddress.IPv4Network(n.cidr)):
+                    errors["cidr"] = f"{cidr} overlaps {n.cidr} of network {n.name} in tenant {tenant}"
+                    break
+        run("gateway", check_gateway, req.gateway, cidr)
+        run("exclude", check_exclude, req.exclude, cidr)
+    if req.dhcp:
+        run("lease_time", check_lease, req.lease_time)
+    run("dns", check_dns, req.dns)
+    run("mtu", check_mtu, req.mtu, kind or ovn.OVERLAY)
+    return errors
+
+
+_FIELDS = ("tenant", "name", "kind", "physnet", "vlan", "cidr", "gateway", "lease_time", "dns", "mtu", "exclude")

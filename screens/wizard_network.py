@@ -1,0 +1,270 @@
+"""The network wizard: one form for an overlay or provider network, checked as you type.
+
+Push it from anywhere (the Networks panel binds ``c``)::
+
+    app.push_screen(NetworkWizard(), callback)            # session/tenants/physnets from the app
+    app.push_screen(NetworkWizard(session, tenants=["demo"], physnets={"physnet1": ("hv1",)}))
+
+It dismisses with the created :class:`backends.ovn_networks.NetworkInfo`, or None on cancel.
+
+Where its facts come from: ``session`` (default ``app.session``) is what the service writes
+through; tenants default to ``app.cloud.tenants``; physnets default to the hosts' bridge
+mappings in ``app.cloud`` (read from each host's OVS by the live model), and when none are known
+the service reads them over SSH at submit time; existing networks (for the overlap / VLAN /
+name checks) are read once through ``console.services.network.list_networks`` in a worker.
+Every check is ``console.services.network.check_fields`` — the same rules the CLI meets —
+and the write is ``create_network`` in a thread worker (blocking OVN calls never run on the UI
+loop). This module imports no ovsdbapp, libvirt or asyncssh.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from rich.markup import escape
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+from console.errors import ValidationError, VirtdeckError
+from console.services import network as netsvc
+
+FIELDS = ("name", "tenant", "kind", "physnet", "vlan", "cidr", "gateway", "dhcp", "lease_time",
+          "dns", "mtu", "exclude")
+LABELS = {"name": "Name", "tenant": "Tenant", "kind": "Kind", "physnet": "Physnet", "vlan": "VLAN",
+          "cidr": "CIDR", "gateway": "Gateway", "dhcp": "DHCP", "lease_time": "Lease (s)",
+          "dns": "DNS", "mtu": "MTU", "exclude": "Exclude"}
+PROVIDER_ONLY = ("physnet", "vlan")
+
+
+class NetworkWizard(ModalScreen):
+    """Create a network. Keys: ctrl+s create, escape cancel, tab / shift+tab between fields."""
+
+    CSS_PATH = "wizard_network.tcss"
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "create", "Create"),
+    ]
+
+    def __init__(self, session=None, *, tenants: Sequence[str] | None = None,
+                 physnets: Mapping[str, Sequence[str]] | None = None,
+                 networks: Sequence | None = None, tenant: str | None = None):
+        super().__init__()
+        self._session = session
+        self.tenants = list(tenants) if tenants is not None else None
+        self.physnets = dict(physnets) if physnets is not None else None
+        self.networks = list(networks) if networks is not None else None
+        self.default_tenant = tenant
+        self.touched: set[str] = set()
+        self.errors: dict[str, str] = {}
+        self.busy = False
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def session(self):
+        return self._session if self._session is not None else getattr(self.app, "session", None)
+
+    def _facts_from_app(self) -> None:
+        cloud = getattr(self.app, "cloud", None)
+        if self.tenants is None:
+            self.tenants = sorted({t.name for t in getattr(cloud, "tenants", ()) or ()})
+        if self.physnets is None:
+            found: dict[str, list[str]] = {}
+            for h in getattr(cloud, "hosts", ()) or ():
+                for physnet, _bridge in h.bridge_mappings:
+                    found.setdefault(physnet, []).append(h.name)
+            self.physnets = {k: tuple(v) for k, v in sorted(found.items())} or None
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        self._facts_from_app()
+        tenants = self.tenants or []
+        with Vertical(id="netwiz", classes="dialog"):
+            yield Static("[b]New network[/b]", classes="dialog-title")
+            with VerticalScroll(id="form"):
+                yield self._row("name", Input(id="name", placeholder="web", compact=True))
+                yield self._row("tenant", Input(
+                    id="tenant", value=self.default_tenant or (tenants[0] if len(tenants) == 1 else ""),
+                    placeholder=", ".join(tenants[:3]) or "tenant", compact=True,
+                    suggester=SuggestFromList(tenants) if tenants else None))
+                yield self._row("kind", Select([("overlay (GENEVE)", "overlay"), ("provider (physnet)", "provider")],
+                                               value="overlay", allow_blank=False, id="kind", compact=True))
+                if self.physnets:
+                    names = list(self.physnets)
+                    physnet = Select([(f"{p} ({', '.join(self.physnets[p])})", p) for p in names],
+                                     value=names[0], allow_blank=False, id="physnet", compact=True)
+                else:
+                    physnet = Input(id="physnet", placeholder="physnet1", compact=True)
+                yield self._row("physnet", physnet)
+                yield self._row("vlan", Input(id="vlan", placeholder="1-4094, empty = untagged", compact=True))
+                yield self._row("cidr", Input(id="cidr", placeholder="10.0.0.0/24", compact=True))
+                yield self._row("gateway", Input(id="gateway", placeholder="first address", compact=True))
+                yield self._row("dhcp", Checkbox("OVN DHCP", value=True, id="dhcp", compact=True))
+                yield self._row("lease_time", Input(id="lease_time", value="3600", compact=True))
+                yield self._row("dns", Input(id="dns", placeholder="192.0.2.53, …", compact=True))
+                yield self._row("mtu", Input(id="mtu", placeholder="1400", compact=True))
+                yield self._row("exclude", Input(id="exclude", placeholder="10.0.0.2, 10.0.0.10..10.0.0.20",
+                                                 compact=True))
+            yield Static("", id="status")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Create (ctrl+s)", id="create", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def _row(self, field: str, widget) -> Horizontal:
+        row = Horizontal(Label(LABELS[field], classes="field-label"), widget,
+                         Static("", id=f"why-{field}", classes="field-why"),
+                         id=f"row-{field}", classes="field-row")
+        if field in PROVIDER_ONLY:
+            row.add_class("provider-only")
+        return row
+
+    def on_mount(self) -> None:
+        self.query_one("#name", Input).focus()
+        self._apply_kind()
+        self._revalidate()
+        if self.networks is None:
+            self.networks = []
+            session = self.session
+            if session is not None:
+                self.run_worker(lambda: self._load_networks(session), thread=True, group="netwiz-load")
+
+    def _load_networks(self, session) -> None:
+        try:
+            nets = netsvc.list_networks(session)
+        except VirtdeckError as exc:
+            self.app.call_from_thread(self._set_status, f"cannot read existing networks: {exc}", True)
+            return
+        self.app.call_from_thread(self._networks_loaded, nets)
+
+    def _networks_loaded(self, nets) -> None:
+        self.networks = list(nets)
+        self._revalidate()
+
+    # ------------------------------------------------------------------ values
+    def _value(self, field: str):
+        w = self.query_one(f"#{field}")
+        if isinstance(w, Checkbox):
+            return w.value
+        if isinstance(w, Select):
+            return None if w.value is Select.BLANK else w.value
+        return w.value
+
+    def request(self) -> netsvc.NetworkRequest:
+        """The form as a service request (strings as typed)."""
+        kind = self._value("kind") or "overlay"
+        provider = kind == "provider"
+        return netsvc.NetworkRequest(
+            tenant=self._value("tenant").strip(), name=self._value("name").strip(), kind=kind,
+            cidr=self._value("cidr").strip(), gateway=self._value("gateway").strip() or None,
+            dhcp=bool(self._value("dhcp")), lease_time=self._value("lease_time"),
+            dns=self._value("dns"), mtu=self._value("mtu").strip() or None,
+            physnet=self._value("physnet") if provider else None,
+            vlan=self._value("vlan") if provider else None, exclude=self._value("exclude"))
+
+    def _apply_kind(self) -> None:
+        provider = self._value("kind") == "provider"
+        for row in self.query(".provider-only"):
+            row.display = provider
+        self.query_one("#mtu", Input).placeholder = "1500" if provider else "1400 (GENEVE fits in 1500)"
+        self.query_one("#row-lease_time").display = bool(self._value("dhcp"))
+
+    # ------------------------------------------------------------------ validation
+    def _revalidate(self) -> dict[str, str]:
+        self.errors = netsvc.check_fields(self.request(), self.networks or [], self.physnets)
+        for field in FIELDS:
+            why = self.query_one(f"#why-{field}", Static)
+            msg = self.errors.get(field, "") if field in self.touched else ""
+            why.update(escape(msg))
+            self.query_one(f"#row-{field}").set_class(bool(msg), "invalid")
+        self.query_one("#create", Button).disabled = self.busy or bool(self.errors)
+        return self.errors
+
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        if event.input.id in FIELDS:
+            self.touched.add(event.input.id)
+            if event.input.id == "cidr":
+                self.touched.update(("gateway", "exclude"))
+        self._revalidate()
+
+    @on(Select.Changed)
+    def _select_changed(self, event: Select.Changed) -> None:
+        if event.select.id in FIELDS:
+            self.touched.add(event.select.id)
+        self._apply_kind()
+        self._revalidate()
+
+    @on(Checkbox.Changed)
+    def _checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self._apply_kind()
+        self._revalidate()
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        status = self.query_one("#status", Static)
+        status.update(escape(text))
+        status.set_class(error, "error")
+
+    # ------------------------------------------------------------------ actions
+    @on(Button.Pressed, "#create")
+    def _create_pressed(self) -> None:
+        self.action_create()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        if not self.busy:
+            self.dismiss(None)
+
+    def action_create(self) -> None:
+        if self.busy:
+            return
+        self.touched.update(FIELDS)
+        errors = self._revalidate()
+        if errors:
+            first = next(f for f in FIELDS if f in errors)
+            self._set_status(f"{len(errors)} field(s) to fix: {', '.join(LABELS[f] for f in FIELDS if f in errors)}", True)
+            self.query_one(f"#{first}").focus()
+            return
+        session = self.session
+        if session is None:
+            self._set_status("not connected to OVN northbound: nothing can be created", True)
+            return
+        req = self.request()
+        self.busy = True
+        self.query_one("#create", Button).disabled = True
+        self._set_status(f"creating {req.tenant}/{req.name} …")
+        physnets = self.physnets or None
+        self.run_worker(lambda: self._create(session, req, physnets), thread=True, group="netwiz-create")
+
+    def _create(self, session, req, physnets) -> None:
+        try:
+            info = netsvc.create_network(session, req, physnets)
+        except ValidationError as exc:
+            self.app.call_from_thread(self._failed, str(exc), exc.field, exc.reason)
+            return
+        except VirtdeckError as exc:
+            self.app.call_from_thread(self._failed, str(exc), None, None)
+            return
+        except Exception as exc:  # noqa: BLE001 - shown as one line, never a traceback
+            self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}", None, None)
+            return
+        self.app.call_from_thread(self._created, info)
+
+    def _failed(self, message: str, field: str | None, reason: str | None) -> None:
+        self.busy = False
+        self._set_status(message, True)
+        if field in FIELDS:
+            self.query_one(f"#why-{field}", Static).update(escape(reason or ""))
+            self.query_one(f"#row-{field}").add_class("invalid")
+        self.query_one("#create", Button).disabled = False
+
+    def _created(self, info) -> None:
+        self.busy = False
+        self.app.notify(f"created network {info.tenant}/{info.name} ({info.cidr})")
+        self.dismiss(info)
