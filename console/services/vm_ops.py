@@ -613,7 +613,7 @@ def ovn_rows_of(nb, name: str, interfaceids: Iterable[str] = ()) -> OvnLeftovers
     for lr in nb.tables["Logical_Router"].rows.values():
         for nat in lr.nat:
             lport = nat.logical_port[0] if getattr(nat, "logical_port", None) else None
-            if lport in names or _ext(nat, EXT_VM) == name or \
+            if lport in names or _ext(nat, EXT_VM) == name or _ext(nat, "virtdeck:port") in names or \
                     (nat.type == "dnat_and_snat" and nat.logical_ip in ips):
                 nats.append((str(lr.uuid), str(nat.uuid)))
     return OvnLeftovers(tuple(sorted(names)), tuple(dhcp), tuple(nats))
@@ -885,17 +885,23 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
 # Bulk
 
 
+def _detached(exc: BaseException) -> BaseException:
+    """Drop an error's traceback and context: their frames hold libvirt objects, and a virDomain
+    freed after its Session closed blocks the process at exit (the SSH forward is gone)."""
+    exc.__traceback__ = None
+    exc.__context__ = None
+    exc.__cause__ = None
+    return exc
+
+
 def bulk(fn: Callable[..., OpResult], session, names: Iterable[str], max_workers: int = 4,
          **kwargs) -> list[OpResult | VirtdeckError]:
     """Run verb ``fn`` (e.g. :func:`start`) on several VMs in parallel threads.
 
     Returns one entry per name, in order: the OpResult, or the VirtdeckError it raised (each VM
-    gets its own audit record). Read-only mode is checked once up front (ReadOnlyError raised).
+    gets its own audit record; under --readonly each entry is a ReadOnlyError, each audited).
     """
     names = list(dict.fromkeys(names))
-    verb = {start: "vm.start", shutdown: "vm.shutdown", poweroff: "vm.poweroff", reboot: "vm.reboot",
-            suspend: "vm.suspend", resume: "vm.resume", delete: "vm.delete"}.get(fn, getattr(fn, "__name__", "vm"))
-    guard.require_writable(verb)
     if not names:
         return []
 
@@ -903,7 +909,7 @@ def bulk(fn: Callable[..., OpResult], session, names: Iterable[str], max_workers
         try:
             return fn(session, n, **kwargs)
         except VirtdeckError as exc:
-            return exc
+            return _detached(exc)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(names)))) as pool:
         return list(pool.map(one, names))

@@ -1,0 +1,250 @@
+"""The VM verbs on the lab, through the `virtdeck vm …` CLI (a real process per verb).
+
+VMs here are built the way the provisioning service builds them (qcow2 overlay on the lab's
+debian12 template, NoCloud seed ISO, LSP named by a UUID on an overlay network, domain XML with
+direct kernel boot, type 'qemu') but only DEFINED: a test starts at most one TCG guest at a time
+and powers it off before the next.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from backends import domain_xml, ovn_networks, ovn_ports, seed, storage
+from console import cloudinit
+from provision_helpers import lab_inventory, lab_session  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.lab
+
+TENANT = "vmops"
+NET = "net1"
+POOL = "virtdeck"
+VIRTDECK = str(Path(sys.executable).with_name("virtdeck"))
+KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test@vmops")
+HASH = "$6$rounds=656000$abcdefgh$" + "x" * 86
+
+
+@pytest.fixture(scope="module")
+def net(lab_session):
+    nb = lab_session.nb()
+    spec = ovn_networks.NetworkSpec(tenant=TENANT, name=NET, kind="overlay", cidr="10.66.0.0/24",
+                                    gateway="10.66.0.1")
+    return ovn_networks.create_network(nb, spec)
+
+
+@pytest.fixture
+def audit_log(tmp_path):
+    return tmp_path / "audit.jsonl"
+
+
+def cli(inv, audit_log, *argv, input=None, timeout=120, env=None):
+    """Run `virtdeck --config LAB …` as a process; returns CompletedProcess (text)."""
+    e = dict(os.environ, VIRTDECK_AUDIT_LOG=str(audit_log), **(env or {}))
+    return subprocess.run([VIRTDECK, "--config", str(inv.path), *argv], capture_output=True, text=True,
+                          input=input, timeout=timeout, env=e)
+
+
+def cli_json(inv, audit_log, *argv, rc=0, **kw):
+    p = cli(inv, audit_log, *argv, "--json", **kw)
+    assert p.returncode == rc, (p.returncode, p.stdout, p.stderr)
+    return json.loads(p.stdout) if p.stdout.strip() else None
+
+
+def audit(audit_log):
+    return [json.loads(l) for l in audit_log.read_text().splitlines()] if audit_log.exists() else []
+
+
+def make_vm(session, inv, net, host, name, vcpus=1, memory_mib=256, max_vcpus=None, max_memory_mib=None):
+    """Define a VM on ``host`` like the provisioning service does; returns its LSP name."""
+    conn = session.libvirt(host)
+    nb = session.nb()
+    t = inv.template("debian12")
+    for vol in (f"{name}.qcow2", f"{name}-seed.iso"):
+        storage.delete_volume(conn, host, POOL, vol)
+    port = ovn_ports.create_vm_port(nb, net, tenant=TENANT, vm=name, nic=0)
+    disk = storage.create_overlay(conn, host, POOL, f"{name}.qcow2", t.volume, 2)
+    sd = cloudinit.build_seed(name, "debian", HASH, [KEY], [port.mac])
+    iso = storage.upload_volume(conn, host, POOL, f"{name}-seed.iso",
+                                seed.build_nocloud_iso(sd.meta_data, sd.user_data, sd.network_config))
+    path = lambda v: storage.find_volume(conn, host, POOL, v).path()  # noqa: E731
+    spec = domain_xml.DomainSpec(
+        name=name, uuid=str(uuid.uuid4()), vcpus=vcpus, memory_mib=memory_mib, disk_path=disk.path,
+        seed_path=iso.path, domain_type="qemu", kernel=path(t.kernel), initrd=path(t.initrd),
+        cmdline=t.cmdline, nics=(domain_xml.NicSpec(port.mac, port.name, mtu=net.mtu),),
+        metadata=domain_xml.InstanceMeta(TENANT, "debian12", f"{name}-seed.iso", (net.switch,)))
+    xml = domain_xml.domain_xml(spec)
+    if max_vcpus:
+        xml = xml.replace(f"<vcpu placement=\"static\">{vcpus}</vcpu>",
+                          f"<vcpu placement=\"static\" current=\"{vcpus}\">{max_vcpus}</vcpu>")
+    if max_memory_mib:
+        xml = xml.replace(f"<memory unit=\"MiB\">{memory_mib}</memory>",
+                          f"<memory unit=\"MiB\">{max_memory_mib}</memory>")
+    conn.defineXML(xml)
+    return port.name
+
+
+def leftovers(session, inv, name, lsps=()):
+    """Everything of VM ``name`` still in libvirt (domains, volumes) or OVN (LSPs, NAT, DHCP)."""
+    out = []
+    for h in inv.hypervisors:
+        conn = session.libvirt(h.name)
+        out += [f"{h.name}: domain {d.name()}" for d in conn.listAllDomains(0) if d.name() == name]
+        out += [f"{h.name}: volume {v.name}" for v in storage.list_volumes(conn, h.name, POOL)
+                if v.name.startswith(name + ".") or v.name.startswith(name + "-")]
+    nb = session.nb()
+    time.sleep(0.3)  # let the IDL catch up with the CLI's transaction
+    for r in nb.tables["Logical_Switch_Port"].rows.values():
+        if r.name in lsps or r.external_ids.get("virtdeck:vm") == name:
+            out.append(f"LSP {r.name}")
+    for r in nb.tables["NAT"].rows.values():
+        if r.external_ids.get("virtdeck:port") in lsps or r.external_ids.get("virtdeck:vm") == name:
+            out.append(f"NAT {r.external_ip}")
+    for r in nb.tables["DHCP_Options"].rows.values():
+        if r.external_ids.get("virtdeck:vm") == name:
+            out.append(f"DHCP {r.cidr}")
+    return out
+
+
+@pytest.fixture
+def cleanup(lab_session):
+    names: list[str] = []
+    yield names
+    from console.services import vm_ops
+    for n in names:
+        try:
+            vm_ops.delete(lab_session, n, missing_ok=True)
+        except Exception as exc:  # noqa: BLE001 - best effort, report
+            print(f"cleanup of {n}: {exc}")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_lifecycle_verbs_through_cli(lab_session, lab_inventory, net, audit_log, cleanup):
+    inv = lab_inventory
+    cleanup.append("vmops-life")
+    make_vm(lab_session, inv, net, "hv2", "vmops-life")
+    r = cli_json(inv, audit_log, "vm", "start", "vmops-life")
+    assert r[0]["outcome"] == "ok" and r[0]["host"] == "hv2" and r[0]["details"]["state"] == "running"
+    assert cli_json(inv, audit_log, "vm", "start", "vmops-life")[0]["outcome"] == "noop"
+    assert cli_json(inv, audit_log, "vm", "suspend", "vmops-life")[0]["details"]["state"] == "paused"
+    assert cli_json(inv, audit_log, "vm", "suspend", "vmops-life")[0]["outcome"] == "noop"
+    p = cli(inv, audit_log, "vm", "shutdown", "vmops-life", "--timeout", "1")
+    assert p.returncode == 6 and "paused" in p.stderr and "Traceback" not in p.stderr
+    assert cli_json(inv, audit_log, "vm", "resume", "vmops-life")[0]["outcome"] == "ok"
+    assert cli_json(inv, audit_log, "vm", "reboot", "vmops-life", "--hard")[0]["details"]["hard"] is True
+    assert cli_json(inv, audit_log, "vm", "reboot", "vmops-life")[0]["outcome"] == "ok"
+    # The guest is still in early boot: it ignores the power button, so the timeout path shows.
+    p = cli(inv, audit_log, "vm", "shutdown", "vmops-life", "--timeout", "1")
+    assert p.returncode == 7, p.stderr
+    assert "still running 1 s after the ACPI power button" in p.stderr and "vm poweroff vmops-life" in p.stderr
+    r = cli_json(inv, audit_log, "vm", "shutdown", "vmops-life", "--timeout", "1", "--force")
+    assert r[0]["outcome"] == "ok" and r[0]["details"]["forced"] is True
+    assert cli_json(inv, audit_log, "vm", "poweroff", "vmops-life")[0]["outcome"] == "noop"
+    assert cli_json(inv, audit_log, "vm", "shutdown", "vmops-life")[0]["outcome"] == "noop"
+    p = cli(inv, audit_log, "vm", "resume", "vmops-life")
+    assert p.returncode == 6 and p.stderr.count("\n") == 1
+    recs = audit(audit_log)
+    assert [(r["verb"], r["outcome"].split(":")[0]) for r in recs] == [
+        ("vm.start", "ok"), ("vm.start", "noop"), ("vm.suspend", "ok"), ("vm.suspend", "noop"),
+        ("vm.shutdown", "failed"), ("vm.resume", "ok"), ("vm.reboot", "ok"), ("vm.reboot", "ok"),
+        ("vm.shutdown", "failed"), ("vm.shutdown", "ok"), ("vm.poweroff", "noop"), ("vm.shutdown", "noop"),
+        ("vm.resume", "failed")]
+    assert all(r["target"] == f"vm {TENANT}/vmops-life" and r["details"]["host"] == "hv2" for r in recs)
+
+
+def test_delete_leaves_nothing_in_libvirt_or_ovn(lab_session, lab_inventory, net, audit_log, cleanup):
+    inv = lab_inventory
+    cleanup.append("vmops-del")
+    lsp = make_vm(lab_session, inv, net, "hv1", "vmops-del")
+    nb = lab_session.nb()
+    try:
+        ovn_networks.create_router(nb, TENANT, "r1")
+    except Exception:  # noqa: BLE001 - left by an interrupted run
+        pass
+    ip = [r for r in nb.tables["Logical_Switch_Port"].rows.values() if r.name == lsp][0].addresses[0].split()[1]
+    ovn_networks.add_fip(nb, TENANT, "r1", "172.16.0.201", ip, port=lsp)
+    assert len(leftovers(lab_session, inv, "vmops-del", [lsp])) == 5  # domain, 2 volumes, LSP, NAT
+    cli_json(inv, audit_log, "vm", "start", "vmops-del")
+    p = cli(inv, audit_log, "vm", "delete", "vmops-del")  # not a tty and no --yes: refused
+    assert p.returncode == 2 and "--yes" in p.stderr
+    r = cli_json(inv, audit_log, "vm", "delete", "vmops-del", "--yes")[0]
+    assert r["outcome"] == "ok", r
+    assert sorted(r["details"]["volumes"]) == ["vmops-del-seed.iso", "vmops-del.qcow2"]
+    assert r["details"]["ports"] == [lsp] and len(r["details"]["nats"]) == 1
+    assert leftovers(lab_session, inv, "vmops-del", [lsp]) == []
+    # the template and its volumes are still there
+    assert storage.find_volume(lab_session.libvirt("hv1"), "hv1", POOL, "debian12.qcow2") is not None
+    p = cli(inv, audit_log, "vm", "delete", "vmops-del", "--yes")
+    assert p.returncode == 5 and "no VM named vmops-del on hv1, hv2" in p.stderr
+    assert cli_json(inv, audit_log, "vm", "delete", "vmops-del", "--yes", "--missing-ok")[0]["outcome"] == "noop"
+    ovn_networks.delete_router(nb, TENANT, "r1")
+
+
+def test_resize_ip_list_readonly(lab_session, lab_inventory, net, audit_log, cleanup):
+    inv = lab_inventory
+    cleanup.append("vmops-rs")
+    lsp = make_vm(lab_session, inv, net, "hv1", "vmops-rs", vcpus=1, memory_mib=256, max_vcpus=2, max_memory_mib=512)
+    r = cli_json(inv, audit_log, "vm", "resize", "vmops-rs", "--vcpus", "2", "--memory", "768")
+    assert r["details"]["applied"] == {"vcpus": "next boot", "memory": "next boot"}
+    dom = lab_session.libvirt("hv1").lookupByName("vmops-rs")
+    assert dom.info()[3] == 2 and dom.info()[1] == 768 * 1024
+    cores = lab_session.libvirt("hv1").getInfo()[2]
+    p = cli(inv, audit_log, "vm", "resize", "vmops-rs", "--vcpus", str(cores * 4 + 1))
+    assert p.returncode == 1 and "hv1 cannot hold vmops-rs" in p.stderr and "vcpus:" in p.stderr
+    assert dom.info()[3] == 2
+    # live: within the maximum now, beyond it at next boot
+    cli_json(inv, audit_log, "vm", "resize", "vmops-rs", "--vcpus", "1", "--memory", "256")
+    cli_json(inv, audit_log, "vm", "start", "vmops-rs")
+    try:
+        r = cli_json(inv, audit_log, "vm", "resize", "vmops-rs", "--memory", "384")
+        assert r["details"]["applied"] == {"memory": "now"}, r
+        r = cli_json(inv, audit_log, "vm", "resize", "vmops-rs", "--memory", "1024")
+        assert r["details"]["applied"]["memory"].startswith("next boot (live maximum is")
+    finally:
+        cli(inv, audit_log, "vm", "poweroff", "vmops-rs")
+    # ip from OVN, list
+    nics = cli_json(inv, audit_log, "vm", "ip", "vmops-rs")
+    assert nics[0]["lsp"] == lsp and nics[0]["ips"] and nics[0]["ips"][0].startswith("10.66.0.")
+    p = cli(inv, audit_log, "vm", "ip", "vmops-rs")
+    assert p.returncode == 0 and nics[0]["ips"][0] in p.stdout
+    rows = cli_json(inv, audit_log, "vm", "list", "--tenant", TENANT)
+    assert [(v["host"], v["ips"]) for v in rows["vms"] if v["name"] == "vmops-rs"] == [("hv1", nics[0]["ips"])]
+    # read-only refuses and changes nothing
+    n = len(audit(audit_log))
+    p = cli(inv, audit_log, "--readonly", "vm", "start", "vmops-rs")
+    assert p.returncode == 3 and "--readonly" in p.stderr
+    p = cli(inv, audit_log, "--readonly", "vm", "delete", "vmops-rs", "--yes")
+    assert p.returncode == 3
+    assert lab_session.libvirt("hv1").lookupByName("vmops-rs").state()[0] == 5  # shut off
+    assert [r["outcome"][:7] for r in audit(audit_log)[n:]] == ["failed:", "failed:"]
+
+
+def test_unreachable_host_fails_fast(lab_inventory, audit_log, tmp_path):
+    """A verb aimed at a host that does not answer fails within the connect timeout, naming it."""
+    text = Path(lab_inventory.path).read_text()
+    text += ('\n[[hosts]]\nname = "hv9"\naddress = "192.168.100.19"\nuser = "root"\nport = 22\n'
+             'domain_type = "qemu"\n')
+    inv_path = tmp_path / "inventory.toml"
+    inv_path.write_text(text)
+    t0 = time.monotonic()
+    p = subprocess.run([VIRTDECK, "--config", str(inv_path), "vm", "start", "ghost", "--host", "hv9"],
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, VIRTDECK_AUDIT_LOG=str(audit_log), VIRTDECK_CONNECT_TIMEOUT="3"))
+    took = time.monotonic() - t0
+    print(f"unreachable host: failed after {took:.1f} s: {p.stderr.strip()}")
+    assert p.returncode == 4 and p.stderr.startswith("virtdeck: hv9") and "Traceback" not in p.stderr
+    assert took < 15
+    # searching every host: the VM is not on the reachable ones and hv9 is named as unreachable
+    p = subprocess.run([VIRTDECK, "--config", str(inv_path), "vm", "start", "ghost"],
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, VIRTDECK_AUDIT_LOG=str(audit_log), VIRTDECK_CONNECT_TIMEOUT="3"))
+    assert p.returncode == 5 and "no VM named ghost on hv1, hv2" in p.stderr and "hv9" in p.stderr
