@@ -1,0 +1,302 @@
+"""The console app: `virtdeck` with no verb opens it.
+
+:func:`run_console` loads the inventory, starts the live model (hosts connect in parallel, in
+the background) and runs :class:`VirtdeckApp`. The app never blocks on a host: the live model's
+publisher posts :class:`screens.main.CloudChanged` (thread-safe) and the screen redraws from
+the latest immutable snapshot.
+
+Hooks for other screens (wizards, panels) — keep them simple:
+
+- ``app.cloud``: the latest :class:`console.model.Cloud`; ``app.inventory``; ``app.session``:
+  the :class:`backends.session.Session` (None with a fixed model, e.g. in snapshot tests).
+  Blocking service calls belong in a thread worker (``self.run_worker(fn, thread=True)``).
+- ``app.open_vm_wizard()`` / ``app.open_network_wizard()`` (bound to ``c`` in the VMs /
+  Networks panel): push ``screens.wizard_vm.VmWizard()`` / ``screens.wizard_network.NetworkWizard()``
+  — screens constructed with no arguments — when those modules exist.
+- ``app.jump(panel, key)``: show a panel and highlight a row (keys: see screens/views.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from functools import partial
+from typing import Protocol
+
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from console.model import Cloud
+from screens import views
+from screens.dialogs import HelpScreen, HostKeyDialog
+from screens.main import CloudChanged, MainScreen
+from screens.table import CloudTable
+
+log = logging.getLogger(__name__)
+
+
+class CloudSource(Protocol):
+    """What the app needs from a model: :class:`console.live.LiveModel` or
+    :class:`FixedModel`."""
+
+    def snapshot(self) -> Cloud: ...
+    def subscribe(self, callback): ...
+    def host_key_requests(self) -> tuple: ...
+    def trust_host_key(self, host: str) -> None: ...
+    def refuse_host_key(self, host: str) -> None: ...
+    def reconnect(self, host: str | None = None) -> None: ...
+
+
+class FixedModel:
+    """A model that never changes: one given :class:`Cloud` (screenshots, demos, tests of
+    rendering). ``host_keys`` may hold pending :class:`console.live.HostKeyRequest` objects."""
+
+    session = None
+
+    def __init__(self, cloud: Cloud, host_keys: tuple = ()):
+        self.cloud = cloud
+        self.host_keys = list(host_keys)
+        self.answers: list[tuple[str, bool]] = []
+        self._subs: list = []
+
+    def snapshot(self) -> Cloud:
+        return self.cloud
+
+    def set(self, cloud: Cloud) -> None:
+        """Replace the cloud and notify subscribers (like a pushed change)."""
+        self.cloud = cloud
+        for cb in list(self._subs):
+            cb()
+
+    def subscribe(self, callback):
+        self._subs.append(callback)
+        return lambda: self._subs.remove(callback) if callback in self._subs else None
+
+    def host_key_requests(self) -> tuple:
+        return tuple(self.host_keys)
+
+    def trust_host_key(self, host: str) -> None:
+        self.answers.append((host, True))
+        self.host_keys = [r for r in self.host_keys if r.host != host]
+
+    def refuse_host_key(self, host: str) -> None:
+        self.answers.append((host, False))
+        self.host_keys = [r for r in self.host_keys if r.host != host]
+
+    def reconnect(self, host: str | None = None) -> None:
+        pass
+
+
+class CloudCommands(Provider):
+    """Command palette (``:``): go to a panel, or jump to any host, VM, network, tenant."""
+
+    def _targets(self):
+        app = self.app
+        for i, panel in enumerate(views.PANELS, 1):
+            yield f"Go to {views.TITLES[panel]} ({i})", partial(app.show_panel, panel), "panel"
+        cloud: Cloud = app.cloud
+        for h in cloud.hosts:
+            yield f"host {h.name}", partial(app.jump, "hosts", f"host:{h.name}"), h.state
+        for n in cloud.networks:
+            yield f"network {n.display_name}", partial(app.jump, "networks", f"net:{n.uuid}"), n.kind_label
+        for r in cloud.routers:
+            yield f"router {r.display_name}", partial(app.jump, "networks", f"router:{r.uuid}"), "router"
+        for t in cloud.tenants:
+            yield f"tenant {t.name}", partial(app.jump, "tenants", f"tenant:{t.name}"), "tenant"
+        for v in cloud.vms:
+            yield f"vm {v.name}", partial(app.jump, "vms", f"vm:{v.host}:{v.uuid}"), f"{v.host} {v.state}"
+
+    async def discover(self) -> Hits:
+        for i, panel in enumerate(views.PANELS, 1):
+            yield DiscoveryHit(f"Go to {views.TITLES[panel]} ({i})", partial(self.app.show_panel, panel))
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, command, help in self._targets():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), command, help=help)
+
+
+class VirtdeckApp(App):
+    """The console (see module doc). ``source``: a LiveModel or FixedModel."""
+
+    TITLE = "virtdeck"
+    ENABLE_COMMAND_PALETTE = True
+    COMMANDS = App.COMMANDS | {CloudCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("colon", "command_palette", "Jump", key_display=":"),
+    ]
+
+    def __init__(self, source: CloudSource, inventory=None, *, readonly: bool = False):
+        super().__init__()
+        self.source = source
+        self.inventory = inventory
+        self.readonly = readonly
+        self._unsubscribe = None
+        self._pending = threading.Event()
+        self._asked: set[str] = set()
+        if readonly:
+            self.sub_title = "read-only"
+
+    # -- hooks for other screens ------------------------------------------------------------
+
+    @property
+    def cloud(self) -> Cloud:
+        """The latest immutable snapshot of the cloud."""
+        return self.source.snapshot()
+
+    @property
+    def session(self):
+        """The live model's Session (None for a FixedModel)."""
+        return getattr(self.source, "session", None)
+
+    def open_vm_wizard(self) -> None:
+        """Open the VM create wizard (screens/wizard_vm.py: ``VmWizard()``) if installed."""
+        self._open("screens.wizard_vm", "VmWizard", "VM create wizard")
+
+    def open_network_wizard(self) -> None:
+        """Open the network wizard (screens/wizard_network.py: ``NetworkWizard()``) if installed."""
+        self._open("screens.wizard_network", "NetworkWizard", "network wizard")
+
+    def _open(self, module: str, cls_name: str, what: str) -> None:
+        if self.readonly:
+            self.notify(f"read-only console: the {what} is off", severity="warning")
+            return
+        try:
+            cls = getattr(importlib.import_module(module), cls_name)
+        except (ModuleNotFoundError, AttributeError):
+            self.notify(f"the {what} is not installed yet", severity="warning")
+            return
+        self.push_screen(cls())
+
+    def show_panel(self, panel: str) -> None:
+        main = self._main()
+        if main is not None:
+            main.action_panel(panel)
+
+    def jump(self, panel: str, key: str) -> None:
+        """Show ``panel`` with row ``key`` highlighted."""
+        main = self._main()
+        if main is not None:
+            main.jump(panel, key)
+
+    def reconnect_host(self, host: str) -> None:
+        self.source.reconnect(host)
+
+    def _main(self) -> MainScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(MainScreen())
+        self._unsubscribe = self.source.subscribe(self._source_changed)
+        self._check_host_keys()
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+
+    def _source_changed(self) -> None:
+        """Called from the model's thread: post one CloudChanged until it is handled."""
+        if not self._pending.is_set():
+            self._pending.set()
+            self.post_message(CloudChanged())
+
+    def on_cloud_changed(self, _message: CloudChanged) -> None:
+        self._pending.clear()
+        main = self._main()
+        if main is not None:
+            main.refresh_cloud()
+        self._check_host_keys()
+
+    def _check_host_keys(self) -> None:
+        for req in self.source.host_key_requests():
+            if req.host in self._asked:
+                continue
+            self._asked.add(req.host)
+            self.push_screen(HostKeyDialog(req.host, req.address, req.port, req.fingerprint),
+                             partial(self._host_key_answer, req.host))
+
+    def _host_key_answer(self, host: str, trust: bool | None) -> None:
+        def work() -> None:
+            try:
+                if trust:
+                    self.source.trust_host_key(host)
+                else:
+                    self.source.refuse_host_key(host)
+            except Exception as exc:  # noqa: BLE001 - shown, never a traceback
+                self.call_from_thread(self.notify, f"{host}: {exc}", severity="error")
+            finally:
+                self._asked.discard(host)
+        self.run_worker(work, thread=True, group="host-key")
+
+    # -- help -----------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        def rows(bindings) -> list[tuple[str, str]]:
+            out = []
+            for b in bindings:
+                if isinstance(b, tuple):
+                    b = Binding(*b)
+                keys = b.key_display or " / ".join(b.key.split(","))
+                out.append((keys, b.description or b.action))
+            return out
+        groups = [
+            ("Everywhere", rows(self.BINDINGS) + [("ctrl+p", "command palette (same as :)")]),
+            ("Panels", rows(MainScreen.BINDINGS)),
+            ("In a table", rows(CloudTable.BINDINGS)),
+            ("Host-key question", rows(HostKeyDialog.BINDINGS)),
+        ]
+        self.push_screen(HelpScreen(groups))
+
+
+def _setup_logging() -> None:
+    """Log to $XDG_STATE_HOME/virtdeck/console.log, never to the terminal (it is the UI)."""
+    from config.paths import state_dir
+
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    try:
+        d = state_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(d / "console.log")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+
+
+def run_console(args) -> int:
+    """Open the console for ``args.config`` (see config.paths.resolve_inventory_path),
+    honouring ``args.readonly``. Returns the exit code. Raises ConfigError for a bad inventory
+    (printed as one line by the CLI)."""
+    from config import inventory as inventory_mod
+    from config.paths import resolve_inventory_path
+    from console.live import LiveModel
+    from console.services.guard import set_readonly
+
+    inv = inventory_mod.load(resolve_inventory_path(getattr(args, "config", None)))
+    readonly = bool(getattr(args, "readonly", False))
+    set_readonly(readonly)
+    _setup_logging()
+    live = LiveModel(inv).start()
+    app = VirtdeckApp(live, inventory=inv, readonly=readonly)
+    try:
+        app.run()
+    finally:
+        stopper = threading.Thread(target=live.stop, daemon=True)
+        stopper.start()
+        stopper.join(timeout=3)
+    return app.return_code or 0

@@ -1,0 +1,241 @@
+"""The main screen: Hosts, VMs, Networks, Tenants (and Templates) panels with a detail pane.
+
+Keyboard first (k9s-like): ``1``-``5`` or ``tab``/``shift+tab`` switch panels, ``/`` filters the
+current table by a regular expression (``escape`` clears it), ``?`` lists every binding, ``:``
+opens the command palette (jump to a panel or to any host / VM / network / tenant by name),
+``c`` creates in the VMs / Networks panel, ``r`` reconnects the highlighted host, ``q`` quits.
+
+The screen reads ``self.app.cloud`` (an immutable :class:`console.model.Cloud`) when the app
+posts :class:`CloudChanged`; it never waits on a host.
+
+Templates panel: a slot another module fills. If ``screens/templates.py`` defines
+``TemplatesPanel`` (a Widget taking no arguments, reading ``self.app.cloud`` /
+``self.app.inventory``), it is mounted in the Templates tab; else a placeholder shows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+
+from screens import views
+from screens.table import CloudTable
+
+
+class CloudChanged(Message):
+    """Posted to the app (from any thread) when a new Cloud snapshot is available."""
+
+
+def _templates_panel():
+    try:
+        mod = importlib.import_module("screens.templates")
+    except ModuleNotFoundError as exc:
+        if exc.name != "screens.templates":
+            raise
+        return None
+    cls = getattr(mod, "TemplatesPanel", None)
+    return cls() if cls is not None else None
+
+
+class MainScreen(Screen):
+    """Panels + details + filter; see module doc for the bindings."""
+
+    CSS_PATH = "main.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
+
+    BINDINGS = [
+        Binding("1", "panel('hosts')", "Hosts", key_display="1"),
+        Binding("2", "panel('vms')", "VMs", key_display="2"),
+        Binding("3", "panel('networks')", "Nets", key_display="3"),
+        Binding("4", "panel('tenants')", "Tenants", key_display="4"),
+        Binding("5", "panel('templates')", "Templates", show=False),
+        Binding("tab", "cycle(1)", "Next panel", show=False, priority=True),
+        Binding("shift+tab", "cycle(-1)", "Previous panel", show=False, priority=True),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("c", "create", "Create"),
+        Binding("r", "reconnect", "Reconnect host", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filters: dict[str, str] = {}
+        self._shown_generation: dict[str, int] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="status")
+        with TabbedContent(id="panels", initial="hosts"):
+            for i, panel in enumerate(views.PANELS, 1):
+                with TabPane(f"{i} {views.TITLES[panel]}", id=panel):
+                    if panel == "templates":
+                        widget = _templates_panel()
+                        yield widget if widget is not None else Static(
+                            "Templates: not wired in yet (screens/templates.py).", id="templates-slot")
+                        continue
+                    with Vertical(classes="panel-body"):
+                        yield CloudTable(views.COLUMNS[panel], id=f"table-{panel}",
+                                         empty=f"no {views.TITLES[panel].lower()} yet")
+                        with VerticalScroll(classes="details", id=f"details-{panel}"):
+                            yield Static("", id=f"detail-{panel}", classes="detail-text")
+        yield Input(placeholder="filter (regular expression, Enter to apply, Esc to clear)",
+                    id="filter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.refresh_cloud()
+        self._focus_table()
+
+    # -- data -----------------------------------------------------------------------------
+
+    @property
+    def panel(self) -> str:
+        return self.query_one("#panels", TabbedContent).active or "hosts"
+
+    def table(self, panel: str | None = None) -> CloudTable | None:
+        panel = panel or self.panel
+        if panel not in views.ROWS:
+            return None
+        return self.query_one(f"#table-{panel}", CloudTable)
+
+    def refresh_cloud(self, force: bool = False) -> None:
+        """Redraw the status line and the visible panel from ``app.cloud`` (others refresh
+        when they are shown)."""
+        cloud = self.app.cloud
+        status = views.status_line(cloud)
+        pat = self.filters.get(self.panel)
+        if pat:
+            status += f" · filter [b]/{pat}/[/b]"
+        self.query_one("#status", Static).update(status)
+        self._refresh_panel(self.panel, force)
+
+    def _refresh_panel(self, panel: str, force: bool = False) -> None:
+        table = self.table(panel)
+        if table is None:
+            return
+        cloud = self.app.cloud
+        if not force and self._shown_generation.get(panel) == cloud.generation:
+            return
+        self._shown_generation[panel] = cloud.generation
+        rows = views.ROWS[panel](cloud)
+        pat = self.filters.get(panel)
+        if pat:
+            rx = re.compile(pat, re.IGNORECASE)
+            rows = [r for r in rows if rx.search(r.text)]
+        table.set_rows(rows)
+        self._show_details(panel, table.cursor_key)
+
+    def _show_details(self, panel: str, key: str | None) -> None:
+        detail = self.query_one(f"#detail-{panel}", Static)
+        detail.update(views.details(self.app.cloud, key))
+
+    @on(CloudTable.Highlighted)
+    def _highlighted(self, event: CloudTable.Highlighted) -> None:
+        panel = (event.table.id or "").removeprefix("table-")
+        if panel in views.ROWS:
+            self._show_details(panel, event.key)
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_cloud()
+        self._focus_table()
+
+    def _focus_table(self) -> None:
+        table = self.table()
+        if table is not None:
+            table.focus()
+        else:   # a panel without a table: let go of the hidden table (else its pane returns)
+            self.set_focus(None)
+
+    # -- actions --------------------------------------------------------------------------
+
+    def action_panel(self, panel: str) -> None:
+        if self.table(panel) is None:
+            self.set_focus(None)
+        self.query_one("#panels", TabbedContent).active = panel
+
+    def action_cycle(self, delta: int) -> None:
+        if self.query_one("#filter", Input).has_focus:
+            return
+        i = views.PANELS.index(self.panel)
+        self.action_panel(views.PANELS[(i + delta) % len(views.PANELS)])
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.filters.get(self.panel, "")
+        box.remove_class("-invalid")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        had = self.filters.pop(self.panel, None)
+        box.value = ""
+        box.display = False
+        self._focus_table()
+        if had:
+            self.refresh_cloud(force=True)
+
+    @on(Input.Changed, "#filter")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        self._apply_filter(event.value, live=True)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        if self._apply_filter(event.value, live=False):
+            event.input.display = False
+            self._focus_table()
+
+    def _apply_filter(self, pattern: str, live: bool) -> bool:
+        box = self.query_one("#filter", Input)
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            box.add_class("-invalid")
+            if not live:
+                self.notify(f"not a regular expression: {exc}", severity="error")
+            return False
+        box.remove_class("-invalid")
+        if pattern:
+            self.filters[self.panel] = pattern
+        else:
+            self.filters.pop(self.panel, None)
+        self.refresh_cloud(force=True)
+        return True
+
+    def action_create(self) -> None:
+        panel = self.panel
+        if panel == "vms":
+            self.app.open_vm_wizard()
+        elif panel == "networks":
+            self.app.open_network_wizard()
+        else:
+            self.notify("c creates in the VMs (2) and Networks (3) panels", timeout=3)
+
+    def action_reconnect(self) -> None:
+        table = self.table()
+        key = table.cursor_key if table else None
+        if self.panel == "hosts" and key:
+            host = key.removeprefix("host:")
+            self.app.reconnect_host(host)
+            self.notify(f"reconnecting {host}", timeout=2)
+
+    def jump(self, panel: str, key: str) -> None:
+        """Show ``panel`` and highlight row ``key`` (clearing a filter that hides it)."""
+        self.action_panel(panel)
+        table = self.table(panel)
+        if table is None:
+            return
+        self._refresh_panel(panel, force=True)
+        if not table.select_key(key) and self.filters.pop(panel, None):
+            self._refresh_panel(panel, force=True)
+            table.select_key(key)
+        table.focus()

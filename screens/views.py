@@ -1,0 +1,294 @@
+"""What each panel shows: rows for the tables and the text of the detail pane, from a Cloud.
+
+Pure functions of :class:`console.model.Cloud` (no I/O, no widgets) so they are cheap to call
+on every change and easy to test. Row keys: ``host:NAME``, ``vm:HOST:UUID``, ``net:UUID``,
+``router:UUID``, ``tenant:NAME``.
+"""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.text import Text
+
+from console.model import Cloud, Host, Network, Router, Vm
+from screens.table import Column, Row
+
+PANELS = ("hosts", "vms", "networks", "tenants", "templates")
+TITLES = {"hosts": "Hosts", "vms": "VMs", "networks": "Networks", "tenants": "Tenants",
+          "templates": "Templates"}
+
+_STATE_STYLE = {
+    "up": "green", "running": "green", "connecting": "yellow", "paused": "yellow",
+    "blocked": "yellow", "shutdown": "yellow", "pmsuspended": "yellow", "host-key": "bold yellow",
+    "unreachable": "bold red", "refused": "bold red", "crashed": "bold red",
+    "shutoff": "dim", "disabled": "dim", "nostate": "dim",
+}
+
+
+def state_style(text: str) -> str:
+    """Rich style for a host/VM state word."""
+    return _STATE_STYLE.get(text.split(" ")[0], "")
+
+
+def _n(v) -> str:
+    return "?" if v is None else str(v)
+
+
+# ---------------------------------------------------------------------------------------------
+# Columns
+
+
+HOST_COLUMNS = (
+    Column("name", "Host", 4, 16),
+    Column("state", "State", 5, 11, style=state_style),
+    Column("arch", "Arch", 4, 7),
+    Column("cores", "Cores", 3, 5, right=True),
+    Column("ram", "RAM free/total", 9, 15, right=True),
+    Column("vms", "VMs", 3, 9, right=True),
+    Column("vcpu", "vCPU", 4, 9, right=True),
+    Column("alloc", "RAM alloc", 6, 13, right=True),
+    Column("physnets", "Physnets", 4, 30, flex=True),
+)
+
+VM_COLUMNS = (
+    Column("name", "Name", 4, 24),
+    Column("host", "Host", 3, 12),
+    Column("state", "State", 5, 11, style=state_style),
+    Column("vcpus", "vCPU", 4, 4, right=True),
+    Column("ram", "RAM", 3, 7, right=True),
+    Column("tenant", "Tenant", 4, 14),
+    Column("network", "Network", 4, 20),
+    Column("ips", "IPs", 3, 31, flex=True),
+    Column("cpu", "CPU%", 4, 5, right=True),
+)
+
+NET_COLUMNS = (
+    Column("name", "Name", 4, 20),
+    Column("tenant", "Tenant", 4, 14),
+    Column("type", "Type", 4, 18),
+    Column("subnet", "Subnet", 6, 18),
+    Column("dhcp", "DHCP", 4, 4),
+    Column("ports", "Ports", 3, 5, right=True),
+    Column("routers", "Routers", 4, 30, flex=True),
+)
+
+TENANT_COLUMNS = (
+    Column("name", "Tenant", 4, 20),
+    Column("vms", "VMs", 3, 11, right=True),
+    Column("vcpus", "vCPUs", 4, 11, right=True),
+    Column("ram", "RAM MiB", 5, 15, right=True),
+    Column("nets", "Nets", 4, 4, right=True),
+    Column("routers", "Rtrs", 4, 4, right=True),
+    Column("ports", "Ports", 4, 5, right=True),
+    Column("sources", "Seen in", 6, 24, flex=True),
+)
+
+COLUMNS = {"hosts": HOST_COLUMNS, "vms": VM_COLUMNS, "networks": NET_COLUMNS,
+           "tenants": TENANT_COLUMNS}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+def host_rows(cloud: Cloud) -> list[Row]:
+    """One row per hypervisor: state, facts, VMs running/all, allocation against ratios."""
+    rows = []
+    for h in cloud.hosts:
+        u = cloud.usage(h.name)
+        ram = f"{_n(h.ram_free_mib)}/{_n(h.ram_total_mib)}" if h.ram_total_mib else "?"
+        vcpu = f"{u.vcpus}/{_n(u.vcpu_capacity)}"
+        alloc = f"{u.ram_mib}/{_n(u.ram_capacity_mib)}"
+        physnets = ",".join(h.physnets) or "-"
+        rows.append(Row(f"host:{h.name}", (h.name, h.state, h.arch or "?", _n(h.cores), ram,
+                                            f"{u.running}/{u.vms}", vcpu, alloc, physnets)))
+    return rows
+
+
+def vm_rows(cloud: Cloud) -> list[Row]:
+    """One row per domain, by host then name: state, vCPUs, RAM MiB, tenant, network, IPs."""
+    port_switch = {p.name: p.switch for p in cloud.ports}
+    net_names = {n.name: n.display_name for n in cloud.networks}
+    rows = []
+    for v in cloud.vms:
+        switches = [port_switch[n.interfaceid] for n in v.nics if n.interfaceid in port_switch]
+        nets = [net_names.get(s, s) for s in switches] or list(v.networks)
+        cpu = "" if v.cpu_percent is None else f"{v.cpu_percent:.0f}"
+        rows.append(Row(f"vm:{v.host}:{v.uuid}", (
+            v.name, v.host, v.state, str(v.vcpus), str(v.memory_mib), v.tenant or "-",
+            ",".join(nets) or "-", ",".join(v.ips) or "", cpu)))
+    return rows
+
+
+def network_rows(cloud: Cloud) -> list[Row]:
+    """Logical switches (type, subnet, DHCP, ports, attached routers), then routers."""
+    attached: dict[str, list[str]] = {}
+    for r in cloud.routers:
+        for p in r.ports:
+            if p.peer_switch:
+                attached.setdefault(p.peer_switch, []).append(r.display_name)
+    rows = []
+    for n in cloud.networks:
+        rows.append(Row(f"net:{n.uuid}", (
+            n.display_name, n.tenant or "-", n.kind_label, n.subnet or "-",
+            "yes" if n.dhcp else "no", str(len(n.ports)), ",".join(attached.get(n.name, [])) or "-"),
+            search=f"{n.name} {n.display_name} {n.tenant or ''} {n.kind_label} {n.subnet or ''}"))
+    for r in cloud.routers:
+        nets = ",".join(x for p in r.ports for x in p.networks)
+        snat = [x.external_ip for x in r.nats if x.type == "snat"]
+        rows.append(Row(f"router:{r.uuid}", (
+            r.display_name, r.tenant or "-", "router", nets or "-",
+            "-", str(len(r.ports)), ("SNAT " + ",".join(snat)) if snat else "-"),
+            search=f"{r.name} {r.display_name} {r.tenant or ''} router {nets}"))
+    return rows
+
+
+def _of(used: int, quota: int | None) -> str:
+    return f"{used}/{quota}" if quota is not None else str(used)
+
+
+def tenant_rows(cloud: Cloud) -> list[Row]:
+    """Every tenant seen anywhere, with counts and usage against its quota."""
+    return [Row(f"tenant:{t.name}", (
+        t.name, f"{t.running}/{_of(t.vms, t.max_vms)}", _of(t.vcpus, t.max_vcpus),
+        _of(t.ram_mib, t.max_ram_mib), str(t.networks), str(t.routers), str(t.ports),
+        ",".join(t.sources))) for t in cloud.tenants]
+
+
+ROWS = {"hosts": host_rows, "vms": vm_rows, "networks": network_rows, "tenants": tenant_rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# Details
+
+
+def _kv(lines: list[str], key: str, value) -> None:
+    lines.append(f"[b]{escape(key)}[/b]: {escape(str(value))}")
+
+
+def host_details(cloud: Cloud, h: Host) -> Text:
+    """Facts, connection state and allocation of one hypervisor."""
+    u = cloud.usage(h.name)
+    lines = [f"[b]{escape(h.name)}[/b] ({escape(h.address)})  [{state_style(h.state)}]{h.state}[/]"]
+    if h.error:
+        lines.append(f"[red]{escape(h.error)}[/red]")
+    if h.host_key:
+        lines.append(f"host key: {escape(h.host_key)}")
+    _kv(lines, "hostname / arch", f"{h.hostname or '?'} / {h.arch or '?'}")
+    _kv(lines, "cores / RAM total / free", f"{_n(h.cores)} / {_n(h.ram_total_mib)} MiB / {_n(h.ram_free_mib)} MiB")
+    _kv(lines, "allocated vCPU", f"{u.vcpus} of {_n(u.vcpu_capacity)} (cores × {cloud.cpu_ratio:g})")
+    _kv(lines, "allocated RAM", f"{u.ram_mib} of {_n(u.ram_capacity_mib)} MiB (× {cloud.ram_ratio:g})")
+    _kv(lines, "domains", f"{u.running} running of {u.vms}")
+    _kv(lines, "libvirt / types", f"{h.libvirt_version or '?'} / {','.join(h.domain_types) or '?'}")
+    _kv(lines, "bridge mappings", ", ".join(f"{p}:{b}" for p, b in h.bridge_mappings) or "none")
+    return Text.from_markup("\n".join(lines))
+
+
+def vm_details(cloud: Cloud, v: Vm) -> Text:
+    """A domain's XML facts, its OVN ports and their switches."""
+    lines = [f"[b]{escape(v.name)}[/b] on {escape(v.host)}  [{state_style(v.state)}]{v.state}[/]"]
+    _kv(lines, "uuid", v.uuid)
+    _kv(lines, "type / arch", f"{v.domain_type or '?'} / {v.arch or '?'}")
+    _kv(lines, "vCPUs / RAM", f"{v.vcpus} / {v.memory_mib} MiB (max {v.max_memory_mib} MiB)")
+    if v.cpu_percent is not None or v.rss_mib is not None:
+        _kv(lines, "CPU / RSS", f"{'-' if v.cpu_percent is None else v.cpu_percent}% / "
+                                f"{'-' if v.rss_mib is None else v.rss_mib} MiB")
+    _kv(lines, "persistent / autostart", f"{'yes' if v.persistent else 'no'} / "
+                                         f"{'yes' if v.autostart else 'no'}")
+    _kv(lines, "tenant / template / seed", f"{v.tenant or '-'} / {v.template or '-'} / {v.seed or '-'}")
+    for d in v.disks:
+        _kv(lines, f"disk {d.target}", f"{d.device} {d.source or '-'} ({d.format or '?'})")
+    for nic in v.nics:
+        _kv(lines, f"nic {nic.mac}", f"{nic.type} {nic.source or '-'} port {nic.interfaceid or '-'}")
+    ports = cloud.ports_of_vm(v)
+    for p in ports:
+        net = cloud.network(p.switch)
+        ips = ",".join(p.ips) or "no IP"
+        up = {True: "up", False: "down", None: "?"}[p.up]
+        where = f"{net.display_name} ({net.kind_label}, {net.subnet or 'no subnet'})" if net else p.switch
+        _kv(lines, "port", f"{p.display_name} {ips} {up} on {where}")
+    if not ports and v.networks:
+        _kv(lines, "networks (metadata)", ", ".join(v.networks))
+    return Text.from_markup("\n".join(lines))
+
+
+def network_details(cloud: Cloud, n: Network) -> Text:
+    """A switch: type, subnet, DHCP options, ports and routers."""
+    lines = [f"[b]{escape(n.display_name)}[/b] ({escape(n.name)})  {escape(n.kind_label)}"]
+    _kv(lines, "tenant", n.tenant or "-")
+    _kv(lines, "subnet", n.subnet or "-")
+    if n.physnet:
+        _kv(lines, "physnet", n.physnet)
+    if n.dhcp:
+        opts = ", ".join(f"{k}={v}" for k, v in sorted(n.dhcp.options.items()))
+        _kv(lines, "DHCP", f"{n.dhcp.cidr}: {opts}")
+    for p in cloud.ports_of(n.name):
+        kind = p.type or "vm"
+        _kv(lines, f"port ({kind})", f"{p.display_name} {','.join(p.ips) or ''} "
+                                     f"{'vm ' + p.vm if p.vm else ''}".strip())
+    return Text.from_markup("\n".join(lines))
+
+
+def router_details(cloud: Cloud, r: Router) -> Text:
+    lines = [f"[b]{escape(r.display_name)}[/b] ({escape(r.name)})  router"]
+    _kv(lines, "tenant", r.tenant or "-")
+    for p in r.ports:
+        gw = f" gateway {','.join(p.gateway_chassis)}" if p.gateway_chassis else ""
+        _kv(lines, f"port {p.name}", f"{','.join(p.networks)} {p.mac} → {p.peer_switch or '-'}{gw}")
+    for x in r.nats:
+        _kv(lines, f"NAT {x.type}", f"{x.external_ip} ↔ {x.logical_ip}")
+    return Text.from_markup("\n".join(lines))
+
+
+def tenant_details(cloud: Cloud, name: str) -> Text:
+    t = next((t for t in cloud.tenants if t.name == name), None)
+    if t is None:
+        return Text("")
+    lines = [f"[b]{escape(t.name)}[/b]  seen in {escape(', '.join(t.sources))}"]
+    _kv(lines, "VMs", f"{t.running} running of {_of(t.vms, t.max_vms)}")
+    _kv(lines, "vCPUs / RAM", f"{_of(t.vcpus, t.max_vcpus)} / {_of(t.ram_mib, t.max_ram_mib)} MiB")
+    vms = [v.name for v in cloud.vms if v.tenant == name]
+    if vms:
+        _kv(lines, "domains", ", ".join(vms[:20]) + (" …" if len(vms) > 20 else ""))
+    nets = [n.display_name for n in cloud.networks if n.tenant == name]
+    if nets:
+        _kv(lines, "networks", ", ".join(nets))
+    return Text.from_markup("\n".join(lines))
+
+
+def details(cloud: Cloud, key: str | None) -> Text:
+    """The detail text for the row ``key`` (see module doc for key shapes)."""
+    if not key:
+        return Text("")
+    kind, _, rest = key.partition(":")
+    if kind == "host":
+        h = cloud.host(rest)
+        return host_details(cloud, h) if h else Text("")
+    if kind == "vm":
+        host, _, uuid = rest.partition(":")
+        v = next((v for v in cloud.vms if v.host == host and v.uuid == uuid), None)
+        return vm_details(cloud, v) if v else Text("")
+    if kind == "net":
+        n = next((n for n in cloud.networks if n.uuid == rest), None)
+        return network_details(cloud, n) if n else Text("")
+    if kind == "router":
+        r = next((r for r in cloud.routers if r.uuid == rest), None)
+        return router_details(cloud, r) if r else Text("")
+    if kind == "tenant":
+        return tenant_details(cloud, rest)
+    return Text("")
+
+
+def status_line(cloud: Cloud) -> str:
+    """One line of Rich markup: hosts up, VMs, NB state."""
+    up = sum(1 for h in cloud.hosts if h.up)
+    bad = [h.name for h in cloud.hosts if h.state in ("unreachable", "refused", "host-key")]
+    running = sum(1 for v in cloud.vms if v.active)
+    nb = cloud.nb.state
+    nb_style = {"up": "green", "stale": "bold red", "connecting": "yellow"}.get(nb, "")
+    parts = [f"hosts [b]{up}/{len(cloud.hosts)}[/b] up"]
+    if bad:
+        parts.append(f"[bold red]{escape(','.join(bad))} down[/]")
+    parts.append(f"VMs [b]{running}/{len(cloud.vms)}[/b] running")
+    parts.append(f"NB [{nb_style}]{nb}[/]" + (" (stale data)" if nb == "stale" else ""))
+    return " · ".join(parts)
