@@ -105,7 +105,8 @@ def cmd_create(args) -> int:
     with cli_session(args) as session:
         inv = session.inventory
         if args.dry_run:
-            placement, seed = pv.plan(session, inv, req)
+            preview = pv.plan(session, inv, req)
+            placement, seed = preview.placement, preview.seed
             if as_json:
                 json.dump({"placement": placement.as_rows(), "host": placement.host,
                            "seed": {"meta-data": seed.meta_data, "user-data": seed.user_data,

@@ -46,7 +46,7 @@ import re
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import libvirt
@@ -277,6 +277,58 @@ def check_group(value: str | None) -> str | None:
     return value
 
 
+FORM_FIELDS = ("name", "tenant", "template", "vcpus", "ram", "disk", "host", "networks",
+               "ssh_keys", "user", "password", "user_data")
+
+
+def check_form(inventory: Inventory, form: dict, *, networks: dict[str, list[str]] | None = None,
+               vm_names: set[str] | None = None, password_hash: str | None = None) -> dict[str, str]:
+    """Check the wizard's fields as typed (strings); returns {field: reason} for the bad ones.
+
+    Pure and cheap (no I/O, no hashing): the wizard calls it on every keystroke. ``networks``:
+    {tenant: [network names]} when known (else names are checked on create); ``vm_names``: VM
+    names already in the cluster when known; ``password_hash``: set once the password was hashed
+    (the clear text is then gone from the form). Fields: :data:`FORM_FIELDS`.
+    """
+    errors: dict[str, str] = {}
+
+    def run(field, fn):
+        try:
+            return fn()
+        except ValidationError as exc:
+            errors[field] = exc.reason
+            return None
+
+    name = form.get("name", "").strip()
+    if run("name", lambda: check_name(name)) and vm_names and name in vm_names:
+        errors["name"] = f"a VM named {name!r} exists already"
+    tenant = form.get("tenant", "").strip()
+    run("tenant", lambda: check_tenant(inventory, tenant))
+    tpl = run("template", lambda: check_template(inventory, form.get("template") or ""))
+    run("vcpus", lambda: check_vcpus(form.get("vcpus", "")))
+    run("ram", lambda: check_ram(form.get("ram", "")))
+    run("disk", lambda: check_disk(form.get("disk", "")))
+    run("host", lambda: check_host(inventory, form.get("host") or None))
+    nets = run("networks", lambda: check_networks(form.get("networks", "")))
+    if nets and networks is not None and "tenant" not in errors:
+        known = networks.get(tenant, [])
+        missing = [n for n in nets if n not in known]
+        if missing:
+            errors["networks"] = (f"tenant {tenant} has no network {', '.join(missing)} "
+                                  f"(networks: {', '.join(known) or 'none'})")
+    run("ssh_keys", lambda: cloudinit.parse_ssh_keys(form.get("ssh_keys", ""), "ssh-keys"))
+    user = form.get("user", "").strip() or (tpl.default_user if tpl else "")
+    run("user", lambda: cloudinit.validate_username(user))
+    clear = form.get("password", "")
+    if not password_hash:
+        if not clear:
+            errors["password"] = "required (stored only as a SHA-512 hash)"
+        elif len(clear) < 8:
+            errors["password"] = "use at least 8 characters"
+    run("user_data", lambda: cloudinit.parse_extra_user_data(form.get("user_data", "")))
+    return errors
+
+
 def _validate(inventory: Inventory, req: VmRequest, ctx: CreateContext, nb) -> None:
     check_name(req.name)
     check_tenant(inventory, req.tenant)
@@ -446,9 +498,21 @@ def _check_cluster(inventory: Inventory, req: VmRequest, snaps: list[HostSnapsho
         check_disk(req.disk_gib, min_gib)
 
 
-def plan(session, inventory: Inventory, request: VmRequest) -> tuple[Placement, cloudinit.Seed]:
-    """Preview for the wizard: validate everything and compute placement, creating nothing and
-    claiming nothing. Returns (placement, seed). Raises ValidationError / HostError."""
+@dataclass(frozen=True)
+class Preview:
+    """What a create would do: the placement table, the seed documents (password only as its
+    hash) and the MACs they name. ``request`` is the input with ``macs`` and ``instance_id``
+    fixed, so creating it makes exactly the seed shown."""
+
+    placement: Placement
+    seed: cloudinit.Seed
+    macs: tuple[str, ...]
+    request: VmRequest
+
+
+def plan(session, inventory: Inventory, request: VmRequest) -> Preview:
+    """Preview for the wizard / ``--dry-run``: validate everything and compute placement,
+    creating nothing and claiming nothing. Raises ValidationError / HostError."""
     ctx = CreateContext(request)
     _validate(inventory, request, ctx, session.nb())
     snaps = gather(session, inventory, ctx.template)
@@ -458,7 +522,8 @@ def plan(session, inventory: Inventory, request: VmRequest) -> tuple[Placement, 
                                 ram_ratio=inventory.allocation.ram_ratio,
                                 weigher=request.weigher,
                                 claims=scheduler.LEDGER.held())
-    return placement, ctx.seed
+    fixed = replace(request, macs=tuple(ctx.macs), instance_id=ctx.seed.instance_id)
+    return Preview(placement, ctx.seed, tuple(ctx.macs), fixed)
 
 
 # --------------------------------------------------------------------------- the create

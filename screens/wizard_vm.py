@@ -1,0 +1,509 @@
+"""The VM create wizard: three pages and a progress view, every field checked as you type.
+
+Push it from anywhere (the VMs panel binds ``c`` → ``app.open_vm_wizard()``)::
+
+    app.push_screen(VmWizard())                         # session + inventory from the app
+    app.push_screen(VmWizard(session, inventory, tenant="demo"), callback)
+
+It dismisses with the :class:`console.services.provision.CreateResult`, or None on cancel.
+
+Pages: 1 basics (name, tenant, template, vCPUs, RAM MiB, disk GiB, host automatic or pinned,
+weigher, networks), 2 access (default user, password, SSH public keys, extra user-data YAML,
+start after create), 3 review (the placement table — every host chosen/refused and why — and the
+seed preview; the password appears only as its SHA-512 hash), then the progress view of the create
+steps (with the undo lines if a step fails). The password is hashed (passlib sha512_crypt) when
+its field loses focus or the page is left, and the clear text is wiped from the field at once.
+
+Every check is ``console.services.provision.check_form`` (the rules the CLI meets); placement and
+create run ``provision.plan`` / ``provision.create_vm`` in thread workers. Networks of each tenant
+are read once through ``console.services.network.list_networks``. This module imports no libvirt,
+ovsdbapp or asyncssh.
+"""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Checkbox, ContentSwitcher, DataTable, Input, Label, Select, Static, TextArea
+
+from console import cloudinit
+from console.errors import ValidationError, VirtdeckError
+from console.services import provision as pv
+
+PAGES = ("basics", "access", "review", "progress")
+PAGE_TITLES = {"basics": "1/3 basics", "access": "2/3 access", "review": "3/3 review",
+               "progress": "creating"}
+PAGE_FIELDS = {
+    "basics": ("name", "tenant", "template", "vcpus", "ram", "disk", "host", "networks"),
+    "access": ("user", "password", "ssh_keys", "user_data"),
+}
+LABELS = {"name": "Name", "tenant": "Tenant", "template": "Template", "vcpus": "vCPUs",
+          "ram": "RAM MiB", "disk": "Disk GiB", "host": "Host", "weigher": "Weigher",
+          "networks": "Networks", "user": "User", "password": "Password",
+          "ssh_keys": "SSH keys", "user_data": "User-data"}
+AUTO = "__auto__"
+MARKS = {"start": "…", "ok": "✓", "failed": "✗", "undo": "↺", "undone": "↺", "undo-failed": "!"}
+
+
+class VmWizard(ModalScreen):
+    """Create a VM. Keys: ctrl+n next page, ctrl+b back, ctrl+s create (review page),
+    escape cancel / close, tab between fields."""
+
+    CSS_PATH = "wizard_vm.tcss"
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+n", "next", "Next"),
+        Binding("ctrl+b", "back", "Back"),
+        Binding("ctrl+s", "create", "Create"),
+    ]
+
+    def __init__(self, session=None, inventory=None, *, tenant: str | None = None,
+                 networks: dict[str, list[str]] | None = None, vm_names: set[str] | None = None):
+        super().__init__()
+        self._session = session
+        self._inventory = inventory
+        self.default_tenant = tenant
+        self.networks = networks  # {tenant: [network names]}, None until known
+        self.vm_names = vm_names
+        self.page = "basics"
+        self.touched: set[str] = set()
+        self.errors: dict[str, str] = {}
+        self.password_hash: str | None = None
+        self._wiping = False
+        self.preview: pv.Preview | None = None
+        self.result: pv.CreateResult | None = None
+        self.busy = False
+        self.done = False
+        self.step_lines: dict[str, str] = {}
+        self.undo_lines: list[str] = []
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def session(self):
+        return self._session if self._session is not None else getattr(self.app, "session", None)
+
+    @property
+    def inventory(self):
+        return self._inventory if self._inventory is not None else getattr(self.app, "inventory", None)
+
+    def _tenants(self) -> list[str]:
+        names = {t.name for t in getattr(self.inventory, "tenants", ())}
+        cloud = getattr(self.app, "cloud", None)
+        names |= {t.name for t in getattr(cloud, "tenants", ()) or ()}
+        names |= set(self.networks or {})
+        return sorted(names)
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        inv = self.inventory
+        tenants = self._tenants()
+        templates = [t.name for t in getattr(inv, "templates", ())]
+        hosts = [h.name for h in getattr(inv, "hypervisors", ())]
+        tenant = self.default_tenant or (tenants[0] if len(tenants) == 1 else "")
+        with Vertical(id="vmwiz", classes="dialog"):
+            yield Static("", id="title", classes="dialog-title")
+            with ContentSwitcher(initial="basics", id="pages"):
+                with VerticalScroll(id="basics"):
+                    yield self._row("name", Input(id="name", placeholder="web1", compact=True))
+                    yield self._row("tenant", Input(id="tenant", value=tenant, compact=True,
+                                                    placeholder=", ".join(tenants[:3]) or "tenant",
+                                                    suggester=SuggestFromList(tenants) if tenants else None))
+                    yield self._row("template", Select([(t, t) for t in templates], id="template", compact=True,
+                                                       value=templates[0] if templates else Select.BLANK,
+                                                       allow_blank=not templates))
+                    yield self._row("vcpus", Input(id="vcpus", value="1", compact=True))
+                    yield self._row("ram", Input(id="ram", value="512", compact=True))
+                    yield self._row("disk", Input(id="disk", value="4", compact=True))
+                    yield self._row("host", Select([("automatic", AUTO)] + [(h, h) for h in hosts],
+                                                   value=AUTO, allow_blank=False, id="host", compact=True))
+                    yield self._row("weigher", Select([("spread", "spread"), ("pack", "pack")], value="spread",
+                                                      allow_blank=False, id="weigher", compact=True))
+                    yield self._row("networks", Input(id="networks", placeholder="net1, net2", compact=True))
+                    yield Static("", id="hint-networks", classes="hint")
+                with VerticalScroll(id="access"):
+                    yield self._row("user", Input(id="user", placeholder=self._template_user(), compact=True))
+                    yield self._row("password", Input(id="password", password=True, compact=True,
+                                                      placeholder="8+ characters, hashed at once"))
+                    yield Label(LABELS["ssh_keys"] + " (one public key per line)", classes="area-label")
+                    yield TextArea(id="ssh_keys", soft_wrap=True, compact=True, classes="keys")
+                    yield Static("", id="why-ssh_keys", classes="field-why area-why")
+                    yield Label(LABELS["user_data"] + " (optional #cloud-config YAML, merged)", classes="area-label")
+                    yield TextArea(id="user_data", soft_wrap=False, compact=True, classes="yaml")
+                    yield Static("", id="why-user_data", classes="field-why area-why")
+                    yield Checkbox("start the VM after create", value=True, id="start", compact=True)
+                with VerticalScroll(id="review"):
+                    yield Static("placement", classes="section")
+                    yield DataTable(id="placement", cursor_type="row", zebra_stripes=True)
+                    yield Static("seed (password only as its hash)", classes="section")
+                    yield TextArea(id="seed", read_only=True, soft_wrap=False, compact=True)
+                with VerticalScroll(id="progress"):
+                    yield Static("", id="steps")
+            yield Static("", id="status")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Back (^b)", id="back", compact=True)
+                yield Button("Next (^n)", id="next", variant="primary", compact=True)
+                yield Button("Create (^s)", id="create", variant="success", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def _row(self, field: str, widget) -> Horizontal:
+        return Horizontal(Label(LABELS[field], classes="field-label"), widget,
+                          Static("", id=f"why-{field}", classes="field-why"),
+                          id=f"row-{field}", classes="field-row")
+
+    def on_mount(self) -> None:
+        if self.vm_names is None:
+            cloud = getattr(self.app, "cloud", None)
+            vms = getattr(cloud, "vms", None)
+            if vms is not None:
+                self.vm_names = {v.name for v in vms}
+        self._show("basics")
+        self.query_one("#placement", DataTable).add_columns("host", "verdict", "vCPU", "RAM MiB", "why")
+        self.query_one("#name", Input).focus()
+        self._revalidate()
+        if self.networks is None and self.session is not None:
+            session = self.session
+            self.run_worker(lambda: self._load_networks(session), thread=True, group="vmwiz-load")
+
+    def _load_networks(self, session) -> None:
+        from console.services import network as netsvc
+        try:
+            nets = netsvc.list_networks(session)
+        except VirtdeckError as exc:
+            self.app.call_from_thread(self._set_status, f"cannot read networks: {exc}", True)
+            return
+        by_tenant: dict[str, list[str]] = {}
+        for n in nets:
+            by_tenant.setdefault(n.tenant, []).append(n.name)
+        self.app.call_from_thread(self._networks_loaded, by_tenant)
+
+    def _networks_loaded(self, by_tenant) -> None:
+        self.networks = by_tenant
+        self._revalidate()
+
+    # ------------------------------------------------------------------ values
+    def _template_user(self) -> str:
+        inv = self.inventory
+        try:
+            return inv.templates[0].default_user if inv and inv.templates else "debian"
+        except Exception:  # noqa: BLE001
+            return "debian"
+
+    def _value(self, field: str) -> str:
+        w = self.query_one(f"#{field}")
+        if isinstance(w, Select):
+            return "" if w.value is Select.BLANK else str(w.value)
+        if isinstance(w, TextArea):
+            return w.text
+        if isinstance(w, Checkbox):
+            return "1" if w.value else ""
+        return w.value
+
+    def form(self) -> dict:
+        """The fields as typed (the password only while it is not hashed yet)."""
+        f = {k: self._value(k) for k in ("name", "tenant", "template", "vcpus", "ram", "disk", "networks",
+                                         "user", "password", "ssh_keys", "user_data")}
+        f["host"] = "" if self._value("host") == AUTO else self._value("host")
+        return f
+
+    def request(self) -> pv.VmRequest:
+        """The service request for the form (after :meth:`_hash_now`)."""
+        f = self.form()
+        return pv.VmRequest(
+            name=f["name"].strip(), tenant=f["tenant"].strip(), template=f["template"],
+            vcpus=pv.check_vcpus(f["vcpus"]), ram_mib=pv.check_ram(f["ram"]), disk_gib=pv.check_disk(f["disk"]),
+            networks=pv.check_networks(f["networks"]),
+            ssh_keys=tuple(cloudinit.parse_ssh_keys(f["ssh_keys"], "ssh-keys")),
+            password_hash=self.password_hash or "", user=f["user"].strip() or None,
+            user_data=f["user_data"], host=f["host"] or None, weigher=self._value("weigher") or "spread",
+            start=bool(self._value("start")))
+
+    # ------------------------------------------------------------------ validation
+    def _revalidate(self) -> dict[str, str]:
+        inv = self.inventory
+        if inv is None:
+            self.errors = {"template": "no inventory loaded"}
+        else:
+            self.errors = pv.check_form(inv, self.form(), networks=self.networks, vm_names=self.vm_names,
+                                        password_hash=self.password_hash)
+        for field in pv.FORM_FIELDS:
+            msg = self.errors.get(field, "") if field in self.touched else ""
+            self.query_one(f"#why-{field}", Static).update(escape(msg))
+            try:
+                self.query_one(f"#row-{field}").set_class(bool(msg), "invalid")
+            except Exception:  # noqa: BLE001 - text areas have no row
+                pass
+        tenant = self._value("tenant").strip()
+        if self.networks is not None:
+            known = self.networks.get(tenant, [])
+            hint = f"networks of {tenant or '…'}: {', '.join(known) or 'none'}"
+        else:
+            hint = "networks are checked on review (not connected yet)" if self.session is None else "reading networks…"
+        self.query_one("#hint-networks", Static).update(escape(hint))
+        self._buttons()
+        return self.errors
+
+    def _page_errors(self, page: str) -> list[str]:
+        return [f for f in PAGE_FIELDS.get(page, ()) if f in self.errors]
+
+    def _buttons(self) -> None:
+        page = self.page
+        self.query_one("#back", Button).display = page in ("access", "review") and not self.busy
+        nxt = self.query_one("#next", Button)
+        nxt.display = page in ("basics", "access")
+        nxt.disabled = bool(self._page_errors(page))
+        create = self.query_one("#create", Button)
+        create.display = page == "review"
+        create.disabled = self.busy or self.preview is None
+        cancel = self.query_one("#cancel", Button)
+        cancel.label = "Close (esc)" if self.done else "Cancel (esc)"
+        cancel.disabled = self.busy
+
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        field = event.input.id
+        if field == "password":
+            if self._wiping:
+                return
+            if event.value:
+                self.password_hash = None  # a new password is being typed
+        if field in pv.FORM_FIELDS:
+            self.touched.add(field)
+        self._revalidate()
+
+    @on(TextArea.Changed)
+    def _area_changed(self, event: TextArea.Changed) -> None:
+        if event.text_area.id in pv.FORM_FIELDS:
+            self.touched.add(event.text_area.id)
+            self._revalidate()
+
+    @on(Select.Changed)
+    def _select_changed(self, event: Select.Changed) -> None:
+        if event.select.id in pv.FORM_FIELDS:
+            self.touched.add(event.select.id)
+        if event.select.id == "template":
+            self.query_one("#user", Input).placeholder = self._selected_template_user()
+        self._revalidate()
+
+    def _selected_template_user(self) -> str:
+        inv = self.inventory
+        name = self._value("template")
+        for t in getattr(inv, "templates", ()):
+            if t.name == name:
+                return t.default_user
+        return "debian"
+
+    @on(Input.Blurred, "#password")
+    def _password_blurred(self, _event) -> None:
+        self._hash_now()
+
+    @on(Input.Submitted, "#password")
+    def _password_submitted(self, _event) -> None:
+        self._hash_now()
+
+    def _hash_now(self) -> None:
+        """Hash the typed password (SHA-512 crypt) and wipe the clear text from the field."""
+        w = self.query_one("#password", Input)
+        clear = w.value
+        if not clear:
+            return
+        try:
+            h = cloudinit.hash_password(clear)
+        except ValidationError:
+            self.touched.add("password")
+            self._revalidate()
+            return
+        self.password_hash = h
+        self._wiping = True
+        try:
+            w.value = ""
+        finally:
+            self._wiping = False
+        w.placeholder = f"hashed: {h[:18]}…  (type to replace)"
+        self.touched.add("password")
+        self._revalidate()
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        status = self.query_one("#status", Static)
+        status.update(escape(text))
+        status.set_class(error, "error")
+
+    # ------------------------------------------------------------------ pages
+    def _show(self, page: str) -> None:
+        self.page = page
+        self.query_one("#pages", ContentSwitcher).current = page
+        self.query_one("#title", Static).update(f"[b]New VM[/b] — {PAGE_TITLES[page]}")
+        self._buttons()
+
+    def action_next(self) -> None:
+        if self.busy or self.page not in ("basics", "access"):
+            return
+        if self.page == "access":
+            self._hash_now()
+        fields = PAGE_FIELDS[self.page]
+        self.touched.update(fields)
+        self._revalidate()
+        bad = self._page_errors(self.page)
+        if bad:
+            self._set_status(f"fix: {', '.join(LABELS[f] for f in bad)}", True)
+            self.query_one(f"#{bad[0]}").focus()
+            return
+        self._set_status("")
+        if self.page == "basics":
+            self._show("access")
+            self.query_one("#user", Input).focus()
+        else:
+            self._show("review")
+            self._plan()
+
+    def action_back(self) -> None:
+        if self.busy:
+            return
+        if self.page == "access":
+            self._show("basics")
+        elif self.page == "review":
+            self.preview = None
+            self._show("access")
+
+    def _plan(self) -> None:
+        session, inv = self.session, self.inventory
+        try:
+            req = self.request()
+        except ValidationError as exc:
+            self._set_status(str(exc), True)
+            return
+        if session is None:
+            self._set_status("not connected: placement cannot be computed", True)
+            return
+        self.preview = None
+        self.busy = True
+        self._buttons()
+        self._set_status("computing placement…")
+        self.run_worker(lambda: self._plan_worker(session, inv, req), thread=True, group="vmwiz-plan")
+
+    def _plan_worker(self, session, inv, req) -> None:
+        try:
+            preview = pv.plan(session, inv, req)
+        except ValidationError as exc:
+            self.app.call_from_thread(self._plan_failed, str(exc), exc.field, exc.reason)
+            return
+        except VirtdeckError as exc:
+            self.app.call_from_thread(self._plan_failed, str(exc), None, None)
+            return
+        except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+            self.app.call_from_thread(self._plan_failed, f"{type(exc).__name__}: {exc}", None, None)
+            return
+        self.app.call_from_thread(self._planned, preview)
+
+    def _plan_failed(self, message: str, field: str | None, reason: str | None) -> None:
+        self.busy = False
+        self._set_status(message, True)
+        field = {"ssh-keys": "ssh_keys", "user-data": "user_data"}.get(field or "", field)
+        if field in pv.FORM_FIELDS:
+            self.errors[field] = reason or message
+            self.query_one(f"#why-{field}", Static).update(escape(reason or ""))
+        self._buttons()
+
+    def _planned(self, preview: pv.Preview) -> None:
+        self.busy = False
+        self.preview = preview
+        table = self.query_one("#placement", DataTable)
+        table.clear()
+        for r in preview.placement.as_rows():
+            table.add_row(r["host"], r["verdict"], r["vcpus"] or "-", r["ram_mib"] or "-",
+                          "; ".join(r["reasons"]), key=r["host"])
+        self.query_one("#seed", TextArea).text = preview.seed.preview()
+        if preview.placement.host:
+            self._set_status(f"will be placed on {preview.placement.host} (weigher {preview.placement.weigher}); "
+                             f"ctrl+s creates")
+        else:
+            self.preview = None
+            self._set_status("no host can take this VM: see the table", True)
+        self._buttons()
+
+    # ------------------------------------------------------------------ create
+    def action_create(self) -> None:
+        if self.busy or self.page != "review" or self.preview is None:
+            return
+        session, inv, req = self.session, self.inventory, self.preview.request
+        self.busy = True
+        self.step_lines = {s: f"  {label}" for s, label in pv.STEPS}
+        self.undo_lines = []
+        self._show("progress")
+        self._render_steps()
+        self._set_status(f"creating {req.tenant}/{req.name} …")
+        self.run_worker(lambda: self._create_worker(session, inv, req), thread=True, group="vmwiz-create")
+
+    def _create_worker(self, session, inv, req) -> None:
+        def progress(step, status, detail):
+            self.app.call_from_thread(self._progress, step, status, detail)
+        try:
+            result = pv.create_vm(session, inv, req, progress=progress)
+        except VirtdeckError as exc:
+            self.app.call_from_thread(self._create_failed, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001
+            self.app.call_from_thread(self._create_failed, f"{type(exc).__name__}: {exc}")
+            return
+        self.app.call_from_thread(self._created, result)
+
+    def _progress(self, step: str, status: str, detail: str) -> None:
+        mark = MARKS.get(status, "?")
+        if status in ("undo", "undone", "undo-failed"):
+            line = f"  {mark} undo {step}: {detail}"
+            if status == "undone" and self.undo_lines and self.undo_lines[-1].endswith(detail):
+                self.undo_lines[-1] = line
+            else:
+                self.undo_lines.append(line)
+        else:
+            label = pv.STEP_LABELS.get(step, step)
+            self.step_lines[step] = f"{mark} {label}" + (f": {detail}" if status != "start" and detail else "")
+        self._render_steps()
+
+    def _render_steps(self) -> None:
+        text = "\n".join(self.step_lines.values())
+        if self.undo_lines:
+            text += "\n\nrolling back:\n" + "\n".join(self.undo_lines)
+        self.query_one("#steps", Static).update(escape(text))
+
+    def _create_failed(self, message: str) -> None:
+        self.busy = False
+        self.done = True
+        self._set_status(message, True)
+        self._buttons()
+
+    def _created(self, result: pv.CreateResult) -> None:
+        self.busy = False
+        self.done = True
+        self.result = result
+        secs = f"{result.submit_to_running:.1f} s" if result.submit_to_running is not None else "not started"
+        ips = ", ".join(f"{p.network} {p.ip or 'dynamic'}" for p in result.ports)
+        self._set_status(f"created {result.tenant}/{result.name} on {result.host} ({ips}; submit→running {secs})")
+        self.app.notify(f"VM {result.name} created on {result.host}")
+        self._buttons()
+
+    # ------------------------------------------------------------------ buttons
+    @on(Button.Pressed, "#next")
+    def _next_pressed(self) -> None:
+        self.action_next()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self) -> None:
+        self.action_back()
+
+    @on(Button.Pressed, "#create")
+    def _create_pressed(self) -> None:
+        self.action_create()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        if self.busy:
+            return
+        self.dismiss(self.result)

@@ -1,0 +1,231 @@
+"""The VM wizard (screens/wizard_vm.py) driven with Pilot.
+
+Without the lab: every field checks as you type with the reason beside it, the password is hashed
+and wiped, pages refuse to advance with errors. On the lab: review shows the placement table and
+the seed (hash only), create shows every step and defines the VM (no boot here; the booting
+wizard path is tests/e2e/test_vm_create.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pytest
+from textual.app import App
+from textual.widgets import DataTable, Input, Select, Static, TextArea
+
+from config.inventory import AllocationConfig, HostConfig, Inventory, TemplateConfig, TenantConfig
+from screens.wizard_vm import VmWizard
+
+INV = Inventory(
+    hosts=(HostConfig("hv1", "192.0.2.11", domain_type="qemu"), HostConfig("hv2", "192.0.2.12")),
+    allocation=AllocationConfig(),
+    tenants=(TenantConfig("demo"),),
+    templates=(TemplateConfig("debian12", "debian12.qcow2", "0" * 64, default_user="debian"),),
+)
+
+
+@pytest.fixture(scope="module")
+def pubkey(tmp_path_factory):
+    d = tmp_path_factory.mktemp("k")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "id")], check=True)
+    return (d / "id.pub").read_text().strip()
+
+
+class Host(App):
+    """A bare app holding the wizard, like the console does (session/inventory attributes)."""
+
+    def __init__(self, wizard, session=None, inventory=INV):
+        super().__init__()
+        self.wizard, self.session, self.inventory = wizard, session, inventory
+        self.closed = "open"
+
+    def on_mount(self) -> None:
+        self.push_screen(self.wizard, lambda r: setattr(self, "closed", r))
+
+
+def why(wiz, field) -> str:
+    return str(wiz.query_one(f"#why-{field}", Static).render())
+
+
+async def type_into(pilot, wiz, field, text):
+    w = wiz.query_one(f"#{field}")
+    w.focus()
+    if isinstance(w, Input):
+        w.value = ""
+    await pilot.pause()
+    await pilot.press(*list(text)) if text else None
+    await pilot.pause()
+
+
+async def test_fields_check_as_you_type(pubkey):
+    wiz = VmWizard(networks={"demo": ["net1", "net2"]}, vm_names={"taken"})
+    app = Host(wiz)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert "1/3 basics" in str(wiz.query_one("#title", Static).render())
+        await type_into(pilot, wiz, "name", "Bad_Name")
+        assert "lowercase" in why(wiz, "name")
+        await type_into(pilot, wiz, "name", "taken")
+        assert "exists already" in why(wiz, "name")
+        await type_into(pilot, wiz, "name", "web1")
+        assert why(wiz, "name") == ""
+        await type_into(pilot, wiz, "vcpus", "0")
+        assert "1 to 64" in why(wiz, "vcpus")
+        await type_into(pilot, wiz, "vcpus", "2")
+        assert why(wiz, "vcpus") == ""
+        await type_into(pilot, wiz, "ram", "12")
+        assert "MiB" in why(wiz, "ram")
+        await type_into(pilot, wiz, "ram", "512")
+        await type_into(pilot, wiz, "disk", "x")
+        assert "whole number" in why(wiz, "disk")
+        await type_into(pilot, wiz, "disk", "4")
+        await type_into(pilot, wiz, "networks", "net9")
+        assert "no network net9" in why(wiz, "networks") and "net1, net2" in why(wiz, "networks")
+        # Next refuses while a field of the page is wrong
+        await pilot.press("ctrl+n")
+        assert wiz.page == "basics" and "Networks" in str(wiz.query_one("#status", Static).render())
+        await type_into(pilot, wiz, "networks", "net1,net2")
+        assert why(wiz, "networks") == ""
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert wiz.page == "access"
+
+        # access page: keys, YAML, password
+        wiz.query_one("#ssh_keys", TextArea).text = "not a key"
+        await pilot.pause()
+        assert "line 1" in why(wiz, "ssh_keys")
+        wiz.query_one("#ssh_keys", TextArea).text = pubkey + "\n"
+        await pilot.pause()
+        assert why(wiz, "ssh_keys") == ""
+        wiz.query_one("#user_data", TextArea).text = "packages: [htop\n"
+        await pilot.pause()
+        assert "not valid YAML: line" in why(wiz, "user_data")
+        wiz.query_one("#user_data", TextArea).text = "password: hunter2222\n"
+        await pilot.pause()
+        assert "clear text" in why(wiz, "user_data")
+        wiz.query_one("#user_data", TextArea).text = "packages: [htop]\n"
+        await pilot.pause()
+        assert why(wiz, "user_data") == ""
+        await type_into(pilot, wiz, "user", "root")
+        assert "system account" in why(wiz, "user")
+        await type_into(pilot, wiz, "user", "")
+        assert why(wiz, "user") == ""  # the template's default user
+        await type_into(pilot, wiz, "password", "short")
+        assert "8 characters" in why(wiz, "password")
+        await type_into(pilot, wiz, "password", "correct horse")
+        assert why(wiz, "password") == ""
+        # leaving the field hashes the password and wipes the clear text
+        wiz.query_one("#user", Input).focus()
+        await pilot.pause()
+        pw = wiz.query_one("#password", Input)
+        assert pw.value == "" and wiz.password_hash.startswith("$6$")
+        assert "hashed: $6$" in pw.placeholder
+        assert "correct horse" not in repr(wiz.form())
+        req = wiz.request()
+        assert req.password_hash == wiz.password_hash and req.networks == ("net1", "net2")
+        assert req.vcpus == 2 and req.ram_mib == 512 and req.disk_gib == 4 and req.host is None
+        # no session: review says so instead of hanging
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert wiz.page == "review"
+        assert "not connected" in str(wiz.query_one("#status", Static).render())
+        await pilot.press("ctrl+b")
+        assert wiz.page == "access"
+        await pilot.press("escape")
+        await pilot.pause()
+    assert app.closed is None
+
+
+async def test_pinned_host_and_template_select():
+    wiz = VmWizard(networks={"demo": ["net1"]})
+    app = Host(wiz)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        wiz.query_one("#host", Select).value = "hv2"
+        await pilot.pause()
+        assert wiz.form()["host"] == "hv2"
+        wiz.query_one("#host", Select).value = "__auto__"
+        await pilot.pause()
+        assert wiz.form()["host"] == ""
+        assert wiz.query_one("#template", Select).value == "debian12"
+        assert wiz.query_one("#user", Input).placeholder == "debian"
+
+
+def test_screens_import_no_backend_libraries():
+    """screens/ goes through console/services; the wizard itself names no backend library."""
+    from pathlib import Path
+    import screens.wizard_vm as mod
+    src = Path(mod.__file__).read_text()
+    for lib in ("libvirt", "ovsdbapp", "asyncssh"):
+        assert f"import {lib}" not in src and f"from {lib}" not in src
+
+
+# --------------------------------------------------------------------------- on the lab
+
+@pytest.mark.lab
+async def test_review_and_create_on_the_lab(lab_session, lab_inventory, pubkey, monkeypatch, tmp_path):
+    from backends import ovn_networks
+    from provision_helpers import leftovers, remove_vm
+    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    tenant = f"t4w{uuid.uuid4().hex[:6]}"
+    nb = lab_session.nb()
+    ovn_networks.create_network(nb, ovn_networks.NetworkSpec(
+        tenant=tenant, name="net1", kind="overlay", cidr="10.47.0.0/24", gateway="10.47.0.1"))
+    name = f"t4-{uuid.uuid4().hex[:6]}"
+    wiz = VmWizard(tenant=tenant)
+    app = Host(wiz, session=lab_session, inventory=lab_inventory)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            for _ in range(100):  # networks are read in a worker
+                if wiz.networks is not None:
+                    break
+                await pilot.pause(0.05)
+            assert "net1" in wiz.networks.get(tenant, [])
+            await type_into(pilot, wiz, "name", name)
+            await type_into(pilot, wiz, "ram", "256")
+            await type_into(pilot, wiz, "disk", "3")
+            await type_into(pilot, wiz, "networks", "net1")
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+            wiz.query_one("#ssh_keys", TextArea).text = pubkey
+            await type_into(pilot, wiz, "password", "wizard-pass")
+            wiz.query_one("#start").value = False  # boot is the e2e test's job
+            await pilot.press("ctrl+n")
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if wiz.preview is not None or not wiz.busy:
+                    break
+            assert wiz.preview is not None, str(wiz.query_one("#status", Static).render())
+            table = wiz.query_one("#placement", DataTable)
+            assert table.row_count == len(lab_inventory.hypervisors)
+            seed = wiz.query_one("#seed", TextArea).text
+            assert wiz.password_hash in seed and "wizard-pass" not in seed
+            assert f"local-hostname: {name}" in seed
+            await pilot.press("ctrl+s")
+            for _ in range(400):
+                await pilot.pause(0.05)
+                if wiz.done:
+                    break
+            steps = str(wiz.query_one("#steps", Static).render())
+            assert wiz.result is not None, steps + str(wiz.query_one("#status", Static).render())
+            from console.services.provision import STEPS
+            for _step, label in STEPS:
+                assert f"✓ {label}" in steps  # every step reported
+            # the seed created is the seed shown (same instance-id and MAC)
+            assert wiz.result.instance_id == wiz.preview.seed.instance_id
+            assert wiz.result.ports[0].mac == wiz.preview.macs[0]
+            await pilot.press("escape")
+            await pilot.pause()
+        assert app.closed is wiz.result
+    finally:
+        remove_vm(lab_session, lab_inventory, tenant, name)
+        assert leftovers(lab_session, lab_inventory, tenant, name) == {"domains": [], "volumes": [], "ports": []}
+        ovn_networks.delete_network(nb, tenant, "net1", cascade=True)
+        for sg in ovn_networks.list_security_groups(nb, tenant):
+            ovn_networks.delete_security_group(nb, tenant, sg.name)
+
+
+from provision_helpers import lab_inventory, lab_session  # noqa: E402,F401 (fixtures)
