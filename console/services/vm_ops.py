@@ -965,3 +965,357 @@ def list_vms(session, host: str | None = None, tenant: str | None = None) -> tup
                      "networks": list(vm.networks), "ips": vm_ips})
     rows.sort(key=lambda r: (r["name"], r["host"]))
     return rows, down
+
+
+# ---------------------------------------------------------------------------------------------
+# Cloud-config (the seed ISO)
+
+
+def _download(conn, vol, host: str, what: str) -> bytes:
+    """A volume's whole content through the storage API (``virStorageVolDownload``)."""
+    stream = conn.newStream(0)
+    chunks: list[bytes] = []
+    try:
+        vol.download(stream, 0, 0, 0)
+        while True:
+            data = stream.recv(256 * 1024)
+            if data == -2:  # would block: not on a blocking stream, but be safe
+                time.sleep(0.01)
+                continue
+            if not data:
+                break
+            chunks.append(data)
+        stream.finish()
+    except libvirt.libvirtError as exc:
+        try:
+            stream.abort()
+        except libvirt.libvirtError:
+            pass
+        raise HostError(f"{host}: reading {what}: {_lv_msg(exc)}") from None
+    return b"".join(chunks)
+
+
+def _seed_volume(conn, host: str, facts: DomainFacts):
+    for d in facts.disks:
+        if d.device == "cdrom" and d.source:
+            vol = _volume_for(conn, d.source)
+            if vol is not None:
+                return vol
+    raise VmStateError(f"{facts.name} on {host} has no NoCloud seed volume (no cdrom from a storage pool)")
+
+
+def read_seed(session, name: str, host: str | None = None) -> tuple[str, dict[str, str]]:
+    """The documents of the VM's seed ISO: ``(host, {"meta-data", "user-data", "network-config"})``,
+    downloaded through the storage API. Raises VmNotFound, VmStateError (no seed), HostError."""
+    from backends import seed as seedmod
+
+    h, dom = locate(session, name, host)
+    conn = session.libvirt(h)
+    try:
+        facts = domain_facts(dom, inactive=bool(dom.isPersistent()))
+        vol = _seed_volume(conn, h, facts)
+        data = _download(conn, vol, h, f"seed volume {vol.name()}")
+    except libvirt.libvirtError as exc:
+        raise HostError(f"{h}: reading {name}'s seed: {_lv_msg(exc)}") from None
+    try:
+        return h, seedmod.read_nocloud_iso(data)
+    except Exception as exc:  # noqa: BLE001 - pycdlib raises its own types
+        raise HostError(f"{h}: {name}'s seed volume is not a readable ISO: {exc}") from None
+
+
+def get_user_data(session, name: str, host: str | None = None) -> str:
+    """The VM's current cloud-init user-data (text), from its seed ISO."""
+    return read_seed(session, name, host)[1].get("user-data", "#cloud-config\n")
+
+
+def validate_user_data(text: str) -> dict:
+    """Check an edited user-data document: it must start with ``#cloud-config``, parse as a YAML
+    mapping, and hold no clear-text password (see :func:`console.cloudinit.parse_extra_user_data`).
+    Returns the parsed mapping; raises ValidationError("user-data", …) with the YAML line."""
+    from console import cloudinit
+
+    if not isinstance(text, str) or not text.lstrip().startswith("#cloud-config"):
+        raise ValidationError("user-data", "must start with '#cloud-config' (a cloud-config YAML document)")
+    if len(text.encode()) > 64 * 1024:
+        raise ValidationError("user-data", "at most 64 KiB")
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValidationError("user-data", f"not valid YAML: {where}{problem}") from None
+    if not isinstance(doc, dict):
+        raise ValidationError("user-data", "must be a YAML mapping (key: value), not empty")
+    if "users" in doc and not isinstance(doc["users"], list):
+        raise ValidationError("user-data", "users must be a list")
+    cloudinit._refuse_clear_passwords(doc, "user-data")  # the wizard's own rule, reused
+    return doc
+
+
+def edit_config(session, name: str, user_data: str, host: str | None = None) -> OpResult:
+    """Replace the VM's cloud-init user-data: validate it, rebuild the NoCloud seed ISO with a NEW
+    instance-id (so cloud-init applies it at the next boot) keeping the hostname and
+    network-config, and put it in place of the old seed volume (same name and path). The
+    domain's ``<virtdeck:seed>`` metadata follows when it held the old instance-id.
+
+    A running VM keeps reading the old seed until it reboots (the message says so). If the new
+    volume cannot be written the old seed is put back. Audit details carry instance-ids and the
+    user-data's sha256, never its text. Same text as now → noop.
+    """
+    import hashlib
+
+    import yaml
+
+    from backends import domain_xml as dx
+    from backends import seed as seedmod
+    from backends import storage
+    from console import cloudinit
+
+    validate_user_data(user_data)
+
+    def body(op: _Op) -> OpResult:
+        dom = _find(op, session, host)
+        conn = session.libvirt(op.host)
+        facts = domain_facts(dom, inactive=bool(dom.isPersistent()))
+        vol = _seed_volume(conn, op.host, facts)
+        vname = vol.name()
+        pool = vol.storagePoolLookupByVolume().name()
+        old = _download(conn, vol, op.host, f"seed volume {vname}")
+        docs = seedmod.read_nocloud_iso(old)
+        if docs.get("user-data") == user_data:
+            return op.result("noop", f"{name}'s user-data is unchanged; the seed was left as it is")
+        meta = yaml.safe_load(docs.get("meta-data") or "") or {}
+        old_iid = str(meta.get("instance-id") or "")
+        hostname = str(meta.get("local-hostname") or name)
+        new_iid = cloudinit.new_instance_id()
+        iso = seedmod.build_nocloud_iso(cloudinit.build_meta_data(new_iid, hostname), user_data,
+                                        docs.get("network-config"))
+        op.details.update(seed_volume=vname, instance_id={"from": old_iid, "to": new_iid},
+                          user_data_sha256=hashlib.sha256(user_data.encode()).hexdigest())
+        storage.delete_volume(conn, op.host, pool, vname)
+        try:
+            storage.upload_volume(conn, op.host, pool, vname, iso, fmt="raw")
+        except BaseException:
+            try:
+                storage.upload_volume(conn, op.host, pool, vname, old, fmt="raw")
+            except VirtdeckError:
+                pass
+            raise
+        meta_el = dx.parse_metadata(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        if meta_el is not None and old_iid and meta_el.seed == old_iid:
+            new_meta = replace(meta_el, seed=new_iid)
+            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
+            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, dx.metadata_xml(new_meta), dx.PREFIX, dx.NS, flags)
+        when = "at its next boot" if dom.isActive() else "when it starts"
+        return op.result("ok", f"{name} on {op.host}: new seed with instance-id {new_iid}; cloud-init applies "
+                         f"the new user-data {when}")
+    return _run_verb("vm.edit-config", name, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Move (cold)
+
+
+def _copy_volume(sconn, shost: str, vol, tconn, thost: str, pool: str, progress=None) -> str:
+    """Copy ``vol`` from ``shost`` into ``pool`` on ``thost`` under the same name, through the
+    storage API (download to a private temporary file on this machine, then upload). Returns the
+    new volume's path. Raises HostError."""
+    import tempfile
+
+    from backends import storage
+
+    name = vol.name()
+    stream = sconn.newStream(0)
+    with tempfile.NamedTemporaryFile(prefix="virtdeck-move-") as tmp:
+        try:
+            vol.download(stream, 0, 0, 0)
+            while True:
+                data = stream.recv(1024 * 1024)
+                if not data:
+                    break
+                tmp.write(data)
+            stream.finish()
+        except libvirt.libvirtError as exc:
+            try:
+                stream.abort()
+            except libvirt.libvirtError:
+                pass
+            raise HostError(f"{shost}: reading volume {name}: {_lv_msg(exc)}") from None
+        tmp.flush()
+        info = storage.upload_volume(tconn, thost, pool, name, tmp.name, fmt="raw", progress=progress)
+    return info.path
+
+
+def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
+    """Move a STOPPED VM to hypervisor ``to_host``: copy its disk volumes (overlay, seed) through
+    the libvirt storage API, define the domain there (same UUID, XML and metadata), re-home its
+    OVN ports (``options:requested-chassis`` follows when set; the binding itself follows the
+    interfaceid when the VM starts on the new chassis), then undefine it on the old host and
+    delete the old volumes.
+
+    Checks first: the VM is shut off (VmStateError), ``to_host`` answers, has no domain of that
+    name, has the template's volumes (a qcow2 overlay's backing file, the kernel/initrd of a
+    direct kernel boot) at the same paths, and can hold the VM (scheduler filters). If a step on
+    the target fails, what was created there is removed and the VM stays where it was.
+    Same host → noop.
+    """
+    def body(op: _Op) -> OpResult:
+        from backends import storage
+
+        dom = _find(op, session, host)
+        src = op.host
+        op.details.update({"from": src, "to": to_host})
+        if to_host == src:
+            return op.result("noop", f"{name} is already on {src}")
+        hc = session.inventory.host(to_host)
+        if not hc.hypervisor or not hc.enabled:
+            raise ValidationError("--to", f"{to_host} is not an enabled hypervisor")
+        if dom.isActive():
+            raise VmStateError(f"{name} on {src} is {state_name(dom)}; shut it down before moving it")
+        sconn = session.libvirt(src)
+        tconn = session.libvirt(to_host)
+        if _lookup_on(session, to_host, name) is not None:
+            raise VirtdeckError(f"{to_host} already has a domain named {name}")
+        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        facts = parse_domain_xml(xml)
+        tfacts = host_facts(session, to_host)
+        if not tfacts.reachable:
+            raise HostError(tfacts.error or f"{to_host} is not reachable")
+        _check_fits(session, to_host, tfacts, facts.vcpus, facts.memory_mib, None, name)
+
+        # What to copy, and what must already be on the target.
+        templates = _template_volumes(session)
+        to_copy = []
+        root = ET.fromstring(xml)
+        needed = [p for p in (root.findtext("os/kernel"), root.findtext("os/initrd")) if p]
+        for d in facts.disks:
+            if not d.source:
+                continue
+            vol = _volume_for(sconn, d.source)
+            if vol is None:
+                needed.append(d.source)
+                continue
+            pool = vol.storagePoolLookupByVolume().name()
+            if (pool, vol.name()) in templates:
+                needed.append(d.source)
+                continue
+            info = storage.volume_info(vol)
+            if info.backing_path:
+                needed.append(info.backing_path)
+            to_copy.append((vol, pool, info.path))
+        missing = [p for p in needed if _volume_for(tconn, p) is None]
+        if missing:
+            raise VirtdeckError(f"{to_host} lacks {', '.join(missing)} (the template's files must be there "
+                                f"at the same paths; `virtdeck template add` puts them on every host)")
+        for vol, pool, path in to_copy:
+            storage.get_pool(tconn, to_host, pool)
+            if storage.find_volume(tconn, to_host, pool, vol.name()) is not None:
+                raise VirtdeckError(f"{to_host} already has a volume {pool}/{vol.name()}; remove it or rename the VM")
+
+        t0 = time.monotonic()
+        created: list[tuple[str, str]] = []
+        defined = None
+        try:
+            for vol, pool, path in to_copy:
+                new_path = _copy_volume(sconn, src, vol, tconn, to_host, pool)
+                created.append((pool, vol.name()))
+                if new_path != path:
+                    xml = xml.replace(f"'{path}'", f"'{new_path}'").replace(f'"{path}"', f'"{new_path}"')
+            defined = tconn.defineXML(xml)
+        except BaseException:
+            for pool, vname in created:
+                try:
+                    storage.delete_volume(tconn, to_host, pool, vname)
+                except VirtdeckError:
+                    pass
+            raise
+        # The VM exists on the target now: retire the source copy.
+        problems = []
+        try:
+            if dom.isPersistent():
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+        except libvirt.libvirtError as exc:
+            try:
+                defined.undefine()
+            except libvirt.libvirtError:
+                pass
+            for pool, vname in created:
+                try:
+                    storage.delete_volume(tconn, to_host, pool, vname)
+                except VirtdeckError:
+                    pass
+            raise HostError(f"{src}: cannot undefine {name} there, move undone: {_lv_msg(exc)}") from None
+        for vol, pool, _ in to_copy:
+            try:
+                vol.delete(0)
+            except libvirt.libvirtError as exc:
+                problems.append(f"old volume {vol.name()} on {src}: {_lv_msg(exc)}")
+        # Re-home the ports.
+        rehomed = []
+        try:
+            nb = _nb(session)
+            rows = _vm_ports(nb, name, facts.interfaceids)
+            with nb.transaction(check_error=True) as txn:
+                for row in rows:
+                    opts = dict(row.options or {})
+                    if opts.get("requested-chassis"):
+                        txn.add(nb.lsp_set_options(row.name, **{**opts, "requested-chassis": to_host}))
+                        rehomed.append(row.name)
+        except Exception as exc:  # noqa: BLE001 - ovsdbapp raises assorted types
+            problems.append(f"OVN ports: {exc}")
+        op.host = to_host
+        op.details.update(volumes=[v.name() for v, _, _ in to_copy], seconds=round(time.monotonic() - t0, 1),
+                          ports_rehomed=rehomed)
+        if problems:
+            raise HostError(f"{name} moved from {src} to {to_host} but: " + "; ".join(problems))
+        return op.result("ok", f"{name} moved from {src} to {to_host} ({len(to_copy)} volume(s) copied in "
+                         f"{time.monotonic() - t0:.1f} s)")
+    return _run_verb("vm.move", name, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Serial console
+
+
+def console_command(session, host: str, name: str) -> str:
+    """The command run on ``host`` to attach to ``name``'s serial console (``virsh console``
+    against the host's own libvirt socket)."""
+    import shlex
+
+    sock = session.inventory.host(host).libvirt_socket
+    uri = "qemu:///system" if sock == "/run/libvirt/libvirt-sock" else f"qemu:///system?socket={sock}"
+    return shlex.join(["virsh", "-c", uri, "console", name])
+
+
+def console(session, name: str, host: str | None = None, fd_in: int | None = None,
+            fd_out: int | None = None) -> int:
+    """Attach this terminal to the VM's serial console over the host's SSH link
+    (:func:`backends.serial_console.attach`); ``Ctrl-]`` comes back. Blocks until detached.
+
+    The VM must be running (VmStateError otherwise). Typing into a guest console changes things,
+    so ``--readonly`` refuses it; the attach is audited (``vm.console``) with how long it lasted.
+    Returns the remote exit status (0 after a normal detach).
+    """
+    from backends import serial_console
+
+    out: dict[str, int] = {}
+
+    def body(op: _Op) -> OpResult:
+        dom = _find(op, session, host)
+        st = state_name(dom)
+        if st not in ("running", "blocked", "paused"):
+            raise VmStateError(f"{name} on {op.host} is {st}; start it to use its console")
+        link = session.link(op.host)
+        t0 = time.monotonic()
+        sys_msg = f"Connecting to {name}'s serial console on {op.host}; Ctrl-] to come back.\r\n"
+        import os as _os
+        _os.write(fd_out if fd_out is not None else 1, sys_msg.encode())
+        rc = serial_console.attach(link, console_command(session, op.host, name), fd_in, fd_out)
+        out["rc"] = rc
+        return op.result("ok", f"detached from {name}'s console on {op.host}", seconds=round(time.monotonic() - t0, 1),
+                         exit_status=rc)
+    _run_verb("vm.console", name, body)
+    return out.get("rc", 0)
