@@ -39,43 +39,28 @@ def nb_api(session):
 
 # --------------------------------------------------------------------------- bridge mappings
 
-def parse_bridge_mappings(text: str) -> dict[str, str]:
-    """``physnet1:br-phys,physnet2:br-x`` (as ovs-vsctl prints it, quoted or not) -> {physnet: bridge}."""
-    text = text.strip().strip('"').strip()
-    out: dict[str, str] = {}
-    for item in text.split(","):
-        item = item.strip()
-        if ":" in item:
-            physnet, bridge = item.split(":", 1)
-            out[physnet.strip()] = bridge.strip()
-    return out
-
-
 def physnet_hosts(session) -> dict[str, tuple[str, ...]]:
     """{physnet: (hypervisor names that map it)} read from each enabled hypervisor's OVS
-    (``ovs-vsctl get Open_vSwitch . external_ids:ovn-bridge-mappings`` over SSH). Hosts that
-    cannot be reached are left out (they cannot vouch for a physnet)."""
-    try:  # the console engineer's reader, when present
-        from backends import host_facts  # type: ignore
-        reader = getattr(host_facts, "bridge_mappings", None)
-    except ImportError:
-        reader = None
-    out: dict[str, list[str]] = {}
-    for host in session.inventory.hypervisors:
-        if not host.enabled:
-            continue
+    ``external_ids:ovn-bridge-mappings`` over SSH (backends.host_facts, hosts in parallel).
+    Hosts that cannot be reached are left out (they cannot vouch for a physnet)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from backends.host_facts import bridge_mappings
+
+    hosts = [h.name for h in session.inventory.hypervisors if h.enabled]
+
+    def read(name):
         try:
-            if reader is not None:
-                mappings = dict(reader(session, host.name))
-            else:
-                res = session.run(host.name, "ovs-vsctl get Open_vSwitch . external_ids:ovn-bridge-mappings",
-                                  timeout=15)
-                mappings = parse_bridge_mappings(res.stdout) if res.rc == 0 else {}
+            return name, bridge_mappings(session, name)
         except VirtdeckError:
-            continue
-        for physnet in mappings:
-            out.setdefault(physnet, []).append(host.name)
-    return {k: tuple(v) for k, v in sorted(out.items())}
+            return name, ()
+
+    out: dict[str, list[str]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(hosts)))) as pool:
+        for name, pairs in pool.map(read, hosts):
+            for physnet, _bridge in pairs:
+                out.setdefault(physnet, []).append(name)
+    return {k: tuple(sorted(v)) for k, v in sorted(out.items())}
 
 
 # --------------------------------------------------------------------------- field checks

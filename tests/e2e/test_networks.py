@@ -259,3 +259,56 @@ def test_5_delete_everything_leaves_no_rows(session, lab, tenants, probes):
     time.sleep(1)
     sb = run_in("central", ["ovn-sbctl", "--bare", "--columns=external_ids", "list", "Datapath_Binding"]).stdout
     assert f"vd.{t}." not in sb
+
+
+async def test_6_wizard_made_networks_carry_traffic(session, lab, tenants, probes):
+    """The same from the TUI: the network wizard (Pilot, keystrokes) creates an overlay network
+    and a VLAN 100 provider network on the lab NB (physnets read from the hosts over SSH);
+    endpoints on them lease, cross GENEVE and reach the VLAN 100 host."""
+    from textual.app import App
+    from textual.widgets import Input, Select
+
+    from screens.wizard_network import NetworkWizard
+
+    t = tenants("u")
+
+    class Host(App):
+        def __init__(self, wizard):
+            super().__init__()
+            self.wizard, self.results = wizard, []
+
+        def on_mount(self):
+            self.push_screen(self.wizard, self.results.append)
+
+    async def fill(values: dict, provider: bool = False):
+        wiz = NetworkWizard(session, tenants=[t])
+        app = Host(wiz)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            if provider:
+                wiz.query_one("#kind", Select).value = "provider"
+                await pilot.pause()
+            for field, text in values.items():
+                wiz.query_one(f"#{field}", Input).focus()
+                await pilot.press(*text)
+            await pilot.pause()
+            await pilot.press("ctrl+s")
+            for _ in range(300):
+                await pilot.pause(0.05)
+                if app.results:
+                    break
+        assert app.results and app.results[0] is not None, "wizard did not create the network"
+        return app.results[0]
+
+    net = await fill({"name": "web", "cidr": "10.65.0.0/24"})
+    v100 = await fill({"name": "v100", "physnet": "physnet1", "vlan": "100", "cidr": "10.100.0.0/24",
+                       "gateway": VLAN100_HOST, "exclude": "10.100.0.2..10.100.0.9"}, provider=True)
+    assert (net.mtu, v100.vlan, v100.physnet) == (1400, 100, "physnet1")
+    pa, pb = vm_port(session, net, t, "a"), vm_port(session, net, t, "b")
+    pv = vm_port(session, v100, t, "c")
+    a, b, c = probes("hv1", pa), probes("hv2", pb), probes("hv2", pv)
+    for x in (pa, pb, pv):
+        wait_up(session.nb(), x.name)
+    assert a.dhcp() == pa.ip and b.dhcp() == pb.ip and c.dhcp() == pv.ip
+    assert a.ping(pb.ip, tries=3)
+    assert c.ping(VLAN100_HOST, tries=3)
