@@ -133,3 +133,34 @@ async def test_submit_with_errors_and_cancel_write_nothing(api):
         await pilot.pause()
     assert app.results == [None]
     assert ovn.virtdeck_rows(api) == {}
+
+
+async def test_security_group_editor(api):
+    from textual.widgets import TextArea
+
+    from screens.sg_editor import SecurityGroupEditor
+
+    ed = SecurityGroupEditor(api, tenant="demo")
+    app = WizardHost(ed)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, ed, lambda: ed.loaded)
+        area = ed.query_one("#rules", TextArea)
+        assert area.text.splitlines() == ["egress any", "ingress any from self"]
+        assert "not created yet" in str(ed.query_one("#status", Static).render())
+        area.move_cursor(area.document.end)
+        await pilot.press(*"ingress tcp 99999")
+        await pilot.pause()
+        assert "line 3" in str(ed.query_one("#status", Static).render())
+        assert ed.query_one("#save", Button).disabled
+        for _ in range(5):
+            await pilot.press("backspace")
+        await pilot.press(*"22 from 10.0.0.0/8")
+        await pilot.pause()
+        assert ed.error is None and not ed.query_one("#save", Button).disabled
+        assert ed.query_one("#save", Button).region.bottom <= 24
+        await pilot.press("ctrl+s")
+        await settle(pilot, ed, lambda: app.results)
+    [info] = app.results
+    assert [r.text() for r in info.rules] == ["egress any", "ingress any from self", "ingress tcp 22 from 10.0.0.0/8"]
+    acls = {a.match for a in api.tables["ACL"].rows.values()}
+    assert "outport == @vdsg_4_demo_default && ip4 && ip4.src == 10.0.0.0/8 && tcp && tcp.dst == 22" in acls
