@@ -248,3 +248,144 @@ def test_unreachable_host_fails_fast(lab_inventory, audit_log, tmp_path):
                        capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, VIRTDECK_AUDIT_LOG=str(audit_log), VIRTDECK_CONNECT_TIMEOUT="3"))
     assert p.returncode == 5 and "no VM named ghost on hv1, hv2" in p.stderr and "hv9" in p.stderr
+
+
+def console_capture(inv, audit_log, name, until: bytes, timeout: float, escape_after: float | None = None):
+    """Run `virtdeck vm console NAME` in a pseudo-terminal, collect what the guest prints until
+    ``until`` shows (or ``timeout``), then type Ctrl-]. Returns (output, exit code, detach s)."""
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        os.environ["VIRTDECK_AUDIT_LOG"] = str(audit_log)
+        os.execv(VIRTDECK, [VIRTDECK, "--config", str(inv.path), "vm", "console", name])
+    buf = b""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and until not in buf:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                buf += os.read(fd, 65536)
+            except OSError:
+                break
+    t0 = time.monotonic()
+    os.write(fd, b"\x1d")
+    while time.monotonic() - t0 < 10:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            buf += data
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return buf, os.waitstatus_to_exitcode(status), time.monotonic() - t0
+
+
+def test_console_attach_and_detach(lab_session, lab_inventory, net, audit_log, cleanup):
+    inv = lab_inventory
+    cleanup.append("vmops-con")
+    make_vm(lab_session, inv, net, "hv1", "vmops-con")
+    p = cli(inv, audit_log, "vm", "console", "vmops-con")
+    assert p.returncode == 6 and "start it to use its console" in p.stderr
+    cli_json(inv, audit_log, "vm", "start", "vmops-con")
+    try:
+        out, rc, took = console_capture(inv, audit_log, "vmops-con", b"Linux version", 60)
+        print(f"console: detached {took:.1f} s after Ctrl-]")
+        assert b"Ctrl-] to come back" in out and b"Linux version" in out  # the guest kernel's banner
+        assert rc == 0 and took < 5
+    finally:
+        cli(inv, audit_log, "vm", "poweroff", "vmops-con")
+    assert [r["verb"] for r in audit(audit_log)].count("vm.console") == 2
+    p = cli(inv, audit_log, "--readonly", "vm", "console", "vmops-con")
+    assert p.returncode == 3
+
+
+def test_edit_config_rebuilds_seed(lab_session, lab_inventory, net, audit_log, cleanup):
+    from backends import seed as seedmod
+    inv = lab_inventory
+    cleanup.append("vmops-cfg")
+    make_vm(lab_session, inv, net, "hv2", "vmops-cfg")
+    p = cli(inv, audit_log, "vm", "edit-config", "vmops-cfg", "--show")
+    assert p.returncode == 0 and p.stdout.startswith("#cloud-config") and "hashed_passwd" in p.stdout
+    before = p.stdout
+    new = before + "runcmd:\n  - [sh, -c, 'echo VMOPS-EDITED > /dev/ttyS0']\n"
+    r = cli_json(inv, audit_log, "vm", "edit-config", "vmops-cfg", "--file", "-", input=new)
+    iid = r["details"]["instance_id"]
+    assert r["outcome"] == "ok" and iid["from"] != iid["to"] and iid["to"].startswith("i-")
+    conn = lab_session.libvirt("hv2")
+    vol = storage.find_volume(conn, "hv2", POOL, "vmops-cfg-seed.iso")
+    from console.services.vm_ops import _download
+    docs = seedmod.read_nocloud_iso(_download(conn, vol, "hv2", "seed"))
+    assert docs["user-data"] == new and f"instance-id: {iid['to']}" in docs["meta-data"]
+    assert "local-hostname: vmops-cfg" in docs["meta-data"] and "macaddress" in docs["network-config"]
+    # bad input changes nothing
+    for bad, why in (("runcmd: [", "#cloud-config"), ("#cloud-config\nfoo: [", "line 2"),
+                     ("#cloud-config\npassword: hunter2hunter2\n", "clear text")):
+        p = cli(inv, audit_log, "vm", "edit-config", "vmops-cfg", "--file", "-", input=bad)
+        assert p.returncode == 2 and why in p.stderr, p.stderr
+    assert cli(inv, audit_log, "vm", "edit-config", "vmops-cfg", "--show").stdout == new
+    assert cli_json(inv, audit_log, "vm", "edit-config", "vmops-cfg", "--file", "-", input=new)["outcome"] == "noop"
+    recs = [r for r in audit(audit_log) if r["verb"] == "vm.edit-config"]
+    assert [r["outcome"] for r in recs] == ["ok", "noop"]
+    assert "hashed_passwd" not in audit_log.read_text() and "VMOPS-EDITED" not in audit_log.read_text()
+
+
+def test_move_stopped_vm(lab_session, lab_inventory, net, audit_log, cleanup):
+    inv = lab_inventory
+    cleanup.append("vmops-mv")
+    lsp = make_vm(lab_session, inv, net, "hv1", "vmops-mv")
+    uuid_before = lab_session.libvirt("hv1").lookupByName("vmops-mv").UUIDString()
+    cli_json(inv, audit_log, "vm", "start", "vmops-mv")
+    p = cli(inv, audit_log, "vm", "move", "vmops-mv", "--to", "hv2")
+    assert p.returncode == 6 and "shut it down before moving it" in p.stderr
+    cli_json(inv, audit_log, "vm", "poweroff", "vmops-mv")
+    r = cli_json(inv, audit_log, "vm", "move", "vmops-mv", "--to", "hv2")
+    assert r["outcome"] == "ok" and r["host"] == "hv2" and sorted(r["details"]["volumes"]) == \
+        ["vmops-mv-seed.iso", "vmops-mv.qcow2"]
+    print(f"move: {r['message']}")
+    assert [x for x in leftovers(lab_session, inv, "vmops-mv", [lsp]) if x.startswith("hv1")] == []
+    dom = lab_session.libvirt("hv2").lookupByName("vmops-mv")
+    assert dom.UUIDString() == uuid_before
+    assert cli_json(inv, audit_log, "vm", "move", "vmops-mv", "--to", "hv2")[0 if False else "outcome"] == "noop"
+    # it boots there and its port is bound by hv2's chassis
+    cli_json(inv, audit_log, "vm", "start", "vmops-mv")
+    try:
+        nb = lab_session.nb()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            row = [x for x in nb.tables["Logical_Switch_Port"].rows.values() if x.name == lsp][0]
+            if row.up == [True]:
+                break
+            time.sleep(0.5)
+        assert row.up == [True]
+    finally:
+        cli(inv, audit_log, "vm", "poweroff", "vmops-mv")
+
+
+@pytest.mark.slow
+def test_edit_config_applies_on_next_boot(lab_session, lab_inventory, net, audit_log, cleanup):
+    """Boot once (cloud-init runs the original user-data), edit the user-data, reboot: cloud-init
+    sees the new instance-id and runs the new runcmd, which prints a marker on the serial console."""
+    inv = lab_inventory
+    cleanup.append("vmops-boot")
+    make_vm(lab_session, inv, net, "hv2", "vmops-boot", memory_mib=512)
+    cli_json(inv, audit_log, "vm", "start", "vmops-boot")
+    try:
+        t0 = time.monotonic()
+        out, rc, _ = console_capture(inv, audit_log, "vmops-boot", b"cloud-init done", 240)
+        assert b"cloud-init done" in out, out[-2000:]
+        first = time.monotonic() - t0
+        ud = cli(inv, audit_log, "vm", "edit-config", "vmops-boot", "--show").stdout
+        ud += "runcmd:\n  - [sh, -c, 'echo VMOPS-EDITED > /dev/ttyS0']\n"
+        cli_json(inv, audit_log, "vm", "edit-config", "vmops-boot", "--file", "-", input=ud)
+        cli_json(inv, audit_log, "vm", "reboot", "vmops-boot", "--hard")
+        t1 = time.monotonic()
+        out, rc, _ = console_capture(inv, audit_log, "vmops-boot", b"VMOPS-EDITED", 240)
+        print(f"edit-config: first boot to cloud-init done {first:.0f} s; reboot to new runcmd {time.monotonic() - t1:.0f} s")
+        assert b"VMOPS-EDITED" in out, out[-2000:]
+    finally:
+        cli(inv, audit_log, "vm", "poweroff", "vmops-boot")
