@@ -75,6 +75,7 @@ NET_COLUMNS = (
 TENANT_COLUMNS = (
     Column("name", "Tenant", 4, 20),
     Column("vms", "VMs", 3, 11, right=True),
+    Column("running", "Run", 3, 5, right=True),
     Column("vcpus", "vCPUs", 4, 11, right=True),
     Column("ram", "RAM MiB", 5, 15, right=True),
     Column("nets", "Nets", 4, 4, right=True),
@@ -148,9 +149,10 @@ def _of(used: int, quota: int | None) -> str:
 
 
 def tenant_rows(cloud: Cloud) -> list[Row]:
-    """Every tenant seen anywhere, with counts and usage against its quota."""
+    """Every tenant seen anywhere, with counts and usage against its quota (``used/max``;
+    vCPUs and RAM count active domains)."""
     return [Row(f"tenant:{t.name}", (
-        t.name, f"{t.running}/{_of(t.vms, t.max_vms)}", _of(t.vcpus, t.max_vcpus),
+        t.name, _of(t.vms, t.max_vms), str(t.running), _of(t.vcpus, t.max_vcpus),
         _of(t.ram_mib, t.max_ram_mib), str(t.networks), str(t.routers), str(t.ports),
         ",".join(t.sources))) for t in cloud.tenants]
 
