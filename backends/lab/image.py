@@ -219,12 +219,33 @@ def build_template(cache: Path | None = None, log=print) -> Template:
 
 
 def ensure_template(cache: Path | None = None, log=print, force: bool = False) -> Template:
-    """The cached template, built first when missing, damaged or built from an older recipe."""
+    """The cached template, built first when missing, damaged or built from an older recipe.
+
+    Builds are serialized by an flock on ``<cache>/.lock``: a second caller waits and then
+    finds the first one's result.
+    """
+    import fcntl
     if not force:
         t = cached_template(cache)
         if t is not None:
             return t
-    return build_template(cache, log=log)
+    cache = cache or image_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    fd = os.open(cache / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("image: another build is running; waiting for it …")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            force = False
+        if not force:
+            t = cached_template(cache)
+            if t is not None:
+                return t
+        return build_template(cache, log=log)
+    finally:
+        os.close(fd)
 
 
 if __name__ == "__main__":  # python -m backends.lab.image [--force]

@@ -1,0 +1,158 @@
+"""Lab figures: up time (image cached), down time, image build cold / cached, control-plane
+memory (PSS), guest boot to cloud-init done under TCG.
+
+    .venv/bin/python tests/bench/bench_lab.py [--runs 3] [--no-cold] [--no-guest] [--vcpus 1]
+
+Runs every lab measurement in a sandbox (fresh network + mount namespaces with a private
+/run/netns and its own lab dir, as tests/lab/test_lab_cycle.py does), so the lab people are
+using is never touched and the memory figure counts only a fresh lab's processes. The cold image
+build goes to a throw-away cache dir. Prints figures; asserts nothing. Needs root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def inner(args) -> None:
+    """Inside the sandbox: up/down cycles, memory, one guest. Prints one JSON line."""
+    from backends.lab.down import down
+    from backends.lab.netns import lab_netns, netns_pids
+    from backends.lab.smoke import boot_probe
+    from backends.lab.up import up
+    quiet = lambda m: None  # noqa: E731
+    ups, downs = [], []
+    out: dict = {}
+    for i in range(args.runs):
+        t = time.monotonic()
+        up(args.hypervisors, log=quiet)
+        ups.append(time.monotonic() - t)
+        if i == 0:
+            t = time.monotonic()
+            up(args.hypervisors, log=quiet)
+            out["second_up_s"] = round(time.monotonic() - t, 2)
+            time.sleep(2)  # let daemons settle before measuring memory
+            per: dict[str, int] = {}
+            for ns in lab_netns():
+                for pid in netns_pids(ns):
+                    comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                    per[comm] = per.get(comm, 0) + pss_kib(pid)
+            out["pss_mib_total"] = round(sum(per.values()) / 1024, 1)
+            out["pss_mib_by_process"] = {k: round(v / 1024, 1) for k, v in sorted(per.items(), key=lambda kv: -kv[1])}
+        if i < args.runs - 1 or args.no_guest:
+            t = time.monotonic()
+            down(log=quiet)
+            downs.append(time.monotonic() - t)
+    out["up_s"] = [round(x, 2) for x in ups]
+    out["down_s"] = [round(x, 2) for x in downs]
+    if not args.no_guest:
+        r = boot_probe("hv1", vcpus=args.vcpus, memory_mib=512, timeout=600)
+        out["guest"] = {"vcpus": args.vcpus, "kernel_s": r.kernel_s and round(r.kernel_s, 1),
+                        "runcmd_marker_s": r.marker_s and round(r.marker_s, 1),
+                        "cloud_init_done_s": r.done_s and round(r.done_s, 1),
+                        "hostname_seen": r.hostname_seen}
+        t = time.monotonic()
+        down(log=quiet)
+        downs.append(time.monotonic() - t)
+        out["down_s"] = [round(x, 2) for x in downs]
+    print("BENCH " + json.dumps(out))
+
+
+def image_figures(args) -> dict:
+    from backends.lab.image import build_template, ensure_template
+    out = {}
+    t = time.monotonic()
+    tpl = ensure_template(log=lambda m: None)
+    out["image_cached_s"] = round(time.monotonic() - t, 3)
+    out["image_qcow2_mib"] = round(tpl.qcow2.stat().st_size / 2**20, 1)
+    out["image_sha256"] = tpl.sha256
+    if not args.no_cold:
+        tmp = Path(tempfile.mkdtemp(prefix="vd-bench-image-"))
+        try:
+            t = time.monotonic()
+            build_template(tmp, log=lambda m: None)
+            out["image_cold_s"] = round(time.monotonic() - t, 1)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--hypervisors", type=int, default=2)
+    ap.add_argument("--vcpus", type=int, default=1)
+    ap.add_argument("--no-cold", action="store_true")
+    ap.add_argument("--no-guest", action="store_true")
+    ap.add_argument("--inner", action="store_true")
+    args = ap.parse_args()
+    if args.inner:
+        inner(args)
+        return 0
+    if os.geteuid() != 0:
+        print("bench_lab: needs root", file=sys.stderr)
+        return 1
+    import platformdirs
+    figures = image_figures(args)
+    base = Path(platformdirs.user_data_dir("virtdeck"))
+    base.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="sandbox-bench-", dir=base))
+    env = dict(os.environ, VIRTDECK_LAB_DIR=str(root / "lab"))
+    argv = [sys.executable, __file__, "--inner", "--runs", str(args.runs), "--hypervisors",
+            str(args.hypervisors), "--vcpus", str(args.vcpus)] + (["--no-guest"] if args.no_guest else [])
+    script = "set -e; ip link set lo up; mount -t tmpfs -o mode=0755 vd-sandbox /run/netns; exec \"$@\""
+    try:
+        p = subprocess.run(["unshare", "--net", "--mount", "--propagation", "private", "--",
+                            "sh", "-c", script, "sh", *argv], capture_output=True, text=True,
+                           env=env, cwd=ROOT, timeout=3600)
+    finally:
+        sys.path.insert(0, str(ROOT / "tests" / "lab"))
+        from test_lab_cycle import _stop_sandbox
+        stray = _stop_sandbox(root / "lab")
+        shutil.rmtree(root, ignore_errors=True)
+    line = [x for x in p.stdout.splitlines() if x.startswith("BENCH ")]
+    if p.returncode != 0 or not line:
+        print(p.stdout[-3000:], p.stderr[-3000:], file=sys.stderr)
+        return 1
+    figures.update(json.loads(line[0][6:]))
+    figures["stray_processes_after_down"] = len(stray)
+    print(json.dumps(figures, indent=2))
+    ups = figures["up_s"]
+    print(f"\nlab up (image cached, N={args.hypervisors}): first {ups[0]:.2f} s, "
+          f"median {statistics.median(ups):.2f} s over {len(ups)}; second up (nothing to do) "
+          f"{figures['second_up_s']:.2f} s; down median {statistics.median(figures['down_s']):.2f} s")
+    print(f"image build: cold {figures.get('image_cold_s', 'skipped')} s, cached {figures['image_cached_s']} s "
+          f"({figures['image_qcow2_mib']} MiB qcow2)")
+    print(f"control plane PSS (central + {args.hypervisors} hypervisors + outside, no guests): "
+          f"{figures['pss_mib_total']} MiB")
+    if "guest" in figures:
+        g = figures["guest"]
+        print(f"guest (TCG, {g['vcpus']} vCPU, 512 MiB): kernel {g['kernel_s']} s, runcmd marker "
+              f"{g['runcmd_marker_s']} s, cloud-init done {g['cloud_init_done_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
