@@ -1,0 +1,487 @@
+"""Operator verbs in the VMs panel: key bindings, marks, confirmation and resize/move dialogs.
+
+:class:`VmActions` is a mixin for the main screen (``class MainScreen(VmActions, Screen)``,
+whose BINDINGS add :data:`VM_BINDINGS`). It needs from the screen: ``self.panel`` (the active panel name), ``self.table()`` (the
+CloudTable of the active panel, rows keyed ``vm:HOST:UUID``) and ``self.refresh_cloud(force)``;
+the screen calls :meth:`VmActions.decorate_rows` on each panel's rows so marked VMs show a mark.
+
+Keys (VMs panel only; elsewhere they say so):
+
+====================  =========================================================
+space                 mark / unmark the highlighted VM (bulk verbs act on marks)
+x                     clear every mark
+s                     start                      S   shutdown (ACPI, then offer force)
+F                     force off                  R   reboot
+p                     pause (suspend)            u   resume
+D / delete            delete (confirm; lists every target)
+z                     resize vCPUs / RAM          e   edit cloud-config in $EDITOR
+t                     serial console (Ctrl-] comes back)
+m                     move a stopped VM to another host
+i                     show the VM's addresses (from OVN)
+====================  =========================================================
+
+Every verb runs :mod:`console.services.vm_ops` in a thread worker (the UI never waits on a
+host) and reports one notification per VM. A read-only console refuses every mutating key.
+This module never imports libvirt, ovsdbapp or asyncssh.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import replace
+from typing import Callable
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Static
+
+from console.errors import VirtdeckError
+from console.services import guard
+from console.services import vm_ops
+
+MARK = "● "
+
+#: verb -> (service function name in vm_ops, asks for confirmation even for one VM)
+LIFECYCLE = {
+    "start": ("start", False),
+    "shutdown": ("shutdown", True),
+    "poweroff": ("poweroff", True),
+    "reboot": ("reboot", True),
+    "suspend": ("suspend", False),
+    "resume": ("resume", False),
+    "delete": ("delete", True),
+}
+
+VERB_WORDS = {"start": "Start", "shutdown": "Shut down (ACPI)", "poweroff": "Force off",
+              "reboot": "Reboot", "suspend": "Pause", "resume": "Resume", "delete": "DELETE"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Dialogs
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """Yes/no question listing the targets. ``y`` / Enter on "Yes" confirms; ``n`` / escape
+    cancels. Dismisses with True or False."""
+
+    CSS_PATH = "vm_actions.tcss"
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, title: str, targets: list[str], note: str = "", danger: bool = False):
+        super().__init__()
+        self.title_text, self.targets, self.note, self.danger = title, targets, note, danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm", classes="vm-dialog" + (" -danger" if self.danger else "")):
+            yield Static(f"[b]{escape(self.title_text)}[/b]", classes="vm-dialog-title")
+            with VerticalScroll(id="confirm-targets"):
+                yield Static("\n".join(f"  • {escape(t)}" for t in self.targets))
+            if self.note:
+                yield Static(escape(self.note), classes="vm-dialog-note")
+            with Horizontal(classes="vm-dialog-buttons"):
+                yield Button("Yes (y)", id="yes", variant="error" if self.danger else "primary")
+                yield Button("No (n)", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no" if self.danger else "#yes", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class ResizeDialog(ModalScreen["tuple[int, int] | None"]):
+    """Ask for vCPUs and RAM (MiB), pre-filled; validates whole numbers as you type.
+    Dismisses with ``(vcpus, memory_mib)`` or None."""
+
+    CSS_PATH = "vm_actions.tcss"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, vm: str, vcpus: int, memory_mib: int):
+        super().__init__()
+        self.vm, self.vcpus, self.memory_mib = vm, vcpus, memory_mib
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="resize", classes="vm-dialog"):
+            yield Static(f"[b]Resize {escape(self.vm)}[/b]", classes="vm-dialog-title")
+            with Horizontal(classes="vm-field"):
+                yield Label("vCPUs", classes="vm-label")
+                yield Input(str(self.vcpus), id="vcpus", restrict=r"[0-9]*", max_length=3)
+            with Horizontal(classes="vm-field"):
+                yield Label("RAM MiB", classes="vm-label")
+                yield Input(str(self.memory_mib), id="memory", restrict=r"[0-9]*", max_length=7)
+            yield Static("Live where the VM's maximum allows, else at its next boot; the host's "
+                         "capacity is checked first.", classes="vm-dialog-note")
+            yield Static("", id="resize-why", classes="vm-why")
+            with Horizontal(classes="vm-dialog-buttons"):
+                yield Button("Resize", id="ok", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#vcpus", Input).focus()
+
+    def _values(self) -> tuple[int, int] | None:
+        why = self.query_one("#resize-why", Static)
+        try:
+            v = int(self.query_one("#vcpus", Input).value or "0")
+            m = int(self.query_one("#memory", Input).value or "0")
+        except ValueError:
+            v = m = 0
+        if v < 1:
+            why.update("vCPUs: a whole number, at least 1")
+            return None
+        if m < 64:
+            why.update("RAM: whole MiB, at least 64")
+            return None
+        why.update("")
+        return v, m
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        self._values()
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ok":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def _submit(self) -> None:
+        vals = self._values()
+        if vals is not None:
+            self.dismiss(vals)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class MoveDialog(ModalScreen["str | None"]):
+    """Pick the target hypervisor for a cold move. Dismisses with the host name or None."""
+
+    CSS_PATH = "vm_actions.tcss"
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, vm: str, current: str, hosts: list[str]):
+        super().__init__()
+        self.vm, self.current, self.hosts = vm, current, hosts
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="move", classes="vm-dialog"):
+            yield Static(f"[b]Move {escape(self.vm)}[/b] (now on {escape(self.current)}) to:",
+                         classes="vm-dialog-title")
+            yield OptionList(*self.hosts, id="move-hosts")
+            yield Static("The VM must be shut off; its disk and seed are copied through libvirt.",
+                         classes="vm-dialog-note")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.hosts[event.option_index])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The mixin
+
+
+#: The VMs panel's key bindings: the main screen adds them to its own BINDINGS (Textual merges
+#: bindings only from DOMNode classes, so a plain mixin's BINDINGS would be ignored).
+VM_BINDINGS = [
+    Binding("space", "vm_mark", "Mark", show=False),
+    Binding("x", "vm_clear_marks", "Clear marks", show=False),
+    Binding("s", "vm_verb('start')", "Start", show=False),
+    Binding("S", "vm_verb('shutdown')", "Shutdown", show=False),
+    Binding("F", "vm_verb('poweroff')", "Force off", show=False),
+    Binding("R", "vm_verb('reboot')", "Reboot", show=False),
+    Binding("p", "vm_verb('suspend')", "Pause", show=False),
+    Binding("u", "vm_verb('resume')", "Resume", show=False),
+    Binding("D,delete", "vm_verb('delete')", "Delete", show=False),
+    Binding("z", "vm_resize", "Resize", show=False),
+    Binding("e", "vm_edit_config", "Edit cloud-config", show=False),
+    Binding("t", "vm_console", "Serial console", show=False),
+    Binding("m", "vm_move", "Move (stopped)", show=False),
+    Binding("i", "vm_ip", "Addresses", show=False),
+]
+
+
+class VmActions:
+    """Actions for the VMs panel (see module doc). Mix into the main screen, whose BINDINGS
+    must include :data:`VM_BINDINGS`."""
+
+    #: seconds a shutdown waits for the guest before offering a force-off
+    SHUTDOWN_TIMEOUT = 60.0
+
+    # -- marks --------------------------------------------------------------------------------
+
+    @property
+    def vm_marks(self) -> set[str]:
+        marks = getattr(self, "_vm_marks", None)
+        if marks is None:
+            marks = self._vm_marks = set()
+        return marks
+
+    def decorate_rows(self, panel: str, rows: list) -> list:
+        """Rows of ``panel`` with a mark before the name of every marked VM (VMs panel only);
+        marks of VMs that are gone are forgotten."""
+        if panel != "vms":
+            return rows
+        marks = self.vm_marks
+        if not marks:
+            return rows
+        marks.intersection_update({r.key for r in rows})
+        out = []
+        for r in rows:
+            if r.key in marks:
+                cells = (MARK + r.cells[0],) + tuple(r.cells[1:])
+                out.append(replace(r, cells=cells, search=r.search or " ".join(r.cells)))
+            else:
+                out.append(r)
+        return out
+
+    def _vms_by_key(self) -> dict:
+        return {f"vm:{v.host}:{v.uuid}": v for v in self.app.cloud.vms}
+
+    def _cursor_vm(self):
+        if self.panel != "vms":
+            return None
+        table = self.table()
+        key = table.cursor_key if table else None
+        return self._vms_by_key().get(key) if key else None
+
+    def _targets(self) -> list:
+        """Marked VMs (in table order) or else the highlighted one."""
+        by_key = self._vms_by_key()
+        if self.vm_marks:
+            table = self.table("vms")
+            order = [r.key for r in table.rows] if table else sorted(self.vm_marks)
+            return [by_key[k] for k in order if k in self.vm_marks and k in by_key]
+        vm = self._cursor_vm()
+        return [vm] if vm else []
+
+    def _in_vms_panel(self) -> bool:
+        if self.panel != "vms":
+            self.notify("VM keys work in the VMs panel (2)", timeout=3)
+            return False
+        return True
+
+    def _writable(self, verb: str) -> bool:
+        if getattr(self.app, "readonly", False) or guard.is_readonly():
+            self.notify(f"read-only console: {verb} refused", severity="error")
+            return False
+        if self.app.session is None:
+            self.notify("no connection to the hosts in this console", severity="error")
+            return False
+        return True
+
+    def action_vm_mark(self) -> None:
+        if not self._in_vms_panel():
+            return
+        table = self.table()
+        key = table.cursor_key if table else None
+        if not key:
+            return
+        self.vm_marks.symmetric_difference_update({key})
+        self.refresh_cloud(force=True)
+        table.set_cursor(table.cursor + 1)
+
+    def action_vm_clear_marks(self) -> None:
+        if self.vm_marks:
+            self.vm_marks.clear()
+            self.refresh_cloud(force=True)
+
+    # -- lifecycle verbs ----------------------------------------------------------------------
+
+    def action_vm_verb(self, verb: str) -> None:
+        if not self._in_vms_panel():
+            return
+        targets = self._targets()
+        if not targets:
+            self.notify("no VM highlighted", timeout=3)
+            return
+        if not self._writable(verb):
+            return
+        _fn, confirm = LIFECYCLE[verb]
+        if confirm or len(targets) > 1:
+            names = [f"{v.name}  ({v.host}, {v.state})" for v in targets]
+            note = {"delete": "The domains, their disks, seeds, ports and floating IPs are removed for good.",
+                    "poweroff": "Like pulling the plug: unsaved guest data is lost.",
+                    "shutdown": f"The guests get the ACPI power button; after {self.SHUTDOWN_TIMEOUT:g} s "
+                                "you are offered a force-off."}.get(verb, "")
+            self.app.push_screen(
+                ConfirmDialog(f"{VERB_WORDS[verb]} {len(targets)} VM(s)?", names, note, danger=verb in ("delete", "poweroff")),
+                lambda yes: yes and self._run_lifecycle(verb, targets))
+        else:
+            self._run_lifecycle(verb, targets)
+
+    def _run_lifecycle(self, verb: str, targets: list) -> None:
+        session = self.app.session
+        fn = getattr(vm_ops, LIFECYCLE[verb][0])
+        kwargs = {"timeout": self.SHUTDOWN_TIMEOUT} if verb == "shutdown" else {}
+        if verb == "delete":
+            keys = {f"vm:{v.host}:{v.uuid}" for v in targets}
+            self.vm_marks.difference_update(keys)
+
+        def one(vm):
+            try:
+                return vm, fn(session, vm.name, host=vm.host, **kwargs)
+            except VirtdeckError as exc:
+                return vm, vm_ops._detached(exc)
+
+        def work() -> None:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=min(4, len(targets))) as pool:
+                for vm, res in pool.map(one, targets):
+                    self.app.call_from_thread(self._report, verb, vm, res)
+
+        self.notify(f"{VERB_WORDS[verb].lower()}: {', '.join(v.name for v in targets)} …", timeout=2)
+        self.run_worker(work, thread=True, group="vm-ops", exit_on_error=False)
+
+    def _report(self, verb: str, vm, res) -> None:
+        if isinstance(res, vm_ops.ShutdownTimeout):
+            self.app.push_screen(
+                ConfirmDialog(f"{vm.name} did not shut down within {res.timeout:g} s. Force it off?",
+                              [f"{vm.name}  ({vm.host})"], "Like pulling the plug: unsaved guest data is lost.",
+                              danger=True),
+                lambda yes: yes and self._run_lifecycle("poweroff", [vm]))
+            return
+        if isinstance(res, Exception):
+            self.notify(str(res), severity="error", timeout=8)
+            return
+        if res.outcome == "noop":
+            self.notify(res.message + " (nothing to do)", timeout=4)
+        else:
+            self.notify(res.message, timeout=4)
+
+    # -- resize, move, ip ---------------------------------------------------------------------
+
+    def _single(self, verb: str):
+        if not self._in_vms_panel():
+            return None
+        if self.vm_marks and len(self._targets()) > 1:
+            self.notify(f"{verb} works on one VM: clear the marks (x) or highlight one", timeout=4)
+            return None
+        targets = self._targets()
+        if not targets:
+            self.notify("no VM highlighted", timeout=3)
+            return None
+        return targets[0]
+
+    def action_vm_resize(self) -> None:
+        vm = self._single("resize")
+        if vm is None or not self._writable("resize"):
+            return
+
+        def done(vals) -> None:
+            if vals:
+                self._background(lambda s: vm_ops.resize(s, vm.name, vcpus=vals[0], memory_mib=vals[1], host=vm.host),
+                                 "resize", vm)
+        self.app.push_screen(ResizeDialog(vm.name, vm.vcpus, vm.memory_mib), done)
+
+    def action_vm_move(self) -> None:
+        vm = self._single("move")
+        if vm is None or not self._writable("move"):
+            return
+        inv = getattr(self.app, "inventory", None) or getattr(self.app.session, "inventory", None)
+        hosts = [h.name for h in inv.hypervisors if h.enabled and h.name != vm.host] if inv else []
+        if not hosts:
+            self.notify("no other enabled hypervisor to move to", severity="warning")
+            return
+
+        def done(to) -> None:
+            if to:
+                self._background(lambda s: vm_ops.move(s, vm.name, to, host=vm.host), "move", vm)
+        self.app.push_screen(MoveDialog(vm.name, vm.host, hosts), done)
+
+    def action_vm_ip(self) -> None:
+        vm = self._single("ip")
+        if vm is None or self.app.session is None:
+            return
+
+        def work() -> None:
+            try:
+                nics = vm_ops.ip(self.app.session, vm.name, host=vm.host)
+                text = "; ".join(f"{n['mac']}: {', '.join(n['ips']) or 'no address yet'}" for n in nics) or "no NICs"
+                self.app.call_from_thread(self.notify, f"{vm.name}: {text}", timeout=8)
+            except VirtdeckError as exc:
+                self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=8)
+        self.run_worker(work, thread=True, group="vm-ops", exit_on_error=False)
+
+    def _background(self, call: Callable, verb: str, vm) -> None:
+        session = self.app.session
+
+        def work() -> None:
+            try:
+                res = call(session)
+            except VirtdeckError as exc:
+                res = vm_ops._detached(exc)
+            self.app.call_from_thread(self._report, verb, vm, res)
+        self.notify(f"{verb}: {vm.name} …", timeout=2)
+        self.run_worker(work, thread=True, group="vm-ops", exit_on_error=False)
+
+    # -- edit cloud-config ($EDITOR) ----------------------------------------------------------
+
+    def action_vm_edit_config(self) -> None:
+        vm = self._single("edit-config")
+        if vm is None or not self._writable("edit-config"):
+            return
+        session = self.app.session
+
+        def fetch() -> None:
+            try:
+                text = vm_ops.get_user_data(session, vm.name, host=vm.host)
+            except VirtdeckError as exc:
+                self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=8)
+                return
+            self.app.call_from_thread(self._edit_user_data, vm, text, text)
+        self.run_worker(fetch, thread=True, group="vm-ops", exit_on_error=False)
+
+    def _edit_user_data(self, vm, original: str, text: str) -> None:
+        """Open ``text`` in $EDITOR with the TUI suspended; validate; apply or offer a re-edit."""
+        from console.cli_vm_verbs import edit_text
+        try:
+            with self.app.suspend():
+                new = edit_text(text, suffix=".yaml")
+        except Exception as exc:  # noqa: BLE001 - e.g. SuspendNotSupported in a headless run
+            self.notify(f"cannot open an editor here: {exc or type(exc).__name__}", severity="error")
+            return
+        if new is None:
+            self.notify("the editor failed; the seed was left as it is", severity="warning")
+            return
+        if new == original:
+            self.notify(f"{vm.name}: user-data unchanged", timeout=3)
+            return
+        try:
+            vm_ops.validate_user_data(new)
+        except VirtdeckError as exc:
+            self.app.push_screen(
+                ConfirmDialog("The user-data is not valid. Edit it again?", [str(exc)],
+                              "No keeps the VM's seed as it is."),
+                lambda yes: yes and self._edit_user_data(vm, original, new))
+            return
+        self._background(lambda s: vm_ops.edit_config(s, vm.name, new, host=vm.host), "edit-config", vm)
+
+    # -- serial console -----------------------------------------------------------------------
+
+    def action_vm_console(self) -> None:
+        vm = self._single("console")
+        if vm is None or not self._writable("console"):
+            return
+        if vm.state not in ("running", "blocked", "paused"):
+            self.notify(f"{vm.name} is {vm.state}; start it to use its console", severity="warning")
+            return
+        try:
+            with self.app.suspend():
+                vm_ops.console(self.app.session, vm.name, host=vm.host)
+        except VirtdeckError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+        except Exception as exc:  # noqa: BLE001 - e.g. SuspendNotSupported in a headless run
+            self.notify(f"cannot attach a console here: {exc or type(exc).__name__}", severity="error")
