@@ -28,6 +28,7 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from screens import views
 from screens.table import CloudTable
+from screens.vm_actions import VM_BINDINGS, VmActions
 
 
 class CloudChanged(Message):
@@ -45,7 +46,7 @@ def _templates_panel():
     return cls() if cls is not None else None
 
 
-class MainScreen(Screen):
+class MainScreen(VmActions, Screen):
     """Panels + details + filter; see module doc for the bindings."""
 
     CSS_PATH = "main.tcss"
@@ -63,6 +64,7 @@ class MainScreen(Screen):
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("c", "create", "Create"),
         Binding("r", "reconnect", "Reconnect host", show=False),
+        *VM_BINDINGS,  # VMs panel verbs and marks (screens/vm_actions.py)
     ]
 
     def __init__(self) -> None:
@@ -125,7 +127,7 @@ class MainScreen(Screen):
         if not force and self._shown_generation.get(panel) == cloud.generation:
             return
         self._shown_generation[panel] = cloud.generation
-        rows = views.ROWS[panel](cloud)
+        rows = self.decorate_rows(panel, views.ROWS[panel](cloud))  # VM marks
         pat = self.filters.get(panel)
         if pat:
             rx = re.compile(pat, re.IGNORECASE)
