@@ -149,6 +149,23 @@ class Probe:
         self.close()
 
 
+@dataclass
+class Via:
+    """Another kind of endpoint for :func:`tcp_transfer`: commands run on lab ``host`` behind
+    ``prefix`` (e.g. ``probe.argv("ssh", …, "debian@10.0.0.5")`` to run inside a real guest);
+    with ``quote`` the command is passed as one shell-quoted string (what ssh wants)."""
+
+    host: str
+    prefix: list
+    quote: bool = False
+
+    def argv(self, *a: str) -> list[str]:
+        if self.quote:
+            import shlex
+            return [*self.prefix, " ".join(shlex.quote(x) for x in a)]
+        return [*self.prefix, *a]
+
+
 # ------------------------------------------------------------------ TCP transfer
 TCP_SERVER = r"""
 import hashlib, socket, sys
@@ -176,20 +193,21 @@ def tcp_transfer(server: "Probe | tuple", client: "Probe | tuple", to_addr: str,
                  port: int = 5201) -> dict:
     """Send ``size`` random bytes from ``client`` to a listener on ``server`` at ``to_addr``;
     returns {"sent": sha256, "received": sha256, "bytes": n, "peer": address the server saw}.
-    ``server``/``client`` are probes or (host, netns-or-None) tuples for other lab endpoints."""
+    ``server``/``client`` are probes, :class:`Via` endpoints (e.g. a guest over ssh) or
+    (host, netns-or-None) tuples for other lab endpoints."""
     def argv_of(end, *a):
-        if isinstance(end, Probe):
+        if isinstance(end, (Probe, Via)):
             return end.host, end.argv(*a)
         host, ns = end
         return host, (["ip", "netns", "exec", ns, *a] if ns else list(a))
 
-    host, argv = argv_of(server, "/usr/bin/python3", "-c", TCP_SERVER, str(port))
+    host, argv = argv_of(server, "python3", "-c", TCP_SERVER, str(port))
     srv = popen_in(host, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = srv.stdout.readline()
         if "listening" not in first:
             raise AssertionError(f"TCP server did not start: {srv.stderr.read()[-300:]}")
-        chost, cargv = argv_of(client, "/usr/bin/python3", "-c", TCP_CLIENT, to_addr, str(port), str(size))
+        chost, cargv = argv_of(client, "python3", "-c", TCP_CLIENT, to_addr, str(port), str(size))
         cl = run_in(chost, cargv, check=False, timeout=90)
         if cl.returncode != 0:
             raise AssertionError(f"TCP client failed: {cl.stderr.strip()[-300:]}")

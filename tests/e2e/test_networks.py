@@ -312,3 +312,51 @@ async def test_6_wizard_made_networks_carry_traffic(session, lab, tenants, probe
     assert a.dhcp() == pa.ip and b.dhcp() == pb.ip and c.dhcp() == pv.ip
     assert a.ping(pb.ip, tries=3)
     assert c.ping(VLAN100_HOST, tries=3)
+
+
+@pytest.mark.slow
+def test_7_real_guest_and_probe_across_geneve(session, lab, tenants, probes, tmp_path):
+    """Scenario 1 with a real guest at one end: a Debian 12 TCG VM made by the provisioning
+    service on hv1 leases its address from OVN DHCP (cloud-init dhcp4), and a probe on hv2
+    pings it and moves 1 MiB over TCP to it (checksum compared) across GENEVE. One guest only."""
+    from console.cloudinit import hash_password
+    from console.services import provision, vm_ops
+    from probes import Via
+
+    t = tenants("g")
+    net = netsvc.create_network(session, NetworkRequest(t, "net", "overlay", "10.67.0.0/24"))
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    name = f"{t}-vm"
+    inv = load(lab.inventory)
+    try:
+        res = provision.create_vm(session, inv, provision.VmRequest(
+            name=name, tenant=t, template="debian12", vcpus=1, ram_mib=512, disk_gib=3,
+            networks=("net",), ssh_keys=(key.with_suffix(".pub").read_text().strip(),),
+            password_hash=hash_password("unused-password-1"), host=lab.hypervisors[0]))
+        vm_ip = res.ports[0].ip
+        pp = vm_port(session, net, t, "probe")
+        p = probes(lab.hypervisors[-1], pp)
+        wait_up(session.nb(), pp.name)
+        assert p.dhcp() == pp.ip
+        deadline = time.monotonic() + 300
+        while not p.ping(vm_ip, count=1, wait=2):          # the guest boots (~60 s under TCG)
+            assert time.monotonic() < deadline, "guest never answered ping"
+            time.sleep(3)
+        ssh = p.argv("ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                     "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", f"debian@{vm_ip}")
+        guest = Via(p.host, ssh, quote=True)
+        deadline = time.monotonic() + 240
+        while True:
+            r = run_in(p.host, guest.argv("ip", "-4", "-o", "addr", "show"), check=False, timeout=30)
+            if r.returncode == 0:
+                break
+            assert time.monotonic() < deadline, f"ssh into the guest never worked: {r.stderr[-300:]}"
+            time.sleep(5)
+        assert vm_ip in r.stdout and "dynamic" in r.stdout, r.stdout   # a DHCP lease, not static
+        mtu = run_in(p.host, guest.argv("ip", "-o", "link", "show"), timeout=30).stdout
+        assert "mtu 1400" in mtu                                          # MTU from OVN's DHCP
+        out = tcp_transfer(guest, p, vm_ip, size=1 << 20)
+        assert out["bytes"] == 1 << 20 and out["sent"] == out["received"] and out["peer"] == pp.ip
+    finally:
+        vm_ops.delete(session, name, missing_ok=True)
