@@ -1,0 +1,216 @@
+"""Pilot tests of the VMs panel verbs (screens/vm_actions.py): key bindings, confirmation
+dialogs, bulk marks, resize dialog, read-only refusal.
+
+The app shows a fixed Cloud, but its session is real: libvirt (the ``test://`` driver, one
+private node per host) and a real OVN NB ovsdb-server — pressing a key really starts, stops or
+deletes domains there. tests/test_vm_ops_lab.py proves the same services on the lab.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from console.app import FixedModel, VirtdeckApp
+from console.model import Cloud, Host, Nic, Vm
+from console.services import guard
+from screens.vm_actions import ConfirmDialog, MoveDialog, ResizeDialog
+from test_vm_ops_unit import DriverSession, lsp_names, make_vm, records
+
+
+class SessionModel(FixedModel):
+    """A fixed Cloud with a real session behind it."""
+
+    def __init__(self, cloud, session):
+        super().__init__(cloud)
+        self.session = session
+
+
+def cloud_of(sess) -> Cloud:
+    """A Cloud snapshot of the driver session's domains (what the live model would show)."""
+    vms = []
+    for host, conn in sess.conns.items():
+        for d in conn.listAllDomains(0):
+            from console.services.vm_ops import domain_facts, state_name
+            f = domain_facts(d)
+            vms.append(Vm(host=host, name=d.name(), uuid=d.UUIDString(), state=state_name(d), vcpus=f.vcpus,
+                          memory_mib=f.memory_mib, max_memory_mib=f.max_memory_mib, tenant=f.tenant,
+                          nics=tuple(Nic(mac=n.mac or "", interfaceid=n.interfaceid) for n in f.nics)))
+    vms.sort(key=lambda v: (v.host, v.name))
+    hosts = tuple(Host(h, f"192.0.2.{i}", state="up", cores=2, ram_total_mib=4096) for i, h in enumerate(sess.conns, 1))
+    return Cloud(hosts=hosts, vms=tuple(vms), generation=len(vms))
+
+
+@pytest.fixture
+def sess(tmp_path, nb_server, monkeypatch):
+    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    s = DriverSession(tmp_path, nb_server.unix)
+    for host, name in (("hv1", "alpha"), ("hv1", "bravo"), ("hv2", "charlie")):
+        make_vm(s, host, name, ip=f"10.0.0.{len(name)}{ord(name[0]) % 10}")
+    yield s
+    s.close()
+    guard.set_readonly(False)
+
+
+def state(sess, host, name):
+    from console.services.vm_ops import state_name
+    return state_name(sess.conns[host].lookupByName(name))
+
+
+async def settle(app, pilot):
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def vm_table(app):
+    return app.screen.table("vms")
+
+
+async def goto(pilot, app, name):
+    await pilot.press("2")
+    await pilot.pause()
+    await pilot.pause()
+    table = vm_table(app)
+    key = next(r.key for r in table.rows if r.cells[0].endswith(name))
+    table.select_key(key)
+    await pilot.pause()
+
+
+async def test_single_start_needs_no_confirmation_and_reports(sess):
+    app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await goto(pilot, app, "bravo")
+        await pilot.press("s")
+        await settle(app, pilot)
+        assert state(sess, "hv1", "bravo") == "running"
+        assert state(sess, "hv1", "alpha") == "shutoff"
+        assert any("bravo started on hv1" in str(n.message) for n in app._notifications)
+        # pause / resume with p / u
+        await pilot.press("p")
+        await settle(app, pilot)
+        assert state(sess, "hv1", "bravo") == "paused"
+        await pilot.press("u")
+        await settle(app, pilot)
+        assert state(sess, "hv1", "bravo") == "running"
+
+
+async def test_marks_and_bulk_start_with_one_confirmation(sess):
+    app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await goto(pilot, app, "alpha")
+        await pilot.press("space")        # marks alpha, moves down to bravo
+        await pilot.press("down")         # skip bravo
+        await pilot.press("space")        # marks charlie
+        table = vm_table(app)
+        marked = [r.cells[0] for r in table.rows if r.cells[0].startswith("● ")]
+        assert marked == ["● alpha", "● charlie"]
+        await pilot.press("s")
+        assert isinstance(app.screen, ConfirmDialog)
+        assert app.screen.targets == ["alpha  (hv1, shutoff)", "charlie  (hv2, shutoff)"]
+        await pilot.press("n")            # cancel: nothing happens
+        await settle(app, pilot)
+        assert state(sess, "hv1", "alpha") == "shutoff"
+        await pilot.press("s")
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert (state(sess, "hv1", "alpha"), state(sess, "hv1", "bravo"), state(sess, "hv2", "charlie")) == \
+            ("running", "shutoff", "running")
+        # x clears the marks
+        await pilot.press("x")
+        await pilot.pause()
+        assert not [r for r in vm_table(app).rows if r.cells[0].startswith("● ")]
+
+
+async def test_delete_asks_with_no_as_default_then_removes_everything(sess):
+    app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await goto(pilot, app, "charlie")
+        await pilot.press("D")
+        assert isinstance(app.screen, ConfirmDialog) and app.screen.danger
+        assert app.screen.targets == ["charlie  (hv2, shutoff)"]
+        await pilot.press("enter")         # focus is on "No": enter declines
+        await settle(app, pilot)
+        assert [d.name() for d in sess.conns["hv2"].listAllDomains()] == ["charlie"]
+        await pilot.press("delete")
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert sess.conns["hv2"].listAllDomains() == []
+        assert sess.conns["hv2"].storagePoolLookupByName("virtdeck").listVolumes() == []
+        names = {r.external_ids.get("virtdeck:vm") for r in sess.nb().tables["Logical_Switch_Port"].rows.values()}
+        assert names == {"alpha", "bravo"}
+    assert [r["verb"] for r in records(pytest.importorskip("pathlib").Path(
+        __import__("os").environ["VIRTDECK_AUDIT_LOG"]))] == ["vm.delete"]
+
+
+async def test_shutdown_and_force_off_confirm(sess):
+    app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory)
+    sess.conns["hv1"].lookupByName("alpha").create()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await goto(pilot, app, "alpha")
+        await pilot.press("F")
+        assert isinstance(app.screen, ConfirmDialog) and app.screen.danger
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert state(sess, "hv1", "alpha") == "shutoff"
+        sess.conns["hv1"].lookupByName("alpha").create()
+        await pilot.press("S")
+        assert isinstance(app.screen, ConfirmDialog) and "ACPI" in app.screen.title_text
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert state(sess, "hv1", "alpha") == "shutoff"
+
+
+async def test_resize_dialog_validates_then_applies(sess):
+    app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await goto(pilot, app, "bravo")
+        await pilot.press("z")
+        assert isinstance(app.screen, ResizeDialog)
+        dlg = app.screen
+        vcpus = dlg.query_one("#vcpus")
+        vcpus.value = "0"
+        await pilot.pause()
+        await pilot.press("enter")
+        assert isinstance(app.screen, ResizeDialog)  # refused: shown beside the fields
+        assert "at least 1" in str(dlg.query_one("#resize-why").render())
+        vcpus.value = "2"
+        dlg.query_one("#memory").value = "512"
+        await pilot.pause()
+        await pilot.click("#ok")
+        await settle(app, pilot)
+        info = sess.conns["hv1"].lookupByName("bravo").info()
+        assert (info[3], info[1] // 1024) == (2, 512)
+
+
+async def test_move_dialog_lists_other_hosts(sess):
+    app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await goto(pilot, app, "alpha")
+        await pilot.press("m")
+        assert isinstance(app.screen, MoveDialog) and app.screen.hosts == ["hv2"]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, MoveDialog)
+
+
+async def test_readonly_refuses_every_mutating_key(sess):
+    guard.set_readonly(True)
+    app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory, readonly=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await goto(pilot, app, "alpha")
+        for key in ("s", "S", "F", "R", "p", "u", "D", "z", "e", "t", "m"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert not isinstance(app.screen, (ConfirmDialog, ResizeDialog, MoveDialog)), key
+        await settle(app, pilot)
+        assert state(sess, "hv1", "alpha") == "shutoff"
+        assert sum("read-only console" in str(n.message) for n in app._notifications) >= 5
+
+
+async def test_keys_outside_vms_panel_only_explain(sess):
+    app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("1")
+        await pilot.press("s")
+        await settle(app, pilot)
+        assert all(state(sess, h, n) == "shutoff" for h, n in (("hv1", "alpha"), ("hv1", "bravo"), ("hv2", "charlie")))
+        assert any("VMs panel" in str(n.message) for n in app._notifications)
