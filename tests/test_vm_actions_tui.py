@@ -214,3 +214,86 @@ async def test_keys_outside_vms_panel_only_explain(sess):
         await settle(app, pilot)
         assert all(state(sess, h, n) == "shutoff" for h, n in (("hv1", "alpha"), ("hv1", "bravo"), ("hv2", "charlie")))
         assert any("VMs panel" in str(n.message) for n in app._notifications)
+
+
+# ---------------------------------------------------------------------------------------------
+# On the lab: the live console, real hypervisors, real OVN
+
+
+@pytest.mark.lab
+async def test_lab_tui_start_shutdown_timeout_force_and_bulk_delete(tmp_path, monkeypatch):
+    import asyncio
+    import time
+
+    from backends import ovn_networks
+    from backends.session import Session
+    from config.inventory import load
+    from config.paths import lab_dir
+    from console.live import LiveModel
+    from test_vm_ops_lab import NET, TENANT, leftovers, make_vm
+
+    path = lab_dir() / "inventory.toml"
+    if not path.exists():
+        pytest.skip("the lab is not up (virtdeck lab up)")
+    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    inv = load(path)
+    helper = Session(inv)
+    live = LiveModel(inv).start()
+    names = ("vmops-tui1", "vmops-tui2")
+    lsps = []
+    try:
+        net = ovn_networks.create_network(helper.nb(), ovn_networks.NetworkSpec(
+            tenant=TENANT, name=NET, kind="overlay", cidr="10.66.0.0/24", gateway="10.66.0.1"))
+        lsps.append(make_vm(helper, inv, net, "hv1", names[0]))
+        lsps.append(make_vm(helper, inv, net, "hv2", names[1]))
+        app = VirtdeckApp(live, inventory=inv)
+
+        async def until(pred, timeout, what):
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < timeout:
+                if pred():
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"timed out waiting for {what}")
+
+        def row(name):
+            return next((r for r in app.screen.table("vms").rows if r.cells[0].endswith(name)), None) \
+                if hasattr(app.screen, "table") else None
+
+        async with app.run_test(size=(80, 24)) as pilot:
+            await asyncio.to_thread(live.wait_ready, 20)
+            await pilot.press("2")
+            await until(lambda: row(names[0]) and row(names[1]), 10, "both VMs in the panel")
+            app.screen.table("vms").select_key(row(names[0]).key)
+            await pilot.press("s")
+            await until(lambda: row(names[0]).cells[2] == "running", 15, "running")
+            # the guest is in early boot: it ignores ACPI, so the force-off question comes
+            app.screen.SHUTDOWN_TIMEOUT = 1.0
+            await pilot.press("S")
+            assert isinstance(app.screen, ConfirmDialog)
+            await pilot.press("y")
+            await until(lambda: isinstance(app.screen, ConfirmDialog) and "did not shut down" in app.screen.title_text,
+                        20, "the force-off question")
+            await pilot.press("y")
+            await until(lambda: row(names[0]) and row(names[0]).cells[2] == "shutoff", 15, "shut off")
+            # mark both, delete both with one confirmation
+            app.screen.table("vms").select_key(row(names[0]).key)
+            await pilot.press("space")
+            app.screen.table("vms").select_key(row(names[1]).key)
+            await pilot.press("space")
+            await pilot.press("D")
+            assert isinstance(app.screen, ConfirmDialog)
+            assert [t.split()[0] for t in app.screen.targets] == list(names)
+            await pilot.press("y")
+            await until(lambda: row(names[0]) is None and row(names[1]) is None, 20, "both VMs gone")
+        for n, lsp in zip(names, lsps):
+            assert leftovers(helper, inv, n, [lsp]) == []
+    finally:
+        from console.services import vm_ops
+        for n in names:
+            try:
+                vm_ops.delete(helper, n, missing_ok=True)
+            except Exception as exc:  # noqa: BLE001
+                print(f"cleanup {n}: {exc}")
+        await asyncio.to_thread(live.stop)
+        helper.close()
