@@ -62,7 +62,8 @@ def audit(audit_log):
     return [json.loads(l) for l in audit_log.read_text().splitlines()] if audit_log.exists() else []
 
 
-def make_vm(session, inv, net, host, name, vcpus=1, memory_mib=256, max_vcpus=None, max_memory_mib=None):
+def make_vm(session, inv, net, host, name, vcpus=1, memory_mib=256, max_vcpus=None, max_memory_mib=None,
+            serial_log=None):
     """Define a VM on ``host`` like the provisioning service does; returns its LSP name."""
     conn = session.libvirt(host)
     nb = session.nb()
@@ -79,7 +80,8 @@ def make_vm(session, inv, net, host, name, vcpus=1, memory_mib=256, max_vcpus=No
         name=name, uuid=str(uuid.uuid4()), vcpus=vcpus, memory_mib=memory_mib, disk_path=disk.path,
         seed_path=iso.path, domain_type="qemu", kernel=path(t.kernel), initrd=path(t.initrd),
         cmdline=t.cmdline, nics=(domain_xml.NicSpec(port.mac, port.name, mtu=net.mtu),),
-        metadata=domain_xml.InstanceMeta(TENANT, "debian12", f"{name}-seed.iso", (net.switch,)))
+        metadata=domain_xml.InstanceMeta(TENANT, "debian12", f"{name}-seed.iso", (net.switch,)),
+        serial_log=serial_log)
     xml = domain_xml.domain_xml(spec)
     if max_vcpus:
         xml = xml.replace(f"<vcpu placement=\"static\">{vcpus}</vcpu>",
@@ -164,7 +166,8 @@ def test_lifecycle_verbs_through_cli(lab_session, lab_inventory, net, audit_log,
 def test_delete_leaves_nothing_in_libvirt_or_ovn(lab_session, lab_inventory, net, audit_log, cleanup):
     inv = lab_inventory
     cleanup.append("vmops-del")
-    lsp = make_vm(lab_session, inv, net, "hv1", "vmops-del")
+    log = "/var/log/libvirt/qemu/vmops-del-serial.log"
+    lsp = make_vm(lab_session, inv, net, "hv1", "vmops-del", serial_log=log)
     nb = lab_session.nb()
     try:
         ovn_networks.create_router(nb, TENANT, "r1")
@@ -181,6 +184,7 @@ def test_delete_leaves_nothing_in_libvirt_or_ovn(lab_session, lab_inventory, net
     assert sorted(r["details"]["volumes"]) == ["vmops-del-seed.iso", "vmops-del.qcow2"]
     assert r["details"]["ports"] == [lsp] and len(r["details"]["nats"]) == 1
     assert leftovers(lab_session, inv, "vmops-del", [lsp]) == []
+    assert r["details"]["serial_log"] == log and not lab_session.run("hv1", ["test", "-e", log]).ok
     # the template and its volumes are still there
     assert storage.find_volume(lab_session.libvirt("hv1"), "hv1", POOL, "debian12.qcow2") is not None
     p = cli(inv, audit_log, "vm", "delete", "vmops-del", "--yes")

@@ -227,6 +227,7 @@ class DomainFacts:
     seed: str | None
     disks: tuple[DiskFact, ...]
     nics: tuple[NicFact, ...]
+    serial_log: str | None = None
 
     @property
     def interfaceids(self) -> tuple[str, ...]:
@@ -281,7 +282,8 @@ def parse_domain_xml(xml: str) -> DomainFacts:
         name=root.findtext("name", ""), uuid=root.findtext("uuid", ""), domain_type=root.get("type"),
         vcpus=vcpus, max_vcpus=max_vcpus, memory_mib=cur_mib, max_memory_mib=max_mib,
         tenant=m("tenant"), template=m("template"), seed=m("seed"),
-        disks=tuple(disks), nics=tuple(nics))
+        disks=tuple(disks), nics=tuple(nics),
+        serial_log=next((el.get("file") for el in root.findall("devices/serial/log") if el.get("file")), None))
 
 
 def domain_facts(dom, inactive: bool = False) -> DomainFacts:
@@ -723,6 +725,14 @@ def delete(session, name: str, host: str | None = None, missing_ok: bool = False
             remove_ovn_rows(nb, rows)
         except Exception as exc:  # noqa: BLE001 - ovsdbapp raises assorted types
             problems.append(f"OVN rows {', '.join(rows.ports) or ''}: {exc or type(exc).__name__}")
+        if facts.serial_log and facts.serial_log.startswith("/var/log/libvirt/"):
+            # the guest's console log (written by virtlogd) goes too; not fatal if it cannot
+            try:
+                res = session.run(op.host, ["rm", "-f", "--", facts.serial_log], timeout=10)
+                if res.ok:
+                    op.details["serial_log"] = facts.serial_log
+            except VirtdeckError:
+                pass
         op.details.update(volumes=removed, kept=kept, ports=list(rows.ports), dhcp=list(rows.dhcp),
                           nats=[n for _, n in rows.nats])
         if problems:
