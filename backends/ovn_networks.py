@@ -637,26 +637,50 @@ def set_gateway(api, tenant: str, router: str, network: str, address: str, chass
     """Make ``network`` (a provider network) the router's external side, in one transaction: a
     distributed gateway port at ``address`` (IPv4, inside the network), bound to gateway chassis
     ``chassis`` (an OVN chassis name = ovn-controller system-id), and a default route via
-    ``nexthop`` (default: the network's gateway)."""
+    ``nexthop`` (default: the network's gateway).
+
+    Again on the same network: the port is kept; a new ``address`` moves the port and the SNAT
+    rules that used the old one (floating IPs stay); the chassis and route are replaced. On
+    another network: the old gateway goes first, with every NAT rule (they belonged to it)."""
     net = find_network(api, network, tenant)
     r = find_router(api, router, tenant)
     lr = router_name(tenant, router)
     nexthop = nexthop or net.gateway
+    lrp = lrp_name(tenant, router, network)
+    prefix = ipaddress.IPv4Network(net.cidr).prefixlen
     with _txn(api, f"set gateway of router {router} on {network}") as txn:
-        if r.gateway_network and r.gateway_network != network:
-            _clear_gateway_cmds(api, txn, tenant, r)
-        lrp = _router_port_cmds(api, txn, tenant, router, net, address, "gateway-port")
+        if r.gateway_network == network:
+            old = r.gateway_address.split("/")[0] if r.gateway_address else None
+            if old != address:
+                txn.add(api.db_set("Logical_Router_Port", lrp, ("networks", [f"{address}/{prefix}"])))
+                for n in _find_router(api, lr).nat:
+                    if n.type == "snat" and n.external_ip == old:
+                        txn.add(api.db_set("NAT", n.uuid, ("external_ip", address)))
+            for gc in _find_lrp(api, lrp).gateway_chassis:
+                if gc.chassis_name != chassis:
+                    txn.add(api.lrp_del_gateway_chassis(lrp, gc.chassis_name, if_exists=True))
+        else:
+            if r.gateway_network:
+                _clear_gateway_cmds(api, txn, tenant, r)
+            _router_port_cmds(api, txn, tenant, router, net, address, "gateway-port")
         txn.add(api.lrp_set_gateway_chassis(lrp, chassis, 1))
+        row = _find_router(api, lr)
+        for old_route in row.static_routes if row is not None else []:
+            if _ext(old_route).get(K_ROLE) == "default-route":
+                txn.add(api.db_remove("Logical_Router", lr, "static_routes", old_route.uuid, if_exists=True))
         route = txn.add(api.db_create("Logical_Router_Static_Route", ip_prefix="0.0.0.0/0",
                                       nexthop=nexthop, external_ids={
                                           K_TENANT: tenant, K_ROLE: "default-route",
                                           K + "router": router}))
-        row = _find_router(api, lr)
-        for old in row.static_routes if row is not None else []:
-            if _ext(old).get(K_ROLE) == "default-route":
-                txn.add(api.db_remove("Logical_Router", lr, "static_routes", old.uuid, if_exists=True))
         txn.add(api.db_add("Logical_Router", lr, "static_routes", route))
     return find_router(api, router, tenant)
+
+
+def _find_lrp(api, name: str):
+    for row in _rows(api, "Logical_Router_Port"):
+        if row.name == name:
+            return row
+    raise NotFound(f"no logical router port {name!r}")
 
 
 def _clear_gateway_cmds(api, txn, tenant, r: RouterInfo) -> None:

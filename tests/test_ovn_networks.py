@@ -57,9 +57,15 @@ def overlay(tenant="t1", name="web", cidr="10.0.0.0/24", **kw) -> NetworkRequest
     return NetworkRequest(tenant=tenant, name=name, kind="overlay", cidr=cidr, **kw)
 
 
-def add_vm_port(nb_server, net: ovn.NetworkInfo, lsp: str, mac: str, ip: str) -> None:
+def add_vm_port(nb_server, net: ovn.NetworkInfo, lsp: str, mac: str, ip: str, api=None) -> None:
+    """Another client (ovn-nbctl) adds a VM port; wait until ``api``'s replica has it."""
+    import time
     nbctl(nb_server, "lsp-add", net.switch, lsp, "--", "lsp-set-addresses", lsp, f"{mac} {ip}",
           "--", "lsp-set-dhcpv4-options", lsp, net.dhcp_options)
+    deadline = time.monotonic() + 5
+    while api is not None and not any(p.name == lsp for p in api.tables["Logical_Switch_Port"].rows.values()):
+        assert time.monotonic() < deadline, "the IDL never saw the port"
+        time.sleep(0.01)
 
 
 def test_overlay_network_rows(api, nb_server, audit_log):
@@ -137,7 +143,7 @@ def test_same_cidr_in_two_tenants_is_fine(api):
 
 def test_delete_refused_with_vm_ports_then_cascade(api, nb_server):
     net = netsvc.create_network(api, overlay())
-    add_vm_port(nb_server, net, "3f1c6f0e-0000-4000-8000-000000000001", "0a:00:00:00:00:01", "10.0.0.5")
+    add_vm_port(nb_server, net, "3f1c6f0e-0000-4000-8000-000000000001", "0a:00:00:00:00:01", "10.0.0.5", api)
     sgsvc.add_port(api, "t1", "default", "3f1c6f0e-0000-4000-8000-000000000001")
     assert ovn.find_network(api, "web", "t1").vm_ports == ("3f1c6f0e-0000-4000-8000-000000000001",)
     with pytest.raises(ValidationError) as ei:
@@ -175,7 +181,7 @@ def test_router_gateway_snat_fip_and_clean_delete(api, nb_server):
         ("ext", "172.16.0.100/24", "hv1", "172.16.0.254")
     rsvc.add_snat(api, "t1", "r1", "web")
     net = ovn.find_network(api, "web", "t1")
-    add_vm_port(nb_server, net, "3f1c6f0e-0000-4000-8000-000000000002", "0a:00:00:00:00:02", "10.0.0.7")
+    add_vm_port(nb_server, net, "3f1c6f0e-0000-4000-8000-000000000002", "0a:00:00:00:00:02", "10.0.0.7", api)
     with pytest.raises(ValidationError) as ei:
         rsvc.add_fip(api, "t1", "r1", "172.16.0.100", port="3f1c6f0e-0000-4000-8000-000000000002")
     assert ei.value.field == "external_ip" and "gateway of router" in str(ei.value)
@@ -282,3 +288,34 @@ def test_cli_network_and_router_verbs(nb_server, tmp_path, audit_log, capsys):
     guard.set_readonly(False)
     verbs = [json.loads(l)["verb"] for l in audit_log.read_text().splitlines()]
     assert verbs.count("network.create") == 2 and "router.attach" in verbs
+
+
+def test_gateway_is_idempotent_and_movable(api, nb_server):
+    netsvc.create_network(api, overlay())
+    netsvc.create_network(api, NetworkRequest("t1", "ext", "provider", "172.16.0.0/24", gateway="172.16.0.254",
+                                              dhcp=False, physnet="physnet1"), PHYSNETS)
+    rsvc.create_router(api, "t1", "r1")
+    rsvc.attach_network(api, "t1", "r1", "web")
+    rsvc.set_gateway(api, "t1", "r1", "ext", "172.16.0.100", "hv1")
+    rsvc.add_snat(api, "t1", "r1", "web")
+    # same again, other chassis: NAT kept, one gateway chassis, one default route
+    r = rsvc.set_gateway(api, "t1", "r1", "ext", "172.16.0.100", "hv2")
+    assert r.gateway_chassis == "hv2" and len(r.nat) == 1
+    assert len(nb_json(nb_server, "Gateway_Chassis", "name")) == 1
+    assert nbctl(nb_server, "lr-route-list", "vd.t1.r1").count("0.0.0.0/0") == 1
+    # a new address moves the port and its SNAT along
+    r = rsvc.set_gateway(api, "t1", "r1", "ext", "172.16.0.101", "hv1")
+    assert r.gateway_address == "172.16.0.101/24" and r.gateway_chassis == "hv1"
+    assert [(n.kind, n.external_ip, n.logical_ip) for n in r.nat] == [("snat", "172.16.0.101", "10.0.0.0/24")]
+    assert len(nb_json(nb_server, "Logical_Router_Port", "name")) == 2
+    # another provider network: the old gateway and its NAT go
+    netsvc.create_network(api, NetworkRequest("t1", "ext2", "provider", "172.17.0.0/24", physnet="physnet1",
+                                              vlan=7, dhcp=False), PHYSNETS)
+    r = rsvc.set_gateway(api, "t1", "r1", "ext2", "172.17.0.5", "hv2")
+    assert (r.gateway_network, r.gateway_address, r.nat, r.nexthop) == ("ext2", "172.17.0.5/24", (), "172.17.0.1")
+    assert len(nb_json(nb_server, "Logical_Router_Port", "name")) == 2
+    assert len(nb_json(nb_server, "Gateway_Chassis", "name")) == 1
+    rsvc.delete_router(api, "t1", "r1")
+    for n in ("web", "ext", "ext2"):
+        netsvc.delete_network(api, "t1", n)
+    assert ovn.virtdeck_rows(api) == {}

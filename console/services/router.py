@@ -109,7 +109,11 @@ def set_gateway(session, tenant: str, router: str, network: str, address: str,
             raise ValidationError("address", f"{a} is not a host address of {network} ({cidr})")
         if str(a) == net.gateway:
             raise ValidationError("address", f"{a} is the gateway of {network} itself; pick a free address")
-        used = _used_external(ovn.list_routers(api))
+        routers = ovn.list_routers(api)
+        own = [x for x in routers if x.tenant == tenant and x.name == router]
+        used = _used_external([x for x in routers if x not in own])
+        used.update({n.external_ip: f"a floating IP of router {tenant}/{router}"
+                     for x in own for n in x.nat if n.kind == "fip"})
         if str(a) in used:
             raise ValidationError("address", f"{a} is already {used[str(a)]}")
         if not (chassis or "").strip():
