@@ -60,6 +60,8 @@ def destroy_host(h: topo.LabHost, log=print) -> None:
         N.remove_netns(ns)
     for link in (h.underlay_veth, h.physnet_veth, f"vt-{h.name}"):
         N.delete_link(link)
+    if h.is_hypervisor:
+        H.remove_cgroups(H.cgroup_dirs(h))
     shutil.rmtree(host_dir(h.name), ignore_errors=True)
     state = load_state()
     if state.get("holders", {}).pop(h.name, None) is not None:
@@ -86,6 +88,9 @@ def leftovers() -> list[str]:
             left.append(f"mount {mnt}")
         elif str(lab_dir() / "hosts") in mnt:
             left.append(f"mount {mnt}")
+    from backends.lab.hosts import cgroup_dirs
+    for h in topo.all_hypervisors():
+        left += [f"cgroup {d}" for d in cgroup_dirs(h) if d.exists()]
     for name, pid in load_state().get("holders", {}).items():
         if pid_alive(pid):
             left.append(f"process {pid} (holder of {name})")

@@ -88,8 +88,18 @@ def holder_pid(host) -> int:
     return pid
 
 
+def _own_cgroup_ns(pid: int) -> bool:
+    """True when ``pid`` lives in a cgroup namespace other than ours (a hypervisor's)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/cgroup").st_ino != os.stat("/proc/self/ns/cgroup").st_ino
+    except OSError:
+        return False
+
+
 def nsenter_argv(host, argv: list[str], pid: int | None = None) -> list[str]:
-    return ["nsenter", "-t", str(pid or holder_pid(host)), "-m", "-u", "-n", "--", *argv]
+    pid = pid or holder_pid(host)
+    flags = ["-m", "-u", "-n"] + (["-C"] if _own_cgroup_ns(pid) else [])
+    return ["nsenter", "-t", str(pid), *flags, "--", *argv]
 
 
 _ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -131,6 +141,78 @@ def libvirt_uri(host, pid: int | None = None) -> str:
     return f"qemu:///system?socket={host_path(host, topo.LIBVIRT_SOCKET, pid)}"
 
 
+# --------------------------------------------------------------------------- cgroups
+
+# cgroup v1 controllers libvirt may use in the lab (CPU time per domain and vCPU). Without
+# machined, libvirt puts guests at the absolute /machine/qemu-N-NAME.libvirt-qemu: on one
+# shared cgroupfs two hosts' guests would share (and mix) groups (LAB-NOTES.md "known gap").
+# So each hypervisor gets a cgroup .../virtdeck-lab[-<id>]/<host> and a cgroup namespace rooted
+# there, with cpu/cpuacct mounted inside: its "/machine" is its own.
+CGROUP_CONTROLLERS = ("cpu", "cpuacct")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _self_cgroup(ctrl: str) -> str | None:
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, ctrls, path = line.split(":", 2)
+            if ctrl in ctrls.split(","):
+                return path
+    except OSError:
+        pass
+    return None
+
+
+def cgroup_instance() -> str:
+    """``virtdeck-lab`` for the default lab dir, ``virtdeck-lab-<8 hex>`` for another one (a
+    sandboxed lab must not share cgroups with the machine's lab)."""
+    import hashlib
+    import platformdirs
+    default = Path(platformdirs.user_data_dir("virtdeck")) / "lab"
+    if lab_dir() == default:
+        return "virtdeck-lab"
+    return "virtdeck-lab-" + hashlib.sha256(str(lab_dir()).encode()).hexdigest()[:8]
+
+
+def cgroup_dirs(h: topo.LabHost) -> list[Path]:
+    """The host's cgroup directories (one per controller, machine paths); [] when the machine
+    has no cgroup v1 hierarchy for them (then libvirt runs without cgroups)."""
+    out = []
+    for ctrl in CGROUP_CONTROLLERS:
+        base = CGROUP_ROOT / ctrl
+        mine = _self_cgroup(ctrl)
+        if mine is None or not (base / "cgroup.procs").exists():
+            return []
+        out.append(base / mine.lstrip("/") / cgroup_instance() / h.name)
+    return out
+
+
+def ensure_cgroups(h: topo.LabHost) -> list[Path]:
+    dirs = cgroup_dirs(h)
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+def remove_cgroups(dirs: list[str | Path]) -> None:
+    """rmdir the host cgroups bottom-up (libvirt's machine groups included); only empty
+    cgroups can go, so this runs after every process of the host is stopped."""
+    for d in dirs:
+        d = Path(d)
+        if not d.is_dir():
+            continue
+        for sub, _dirs, _files in sorted(os.walk(d), key=lambda t: -len(t[0])):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass
+        inst = d.parent
+        try:
+            os.rmdir(inst)  # the lab's instance group, once its last host is gone
+        except OSError:
+            pass
+
+
 # --------------------------------------------------------------------------- holder
 
 def prepare_host_dir(h: topo.LabHost, n: int) -> Path:
@@ -156,14 +238,29 @@ def start_holder(h: topo.LabHost, n: int) -> int:
     for target, sub in BINDS.items():
         lines.append(f"mount --bind '{d / sub}' {target}")
     lines += [f"mount --bind '{d / 'hosts'}' /etc/hosts",
-              f"mount --bind '{d / 'resolv.conf'}' /etc/resolv.conf",
-              f"hostname {h.name}", "exec sleep infinity"]
+              f"mount --bind '{d / 'resolv.conf'}' /etc/resolv.conf"]
+    cgroups = ensure_cgroups(h) if h.is_hypervisor else []
+    if cgroups:
+        # `ip netns exec` mounted a fresh sysfs: no cgroup hierarchies in it. Mounted here, in
+        # the host's cgroup namespace, their root is the host's own cgroup.
+        lines.append("mount -t tmpfs -o mode=0755,size=1m cgroup /sys/fs/cgroup")
+        for ctrl in CGROUP_CONTROLLERS:
+            lines += [f"mkdir -p /sys/fs/cgroup/{ctrl}",
+                      f"mount -t cgroup -o {ctrl} cgroup /sys/fs/cgroup/{ctrl}"]
+    lines += [f"hostname {h.name}", "exec sleep infinity"]
     log = open(d / "holder.log", "w")
+    procs_files = [str(c / "cgroup.procs") for c in cgroups]
+
+    def join_cgroups():  # in the child before exec: the cgroup namespace is rooted where it is
+        for f in procs_files:
+            with open(f, "w") as fh:
+                fh.write(str(os.getpid()))
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", h.netns, "unshare", "--mount", "--uts", "--propagation", "private",
+        ["ip", "netns", "exec", h.netns, "unshare", "--mount", "--uts",
+         *(["--cgroup"] if cgroups else []), "--propagation", "private",
          "--", "sh", "-c", "\n".join(lines)],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env=_ENV)
+        env=_ENV, preexec_fn=join_cgroups if cgroups else None)
     log.close()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -303,8 +400,9 @@ QEMU_CONF = """\
 # virtdeck lab: written by `virtdeck lab up`
 user = "root"
 group = "root"
-# Lab hosts share one cgroupfs: libvirt's machine cgroups would collide (LAB-NOTES.md).
-cgroup_controllers = [ ]
+# Each lab libvirtd runs in a cgroup of its own (see hosts.py); only the CPU controllers are
+# mounted in the host: guests get CPU time accounting for stats.
+cgroup_controllers = {controllers}
 security_driver = "none"
 """
 
@@ -329,10 +427,19 @@ def ensure_libvirt(h: topo.LabHost, pid: int) -> None:
         if autostart.is_dir():
             for link in autostart.iterdir():  # no default NAT network / dnsmasq per host
                 link.unlink()
-    (etc / "qemu.conf").write_text(QEMU_CONF)
+    cgroups = cgroup_dirs(h)
+    if not all(host_path(h, f"/sys/fs/cgroup/{c}/cgroup.procs", pid).exists() for c in CGROUP_CONTROLLERS):
+        cgroups = []  # a holder from before the lab mounted cgroups: keep libvirt cgroup-less
+    ctrls = "[ " + ", ".join(f'"{c}"' for c in CGROUP_CONTROLLERS) + " ]" if cgroups else "[ ]"
+    (etc / "qemu.conf").write_text(QEMU_CONF.format(controllers=ctrls))
     (etc / "libvirtd.conf").write_text(LIBVIRTD_CONF)
     _start(h, pid, "/run/virtlogd.pid", ["virtlogd", "-d"], "virtlogd")
-    _start(h, pid, "/run/libvirtd.pid", ["libvirtd", "-d"], "libvirtd")
+    # libvirtd joins the host's cgroup (the root of the host's cgroup namespace) before it
+    # starts; it creates /machine/qemu-N-NAME.libvirt-qemu below that root.
+    join = "; ".join(f"echo $$ > /sys/fs/cgroup/{c}/cgroup.procs"
+                     for c in CGROUP_CONTROLLERS) if cgroups else ""
+    _start(h, pid, "/run/libvirtd.pid",
+           ["sh", "-c", (join + "; " if join else "") + "exec libvirtd -d"], "libvirtd")
     deadline = time.monotonic() + 20
     sock = host_path(h, topo.LIBVIRT_SOCKET, pid)
     while not sock.exists():

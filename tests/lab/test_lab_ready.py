@@ -168,3 +168,64 @@ def test_up_restarts_a_dead_daemon(lab):
     new = read_pidfile(host_path("hv1", "/run/ovn/ovn-controller.pid"))
     assert new and new != pid
     assert check().ready
+
+
+def test_same_named_guests_on_two_hypervisors_get_their_own_cgroups_and_cpu_stats(lab):
+    """Each hypervisor's libvirtd lives in a cgroup namespace of its own: guests named alike on
+    two hosts land in different cgroups, and libvirt can read their CPU time."""
+    import uuid
+
+    import libvirt
+
+    from backends.domain_xml import DomainSpec, domain_xml
+    from backends.lab.hosts import host_path, libvirt_uri
+    if len(lab.hypervisors) < 2:
+        pytest.skip("needs 2 hypervisors")
+    if not all(host_path(hv, "/sys/fs/cgroup/cpuacct/cgroup.procs").exists() for hv in lab.hypervisors[:2]):
+        pytest.skip("this lab was brought up before hosts had cgroups (lab down + up gives them)")
+    name = f"cg-{uuid.uuid4().hex[:6]}"
+    started = []
+    try:
+        for hv in lab.hypervisors[:2]:
+            conn = libvirt.open(libvirt_uri(hv))
+            pool = conn.storagePoolLookupByName(topo.POOL_NAME)
+            vol = lambda v: pool.storageVolLookupByName(v).path()  # noqa: E731
+            # A kernel with no root disk: it boots, panics and idles; enough to have a qemu.
+            spec = DomainSpec(name, str(uuid.uuid4()), 1, 128, vol("debian12.qcow2"),
+                              domain_type="qemu", kernel=vol("debian12.vmlinuz"),
+                              initrd=vol("debian12.initrd"), cmdline="console=ttyS0 root=/dev/none")
+            xml = domain_xml(spec).replace('<disk type="file" device="disk">',
+                                           '<disk type="file" device="disk"><readonly/>')
+            started.append((conn, conn.createXML(xml, 0)))
+        groups = []
+        for conn, dom in started:
+            assert dom.getCPUStats(True)[0]["cpu_time"] >= 0
+            (stats,) = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_CPU_TOTAL)
+            assert "cpu.time" in stats[1]
+            pid = _qemu_pid(dom)
+            line = [ln for ln in open(f"/proc/{pid}/cgroup") if ":cpuacct:" in ln][0]
+            groups.append(line.split(":", 2)[2].strip())
+        assert groups[0] != groups[1], groups
+        assert "/hv1/machine/" in groups[0] and "/hv2/machine/" in groups[1]
+    finally:
+        for conn, dom in started:
+            try:
+                dom.destroy()
+            finally:
+                conn.close()
+
+
+def _qemu_pid(dom) -> int:
+    """PID of a running domain's qemu (libvirt's pid file inside the host, same PID here)."""
+    import re as _re
+    for e in __import__("os").listdir("/proc"):
+        if e.isdigit():
+            try:
+                cmd = open(f"/proc/{e}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if cmd and cmd[0].endswith(b"qemu-system-x86_64") and \
+                    _re.search(rf"guest={_re.escape(dom.name())}(,|$)".encode(), b" ".join(cmd)) and \
+                    dom.UUIDString().encode() in b" ".join(cmd):
+                return int(e)
+    raise AssertionError(f"no qemu process for {dom.name()}")
