@@ -25,7 +25,12 @@ def cmd_down(args) -> int:
 
 
 def cmd_status(args) -> int:
+    import os
+    from backends.lab.state import LabError
     from backends.lab.status import check
+    if os.geteuid() != 0:
+        raise LabError("the lab's status needs root (it looks inside the lab's namespaces): "
+                       "run `sudo virtdeck lab status`")
     st = check()
     if getattr(args, "json", False):
         json.dump({"ready": st.ready, "hypervisors": st.hypervisors, "chassis": list(st.chassis),

@@ -263,6 +263,10 @@ def _up(n: int, log):
             pid = H.start_holder(h, n)
         else:
             (host_dir(h.name) / "hosts").write_text(topo.etc_hosts(n))
+            if h.is_hypervisor and H.cgroup_dirs(h) and not H.host_path(
+                    h, "/sys/fs/cgroup/cpuacct/cgroup.procs", pid).exists():
+                log(f"{h.name}: runs from before per-host cgroups (no guest CPU stats); "
+                    f"`virtdeck lab down && virtdeck lab up` gives them")
         holders[h.name] = pid
         state["hypervisors"] = n
         save_state(state)
