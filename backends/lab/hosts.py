@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 
 from backends.lab import topology as topo
-from backends.lab.state import LabError, host_dir, lab_dir, load_state, pid_alive, read_pidfile, run
+from backends.lab.state import (LabError, host_dir, lab_dir, load_state, pid_alive, read_pidfile, run,
+                                write_file)
 
 # Directory inside the host -> subdirectory of hosts/<name>/ bound over it.
 BINDS = {
@@ -222,8 +223,8 @@ def prepare_host_dir(h: topo.LabHost, n: int) -> Path:
         (d / sub).mkdir(parents=True, exist_ok=True)
     for sub in LOG_DIRS:
         (d / "log" / sub).mkdir(parents=True, exist_ok=True)
-    (d / "hosts").write_text(topo.etc_hosts(n))
-    (d / "resolv.conf").write_text("")
+    write_file(d / "hosts", topo.etc_hosts(n), in_place=True)
+    write_file(d / "resolv.conf", "", in_place=True)
     return d
 
 
@@ -306,7 +307,7 @@ def ensure_sshd(h: topo.LabHost, pid: int) -> bool:
     if not key.exists():
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{h.name}", "-f", str(key)])
     cfg = d / "sshd_config"
-    cfg.write_text("\n".join([
+    write_file(cfg, "\n".join([
         "Port 22", f"ListenAddress {h.address}", f"HostKey {key}", "PidFile /run/sshd.pid",
         "PermitRootLogin prohibit-password", "PubkeyAuthentication yes",
         "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
@@ -431,8 +432,8 @@ def ensure_libvirt(h: topo.LabHost, pid: int) -> None:
     if not all(host_path(h, f"/sys/fs/cgroup/{c}/cgroup.procs", pid).exists() for c in CGROUP_CONTROLLERS):
         cgroups = []  # a holder from before the lab mounted cgroups: keep libvirt cgroup-less
     ctrls = "[ " + ", ".join(f'"{c}"' for c in CGROUP_CONTROLLERS) + " ]" if cgroups else "[ ]"
-    (etc / "qemu.conf").write_text(QEMU_CONF.format(controllers=ctrls))
-    (etc / "libvirtd.conf").write_text(LIBVIRTD_CONF)
+    write_file(etc / "qemu.conf", QEMU_CONF.format(controllers=ctrls))
+    write_file(etc / "libvirtd.conf", LIBVIRTD_CONF)
     _start(h, pid, "/run/virtlogd.pid", ["virtlogd", "-d"], "virtlogd")
     # libvirtd joins the host's cgroup (the root of the host's cgroup namespace) before it
     # starts; it creates /machine/qemu-N-NAME.libvirt-qemu below that root.

@@ -98,6 +98,11 @@ def ensure_bridge(name: str, address: str | None = None, prefixlen: int = 24) ->
                     raise LabError(f"address {address} is already on interface {other}; "
                                    f"free it or run `virtdeck lab down` if it is a lab's")
         idx = _index(ipr, name)
+        if idx is not None:
+            kind = ipr.get_links(idx)[0].get(("IFLA_LINKINFO", "IFLA_INFO_KIND"))
+            if kind != "bridge":
+                raise LabError(f"interface {name} exists and is not a bridge ({kind}); "
+                               f"delete it (`ip link del {name}`) and run `virtdeck lab up` again")
         if idx is None:
             try:
                 # No STP delay: hosts should talk the moment they are up.

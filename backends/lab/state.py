@@ -157,3 +157,26 @@ class lab_lock:
     def __exit__(self, *exc):
         os.close(self.fd)  # closing releases the flock
         self.fd = None
+
+
+def write_file(path: Path, text: str, *, in_place: bool = False) -> bool:
+    """Write ``text`` to ``path`` only when it differs; returns True when written.
+
+    Readers run concurrently (sshd reads authorized_keys per login, ssh reads known_hosts), so
+    the new content is renamed into place atomically — except ``in_place`` files, which are
+    bind-mounted into a host (/etc/hosts): a rename would leave the mount on the old inode.
+    """
+    try:
+        if path.read_text() == text:
+            return False
+    except OSError:
+        pass
+    if in_place:
+        with open(path, "r+" if path.exists() else "w") as f:
+            f.write(text)
+            f.truncate()
+        return True
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True

@@ -28,7 +28,7 @@ from backends.lab import hosts as H
 from backends.lab import netns as N
 from backends.lab import topology as topo
 from backends.lab.image import CMDLINE, Template, ensure_template
-from backends.lab.state import LabError, host_dir, lab_dir, lab_lock, load_state, run, save_state
+from backends.lab.state import LabError, host_dir, lab_dir, lab_lock, load_state, run, save_state, write_file
 
 # tool -> Debian package, for the "missing package" message.
 TOOLS = {
@@ -58,7 +58,7 @@ def ensure_lab_key() -> None:
     key = d / "id_ed25519"
     if not key.exists():
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "virtdeck-lab", "-f", str(key)])
-    (d / "authorized_keys").write_text((d / "id_ed25519.pub").read_text())
+    write_file(d / "authorized_keys", (d / "id_ed25519.pub").read_text())
 
 
 def _network(h: topo.LabHost) -> None:
@@ -155,7 +155,7 @@ def write_known_hosts(n: int) -> None:
         if h.has_sshd:
             pub = (host_dir(h.name) / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()
             lines.append(f"{h.name},{h.address} {pub[0]} {pub[1]}")
-    (lab_dir() / "known_hosts").write_text("\n".join(lines) + "\n")
+    write_file(lab_dir() / "known_hosts", "\n".join(lines) + "\n")
 
 
 def inventory(n: int, tpl: Template | None) -> dict:
@@ -262,7 +262,7 @@ def _up(n: int, log):
         if pid is None:
             pid = H.start_holder(h, n)
         else:
-            (host_dir(h.name) / "hosts").write_text(topo.etc_hosts(n))
+            write_file(host_dir(h.name) / "hosts", topo.etc_hosts(n), in_place=True)
             if h.is_hypervisor and H.cgroup_dirs(h) and not H.host_path(
                     h, "/sys/fs/cgroup/cpuacct/cgroup.procs", pid).exists():
                 log(f"{h.name}: runs from before per-host cgroups (no guest CPU stats); "

@@ -157,3 +157,19 @@ def test_underlay_taken_is_refused(own_lab):
         subprocess.run(["ip", "link", "del", "vdtest-br"])
     p = cli("lab", "up")
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_bridge_name_taken_by_something_else_is_refused(own_lab):
+    p = cli("lab", "down")
+    assert p.returncode == 0
+    subprocess.run(["ip", "link", "add", topo.PHYSNET_BRIDGE, "type", "veth", "peer", "name", "vdtest-p"],
+                   check=True)
+    try:
+        p = cli("lab", "up")
+        assert p.returncode != 0
+        assert f"interface {topo.PHYSNET_BRIDGE} exists and is not a bridge (veth)" in p.stderr
+        assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    finally:
+        subprocess.run(["ip", "link", "del", "vdtest-p"])
+    p = cli("lab", "up")
+    assert p.returncode == 0, p.stdout + p.stderr
