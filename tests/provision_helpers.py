@@ -20,9 +20,11 @@ def _lab_inventory(request) -> Inventory:
         lab = None
     if isinstance(lab, Inventory):
         return lab
-    for attr in ("inventory",):
-        if lab is not None and isinstance(getattr(lab, attr, None), Inventory):
-            return getattr(lab, attr)
+    inv = getattr(lab, "inventory", None) if lab is not None else None
+    if isinstance(inv, Inventory):
+        return inv
+    if isinstance(inv, (str, Path)):
+        return load(inv)  # tests/fixtures_lab.py: Lab.inventory is the TOML path
     if lab is not None and isinstance(lab, (str, Path)):
         return load(lab)
     from backends.lab.state import lab_dir

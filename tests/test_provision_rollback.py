@@ -252,3 +252,20 @@ def test_concurrent_creates_do_not_oversubscribe(lab_session, lab_inventory, ten
     finally:
         for r in reqs:
             remove_vm(lab_session, lab_inventory, tenant, r.name)
+
+
+def test_anti_affinity_group_from_domain_metadata(lab_session, lab_inventory, tenant, key, pw_hash):
+    """The group is kept in the domain's metadata; a second member is refused on that host."""
+    a = request(tenant, key, pw_hash, anti_affinity="web", host="hv1", start=False)
+    try:
+        pv.create_vm(lab_session, lab_inventory, a)
+        dom = lab_session.libvirt("hv1").lookupByName(a.name)
+        assert f'group="web"' in dom.XMLDesc(0) and pv.PLACEMENT_NS in dom.XMLDesc(0)
+        b = request(tenant, key, pw_hash, anti_affinity="web")
+        preview = pv.plan(lab_session, lab_inventory, b)
+        assert "anti-affinity: already holds a member of group 'web'" in preview.placement.verdict("hv1").reasons
+        assert preview.placement.host != "hv1"
+        with pytest.raises(pv.CreateError, match="anti-affinity"):
+            pv.create_vm(lab_session, lab_inventory, dataclasses.replace(b, host="hv1"))
+    finally:
+        remove_vm(lab_session, lab_inventory, tenant, a.name)
