@@ -1,0 +1,22 @@
+"""The embedded lab: an OVN central host and N libvirt hypervisors, each in network, mount and
+UTS namespaces of its own on this machine (``virtdeck lab up/down/status``). Never imports
+textual. Facts behind it: /work/shared/LAB-NOTES.md.
+
+Modules and the API other code uses:
+
+- :mod:`topology` — names and addresses (docstring has the full map): ``CENTRAL_ADDRESS``
+  192.168.100.10, ``hypervisor(i).address`` 192.168.100.1i, ``NB_TCP``/``SB_TCP``,
+  ``NB_SOCKET``, ``OUTSIDE_ADDRESS`` 172.16.0.254, ``VLAN_HOSTS`` {100: ("vd-ext100",
+  "10.100.0.1"), 200: ("vd-ext200", "10.200.0.1")}, ``POOL_NAME`` "virtdeck".
+- :mod:`up` — ``up(n=2, log=print) -> LabStatus``; :mod:`down` — ``down(log=print) -> list[str]``
+  (leftovers, [] when clean); :mod:`status` — ``check(n=None) -> LabStatus`` (``.ready``,
+  ``.checks``, ``.chassis``, ``.lines()``), ``ssh_argv(address, argv)``, ``sb_chassis()``.
+- :mod:`hosts` — ``run_in(host, argv)``, ``popen_in``, ``holder_pid``, ``host_path(host, path)``,
+  ``libvirt_uri(host)`` (local socket route, no SSH), ``run_in_netns(netns, argv)``.
+- :mod:`image` — ``ensure_template() -> Template`` (cached Debian 12 + cloud-init build).
+- :mod:`smoke` — ``boot_probe(host) -> ProbeResult`` (boot a seeded guest, watch cloud-init).
+- :mod:`state` — paths (``lab_dir()``, ``image_cache_dir()``), ``LabError``.
+
+Errors: every expected failure is a :class:`state.LabError` (a ``VirtdeckError``) with one line
+saying what to do.
+"""

@@ -7,7 +7,10 @@ directories (``hosts/<name>/`` in the lab state dir) are bind-mounted over /etc/
 /var/lib/openvswitch, /etc/ovn, /var/lib/ovn, /var/log, /etc/libvirt, /var/lib/libvirt,
 /var/cache/libvirt, /etc/hosts and /etc/resolv.conf (an empty resolv.conf: without it getaddrinfo
 stalls 10-20 s per libvirt call — LAB-NOTES.md). Every command for a host runs as
-``nsenter -t HOLDER -m -u -n -- CMD``; daemons started that way (sshd included) live there.
+``nsenter -t HOLDER -m -u -n [-C] -- CMD``; daemons started that way (sshd included) live there.
+A hypervisor's holder also has a cgroup namespace rooted at its own cgroup
+(``…/virtdeck-lab/hvN`` in the cpu and cpuacct hierarchies, mounted inside): libvirt's
+``/machine/…`` guest cgroups are then per host and CPU stats work (see CGROUP_CONTROLLERS).
 
 Public API (used by tests and other engineers):
 
