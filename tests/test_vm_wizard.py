@@ -229,3 +229,21 @@ async def test_review_and_create_on_the_lab(lab_session, lab_inventory, pubkey, 
 
 
 from provision_helpers import lab_inventory, lab_session  # noqa: E402,F401 (fixtures)
+
+
+async def test_c_in_the_vms_panel_opens_the_wizard():
+    """The console's binding: VMs panel, `c` → VmWizard() (session/inventory from the app)."""
+    from console.app import FixedModel, VirtdeckApp
+    from console.model import Cloud
+    app = VirtdeckApp(FixedModel(Cloud()), inventory=INV)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        await pilot.press("c")
+        await pilot.pause()
+        assert isinstance(app.screen, VmWizard)
+        assert app.screen.inventory is INV and app.screen.session is None
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, VmWizard)
