@@ -212,6 +212,9 @@ def wait_chassis(n: int, timeout: float = 30) -> None:
         got = sb_chassis(timeout=2)
         if got == want:
             return
+        for stale in set(got or []) - set(want):  # e.g. a hypervisor removed while central was down
+            run(["ovn-sbctl", f"--db={topo.SB_TCP}", "--timeout=5", "--if-exists", "chassis-del",
+                 stale], check=False)
         time.sleep(0.05)
     raise LabError(f"OVN SB lists chassis {got} instead of {want} after {timeout:.0f} s "
                    f"(logs: {host_dir('hv1') / 'log/ovn'})")
@@ -283,6 +286,8 @@ def _up(n: int, log):
                 fut.result()
             except LabError as exc:
                 errors.append(str(exc))
+            except Exception as exc:  # an unexpected failure still gets one line with the host
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
         if errors:
             raise LabError(errors[0])
     log("daemons: central (OVN NB/SB, northd), hypervisors (OVS, ovn-controller, libvirtd, pool), sshd")
