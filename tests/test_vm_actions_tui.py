@@ -297,3 +297,86 @@ async def test_lab_tui_start_shutdown_timeout_force_and_bulk_delete(tmp_path, mo
                 print(f"cleanup {n}: {exc}")
         await asyncio.to_thread(live.stop)
         helper.close()
+
+
+@pytest.mark.lab
+def test_lab_real_terminal_console_and_editor(tmp_path):
+    """The two verbs that suspend the TUI, in a real terminal (tmux, 100x30): `t` attaches the
+    serial console (the guest's boot output shows; Ctrl-] brings the panels back) and `e` opens
+    the user-data in $EDITOR (a script that appends a runcmd) and rebuilds the seed."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from backends import ovn_networks
+    from backends.session import Session
+    from config.inventory import load
+    from config.paths import lab_dir
+    from console.services import vm_ops
+    from test_vm_ops_lab import NET, TENANT, make_vm
+
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    path = lab_dir() / "inventory.toml"
+    if not path.exists():
+        pytest.skip("the lab is not up (virtdeck lab up)")
+    inv = load(path)
+    name = "vmops-tmux"
+    sock = str(tmp_path / "tmux.sock")
+    editor = tmp_path / "editor.py"
+    editor.write_text("import sys\nopen(sys.argv[1], 'a').write(\"runcmd:\\n  - [sh, -c, 'echo TMUX-EDIT']\\n\")\n")
+    virtdeck = str(Path(sys.executable).with_name("virtdeck"))
+    helper = Session(inv)
+
+    def tmux(*argv, check=True):
+        return subprocess.run(["tmux", "-S", sock, *argv], capture_output=True, text=True, check=check)
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", "vd").stdout
+
+    def until(pred, timeout, what):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            text = screen()
+            if pred(text):
+                return time.monotonic() - t0
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}; screen:\n{screen()}")
+
+    try:
+        net = ovn_networks.create_network(helper.nb(), ovn_networks.NetworkSpec(
+            tenant=TENANT, name=NET, kind="overlay", cidr="10.66.0.0/24", gateway="10.66.0.1"))
+        make_vm(helper, inv, net, "hv1", name)
+        vm_ops.start(helper, name)
+        env = (f"env EDITOR='{sys.executable} {editor}' VIRTDECK_AUDIT_LOG={tmp_path}/audit.jsonl "
+               f"TERM=xterm-256color {virtdeck} --config {path}")
+        tmux("new-session", "-d", "-s", "vd", "-x", "100", "-y", "30", env)
+        until(lambda t: "hv1" in t and "hv2" in t, 30, "the console")
+        tmux("send-keys", "-t", "vd", "2")
+        until(lambda t: name in t, 15, "the VM row")
+        tmux("send-keys", "-t", "vd", "/")
+        tmux("send-keys", "-t", "vd", "-l", f"^{name}")
+        tmux("send-keys", "-t", "vd", "Enter")
+        time.sleep(0.5)
+        tmux("send-keys", "-t", "vd", "t")
+        took = until(lambda t: "Ctrl-] to come back" in t, 20, "the serial console")
+        def guest_output(t: str) -> bool:
+            after = t.split("Ctrl-] to come back", 1)[-1]
+            return len([line for line in after.splitlines() if line.strip()]) >= 2
+        until(guest_output, 90, "guest output on the console")
+        print(f"console attached in {took:.1f} s")
+        tmux("send-keys", "-t", "vd", "C-]")
+        back = until(lambda t: "RAM MiB" in t or "VCPU" in t or "Nets" in t, 15, "the panels back")
+        print(f"panels back {back:.1f} s after Ctrl-]")
+        tmux("send-keys", "-t", "vd", "e")
+        until(lambda t: "new seed with instance-id" in t, 30, "the edit-config result")
+        assert "TMUX-EDIT" in vm_ops.get_user_data(helper, name)
+        tmux("send-keys", "-t", "vd", "q")
+    finally:
+        tmux("kill-server", check=False)
+        try:
+            vm_ops.delete(helper, name, missing_ok=True)
+        finally:
+            helper.close()

@@ -1065,6 +1065,25 @@ def validate_user_data(text: str) -> dict:
     return doc
 
 
+def _reinsert_cdrom(dom, path: str) -> None:
+    """Eject the running domain's cdrom whose source is ``path`` and insert ``path`` again, so
+    qemu opens the file anew (``virDomainUpdateDeviceFlags`` LIVE, twice)."""
+    root = ET.fromstring(dom.XMLDesc(0))
+    for disk in root.findall("devices/disk"):
+        src = disk.find("source")
+        if disk.get("device") != "cdrom" or src is None or src.get("file") != path:
+            continue
+        for el in ("alias", "address", "backingStore"):
+            for child in disk.findall(el):
+                disk.remove(child)
+        full = ET.tostring(disk, encoding="unicode")
+        disk.remove(src)
+        empty = ET.tostring(disk, encoding="unicode")
+        dom.updateDeviceFlags(empty, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        dom.updateDeviceFlags(full, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        return
+
+
 def edit_config(session, name: str, user_data: str, host: str | None = None) -> OpResult:
     """Replace the VM's cloud-init user-data: validate it, rebuild the NoCloud seed ISO with a NEW
     instance-id (so cloud-init applies it at the next boot) keeping the hostname and
@@ -1114,6 +1133,11 @@ def edit_config(session, name: str, user_data: str, host: str | None = None) -> 
             except VirtdeckError:
                 pass
             raise
+        if dom.isActive():
+            # qemu still holds the old file open (a guest reboot keeps the same qemu process):
+            # eject and re-insert the cdrom so the running VM reads the new seed at its next boot.
+            _reinsert_cdrom(dom, vol.path())
+            op.details["media_changed"] = True
         meta_el = dx.parse_metadata(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         if meta_el is not None and old_iid and meta_el.seed == old_iid:
             new_meta = replace(meta_el, seed=new_iid)
