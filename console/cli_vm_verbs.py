@@ -177,10 +177,19 @@ def cmd_edit_config(args) -> int:
             return 0
         else:
             current = vm_ops.get_user_data(s, args.name, host=args.host)
-            text = edit_text(current, suffix=".yaml")
-            if text is None or text == current:
-                print("user-data unchanged; the seed was left as it is")
-                return 0
+            text = current
+            while True:
+                text = edit_text(text, suffix=".yaml")
+                if text is None or text == current:
+                    print("user-data unchanged; the seed was left as it is")
+                    return 0
+                try:
+                    vm_ops.validate_user_data(text)
+                    break
+                except ValidationError as exc:
+                    _err(str(exc))
+                    if not (_tty() and _confirm("Edit it again?")):
+                        return exc.exit_code
         res = vm_ops.edit_config(s, args.name, text, host=args.host)
     if _json(args):
         _print_json(res.as_dict())
