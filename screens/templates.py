@@ -1,0 +1,310 @@
+"""The Templates panel (tab 5 of the main screen) and its add / delete dialogs.
+
+``TemplatesPanel()`` (no arguments) reads ``self.app.inventory`` / ``self.app.session``; the main
+screen mounts it in its Templates tab (screens/main.py looks for this class). Rows: every
+inventory template with arch, OS, default user, the pinned sha256 and, per hypervisor, whether the
+volume is there and how many VM disks use it as their backing file (read through
+``console.services.templates.list_templates`` in a thread worker).
+
+Keys (while the panel has focus): ``a`` add a template (upload to every hypervisor through the
+libvirt volume API with a progress bar per host, sha256 verified on each host; a mismatch keeps
+nothing), ``d`` delete the highlighted one (asks first; refused while a VM disk uses it),
+``g`` reload. After add/delete the app's inventory is replaced by the saved one.
+This module imports no libvirt, ovsdbapp or asyncssh.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rich.markup import escape
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Static
+
+from console.errors import ValidationError, VirtdeckError
+from console.services import templates as tsvc
+
+
+def _hosts_cell(row) -> str:
+    parts = []
+    for h in row.hosts:
+        if h.error:
+            parts.append(f"{h.host} ?")
+        elif not h.present:
+            parts.append(f"{h.host} missing")
+        else:
+            gib = (h.size_bytes or 0) / 2 ** 30
+            parts.append(f"{h.host} ✓ {gib:g} GiB" + (f" ({len(h.users)} in use)" if h.users else ""))
+    return ", ".join(parts) or "-"
+
+
+class TemplatesPanel(Vertical):
+    """The Templates tab. See the module doc for keys."""
+
+    DEFAULT_CSS = """
+    TemplatesPanel { height: 1fr; }
+    TemplatesPanel DataTable { height: 1fr; }
+    TemplatesPanel #tpl-status { height: auto; color: $text-muted; }
+    """
+    BINDINGS = [
+        Binding("a", "add", "Add template"),
+        Binding("d", "delete", "Delete template"),
+        Binding("g", "reload", "Reload"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(id="tpl-table", cursor_type="row", zebra_stripes=True)
+        yield Static("a add · d delete · g reload", id="tpl-status")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("name", "arch", "os", "user", "sha256", "hosts")
+        self.action_reload()
+
+    def _status(self, text: str) -> None:
+        self.query_one("#tpl-status", Static).update(escape(text))
+
+    def _fill(self, rows) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        for r in rows:
+            t = r.template
+            table.add_row(t.name, t.arch, t.os, t.default_user, t.sha256[:12], _hosts_cell(r), key=t.name)
+        self._status(f"{len(rows)} template(s) · a add · d delete · g reload")
+
+    def action_reload(self) -> None:
+        inv = getattr(self.app, "inventory", None)
+        session = getattr(self.app, "session", None)
+        if inv is None:
+            self._status("no inventory loaded")
+            return
+        if session is None:
+            self._fill([tsvc.TemplateRow(t, ()) for t in inv.templates])
+            return
+        self._status("reading the hypervisors' pools…")
+        self.run_worker(lambda: self._load(session, inv), thread=True, group="tpl-load", exclusive=True)
+
+    def _load(self, session, inv) -> None:
+        try:
+            rows = tsvc.list_templates(session, inv)
+        except VirtdeckError as exc:
+            self.app.call_from_thread(self._status, str(exc))
+            return
+        self.app.call_from_thread(self._fill, rows)
+
+    def _selected(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def action_add(self) -> None:
+        if getattr(self.app, "readonly", False):
+            self.notify("read-only console", severity="warning")
+            return
+        self.app.push_screen(TemplateAddDialog(), self._changed)
+
+    def action_delete(self) -> None:
+        if getattr(self.app, "readonly", False):
+            self.notify("read-only console", severity="warning")
+            return
+        name = self._selected()
+        if name:
+            self.app.push_screen(TemplateDeleteDialog(name), self._changed)
+
+    def _changed(self, new_inventory) -> None:
+        if new_inventory is not None:
+            self.app.inventory = new_inventory
+            self.action_reload()
+
+
+class TemplateAddDialog(ModalScreen):
+    """Upload a template. Dismisses with the new Inventory, or None. ctrl+s uploads, escape cancels."""
+
+    DEFAULT_CSS = """
+    TemplateAddDialog { align: center middle; background: $background 60%; }
+    #tpl-add { width: 80; max-width: 100%; height: auto; max-height: 100%; border: thick $primary;
+               background: $surface; padding: 0 1; }
+    #tpl-add .row { height: auto; }
+    #tpl-add .lbl { width: 10; color: $text-muted; }
+    #tpl-add Input { width: 34; }
+    #tpl-add .why { width: 1fr; padding-left: 1; color: $error; }
+    #tpl-bars { height: auto; }
+    #tpl-add-status { height: auto; }
+    #tpl-add .buttons { height: 1; align-horizontal: right; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "upload", "Upload")]
+    FIELDS = (("name", "Name", "debian13"), ("image", "Image", "/path/to/image.qcow2"),
+              ("sha256", "sha256", "pinned sum (empty: computed here)"), ("user", "User", "debian"),
+              ("arch", "Arch", "x86_64"), ("os", "OS", "linux"), ("kernel", "Kernel", "optional file"),
+              ("initrd", "Initrd", "optional file"), ("cmdline", "Cmdline", "root=/dev/vda ro console=ttyS0"))
+
+    def __init__(self):
+        super().__init__()
+        self.busy = False
+        self.bars: dict[str, ProgressBar] = {}
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="tpl-add"):
+            yield Static("[b]Add a template[/b]")
+            with VerticalScroll():
+                for fid, label, placeholder in self.FIELDS:
+                    value = {"user": "debian", "arch": "x86_64", "os": "linux"}.get(fid, "")
+                    yield Horizontal(Label(label, classes="lbl"),
+                                     Input(value=value, placeholder=placeholder, id=f"t-{fid}", compact=True),
+                                     Static("", id=f"why-{fid}", classes="why"), classes="row")
+            yield Vertical(id="tpl-bars")
+            yield Static("", id="tpl-add-status")
+            with Horizontal(classes="buttons"):
+                yield Button("Upload (^s)", id="upload", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#t-name", Input).focus()
+        self._check()
+
+    def _v(self, fid: str) -> str:
+        return self.query_one(f"#t-{fid}", Input).value.strip()
+
+    def _check(self) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        inv = getattr(self.app, "inventory", None)
+        if inv is not None:
+            try:
+                tsvc.check_template_name(inv, self._v("name"))
+            except ValidationError as exc:
+                errors["name"] = exc.reason
+        for fid in ("image", "kernel", "initrd"):
+            v = self._v(fid)
+            if (v or fid == "image") and not os.path.isfile(os.path.expanduser(v)):
+                errors[fid] = "not a readable file" if v else "required"
+        sha = self._v("sha256").lower()
+        if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+            errors["sha256"] = "64 hex digits"
+        if (self._v("initrd") or self._v("cmdline")) and not self._v("kernel"):
+            errors["kernel"] = "needed for initrd/cmdline"
+        for fid, _l, _p in self.FIELDS:
+            self.query_one(f"#why-{fid}", Static).update(escape(errors.get(fid, "")))
+        self.query_one("#upload", Button).disabled = self.busy or bool(errors)
+        return errors
+
+    @on(Input.Changed)
+    def _changed(self) -> None:
+        self._check()
+
+    @on(Button.Pressed, "#upload")
+    def _upload_pressed(self) -> None:
+        self.action_upload()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        if not self.busy:
+            self.dismiss(None)
+
+    def action_upload(self) -> None:
+        if self.busy or self._check():
+            return
+        session, inv = getattr(self.app, "session", None), getattr(self.app, "inventory", None)
+        if session is None or inv is None:
+            self.query_one("#tpl-add-status", Static).update("not connected: nothing can be uploaded")
+            return
+        self.busy = True
+        self._check()
+        args = dict(sha256=self._v("sha256") or None, arch=self._v("arch") or "x86_64",
+                    os_name=self._v("os") or "linux", default_user=self._v("user") or "debian",
+                    kernel=self._v("kernel") or None, initrd=self._v("initrd") or None,
+                    cmdline=self._v("cmdline") or None)
+        name, image = self._v("name"), os.path.expanduser(self._v("image"))
+        self.query_one("#tpl-add-status", Static).update("checking the image's sha256 here…")
+        self.run_worker(lambda: self._work(session, inv, name, image, args), thread=True, group="tpl-add")
+
+    def _work(self, session, inv, name, image, args) -> None:
+        def progress(host, label, sent, total):
+            self.app.call_from_thread(self._progress, host, label, sent, total)
+        try:
+            new_inv, tpl = tsvc.add_template(session, inv, name, image, progress=progress, **args)
+        except VirtdeckError as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+            self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}")
+            return
+        self.app.call_from_thread(self._done, new_inv, tpl)
+
+    def _progress(self, host: str, label: str, sent: int, total: int) -> None:
+        key = f"{host}-{label}".replace(".", "_")
+        bar = self.bars.get(key)
+        if bar is None:
+            bar = ProgressBar(total=total, show_eta=False, id=f"bar-{key}")
+            self.bars[key] = bar
+            self.query_one("#tpl-bars", Vertical).mount(Horizontal(Label(f"{host} {label} ", classes="lbl"), bar,
+                                                                   classes="row"))
+        bar.update(total=total, progress=sent)
+        self.query_one("#tpl-add-status", Static).update(escape(f"uploading {label} to {host}…"))
+
+    def _failed(self, message: str) -> None:
+        self.busy = False
+        self.query_one("#tpl-add-status", Static).update(f"[red]{escape(message)}[/red]")
+        self._check()
+
+    def _done(self, new_inv, tpl) -> None:
+        self.busy = False
+        self.app.notify(f"template {tpl.name} added (sha256 verified on every host)")
+        self.dismiss(new_inv)
+
+
+class TemplateDeleteDialog(ModalScreen):
+    """Confirm and delete a template. ``y`` deletes, ``n``/escape cancels. Dismisses with the new
+    Inventory, or None."""
+
+    DEFAULT_CSS = """
+    TemplateDeleteDialog { align: center middle; background: $background 60%; }
+    #tpl-del { width: 64; max-width: 100%; height: auto; border: thick $error; background: $surface;
+               padding: 0 1; }
+    #tpl-del-status { height: auto; }
+    """
+    BINDINGS = [Binding("y", "yes", "Delete"), Binding("n,escape", "no", "Cancel")]
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name_ = name
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="tpl-del"):
+            yield Static(f"Delete template [b]{escape(self.name_)}[/b] from every hypervisor? (y/n)")
+            yield Static("", id="tpl-del-status")
+
+    def action_no(self) -> None:
+        if not self.busy:
+            self.dismiss(None)
+
+    def action_yes(self) -> None:
+        if self.busy:
+            return
+        session, inv = getattr(self.app, "session", None), getattr(self.app, "inventory", None)
+        if session is None or inv is None:
+            self.query_one("#tpl-del-status", Static).update("not connected")
+            return
+        self.busy = True
+        self.query_one("#tpl-del-status", Static).update("deleting…")
+        self.run_worker(lambda: self._work(session, inv), thread=True, group="tpl-del")
+
+    def _work(self, session, inv) -> None:
+        try:
+            new_inv = tsvc.delete_template(session, inv, self.name_)
+        except VirtdeckError as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        self.app.call_from_thread(self.dismiss, new_inv)
+
+    def _failed(self, message: str) -> None:
+        self.busy = False
+        self.query_one("#tpl-del-status", Static).update(f"[red]{escape(message)}[/red]  (n closes)")
