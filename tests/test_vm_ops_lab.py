@@ -333,8 +333,18 @@ def test_edit_config_rebuilds_seed(lab_session, lab_inventory, net, audit_log, c
         assert p.returncode == 2 and why in p.stderr, p.stderr
     assert cli(inv, audit_log, "vm", "edit-config", "vmops-cfg", "--show").stdout == new
     assert cli_json(inv, audit_log, "vm", "edit-config", "vmops-cfg", "--file", "-", input=new)["outcome"] == "noop"
+    # through $EDITOR (a script standing in for the operator): valid edit applied, invalid refused
+    ed = audit_log.parent / "ed.py"
+    ed.write_text("import sys\nopen(sys.argv[1], 'a').write(sys.argv[0] and \"bootcmd: [[true]]\\n\")\n")
+    p = cli(inv, audit_log, "vm", "edit-config", "vmops-cfg", env={"EDITOR": f"{sys.executable} {ed}"})
+    assert p.returncode == 0 and "new seed with instance-id" in p.stdout, p.stderr
+    assert cli(inv, audit_log, "vm", "edit-config", "vmops-cfg", "--show").stdout.endswith("bootcmd: [[true]]\n")
+    bad = audit_log.parent / "bad.py"
+    bad.write_text("import sys\nopen(sys.argv[1], 'a').write('foo: [\\n')\n")
+    p = cli(inv, audit_log, "vm", "edit-config", "vmops-cfg", env={"EDITOR": f"{sys.executable} {bad}"})
+    assert p.returncode == 2 and "not valid YAML" in p.stderr
     recs = [r for r in audit(audit_log) if r["verb"] == "vm.edit-config"]
-    assert [r["outcome"] for r in recs] == ["ok", "noop"]
+    assert [r["outcome"] for r in recs] == ["ok", "noop", "ok"]
     assert "hashed_passwd" not in audit_log.read_text() and "VMOPS-EDITED" not in audit_log.read_text()
 
 
