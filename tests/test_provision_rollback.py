@@ -269,3 +269,23 @@ def test_anti_affinity_group_from_domain_metadata(lab_session, lab_inventory, te
             pv.create_vm(lab_session, lab_inventory, dataclasses.replace(b, host="hv1"))
     finally:
         remove_vm(lab_session, lab_inventory, tenant, a.name)
+
+
+def test_provider_network_needs_a_bridge_mapping(lab_session, lab_inventory, tenant, key, pw_hash):
+    """A provider network's physnet must be in the host's ovn-bridge-mappings (read over SSH)."""
+    nb = lab_session.nb()
+    for name, physnet, cidr in (("prov", "physnet1", "10.145.0.0/24"), ("nowhere", "physnet9", "10.146.0.0/24")):
+        ovn_networks.create_network(nb, ovn_networks.NetworkSpec(
+            tenant=tenant, name=name, kind="provider", cidr=cidr, gateway=cidr.replace("0/24", "1"),
+            physnet=physnet, vlan=300, mtu=1500))
+    try:
+        ok = pv.plan(lab_session, lab_inventory, request(tenant, key, pw_hash, networks=("net1", "prov")))
+        assert ok.placement.host in ("hv1", "hv2")
+        assert all(not v.refused for v in ok.placement.verdicts)
+        bad = pv.plan(lab_session, lab_inventory, request(tenant, key, pw_hash, networks=("nowhere",)))
+        assert bad.placement.host is None
+        for v in bad.placement.verdicts:
+            assert "physnet: no bridge mapping for physnet9 (host maps: physnet1)" in v.reasons
+    finally:
+        for name in ("prov", "nowhere"):
+            ovn_networks.delete_network(nb, tenant, name, cascade=True)
