@@ -181,8 +181,11 @@ def build_template(cache: Path | None = None, log=print) -> Template:
         proc = run(argv, check=False, timeout=1800)
         (cache / "build.log").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
-            raise LabError(f"template build (mmdebstrap) failed: {tail[0]} (log: {cache / 'build.log'})")
+            lines = (proc.stderr + proc.stdout).strip().splitlines()
+            errs = [x for x in lines if x.startswith("E: ")] or lines[-1:] or ["?"]
+            hint = (" — is the Debian mirror reachable? (VIRTDECK_DEBIAN_MIRROR)"
+                    if "Failed to fetch" in errs[0] else "")
+            raise LabError(f"template build (mmdebstrap) failed: {errs[0]}{hint} (log: {cache / 'build.log'})")
         boot = rootfs / "boot"
         kernels = sorted(boot.glob("vmlinuz-*"))
         initrds = sorted(boot.glob("initrd.img-*"))

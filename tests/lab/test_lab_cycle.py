@@ -4,7 +4,8 @@ The cycle tests (tests/lab/cycle_inner.py) take a lab down. To never disturb the
 session and other people use, they run in a child pytest inside fresh network and mount
 namespaces (``unshare --net --mount``) with a private /run/netns and a lab dir of their own
 (``VIRTDECK_LAB_DIR``, under root's data dir: sshd's StrictModes refuses keys below /tmp): the
-same code builds and destroys complete labs there; the template image cache is shared.
+same code builds and destroys complete labs there; the template image cache is shared (and
+built before entering the sandbox, which has no route to the Debian mirror).
 Whatever the child leaves (it should leave nothing) is stopped by the PIDs its state recorded.
 """
 
@@ -54,6 +55,9 @@ def _stop_sandbox(lab_dir: Path) -> list[int]:
 def test_down_up_cycles_in_a_sandbox():
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
+    # The sandbox has no route to the Debian mirror: build the template out here if needed.
+    from backends.lab.image import ensure_template
+    ensure_template(log=lambda m: None)
     base = Path(platformdirs.user_data_dir("virtdeck"))
     base.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="sandbox-", dir=base))
