@@ -180,8 +180,8 @@ def place(hosts: Iterable[HostFacts], request: PlacementRequest, *, cpu_ratio: f
             reasons.append(f"reachable: {h.error or 'cannot reach its libvirt'}")
         if request.pinned_host and h.name != request.pinned_host:
             reasons.append(f"pinned: the VM is pinned to {request.pinned_host}")
-        if not h.reachable:
-            # Nothing else is known about an unreachable host.
+        if not h.reachable or (not h.enabled and not h.cores):
+            # Nothing else is known about an unreachable host, or a disabled one nobody asked.
             rows.append(HostVerdict(h.name, False, True, tuple(reasons)))
             continue
         if h.arch != request.arch:

@@ -418,12 +418,26 @@ class VmWizard(ModalScreen):
                           "; ".join(r["reasons"]), key=r["host"])
         self.query_one("#seed", TextArea).text = preview.seed.preview()
         if preview.placement.host:
+            table.move_cursor(row=table.get_row_index(preview.placement.host))
             self._set_status(f"will be placed on {preview.placement.host} (weigher {preview.placement.weigher}); "
                              f"ctrl+s creates")
         else:
             self.preview = None
             self._set_status("no host can take this VM: see the table", True)
         self._buttons()
+
+    @on(DataTable.RowHighlighted, "#placement")
+    def _placement_row(self, event: DataTable.RowHighlighted) -> None:
+        """The whole reason of the highlighted host (the table's column is cut at 80 columns)."""
+        if self.preview is None or event.row_key is None:
+            return
+        try:
+            v = self.preview.placement.verdict(event.row_key.value)
+        except KeyError:
+            return
+        verdict = "chosen" if v.chosen else "refused" if v.refused else "passed"
+        tail = " — ctrl+s creates" if self.preview.placement.host else ""
+        self._set_status(f"{v.host} {verdict}: {v.summary}{tail}", error=self.preview.placement.host is None)
 
     # ------------------------------------------------------------------ create
     def action_create(self) -> None:

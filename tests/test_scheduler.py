@@ -207,3 +207,10 @@ def test_caller_refusals_listed():
                host("hv2")], REQ)
     assert p.host == "hv2"
     assert p.verdict("hv1").reasons == ("template: volume debian12.qcow2 is not in pool virtdeck",)
+
+
+def test_disabled_host_without_facts_shows_only_why():
+    p = place([HostFacts("hv3", enabled=False), host("hv1")], REQ)
+    v = p.verdict("hv3")
+    assert v.refused and v.reasons == ("enabled: host is disabled in the inventory",)
+    assert v.vcpus_capacity is None
