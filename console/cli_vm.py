@@ -81,7 +81,8 @@ def build_request(args):
         ips=ips, start=not args.no_start)
 
 
-def _print_table(rows: list[dict], out=sys.stderr) -> None:
+def _print_table(rows: list[dict], out=None) -> None:
+    out = out or sys.stderr
     print(f"  {'HOST':<10} {'VERDICT':<8} {'vCPU':<7} {'RAM MiB':<11} WHY", file=out)
     for r in rows:
         print(f"  {r['host']:<10} {r['verdict']:<8} {r['vcpus'] or '-':<7} {r['ram_mib'] or '-':<11} "
