@@ -724,7 +724,8 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
         err = CreateError(request.name, current, reason, left)
         if isinstance(exc, ValidationError):
             err.field = exc.field  # the wizard shows it beside the field
-            err.exit_code = exc.exit_code
+        if isinstance(exc, VirtdeckError) and current in ("validate", "placement"):
+            err.exit_code = exc.exit_code  # nothing was made: the cause's own code (2 input, 4 host)
         raise err from None
     ledger.release(ctx.claim)
     audit.record("vm.create", target, "ok", **_audit_details(request, ctx))
