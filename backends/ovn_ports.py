@@ -141,11 +141,12 @@ def pick_ip(nb, net: NetworkInfo, wanted: str | None = None) -> str | None:
 
 
 def create_vm_port(nb, net: NetworkInfo, *, tenant: str, vm: str, nic: int,
-                   ip: str | None = None, mac: str | None = None) -> PortInfo:
+                   ip: str | None = None, mac: str | None = None, name: str | None = None) -> PortInfo:
     """Create one LSP for NIC ``nic`` of VM ``vm`` on ``net`` in ONE transaction, and put it in
     ``tenant``'s default security group.
 
-    The LSP name is a new UUID (the libvirt interfaceid). ``ip``: None picks a free address,
+    The LSP name is ``name`` or a new UUID (the libvirt interfaceid; a caller that must be able to
+    clean up after a timed-out transaction passes its own). ``ip``: None picks a free address,
     ``"dynamic"`` lets OVN IPAM choose, else that address. Returns the :class:`PortInfo`.
     Raises ValidationError for a bad or taken ``ip``/``mac``, HostError when OVN refuses.
     """
@@ -158,7 +159,7 @@ def create_vm_port(nb, net: NetworkInfo, *, tenant: str, vm: str, nic: int,
         if mac in macs:
             raise ValidationError("mac", f"{mac} is already used on network {net.name}")
         address = pick_ip(nb, net, ip)
-        name = str(uuid.uuid4())
+        name = str(uuid.UUID(name)) if name else str(uuid.uuid4())
         label = f"{vm}-nic{nic}"
         columns = dict(
             addresses=[f"{mac} {address or DYNAMIC}"],

@@ -636,11 +636,16 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
         nb = session.nb()
         for i, net in enumerate(ctx.networks):
             ip = request.ips[i] if request.ips else None
+            name = str(uuid.uuid4())
+            # Undo first: a transaction that timed out may still commit later (DESIGN.md); the
+            # delete is if_exists, and the name is ours alone.
+            made: dict = {}
+            undo.append(("ports", f"delete LSP {name} ({request.name}-nic{i})",
+                         lambda n=name, m=made: ovn_ports.delete_port(nb, n, drop_empty_sg=m.get("sg"))))
             port = ovn_ports.create_vm_port(nb, net, tenant=request.tenant, vm=request.name, nic=i,
-                                            ip=ip, mac=ctx.macs[i])
+                                            ip=ip, mac=ctx.macs[i], name=name)
+            made["sg"] = port.created_sg
             ctx.ports.append(port)
-            undo.append(("ports", f"delete LSP {port.name} ({port.label})",
-                         lambda p=port: ovn_ports.delete_port(nb, p.name, drop_empty_sg=p.created_sg)))
         return ", ".join(f"{p.label} {p.mac} {p.ip or 'dynamic'} on {p.network} (LSP {p.name})" for p in ctx.ports)
 
     def step_domain():
@@ -653,13 +658,14 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
         return f"uuid {ctx.domain_uuid}, type {inventory.host(ctx.host).domain_type}"
 
     def step_define():
-        try:
-            ctx.domain = conn.defineXML(ctx.xml)
-        except libvirt.libvirtError as exc:
-            raise HostError(f"{ctx.host}: defineXML: {exc.get_error_message()}") from None
-        dom = ctx.domain
-
         def undefine():
+            # By OUR uuid: a same-named domain someone else defined is never touched.
+            try:
+                dom = conn.lookupByUUIDString(ctx.domain_uuid)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return
+                raise HostError(f"{ctx.host}: undefine {request.name}: {exc.get_error_message()}") from None
             try:
                 if dom.isActive():
                     dom.destroy()
@@ -672,7 +678,12 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                     raise HostError(f"{ctx.host}: undefine {request.name}: {exc.get_error_message()}") from None
+        # Undo first: if the connection drops after libvirtd defined it, it still goes.
         undo.append(("define", f"undefine domain {request.name} on {ctx.host}", undefine))
+        try:
+            ctx.domain = conn.defineXML(ctx.xml)
+        except libvirt.libvirtError as exc:
+            raise HostError(f"{ctx.host}: defineXML: {exc.get_error_message()}") from None
         return f"domain {request.name} defined on {ctx.host}"
 
     def step_start():
