@@ -259,13 +259,17 @@ def start_holder(h: topo.LabHost, n: int) -> int:
         for f in procs_files:
             with open(f, "w") as fh:
                 fh.write(str(os.getpid()))
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", h.netns, "unshare", "--mount", "--uts",
-         *(["--cgroup"] if cgroups else []), "--propagation", "private",
-         "--", "sh", "-c", "\n".join(lines)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env=_ENV, preexec_fn=join_cgroups if cgroups else None)
-    log.close()
+    try:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", h.netns, "unshare", "--mount", "--uts",
+             *(["--cgroup"] if cgroups else []), "--propagation", "private",
+             "--", "sh", "-c", "\n".join(lines)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=_ENV, preexec_fn=join_cgroups if cgroups else None)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise LabError(f"{h.name}: cannot start its holder ({exc}); cgroups: {procs_files}") from None
+    finally:
+        log.close()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
