@@ -76,8 +76,12 @@ def _other_users() -> list[int]:
     d = _users_dir()
     if d.is_dir():
         for f in d.iterdir():
-            if f.name.isdigit() and int(f.name) != os.getpid() and pid_alive(int(f.name)):
+            if not f.name.isdigit() or int(f.name) == os.getpid():
+                continue
+            if pid_alive(int(f.name)):
                 out.append(int(f.name))
+            else:
+                f.unlink(missing_ok=True)  # a session that crashed before its teardown
     return out
 
 
