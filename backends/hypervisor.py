@@ -16,15 +16,16 @@ the consumer does the libvirt calls.
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 import libvirt
 
-from backends import domain_xml, ioloop
+from backends import ioloop
 from console.model import METADATA_ELEMENT, METADATA_NS, VM_STATES, Disk, Nic, Vm
 
 log = logging.getLogger(__name__)
@@ -151,15 +152,48 @@ def _mem_mib(el: ET.Element | None) -> int:
     return int(int(el.text.strip()) * factor // KIB_PER_MIB)
 
 
-def _metadata(root: ET.Element) -> tuple[str | None, str | None, str | None, tuple[str, ...]]:
-    """tenant, template, seed, networks of ``<virtdeck:instance>`` (read by
-    :func:`backends.domain_xml.parse_metadata`, which writes it); Nones when absent."""
-    inst = root.find(f"metadata/{{{METADATA_NS}}}{METADATA_ELEMENT}")
+_M = f"{{{METADATA_NS}}}"
+_INSTANCE = _M + METADATA_ELEMENT
+
+
+def _children(el: ET.Element) -> dict[str, ET.Element]:
+    """First child per tag (direct iteration: ElementPath lookups cost more at this scale)."""
+    out: dict[str, ET.Element] = {}
+    for c in el:
+        out.setdefault(c.tag, c)
+    return out
+
+
+def _metadata(meta: ET.Element | None) -> tuple[str | None, str | None, str | None, tuple[str, ...]]:
+    """tenant, template, seed, networks of ``<virtdeck:instance>`` inside ``<metadata>``;
+    Nones when absent.
+
+    The element is written by :func:`backends.domain_xml.metadata_xml` (children tenant,
+    template, seed, networks/network); this reads the same shape in place, on the tree
+    already parsed (``domain_xml.parse_metadata`` takes text: it would parse it twice, and
+    this runs for every domain at start-up).
+    """
+    inst = next((c for c in meta if c.tag == _INSTANCE), None) if meta is not None else None
     if inst is None:
         return None, None, None, ()
-    meta = domain_xml.parse_metadata(ET.tostring(inst, encoding="unicode"))
-    return (meta.tenant or None, meta.template or None, meta.seed or None,
-            tuple(n for n in meta.networks if n))
+    kids = _children(inst)
+
+    def text(tag: str) -> str | None:
+        el = kids.get(_M + tag)
+        return ((el.text or "").strip() or None) if el is not None else None
+    nets_el = kids.get(_M + "networks")
+    nets = tuple(t for t in ((n.text or "").strip() for n in nets_el) if t) if nets_el is not None else ()
+    return text("tenant"), text("template"), text("seed"), nets
+
+
+def _attr(el: ET.Element | None, *names: str) -> str | None:
+    if el is None:
+        return None
+    for n in names:
+        v = el.get(n)
+        if v:
+            return v
+    return None
 
 
 def parse_domain_xml(xml: str) -> DomainXml:
@@ -168,45 +202,46 @@ def parse_domain_xml(xml: str) -> DomainXml:
     Reads ``<vcpu current=…>``, ``<memory>``/``<currentMemory>`` (with ``unit``), ``<os><type
     arch>``, interfaces (mac, type, source bridge/network, virtualport interfaceid, model,
     target dev), disks, and the ``<virtdeck:instance>`` metadata (tenant, template, seed,
-    networks).
+    networks). One pass over the tree: this runs for every domain when a host is listed.
     """
     root = ET.fromstring(xml)
-    vcpu_el = root.find("vcpu")
+    top = _children(root)
+    vcpu_el = top.get("vcpu")
     vcpus = 0
     if vcpu_el is not None and (vcpu_el.text or "").strip():
         vcpus = int(vcpu_el.get("current") or vcpu_el.text.strip())
-    max_mem = _mem_mib(root.find("memory"))
-    cur_mem = _mem_mib(root.find("currentMemory")) or max_mem
-    os_type = root.find("os/type")
+    max_mem = _mem_mib(top.get("memory"))
+    cur_mem = _mem_mib(top.get("currentMemory")) or max_mem
+    os_el = top.get("os")
+    os_type = _children(os_el).get("type") if os_el is not None else None
     nics = []
-    for iface in root.findall("devices/interface"):
-        mac = iface.find("mac")
-        src = iface.find("source")
-        vp = iface.find("virtualport/parameters")
-        model = iface.find("model")
-        target = iface.find("target")
-        nics.append(Nic(
-            mac=(mac.get("address") or "").lower() if mac is not None else "",
-            type=iface.get("type") or "",
-            source=(src.get("bridge") or src.get("network") or src.get("dev")) if src is not None else None,
-            interfaceid=vp.get("interfaceid") if vp is not None else None,
-            model=model.get("type") if model is not None else None,
-            target=target.get("dev") if target is not None else None))
     disks = []
-    for d in root.findall("devices/disk"):
-        tgt = d.find("target")
-        src = d.find("source")
-        drv = d.find("driver")
-        disks.append(Disk(
-            device=d.get("device") or "disk",
-            target=tgt.get("dev") if tgt is not None else "",
-            source=(src.get("file") or src.get("dev") or src.get("volume") or src.get("name"))
-            if src is not None else None,
-            format=drv.get("type") if drv is not None else None,
-            bus=tgt.get("bus") if tgt is not None else None))
-    tenant, template, seed, networks = _metadata(root)
+    devices = top.get("devices")
+    for dev in (devices if devices is not None else ()):
+        if dev.tag == "interface":
+            k = _children(dev)
+            vp = k.get("virtualport")
+            params = _children(vp).get("parameters") if vp is not None else None
+            nics.append(Nic(
+                mac=(_attr(k.get("mac"), "address") or "").lower(),
+                type=dev.get("type") or "",
+                source=_attr(k.get("source"), "bridge", "network", "dev"),
+                interfaceid=_attr(params, "interfaceid"),
+                model=_attr(k.get("model"), "type"),
+                target=_attr(k.get("target"), "dev")))
+        elif dev.tag == "disk":
+            k = _children(dev)
+            tgt = k.get("target")
+            disks.append(Disk(
+                device=dev.get("device") or "disk",
+                target=_attr(tgt, "dev") or "",
+                source=_attr(k.get("source"), "file", "dev", "volume", "name"),
+                format=_attr(k.get("driver"), "type"),
+                bus=_attr(tgt, "bus")))
+    tenant, template, seed, networks = _metadata(top.get("metadata"))
     return DomainXml(
-        name=root.findtext("name") or "", uuid=root.findtext("uuid") or "",
+        name=(top["name"].text or "") if "name" in top else "",
+        uuid=(top["uuid"].text or "") if "uuid" in top else "",
         domain_type=root.get("type"), arch=os_type.get("arch") if os_type is not None else None,
         vcpus=vcpus, memory_mib=cur_mem, max_memory_mib=max_mem,
         tenant=tenant, template=template, seed=seed, networks=networks,
@@ -285,10 +320,10 @@ def build_vm(host: str, facts: DomainXml, state: str, persistent: bool, autostar
               rss_mib=stats.rss_mib if stats else None)
 
 
-def fetch_xml(doms: Iterable[libvirt.virDomain], workers: int = 8) -> dict[str, DomainXml]:
-    """``XMLDesc`` of each domain, parsed; several RPCs in flight at once (libvirt's remote
-    client multiplexes calls from threads on one connection) to hide round trips. A domain
-    that vanished meanwhile is left out. Returns ``{uuid: DomainXml}``."""
+def fetch_xml(doms: Iterable[libvirt.virDomain], workers: int = 32) -> dict[str, DomainXml]:
+    """``XMLDesc`` of each domain, parsed; up to ``workers`` RPCs in flight at once (libvirt's
+    remote client multiplexes calls from threads on one connection) to hide round trips. A
+    domain that vanished meanwhile is left out. Returns ``{uuid: DomainXml}``."""
     doms = list(doms)
 
     def one(d: libvirt.virDomain) -> DomainXml | None:
@@ -307,6 +342,40 @@ def fetch_xml(doms: Iterable[libvirt.virDomain], workers: int = 8) -> dict[str, 
     return {r.uuid: r for r in results if r is not None}
 
 
+#: Where qemu:///system keeps persistent domain definitions (libvirt's own record of them).
+CONFIG_DIR = "/etc/libvirt/qemu"
+
+
+def fetch_config_xml(run: Callable[[list[str]], object],
+                     config_dir: str = CONFIG_DIR) -> dict[str, DomainXml]:
+    """Every persistent domain definition on a host in ONE round trip: ``cat`` of libvirt's
+    config files (``CONFIG_DIR/*.xml``) over the host's SSH link, parsed per ``</domain>``.
+
+    Why: each ``XMLDesc`` over the SSH forward is a round trip plus SSH and Python work on
+    this side (~0.3 ms CPU each, measured); 1,000 shut-off domains cost ~0.5 s per host, one
+    ``cat`` ~0.1 s. For a shut-off domain the file is what ``XMLDesc`` returns (same
+    definition; the file may also hold secrets, so the raw text is NOT kept: ``xml`` is "").
+    Running domains differ (live XML) and must still be read with ``XMLDesc``.
+
+    ``run(argv)`` runs a command on the host and returns an object with ``rc``/``stdout``
+    (``Session.run``). Returns ``{uuid: DomainXml}``; empty when the files cannot be read
+    (not root, another layout): callers then fall back to :func:`fetch_xml`.
+    """
+    res = run(["sh", "-c", f"cd {shlex.quote(config_dir)} 2>/dev/null && cat -- *.xml"])
+    out: dict[str, DomainXml] = {}
+    text = getattr(res, "stdout", "") or ""
+    for piece in text.split("</domain>"):
+        start = piece.find("<domain")
+        if start < 0:
+            continue
+        try:
+            facts = parse_domain_xml(piece[start:] + "</domain>")
+        except (ET.ParseError, ValueError):
+            continue
+        out[facts.uuid] = replace(facts, xml="")
+    return out
+
+
 @dataclass
 class DomainListing:
     """Result of :func:`list_domains`: ``vms`` in libvirt order, ``xml`` the (updated) cache,
@@ -320,21 +389,46 @@ class DomainListing:
 
 def list_domains(conn: libvirt.virConnect, host: str,
                  xml_cache: dict[str, DomainXml] | None = None,
-                 want_cpu: bool = True, workers: int = 8) -> DomainListing:
-    """Every domain on ``host`` in bulk: one ``getAllDomainStats`` (which also lists them), one
-    ``listAllDomains`` each for transient and autostart domains, and ``XMLDesc`` only for domains
-    not in ``xml_cache`` (``{uuid: DomainXml}``). Raises ``libvirt.libvirtError`` if the host
-    does not answer.
+                 want_cpu: bool = True, workers: int = 32,
+                 config_xml: Callable[[], dict[str, DomainXml]] | None = None,
+                 config_min: int = 32) -> DomainListing:
+    """Every domain on ``host`` in bulk: one ``getAllDomainStats`` (which also lists them and
+    hands back the domain objects), one ``listAllDomains`` each for transient and autostart
+    domains, and ``XMLDesc`` only for domains not in ``xml_cache`` (``{uuid: DomainXml}``),
+    up to ``workers`` calls in flight. When at least ``config_min`` *shut-off persistent*
+    domains are missing and ``config_xml`` is given (e.g. :func:`fetch_config_xml`), their
+    definitions come from it in one round trip instead. (Measured on the lab, 1,000 domains:
+    XMLDesc with 32 in flight ~0.42 s, 16 ~0.5 s, 4 ~0.87 s; one ``virsh 'dumpxml …;
+    dumpxml …'`` over SSH ~0.7 s; one ``cat`` of the definitions ~0.12 s.)
+    Raises ``libvirt.libvirtError`` if the host does not answer.
     """
     cache = dict(xml_cache or {})
-    records, cpu_ok = bulk_stats(conn, want_cpu=want_cpu)
+    flags = 0
+    try:
+        raw = conn.getAllDomainStats(STATS_WITH_CPU if want_cpu else STATS_BASE, flags)
+        cpu_ok = want_cpu
+    except libvirt.libvirtError:
+        if not conn.isAlive():
+            raise
+        raw = conn.getAllDomainStats(STATS_BASE, flags)
+        cpu_ok = False
+    records = [_stats_record(d, s) for d, s in raw]
     transient = _domain_set(conn, libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)
     autostart = _domain_set(conn, libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)
     stats = {r.uuid: r for r in records}
-    missing = [uuid for uuid in stats if uuid not in cache]
+    missing = [d for (d, _s), r in zip(raw, records) if r.uuid not in cache]
+    offline = {r.uuid for r in records if r.uuid not in cache and r.state == "shutoff"
+               and r.uuid not in transient}
+    if config_xml is not None and len(offline) >= config_min:
+        try:
+            got = config_xml()
+        except Exception as exc:  # noqa: BLE001 - XMLDesc below still works
+            log.info("%s: reading domain definitions failed (%s); using XMLDesc", host, exc)
+            got = {}
+        cache.update((u, x) for u, x in got.items() if u in offline)
+        missing = [d for d in missing if d.UUIDString() not in cache]
     if missing:
-        doms = [conn.lookupByUUIDString(u) for u in missing]
-        cache.update(fetch_xml(doms, workers=workers))
+        cache.update(fetch_xml(missing, workers=workers))
     cache = {u: x for u, x in cache.items() if u in stats}
     vms = [build_vm(host, cache[r.uuid], r.state, r.uuid not in transient, r.uuid in autostart, r)
            for r in records if r.uuid in cache]

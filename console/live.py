@@ -95,7 +95,7 @@ class LiveModel:
     def __init__(self, inventory: Inventory, session: Session | None = None, *,
                  stats_interval: float = 2.0, reconcile_every: int = 30,
                  publish_interval: float = 0.05, nb_reset_after: float = 5.0,
-                 xml_workers: int = 8):
+                 xml_workers: int = 32):
         self.inventory = inventory
         self.session = session or Session(inventory)
         self._own_session = session is None
@@ -125,6 +125,9 @@ class LiveModel:
         self._nb_worker: _NbWorker | None = None
         self._threads: list[threading.Thread] = []
         self._generation = 0
+        self._vms_key: tuple = ()
+        self._vms: tuple[Vm, ...] = ()
+        self._tenants: tuple = ()
         self._ready = threading.Event()
         self.started_at: float | None = None
         self.ready_at: float | None = None
@@ -238,12 +241,27 @@ class LiveModel:
         self._dirty.set()
 
     def _build(self) -> Cloud:
+        """Merge the parts into a Cloud. Parts that did not change keep their tuples (the
+        same objects), so readers can skip work by identity (``cloud.vms is old.vms``)."""
         parts = [self._parts[h.name] for h in self.inventory.hypervisors]
         nb = self._nb
+        data = nb.data
+        key = tuple(id(p.vms) for p in parts) + (id(data),)
+        if key != self._vms_key:
+            self._vms_key = key
+            self._vms, self._tenants = self._merge_vms(parts, data)
+        self._generation += 1
+        return Cloud(
+            hosts=tuple(p.host for p in parts), vms=self._vms, networks=data.networks,
+            ports=data.ports, routers=data.routers, tenants=self._tenants,
+            nb=nb.status, cpu_ratio=self.inventory.allocation.cpu_ratio,
+            ram_ratio=self.inventory.allocation.ram_ratio, generation=self._generation)
+
+    def _merge_vms(self, parts: list[HostPart], data: ovn_nb.NbData):
+        """All domains in host order, with IPs from the OVN ports bound to them; and tenants."""
         vms: list[Vm] = []
         for p in parts:
             vms.extend(p.vms)
-        data = nb.data
         if data.ports:
             by_name = {p.name: p for p in data.ports}
             by_vm: dict[str, list] = {}
@@ -261,14 +279,9 @@ class LiveModel:
                         ips.extend(ip for ip in p.ips if ip not in ips)
                     if tuple(ips) != v.ips:
                         vms[i] = replace(v, ips=tuple(ips))
-        self._generation += 1
-        return Cloud(
-            hosts=tuple(p.host for p in parts), vms=tuple(vms), networks=data.networks,
-            ports=data.ports, routers=data.routers,
-            tenants=derive_tenants(self.inventory.tenants, vms, data.networks, data.routers,
-                                   data.ports),
-            nb=nb.status, cpu_ratio=self.inventory.allocation.cpu_ratio,
-            ram_ratio=self.inventory.allocation.ram_ratio, generation=self._generation)
+        tenants = derive_tenants(self.inventory.tenants, vms, data.networks, data.routers,
+                                 data.ports)
+        return tuple(vms), tenants
 
     def _publisher(self) -> None:
         while not self._stop.is_set():
@@ -293,6 +306,31 @@ class LiveModel:
                 except Exception:  # noqa: BLE001
                     log.exception("subscriber failed")
             time.sleep(self.publish_interval)
+
+
+class _Job:
+    """``fn(*args)`` started now on a daemon thread; :meth:`result` waits and returns or
+    raises what it did."""
+
+    def __init__(self, fn, *args):
+        self._box: dict = {}
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True,
+                                        name=f"job-{getattr(fn, '__name__', 'fn')}")
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self._box["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to result()
+            self._box["error"] = exc
+
+    def result(self, timeout: float | None = 60):
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("background job did not finish")
+        if "error" in self._box:
+            raise self._box["error"]
+        return self._box["value"]
 
 
 class _Reconnect(Exception):
@@ -386,12 +424,20 @@ class _HostWorker(threading.Thread):
 
     def _connect_and_sync(self) -> None:
         live, name = self.live, self.name_
+        t0 = time.monotonic()
         conn = live.session.libvirt(name)
+        t1 = time.monotonic()
         self.conn = conn
         self.reg = hv.register_events(conn, name, self._sink(self.gen))
+        # two SSH commands run beside the libvirt calls: bridge mappings, and the persistent
+        # domain definitions (one round trip instead of an XMLDesc per shut-off domain)
+        mappings_job = _Job(host_facts.bridge_mappings, live.session, name)
+        configs_job = _Job(hv.fetch_config_xml, lambda argv: live.session.run(name, argv, timeout=60))
         facts = hv.host_facts(conn)
         self.cpu_ok = True
-        listing = hv.list_domains(conn, name, self.xml, want_cpu=True, workers=live.xml_workers)
+        listing = hv.list_domains(conn, name, self.xml, want_cpu=True, workers=live.xml_workers,
+                                  config_xml=configs_job.result)
+        t2 = time.monotonic()
         self.cpu_ok = listing.cpu_ok
         self.xml = listing.xml
         self.vms = {v.uuid: v for v in listing.vms}
@@ -400,10 +446,13 @@ class _HostWorker(threading.Thread):
                          if s.cpu_time_ns is not None}
         part = live._parts[name]
         try:
-            mappings = host_facts.bridge_mappings(live.session, name)
-        except HostError as exc:
+            mappings = mappings_job.result(timeout=15)
+        except Exception as exc:  # noqa: BLE001 - a host without OVS still lists domains
             log.info("%s: no bridge mappings: %s", name, exc)
             mappings = part.host.bridge_mappings
+        log.info("%s: connected in %.0f ms, %d domains listed in %.0f ms, mappings %.0f ms",
+                 name, (t1 - t0) * 1000, len(self.vms), (t2 - t1) * 1000,
+                 (time.monotonic() - t2) * 1000)
         host = replace(part.host, state=HOST_UP, error=None, host_key=None,
                        hostname=facts.hostname, arch=facts.arch, cores=facts.cores,
                        ram_total_mib=facts.ram_total_mib, ram_free_mib=facts.ram_free_mib,
@@ -615,6 +664,8 @@ class _NbWorker(threading.Thread):
             ovn_nb.set_sink(api, None)
 
     def _read(self, api) -> None:
+        if not self.ever_up:
+            log.info("NB up %.0f ms after start", (time.monotonic() - (self.live.started_at or 0)) * 1000)
         self.ever_up = True
         data = ovn_nb.read(api)
         st = replace(self.live._nb.status, state=NB_UP, error=None,

@@ -70,7 +70,7 @@ class MainScreen(VmActions, Screen):
     def __init__(self) -> None:
         super().__init__()
         self.filters: dict[str, str] = {}
-        self._shown_generation: dict[str, int] = {}
+        self._shown: dict[str, tuple] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("", id="status")
@@ -124,9 +124,13 @@ class MainScreen(VmActions, Screen):
         if table is None:
             return
         cloud = self.app.cloud
-        if not force and self._shown_generation.get(panel) == cloud.generation:
+        # the Cloud keeps unchanged parts as the same objects: skip a panel whose inputs are
+        # all the same (e.g. 3,000 VM rows when only a host's free RAM moved)
+        inputs = tuple(getattr(cloud, f) for f in views.INPUTS[panel])
+        shown = self._shown.get(panel)
+        if not force and shown is not None and all(a is b for a, b in zip(shown, inputs)):
             return
-        self._shown_generation[panel] = cloud.generation
+        self._shown[panel] = inputs
         rows = self.decorate_rows(panel, views.ROWS[panel](cloud))  # VM marks
         pat = self.filters.get(panel)
         if pat:

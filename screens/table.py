@@ -126,6 +126,10 @@ class CloudTable(ScrollView, can_focus=True):
         self._post_if_changed()
         self.refresh()
 
+    def has_key(self, key: str) -> bool:
+        """True when row ``key`` is shown (after filtering)."""
+        return key in self._index
+
     @property
     def cursor_key(self) -> str | None:
         """Key of the highlighted row (None when empty)."""

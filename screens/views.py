@@ -159,6 +159,10 @@ def tenant_rows(cloud: Cloud) -> list[Row]:
 
 ROWS = {"hosts": host_rows, "vms": vm_rows, "networks": network_rows, "tenants": tenant_rows}
 
+#: The Cloud fields each panel's rows (and details) are built from.
+INPUTS = {"hosts": ("hosts", "vms"), "vms": ("vms", "ports", "networks"),
+          "networks": ("networks", "routers", "ports"), "tenants": ("tenants", "vms", "networks")}
+
 
 # ---------------------------------------------------------------------------------------------
 # Details
