@@ -60,11 +60,12 @@ def destroy_host(h: topo.LabHost, log=print) -> None:
         N.remove_netns(ns)
     for link in (h.underlay_veth, h.physnet_veth, f"vt-{h.name}"):
         N.delete_link(link)
-    if h.is_hypervisor:
-        H.remove_cgroups(H.cgroup_dirs(h))
-    shutil.rmtree(host_dir(h.name), ignore_errors=True)
     state = load_state()
-    if state.get("holders", {}).pop(h.name, None) is not None:
+    if h.is_hypervisor:
+        H.remove_cgroups([*state.get("cgroups", {}).get(h.name, []), *H.cgroup_dirs(h)])
+    shutil.rmtree(host_dir(h.name), ignore_errors=True)
+    if (state.get("holders", {}).pop(h.name, None) is not None
+            or state.get("cgroups", {}).pop(h.name, None) is not None):
         save_state(state)
 
 
@@ -89,8 +90,10 @@ def leftovers() -> list[str]:
         elif str(lab_dir() / "hosts") in mnt:
             left.append(f"mount {mnt}")
     from backends.lab.hosts import cgroup_dirs
+    recorded = load_state().get("cgroups", {})
     for h in topo.all_hypervisors():
-        left += [f"cgroup {d}" for d in cgroup_dirs(h) if d.exists()]
+        dirs = {str(d) for d in cgroup_dirs(h)} | set(recorded.get(h.name, []))
+        left += [f"cgroup {d}" for d in sorted(dirs) if os.path.isdir(d)]
     for name, pid in load_state().get("holders", {}).items():
         if pid_alive(pid):
             left.append(f"process {pid} (holder of {name})")

@@ -256,6 +256,7 @@ def _up(n: int, log):
             run(["ovn-sbctl", f"--db={topo.SB_TCP}", "--timeout=5", "--if-exists", "chassis-del",
                  extra.name], check=False)
             state.setdefault("holders", {}).pop(extra.name, None)
+            state.setdefault("cgroups", {}).pop(extra.name, None)
 
     holders = state.setdefault("holders", {})
     for h in topo.hosts(n):
@@ -266,6 +267,8 @@ def _up(n: int, log):
         _network(h)
         if pid is None:
             pid = H.start_holder(h, n)
+            if h.is_hypervisor:  # down removes exactly these, whatever cgroup it runs from
+                state.setdefault("cgroups", {})[h.name] = [str(d) for d in H.cgroup_dirs(h)]
         else:
             write_file(host_dir(h.name) / "hosts", topo.etc_hosts(n), in_place=True)
             if h.is_hypervisor and H.cgroup_dirs(h) and not H.host_path(
