@@ -1,15 +1,15 @@
 """The lab as a pytest fixture (plugin loaded by tests/conftest.py).
 
 ``lab`` (session scope) -> :class:`Lab`. It reuses a lab that is already up and ready with at
-least 2 hypervisors (so a
-developer or another test session can keep one running) or brings one up with 2 hypervisors
-(building the template image first on a fresh machine, ~1 min) and takes it down at the end of
-the session — unless another live test session registered as a user of it meanwhile, or
-``VIRTDECK_LAB_KEEP=1`` is set. Tests that need it carry ``@pytest.mark.lab``; without root they
-are skipped.
+least 2 hypervisors (so a developer or another test session can keep one running), or brings one
+up with 2 hypervisors (building the template image first on a fresh machine, ~1 min) and takes it
+down at the end of the session — unless another live test session registered as a user of it
+meanwhile, or ``VIRTDECK_LAB_KEEP=1`` is set. Tests that need it carry ``@pytest.mark.lab``;
+without root they are skipped.
 
-Tests marked ``lab_cycle`` (they take the lab down and up again) run first in the session, before
-other tests create anything on the lab, and only when this session brought the lab up itself.
+Tests marked ``lab_cycle`` (tests/lab/cycle_inner.py: they take the lab down and up again) run
+first in their session and only on a lab that session brought up itself; the normal suite runs
+them in a sandbox (tests/lab/test_lab_cycle.py), never on the shared lab.
 """
 
 from __future__ import annotations
