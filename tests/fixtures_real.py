@@ -112,6 +112,16 @@ def sshd(tmp_path):
     stop_pid(s.pid)
 
 
+def _unix_accepts(path: Path) -> bool:
+    # The socket file appears at bind(), a moment before listen(): connect to be sure.
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(path))
+        return True
+    except OSError:
+        return False
+
+
 @dataclass
 class NbServer:
     """A running ovsdb-server with the OVN NB schema: ``unix``/``tcp`` connection strings."""
@@ -135,7 +145,7 @@ def start_nb(dir: Path) -> NbServer:
         ["ovsdb-server", str(db), f"--remote=punix:{sock}", f"--remote=ptcp:{port}:127.0.0.1",
          f"--unixctl={dir}/ovsdb.ctl", "--no-chdir", f"--log-file={dir}/ovsdb.log"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(sock.exists, 10, "ovsdb-server socket")
+    wait_for(lambda: _unix_accepts(sock), 10, "ovsdb-server socket")
     return NbServer(f"unix:{sock}", f"tcp:127.0.0.1:{port}", sock, proc.pid, db)
 
 
