@@ -26,13 +26,16 @@ from console.errors import HostError
 ESCAPE = b"\x1d"  # Ctrl-]
 
 
-async def _bridge(conn, command: str, term_type: str, size: tuple[int, int], fd_in: int, fd_out: int) -> int:
+async def _bridge(conn, command: str, term_type: str, size: tuple[int, int], fd_in: int, fd_out: int,
+                  banner: bytes = b"") -> int:
     import asyncssh
 
     try:
         proc = await conn.create_process(command, term_type=term_type, term_size=size, encoding=None)
     except (asyncssh.Error, OSError) as exc:
         raise HostError(f"cannot open a terminal session: {exc}") from None
+    if banner:  # written once the session is open (a suspending TUI has finished its own output)
+        os.write(fd_out, banner)
     loop = asyncio.get_running_loop()
     closing: list[asyncio.TimerHandle] = []
 
@@ -64,12 +67,14 @@ async def _bridge(conn, command: str, term_type: str, size: tuple[int, int], fd_
     return proc.exit_status if proc.exit_status is not None else 0
 
 
-def attach(link, command: str, fd_in: int | None = None, fd_out: int | None = None) -> int:
+def attach(link, command: str, fd_in: int | None = None, fd_out: int | None = None,
+           banner: str = "") -> int:
     """Run ``command`` on ``link``'s host in a remote pty wired to this terminal; block until it
     ends. Returns the remote exit status. ``link`` is a :class:`backends.ssh.HostLink`.
 
     The local terminal (``fd_in``, default stdin) is in raw mode meanwhile when it is a tty.
-    Raises HostError when the session cannot be opened.
+    ``banner`` is printed once the remote session is open. Raises HostError when the session
+    cannot be opened.
     """
     fd_in = sys.stdin.fileno() if fd_in is None else fd_in
     fd_out = sys.stdout.fileno() if fd_out is None else fd_out
@@ -81,7 +86,8 @@ def attach(link, command: str, fd_in: int | None = None, fd_out: int | None = No
         tty.setraw(fd_in)
     old_int = signal.getsignal(signal.SIGINT) if os.isatty(fd_in) else None
     try:
-        fut = ioloop.submit(_bridge(link.conn, command, term, (size.columns, size.lines), fd_in, fd_out))
+        fut = ioloop.submit(_bridge(link.conn, command, term, (size.columns, size.lines), fd_in, fd_out,
+                                    banner.encode()))
         return fut.result()
     finally:
         if saved is not None:

@@ -1344,10 +1344,8 @@ def console(session, name: str, host: str | None = None, fd_in: int | None = Non
             raise VmStateError(f"{name} on {op.host} is {st}; start it to use its console")
         link = session.link(op.host)
         t0 = time.monotonic()
-        sys_msg = f"Connecting to {name}'s serial console on {op.host}; Ctrl-] to come back.\r\n"
-        import os as _os
-        _os.write(fd_out if fd_out is not None else 1, sys_msg.encode())
-        rc = serial_console.attach(link, console_command(session, op.host, name), fd_in, fd_out)
+        banner = f"\r\nConnecting to {name}'s serial console on {op.host}; Ctrl-] to come back.\r\n"
+        rc = serial_console.attach(link, console_command(session, op.host, name), fd_in, fd_out, banner=banner)
         out["rc"] = rc
         return op.result("ok", f"detached from {name}'s console on {op.host}", seconds=round(time.monotonic() - t0, 1),
                          exit_status=rc)
