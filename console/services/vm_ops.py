@@ -1287,6 +1287,11 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
                 vol.delete(0)
             except libvirt.libvirtError as exc:
                 problems.append(f"old volume {vol.name()} on {src}: {_lv_msg(exc)}")
+        if facts.serial_log and facts.serial_log.startswith("/var/log/libvirt/"):
+            try:  # the old console log stays behind otherwise (best effort)
+                session.run(src, ["rm", "-f", "--", facts.serial_log], timeout=10)
+            except VirtdeckError:
+                pass
         # Re-home the ports.
         rehomed = []
         try:
