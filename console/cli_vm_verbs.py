@@ -155,15 +155,20 @@ def cmd_list(args) -> int:
     from console.services import vm_ops
     with cli_session(args) as s:
         rows, down = vm_ops.list_vms(s, host=args.host, tenant=args.tenant)
-    if _json(args):
-        _print_json({"vms": rows, "unreachable": down})
-    else:
-        print(f"{'NAME':<20} {'HOST':<8} {'STATE':<9} {'VCPU':>4} {'RAM MiB':>8}  {'TENANT':<10} IPS")
-        for r in rows:
-            print(f"{r['name']:<20} {r['host']:<8} {r['state']:<9} {r['vcpus']:>4} {r['memory_mib']:>8}  "
-                  f"{(r['tenant'] or '-'):<10} {', '.join(r['ips'])}")
-        for h, why in sorted(down.items()):
-            _err(f"{h} not listed: {why}")
+    try:
+        if _json(args):
+            _print_json({"vms": rows, "unreachable": down})
+        else:
+            print(f"{'NAME':<20} {'HOST':<8} {'STATE':<9} {'VCPU':>4} {'RAM MiB':>8}  {'TENANT':<10} IPS")
+            for r in rows:
+                print(f"{r['name']:<20} {r['host']:<8} {r['state']:<9} {r['vcpus']:>4} {r['memory_mib']:>8}  "
+                      f"{(r['tenant'] or '-'):<10} {', '.join(r['ips'])}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `virtdeck vm list | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    for h, why in sorted(down.items()):
+        _err(f"{h} not listed: {why}")
     return 4 if down and not rows else 0
 
 
