@@ -216,6 +216,19 @@ async def test_keys_outside_vms_panel_only_explain(sess):
         assert any("VMs panel" in str(n.message) for n in app._notifications)
 
 
+async def test_help_lists_the_vm_keys(sess):
+    from screens.dialogs import HelpScreen
+    app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = "\n".join(f"{k} {w}" for _, items in app.screen.groups for k, w in items)
+        for needle in ("space Mark", "s Start", "S Shutdown", "F Force off", "D / delete Delete",
+                       "z Resize", "e Edit cloud-config", "t Serial console", "m Move (stopped)"):
+            assert needle in text, needle
+
+
 # ---------------------------------------------------------------------------------------------
 # On the lab: the live console, real hypervisors, real OVN
 
