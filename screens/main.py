@@ -71,6 +71,9 @@ class MainScreen(VmActions, Screen):
         super().__init__()
         self.filters: dict[str, str] = {}
         self._shown: dict[str, tuple] = {}
+        self._vm_memo = views.RowMemo()
+        self._details: dict = {}
+        self._status = ""
 
     def compose(self) -> ComposeResult:
         yield Static("", id="status")
@@ -116,7 +119,9 @@ class MainScreen(VmActions, Screen):
         pat = self.filters.get(self.panel)
         if pat:
             status += f" · filter [b]/{pat}/[/b]"
-        self.query_one("#status", Static).update(status)
+        if status != self._status:
+            self._status = status
+            self.query_one("#status", Static).update(status)
         self._refresh_panel(self.panel, force)
 
     def _refresh_panel(self, panel: str, force: bool = False) -> None:
@@ -131,7 +136,8 @@ class MainScreen(VmActions, Screen):
         if not force and shown is not None and all(a is b for a, b in zip(shown, inputs)):
             return
         self._shown[panel] = inputs
-        rows = self.decorate_rows(panel, views.ROWS[panel](cloud))  # VM marks
+        built = views.vm_rows(cloud, self._vm_memo) if panel == "vms" else views.ROWS[panel](cloud)
+        rows = self.decorate_rows(panel, built)  # VM marks
         pat = self.filters.get(panel)
         if pat:
             rx = re.compile(pat, re.IGNORECASE)
@@ -140,8 +146,11 @@ class MainScreen(VmActions, Screen):
         self._show_details(panel, table.cursor_key)
 
     def _show_details(self, panel: str, key: str | None) -> None:
-        detail = self.query_one(f"#detail-{panel}", Static)
-        detail.update(views.details(self.app.cloud, key))
+        text = views.details(self.app.cloud, key)
+        if self._details.get(panel) == text:     # an update re-lays out the screen: skip
+            return
+        self._details[panel] = text
+        self.query_one(f"#detail-{panel}", Static).update(text)
 
     @on(CloudTable.Highlighted)
     def _highlighted(self, event: CloudTable.Highlighted) -> None:

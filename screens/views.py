@@ -106,18 +106,43 @@ def host_rows(cloud: Cloud) -> list[Row]:
     return rows
 
 
-def vm_rows(cloud: Cloud) -> list[Row]:
+class RowMemo:
+    """Rows already built, by the identity of the model object they show (the live model
+    keeps unchanged Vm objects), so a change to one VM among thousands rebuilds one row."""
+
+    def __init__(self) -> None:
+        self.guard: tuple = ()
+        self.rows: dict[int, tuple[object, Row]] = {}
+
+
+def vm_rows(cloud: Cloud, memo: RowMemo | None = None) -> list[Row]:
     """One row per domain, by host then name: state, vCPUs, RAM MiB, tenant, network, IPs."""
-    port_switch = {p.name: p.switch for p in cloud.ports}
-    net_names = {n.name: n.display_name for n in cloud.networks}
+    if memo is not None and not (memo.guard and memo.guard[0] is cloud.ports
+                                 and memo.guard[1] is cloud.networks):
+        memo.guard, memo.rows = (cloud.ports, cloud.networks), {}
+    old = memo.rows if memo is not None else {}
+    new: dict[int, tuple[object, Row]] = {}
+    port_switch: dict[str, str] | None = None
+    net_names: dict[str, str] = {}
     rows = []
     for v in cloud.vms:
-        switches = [port_switch[n.interfaceid] for n in v.nics if n.interfaceid in port_switch]
-        nets = [net_names.get(s, s) for s in switches] or list(v.networks)
-        cpu = "" if v.cpu_percent is None else f"{v.cpu_percent:.0f}"
-        rows.append(Row(f"vm:{v.host}:{v.uuid}", (
-            v.name, v.host, v.state, str(v.vcpus), str(v.memory_mib), v.tenant or "-",
-            ",".join(nets) or "-", ",".join(v.ips) or "", cpu)))
+        hit = old.get(id(v))
+        if hit is not None and hit[0] is v:
+            row = hit[1]
+        else:
+            if port_switch is None:
+                port_switch = {p.name: p.switch for p in cloud.ports}
+                net_names = {n.name: n.display_name for n in cloud.networks}
+            switches = [port_switch[n.interfaceid] for n in v.nics if n.interfaceid in port_switch]
+            nets = [net_names.get(s, s) for s in switches] or list(v.networks)
+            cpu = "" if v.cpu_percent is None else f"{v.cpu_percent:.0f}"
+            row = Row(f"vm:{v.host}:{v.uuid}", (
+                v.name, v.host, v.state, str(v.vcpus), str(v.memory_mib), v.tenant or "-",
+                ",".join(nets) or "-", ",".join(v.ips) or "", cpu))
+        new[id(v)] = (v, row)
+        rows.append(row)
+    if memo is not None:
+        memo.rows = new
     return rows
 
 

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Benchmark the console on the lab. Prints figures; asserts nothing.
+
+    .venv/bin/python tests/bench/bench_console.py [--per-host 1000] [--events 40] [--idle 30]
+
+1. defines ``--per-host`` tiny shut-off domains (``vdbench-*``, tenant ``bench``) on every lab
+   hypervisor, through a separate libvirt connection (as another operator's virsh would);
+2. first screen: a fresh LiveModel + the App (headless, 160x48, VMs panel) from start until the
+   screen shows every hypervisor up, every domain in the VMs table and the NB data;
+3. event → screen: define / undefine a domain from outside, ``--events`` times, and time until
+   the row appears / disappears in the table (p50 / p95);
+4. idle: CPU time and RSS of this process over ``--idle`` seconds with the console open;
+5. the same listing by a loop of ``ssh HOST virsh list --all`` (OpenSSH, one host after the
+   other, as a script would), and the ratio to the console's first screen;
+6. undefines every ``vdbench-*`` domain (also ones left by an interrupted run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+T_IMPORT0 = time.monotonic()
+from backends.session import Session  # noqa: E402
+from config import inventory as inv_mod  # noqa: E402
+from config.paths import lab_dir  # noqa: E402
+from console.app import VirtdeckApp  # noqa: E402
+from console.live import LiveModel  # noqa: E402
+T_IMPORT = time.monotonic() - T_IMPORT0
+
+PREFIX = "vdbench-"
+NS = "https://virtdeck.dev/xmlns/domain/1.0"
+
+
+def domain_xml(name: str) -> str:
+    return f"""<domain type='qemu'>
+  <name>{name}</name><uuid>{uuid.uuid4()}</uuid>
+  <metadata><virtdeck:instance xmlns:virtdeck="{NS}"><virtdeck:tenant>bench</virtdeck:tenant>
+    <virtdeck:template>none</virtdeck:template><virtdeck:seed></virtdeck:seed>
+    <virtdeck:networks/></virtdeck:instance></metadata>
+  <memory unit='MiB'>32</memory><currentMemory unit='MiB'>32</currentMemory><vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
+</domain>"""
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = (len(values) - 1) * p
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def cleanup(session: Session, hosts: list[str]) -> int:
+    def one(host: str) -> int:
+        conn = session.libvirt(host)
+        doms = [d for d in conn.listAllDomains() if d.name().startswith(PREFIX)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda d: d.undefine(), doms))
+        return len(doms)
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        return sum(pool.map(one, hosts))
+
+
+def define_many(session: Session, hosts: list[str], per_host: int) -> float:
+    t0 = time.monotonic()
+
+    def one(host: str) -> None:
+        conn = session.libvirt(host)
+        names = [f"{PREFIX}{host}-{i:05d}" for i in range(per_host)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda n: conn.defineXML(domain_xml(n)), names))
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        list(pool.map(one, hosts))
+    return time.monotonic() - t0
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def rss_mib() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def run_console(inv, outside: Session, hosts: list[str], per_host: int, events: int,
+                      idle: float) -> dict:
+    out: dict = {}
+    expected = per_host * len(hosts)
+    t0 = time.monotonic()
+    live = LiveModel(inv).start()
+    app = VirtdeckApp(live, inventory=inv)
+    app.animation_level = "none"
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+
+        def complete() -> bool:
+            c = app.cloud
+            rows = app.screen.table("vms").rows
+            return (all(h.up for h in c.hosts) and c.nb.state == "up"
+                    and sum(1 for r in rows if r.cells[0].startswith(PREFIX)) == expected)
+        while not complete():
+            await asyncio.sleep(0.005)
+            if time.monotonic() - t0 > 60:
+                c = app.cloud
+                rows = app.screen.table("vms").rows
+                raise SystemExit(
+                    f"no complete screen within 60 s: hosts {[(h.name, h.state, h.error) for h in c.hosts]}, "
+                    f"NB {c.nb.state}, {sum(1 for r in rows if r.cells[0].startswith(PREFIX))} of "
+                    f"{expected} rows, model has {sum(1 for v in c.vms if v.name.startswith(PREFIX))}")
+        await pilot.pause()
+        out["first_screen"] = time.monotonic() - t0
+        out["model_ready"] = (live.ready_at or t0) - t0
+
+        # event → screen latency: define / undefine from outside
+        conn = outside.libvirt(hosts[0])
+        lat_def, lat_undef = [], []
+        for i in range(events):
+            name = f"{PREFIX}evt-{i:03d}"
+            xml = domain_xml(name)
+            key = f"vm:{hosts[0]}:" + xml.split("<uuid>")[1].split("</uuid>")[0]
+            shown = lambda: app.screen.table("vms").has_key(key)  # noqa: E731
+            t = time.monotonic()
+            dom = await asyncio.to_thread(conn.defineXML, xml)
+            while not shown():
+                await asyncio.sleep(0.002)
+            lat_def.append(time.monotonic() - t)
+            t = time.monotonic()
+            await asyncio.to_thread(dom.undefine)
+            while shown():
+                await asyncio.sleep(0.002)
+            lat_undef.append(time.monotonic() - t)
+            await asyncio.sleep(0.05)
+        out["lat"] = lat_def + lat_undef
+        out["lat_define"] = lat_def
+        out["lat_undefine"] = lat_undef
+
+        # idle: nothing changes; the console polls stats and keeps the screen
+        await asyncio.sleep(2)
+        c0, w0 = cpu_seconds(), time.monotonic()
+        await asyncio.sleep(idle)
+        out["idle_cpu"] = (cpu_seconds() - c0) / (time.monotonic() - w0) * 100
+        out["rss"] = rss_mib()
+        out["threads"] = threading.active_count()
+    await asyncio.to_thread(live.stop)
+    return out
+
+
+def virsh_loop(inv, hosts: list[str]) -> tuple[float, int]:
+    """``ssh HOST virsh list --all`` for each host in turn (OpenSSH, the lab's key)."""
+    t0 = time.monotonic()
+    lines = 0
+    for name in hosts:
+        h = inv.host(name)
+        res = subprocess.run(
+            ["ssh", "-i", inv.ssh.identity, "-o", f"UserKnownHostsFile={inv.ssh.known_hosts}",
+             "-o", "BatchMode=yes", f"{h.user}@{h.address}", "virsh", "list", "--all"],
+            capture_output=True, text=True, check=True)
+        lines += sum(1 for ln in res.stdout.splitlines() if PREFIX in ln)
+    return time.monotonic() - t0, lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--per-host", type=int, default=1000)
+    ap.add_argument("--events", type=int, default=40)
+    ap.add_argument("--idle", type=float, default=30.0)
+    ap.add_argument("--config", default=str(lab_dir() / "inventory.toml"))
+    args = ap.parse_args()
+    inv = inv_mod.load(args.config)
+    hosts = [h.name for h in inv.hypervisors if h.enabled]
+    outside = Session(inv)
+    try:
+        left = cleanup(outside, hosts)
+        if left:
+            print(f"removed {left} leftover {PREFIX}* domains")
+        took = define_many(outside, hosts, args.per_host)
+        print(f"defined {args.per_host} shut-off domains on each of {len(hosts)} hypervisors "
+              f"({args.per_host * len(hosts)} in all) in {took:.1f} s")
+        res = asyncio.run(run_console(inv, outside, hosts, args.per_host, args.events, args.idle))
+        vt, vlines = virsh_loop(inv, hosts)
+        lat = res["lat"]
+        print(f"machine load average (2 cores, shared): {os.getloadavg()[0]:.1f}")
+        print(f"imports (textual, libvirt, ovsdbapp, asyncssh): {T_IMPORT * 1000:.0f} ms (not in the figures below)")
+        print(f"first complete screen ({len(hosts)} hosts x {args.per_host} domains + NB): "
+              f"{res['first_screen'] * 1000:.0f} ms (model ready {res['model_ready'] * 1000:.0f} ms)")
+        print(f"event -> screen ({len(lat)} events, define+undefine from outside): "
+              f"p50 {pct(lat, .5) * 1000:.0f} ms, p95 {pct(lat, .95) * 1000:.0f} ms, "
+              f"max {max(lat) * 1000:.0f} ms (define p50 {statistics.median(res['lat_define']) * 1000:.0f} ms, "
+              f"undefine p50 {statistics.median(res['lat_undefine']) * 1000:.0f} ms)")
+        print(f"idle over {args.idle:.0f} s: CPU {res['idle_cpu']:.2f} % of one core, "
+              f"RSS {res['rss']:.0f} MiB, {res['threads']} threads")
+        print(f"`ssh HOST virsh list --all` loop over {len(hosts)} hosts: {vt * 1000:.0f} ms "
+              f"({vlines} {PREFIX}* lines; names and states only)")
+        print(f"ratio virsh loop / console first screen: {vt / res['first_screen']:.2f}x")
+    finally:
+        removed = cleanup(outside, hosts)
+        print(f"cleaned up {removed} {PREFIX}* domains")
+        outside.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
