@@ -14,6 +14,7 @@ Timings in seconds from ``dom.create()``: ``kernel_s`` (first "Linux version" li
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import uuid
@@ -35,7 +36,11 @@ class ProbeResult:
     kernel_s: float | None
     marker_s: float | None
     done_s: float | None
-    serial_tail: str
+    serial: str  # everything the guest printed on its serial console
+
+    @property
+    def serial_tail(self) -> str:
+        return self.serial[-3000:]
 
 
 def _create_volume(conn, pool, xml: str, data: bytes | None = None):
@@ -54,8 +59,13 @@ def _create_volume(conn, pool, xml: str, data: bytes | None = None):
 
 
 def boot_probe(host: str = "hv1", memory_mib: int = 512, vcpus: int = 1, timeout: float = 420,
-               name: str | None = None, keep: bool = False) -> ProbeResult:
-    """Boot, watch, clean up (see module doc). Raises LabError when the lab host is down."""
+               name: str | None = None, keep: bool = False,
+               extra_runcmd: tuple[str, ...] = ()) -> ProbeResult:
+    """Boot, watch, clean up (see module doc). Raises LabError when the lab host is down.
+
+    ``extra_runcmd``: shell commands run after the marker, their output sent to the serial
+    console (e.g. ``"cloud-init analyze blame"`` to see where boot time goes).
+    """
     import libvirt
     libvirt.registerErrorHandler(lambda *_: None, None)
     h = topo.by_name(host)
@@ -69,6 +79,7 @@ def boot_probe(host: str = "hv1", memory_mib: int = 512, vcpus: int = 1, timeout
         f"hostname: {hostname}\n"
         "runcmd:\n"
         f"  - [sh, -c, 'echo {marker} host=$(hostname) > /dev/ttyS0']\n"
+        + "".join(f"  - [sh, -c, {json.dumps(c + ' > /dev/ttyS0 2>&1')}]\n" for c in extra_runcmd) +
         f"final_message: 'VIRTDECK-DONE {marker} after $UPTIME s'\n"
     )
     mac = "52:54:00:%02x:%02x:%02x" % tuple(secrets.token_bytes(3))
@@ -117,7 +128,7 @@ def boot_probe(host: str = "hv1", memory_mib: int = 512, vcpus: int = 1, timeout
                 break
             time.sleep(0.2)  # polling a file; the guest needs tens of seconds
         return ProbeResult(name, host, f"host={hostname}" in text, marker in text,
-                           t_kernel, t_marker, t_done, text[-3000:])
+                           t_kernel, t_marker, t_done, text)
     except libvirt.libvirtError as exc:
         raise LabError(f"{host}: guest probe: {exc}") from None
     finally:
@@ -135,9 +146,10 @@ def boot_probe(host: str = "hv1", memory_mib: int = 512, vcpus: int = 1, timeout
         conn.close()
 
 
-if __name__ == "__main__":  # python -m backends.lab.smoke [hv1]
+if __name__ == "__main__":  # python -m backends.lab.smoke [hv1 [extra runcmd …]]
+    import os
     import sys
-    r = boot_probe(sys.argv[1] if len(sys.argv) > 1 else "hv1")
-    print(r.serial_tail[-1500:])
+    r = boot_probe(sys.argv[1] if len(sys.argv) > 1 else "hv1", extra_runcmd=tuple(sys.argv[2:]))
+    print(r.serial[-int(os.environ.get("TAIL", "1500")):])
     print(f"hostname_seen={r.hostname_seen} marker_seen={r.marker_seen} kernel={r.kernel_s} "
           f"marker={r.marker_s} done={r.done_s}")
