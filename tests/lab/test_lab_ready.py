@@ -103,20 +103,29 @@ def test_tunnel_ips_and_outside_host_reachable_on_physnet(lab):
     lab.run_in(hv, ["busybox", "ping", "-c", "1", "-W", "2", topo.OUTSIDE_ADDRESS])
 
 
-def test_vlan100_external_host_reachable_through_an_access_port(lab):
-    """A tagged port on hv1's br-phys reaches the VLAN 100 host across vd-phys (OVS tags,
-    Linux bridge forwards, the outside's br-ext access port untags)."""
+@pytest.mark.parametrize("vlan", sorted(topo.VLAN_HOSTS))
+def test_vlan_external_host_reachable_through_an_access_port(lab, vlan):
+    """A tagged port on hv1's br-phys reaches the VLAN host across vd-phys (OVS tags, the Linux
+    bridge forwards, the outside's br-ext access port untags) — and only on its own VLAN."""
     hv = lab.hypervisors[0]
-    lab.run_in(hv, ["ovs-vsctl", "--may-exist", "add-port", "br-phys", "vlt100", "tag=100",
-                    "--", "set", "Interface", "vlt100", "type=internal"])
+    _ns, target = topo.VLAN_HOSTS[vlan]
+    port = f"vlt{vlan}"
+    lab.run_in(hv, ["ovs-vsctl", "--may-exist", "add-port", "br-phys", port, f"tag={vlan}",
+                    "--", "set", "Interface", port, "type=internal"])
     try:
-        lab.run_in(hv, ["ip", "addr", "replace", "10.100.0.99/24", "dev", "vlt100"])
-        lab.run_in(hv, ["ip", "link", "set", "vlt100", "up"])
-        p = lab.run_in(hv, ["busybox", "ping", "-c", "3", "-W", "2", "10.100.0.1"], check=False)
-        assert " 0% packet loss" in p.stdout or "1 packets received" in p.stdout or \
-            re.search(r"[123] packets received", p.stdout), p.stdout
+        prefix = target.rsplit(".", 1)[0]
+        lab.run_in(hv, ["ip", "addr", "replace", f"{prefix}.99/24", "dev", port])
+        lab.run_in(hv, ["ip", "link", "set", port, "up"])
+        p = lab.run_in(hv, ["busybox", "ping", "-c", "3", "-W", "2", target], check=False)
+        assert re.search(r"[123] packets received", p.stdout), p.stdout
+        # Same addresses, wrong tag: nothing answers.
+        other = next(v for v in topo.VLAN_HOSTS if v != vlan)
+        lab.run_in(hv, ["ovs-vsctl", "set", "Port", port, f"tag={other}"])
+        lab.run_in(hv, ["ip", "neigh", "flush", "dev", port])
+        p = lab.run_in(hv, ["busybox", "ping", "-c", "2", "-W", "1", target], check=False)
+        assert "0 packets received" in p.stdout, p.stdout
     finally:
-        lab.run_in(hv, ["ovs-vsctl", "--if-exists", "del-port", "br-phys", "vlt100"])
+        lab.run_in(hv, ["ovs-vsctl", "--if-exists", "del-port", "br-phys", port])
 
 
 def test_inventory_matches_the_lab(lab):
