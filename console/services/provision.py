@@ -412,6 +412,23 @@ def _domain_brief(xml: str) -> DomainBrief:
     )
 
 
+def _domain_briefs(conn, workers: int = 8) -> tuple[DomainBrief, ...]:
+    """Every domain's brief, XMLs fetched with a few calls in flight (libvirt-python releases the
+    GIL and one connection carries concurrent RPCs): ~1000 domains in well under a second."""
+    def one(dom):
+        try:
+            return _domain_brief(dom.XMLDesc(0))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None  # undefined meanwhile
+            raise
+    doms = conn.listAllDomains(0)
+    if len(doms) < 16:
+        return tuple(b for b in map(one, doms) if b is not None)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        return tuple(b for b in pool.map(one, doms) if b is not None)
+
+
 def bridge_mappings(session, host: str) -> frozenset[str]:
     """Physnets of ``host``'s ``ovn-bridge-mappings`` (OVS external_ids, read over SSH)."""
     res = session.run(host, ["ovs-vsctl", "--if-exists", "get", "Open_vSwitch", ".",
@@ -432,7 +449,7 @@ def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) ->
         conn = session.libvirt(host.name)
         info = conn.getInfo()
         free = int(conn.getFreeMemory() // (1024 * 1024))
-        doms = tuple(_domain_brief(d.XMLDesc(0)) for d in conn.listAllDomains(0))
+        doms = _domain_briefs(conn)
         physnets = bridge_mappings(session, host.name)
         refusals: list[str] = []
         tbytes = None
