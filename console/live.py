@@ -246,8 +246,8 @@ class LiveModel:
         parts = [self._parts[h.name] for h in self.inventory.hypervisors]
         nb = self._nb
         data = nb.data
-        key = tuple(id(p.vms) for p in parts) + (id(data),)
-        if key != self._vms_key:
+        key = tuple(p.vms for p in parts) + (data,)   # the objects themselves: ids get reused
+        if len(key) != len(self._vms_key) or any(a is not b for a, b in zip(key, self._vms_key)):
             self._vms_key = key
             self._vms, self._tenants = self._merge_vms(parts, data)
         self._generation += 1

@@ -124,7 +124,9 @@ async def run_console(inv, outside: Session, hosts: list[str], per_host: int, ev
                 raise SystemExit(
                     f"no complete screen within 60 s: hosts {[(h.name, h.state, h.error) for h in c.hosts]}, "
                     f"NB {c.nb.state}, {sum(1 for r in rows if r.cells[0].startswith(PREFIX))} of "
-                    f"{expected} rows, model has {sum(1 for v in c.vms if v.name.startswith(PREFIX))}")
+                    f"{expected} rows ({len(rows)} in all), model has "
+                    f"{sum(1 for v in c.vms if v.name.startswith(PREFIX))}, generation {c.generation}, "
+                    f"screen {type(app.screen).__name__}, message pending {app._pending.is_set()}")
         await pilot.pause()
         out["first_screen"] = time.monotonic() - t0
         out["model_ready"] = (live.ready_at or t0) - t0
