@@ -236,6 +236,12 @@ def start_holder(h: topo.LabHost, n: int) -> int:
 
     Returns the holder PID. Raises LabError with the shell's error when a mount fails.
     """
+    return wait_holder(h, spawn_holder(h, n))
+
+
+def spawn_holder(h: topo.LabHost, n: int) -> subprocess.Popen:
+    """Start the holder of ``h`` without waiting (see :func:`wait_holder`); several holders
+    come up in parallel this way. Must be called from the main thread (preexec_fn)."""
     d = prepare_host_dir(h, n)
     lines = ["set -e", "mount -t tmpfs -o mode=0755,size=64m tmpfs /run"]
     lines += [f"mkdir -p {x}" for x in RUN_DIRS]
@@ -270,6 +276,12 @@ def start_holder(h: topo.LabHost, n: int) -> int:
         raise LabError(f"{h.name}: cannot start its holder ({exc}); cgroups: {procs_files}") from None
     finally:
         log.close()
+    return proc
+
+
+def wait_holder(h: topo.LabHost, proc: subprocess.Popen) -> int:
+    """Wait until the holder ``proc`` runs ``sleep`` (its mounts are done); returns its PID."""
+    d = host_dir(h.name)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -190,17 +190,16 @@ def write_inventory(n: int, tpl: Template | None) -> None:
     tmp.replace(path)
 
 
-def warm_tunnels(n: int) -> None:
-    """One ping from every hypervisor to every other tunnel IP: OVS drops the first packets to a
-    remote endpoint while it resolves it (LAB-NOTES.md)."""
+def warm_tunnels(n: int) -> list:
+    """Start one ping from every hypervisor to every other tunnel IP (OVS drops the first packets
+    to a remote endpoint while it resolves it, LAB-NOTES.md); returns the Popen objects."""
     procs = []
     for h in topo.hypervisors(n):
         for o in topo.hypervisors(n):
             if o != h:
                 procs.append(H.popen_in(h, ["busybox", "ping", "-c", "1", "-W", "1", o.tunnel_ip],
                                         stdout=H.subprocess.DEVNULL, stderr=H.subprocess.DEVNULL))
-    for p in procs:
-        p.wait()
+    return procs
 
 
 def wait_chassis(n: int, timeout: float = 30) -> None:
@@ -259,6 +258,7 @@ def _up(n: int, log):
             state.setdefault("cgroups", {}).pop(extra.name, None)
 
     holders = state.setdefault("holders", {})
+    spawned = {}
     for h in topo.hosts(n):
         pid = H.find_holder(h)
         if pid is None and (h.netns in N.list_netns() or host_dir(h.name).exists()):
@@ -266,16 +266,20 @@ def _up(n: int, log):
             destroy_host(h, log)
         _network(h)
         if pid is None:
-            pid = H.start_holder(h, n)
+            spawned[h.name] = (h, H.spawn_holder(h, n))  # holders come up in parallel
             if h.is_hypervisor:  # down removes exactly these, whatever cgroup it runs from
                 state.setdefault("cgroups", {})[h.name] = [str(d) for d in H.cgroup_dirs(h)]
         else:
+            holders[h.name] = pid
             write_file(host_dir(h.name) / "hosts", topo.etc_hosts(n), in_place=True)
             if h.is_hypervisor and H.cgroup_dirs(h) and not H.host_path(
                     h, "/sys/fs/cgroup/cpuacct/cgroup.procs", pid).exists():
                 log(f"{h.name}: runs from before per-host cgroups (no guest CPU stats); "
                     f"`virtdeck lab down && virtdeck lab up` gives them")
-        holders[h.name] = pid
+    try:
+        for name, (h, proc) in spawned.items():
+            holders[name] = H.wait_holder(h, proc)
+    finally:
         state["hypervisors"] = n
         save_state(state)
     log(f"hosts: {', '.join(h.name for h in topo.hosts(n))} (netns + holders)")
@@ -300,9 +304,11 @@ def _up(n: int, log):
     write_known_hosts(n)
     write_inventory(n, tpl)
     wait_chassis(n)
-    warm_tunnels(n)
     log(f"inventory: {lab_dir() / 'inventory.toml'}")
+    pings = warm_tunnels(n)  # answered or not, they prime OVS; the check needs not wait for them
     st = check(n)
+    for p in pings:
+        p.wait()
     elapsed = time.monotonic() - t1
     state["up_seconds"] = round(elapsed, 2)
     save_state(state)
