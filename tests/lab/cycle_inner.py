@@ -8,7 +8,6 @@ tests still refuse to cycle a lab this session did not bring up itself.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
