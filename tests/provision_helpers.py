@@ -40,6 +40,21 @@ def lab_inventory(request) -> Inventory:
     return _lab_inventory(request)
 
 
+def roomy(inventory: Inventory, cpu_ratio: float = 1000.0, ram_ratio: float = 100.0) -> Inventory:
+    """``inventory`` with allocation ratios so generous that other engineers' domains on the shared
+    lab (a bench defines 1000s of shut-off domains) do not fill the hosts for tests that are not
+    about capacity. Real free RAM is still checked."""
+    from dataclasses import replace
+    from config.inventory import AllocationConfig
+    return replace(inventory, allocation=AllocationConfig(cpu_ratio=cpu_ratio, ram_ratio=ram_ratio))
+
+
+@pytest.fixture(scope="module")
+def roomy_inventory(lab_inventory) -> Inventory:
+    """:func:`roomy` of the lab's inventory (module scope)."""
+    return roomy(lab_inventory)
+
+
 @pytest.fixture(scope="module")
 def lab_session(lab_inventory):
     """A Session on the lab (module scope), closed afterwards."""

@@ -167,7 +167,7 @@ def test_screens_import_no_backend_libraries():
 @pytest.mark.lab
 async def test_review_and_create_on_the_lab(lab_session, lab_inventory, pubkey, monkeypatch, tmp_path):
     from backends import ovn_networks
-    from provision_helpers import leftovers, remove_vm
+    from provision_helpers import leftovers, remove_vm, roomy
     monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     tenant = f"t4w{uuid.uuid4().hex[:6]}"
     nb = lab_session.nb()
@@ -175,7 +175,7 @@ async def test_review_and_create_on_the_lab(lab_session, lab_inventory, pubkey, 
         tenant=tenant, name="net1", kind="overlay", cidr="10.47.0.0/24", gateway="10.47.0.1"))
     name = f"t4-{uuid.uuid4().hex[:6]}"
     wiz = VmWizard(tenant=tenant)
-    app = Host(wiz, session=lab_session, inventory=lab_inventory)
+    app = Host(wiz, session=lab_session, inventory=roomy(lab_inventory))
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
