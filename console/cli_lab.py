@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -43,6 +44,20 @@ def cmd_status(args) -> int:
     return 0 if st.ready else 1
 
 
+def cmd_sandbox(args) -> int:
+    from backends.lab.sandbox import run_sandboxed
+    from backends.lab.state import LabError
+    argv = list(args.command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise LabError("give the command to run in the sandbox: `virtdeck lab sandbox -- CMD …`")
+    p = run_sandboxed(argv)
+    if p.stray:
+        print(f"virtdeck: the sandboxed lab was still up; stopped {len(p.stray)} processes", file=sys.stderr)
+    return p.returncode
+
+
 def register(subparsers) -> None:
     from backends.lab import topology as topo
     p = subparsers.add_parser("lab", help="the embedded lab: OVN central + N libvirt hypervisors in namespaces")
@@ -55,3 +70,7 @@ def register(subparsers) -> None:
     d.set_defaults(func=cmd_down)
     s = sub.add_parser("status", help="readiness check; exit status 1 when not ready")
     s.set_defaults(func=cmd_status)
+    x = sub.add_parser("sandbox", help="run a command in private namespaces where lab up/down never "
+                                       "touch the machine's lab (cleaned up afterwards)")
+    x.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD …")
+    x.set_defaults(func=cmd_sandbox)

@@ -3,9 +3,9 @@ memory (PSS), guest boot to cloud-init done under TCG.
 
     .venv/bin/python tests/bench/bench_lab.py [--runs 3] [--no-cold] [--no-guest] [--vcpus 1]
 
-Runs every lab measurement in a sandbox (fresh network + mount namespaces with a private
-/run/netns and its own lab dir, as tests/lab/test_lab_cycle.py does), so the lab people are
-using is never touched and the memory figure counts only a fresh lab's processes. The cold image
+Runs every lab measurement in a sandbox (backends/lab/sandbox.py: fresh network + mount
+namespaces with a private /run/netns and its own lab dir), so the lab people are using is never
+touched and the memory figure counts only a fresh lab's processes. The cold image
 build goes to a throw-away cache dir. Prints figures; asserts nothing. Needs root.
 """
 
@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -114,24 +113,12 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench_lab: needs root", file=sys.stderr)
         return 1
-    import platformdirs
+    from backends.lab.sandbox import run_sandboxed
     figures = image_figures(args)
-    base = Path(platformdirs.user_data_dir("virtdeck"))
-    base.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="sandbox-bench-", dir=base))
-    env = dict(os.environ, VIRTDECK_LAB_DIR=str(root / "lab"))
     argv = [sys.executable, __file__, "--inner", "--runs", str(args.runs), "--hypervisors",
             str(args.hypervisors), "--vcpus", str(args.vcpus)] + (["--no-guest"] if args.no_guest else [])
-    script = "set -e; ip link set lo up; mount -t tmpfs -o mode=0755 vd-sandbox /run/netns; exec \"$@\""
-    try:
-        p = subprocess.run(["unshare", "--net", "--mount", "--propagation", "private", "--",
-                            "sh", "-c", script, "sh", *argv], capture_output=True, text=True,
-                           env=env, cwd=ROOT, timeout=3600)
-    finally:
-        sys.path.insert(0, str(ROOT / "tests" / "lab"))
-        from test_lab_cycle import _stop_sandbox
-        stray = _stop_sandbox(root / "lab")
-        shutil.rmtree(root, ignore_errors=True)
+    p = run_sandboxed(argv, capture=True, cwd=ROOT, timeout=3600)
+    stray = p.stray
     line = [x for x in p.stdout.splitlines() if x.startswith("BENCH ")]
     if p.returncode != 0 or not line:
         print(p.stdout[-3000:], p.stderr[-3000:], file=sys.stderr)
