@@ -20,7 +20,7 @@ import shlex
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import libvirt
@@ -196,13 +196,15 @@ def _attr(el: ET.Element | None, *names: str) -> str | None:
     return None
 
 
-def parse_domain_xml(xml: str) -> DomainXml:
+def parse_domain_xml(xml: str, keep_text: bool = True) -> DomainXml:
     """Parse a domain XML (``XMLDesc``) into :class:`DomainXml`.
 
     Reads ``<vcpu current=…>``, ``<memory>``/``<currentMemory>`` (with ``unit``), ``<os><type
     arch>``, interfaces (mac, type, source bridge/network, virtualport interfaceid, model,
     target dev), disks, and the ``<virtdeck:instance>`` metadata (tenant, template, seed,
     networks). One pass over the tree: this runs for every domain when a host is listed.
+    ``keep_text=False`` leaves ``xml`` empty (text that may hold secrets, see
+    :func:`fetch_config_xml`).
     """
     root = ET.fromstring(xml)
     top = _children(root)
@@ -245,7 +247,7 @@ def parse_domain_xml(xml: str) -> DomainXml:
         domain_type=root.get("type"), arch=os_type.get("arch") if os_type is not None else None,
         vcpus=vcpus, memory_mib=cur_mem, max_memory_mib=max_mem,
         tenant=tenant, template=template, seed=seed, networks=networks,
-        nics=tuple(nics), disks=tuple(disks), xml=xml)
+        nics=tuple(nics), disks=tuple(disks), xml=xml if keep_text else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,10 +371,10 @@ def fetch_config_xml(run: Callable[[list[str]], object],
         if start < 0:
             continue
         try:
-            facts = parse_domain_xml(piece[start:] + "</domain>")
+            facts = parse_domain_xml(piece[start:] + "</domain>", keep_text=False)
         except (ET.ParseError, ValueError):
             continue
-        out[facts.uuid] = replace(facts, xml="")
+        out[facts.uuid] = facts
     return out
 
 

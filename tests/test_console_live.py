@@ -15,7 +15,6 @@ import pytest
 from backends import domain_xml as dx
 from backends import ssh as ssh_mod
 from config import inventory as inv_mod
-from config import paths
 from config.inventory import HostConfig, Inventory, OvnConfig, SshDefaults
 from console.live import LiveModel
 from console.model import (HOST_HOSTKEY, HOST_REFUSED, HOST_UNREACHABLE, HOST_UP, NB_STALE,
@@ -30,12 +29,9 @@ def isolated_user_known_hosts(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def lab_inv() -> Inventory:
-    """The running lab's inventory (the lab is never brought down by these tests)."""
-    path = paths.lab_dir() / "inventory.toml"
-    if not path.exists():
-        pytest.skip("the lab is not up (virtdeck lab up)")
-    return inv_mod.load(path)
+def lab_inv(lab) -> Inventory:
+    """The lab's inventory (shared ``lab`` fixture: reuses a running lab)."""
+    return inv_mod.load(lab.inventory)
 
 
 def lab_host_socket(host: str) -> str:

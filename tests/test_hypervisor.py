@@ -104,7 +104,7 @@ def test_lab_bulk_listing_and_events(lab):
     from backends.session import Session
     from config import inventory
 
-    inv = inventory.load(lab.inventory_path)
+    inv = inventory.load(lab.inventory)
     host = inv.hypervisors[0].name
     with Session(inv) as s:
         conn = s.libvirt(host)
@@ -127,6 +127,13 @@ def test_lab_bulk_listing_and_events(lab):
             # the stats call never turns a state into something else when CPU stats fail
             recs, _cpu_ok = hv.bulk_stats(conn)
             assert {r.uuid: r.state for r in recs}[vm.uuid] == "shutoff"
+            # one `cat` of the definitions gives what XMLDesc gives for a shut-off domain
+            from dataclasses import replace
+            configs = hv.fetch_config_xml(lambda argv: s.run(host, argv))
+            rpc = hv.parse_domain_xml(conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
+            assert configs[vm.uuid] == replace(rpc, xml="")
+            listing = hv.list_domains(conn, host, config_xml=lambda: configs, config_min=1)
+            assert next(v for v in listing.vms if v.uuid == vm.uuid) == vm
         finally:
             s.run(host, f"virsh undefine {name}; rm -f /tmp/{name}.xml")
             hv.unregister_events(conn, reg)
