@@ -227,6 +227,9 @@ def test_resize_ip_list_readonly(lab_session, lab_inventory, net, audit_log, cle
     try:
         r = cli_json(inv, audit_log, "vm", "resize", "vmops-rs", "--memory", "384")
         assert r["details"]["applied"] == {"memory": "now"}, r
+        r = cli_json(inv, audit_log, "vm", "resize", "vmops-rs", "--vcpus", "2")  # hot-plug up to <vcpu>
+        assert r["details"]["applied"] == {"vcpus": "now"}, r
+        assert dom.vcpusFlags(1) == 2  # VIR_DOMAIN_AFFECT_LIVE
         r = cli_json(inv, audit_log, "vm", "resize", "vmops-rs", "--memory", "1024")
         assert r["details"]["applied"]["memory"].startswith("next boot (live maximum is")
     finally:

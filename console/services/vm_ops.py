@@ -701,17 +701,22 @@ def delete(session, name: str, host: str | None = None, missing_ok: bool = False
                 kept.append(d.source)
                 continue
             volumes.append(vol)
-        if dom.isActive():
-            dom.destroy()
-        if dom.isPersistent():
-            flags = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-            try:
-                dom.undefineFlags(flags | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                                  | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
-                    raise
-                dom.undefineFlags(flags)
+        try:
+            if dom.isActive():
+                dom.destroy()
+            if dom.isPersistent():
+                flags = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                try:
+                    dom.undefineFlags(flags | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                                      | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+                        raise
+                    dom.undefineFlags(flags)
+        except libvirt.libvirtError as exc:
+            # someone else (another console, virsh) removed it meanwhile: finish the cleanup
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
         problems: list[str] = []
         removed: list[str] = []
         for vol in volumes:
@@ -821,7 +826,9 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
         cur = domain_facts(dom) if active else cfg
         new_v = vcpus if vcpus is not None else cfg.vcpus
         new_m = memory_mib if memory_mib is not None else cfg.memory_mib
-        if new_v == cfg.vcpus and new_m == cfg.memory_mib and (not active or (new_v == cur.vcpus and new_m == cur.memory_mib)):
+        same_v = vcpus is None or (new_v == cfg.vcpus and (not active or new_v == cur.vcpus))
+        same_m = memory_mib is None or (new_m == cfg.memory_mib and (not active or new_m == cur.memory_mib))
+        if same_v and same_m:
             return op.result("noop", f"{name} already has {new_v} vCPU and {new_m} MiB", vcpus=new_v, memory_mib=new_m)
         facts = host_facts(session, op.host, exclude_uuid=cfg.uuid)
         if not facts.reachable:
@@ -857,7 +864,7 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
         applied: dict[str, str] = {}
         if active:
             LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
-            if new_v != cur.vcpus:
+            if vcpus is not None and new_v != cur.vcpus:
                 if not live:
                     applied["vcpus"] = "next boot"
                 elif new_v > cur.max_vcpus:
@@ -868,7 +875,7 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
                         applied["vcpus"] = "now"
                     except libvirt.libvirtError as exc:
                         applied["vcpus"] = f"next boot (live change refused: {_lv_msg(exc)})"
-            if new_m != cur.memory_mib:
+            if memory_mib is not None and new_m != cur.memory_mib:
                 if not live:
                     applied["memory"] = "next boot"
                 elif new_m > cur.max_memory_mib:
