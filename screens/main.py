@@ -74,6 +74,7 @@ class MainScreen(VmActions, Screen):
         self._vm_memo = views.RowMemo()
         self._details: dict = {}
         self._status = ""
+        self._banner: str | None = ""
 
     def compose(self) -> ComposeResult:
         yield Static("", id="status")
@@ -85,6 +86,8 @@ class MainScreen(VmActions, Screen):
                         yield widget if widget is not None else Static(
                             "Templates: not wired in yet (screens/templates.py).", id="templates-slot")
                         continue
+                    if panel == "networks":   # shown while the NB is not up: data may be old
+                        yield Static("", id="nb-banner")
                     with Vertical(classes="panel-body"):
                         yield CloudTable(views.COLUMNS[panel], id=f"table-{panel}",
                                          empty=f"no {views.TITLES[panel].lower()} yet")
@@ -122,6 +125,12 @@ class MainScreen(VmActions, Screen):
         if status != self._status:
             self._status = status
             self.query_one("#status", Static).update(status)
+        banner = views.nb_banner(cloud)
+        if banner != self._banner:
+            self._banner = banner
+            widget = self.query_one("#nb-banner", Static)
+            widget.update(banner or "")
+            widget.display = bool(banner)
         self._refresh_panel(self.panel, force)
 
     def _refresh_panel(self, panel: str, force: bool = False) -> None:

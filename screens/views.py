@@ -7,6 +7,8 @@ on every change and easy to test. Row keys: ``host:NAME``, ``vm:HOST:UUID``, ``n
 
 from __future__ import annotations
 
+import time
+
 from rich.markup import escape
 from rich.text import Text
 
@@ -308,6 +310,18 @@ def details(cloud: Cloud, key: str | None) -> Text:
     if kind == "tenant":
         return tenant_details(cloud, rest)
     return Text("")
+
+
+def nb_banner(cloud: Cloud) -> str | None:
+    """One line of markup for the Networks panel while the NB is not up (None when it is)."""
+    nb = cloud.nb
+    if nb.state == "up" or not nb.remote:
+        return None
+    since = time.strftime("%H:%M:%S", time.gmtime(nb.since)) if nb.since else "?"
+    what = ("stale: showing the last known networks" if nb.state == "stale"
+            else "not connected yet")
+    err = f" — {escape(nb.error)}" if nb.error else ""
+    return f"[b]OVN northbound {what}[/b] (since {since} UTC){err}"
 
 
 def status_line(cloud: Cloud) -> str:

@@ -198,3 +198,24 @@ async def test_many_rows_scroll_with_keys(size):
         assert app.screen.table().cursor_key == "vm:hv1:u-2999"
         await pilot.press("pageup", "home", "down")
         assert app.screen.table().cursor_key == "vm:hv1:u-1"
+
+
+async def test_nb_stale_banner_in_networks_panel():
+    from console.model import NbStatus
+    model = FixedModel(sample_cloud())
+    app = VirtdeckApp(model)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        banner = app.screen.query_one("#nb-banner")
+        assert not banner.display
+        c = sample_cloud(generation=2)
+        model.set(replace(c, nb=NbStatus("stale", "central:/run/ovn/ovnnb_db.sock",
+                                         "connection lost", since=0.0)))
+        await pilot.pause()
+        assert banner.display
+        assert "stale: showing the last known networks" in str(banner.render())
+        assert cells(app) == ["web", "db", "vlan100", "edge"]          # the data stays
+        assert "NB stale (stale data)" in str(app.screen.query_one("#status").render())
+        model.set(sample_cloud(generation=3))
+        await pilot.pause()
+        assert not banner.display

@@ -45,3 +45,14 @@ def test_host_key_dialog(snap_compare, size):
     req = HostKeyRequest("hv4", "192.168.100.14", 22,
                          "SHA256:q8hZ7t0nY3mJ5xK2vR9cW1eL6pD4sA0bF7gH3jN5uQ8", "ssh-ed25519 AAAA")
     assert snap_compare(make_app(host_keys=(req,)), terminal_size=size, run_before=_no_blink)
+
+
+def test_networks_stale(snap_compare):
+    from dataclasses import replace
+
+    from console.model import NbStatus
+    cloud = replace(sample_cloud(), nb=NbStatus("stale", "central:/run/ovn/ovnnb_db.sock",
+                                                "OVN northbound connection lost", since=1795273200.0))
+    app = VirtdeckApp(FixedModel(cloud))
+    app.animation_level = "none"
+    assert snap_compare(app, press=("3",), terminal_size=(80, 24), run_before=_no_blink)
