@@ -36,10 +36,6 @@ from console.model import (EXT_NAME, EXT_NETWORK, EXT_TENANT, Dhcp, Nat, Network
 
 log = logging.getLogger(__name__)
 
-#: Tables whose changes the console shows.
-WATCHED = ("Logical_Switch", "Logical_Switch_Port", "Logical_Router", "Logical_Router_Port",
-           "DHCP_Options", "NAT", "Gateway_Chassis")
-
 _counter = itertools.count(1)
 
 
