@@ -284,26 +284,31 @@ def _stats_record(dom: libvirt.virDomain, s: dict) -> DomainStats:
         cpu_time_ns=int(s["cpu.time"]) if "cpu.time" in s else None)
 
 
+def _all_stats(conn: libvirt.virConnect, flags: int, want_cpu: bool) -> tuple[list, bool]:
+    """``getAllDomainStats`` → ``([(virDomain, dict)], cpu_ok)``; without the CPU group when
+    that fails (a stats error is "no figure"). Raises when even the base call fails."""
+    if want_cpu:
+        try:
+            return conn.getAllDomainStats(STATS_WITH_CPU, flags), True
+        except libvirt.libvirtError as exc:
+            if not conn.isAlive():
+                raise
+            log.debug("CPU stats failed (%s); retrying without", exc)
+    return conn.getAllDomainStats(STATS_BASE, flags), False
+
+
 def bulk_stats(conn: libvirt.virConnect, active_only: bool = False,
                want_cpu: bool = True) -> tuple[list[DomainStats], bool]:
     """ONE ``getAllDomainStats`` call: state, vCPUs, balloon and (if it works) CPU time of every
     domain (or only active ones). Returns ``(records, cpu_ok)``.
 
-    When the call with the CPU group fails (lab hosts: no cpuacct controller), it is retried
+    When the call with the CPU group fails (LAB-NOTES: no cpuacct controller), it is retried
     once without it and ``cpu_ok`` is False — a stats error means "no figure", never a state
     change. Raises ``libvirt.libvirtError`` when even the base call fails (host gone).
     """
     flags = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE if active_only else 0
-    if want_cpu:
-        try:
-            recs = conn.getAllDomainStats(STATS_WITH_CPU, flags)
-            return [_stats_record(d, s) for d, s in recs], True
-        except libvirt.libvirtError as exc:
-            if not conn.isAlive():
-                raise
-            log.debug("CPU stats failed (%s); retrying without", exc)
-    recs = conn.getAllDomainStats(STATS_BASE, flags)
-    return [_stats_record(d, s) for d, s in recs], False
+    raw, cpu_ok = _all_stats(conn, flags, want_cpu)
+    return [_stats_record(d, s) for d, s in raw], cpu_ok
 
 
 def _domain_set(conn: libvirt.virConnect, flag: int) -> set[str]:
@@ -405,15 +410,7 @@ def list_domains(conn: libvirt.virConnect, host: str,
     Raises ``libvirt.libvirtError`` if the host does not answer.
     """
     cache = dict(xml_cache or {})
-    flags = 0
-    try:
-        raw = conn.getAllDomainStats(STATS_WITH_CPU if want_cpu else STATS_BASE, flags)
-        cpu_ok = want_cpu
-    except libvirt.libvirtError:
-        if not conn.isAlive():
-            raise
-        raw = conn.getAllDomainStats(STATS_BASE, flags)
-        cpu_ok = False
+    raw, cpu_ok = _all_stats(conn, 0, want_cpu)
     records = [_stats_record(d, s) for d, s in raw]
     transient = _domain_set(conn, libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)
     autostart = _domain_set(conn, libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)
