@@ -17,6 +17,7 @@ got, and a second `up` continues from there.
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import time
@@ -111,27 +112,42 @@ POOL_XML = f"""<pool type='dir'><name>{topo.POOL_NAME}</name>
 <target><path>{topo.POOL_PATH}</path></target></pool>"""
 
 
+def _installed(src, dst) -> bool:
+    """``dst`` already holds ``src``: the same inode (hard link), or equal bytes (a copy)."""
+    if not dst.exists():
+        return False
+    s, d = src.stat(), dst.stat()
+    if (s.st_ino, s.st_dev) == (d.st_ino, d.st_dev):
+        return True
+    return s.st_size == d.st_size and filecmp.cmp(src, dst, shallow=False)
+
+
+def _backed_by(pool, path: str) -> list[str]:
+    """Names of the pool's volumes whose backing file is ``path``."""
+    import xml.etree.ElementTree as ET
+    users = []
+    for vol in pool.listAllVolumes(0):
+        try:
+            root = ET.fromstring(vol.XMLDesc(0))
+        except Exception:  # a volume deleted meanwhile
+            continue
+        if root.findtext("backingStore/path") == path:
+            users.append(vol.name())
+    return users
+
+
 def ensure_pool(h: topo.LabHost, pid: int, tpl: Template) -> None:
     """The `virtdeck` dir pool (active, autostart) holding the template volumes.
 
     Volumes are hard links to the image cache when on the same filesystem (guests only ever
-    read a template: per-VM disks are qcow2 overlays), else copies.
+    read a template: per-VM disks are qcow2 overlays), else copies. A template volume that
+    differs from the cache (the recipe changed) is replaced — unless a disk in the pool is
+    backed by it: swapping a backing file under an overlay corrupts it, so that is a LabError.
     """
     import libvirt
     libvirt.registerErrorHandler(lambda *_: None, None)
     pooldir = host_dir(h.name) / "var-lib-libvirt" / topo.POOL_PATH.removeprefix("/var/lib/libvirt/")
     pooldir.mkdir(parents=True, exist_ok=True)
-    for vol, src in tpl.files.items():
-        dst = pooldir / vol
-        if dst.exists():
-            s, d = src.stat(), dst.stat()
-            if (s.st_ino, s.st_dev) == (d.st_ino, d.st_dev) or s.st_size == d.st_size:
-                continue
-            dst.unlink()
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copyfile(src, dst)
     conn = libvirt.open(H.libvirt_uri(h, pid))
     try:
         try:
@@ -142,6 +158,22 @@ def ensure_pool(h: topo.LabHost, pid: int, tpl: Template) -> None:
             pool.create(0)
         if not pool.autostart():
             pool.setAutostart(1)
+        for vol, src in tpl.files.items():
+            dst = pooldir / vol
+            if _installed(src, dst):
+                continue
+            if dst.exists():
+                users = _backed_by(pool, f"{topo.POOL_PATH}/{vol}")
+                if users:
+                    raise LabError(
+                        f"{h.name}: the template changed but {len(users)} disk(s) are backed by the "
+                        f"old {vol} ({', '.join(users[:3])}…); delete those VMs, or `virtdeck lab down` "
+                        f"then `lab up` (destroys every guest)")
+                dst.unlink()
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)
         pool.refresh(0)
     except libvirt.libvirtError as exc:
         raise LabError(f"{h.name}: storage pool {topo.POOL_NAME}: {exc}") from None

@@ -8,6 +8,7 @@ tests still refuse to cycle a lab this session did not bring up itself.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -171,4 +172,55 @@ def test_bridge_name_taken_by_something_else_is_refused(own_lab):
     finally:
         subprocess.run(["ip", "link", "del", "vdtest-p"])
     p = cli("lab", "up")
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_changed_template_replaces_pool_volumes_unless_a_disk_is_backed_by_them(own_lab, tmp_path):
+    """A new template build (recipe changed) is installed by the next `up` — but never under
+    an overlay that uses the old one as its backing file."""
+    import json
+    import shutil
+
+    import libvirt
+
+    from backends.lab.hosts import libvirt_uri
+    from backends.lab.image import NAME, cached_template, sha256_file
+    tpl = cached_template()
+    # A "new build": same recipe hash, different qcow2 bytes (one more byte).
+    new = tmp_path / "images" / NAME
+    new.mkdir(parents=True)
+    for f in tpl.qcow2.parent.iterdir():
+        shutil.copyfile(f, new / f.name)
+    with open(new / f"{NAME}.qcow2", "ab") as f:
+        f.write(b"\0")
+    manifest = json.loads((new / "manifest.json").read_text())
+    manifest["files"][f"{NAME}.qcow2"] += 1
+    manifest["sha256"] = sha256_file(new / f"{NAME}.qcow2")
+    (new / "manifest.json").write_text(json.dumps(manifest))
+    env_cache = str(tmp_path / "images")
+
+    conn = libvirt.open(libvirt_uri("hv1"))
+    pool = conn.storagePoolLookupByName(topo.POOL_NAME)
+    base = pool.storageVolLookupByName(f"{NAME}.qcow2").path()
+    overlay = pool.createXML(f"""<volume><name>users-disk.qcow2</name><capacity unit='GiB'>1</capacity>
+<target><format type='qcow2'/></target><backingStore><path>{base}</path><format type='qcow2'/></backingStore>
+</volume>""", 0)
+    try:
+        p = subprocess.run([VIRTDECK, "lab", "up"], capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, VIRTDECK_IMAGE_CACHE=env_cache))
+        assert p.returncode != 0
+        assert "hv1: the template changed but 1 disk(s) are backed by the old debian12.qcow2" in p.stderr
+        assert "Traceback" not in p.stderr
+    finally:
+        overlay.delete(0)
+        conn.close()
+    p = subprocess.run([VIRTDECK, "lab", "up"], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, VIRTDECK_IMAGE_CACHE=env_cache))
+    assert p.returncode == 0, p.stdout + p.stderr
+    from config.inventory import load
+    assert load(own_lab.inventory).templates[0].sha256 == manifest["sha256"]
+    p = own_lab.ssh("hv2", ["sha256sum", f"{topo.POOL_PATH}/{NAME}.qcow2"])
+    assert p.stdout.split()[0] == manifest["sha256"]
+    # And back to the real template for the rest of the session.
+    p = subprocess.run([VIRTDECK, "lab", "up"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
