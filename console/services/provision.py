@@ -20,7 +20,10 @@ start          ``create()``                                        destroy
 =============  ==================================================  =============================
 
 ``status`` is "start", "ok", "failed", "undo", "undone" or "undo-failed"; ``detail`` is a short
-human line. If a step fails, every finished step is undone in reverse order and
+human line. If a step fails, every finished step is undone in reverse order (the undo of
+``ports`` and ``define`` is registered just BEFORE the call and is if-exists by our own LSP name /
+domain UUID: an OVN transaction that timed out, or a libvirt call whose answer was lost, may still
+have made it) and
 :class:`CreateError` is raised naming the failed step and why (and anything an undo could not
 remove). Bad input fails in ``validate``/``placement`` and creates nothing. One audit record
 ("vm.create") is written either way; it never holds the password or its hash.
