@@ -952,7 +952,13 @@ def list_vms(session, host: str | None = None, tenant: str | None = None) -> tup
 
     def one(h: str):
         conn = session.libvirt(h)
-        return hypervisor.list_domains(conn, h, want_cpu=False).vms
+        for attempt in range(3):
+            try:
+                return hypervisor.list_domains(conn, h, want_cpu=False).vms
+            except libvirt.libvirtError as exc:
+                # a domain undefined between the listing and its XML read: list again
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN or attempt == 2:
+                    raise
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
         futures = {pool.submit(one, h): h for h in hosts}
