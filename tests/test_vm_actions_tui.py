@@ -274,21 +274,21 @@ async def test_lab_tui_start_shutdown_timeout_force_and_bulk_delete(tmp_path, mo
                 if hasattr(app.screen, "table") else None
 
         async with app.run_test(size=(80, 24)) as pilot:
-            await asyncio.to_thread(live.wait_ready, 20)
+            await asyncio.to_thread(live.wait_ready, 60)
             await pilot.press("2")
-            await until(lambda: row(names[0]) and row(names[1]), 10, "both VMs in the panel")
+            await until(lambda: row(names[0]) and row(names[1]), 60, "both VMs in the panel")
             app.screen.table("vms").select_key(row(names[0]).key)
             await pilot.press("s")
-            await until(lambda: row(names[0]).cells[2] == "running", 15, "running")
+            await until(lambda: row(names[0]).cells[2] == "running", 60, "running")
             # the guest is in early boot: it ignores ACPI, so the force-off question comes
             app.screen.SHUTDOWN_TIMEOUT = 1.0
             await pilot.press("S")
             assert isinstance(app.screen, ConfirmDialog)
             await pilot.press("y")
             await until(lambda: isinstance(app.screen, ConfirmDialog) and "did not shut down" in app.screen.title_text,
-                        20, "the force-off question")
+                        60, "the force-off question")
             await pilot.press("y")
-            await until(lambda: row(names[0]) and row(names[0]).cells[2] == "shutoff", 15, "shut off")
+            await until(lambda: row(names[0]) and row(names[0]).cells[2] == "shutoff", 60, "shut off")
             # mark both, delete both with one confirmation
             app.screen.table("vms").select_key(row(names[0]).key)
             await pilot.press("space")
@@ -298,7 +298,7 @@ async def test_lab_tui_start_shutdown_timeout_force_and_bulk_delete(tmp_path, mo
             assert isinstance(app.screen, ConfirmDialog)
             assert [t.split()[0] for t in app.screen.targets] == list(names)
             await pilot.press("y")
-            await until(lambda: row(names[0]) is None and row(names[1]) is None, 20, "both VMs gone")
+            await until(lambda: row(names[0]) is None and row(names[1]) is None, 60, "both VMs gone")
         for n, lsp in zip(names, lsps):
             assert leftovers(helper, inv, n, [lsp]) == []
     finally:
