@@ -99,7 +99,7 @@ class LiveModel:
     """
 
     def __init__(self, inventory: Inventory, session: Session | None = None, *,
-                 stats_interval: float = 2.0, reconcile_every: int = 30,
+                 stats_interval: float = 3.0, reconcile_every: int = 20,
                  publish_interval: float = 0.05, nb_reset_after: float = 5.0,
                  xml_workers: int = 32):
         self.inventory = inventory

@@ -105,6 +105,7 @@ class CloudTable(ScrollView, can_focus=True):
         self._index: dict[str, int] = {}
         self._last_key: str | None = None
         self._styles: tuple | None = None
+        self._lens: dict[int, tuple[Row, tuple[int, ...]]] = {}
         self._cell_styles: dict[tuple, Style] = {}
 
     # -- data ------------------------------------------------------------------------------
@@ -114,11 +115,16 @@ class CloudTable(ScrollView, can_focus=True):
         key = self.cursor_key
         self.rows = tuple(rows)
         self._index = {r.key: i for i, r in enumerate(self.rows)}
-        columns = list(zip(*(r.cells for r in self.rows))) or [()] * len(self.columns)
+        # cell lengths per row, kept by row identity (callers reuse unchanged Row objects)
+        old_lens, lens = self._lens, {}
+        for r in self.rows:
+            hit = old_lens.get(id(r))
+            lens[id(r)] = hit if hit is not None and hit[0] is r else (r, tuple(map(len, r.cells)))
+        self._lens = lens
+        columns = list(zip(*(v[1] for v in lens.values()))) or [()] * len(self.columns)
         natural = []
         for c, values in zip(self.columns, columns):
-            longest = max(map(len, values), default=0)
-            natural.append(min(c.max, max(c.min, len(c.label), longest)))
+            natural.append(min(c.max, max(c.min, len(c.label), max(values, default=0))))
         self._natural = natural
         self._fit()
         self.virtual_size = Size(self.size.width, len(self.rows) + 1)

@@ -324,11 +324,16 @@ def nb_banner(cloud: Cloud) -> str | None:
     return f"[b]OVN northbound {what}[/b] (since {since} UTC){err}"
 
 
+_running: list = [None, 0]   # [the vms tuple counted, its active count]
+
+
 def status_line(cloud: Cloud) -> str:
     """One line of Rich markup: hosts up, VMs, NB state."""
     up = sum(1 for h in cloud.hosts if h.up)
     bad = [h.name for h in cloud.hosts if h.state in ("unreachable", "refused", "host-key")]
-    running = sum(1 for v in cloud.vms if v.active)
+    if _running[0] is not cloud.vms:     # counted once per VM list, not once per redraw
+        _running[:] = [cloud.vms, sum(1 for v in cloud.vms if v.active)]
+    running = _running[1]
     nb = cloud.nb.state
     nb_style = {"up": "green", "stale": "bold red", "connecting": "yellow"}.get(nb, "")
     parts = [f"hosts [b]{up}/{len(cloud.hosts)}[/b] up"]
