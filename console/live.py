@@ -311,7 +311,9 @@ class LiveModel:
                     cb()
                 except Exception:  # noqa: BLE001
                     log.exception("subscriber failed")
-            time.sleep(self.publish_interval)
+            # until every host answered once, publish at most 4 times a second: each partial
+            # snapshot redraws the screen, and that work competes (GIL) with the listing
+            time.sleep(self.publish_interval if self._ready.is_set() else max(self.publish_interval, 0.25))
 
 
 class _Job:
