@@ -61,9 +61,11 @@ class Lab:
         return run_in(host, argv, check=check)
 
     def libvirt_uri(self, host: str) -> str:
-        """qemu+ssh URI of ``host``'s libvirtd with the lab key (host key not verified:
-        libvirt's ssh transport ignores known_hosts=)."""
-        return f"qemu+ssh://root@{self.addresses[host]}/system?keyfile={self.identity}&no_verify=1"
+        """``qemu+libssh://`` URI of ``host``'s libvirtd: the lab key, host key checked against
+        the lab's known_hosts (libvirt's ``qemu+ssh://`` runs the ssh binary, which ignores
+        ``known_hosts=``; its ``no_verify=1`` writes keys into ~/.ssh/known_hosts)."""
+        from backends.lab.status import libvirt_ssh_uri
+        return libvirt_ssh_uri(self.addresses[host])
 
 
 def _users_dir() -> Path:

@@ -1,5 +1,6 @@
 """`virtdeck lab down`: destroy guests, stop every lab process (by PID), delete namespaces,
-links and the per-host state. Keeps the lab SSH key and the image cache.
+links and the per-host state. Keeps the lab SSH key, the hosts' SSH host keys (``hostkeys/``:
+a rebuilt lab keeps its identity) and the image cache.
 
 :func:`down` ``(log=print) -> list[str]`` returns what is still left (empty when clean: see
 :func:`leftovers`). Processes stopped are exactly those whose network namespace is a lab

@@ -318,11 +318,22 @@ def _start(h, pid, pidfile: str, argv: list[str], what: str) -> bool:
     return True
 
 
+def host_key_path(h: topo.LabHost) -> Path:
+    """The host's SSH host key. Kept across `lab down` (like the lab key), so a rebuilt lab has
+    the same identity and known_hosts entries anyone made for it stay valid."""
+    return lab_dir() / "hostkeys" / f"{h.name}_ed25519"
+
+
 def ensure_sshd(h: topo.LabHost, pid: int) -> bool:
     """sshd on ``h.address``:22 with a per-host ED25519 host key, root by the lab key only."""
     d = host_dir(h.name) / "ssh"
     d.mkdir(parents=True, exist_ok=True)
-    key = d / "ssh_host_ed25519_key"
+    key = host_key_path(h)
+    key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    old = d / "ssh_host_ed25519_key"  # where labs before stable host keys kept it
+    if not key.exists() and old.exists():
+        shutil.copy2(old, key)
+        shutil.copy2(old.with_suffix(".pub"), key.with_suffix(".pub"))
     if not key.exists():
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{h.name}", "-f", str(key)])
     cfg = d / "sshd_config"

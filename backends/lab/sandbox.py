@@ -6,7 +6,9 @@ builds (and tears down) labs that never touch the machine's own lab.
 /run/netns; exec argv'`` with ``VIRTDECK_LAB_DIR`` pointing at a fresh directory under root's
 data dir (not /tmp: sshd's StrictModes refuses keys below a world-writable directory). Inside,
 the lab has the same names and addresses (192.168.100.0/24 …) as the real one — they live in
-the sandbox's own network namespace. The template cache is shared and is built *before*
+the sandbox's own network namespace, and the same identities: the lab key and the hosts' SSH
+host keys are copied in, so known_hosts files made for the machine's lab fit. The template
+cache is shared and is built *before*
 entering (the sandbox has no route to the Debian mirror). Afterwards every process that shares a
 network namespace with a holder the sandboxed lab recorded is stopped (by PID), the lab's
 cgroups removed, and the directory deleted — whether or not the command took its lab down.
@@ -27,6 +29,7 @@ from pathlib import Path
 import platformdirs
 
 from backends.lab.state import LabError, kill_pids
+from backends.lab.state import lab_dir as state_lab_dir
 
 SCRIPT = ('set -e; ip link set lo up; mount -t tmpfs -o mode=0755 vd-sandbox /run/netns; '
           'exec "$@"')
@@ -73,6 +76,16 @@ def run_sandboxed(argv: list[str], *, timeout: float | None = None, capture: boo
     base.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="sandbox-", dir=base))
     lab_dir = root / "lab"
+    # Same identities as the machine's lab (lab key, hosts' SSH host keys): a client holding
+    # the machine lab's known_hosts / inventory talks to the sandbox's hosts without a
+    # "host key changed" refusal.
+    outer = state_lab_dir()
+    lab_dir.mkdir(parents=True)
+    for name in ("id_ed25519", "id_ed25519.pub"):
+        if (outer / name).exists():
+            shutil.copy2(outer / name, lab_dir / name)
+    if (outer / "hostkeys").is_dir():
+        shutil.copytree(outer / "hostkeys", lab_dir / "hostkeys")
     full_env = dict(os.environ if env is None else env, VIRTDECK_LAB_DIR=str(lab_dir))
     try:
         proc = subprocess.run(["unshare", "--net", "--mount", "--propagation", "private", "--",

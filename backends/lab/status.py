@@ -65,6 +65,14 @@ def ssh_argv(address: str, argv: list[str] | None = None, timeout: int = 5) -> l
             *(argv or ["true"])]
 
 
+def libvirt_ssh_uri(address: str, known_hosts: str | None = None) -> str:
+    """libvirt URI for root@``address`` over libssh with the lab key and strict host key
+    checking against the lab's known_hosts (or ``known_hosts``)."""
+    d = lab_dir()
+    return (f"qemu+libssh://root@{address}/system?keyfile={d / 'id_ed25519'}"
+            f"&known_hosts={known_hosts or d / 'known_hosts'}&known_hosts_verify=normal&sshauth=privkey")
+
+
 def sb_chassis(timeout: int = 5) -> list[str] | None:
     """Chassis names in the lab SB (over TCP), or None when it does not answer."""
     try:

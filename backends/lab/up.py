@@ -185,7 +185,7 @@ def write_known_hosts(n: int) -> None:
     lines = []
     for h in topo.hosts(n):
         if h.has_sshd:
-            pub = (host_dir(h.name) / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()
+            pub = H.host_key_path(h).with_suffix(".pub").read_text().split()
             lines.append(f"{h.name},{h.address} {pub[0]} {pub[1]}")
     write_file(lab_dir() / "known_hosts", "\n".join(lines) + "\n")
 

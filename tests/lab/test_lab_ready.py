@@ -44,9 +44,10 @@ def test_sshd_refuses_another_key(lab, tmp_path):
     assert p.returncode == 255 and "Permission denied" in p.stderr
 
 
-def test_virsh_over_qemu_ssh_sees_pool_and_template(lab):
+def test_virsh_over_ssh_with_strict_host_keys_sees_pool_and_template(lab):
     for hv in lab.hypervisors:
         uri = lab.libvirt_uri(hv)
+        assert uri.startswith("qemu+libssh://") and "known_hosts=" in uri
         p = subprocess.run(["virsh", "-c", uri, "vol-list", topo.POOL_NAME], capture_output=True,
                            text=True, timeout=60, check=True)
         for vol in ("debian12.qcow2", "debian12.vmlinuz", "debian12.initrd"):
@@ -54,6 +55,17 @@ def test_virsh_over_qemu_ssh_sees_pool_and_template(lab):
         p = subprocess.run(["virsh", "-c", uri, "list", "--all"], capture_output=True, text=True,
                            timeout=60, check=True)
         assert "Id" in p.stdout
+
+
+def test_virsh_over_ssh_refuses_a_host_key_not_in_known_hosts(lab, tmp_path):
+    from backends.lab.status import libvirt_ssh_uri
+    wrong = tmp_path / "known_hosts"
+    # hv1's address with central's key: a different host answering must be refused.
+    central_key = [ln for ln in lab.known_hosts.read_text().splitlines() if ln.startswith("central,")][0]
+    wrong.write_text(f"{lab.addresses['hv1']} {' '.join(central_key.split()[1:])}\n")
+    p = subprocess.run(["virsh", "-c", libvirt_ssh_uri(lab.addresses["hv1"], str(wrong)), "list"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode != 0 and "HOST KEY VERIFICATION FAILED" in p.stderr, p.stdout + p.stderr
 
 
 def test_libvirtd_through_strict_ssh_uses_the_hosts_own_socket(lab):
