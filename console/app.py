@@ -121,7 +121,8 @@ class CloudCommands(Provider):
 
 
 class VirtdeckApp(App):
-    """The console (see module doc). ``source``: a LiveModel or FixedModel."""
+    """The console (see module doc). ``source``: a LiveModel or FixedModel; ``panel``: the
+    panel shown first (hosts, vms, networks, tenants, templates)."""
 
     TITLE = "virtdeck"
     ENABLE_COMMAND_PALETTE = True
@@ -132,8 +133,10 @@ class VirtdeckApp(App):
         Binding("colon", "command_palette", "Jump", key_display=":"),
     ]
 
-    def __init__(self, source: CloudSource, inventory=None, *, readonly: bool = False):
+    def __init__(self, source: CloudSource, inventory=None, *, readonly: bool = False,
+                 panel: str = "hosts"):
         super().__init__()
+        self.first_panel = panel
         self.source = source
         self.inventory = inventory
         self.readonly = readonly
@@ -197,7 +200,7 @@ class VirtdeckApp(App):
     # -- lifecycle ----------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.push_screen(MainScreen())
+        self.push_screen(MainScreen(self.first_panel))
         self._unsubscribe = self.source.subscribe(self._source_changed)
         self._check_host_keys()
 

@@ -67,8 +67,9 @@ class MainScreen(VmActions, Screen):
         *VM_BINDINGS,  # VMs panel verbs and marks (screens/vm_actions.py)
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, panel: str = "hosts") -> None:
         super().__init__()
+        self.initial_panel = panel if panel in views.PANELS else "hosts"
         self.filters: dict[str, str] = {}
         self._shown: dict[str, tuple] = {}
         self._vm_memo = views.RowMemo()
@@ -78,7 +79,7 @@ class MainScreen(VmActions, Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="status")
-        with TabbedContent(id="panels", initial="hosts"):
+        with TabbedContent(id="panels", initial=self.initial_panel):
             for i, panel in enumerate(views.PANELS, 1):
                 with TabPane(f"{i} {views.TITLES[panel]}", id=panel):
                     if panel == "templates":
