@@ -196,6 +196,23 @@ class Vm:
 # OVN
 
 
+class _Tagged:
+    """``virtdeck:*`` external_ids read as attributes (for rows with ``name``/``external_ids``)."""
+
+    name: str
+    external_ids: Mapping[str, str]
+
+    @property
+    def tenant(self) -> str | None:
+        """``virtdeck:tenant``, None when untagged."""
+        return self.external_ids.get(EXT_TENANT)
+
+    @property
+    def display_name(self) -> str:
+        """The human name (``virtdeck:name``), else the OVN name."""
+        return self.external_ids.get(EXT_NAME) or self.name
+
+
 @dataclass(frozen=True)
 class Dhcp:
     """One OVN ``DHCP_Options`` row: ``cidr`` and its ``options`` (router, dns_server, mtu, …)."""
@@ -212,7 +229,7 @@ class Dhcp:
 
 
 @dataclass(frozen=True)
-class Port:
+class Port(_Tagged):
     """One OVN ``Logical_Switch_Port``.
 
     - ``name``: the LSP name (a UUID for a VM port bound by libvirt's interfaceid).
@@ -239,15 +256,6 @@ class Port:
     @property
     def vm(self) -> str | None:
         return self.external_ids.get(EXT_VM)
-
-    @property
-    def tenant(self) -> str | None:
-        return self.external_ids.get(EXT_TENANT)
-
-    @property
-    def display_name(self) -> str:
-        """The human name (``virtdeck:name``) or the LSP name."""
-        return self.external_ids.get(EXT_NAME) or self.name
 
     @property
     def role(self) -> str | None:
@@ -284,7 +292,7 @@ _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
 @dataclass(frozen=True)
-class Network:
+class Network(_Tagged):
     """One OVN ``Logical_Switch`` as a network.
 
     - ``kind``: ``"overlay"`` (no localnet port) or ``"provider"`` (has a localnet port);
@@ -307,14 +315,6 @@ class Network:
     ports: tuple[str, ...] = ()
     other_config: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     external_ids: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-
-    @property
-    def tenant(self) -> str | None:
-        return self.external_ids.get(EXT_TENANT)
-
-    @property
-    def display_name(self) -> str:
-        return self.external_ids.get(EXT_NAME) or self.name
 
     @property
     def kind_label(self) -> str:
@@ -355,7 +355,7 @@ class Nat:
 
 
 @dataclass(frozen=True)
-class Router:
+class Router(_Tagged):
     """One OVN ``Logical_Router`` with its ports and NAT rules."""
 
     uuid: str
@@ -363,14 +363,6 @@ class Router:
     ports: tuple[RouterPort, ...] = ()
     nats: tuple[Nat, ...] = ()
     external_ids: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-
-    @property
-    def tenant(self) -> str | None:
-        return self.external_ids.get(EXT_TENANT)
-
-    @property
-    def display_name(self) -> str:
-        return self.external_ids.get(EXT_NAME) or self.name
 
 
 @dataclass(frozen=True)
