@@ -358,7 +358,6 @@ class _HostWorker(threading.Thread):
         self.conn: libvirt.virConnect | None = None
         self.reg: hv.EventRegistration | None = None
         self.vms: dict[str, Vm] = {}
-        self.xml: dict[str, hv.DomainXml] = {}
         self.cpu_prev: dict[str, tuple[int, float]] = {}
         self.cpu_ok = True
 
@@ -443,11 +442,12 @@ class _HostWorker(threading.Thread):
         configs_job = _Job(hv.fetch_config_xml, lambda argv: live.session.run(name, argv, timeout=60))
         facts = hv.host_facts(conn)
         self.cpu_ok = True
-        listing = hv.list_domains(conn, name, self.xml, want_cpu=True, workers=live.xml_workers,
+        # every (re)connect reads every domain again: changes made while we were away are
+        # only known this way (resync)
+        listing = hv.list_domains(conn, name, None, want_cpu=True, workers=live.xml_workers,
                                   config_xml=configs_job.result)
         t2 = time.monotonic()
         self.cpu_ok = listing.cpu_ok
-        self.xml = listing.xml
         self.vms = {v.uuid: v for v in listing.vms}
         now = time.monotonic()
         self.cpu_prev = {u: (s.cpu_time_ns, now) for u, s in listing.stats.items()
@@ -527,15 +527,13 @@ class _HostWorker(threading.Thread):
                 continue
             if got is None:
                 changed |= self.vms.pop(uuid, None) is not None
-                self.xml.pop(uuid, None)
                 self.cpu_prev.pop(uuid, None)
                 continue
-            vm, facts = got
+            vm, _facts = got
             old = self.vms.get(uuid)
             if old is not None:   # keep figures until the next poll
                 vm = replace(vm, cpu_percent=old.cpu_percent if vm.active else None,
                              rss_mib=old.rss_mib if vm.active else None)
-            self.xml[uuid] = facts
             self.vms[uuid] = vm
             changed = True
         if changed:

@@ -16,6 +16,7 @@ from backends import domain_xml as dx
 from backends import ssh as ssh_mod
 from config import inventory as inv_mod
 from config.inventory import HostConfig, Inventory, OvnConfig, SshDefaults
+from backends.session import Session
 from console.live import LiveModel
 from console.model import (HOST_HOSTKEY, HOST_REFUSED, HOST_UNREACHABLE, HOST_UP, NB_STALE,
                            NB_UP)
@@ -145,6 +146,7 @@ def test_silent_host_is_unreachable_within_10s_others_keep_going_then_resyncs(tm
                     ssh=SshDefaults(known_hosts=str(kh), identity=lab_inv.ssh.identity))
     live = LiveModel(inv, stats_interval=0.5).start()
     frozen: list[int] = []
+    defined = False
     try:
         assert live.wait_ready(20)
         assert [h.state for h in live.snapshot().hosts] == [HOST_UP, HOST_UP]
@@ -165,13 +167,25 @@ def test_silent_host_is_unreachable_within_10s_others_keep_going_then_resyncs(tm
         assert cloud.host(hv2.name).state == HOST_UP
         assert cloud.host(hv1.name).cores                       # last known facts kept
         g = cloud.generation
+        # while hv1 is cut off from the console, someone defines a domain there
+        name = "vdgone-" + uuid.uuid4().hex[:6]
+        xml = tiny_domain(name)
+        with Session(lab_inv) as other:
+            assert other.run(hv1.name, f"cat > /tmp/{name}.xml <<'EOF'\n{xml}\nEOF\n"
+                                       f"virsh -q define /tmp/{name}.xml").ok
+        defined = True
+        assert all(v.name != name for v in live.snapshot().vms)
         thaw(frozen)
         frozen = []
         live.reconnect(hv1.name)
         wait_for(lambda: live.snapshot().host(hv1.name).state == HOST_UP, 15, "resync")
         assert live.snapshot().generation > g
+        assert any(v.name == name and v.host == hv1.name for v in live.snapshot().vms)
     finally:
         thaw(frozen)
+        if defined:
+            with Session(lab_inv) as other:
+                other.run(hv1.name, f"virsh -q undefine {name}; rm -f /tmp/{name}.xml")
         live.stop()
         stop_pid(sshd.pid)
 
