@@ -85,21 +85,25 @@ class HostLink:
     name: str
     conn: asyncssh.SSHClientConnection
     _tmpdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="virtdeck-fwd-"))
-    _listeners: list = field(default_factory=list)
+    _listeners: dict = field(default_factory=dict)   # label -> listener
 
     async def forward_unix(self, remote_path: str, label: str) -> str:
         """Forward a remote unix socket to a private local one; returns the local path.
 
-        The local socket lives in a 0700 directory only this user can enter.
+        The local socket lives in a 0700 directory only this user can enter. Forwarding the
+        same ``label`` again (a reconnect of libvirt or the NB) replaces the old listener.
         """
         local = os.path.join(self._tmpdir, f"{label}.sock")
+        old = self._listeners.pop(label, None)
+        if old is not None:
+            old.close()
         if os.path.exists(local):
             os.unlink(local)
         try:
             listener = await self.conn.forward_local_path(local, remote_path)
         except (asyncssh.Error, OSError) as exc:
             raise HostError(f"{self.name}: cannot forward {remote_path}: {exc}") from None
-        self._listeners.append(listener)
+        self._listeners[label] = listener
         return local
 
     async def run(self, command: str | Sequence[str], timeout: float = 30.0, input: str | None = None) -> CompletedCommand:
@@ -119,7 +123,7 @@ class HostLink:
 
     def close(self) -> None:
         """Close the forwards and the connection (idempotent)."""
-        for listener in self._listeners:
+        for listener in self._listeners.values():
             listener.close()
         self._listeners.clear()
         self.conn.close()
