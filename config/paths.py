@@ -38,8 +38,12 @@ def cache_dir() -> Path:
 
 
 def lab_dir() -> Path:
-    """The lab's state directory: SSH key, known_hosts, PID files, its inventory."""
-    return data_dir() / "lab"
+    """The lab's state directory: SSH key, known_hosts, PID files, its inventory.
+
+    ``$VIRTDECK_LAB_DIR`` overrides it (a lab sandbox runs with its own directory).
+    """
+    env = os.environ.get("VIRTDECK_LAB_DIR")
+    return Path(env) if env else data_dir() / "lab"
 
 
 def default_inventory_path() -> Path:
