@@ -379,10 +379,12 @@ def test_lab_real_terminal_console_and_editor(tmp_path):
             raise AssertionError(f"no {what} after {tries} tries; screen:\n{screen()}")
 
         # (other engineers may be loading the lab: keys are re-sent until the screen answers)
-        press_until([["2"]], lambda t: "Tenant" in t and "Network" in t, "VMs panel")
+        # (the tab bar always says "Tenants"/"Networks": look for the VMs table's own header)
+        press_until([["2"]], lambda t: "vCPU RAM Tenant" in t, "VMs panel")
         press_until([["escape"], ["/"], ["-l", f"^{name}"], ["Enter"]], lambda t: f"filter /^{name}/" in t,
                     "filter applied")
-        until(lambda t: name in t, 15, "the VM row")
+        # the name also shows in the filter line: wait for it as a row of the table
+        until(lambda t: any(line.startswith(name) for line in t.splitlines()), 15, "the VM row")
         tmux("send-keys", "-t", "vd", "t")
         took = until(lambda t: "Ctrl-] to come back" in t, 20, "the serial console")
         def guest_output(t: str) -> bool:
