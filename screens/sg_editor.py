@@ -25,17 +25,17 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TextArea
 
 from console.errors import ValidationError, VirtdeckError
+from screens.form import FormScreen, error_parts
 from console.services import security
 
 HELP = ("one rule per line: [b]ingress|egress[/b] any|icmp|tcp|udp [PORT[-PORT]] "
         "[from|to CIDR|self] — everything else is dropped; replies always pass")
 
 
-class SecurityGroupEditor(ModalScreen):
+class SecurityGroupEditor(FormScreen):
     """Edit one security group's rules. Keys: ctrl+s save, escape cancel."""
 
     CSS_PATH = "wizard_network.tcss"
@@ -117,22 +117,9 @@ class SecurityGroupEditor(ModalScreen):
         if self.loaded:
             self._check()
 
-    def _set_status(self, text: str, error: bool = False) -> None:
-        s = self.query_one("#status", Static)
-        s.update(escape(text))
-        s.set_class(error, "error")
-
     @on(Button.Pressed, "#save")
     def _save_pressed(self) -> None:
         self.action_save()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.action_cancel()
-
-    def action_cancel(self) -> None:
-        if not self.busy:
-            self.dismiss(None)
 
     def action_save(self) -> None:
         if self.busy or not self.loaded:
@@ -149,11 +136,8 @@ class SecurityGroupEditor(ModalScreen):
     def _save(self, session, lines) -> None:
         try:
             info = security.set_rules(session, self.tenant, self.group, lines)
-        except VirtdeckError as exc:
-            self.app.call_from_thread(self._failed, str(exc))
-            return
         except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-            self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}")
+            self.app.call_from_thread(self._failed, error_parts(exc)[0])
             return
         self.app.call_from_thread(self._saved, info)
 

@@ -26,6 +26,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Static
 
 from console.errors import ValidationError, VirtdeckError
+from screens.form import FormScreen, error_parts
 from console.services import templates as tsvc
 
 
@@ -122,7 +123,7 @@ class TemplatesPanel(Vertical):
             self.action_reload()
 
 
-class TemplateAddDialog(ModalScreen):
+class TemplateAddDialog(FormScreen):
     """Upload a template. Dismisses with the new Inventory, or None. ctrl+s uploads, escape cancels."""
 
     DEFAULT_CSS = """
@@ -200,14 +201,6 @@ class TemplateAddDialog(ModalScreen):
     def _upload_pressed(self) -> None:
         self.action_upload()
 
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.action_cancel()
-
-    def action_cancel(self) -> None:
-        if not self.busy:
-            self.dismiss(None)
-
     def action_upload(self) -> None:
         if self.busy or self._check():
             return
@@ -230,11 +223,8 @@ class TemplateAddDialog(ModalScreen):
             self.app.call_from_thread(self._progress, host, label, sent, total)
         try:
             new_inv, tpl = tsvc.add_template(session, inv, name, image, progress=progress, **args)
-        except VirtdeckError as exc:
-            self.app.call_from_thread(self._failed, str(exc))
-            return
         except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-            self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}")
+            self.app.call_from_thread(self._failed, error_parts(exc)[0])
             return
         self.app.call_from_thread(self._done, new_inv, tpl)
 

@@ -26,11 +26,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from console.errors import ValidationError, VirtdeckError
+from console.errors import VirtdeckError
+from screens.form import FormScreen, error_parts
 from console.services import network as netsvc
 
 FIELDS = ("name", "tenant", "kind", "physnet", "vlan", "cidr", "gateway", "dhcp", "lease_time",
@@ -41,7 +41,7 @@ LABELS = {"name": "Name", "tenant": "Tenant", "kind": "Kind", "physnet": "Physne
 PROVIDER_ONLY = ("physnet", "vlan")
 
 
-class NetworkWizard(ModalScreen):
+class NetworkWizard(FormScreen):
     """Create a network. Keys: ctrl+s create, escape cancel, tab / shift+tab between fields."""
 
     CSS_PATH = "wizard_network.tcss"
@@ -203,23 +203,10 @@ class NetworkWizard(ModalScreen):
         self._apply_kind()
         self._revalidate()
 
-    def _set_status(self, text: str, error: bool = False) -> None:
-        status = self.query_one("#status", Static)
-        status.update(escape(text))
-        status.set_class(error, "error")
-
     # ------------------------------------------------------------------ actions
     @on(Button.Pressed, "#create")
     def _create_pressed(self) -> None:
         self.action_create()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.action_cancel()
-
-    def action_cancel(self) -> None:
-        if not self.busy:
-            self.dismiss(None)
 
     def action_create(self) -> None:
         if self.busy:
@@ -245,14 +232,8 @@ class NetworkWizard(ModalScreen):
     def _create(self, session, req, physnets) -> None:
         try:
             info = netsvc.create_network(session, req, physnets)
-        except ValidationError as exc:
-            self.app.call_from_thread(self._failed, str(exc), exc.field, exc.reason)
-            return
-        except VirtdeckError as exc:
-            self.app.call_from_thread(self._failed, str(exc), None, None)
-            return
         except Exception as exc:  # noqa: BLE001 - shown as one line, never a traceback
-            self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}", None, None)
+            self.app.call_from_thread(self._failed, *error_parts(exc))
             return
         self.app.call_from_thread(self._created, info)
 

@@ -27,12 +27,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Checkbox, ContentSwitcher, DataTable, Input, Label, Select, Static, TextArea
 
 from console import cloudinit
 from console.errors import ValidationError, VirtdeckError
+from screens.form import FormScreen, error_parts
 from console.services import provision as pv
 
 PAGES = ("basics", "access", "review", "progress")
@@ -50,7 +50,7 @@ AUTO = "__auto__"
 MARKS = {"start": "…", "ok": "✓", "failed": "✗", "undo": "↺", "undone": "↺", "undo-failed": "!"}
 
 
-class VmWizard(ModalScreen):
+class VmWizard(FormScreen):
     """Create a VM. Keys: ctrl+n next page, ctrl+b back, ctrl+s create (review page),
     escape cancel / close, tab between fields."""
 
@@ -327,11 +327,6 @@ class VmWizard(ModalScreen):
         self.touched.add("password")
         self._revalidate()
 
-    def _set_status(self, text: str, error: bool = False) -> None:
-        status = self.query_one("#status", Static)
-        status.update(escape(text))
-        status.set_class(error, "error")
-
     # ------------------------------------------------------------------ pages
     def _show(self, page: str) -> None:
         self.page = page
@@ -388,14 +383,8 @@ class VmWizard(ModalScreen):
     def _plan_worker(self, session, inv, req) -> None:
         try:
             preview = pv.plan(session, inv, req)
-        except ValidationError as exc:
-            self.app.call_from_thread(self._plan_failed, str(exc), exc.field, exc.reason)
-            return
-        except VirtdeckError as exc:
-            self.app.call_from_thread(self._plan_failed, str(exc), None, None)
-            return
         except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-            self.app.call_from_thread(self._plan_failed, f"{type(exc).__name__}: {exc}", None, None)
+            self.app.call_from_thread(self._plan_failed, *error_parts(exc))
             return
         self.app.call_from_thread(self._planned, preview)
 
@@ -457,11 +446,8 @@ class VmWizard(ModalScreen):
             self.app.call_from_thread(self._progress, step, status, detail)
         try:
             result = pv.create_vm(session, inv, req, progress=progress)
-        except VirtdeckError as exc:
-            self.app.call_from_thread(self._create_failed, str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001
-            self.app.call_from_thread(self._create_failed, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+            self.app.call_from_thread(self._create_failed, error_parts(exc)[0])
             return
         self.app.call_from_thread(self._created, result)
 
@@ -513,11 +499,5 @@ class VmWizard(ModalScreen):
     def _create_pressed(self) -> None:
         self.action_create()
 
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.action_cancel()
-
-    def action_cancel(self) -> None:
-        if self.busy:
-            return
-        self.dismiss(self.result)
+    def cancel_result(self):
+        return self.result  # a VM already created is reported even when the wizard is closed
