@@ -17,6 +17,7 @@ message". Sizes: disks in GiB at this API, bytes inside (libvirt's unit).
 from __future__ import annotations
 
 import os
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
@@ -194,6 +195,34 @@ def _send_all(conn, host: str, vol: libvirt.virStorageVol, src: BinaryIO, total:
         except libvirt.libvirtError:
             pass
         raise
+
+
+def download_volume(conn: libvirt.virConnect, host: str, vol: libvirt.virStorageVol,
+                    sink: BinaryIO, what: str | None = None) -> int:
+    """Write ``vol``'s whole content to ``sink`` through the storage API
+    (``virStorageVolDownload``); returns the bytes written. Raises HostError naming ``host``."""
+    what = what or f"reading volume {vol.name()}"
+    stream = conn.newStream(0)
+    written = 0
+    try:
+        vol.download(stream, 0, 0, 0)
+        while True:
+            data = stream.recv(CHUNK)
+            if data == -2:  # would block: not on a blocking stream, but be safe
+                time.sleep(0.01)
+                continue
+            if not data:
+                break
+            sink.write(data)
+            written += len(data)
+        stream.finish()
+    except libvirt.libvirtError as exc:
+        try:
+            stream.abort()
+        except libvirt.libvirtError:
+            pass
+        raise _err(host, what, exc) from None
+    return written
 
 
 def upload_volume(conn: libvirt.virConnect, host: str, pool: str, name: str,

@@ -26,6 +26,7 @@ Units: memory in MiB, vCPUs whole; libvirt's KiB are converted here, at the boun
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -642,6 +643,23 @@ def _template_volumes(session) -> set[tuple[str, str]]:
     return {(t.pool, t.volume) for t in session.inventory.templates}
 
 
+def _own_volumes(session, conn, disks) -> tuple[list[tuple[Any, str]], list[str]]:
+    """Split a domain's disks into ``[(volume, pool name)]`` it owns (its overlay, its seed) and
+    the paths it only uses: not a pool volume, or a template volume shared by every VM."""
+    templates = _template_volumes(session)
+    own, shared = [], []
+    for d in disks:
+        if not d.source:
+            continue
+        vol = _volume_for(conn, d.source)
+        pool = vol.storagePoolLookupByVolume().name() if vol is not None else None
+        if vol is None or (pool, vol.name()) in templates:
+            shared.append(d.source)
+        else:
+            own.append((vol, pool))
+    return own, shared
+
+
 def _volume_for(conn, path: str):
     """The storage volume at ``path`` (or ``pool:POOL/VOL``), or None when it is not a pool volume."""
     try:
@@ -687,20 +705,8 @@ def delete(session, name: str, host: str | None = None, missing_ok: bool = False
         facts = domain_facts(dom, inactive=dom.isPersistent())
         nb = _nb(session)  # fail before touching anything if NB is unreachable
         rows = ovn_rows_of(nb, name, facts.interfaceids)
-        templates = _template_volumes(session)
-        volumes, kept = [], []
-        for d in facts.disks:
-            if not d.source:
-                continue
-            vol = _volume_for(conn, d.source)
-            if vol is None:
-                kept.append(d.source)
-                continue
-            pool = vol.storagePoolLookupByVolume().name()
-            if (pool, vol.name()) in templates:
-                kept.append(d.source)
-                continue
-            volumes.append(vol)
+        owned, kept = _own_volumes(session, conn, facts.disks)
+        volumes = [vol for vol, _ in owned]
         try:
             if dom.isActive():
                 dom.destroy()
@@ -995,27 +1001,12 @@ def list_vms(session, host: str | None = None, tenant: str | None = None) -> tup
 
 
 def _download(conn, vol, host: str, what: str) -> bytes:
-    """A volume's whole content through the storage API (``virStorageVolDownload``)."""
-    stream = conn.newStream(0)
-    chunks: list[bytes] = []
-    try:
-        vol.download(stream, 0, 0, 0)
-        while True:
-            data = stream.recv(256 * 1024)
-            if data == -2:  # would block: not on a blocking stream, but be safe
-                time.sleep(0.01)
-                continue
-            if not data:
-                break
-            chunks.append(data)
-        stream.finish()
-    except libvirt.libvirtError as exc:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
-        raise HostError(f"{host}: reading {what}: {_lv_msg(exc)}") from None
-    return b"".join(chunks)
+    """A volume's whole content through the storage API (see storage.download_volume)."""
+    from backends import storage
+
+    buf = io.BytesIO()
+    storage.download_volume(conn, host, vol, buf, f"reading {what}")
+    return buf.getvalue()
 
 
 def _seed_volume(conn, host: str, facts: DomainFacts):
@@ -1175,22 +1166,8 @@ def _copy_volume(sconn, shost: str, vol, tconn, thost: str, pool: str, progress=
     from backends import storage
 
     name = vol.name()
-    stream = sconn.newStream(0)
     with tempfile.NamedTemporaryFile(prefix="virtdeck-move-") as tmp:
-        try:
-            vol.download(stream, 0, 0, 0)
-            while True:
-                data = stream.recv(1024 * 1024)
-                if not data:
-                    break
-                tmp.write(data)
-            stream.finish()
-        except libvirt.libvirtError as exc:
-            try:
-                stream.abort()
-            except libvirt.libvirtError:
-                pass
-            raise HostError(f"{shost}: reading volume {name}: {_lv_msg(exc)}") from None
+        storage.download_volume(sconn, shost, vol, tmp)
         tmp.flush()
         info = storage.upload_volume(tconn, thost, pool, name, tmp.name, fmt="raw", progress=progress)
     return info.path
@@ -1234,21 +1211,12 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
         _check_fits(session, to_host, tfacts, facts.vcpus, facts.memory_mib, None, name)
 
         # What to copy, and what must already be on the target.
-        templates = _template_volumes(session)
         to_copy = []
         root = ET.fromstring(xml)
         needed = [p for p in (root.findtext("os/kernel"), root.findtext("os/initrd")) if p]
-        for d in facts.disks:
-            if not d.source:
-                continue
-            vol = _volume_for(sconn, d.source)
-            if vol is None:
-                needed.append(d.source)
-                continue
-            pool = vol.storagePoolLookupByVolume().name()
-            if (pool, vol.name()) in templates:
-                needed.append(d.source)
-                continue
+        owned, shared = _own_volumes(session, sconn, facts.disks)
+        needed += shared
+        for vol, pool in owned:
             info = storage.volume_info(vol)
             if info.backing_path:
                 needed.append(info.backing_path)
