@@ -73,7 +73,8 @@ async def test_add_and_delete_from_the_panel(lab_session, lab_inventory, tmp_pat
             assert await wait(pilot, lambda: not isinstance(app.screen, TemplateAddDialog))
             assert dlg.bars, "a progress bar per host and file"
             assert all(b.percentage == 1 for b in dlg.bars.values())
-            assert name in [t.name for t in app.inventory.templates]
+            # dismiss() pops the screen first and runs the result callback on a later tick
+            assert await wait(pilot, lambda: name in [t.name for t in app.inventory.templates])
             assert name in [t.name for t in load(tmp_path / "inventory.toml").templates]
             assert await wait(pilot, lambda: name in [r.value for r in table.rows] and
                               "hv2 ✓" in str(table.get_row(name)[5]))
@@ -84,7 +85,7 @@ async def test_add_and_delete_from_the_panel(lab_session, lab_inventory, tmp_pat
             assert isinstance(app.screen, TemplateDeleteDialog)
             await pilot.press("y")
             assert await wait(pilot, lambda: not isinstance(app.screen, TemplateDeleteDialog))
-            assert name not in [t.name for t in app.inventory.templates]
+            assert await wait(pilot, lambda: name not in [t.name for t in app.inventory.templates])
             assert await wait(pilot, lambda: name not in [r.value for r in table.rows])
     finally:
         from backends import storage
