@@ -48,6 +48,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from ovsdbapp.backend.ovs_idl import command as _ovs_cmd
+
 from console.errors import HostError, VirtdeckError
 
 K = "virtdeck:"
@@ -433,6 +435,67 @@ def create_network(api, spec: NetworkSpec) -> NetworkInfo:
                                                    K_ROLE: "localnet"}))
             if spec.vlan is not None:  # the VLAN goes in the `tag` column (lsp_add's tag is for parents)
                 txn.add(api.db_set("Logical_Switch_Port", ln, ("tag", spec.vlan)))
+    return find_network(api, spec.name, spec.tenant)
+
+
+class _ReplaceColumn(_ovs_cmd.BaseCommand):
+    """Write a whole column of one row (``db_set`` merges maps, so it could never drop a key);
+    joins the caller's transaction like any other ovsdbapp command."""
+
+    def __init__(self, api, table: str, record, column: str, value):
+        super().__init__(api)
+        self.table, self.record, self.column, self.value = table, record, column, value
+
+    def run_idl(self, txn):
+        row = self.api.lookup(self.table, self.record)
+        row.verify(self.column)
+        setattr(row, self.column, self.value)
+
+
+def network_spec(info: NetworkInfo) -> NetworkSpec:
+    """The :class:`NetworkSpec` a network found in NB was made from (for :func:`update_network`)."""
+    return NetworkSpec(tenant=info.tenant, name=info.name, kind=info.kind, cidr=info.cidr,
+                       gateway=info.gateway, dhcp=info.dhcp,
+                       lease_time=info.lease_time or DEFAULT_LEASE, dns=info.dns, mtu=info.mtu,
+                       physnet=info.physnet, vlan=info.vlan, exclude=info.exclude)
+
+
+def update_network(api, spec: NetworkSpec) -> NetworkInfo:
+    """Bring an existing network in line with ``spec`` in ONE transaction; only the fields that
+    change nothing already handed out may differ from what it was made with: ``dhcp``,
+    ``lease_time``, ``dns``, ``mtu``, ``exclude`` (the caller — the service — refuses the rest).
+
+    Writes the switch's external_ids (whole column) and ``other_config:exclude_ips``; DHCP on:
+    the DHCP_Options ``options`` are replaced (a row is created and set on every VM port of the
+    switch when DHCP was off); DHCP off: the network's DHCP_Options rows go (VM ports hold them
+    by weak reference, so the reference clears). No-op (no transaction) when nothing differs.
+    Returns the network as found afterwards; raises NotFound / HostError.
+    """
+    info = find_network(api, spec.name, spec.tenant)
+    if network_spec(info) == spec:
+        return info
+    ls = _find_switch(api, info.switch)
+    server_mac = info.server_mac or random_mac()
+    ext = {k: v for k, v in _ext(ls).items() if not k.startswith(K)}
+    ext.update(_network_ext(spec, server_mac))
+    dhcp_rows = [r for r in _network_dhcp_rows(api, spec.tenant, spec.name) if _ext(r).get(K_ROLE) == "dhcp"]
+    with _txn(api, f"edit network {spec.tenant}/{spec.name}") as txn:
+        txn.add(_ReplaceColumn(api, "Logical_Switch", ls.uuid, "external_ids", ext))
+        txn.add(api.db_set("Logical_Switch", ls.uuid,
+                           ("other_config", {"exclude_ips": " ".join([spec.gateway, *spec.exclude])})))
+        if spec.dhcp and dhcp_rows:
+            for d in dhcp_rows:
+                txn.add(api.dhcp_options_set_options(d.uuid, **dhcp_option_values(spec, server_mac)))
+        elif spec.dhcp:
+            d = txn.add(api.dhcp_options_add(spec.cidr, **{
+                K_TENANT: spec.tenant, K_NETWORK: spec.name, K_ROLE: "dhcp"}))
+            txn.add(api.dhcp_options_set_options(d, **dhcp_option_values(spec, server_mac)))
+            for p in ls.ports:
+                if p.type == "":
+                    txn.add(api.db_set("Logical_Switch_Port", p.uuid, ("dhcpv4_options", d)))
+        else:
+            for d in _network_dhcp_rows(api, spec.tenant, spec.name):
+                txn.add(api.dhcp_options_del(d.uuid))
     return find_network(api, spec.name, spec.tenant)
 
 

@@ -1,4 +1,4 @@
-"""`virtdeck network create | list | show | delete` and `virtdeck network sg …` (security groups).
+"""`virtdeck network create | list | show | edit | delete` and `virtdeck network sg …` (security groups).
 
 Every verb goes through console/services (network.py, security.py); ``--json`` prints the
 result as JSON. Exit codes: 0 ok, 2 invalid input (nothing written), 3 read-only, 4 OVN/host
@@ -7,6 +7,7 @@ error, 6 not found.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from contextlib import contextmanager
@@ -85,6 +86,16 @@ def cmd_show(args) -> int:
     with cli_session(args) as s:
         n = find_network(nb_api(s), args.name, args.tenant)
     emit(args, n.to_dict(), network_lines(n))
+    return 0
+
+
+def cmd_edit(args) -> int:
+    from console.services.network import edit_network
+    changes = {k: getattr(args, k) for k in ("dhcp", "lease_time", "dns", "mtu", "exclude",
+                                             "kind", "cidr", "gateway", "physnet", "vlan")}
+    with cli_session(args) as s:
+        n = edit_network(s, args.tenant, args.name, **changes)
+    emit(args, n.to_dict(), ["edited " + network_lines(n)[0], *network_lines(n)[1:]])
     return 0
 
 
@@ -177,6 +188,20 @@ def register(subparsers) -> None:
     sh.add_argument("name")
     _tenant(sh)
     sh.set_defaults(func=cmd_show)
+
+    e = sub.add_parser("edit", help="change DHCP, lease, DNS, MTU or exclusions (one OVN transaction; "
+                                    "CIDR/kind/gateway/VLAN cannot change: create a new network)")
+    e.add_argument("name")
+    _tenant(e)
+    e.add_argument("--dhcp", action=argparse.BooleanOptionalAction, default=None,
+                   help="OVN DHCP on (--dhcp) or off (--no-dhcp)")
+    e.add_argument("--dhcp-lease", "--lease-time", dest="lease_time", metavar="SECONDS")
+    e.add_argument("--dns", help="DNS servers, comma separated ('' clears)")
+    e.add_argument("--mtu", help="bytes ('' = 1400 overlay / 1500 provider)")
+    e.add_argument("--exclude", help="addresses/ranges OVN must not hand out ('' clears)")
+    for opt in ("kind", "cidr", "gateway", "physnet", "vlan"):   # refused unless unchanged
+        e.add_argument(f"--{opt}", help=argparse.SUPPRESS)
+    e.set_defaults(func=cmd_edit)
 
     d = sub.add_parser("delete", help="delete a network (refused while VM ports/routers use it, unless --cascade)")
     d.add_argument("name")

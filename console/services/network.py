@@ -375,3 +375,120 @@ def check_fields(req: NetworkRequest, existing: Sequence[NetworkInfo] = (),
 
 
 _FIELDS = ("tenant", "name", "kind", "physnet", "vlan", "cidr", "gateway", "lease_time", "dns", "mtu", "exclude")
+
+
+# --------------------------------------------------------------------------- edit
+
+#: What ``edit_network`` can change (nothing already handed out depends on it).
+MUTABLE = ("dhcp", "lease_time", "dns", "mtu", "exclude")
+#: What it refuses to change, with the reason shown to the operator.
+IMMUTABLE = {
+    "kind": "the kind (overlay/provider)",
+    "cidr": "the CIDR (VM ports and router ports hold addresses in it)",
+    "gateway": "the gateway (DHCP leases and router ports point at it)",
+    "physnet": "the physnet",
+    "vlan": "the VLAN (the localnet port and the hosts' trunks carry it)",
+}
+
+
+def _port_ips(api, names) -> dict[str, tuple[str, list[str]]]:
+    """{LSP name: (VM name or "", [IPv4 addresses])} for the LSPs ``names``, from NB."""
+    want, out = set(names), {}
+    for row in api.tables["Logical_Switch_Port"].rows.values():
+        if row.name not in want:
+            continue
+        ips = []
+        for text in list(row.addresses) + list(row.dynamic_addresses or []):
+            for word in text.split()[1:]:
+                try:
+                    ips.append(str(ipaddress.IPv4Address(word)))
+                except ValueError:
+                    continue
+        out[row.name] = ((row.external_ids or {}).get(ovn.K_VM, ""), ips)
+    return out
+
+
+def _in_exclude(ip: ipaddress.IPv4Address, items) -> bool:
+    for item in items:
+        lo, _, hi = item.partition("..")
+        if ipaddress.IPv4Address(lo) <= ip <= ipaddress.IPv4Address(hi or lo):
+            return True
+    return False
+
+
+def check_edit(info: NetworkInfo, **changes) -> NetworkSpec:
+    """The spec ``info`` becomes with ``changes`` applied (keys: :data:`MUTABLE` and
+    :data:`IMMUTABLE`; a value of None means "keep"). An immutable field given with a value
+    other than the current one raises ValidationError naming it and saying to create a new
+    network instead; mutable fields are checked like at create. Pure (no OVN access)."""
+    unknown = set(changes) - set(MUTABLE) - set(IMMUTABLE)
+    if unknown:
+        raise ValidationError(sorted(unknown)[0], "not a network setting")
+    cur = ovn.network_spec(info)
+    cidr = ipaddress.IPv4Network(cur.cidr)
+    for field_, what in IMMUTABLE.items():
+        value = changes.get(field_)
+        if value is None:
+            continue
+        if field_ == "vlan":
+            same = check_vlan(value) == cur.vlan
+        elif field_ == "cidr":
+            same = str(check_cidr(str(value))) == cur.cidr
+        elif field_ == "gateway":
+            same = str(value).strip() == "" or check_gateway(str(value), cidr) == cur.gateway
+        else:
+            same = str(value).strip() == (getattr(cur, field_) or "")
+        if not same:
+            raise ValidationError(field_, f"{what} of {info.tenant}/{info.name} cannot change after creation; "
+                                  "create a new network with the new value and move the VMs to it")
+    dhcp = cur.dhcp if changes.get("dhcp") is None else bool(changes["dhcp"])
+    lease = cur.lease_time if changes.get("lease_time") is None else check_lease(changes["lease_time"])
+    dns = cur.dns if changes.get("dns") is None else check_dns(changes["dns"])
+    mtu = cur.mtu if changes.get("mtu") is None else check_mtu(changes["mtu"], cur.kind)
+    exclude = cur.exclude if changes.get("exclude") is None else check_exclude(changes["exclude"], cidr)
+    return NetworkSpec(tenant=cur.tenant, name=cur.name, kind=cur.kind, cidr=cur.cidr,
+                       gateway=cur.gateway, dhcp=dhcp, lease_time=lease, dns=dns, mtu=mtu,
+                       physnet=cur.physnet, vlan=cur.vlan, exclude=exclude)
+
+
+def edit_network(session, tenant: str, name: str, **changes) -> NetworkInfo:
+    """Change what can change on an existing network without renumbering anything — ``dhcp``
+    (bool), ``lease_time`` (s), ``dns`` (addresses; "" clears), ``mtu`` (bytes; "" = the kind's
+    default), ``exclude`` (addresses/ranges; "" clears) — in ONE OVN transaction
+    (:func:`backends.ovn_networks.update_network`). None (or absent) keeps a field.
+
+    ``kind``/``cidr``/``gateway``/``physnet``/``vlan`` may be passed too (the TUI form sends
+    everything): equal to the current value they are fine, different they are refused
+    (ValidationError naming the field: create a new network instead). A new exclusion that
+    covers an address a VM port already holds is refused (field "exclude"). Idempotent: the
+    same values again write nothing (audit outcome "noop").
+
+    Raises ReadOnlyError, NotFound, ValidationError (nothing written) or HostError.
+    Audit: "network.edit" with the fields that changed.
+    """
+    require_writable("network.edit")
+    target = f"network {tenant}/{name}"
+    try:
+        api = nb_api(session)
+        info = ovn.find_network(api, name, tenant)
+        spec = check_edit(info, **changes)
+        old = ovn.network_spec(info)
+        newly = [x for x in spec.exclude if x not in old.exclude]
+        if newly:
+            for lsp, (vm, ips) in sorted(_port_ips(api, info.vm_ports).items()):
+                for ip in ips:
+                    if _in_exclude(ipaddress.IPv4Address(ip), newly):
+                        who = f"VM {vm}'s port" if vm else "port"
+                        raise ValidationError("exclude", f"{ip} is held by {who} {lsp}; "
+                                              "exclude only addresses no port holds")
+        changed = {f: getattr(spec, f) for f in MUTABLE if getattr(spec, f) != getattr(old, f)}
+        if not changed:
+            audit.record("network.edit", target, "noop")
+            return info
+        result = ovn.update_network(api, spec)
+    except VirtdeckError as exc:
+        audit.record("network.edit", target, f"failed: {exc}")
+        raise
+    audit.record("network.edit", target, "ok", **{k: list(v) if isinstance(v, tuple) else v
+                                                  for k, v in changed.items()})
+    return result
