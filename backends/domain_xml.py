@@ -3,7 +3,11 @@
 :func:`domain_xml` ``(DomainSpec) -> str`` builds a ``<domain>`` for a cloud guest:
 
 - ``type`` 'kvm' (real hypervisors, the default) or 'qemu' (TCG: the lab, nested KVM hangs);
-- memory in MiB (written with ``unit='MiB'``; libvirt reports KiB back), whole vCPUs;
+- memory in MiB (written with ``unit='MiB'``; libvirt reports KiB back), whole vCPUs; optional
+  live-growth ceilings ``max_vcpus`` (``<vcpu current=N>MAX``: vCPU hot-plug up to MAX) and
+  ``max_memory_mib`` (``<memory>`` = MAX, ``<currentMemory>`` = the size, a virtio balloon: RAM
+  grows live up to MAX). The guest sees MAX of RAM until its balloon driver loads early in boot;
+  the scheduler counts the CURRENT size;
 - machine 'pc': the seed ISO is an IDE cdrom (hdc) — the Debian cloud kernel has no AHCI;
 - disk: a qcow2 file (``disk_path``, usually a per-VM overlay on a template) as virtio ``vda``;
 - optional direct kernel boot (kernel/initrd/cmdline are paths *on the hypervisor*);
@@ -79,6 +83,8 @@ class DomainSpec:
     serial_log: str | None = None
     metadata: InstanceMeta | None = None
     disk_format: str = "qcow2"
+    max_vcpus: int | None = None
+    max_memory_mib: int | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
 
@@ -87,6 +93,10 @@ def _validate(spec: DomainSpec) -> None:
         raise ValueError(f"domain_type must be 'kvm' or 'qemu', not {spec.domain_type!r}")
     if spec.vcpus < 1 or spec.memory_mib < 16:
         raise ValueError("vcpus must be >= 1 and memory_mib >= 16")
+    if spec.max_vcpus is not None and spec.max_vcpus < spec.vcpus:
+        raise ValueError(f"max_vcpus ({spec.max_vcpus}) is below vcpus ({spec.vcpus})")
+    if spec.max_memory_mib is not None and spec.max_memory_mib < spec.memory_mib:
+        raise ValueError(f"max_memory_mib ({spec.max_memory_mib}) is below memory_mib ({spec.memory_mib})")
     uuidlib.UUID(spec.uuid)
     if (spec.initrd or spec.cmdline) and not spec.kernel:
         raise ValueError("initrd/cmdline need a kernel (direct kernel boot)")
@@ -150,9 +160,12 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(dom, "uuid", spec.uuid)
     if spec.metadata is not None:
         _sub(dom, "metadata").append(_meta_element(spec.metadata))
-    _sub(dom, "memory", spec.memory_mib, unit="MiB")
+    _sub(dom, "memory", spec.max_memory_mib or spec.memory_mib, unit="MiB")
     _sub(dom, "currentMemory", spec.memory_mib, unit="MiB")
-    _sub(dom, "vcpu", spec.vcpus, placement="static")
+    if spec.max_vcpus and spec.max_vcpus > spec.vcpus:
+        _sub(dom, "vcpu", spec.max_vcpus, placement="static", current=spec.vcpus)
+    else:
+        _sub(dom, "vcpu", spec.vcpus, placement="static")
     os_ = _sub(dom, "os")
     _sub(os_, "type", "hvm", arch=spec.arch, machine=spec.machine)
     if spec.kernel:
@@ -200,6 +213,7 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(serial, "target", port=0)
     con = _sub(dev, "console", type="pty")
     _sub(con, "target", type="serial", port=0)
+    _sub(dev, "memballoon", model="virtio")  # live RAM changes up to <memory>
     rng = _sub(dev, "rng", model="virtio")  # entropy early in boot (sshd keys, cloud-init)
     _sub(rng, "backend", "/dev/urandom", model="random")
     ET.indent(dom)

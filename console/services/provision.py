@@ -83,6 +83,10 @@ MAX_VCPUS = 64
 MIN_RAM_MIB, MAX_RAM_MIB = 128, 1024 * 1024
 MAX_DISK_GIB = 16 * 1024
 MAX_NETWORKS = 8
+# Live-growth ceilings set at create (see growth_limits): vCPUs up to GROW_VCPUS × the size (never
+# more than the host's cores), RAM up to GROW_RAM × the size (never more than the host's RAM).
+GROW_VCPUS = 4
+GROW_RAM = 2
 GROUP_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 Progress = Callable[[str, str, str], None]
@@ -99,7 +103,8 @@ class VmRequest:
     :func:`console.cloudinit.hash_password` the moment it is typed). ``user``: None = the
     template's default user. ``user_data``: extra #cloud-config YAML text to merge. ``host``:
     pinned hypervisor or None for automatic placement. ``ips``: per network, an address, "dynamic"
-    or None (pick a free one). ``macs``/``instance_id``: fixed by the wizard's preview so the seed
+    or None (pick a free one). ``max_vcpus``/``max_ram_mib``: live-growth ceilings (None =
+    :func:`growth_limits`' rule; equal to the size = no live growth). ``macs``/``instance_id``: fixed by the wizard's preview so the seed
     created is the seed shown; None = generated.
     """
 
@@ -121,6 +126,8 @@ class VmRequest:
     macs: tuple[str, ...] = ()
     instance_id: str | None = None
     start: bool = True
+    max_vcpus: int | None = None
+    max_ram_mib: int | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,7 @@ class CreateContext:
     placement: Placement | None = None
     claim: scheduler.Claim | None = None
     host: str | None = None
+    host_facts: HostFacts | None = None
     disk: storage.VolumeInfo | None = None
     seed_volume: storage.VolumeInfo | None = None
     ports: list[ovn_ports.PortInfo] = field(default_factory=list)
@@ -271,6 +279,35 @@ def check_host(inventory: Inventory, value: str | None) -> str | None:
     return value
 
 
+def growth_limits(vcpus: int, ram_mib: int, host_cores: int, host_ram_mib: int,
+                  max_vcpus: int | None = None, max_ram_mib: int | None = None) -> tuple[int, int]:
+    """The live-growth ceilings a new domain gets: ``(max vCPUs, max RAM MiB)``.
+
+    Rule (when not given): vCPUs ``min(GROW_VCPUS × vcpus, host cores, MAX_VCPUS)``, RAM
+    ``min(GROW_RAM × ram, host RAM)`` rounded down to a whole 128 MiB — never below the size
+    itself. A running VM can be resized live (hot-plugged vCPUs, balloon) up to these; beyond
+    them needs a restart (``vm resize`` raises the maximum in the config and says so). The
+    guest kernel sizes its page tables for the RAM ceiling (~1.6 % of it), which is why RAM
+    grows by 2× and not more. Given values are checked against the size (ValidationError).
+    ``host_cores``/``host_ram_mib``: libvirt ``getInfo()`` of the chosen host (0 = unknown).
+    """
+    if max_vcpus is None:
+        cap = min(GROW_VCPUS * vcpus, MAX_VCPUS)
+        if host_cores > 0:
+            cap = min(cap, host_cores)
+        max_vcpus = max(vcpus, cap)
+    elif max_vcpus < vcpus or max_vcpus > MAX_VCPUS:
+        raise ValidationError("max-vcpus", f"{vcpus} (the size) to {MAX_VCPUS}")
+    if max_ram_mib is None:
+        cap = GROW_RAM * ram_mib
+        if host_ram_mib > 0:
+            cap = min(cap, host_ram_mib)
+        max_ram_mib = max(ram_mib, cap // 128 * 128)
+    elif max_ram_mib < ram_mib or max_ram_mib > MAX_RAM_MIB:
+        raise ValidationError("max-ram", f"{ram_mib} MiB (the size) to {MAX_RAM_MIB} MiB")
+    return max_vcpus, max_ram_mib
+
+
 def check_group(value: str | None) -> str | None:
     """Anti-affinity group name (lowercase, digits, '-') or None."""
     if not value:
@@ -342,6 +379,7 @@ def _validate(inventory: Inventory, req: VmRequest, ctx: CreateContext, nb) -> N
     nets = check_networks(req.networks)
     check_host(inventory, req.host)
     check_group(req.anti_affinity)
+    growth_limits(req.vcpus, req.ram_mib, 0, 0, req.max_vcpus, req.max_ram_mib)
     if req.weigher not in scheduler.WEIGHERS:
         raise ValidationError("weigher", f"one of {', '.join(scheduler.WEIGHERS)}")
     if req.ips and len(req.ips) != len(nets):
@@ -371,7 +409,8 @@ def _validate(inventory: Inventory, req: VmRequest, ctx: CreateContext, nb) -> N
 
 @dataclass(frozen=True)
 class DomainBrief:
-    """A domain already on a host, as placement needs it (RAM in MiB)."""
+    """A domain already on a host, as placement needs it: its CURRENT size (``<vcpu current>``,
+    ``<currentMemory>``; RAM in MiB), not its live-growth ceiling."""
 
     name: str
     tenant: str | None
@@ -406,11 +445,16 @@ def _domain_brief(xml: str) -> DomainBrief:
     pl = root.find(f"./metadata/{{{PLACEMENT_NS}}}placement")
     if pl is not None:
         group = pl.get("group") or None
+    vcpu = root.find("vcpu")
+    vcpus = int(vcpu.text or 1) if vcpu is not None else 1
+    if vcpu is not None and vcpu.get("current"):
+        vcpus = int(vcpu.get("current"))  # the size now; the text is the live-growth ceiling
+    cur = root.find("currentMemory")
     return DomainBrief(
         name=root.findtext("name") or "",
         tenant=meta.tenant if meta else None,
-        vcpus=int(root.findtext("vcpu") or 1),
-        ram_mib=_kib(root.find("memory")) // 1024,
+        vcpus=vcpus,
+        ram_mib=_kib(cur if cur is not None else root.find("memory")) // 1024,
         group=group,
     )
 
@@ -420,7 +464,9 @@ def _domain_briefs(conn, workers: int = 8) -> tuple[DomainBrief, ...]:
     GIL and one connection carries concurrent RPCs): ~1000 domains in well under a second."""
     def one(dom):
         try:
-            return _domain_brief(dom.XMLDesc(0))
+            # The persistent definition: a running guest's live <currentMemory> is its balloon,
+            # which sits at the RAM ceiling until the guest's driver inflates it early in boot.
+            return _domain_brief(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None  # undefined meanwhile
@@ -566,8 +612,12 @@ def build_domain_xml(inventory: Inventory, ctx: CreateContext, conn) -> str:
             raise HostError(f"{host.name}: template volume {tpl.pool}/{vol} is not there")
         return storage.volume_info(v).path
 
+    hf = ctx.host_facts
+    max_v, max_m = growth_limits(req.vcpus, req.ram_mib, hf.cores if hf else 0,
+                                 hf.ram_total_mib if hf else 0, req.max_vcpus, req.max_ram_mib)
     spec = dx.DomainSpec(
         name=req.name, uuid=ctx.domain_uuid, vcpus=req.vcpus, memory_mib=req.ram_mib,
+        max_vcpus=max_v, max_memory_mib=max_m,
         disk_path=ctx.disk.path, seed_path=ctx.seed_volume.path, domain_type=host.domain_type,
         arch=tpl.arch, kernel=path(tpl.kernel), initrd=path(tpl.initrd),
         cmdline=tpl.cmdline if tpl.kernel else None,
@@ -632,6 +682,7 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
                 else "no hypervisors in the inventory")
         undo.append(("placement", f"release the claim on {ctx.placement.host}", lambda: ledger.drop(ctx.claim)))
         ctx.host = ctx.placement.host
+        ctx.host_facts = next((s.facts for s in snaps if s.facts.name == ctx.host), None)
         return f"{ctx.host} ({ctx.placement.verdict(ctx.host).summary})"
 
     def step_disk():
@@ -675,7 +726,9 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
             ctx.xml = build_domain_xml(inventory, ctx, conn)
         except ValueError as exc:
             raise ValidationError("domain", str(exc)) from None
-        return f"uuid {ctx.domain_uuid}, type {inventory.host(ctx.host).domain_type}"
+        root = ET.fromstring(ctx.xml)
+        return (f"uuid {ctx.domain_uuid}, type {inventory.host(ctx.host).domain_type}, live growth up to "
+                f"{root.findtext('vcpu')} vCPU / {_kib(root.find('memory')) // 1024} MiB")
 
     def step_define():
         def undefine():

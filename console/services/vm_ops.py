@@ -811,7 +811,9 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
     The persistent config is always changed (raising the ``<vcpu>`` / ``<memory>`` maximum when
     the new size is above it). On a running VM (and ``live``) the change is also applied now
     where the domain allows it: vCPUs up to its maximum (hot-plug), RAM up to ``<memory>``
-    (balloon); otherwise it takes effect at the next boot (details say which). The host's
+    (balloon) — VMs from ``vm create`` get ceilings above their size (provision.growth_limits);
+    beyond them it takes effect at the next boot (``details["applied"]`` says which, per
+    resource: "now", "next boot" or "next boot (live maximum is …; restart the VM to apply)"). The host's
     capacity is re-checked with the scheduler's filters first (allocation ratios, free RAM for a
     running VM), leaving the VM's own current share out. Same size → noop.
 
@@ -874,7 +876,8 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
                 if not live:
                     applied["vcpus"] = "next boot"
                 elif new_v > cur.max_vcpus:
-                    applied["vcpus"] = f"next boot (live maximum is {cur.max_vcpus})"
+                    applied["vcpus"] = (f"next boot (live maximum is {cur.max_vcpus} vCPUs, set at create; "
+                                           f"restart the VM to apply)")
                 else:
                     try:
                         dom.setVcpusFlags(new_v, LIVE)
@@ -885,7 +888,8 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
                 if not live:
                     applied["memory"] = "next boot"
                 elif new_m > cur.max_memory_mib:
-                    applied["memory"] = f"next boot (live maximum is {cur.max_memory_mib} MiB)"
+                    applied["memory"] = (f"next boot (live maximum is {cur.max_memory_mib} MiB, set at create; "
+                                            f"restart the VM to apply)")
                 else:
                     try:
                         dom.setMemoryFlags(new_m * 1024, LIVE)
@@ -898,6 +902,8 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
             if new_m != cfg.memory_mib:
                 applied["memory"] = "next boot"
         when = "; ".join(f"{k} {v}" for k, v in applied.items()) or "config only"
+        if active and any(v.startswith("next boot") for v in applied.values()):
+            when += " — a restart (shutdown + start) is needed for the rest"
         return op.result("ok", f"{name} on {op.host} resized to {new_v} vCPU / {new_m} MiB ({when})",
                          vcpus={"from": cfg.vcpus, "to": new_v}, memory_mib={"from": cfg.memory_mib, "to": new_m},
                          applied=applied)
