@@ -9,6 +9,7 @@ verb ("router.create", "router.attach", "router.gateway", "router.snat", "router
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
 from backends import ovn_networks as ovn
 from backends.ovn_networks import RouterInfo
@@ -27,6 +28,31 @@ def _audited(verb: str, target: str, fn, **details):
         raise
     audit.record(verb, target, "ok", **details)
     return result
+
+
+@dataclass(frozen=True)
+class VmPort:
+    """A tenant's VM port as the router screen offers it for a floating IP: ``lsp`` the LSP
+    name (a UUID for libvirt-bound ports), ``vm`` the VM name from ``external_ids:virtdeck:vm``
+    ("" if none), ``ip`` its first IPv4 address (None before OVN's IPAM gave one), ``network``
+    the network's human name."""
+
+    lsp: str
+    vm: str
+    ip: str | None
+    network: str
+
+
+def list_vm_ports(session, tenant: str) -> list[VmPort]:
+    """Every VM port on ``tenant``'s networks, by network then VM name (read from NB)."""
+    from console.services.network import _port_ips
+
+    api = nb_api(session)
+    out = []
+    for net in ovn.list_networks(api, tenant):
+        for lsp, (vm, ips) in _port_ips(api, net.vm_ports).items():
+            out.append(VmPort(lsp, vm, ips[0] if ips else None, net.name))
+    return sorted(out, key=lambda p: (p.network, p.vm, p.lsp))
 
 
 def list_routers(session, tenant: str | None = None) -> list[RouterInfo]:
