@@ -1,0 +1,189 @@
+"""The router screen driven with Pilot (keystrokes) against a real OVN NB ovsdb-server: the same
+router service as the CLI writes, so every step is checked in NB afterwards; and a snapshot at
+80x24. The lab version (traffic through SNAT and a floating IP) is tests/e2e/test_router_tui.py."""
+
+from __future__ import annotations
+
+import pytest
+from textual.app import App
+from textual.widgets import Input, OptionList, Select, Static
+
+from backends import ovn_networks as ovn
+from backends import ovn_ports
+from backends.session import open_nb
+from console.services import network as netsvc
+from console.services.network import NetworkRequest
+from screens.router_editor import RouterEditor
+
+PHYSNETS = {"physnet1": ("hv1", "hv2")}
+
+
+class Host(App):
+    def __init__(self, screen):
+        super().__init__()
+        self.editor = screen
+        self.results = []
+
+    def on_mount(self) -> None:
+        self.push_screen(self.editor, self.results.append)
+
+
+@pytest.fixture
+def api(nb_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    a = open_nb(nb_server.unix)
+    yield a
+    a.ovsdb_connection.stop(timeout=2)
+
+
+def tenant_nets(api, tenant="demo"):
+    inside = netsvc.create_network(api, NetworkRequest(tenant, "inside", "overlay", "10.62.0.0/24"))
+    netsvc.create_network(api, NetworkRequest(tenant, "ext", "provider", "172.16.0.0/24", gateway="172.16.0.254",
+                                              dhcp=False, physnet="physnet1"), PHYSNETS)
+    port = ovn_ports.create_vm_port(api, inside, tenant=tenant, vm="web1", nic=0)
+    return inside, port
+
+
+async def settle(pilot, cond, tries=200, what="condition"):
+    for _ in range(tries):
+        await pilot.pause(0.05)
+        if cond():
+            return
+    raise AssertionError(f"{what} never met")
+
+
+def status(ed) -> str:
+    return str(ed.query_one("#status", Static).render())
+
+
+async def act(pilot, ed, *keys, expect: str = "done"):
+    """Press ``keys`` and wait until the verb they start has finished (status says ``expect``)."""
+    await pilot.press(*keys)
+    await settle(pilot, lambda: not ed.busy and expect in status(ed), what=f"{keys} -> {expect!r}")
+    await settle(pilot, lambda: ed.loaded_tenant == "demo" and not ed.workers, what="reload")
+
+
+async def type_into(pilot, ed, wid: str, text: str) -> None:
+    w = ed.query_one(f"#{wid}", Input)
+    w.focus()
+    w.value = ""
+    await pilot.press(*text)
+
+
+async def choose(pilot, ed, wid: str, value: str) -> None:
+    """Pick ``value`` in Select ``wid`` with the keyboard: open, move down until it shows, enter."""
+    sel = ed.query_one(f"#{wid}", Select)
+    sel.focus()
+    await pilot.press("enter")
+    await pilot.pause()
+    for _ in range(10):
+        if sel.selection == value:
+            break
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        if sel.selection == value:
+            break
+        await pilot.press("enter")
+        await pilot.pause()
+    assert sel.selection == value, f"could not choose {value} in {wid}"
+
+
+async def test_router_from_the_screen(api, nb_server):
+    inside, port = tenant_nets(api)
+    ed = RouterEditor(api, tenant="demo", router="r1", chassis=["hv1", "hv2"])
+    app = Host(ed)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: ed.loaded_tenant == "demo", what="load")
+        assert "no router r1 in demo yet" in str(ed.query_one("#summary", Static).render())
+        # an action before the router exists is refused, naming the field
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert status(ed).startswith("router: no router 'r1'")
+        await act(pilot, ed, "ctrl+n")
+        assert ovn.find_router(api, "r1", "demo").networks == ()
+        # attach inside: focus the list, move to it, enter
+        nets = ed.query_one("#nets", OptionList)
+        nets.focus()
+        idx = nets.get_option_index("inside")
+        nets.highlighted = idx
+        await act(pilot, ed, "enter")
+        assert ovn.find_router(api, "r1", "demo").networks == ("inside",)
+        # SNAT before a gateway: refused naming the router
+        await pilot.press("n")
+        await settle(pilot, lambda: not ed.busy and "no gateway" in status(ed))
+        # gateway: a bad address is refused naming the field and marks it
+        await type_into(pilot, ed, "gw-address", "172.16.0.254")
+        await choose(pilot, ed, "gw-chassis", "hv2")
+        await pilot.press("ctrl+g")
+        await settle(pilot, lambda: not ed.busy and "address:" in status(ed))
+        assert "gateway of ext itself" in status(ed)
+        assert ed.query_one("#gw-address").has_class("invalid")
+        await type_into(pilot, ed, "gw-address", "172.16.0.150")
+        await act(pilot, ed, "ctrl+g")
+        r = ovn.find_router(api, "r1", "demo")
+        assert (r.gateway_network, r.gateway_address, r.gateway_chassis) == ("ext", "172.16.0.150/24", "hv2")
+        # SNAT on for inside
+        nets.focus()
+        nets.highlighted = nets.get_option_index("inside")
+        await act(pilot, ed, "n")
+        assert [(n.kind, n.logical_ip) for n in ovn.find_router(api, "r1", "demo").nat] == [("snat", "10.62.0.0/24")]
+        assert "SNAT" in str(nets.get_option("inside").prompt)
+        # floating IP for web1's port, chosen from the list (shows VM name and IP)
+        fport = ed.query_one("#fip-port", Select)
+        [(label, value)] = [(str(p), v) for p, v in fport._options if v == port.name]
+        assert "web1" in label and port.ip in label
+        await type_into(pilot, ed, "fip-ip", "172.16.0.151")
+        await choose(pilot, ed, "fip-port", port.name)
+        await act(pilot, ed, "ctrl+f")
+        fips = [n for n in ovn.find_router(api, "r1", "demo").nat if n.kind == "fip"]
+        assert [(n.external_ip, n.logical_ip, n.port) for n in fips] == [("172.16.0.151", port.ip, port.name)]
+        # the same external IP again: refused naming the field
+        await pilot.press("ctrl+f")
+        await settle(pilot, lambda: not ed.busy and "external_ip:" in status(ed))
+        # remove it from the list with x, SNAT off, detach, clear the gateway
+        ed.query_one("#fips", OptionList).focus()
+        await act(pilot, ed, "x")
+        assert not [n for n in ovn.find_router(api, "r1", "demo").nat if n.kind == "fip"]
+        nets.focus()
+        nets.highlighted = nets.get_option_index("inside")
+        await act(pilot, ed, "n")
+        assert ovn.find_router(api, "r1", "demo").nat == ()
+        await act(pilot, ed, "ctrl+k")
+        assert ovn.find_router(api, "r1", "demo").gateway_network is None
+        # delete: a confirmation first; "n" keeps it, then "y" deletes
+        await pilot.press("ctrl+d")
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        assert ovn.find_router(api, "r1", "demo")
+        await pilot.press("ctrl+d")
+        await pilot.pause()
+        await act(pilot, ed, "y")
+        assert ovn.list_routers(api, "demo") == []
+        await pilot.press("escape")
+        await pilot.pause()
+    assert len(app.results) == 1
+    netsvc.delete_network(api, "demo", "inside", cascade=True)
+    netsvc.delete_network(api, "demo", "ext")
+    from console.services import security
+    security.delete_security_group(api, "demo", "default")
+    assert ovn.virtdeck_rows(api) == {}
+
+
+def test_router_screen_snapshot(snap_compare, api):
+    """80x24: a router with a gateway, SNAT on one network and a floating IP."""
+    from console.services import router as rsvc
+    inside, port = tenant_nets(api)
+    rsvc.create_router(api, "demo", "r1")
+    rsvc.attach_network(api, "demo", "r1", "inside")
+    rsvc.set_gateway(api, "demo", "r1", "ext", "172.16.0.150", "hv1")
+    rsvc.add_snat(api, "demo", "r1", "inside")
+    rsvc.add_fip(api, "demo", "r1", "172.16.0.151", ip="10.62.0.50")
+    ed = RouterEditor(api, tenant="demo", router="r1", chassis=["hv1", "hv2"])
+
+    async def ready(pilot):
+        await settle(pilot, lambda: ed.loaded_tenant == "demo" and not ed.workers)
+        pilot.app.screen.query_one("#nets").focus()
+        await pilot.pause()
+
+    assert snap_compare(Host(ed), terminal_size=(80, 24), run_before=ready)
