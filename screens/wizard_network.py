@@ -7,6 +7,11 @@ Push it from anywhere (the Networks panel binds ``c``)::
 
 It dismisses with the created :class:`backends.ovn_networks.NetworkInfo`, or None on cancel.
 
+Edit mode (the Networks panel binds ``e``): ``NetworkWizard(edit=("demo", "web"))`` reads the
+network, fills the form, makes the fields that cannot change (name, tenant, kind, physnet, VLAN,
+CIDR, gateway) read-only and saves with ``console.services.network.edit_network`` (one OVN
+transaction; DHCP, lease, DNS, MTU, exclusions). It dismisses with the edited NetworkInfo.
+
 Where its facts come from: ``session`` (default ``app.session``) is what the service writes
 through; tenants default to ``app.cloud.tenants``; physnets default to the hosts' bridge
 mappings in ``app.cloud`` (read from each host's OVS by the live model), and when none are known
@@ -39,6 +44,8 @@ LABELS = {"name": "Name", "tenant": "Tenant", "kind": "Kind", "physnet": "Physne
           "cidr": "CIDR", "gateway": "Gateway", "dhcp": "DHCP", "lease_time": "Lease (s)",
           "dns": "DNS", "mtu": "MTU", "exclude": "Exclude"}
 PROVIDER_ONLY = ("physnet", "vlan")
+#: read-only when editing (console.services.network.IMMUTABLE, plus the identity)
+IMMUTABLE_FIELDS = ("name", "tenant", "kind", "physnet", "vlan", "cidr", "gateway")
 
 
 class NetworkWizard(FormScreen):
@@ -52,8 +59,11 @@ class NetworkWizard(FormScreen):
 
     def __init__(self, session=None, *, tenants: Sequence[str] | None = None,
                  physnets: Mapping[str, Sequence[str]] | None = None,
-                 networks: Sequence | None = None, tenant: str | None = None):
+                 networks: Sequence | None = None, tenant: str | None = None,
+                 edit: tuple[str, str] | None = None):
         super().__init__()
+        self.edit = edit              # (tenant, name) of the network to edit, or None
+        self.editing = None           # its NetworkInfo once read
         self._session = session
         self.tenants = list(tenants) if tenants is not None else None
         self.physnets = dict(physnets) if physnets is not None else None
@@ -84,7 +94,8 @@ class NetworkWizard(FormScreen):
         self._facts_from_app()
         tenants = self.tenants or []
         with Vertical(id="netwiz", classes="dialog"):
-            yield Static("[b]New network[/b]", classes="dialog-title")
+            title = f"Edit network {self.edit[0]}/{self.edit[1]}" if self.edit else "New network"
+            yield Static(f"[b]{escape(title)}[/b]", classes="dialog-title")
             with VerticalScroll(id="form"):
                 yield self._row("name", Input(id="name", placeholder="web", compact=True))
                 yield self._row("tenant", Input(
@@ -111,7 +122,8 @@ class NetworkWizard(FormScreen):
                                                  compact=True))
             yield Static("", id="status")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Create (ctrl+s)", id="create", variant="primary", compact=True)
+                yield Button("Save (ctrl+s)" if self.edit else "Create (ctrl+s)", id="create",
+                             variant="primary", compact=True)
                 yield Button("Cancel (esc)", id="cancel", compact=True)
 
     def _row(self, field: str, widget) -> Horizontal:
@@ -126,7 +138,13 @@ class NetworkWizard(FormScreen):
         self.query_one("#name", Input).focus()
         self._apply_kind()
         self._revalidate()
-        if self.networks is None:
+        if self.edit:
+            for field in IMMUTABLE_FIELDS:
+                self.query_one(f"#{field}").disabled = True
+            self.query_one("#create", Button).disabled = True
+            self._set_status(f"reading {self.edit[0]}/{self.edit[1]} …")
+            self.query_one("#dhcp").focus()
+        if self.networks is None or self.edit:
             self.networks = []
             session = self.session
             if session is not None:
@@ -142,7 +160,34 @@ class NetworkWizard(FormScreen):
 
     def _networks_loaded(self, nets) -> None:
         self.networks = list(nets)
+        if self.edit:
+            self.editing = next((n for n in nets if (n.tenant, n.name) == tuple(self.edit)), None)
+            if self.editing is None:
+                self._set_status(f"no network {self.edit[1]!r} in tenant {self.edit[0]!r}", True)
+                return
+            self._fill(self.editing)
+            self._set_status("name, tenant, kind, physnet, VLAN, CIDR and gateway cannot change "
+                             "(create a new network for that)")
         self._revalidate()
+
+    def _fill(self, n) -> None:
+        """Put network ``n`` (a NetworkInfo) in the form."""
+        values = {"name": n.name, "tenant": n.tenant, "cidr": n.cidr, "gateway": n.gateway,
+                  "vlan": "" if n.vlan is None else str(n.vlan), "lease_time": str(n.lease_time or 3600),
+                  "dns": ", ".join(n.dns), "mtu": str(n.mtu), "exclude": ", ".join(n.exclude)}
+        for field, value in values.items():
+            self.query_one(f"#{field}", Input).value = value
+        self.query_one("#kind", Select).value = n.kind
+        physnet = self.query_one("#physnet")
+        if isinstance(physnet, Select):
+            if n.physnet and n.physnet not in [v for _, v in physnet._options]:
+                physnet.set_options([(n.physnet, n.physnet)])
+            if n.physnet:
+                physnet.value = n.physnet
+        else:
+            physnet.value = n.physnet or ""
+        self.query_one("#dhcp", Checkbox).value = n.dhcp
+        self._apply_kind()
 
     # ------------------------------------------------------------------ values
     def _value(self, field: str):
@@ -174,13 +219,17 @@ class NetworkWizard(FormScreen):
 
     # ------------------------------------------------------------------ validation
     def _revalidate(self) -> dict[str, str]:
-        self.errors = netsvc.check_fields(self.request(), self.networks or [], self.physnets)
+        others = self.networks or []
+        if self.edit:      # the network itself is neither a name clash nor an overlap
+            others = [n for n in others if (n.tenant, n.name) != tuple(self.edit)]
+        self.errors = netsvc.check_fields(self.request(), others, None if self.edit else self.physnets)
         for field in FIELDS:
             why = self.query_one(f"#why-{field}", Static)
             msg = self.errors.get(field, "") if field in self.touched else ""
             why.update(escape(msg))
             self.query_one(f"#row-{field}").set_class(bool(msg), "invalid")
-        self.query_one("#create", Button).disabled = self.busy or bool(self.errors)
+        self.query_one("#create", Button).disabled = (self.busy or bool(self.errors)
+                                                       or (bool(self.edit) and self.editing is None))
         return self.errors
 
     @on(Input.Changed)
@@ -209,7 +258,7 @@ class NetworkWizard(FormScreen):
         self.action_create()
 
     def action_create(self) -> None:
-        if self.busy:
+        if self.busy or (self.edit and self.editing is None):
             return
         self.touched.update(FIELDS)
         errors = self._revalidate()
@@ -225,13 +274,19 @@ class NetworkWizard(FormScreen):
         req = self.request()
         self.busy = True
         self.query_one("#create", Button).disabled = True
-        self._set_status(f"creating {req.tenant}/{req.name} …")
+        self._set_status(f"{'saving' if self.edit else 'creating'} {req.tenant}/{req.name} …")
         physnets = self.physnets or None
         self.run_worker(lambda: self._create(session, req, physnets), thread=True, group="netwiz-create")
 
     def _create(self, session, req, physnets) -> None:
         try:
-            info = netsvc.create_network(session, req, physnets)
+            if self.edit:
+                info = netsvc.edit_network(
+                    session, self.edit[0], self.edit[1], dhcp=req.dhcp, lease_time=req.lease_time,
+                    dns=req.dns, mtu=req.mtu or "", exclude=req.exclude, kind=req.kind, cidr=req.cidr,
+                    gateway=req.gateway, physnet=req.physnet, vlan=req.vlan if req.kind == "provider" else None)
+            else:
+                info = netsvc.create_network(session, req, physnets)
         except Exception as exc:  # noqa: BLE001 - shown as one line, never a traceback
             self.app.call_from_thread(self._failed, *error_parts(exc))
             return
@@ -247,5 +302,6 @@ class NetworkWizard(FormScreen):
 
     def _created(self, info) -> None:
         self.busy = False
-        self.app.notify(f"created network {info.tenant}/{info.name} ({info.cidr})")
+        verb = "saved" if self.edit else "created"
+        self.app.notify(f"{verb} network {info.tenant}/{info.name} ({info.cidr})")
         self.dismiss(info)

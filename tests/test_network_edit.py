@@ -134,3 +134,58 @@ def test_cli_network_edit(nb_server, tmp_path, audit_log, capsys):
     assert main(base + ["--readonly", "network", "edit", "web", "-t", "demo", "--dhcp"]) == 3
     from console.services import guard
     guard.set_readonly(False)
+
+
+async def test_edit_from_the_wizard(api, nb_server):
+    """The wizard in edit mode: filled from NB, immutable fields read-only, saves through
+    edit_network (one transaction), then dismisses with the edited network."""
+    from textual.app import App
+    from textual.widgets import Button, Checkbox, Input, Static
+
+    from screens.wizard_network import IMMUTABLE_FIELDS, NetworkWizard
+
+    netsvc.create_network(api, NetworkRequest("t1", "v7", "provider", "10.7.0.0/24", physnet="physnet1", vlan=7,
+                                              dns="192.0.2.53"), PHYSNETS)
+    netsvc.create_network(api, NetworkRequest("t1", "web", "overlay", "10.0.0.0/24"))
+
+    class Host(App):
+        def __init__(self, wiz):
+            super().__init__()
+            self.wiz, self.results = wiz, []
+
+        def on_mount(self):
+            self.push_screen(self.wiz, self.results.append)
+
+    wiz = NetworkWizard(api, tenants=["t1"], physnets=PHYSNETS, edit=("t1", "v7"))
+    app = Host(wiz)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if wiz.editing is not None:
+                break
+        assert wiz.query_one("#cidr", Input).value == "10.7.0.0/24" and wiz.query_one("#vlan", Input).value == "7"
+        assert wiz.query_one("#dns", Input).value == "192.0.2.53" and wiz.query_one("#mtu", Input).value == "1500"
+        assert all(wiz.query_one(f"#{f}").disabled for f in IMMUTABLE_FIELDS)
+        assert "cannot change" in str(wiz.query_one("#status", Static).render())
+        assert wiz.errors == {} and not wiz.query_one("#create", Button).disabled
+        # typing into a read-only field does nothing; the mutable ones take keys
+        wiz.query_one("#cidr", Input).focus()
+        await pilot.press("9")
+        assert wiz.query_one("#cidr", Input).value == "10.7.0.0/24"
+        wiz.query_one("#mtu", Input).focus()
+        await pilot.press("backspace", "backspace", "backspace", "backspace", *"1450")
+        wiz.query_one("#dns", Input).focus()
+        wiz.query_one("#dns", Input).value = ""
+        await pilot.press(*"192.0.2.1")
+        wiz.query_one("#dhcp", Checkbox).focus()
+        await pilot.press("space")              # DHCP off
+        await pilot.pause()
+        assert not wiz.query_one("#row-lease_time").display
+        await pilot.press("ctrl+s")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.results:
+                break
+    [info] = app.results
+    assert (info.mtu, info.dns, info.dhcp, info.vlan, info.cidr) == (1450, ("192.0.2.1",), False, 7, "10.7.0.0/24")
+    assert ovn.find_network(api, "v7", "t1").dhcp_options is None and dhcp_opts(nb_server) != []  # web's row stays
