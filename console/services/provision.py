@@ -8,9 +8,10 @@ step           does                                                undo
 =============  ==================================================  =============================
 validate       name/sizes/keys/user/YAML, template, tenant,        —
                networks (OVN lookup), seed documents build
-placement      host facts (libvirt + OVS bridge mappings), name    release the claim
-               unique in the cluster, tenant quota, scheduler,
-               reservation claim (backends.scheduler.LEDGER)
+placement      host facts (libvirt + OVS bridge mappings), name    release the claim and
+               unique in the cluster, tenant quota, scheduler,     the host's lock
+               reservation claim (backends.scheduler.LEDGER),
+               the host's placement lock + re-check under it
 disk           qcow2 overlay on the template volume, resized       delete the volume
 seed           NoCloud ISO (pycdlib) uploaded as a volume          delete the volume
 ports          one LSP per NIC (UUID name, MAC+IP, DHCP, SG)       delete the LSPs
@@ -35,7 +36,11 @@ in a second metadata element ``<vdp:placement group="…"/>`` (namespace :data:`
 
 Reservation: between placement and the end of ``start`` the VM's vCPUs/RAM are claimed in the
 in-process ledger (see :class:`backends.scheduler.ReservationLedger`), so concurrent creates in
-this process cannot oversubscribe a host.
+this process cannot oversubscribe a host. Across processes and operators, the chosen host's
+placement lock (:mod:`backends.hostlock`, ``flock`` on the hypervisor over SSH) is taken in
+``placement``, the host is read again and re-checked under it, and it is held until ``define``
+(or the rollback) is done; if the host filled up meanwhile, placement runs again (up to
+:data:`PLACEMENT_ROUNDS` rounds).
 
 ``hook(phase, step, ctx)`` (tests only) is called "before" and "after" each step; raising from it
 is a real failure between steps and triggers the same rollback.
@@ -55,7 +60,7 @@ from typing import Any, Callable
 import libvirt
 
 from backends import domain_xml as dx
-from backends import ovn_ports, scheduler, storage
+from backends import hostlock, ovn_ports, scheduler, storage
 from backends.scheduler import HostFacts, Placement, PlacementRequest
 from backends.seed import build_nocloud_iso
 from config.inventory import HostConfig, Inventory, TemplateConfig
@@ -87,6 +92,8 @@ MAX_NETWORKS = 8
 # more than the host's cores), RAM up to GROW_RAM × the size (never more than the host's RAM).
 GROW_VCPUS = 4
 GROW_RAM = 2
+PLACEMENT_ROUNDS = 3   # placements tried when the chosen host filled up under another console
+LOCK_WAIT = 60.0       # seconds to wait for a host's placement lock
 GROUP_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 Progress = Callable[[str, str, str], None]
@@ -189,6 +196,8 @@ class CreateContext:
     claim: scheduler.Claim | None = None
     host: str | None = None
     host_facts: HostFacts | None = None
+    lock: hostlock.HostLock | None = None
+    lock_rounds: int = 0
     disk: storage.VolumeInfo | None = None
     seed_volume: storage.VolumeInfo | None = None
     ports: list[ovn_ports.PortInfo] = field(default_factory=list)
@@ -668,22 +677,57 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
                f"template {ctx.template.name}, networks {', '.join(n.name for n in ctx.networks)}"
 
     def step_placement():
-        facts_time = ledger.now()
-        snaps = gather(session, inventory, ctx.template)
-        _check_cluster(inventory, request, snaps)
-        preq = _placement_request(request, ctx, snaps)
-        ctx.placement, ctx.claim = ledger.place_and_claim(
-            [s.facts for s in snaps], preq, facts_time=facts_time,
-            cpu_ratio=inventory.allocation.cpu_ratio, ram_ratio=inventory.allocation.ram_ratio,
-            weigher=request.weigher)
-        if ctx.placement.host is None:
-            raise ValidationError("host", "no host can take this VM: " + "; ".join(
-                f"{v.host}: {v.summary}" for v in ctx.placement.verdicts) if ctx.placement.verdicts
-                else "no hypervisors in the inventory")
-        undo.append(("placement", f"release the claim on {ctx.placement.host}", lambda: ledger.drop(ctx.claim)))
-        ctx.host = ctx.placement.host
-        ctx.host_facts = next((s.facts for s in snaps if s.facts.name == ctx.host), None)
-        return f"{ctx.host} ({ctx.placement.verdict(ctx.host).summary})"
+        # Optimistic placement on facts read without a lock, then, under the chosen host's own
+        # placement lock (backends.hostlock: flock on the hypervisor, shared by every console),
+        # the host is read again and re-checked; the lock is held until the domain is defined.
+        # A host that filled up meanwhile is dropped and placement runs again (max 3 rounds).
+        first = None
+        for attempt in range(1, PLACEMENT_ROUNDS + 1):
+            facts_time = ledger.now()
+            snaps = gather(session, inventory, ctx.template)
+            _check_cluster(inventory, request, snaps)
+            preq = _placement_request(request, ctx, snaps)
+            ctx.placement, ctx.claim = ledger.place_and_claim(
+                [s.facts for s in snaps], preq, facts_time=facts_time,
+                cpu_ratio=inventory.allocation.cpu_ratio, ram_ratio=inventory.allocation.ram_ratio,
+                weigher=request.weigher)
+            if ctx.placement.host is None:
+                why = "; ".join(f"{v.host}: {v.summary}" for v in ctx.placement.verdicts) \
+                    if ctx.placement.verdicts else "no hypervisors in the inventory"
+                if first is not None:
+                    why += f" (another console took {first} meanwhile)"
+                raise ValidationError("host", "no host can take this VM: " + why)
+            undo.append(("placement", f"release the claim on {ctx.placement.host}",
+                         lambda c=ctx.claim: ledger.drop(c)))
+            host = ctx.placement.host
+            ctx.lock = hostlock.acquire(session, host, wait=LOCK_WAIT)
+            undo.append(("placement", f"release the placement lock on {host}", ctx.lock.release))
+            # Under the lock: this host as it is now (another process may have defined meanwhile),
+            # with the other in-process claims but not our own.
+            facts_time = ledger.now()
+            snap = host_snapshot(session, inventory.host(host), ctx.template)
+            snaps = [snap if s.facts.name == host else s for s in snaps]
+            _check_cluster(inventory, request, snaps)
+            ledger.drop(ctx.claim)
+            recheck, ctx.claim = ledger.place_and_claim(
+                [snap.facts], _placement_request(request, ctx, snaps), facts_time=facts_time,
+                cpu_ratio=inventory.allocation.cpu_ratio, ram_ratio=inventory.allocation.ram_ratio,
+                weigher=request.weigher)
+            undo.append(("placement", f"release the claim on {host}", lambda c=ctx.claim: ledger.drop(c)))
+            if recheck.host == host:
+                ctx.host = host
+                ctx.host_facts = snap.facts
+                ctx.lock_rounds = attempt
+                break
+            ctx.lock.release()
+            first = first or host
+            progress("placement", "start", f"{host} filled up meanwhile ({recheck.verdict(host).summary}); "
+                                           "placing again")
+        else:
+            raise ValidationError("host", f"hosts kept filling up under this create ({PLACEMENT_ROUNDS} "
+                                          "rounds); try again")
+        waited = f", waited {ctx.lock.waited:.1f} s for its placement lock" if ctx.lock.waited > 0.5 else ""
+        return f"{ctx.host} ({ctx.placement.verdict(ctx.host).summary}{waited})"
 
     def step_disk():
         nonlocal conn
@@ -757,6 +801,8 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
             ctx.domain = conn.defineXML(ctx.xml)
         except libvirt.libvirtError as exc:
             raise HostError(f"{ctx.host}: defineXML: {exc.get_error_message()}") from None
+        # Defined: every console now counts it, so the host's placement lock can go.
+        ctx.lock.release()
         return f"domain {request.name} defined on {ctx.host}"
 
     def step_start():
@@ -812,6 +858,8 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
             err.exit_code = exc.exit_code  # nothing was made: the cause's own code (2 input, 4 host)
         raise err from None
     ledger.release(ctx.claim)
+    if ctx.lock is not None:
+        ctx.lock.release()
     audit.record("vm.create", target, "ok", **_audit_details(request, ctx))
     return CreateResult(
         name=request.name, tenant=request.tenant, host=ctx.host, uuid=ctx.domain_uuid,
