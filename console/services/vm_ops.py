@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import libvirt
 
+from backends import hostlock
 from console import audit
 from console.errors import HostError, ValidationError, VirtdeckError
 from console.model import EXT_VM, METADATA_NS, VM_STATES
@@ -529,6 +530,21 @@ def _switch_of(nb, lsp_uuid) -> str | None:
     return None
 
 
+def vm_physnets(nb, name: str, interfaceids: Iterable[str]) -> dict[str, list[str]]:
+    """{physnet: [logical switch names]} the VM's NICs need: the ``options:network_name`` of
+    the localnet ports on the switches its LSPs are on (overlay switches need none)."""
+    mine = {row.uuid for row in _vm_ports(nb, name, interfaceids)}
+    out: dict[str, list[str]] = {}
+    for ls in nb.tables["Logical_Switch"].rows.values():
+        if not any(p.uuid in mine for p in ls.ports):
+            continue
+        for p in ls.ports:
+            phys = (p.options or {}).get("network_name") if p.type == "localnet" else None
+            if phys:
+                out.setdefault(phys, []).append(ls.name)
+    return out
+
+
 def _addresses(row) -> tuple[list[str], str | None]:
     addrs = list(row.addresses or [])
     dyn = row.dynamic_addresses[0] if getattr(row, "dynamic_addresses", None) else None
@@ -911,6 +927,82 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
 
 
 # ---------------------------------------------------------------------------------------------
+# NICs whose OVN port went away (network delete --cascade)
+
+
+def _nics_bound_to(xml: str, lsps: set[str]) -> list[tuple[str, str]]:
+    """``[(mac, interfaceid)]`` of the domain XML's interfaces bound to one of ``lsps``."""
+    out = []
+    for i in ET.fromstring(xml).findall("devices/interface"):
+        params = i.find("virtualport/parameters")
+        mac = i.find("mac")
+        if params is not None and params.get("interfaceid") in lsps and mac is not None:
+            out.append((mac.get("address").lower(), params.get("interfaceid")))
+    return out
+
+
+def detach_ports(session, lsps: Iterable[str], switch: str | None = None) -> dict:
+    """Detach, from every domain on the enabled hypervisors, the NICs bound (openvswitch
+    virtualport interfaceid) to the LSPs ``lsps`` — the ports a ``network delete --cascade``
+    removed, so no domain is left with a NIC pointing at a deleted port.
+
+    Running domains: ``detachDeviceFlags(LIVE | CONFIG)`` (libvirt asks the guest to release
+    the PCI device and waits ~5 s; a guest that does not answer keeps the NIC until it does or
+    until its next boot, the config is changed at once). Others: CONFIG only. ``switch``: the
+    deleted logical switch, also dropped from the ``<virtdeck:instance>`` networks metadata.
+
+    Returns ``{"detached": [{"vm", "host", "mac", "lsp", "live"}], "problems": [str]}``; never
+    raises for one host or domain (an unreachable host is a problem line: its domains keep the
+    NIC, which then has no port — it carries no traffic; run this again once it is back).
+    """
+    from backends import domain_xml as dx
+
+    want = set(lsps)
+    out: dict = {"detached": [], "problems": []}
+    if not want:
+        return out
+    CFG, LIVE = libvirt.VIR_DOMAIN_AFFECT_CONFIG, libvirt.VIR_DOMAIN_AFFECT_LIVE
+
+    def one(h: str) -> tuple[list[dict], list[str]]:
+        done, problems = [], []
+        try:
+            conn = session.libvirt(h)
+            doms = conn.listAllDomains(0)
+        except (VirtdeckError, libvirt.libvirtError) as exc:
+            why = _lv_msg(exc) if isinstance(exc, libvirt.libvirtError) else str(exc)
+            return [], [f"{h}: cannot list domains, their NICs were not checked: {why}"]
+        for dom in doms:
+            try:
+                active = bool(dom.isActive())
+                cfg_nics = _nics_bound_to(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), want) \
+                    if dom.isPersistent() else []
+                live_nics = _nics_bound_to(dom.XMLDesc(0), want) if active else []
+                for mac, lsp in dict.fromkeys(cfg_nics + live_nics):
+                    flags = (CFG if (mac, lsp) in cfg_nics else 0) | (LIVE if (mac, lsp) in live_nics else 0)
+                    dom.detachDeviceFlags(f"<interface type='bridge'><mac address='{mac}'/></interface>", flags)
+                    done.append({"vm": dom.name(), "host": h, "mac": mac, "lsp": lsp, "live": bool(flags & LIVE)})
+                if (cfg_nics or live_nics) and switch:
+                    raw = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+                    meta = dx.parse_metadata(raw)
+                    if meta is not None and switch in meta.networks:
+                        meta = replace(meta, networks=tuple(n for n in meta.networks if n != switch))
+                        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, dx.metadata_xml(meta),
+                                        dx.PREFIX, dx.NS, CFG | (LIVE if active else 0))
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue
+                problems.append(f"{h}: {dom.name()}: detach refused: {_lv_msg(exc)}")
+        return done, problems
+
+    hosts = _hypervisor_names(session, None)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        for done, problems in pool.map(one, hosts):
+            out["detached"] += done
+            out["problems"] += problems
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Bulk
 
 
@@ -1179,6 +1271,47 @@ def _copy_volume(sconn, shost: str, vol, tconn, thost: str, pool: str, progress=
     return info.path
 
 
+def _move_request(session, name: str, xml: str, facts: DomainFacts, to_host: str):
+    """The PlacementRequest a moved VM makes of ``to_host``: its current vCPUs/RAM, its arch
+    (``<os><type arch>``), the physnets its provider networks need, its anti-affinity group and
+    the hosts already holding a member of that group."""
+    from backends.scheduler import PlacementRequest
+    from console.services import provision
+
+    root = ET.fromstring(xml)
+    arch = (root.find("os/type").get("arch") if root.find("os/type") is not None else None) or "x86_64"
+    group = provision._domain_brief(xml).group
+    physnets = frozenset(vm_physnets(_nb(session), name, facts.interfaceids))
+    group_hosts = frozenset()
+    if group:
+        snap = provision.host_snapshot(session, session.inventory.host(to_host), None)
+        if any(d.group == group and d.name != name for d in snap.domains):
+            group_hosts = frozenset({to_host})
+    return PlacementRequest(vcpus=facts.vcpus, ram_mib=facts.memory_mib, arch=arch, physnets=physnets,
+                            anti_affinity_group=group, group_hosts=group_hosts, pinned_host=to_host)
+
+
+def _check_move(session, name: str, to_host: str, preq, after_copy: bool = False) -> None:
+    """Raise VirtdeckError naming every reason ``to_host`` cannot take the VM (the scheduler's
+    filters on the host's facts now: enabled, arch, physnet bridge mappings, anti-affinity,
+    vCPUs and RAM against the allocation ratios). A stopped VM holds no RAM, so free RAM only
+    has to cover it when started there later (not checked)."""
+    from backends.scheduler import place
+    from console.services import provision
+
+    snap = provision.host_snapshot(session, session.inventory.host(to_host), None)
+    f = snap.facts
+    if not f.reachable:
+        raise HostError(f.error or f"{to_host} is not reachable")
+    f = replace(f, ram_free_mib=max(f.ram_free_mib, preq.ram_mib))
+    alloc = session.inventory.allocation
+    verdict = place([f], preq, cpu_ratio=alloc.cpu_ratio, ram_ratio=alloc.ram_ratio).verdict(to_host)
+    if verdict.refused:
+        when = " (it filled up while the disks were copied; copies removed)" if after_copy else \
+            "; nothing was copied"
+        raise VirtdeckError(f"cannot move {name} to {to_host}: {verdict.summary}{when}")
+
+
 def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
     """Move a STOPPED VM to hypervisor ``to_host``: copy its disk volumes (overlay, seed) through
     the libvirt storage API, define the domain there (same UUID, XML and metadata), re-home its
@@ -1186,9 +1319,13 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
     interfaceid when the VM starts on the new chassis), then undefine it on the old host and
     delete the old volumes.
 
-    Checks first: the VM is shut off (VmStateError), ``to_host`` answers, has no domain of that
-    name, has the template's volumes (a qcow2 overlay's backing file, the kernel/initrd of a
-    direct kernel boot) at the same paths, and can hold the VM (scheduler filters). If a step on
+    Checks first, before anything is copied: the VM is shut off (VmStateError), ``to_host``
+    answers, has no domain of that name, passes placement for this VM (scheduler filters: arch,
+    a bridge mapping for every physnet its provider networks need, anti-affinity group, vCPUs and
+    RAM against the allocation ratios — VirtdeckError "cannot move NAME to HOST: reasons"), has
+    the template's volumes (a qcow2 overlay's backing file, the kernel/initrd of a direct kernel
+    boot) at the same paths. After the copy, capacity is checked again under the target's
+    placement lock (backends.hostlock) and the domain defined before the lock is let go. If a step on
     the target fails, what was created there is removed and the VM stays where it was.
     Same host → noop.
     """
@@ -1211,10 +1348,8 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
             raise VirtdeckError(f"{to_host} already has a domain named {name}")
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
         facts = parse_domain_xml(xml)
-        tfacts = host_facts(session, to_host)
-        if not tfacts.reachable:
-            raise HostError(tfacts.error or f"{to_host} is not reachable")
-        _check_fits(session, to_host, tfacts, facts.vcpus, facts.memory_mib, None, name)
+        preq = _move_request(session, name, xml, facts, to_host)
+        _check_move(session, name, to_host, preq)
 
         # What to copy, and what must already be on the target.
         to_copy = []
@@ -1245,7 +1380,11 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
                 created.append((pool, vol.name()))
                 if new_path != path:
                     xml = xml.replace(f"'{path}'", f"'{new_path}'").replace(f'"{path}"', f'"{new_path}"')
-            defined = tconn.defineXML(xml)
+            # Copies made: re-check the target under its placement lock (another console may have
+            # filled it meanwhile) and define there before letting go of the lock.
+            with hostlock.acquire(session, to_host):
+                _check_move(session, name, to_host, preq, after_copy=True)
+                defined = tconn.defineXML(xml)
         except BaseException:
             for pool, vname in created:
                 try:
