@@ -149,13 +149,28 @@ class Probe:
         self.close()
 
 
+def run_on(host: str | None, argv: list[str], *, check: bool = True, timeout: float = 60,
+           input: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``argv`` inside lab ``host`` (:func:`run_in`), or on the machine itself when ``host``
+    is None (e.g. ``ip netns exec vd-ext100 …`` for the address-only namespaces)."""
+    if host:
+        return run_in(host, argv, check=check, timeout=timeout, input=input)
+    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout, input=input)
+
+
+def popen_on(host: str | None, argv: list[str], **kw) -> subprocess.Popen:
+    """:func:`popen_in` for lab ``host``, a plain Popen on the machine when ``host`` is None."""
+    return popen_in(host, argv, **kw) if host else subprocess.Popen(argv, **kw)
+
+
 @dataclass
 class Via:
-    """Another kind of endpoint for :func:`tcp_transfer`: commands run on lab ``host`` behind
-    ``prefix`` (e.g. ``probe.argv("ssh", …, "debian@10.0.0.5")`` to run inside a real guest);
-    with ``quote`` the command is passed as one shell-quoted string (what ssh wants)."""
+    """Another kind of endpoint for :func:`tcp_transfer`: commands run on lab ``host`` (None: the
+    machine itself) behind ``prefix`` (e.g. ``probe.argv("ssh", …, "debian@10.0.0.5")`` to run
+    inside a real guest); with ``quote`` the command is passed as one shell-quoted string (what
+    ssh wants). See tests/guests.py for guests reached this way."""
 
-    host: str
+    host: str | None
     prefix: list
     quote: bool = False
 
@@ -194,7 +209,7 @@ def tcp_transfer(server: "Probe | tuple", client: "Probe | tuple", to_addr: str,
     """Send ``size`` random bytes from ``client`` to a listener on ``server`` at ``to_addr``;
     returns {"sent": sha256, "received": sha256, "bytes": n, "peer": address the server saw}.
     ``server``/``client`` are probes, :class:`Via` endpoints (e.g. a guest over ssh) or
-    (host, netns-or-None) tuples for other lab endpoints."""
+    (host, netns-or-None) tuples for other lab endpoints (host None: the machine)."""
     def argv_of(end, *a):
         if isinstance(end, (Probe, Via)):
             return end.host, end.argv(*a)
@@ -202,13 +217,13 @@ def tcp_transfer(server: "Probe | tuple", client: "Probe | tuple", to_addr: str,
         return host, (["ip", "netns", "exec", ns, *a] if ns else list(a))
 
     host, argv = argv_of(server, "python3", "-c", TCP_SERVER, str(port))
-    srv = popen_in(host, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    srv = popen_on(host, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = srv.stdout.readline()
         if "listening" not in first:
             raise AssertionError(f"TCP server did not start: {srv.stderr.read()[-300:]}")
         chost, cargv = argv_of(client, "python3", "-c", TCP_CLIENT, to_addr, str(port), str(size))
-        cl = run_in(chost, cargv, check=False, timeout=90)
+        cl = run_on(chost, cargv, check=False, timeout=90)
         if cl.returncode != 0:
             raise AssertionError(f"TCP client failed: {cl.stderr.strip()[-300:]}")
         out, err = srv.communicate(timeout=60)

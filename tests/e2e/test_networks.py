@@ -30,6 +30,7 @@ from console.services import network as netsvc
 from console.services import router as rsvc
 from console.services import security as sgsvc
 from console.services.network import NetworkRequest
+from net_helpers import teardown_tenant, wait_up
 from probes import Probe, tcp_transfer
 
 pytestmark = [pytest.mark.lab]
@@ -64,17 +65,6 @@ def tenants(session):
     assert left == {}, f"rows left behind: {left}"
 
 
-def teardown_tenant(session, tenant: str) -> None:
-    nb = session.nb()
-    for r in rsvc.list_routers(session, tenant):
-        rsvc.delete_router(session, tenant, r.name)
-    for n in netsvc.list_networks(session, tenant):
-        netsvc.delete_network(session, tenant, n.name, cascade=True)
-    for g in sgsvc.list_security_groups(session, tenant):
-        sgsvc.delete_security_group(session, tenant, g.name)
-    ovn.virtdeck_rows(nb, [tenant])
-
-
 @pytest.fixture
 def probes():
     made: list[Probe] = []
@@ -87,17 +77,6 @@ def probes():
     yield plug
     for p in made:
         p.close()
-
-
-def wait_up(nb, lsp: str, timeout: float = 20) -> None:
-    """Wait until ovn-controller has bound the LSP (NB ``up`` = true)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for row in nb.tables["Logical_Switch_Port"].rows.values():
-            if row.name == lsp and row.up and row.up[0]:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"LSP {lsp} never came up")
 
 
 def vm_port(session, net, tenant, vm, ip=None):

@@ -1,0 +1,56 @@
+"""Helpers for the networks end-to-end tests (issue 5): wait for ovn-controller to bind an LSP,
+and delete everything a test tenant owns through the services."""
+
+from __future__ import annotations
+
+import time
+
+from backends import ovn_networks as ovn
+from console.services import network as netsvc
+from console.services import router as rsvc
+from console.services import security as sgsvc
+
+
+def teardown_tenant(session, tenant: str) -> None:
+    """Delete ``tenant``'s routers, networks (cascading to their ports) and security groups
+    through the services, in that order. Check the result with ``ovn.virtdeck_rows``."""
+    nb = session.nb()
+    for r in rsvc.list_routers(session, tenant):
+        rsvc.delete_router(session, tenant, r.name)
+    for n in netsvc.list_networks(session, tenant):
+        netsvc.delete_network(session, tenant, n.name, cascade=True)
+    for g in sgsvc.list_security_groups(session, tenant):
+        sgsvc.delete_security_group(session, tenant, g.name)
+    ovn.virtdeck_rows(nb, [tenant])
+
+
+def wait_up(nb, lsp: str, timeout: float = 20) -> None:
+    """Wait until ovn-controller has bound the LSP (NB ``up`` = true); AssertionError after
+    ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for row in nb.tables["Logical_Switch_Port"].rows.values():
+            if row.name == lsp and row.up and row.up[0]:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"LSP {lsp} never came up")
+
+
+def sniff(netns: str, *expr: str, iface: str = "eth0", limit: float = 300):
+    """Start tcpdump (numeric, line-buffered) on ``iface`` of the machine's network namespace
+    ``netns`` (e.g. vd-ext100) with filter ``expr``; returns once it is listening. Stop it with
+    :func:`sniffed`. ``limit``: s after which tcpdump stops on its own (a forgotten capture)."""
+    import subprocess
+    proc = subprocess.Popen(["ip", "netns", "exec", netns, "timeout", str(int(limit)), "tcpdump", "-i", iface,
+                             "-n", "-l", *expr], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()       # "listening on eth0, link-type EN10MB …"
+    if "listening" not in line:
+        proc.kill()
+        raise AssertionError(f"tcpdump in {netns} did not start: {line}{proc.stderr.read()[-300:]}")
+    return proc
+
+
+def sniffed(proc, timeout: float = 30) -> str:
+    """Stop a :func:`sniff` capture and return what it printed (one line per packet)."""
+    proc.terminate()
+    return proc.communicate(timeout=timeout)[0]
