@@ -101,10 +101,15 @@ def cmd_edit(args) -> int:
 
 def cmd_delete(args) -> int:
     from console.services.network import delete_network
+    nics: dict = {"detached": [], "problems": []}
     with cli_session(args) as s:
-        n = delete_network(s, args.tenant, args.name, cascade=args.cascade)
+        n = delete_network(s, args.tenant, args.name, cascade=args.cascade, nics_out=nics)
     extra = f" with {len(n.vm_ports)} VM port(s)" if args.cascade and n.vm_ports else ""
-    emit(args, n.to_dict(), [f"deleted network {n.tenant}/{n.name}{extra}"])
+    lines = [f"deleted network {n.tenant}/{n.name}{extra}"]
+    lines += [f"  detached NIC {d['mac']} from {d['vm']} on {d['host']} ({'live + config' if d['live'] else 'config'})"
+              for d in nics["detached"]]
+    lines += [f"  NOT detached: {p}" for p in nics["problems"]]
+    emit(args, dict(n.to_dict(), nics_detached=nics["detached"], nic_problems=nics["problems"]), lines)
     return 0
 
 

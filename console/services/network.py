@@ -291,12 +291,17 @@ def create_network(session, req: NetworkRequest,
     return info
 
 
-def delete_network(session, tenant: str, name: str, cascade: bool = False) -> NetworkInfo:
+def delete_network(session, tenant: str, name: str, cascade: bool = False,
+                   nics_out: dict | None = None) -> NetworkInfo:
     """Delete network ``name`` of ``tenant`` in one OVN transaction.
 
     Refused (ValidationError on field "cascade", nothing written) while VM ports are on it or
     routers are attached, unless ``cascade``: then those ports, their DHCP rows and the router
-    attachments go with it. Returns what was deleted."""
+    attachments go with it, and the domains' NICs bound to those ports are detached
+    (:func:`console.services.vm_ops.detach_ports`: live + config on running domains, config on
+    the others). Returns what was deleted; ``nics_out`` (a dict, optional) receives
+    ``{"detached": [{"vm", "host", "mac", "lsp", "live"}], "problems": [str]}`` (a host or domain
+    where the detach failed; the OVN delete stands either way)."""
     require_writable("network.delete")
     target = f"network {tenant}/{name}"
     try:
@@ -322,8 +327,16 @@ def delete_network(session, tenant: str, name: str, cascade: bool = False) -> Ne
     except VirtdeckError as exc:
         audit.record("network.delete", target, f"failed: {exc}", cascade=cascade)
         raise
+    nics: dict = {"detached": [], "problems": []}
+    if cascade and info.vm_ports and hasattr(session, "inventory"):
+        # The domains' NICs bound to the deleted ports go too (live + config), see vm_ops.detach_ports.
+        from console.services import vm_ops
+        nics = vm_ops.detach_ports(session, info.vm_ports, switch=info.switch)
     audit.record("network.delete", target, "ok", cascade=cascade, vm_ports=list(info.vm_ports),
-                 routers=list(info.routers))
+                 routers=list(info.routers), nics_detached=[f"{d['vm']}@{d['host']}:{d['mac']}" for d in nics["detached"]],
+                 nics_problems=nics["problems"])
+    if nics_out is not None:
+        nics_out.update(nics)
     return info
 
 

@@ -930,14 +930,14 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
 # NICs whose OVN port went away (network delete --cascade)
 
 
-def _nics_bound_to(xml: str, lsps: set[str]) -> list[tuple[str, str]]:
-    """``[(mac, interfaceid)]`` of the domain XML's interfaces bound to one of ``lsps``."""
-    out = []
+def _nics_bound_to(xml: str, lsps: set[str]) -> dict[tuple[str, str], str]:
+    """``{(mac, interfaceid): <interface> XML}`` of the domain's interfaces bound to one of ``lsps``."""
+    out = {}
     for i in ET.fromstring(xml).findall("devices/interface"):
         params = i.find("virtualport/parameters")
         mac = i.find("mac")
         if params is not None and params.get("interfaceid") in lsps and mac is not None:
-            out.append((mac.get("address").lower(), params.get("interfaceid")))
+            out[(mac.get("address").lower(), params.get("interfaceid"))] = ET.tostring(i, encoding="unicode")
     return out
 
 
@@ -975,18 +975,21 @@ def detach_ports(session, lsps: Iterable[str], switch: str | None = None) -> dic
             try:
                 active = bool(dom.isActive())
                 cfg_nics = _nics_bound_to(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), want) \
-                    if dom.isPersistent() else []
-                live_nics = _nics_bound_to(dom.XMLDesc(0), want) if active else []
-                for mac, lsp in dict.fromkeys(cfg_nics + live_nics):
+                    if dom.isPersistent() else {}
+                live_nics = _nics_bound_to(dom.XMLDesc(0), want) if active else {}
+                for (mac, lsp), dev in {**live_nics, **cfg_nics}.items():
                     flags = (CFG if (mac, lsp) in cfg_nics else 0) | (LIVE if (mac, lsp) in live_nics else 0)
-                    dom.detachDeviceFlags(f"<interface type='bridge'><mac address='{mac}'/></interface>", flags)
+                    dom.detachDeviceFlags(dev, flags)  # libvirt matches it by MAC
                     done.append({"vm": dom.name(), "host": h, "mac": mac, "lsp": lsp, "live": bool(flags & LIVE)})
                 if (cfg_nics or live_nics) and switch:
                     raw = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
                     meta = dx.parse_metadata(raw)
                     if meta is not None and switch in meta.networks:
                         meta = replace(meta, networks=tuple(n for n in meta.networks if n != switch))
-                        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, dx.metadata_xml(meta),
+                        # setMetadata wants the element without its namespace (libvirt adds it)
+                        bare = dx.metadata_xml(meta).replace(f' xmlns:{dx.PREFIX}="{dx.NS}"', "") \
+                            .replace(f"{dx.PREFIX}:", "")
+                        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, bare,
                                         dx.PREFIX, dx.NS, CFG | (LIVE if active else 0))
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
