@@ -24,9 +24,10 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from screens import views
+from screens.footer import KeyFooter
 from screens.table import CloudTable
 from screens.vm_actions import VM_BINDINGS, VmActions
 
@@ -96,7 +97,7 @@ class MainScreen(VmActions, Screen):
                             yield Static("", id=f"detail-{panel}", classes="detail-text")
         yield Input(placeholder="filter (regular expression, Enter to apply, Esc to clear)",
                     id="filter")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
