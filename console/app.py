@@ -13,6 +13,9 @@ Hooks for other screens (wizards, panels) — keep them simple:
 - ``app.open_vm_wizard()`` / ``app.open_network_wizard()`` (bound to ``c`` in the VMs /
   Networks panel): push ``screens.wizard_vm.VmWizard()`` / ``screens.wizard_network.NetworkWizard()``
   — screens constructed with no arguments — when those modules exist.
+- ``app.open_router_editor(tenant, router)`` (``o`` in the Networks panel) /
+  ``app.open_network_editor(tenant, name)`` (``e`` there): the router screen and the network
+  wizard in edit mode.
 - ``app.jump(panel, key)``: show a panel and highlight a row (keys: see screens/views.py).
 """
 
@@ -103,6 +106,9 @@ class CloudCommands(Provider):
             yield f"network {n.display_name}", partial(app.jump, "networks", f"net:{n.uuid}"), n.kind_label
         for r in cloud.routers:
             yield f"router {r.display_name}", partial(app.jump, "networks", f"router:{r.uuid}"), "router"
+            yield (f"edit router {r.display_name} (o)",
+                   partial(app.open_router_editor, r.tenant, r.display_name), "router screen")
+        yield "Router screen (o)", app.open_router_editor, "routers: create, attach, gateway, SNAT, FIPs"
         for t in cloud.tenants:
             yield f"tenant {t.name}", partial(app.jump, "tenants", f"tenant:{t.name}"), "tenant"
         for v in cloud.vms:
@@ -166,7 +172,15 @@ class VirtdeckApp(App):
         """Open the network wizard (screens/wizard_network.py: ``NetworkWizard()``) if installed."""
         self._open("screens.wizard_network", "NetworkWizard", "network wizard")
 
-    def _open(self, module: str, cls_name: str, what: str) -> None:
+    def open_router_editor(self, tenant: str | None = None, router: str | None = None) -> None:
+        """Open the router screen (screens/router_editor.py) for ``tenant`` / ``router``."""
+        self._open("screens.router_editor", "RouterEditor", "router screen", tenant=tenant, router=router)
+
+    def open_network_editor(self, tenant: str, name: str) -> None:
+        """Open the network wizard in edit mode on network ``tenant``/``name``."""
+        self._open("screens.wizard_network", "NetworkWizard", "network wizard", edit=(tenant, name))
+
+    def _open(self, module: str, cls_name: str, what: str, **kwargs) -> None:
         if self.readonly:
             self.notify(f"read-only console: the {what} is off", severity="warning")
             return
@@ -175,7 +189,7 @@ class VirtdeckApp(App):
         except (ModuleNotFoundError, AttributeError):
             self.notify(f"the {what} is not installed yet", severity="warning")
             return
-        self.push_screen(cls())
+        self.push_screen(cls(**kwargs))
 
     def show_panel(self, panel: str) -> None:
         main = self._main()

@@ -4,6 +4,9 @@ Keyboard first (k9s-like): ``1``-``5`` or ``tab``/``shift+tab`` switch panels, `
 current table by a regular expression (``escape`` clears it), ``?`` lists every binding, ``:``
 opens the command palette (jump to a panel or to any host / VM / network / tenant by name),
 ``c`` creates in the VMs / Networks panel, ``r`` reconnects the highlighted host, ``q`` quits.
+In the Networks panel ``o`` opens the router screen (screens/router_editor.py) for the
+highlighted network's / router's tenant and ``e`` edits the highlighted network (the network
+wizard in edit mode); in the VMs panel ``e`` edits the VM's cloud-config.
 
 The screen reads ``self.app.cloud`` (an immutable :class:`console.model.Cloud`) when the app
 posts :class:`CloudChanged`; it never waits on a host.
@@ -65,7 +68,10 @@ class MainScreen(VmActions, Screen):
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("c", "create", "Create"),
         Binding("r", "reconnect", "Reconnect host", show=False),
-        *VM_BINDINGS,  # VMs panel verbs and marks (screens/vm_actions.py)
+        Binding("o", "routers", "Routers (Networks panel)", show=False),
+        # VMs panel verbs and marks (screens/vm_actions.py); e also edits a network
+        *[b if b.key != "e" else Binding("e", b.action, "Edit cloud-config (VMs) / network (Nets)", show=False)
+          for b in VM_BINDINGS],
     ]
 
     def __init__(self, panel: str = "hosts") -> None:
@@ -245,6 +251,37 @@ class MainScreen(VmActions, Screen):
             self.app.open_network_wizard()
         else:
             self.notify("c creates in the VMs (2) and Networks (3) panels", timeout=3)
+
+    def _network_row(self):
+        """The Networks panel's highlighted row: ("net", Network) / ("router", Router) / None."""
+        table = self.table("networks")
+        key = table.cursor_key if table else None
+        kind, _, uuid = (key or "").partition(":")
+        cloud = self.app.cloud
+        rows = {"net": cloud.networks, "router": cloud.routers}.get(kind, ())
+        obj = next((x for x in rows if x.uuid == uuid), None)
+        return (kind, obj) if obj is not None else None
+
+    def action_routers(self) -> None:
+        if self.panel != "networks":
+            self.notify("o opens the router screen from the Networks panel (3)", timeout=3)
+            return
+        row = self._network_row()
+        tenant = row[1].tenant if row else None
+        router = row[1].display_name if row and row[0] == "router" else None
+        if router is None and row and tenant:
+            mine = [r.display_name for r in self.app.cloud.routers if r.tenant == tenant]
+            router = mine[0] if len(mine) == 1 else None
+        self.app.open_router_editor(tenant, router)
+
+    def action_vm_edit_config(self) -> None:
+        if self.panel != "networks":
+            return super().action_vm_edit_config()
+        row = self._network_row()
+        if row is None or row[0] != "net" or not row[1].tenant:
+            self.notify("e edits a virtdeck network: highlight one in the Networks panel", timeout=3)
+            return
+        self.app.open_network_editor(row[1].tenant, row[1].display_name)
 
     def action_reconnect(self) -> None:
         table = self.table()

@@ -187,3 +187,53 @@ def test_router_screen_snapshot(snap_compare, api):
         await pilot.pause()
 
     assert snap_compare(Host(ed), terminal_size=(80, 24), run_before=ready)
+
+
+async def test_keys_from_the_networks_panel(api):
+    """``e`` on a network opens the wizard in edit mode, ``o`` on a router opens the router
+    screen on it (FixedModel rows; the screens read the real NB given as the session)."""
+    from console.app import FixedModel, VirtdeckApp
+    from screens.wizard_network import NetworkWizard
+    from console_fixtures import sample_cloud
+
+    netsvc.create_network(api, NetworkRequest("acme", "web", "overlay", "10.10.0.0/24"))
+    model = FixedModel(sample_cloud())
+    model.session = api
+    app = VirtdeckApp(model, panel="networks")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        main = app.screen
+        main.table("networks").select_key("net:n1")
+        await pilot.press("e")
+        await settle(pilot, lambda: isinstance(app.screen, NetworkWizard))
+        wiz = app.screen
+        assert wiz.edit == ("acme", "web")
+        await settle(pilot, lambda: wiz.editing is not None, what="network read")
+        assert wiz.query_one("#cidr", Input).disabled
+        await pilot.press("escape")
+        await settle(pilot, lambda: app.screen is main)
+        main.table("networks").select_key("router:r1")
+        await pilot.press("o")
+        await settle(pilot, lambda: isinstance(app.screen, RouterEditor))
+        ed = app.screen
+        assert (ed.tenant, ed.router_name) == ("acme", "edge")
+        await settle(pilot, lambda: ed.loaded_tenant == "acme")
+        assert [n.name for n in ed.networks] == ["web"]
+        await pilot.press("escape")
+        await settle(pilot, lambda: app.screen is main)
+        await pilot.press("1", "o")                          # elsewhere: a hint, no screen
+        await pilot.pause()
+        assert app.screen is main
+
+
+async def test_readonly_console_keeps_the_router_screen_shut(api):
+    from console.app import FixedModel, VirtdeckApp
+    from console_fixtures import sample_cloud
+
+    app = VirtdeckApp(FixedModel(sample_cloud()), panel="networks", readonly=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        main = app.screen
+        await pilot.press("o")
+        await pilot.pause()
+        assert app.screen is main
