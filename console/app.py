@@ -180,6 +180,11 @@ class VirtdeckApp(App):
         """Open the network wizard in edit mode on network ``tenant``/``name``."""
         self._open("screens.wizard_network", "NetworkWizard", "network wizard", edit=(tenant, name))
 
+    def open_security_group(self, tenant: str, group: str = "default") -> None:
+        """Open the security-group editor (screens/sg_editor.py) on ``tenant``'s ``group``."""
+        self._open("screens.sg_editor", "SecurityGroupEditor", "security-group editor",
+                   tenant=tenant, group=group)
+
     def _open(self, module: str, cls_name: str, what: str, **kwargs) -> None:
         if self.readonly:
             self.notify(f"read-only console: the {what} is off", severity="warning")

@@ -4,7 +4,8 @@ Keyboard first (k9s-like): ``1``-``5`` or ``tab``/``shift+tab`` switch panels, `
 current table by a regular expression (``escape`` clears it), ``?`` lists every binding, ``:``
 opens the command palette (jump to a panel or to any host / VM / network / tenant by name),
 ``c`` creates in the VMs / Networks panel, ``r`` reconnects the highlighted host, ``q`` quits.
-In the Networks panel ``o`` opens the router screen (screens/router_editor.py) for the
+In the Networks panel ``D``/``delete`` deletes the highlighted network (cascade, asked first) or
+router, ``a`` opens the tenant's default security group, ``o`` opens the router screen (screens/router_editor.py) for the
 highlighted network's / router's tenant and ``e`` edits the highlighted network (the network
 wizard in edit mode); in the VMs panel ``e`` edits the VM's cloud-config.
 
@@ -69,8 +70,11 @@ class MainScreen(VmActions, Screen):
         Binding("c", "create", "Create"),
         Binding("r", "reconnect", "Reconnect host", show=False),
         Binding("o", "routers", "Routers (Networks panel)", show=False),
+        Binding("a", "security_group", "Security group (Networks panel)", show=False),
         # VMs panel verbs and marks (screens/vm_actions.py); e also edits a network
-        *[b if b.key != "e" else Binding("e", b.action, "Edit cloud-config (VMs) / network (Nets)", show=False)
+        *[b if b.key not in ("e", "D,delete") else
+          Binding(b.key, b.action, {"e": "Edit cloud-config (VMs) / network (Nets)",
+                                    "D,delete": "Delete (VMs, Nets)"}[b.key], show=False)
           for b in VM_BINDINGS],
     ]
 
@@ -273,6 +277,23 @@ class MainScreen(VmActions, Screen):
             mine = [r.display_name for r in self.app.cloud.routers if r.tenant == tenant]
             router = mine[0] if len(mine) == 1 else None
         self.app.open_router_editor(tenant, router)
+
+    def action_security_group(self) -> None:
+        row = self._network_row() if self.panel == "networks" else None
+        if row is None or not row[1].tenant:
+            self.notify("a opens the tenant's security group from a Networks panel row (3)", timeout=3)
+            return
+        self.app.open_security_group(row[1].tenant)
+
+    def action_vm_verb(self, verb: str) -> None:
+        if self.panel == "networks" and verb == "delete":
+            row = self._network_row()
+            if row is None:
+                self.notify("no network or router highlighted", timeout=3)
+                return
+            from screens.network_actions import delete_from_networks_panel
+            return delete_from_networks_panel(self, *row)
+        return super().action_vm_verb(verb)
 
     def action_vm_edit_config(self) -> None:
         if self.panel != "networks":

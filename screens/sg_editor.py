@@ -5,7 +5,10 @@ Push it with::
     app.push_screen(SecurityGroupEditor(tenant="demo"))                 # the tenant's default group
     app.push_screen(SecurityGroupEditor(session, tenant="demo", group="web"), callback)
 
-It dismisses with the saved :class:`backends.ovn_networks.SecurityGroupInfo`, or None on cancel.
+It dismisses with the saved :class:`backends.ovn_networks.SecurityGroupInfo`, or None on cancel
+or after ``ctrl+d`` deleted the group (asked first; console.services.security.delete_security_group;
+member ports stay, unprotected by it). The Networks panel opens it with ``a`` for the
+highlighted row's tenant.
 One rule per line (``#`` starts a comment)::
 
     egress any
@@ -39,7 +42,8 @@ class SecurityGroupEditor(FormScreen):
     """Edit one security group's rules. Keys: ctrl+s save, escape cancel."""
 
     CSS_PATH = "wizard_network.tcss"
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save"),
+                Binding("ctrl+d", "delete", "Delete group", priority=True)]  # over TextArea's ctrl+d
 
     def __init__(self, session=None, *, tenant: str, group: str = "default"):
         super().__init__()
@@ -140,6 +144,35 @@ class SecurityGroupEditor(FormScreen):
             self.app.call_from_thread(self._failed, error_parts(exc)[0])
             return
         self.app.call_from_thread(self._saved, info)
+
+    def action_delete(self) -> None:
+        if self.busy or not self.loaded:
+            return
+        from screens.vm_actions import ConfirmDialog
+        session = self.session
+
+        def delete() -> None:
+            try:
+                security.delete_security_group(session, self.tenant, self.group)
+            except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+                self.app.call_from_thread(self._failed, error_parts(exc)[0])
+                return
+            self.app.call_from_thread(self._deleted)
+
+        def answer(yes) -> None:
+            if yes:
+                self.busy = True
+                self._set_status("deleting …")
+                self.run_worker(delete, thread=True, group="sg-delete")
+        self.app.push_screen(ConfirmDialog(f"Delete security group {self.tenant}/{self.group}?",
+                                           [f"security group {self.tenant}/{self.group}"],
+                                           "Its rules go; member ports stay, unprotected by it.",
+                                           danger=True), answer)
+
+    def _deleted(self) -> None:
+        self.busy = False
+        self.app.notify(f"deleted security group {self.tenant}/{self.group}")
+        self.dismiss(None)
 
     def _failed(self, message: str) -> None:
         self.busy = False

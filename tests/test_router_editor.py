@@ -237,3 +237,50 @@ async def test_readonly_console_keeps_the_router_screen_shut(api):
         await pilot.press("o")
         await pilot.pause()
         assert app.screen is main
+
+
+async def test_delete_and_security_group_from_the_networks_panel(api):
+    """``D`` on a network row deletes it (asked first, cascade), on a router row the router;
+    ``a`` opens the tenant's security group, whose ``ctrl+d`` deletes it (asked first)."""
+    from console.app import FixedModel, VirtdeckApp
+    from console.services import router as rsvc
+    from console.services import security as sgsvc
+    from console_fixtures import sample_cloud
+    from screens.sg_editor import SecurityGroupEditor
+    from screens.vm_actions import ConfirmDialog
+
+    netsvc.create_network(api, NetworkRequest("acme", "web", "overlay", "10.10.0.0/24"))
+    rsvc.create_router(api, "acme", "edge")
+    rsvc.attach_network(api, "acme", "edge", "web")
+    sgsvc.create_security_group(api, "acme", "default")
+    model = FixedModel(sample_cloud())
+    model.session = api
+    app = VirtdeckApp(model, panel="networks")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        main = app.screen
+        main.table("networks").select_key("router:r1")
+        await pilot.press("D")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "router acme/edge" in app.screen.targets
+        await pilot.press("y")
+        await settle(pilot, lambda: ovn.list_routers(api, "acme") == [], what="router gone")
+        main.table("networks").select_key("net:n1")
+        await pilot.press("delete")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("n")                                  # kept
+        await pilot.pause()
+        assert netsvc.list_networks(api, "acme")
+        await pilot.press("D")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await settle(pilot, lambda: netsvc.list_networks(api, "acme") == [], what="network gone")
+        await pilot.press("a")
+        await settle(pilot, lambda: isinstance(app.screen, SecurityGroupEditor))
+        ed = app.screen
+        await settle(pilot, lambda: ed.loaded, what="group read")
+        await pilot.press("ctrl+d")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await settle(pilot, lambda: app.screen is main, what="editor closed")
+    assert ovn.virtdeck_rows(api, ["acme"]) == {}
