@@ -11,6 +11,7 @@ so the next call reconnects (used after a host drops). Thread-safe.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import threading
 from typing import Iterable
@@ -43,6 +44,36 @@ def open_nb(remote: str, timeout: float = 10.0):
         return ovn_nb.connect(remote, timeout=timeout)
     except Exception as exc:  # ovsdbapp raises assorted types (TimeoutException, Exception)
         raise HostError(f"OVN northbound at {remote}: {exc or type(exc).__name__}") from None
+
+
+def _close_link(link: HostLink, timeout: float = 1.0) -> None:
+    """Close ``link`` and WAIT until asyncssh has closed it, its forwards and the local ends of
+    the forwarded sockets (from any thread but the I/O thread, where it is only scheduled).
+
+    Why wait: a libvirt connection that is still referenced by a virDomain/virNetwork object
+    when :meth:`Session.close` runs stays open (``virConnectClose`` only drops a reference). Its
+    real close happens when the last object is freed — possibly at interpreter exit — and sends a
+    CONNECT_CLOSE RPC over the forwarded socket, waiting for the answer with no timeout. If the
+    socket's other end is still open in this process but nobody serves it (the I/O thread is
+    gone at exit), ``virDomainFree`` blocks forever. Once asyncssh has closed our end, the RPC
+    meets EOF and returns at once. A peer that does not answer the close within ``timeout``
+    seconds (a dropped host) is cut with ``abort()``.
+    """
+    async def _close():
+        link.close()
+        try:
+            await asyncio.wait_for(link.conn.wait_closed(), timeout)
+        except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - a dead peer: cut it
+            link.conn.abort()
+        await asyncio.sleep(0)  # let the forwarded channels' transports run their close
+
+    if threading.current_thread().name == "virtdeck-io":
+        ioloop.io_loop().create_task(_close())
+        return
+    try:
+        ioloop.call(_close(), timeout=timeout + 2)
+    except Exception:  # noqa: BLE001 - best effort: the link is being dropped anyway
+        pass
 
 
 class Session:
@@ -184,7 +215,7 @@ class Session:
             except libvirt.libvirtError:
                 pass
         if link is not None:
-            ioloop.io_loop().call_soon_threadsafe(link.close)
+            _close_link(link)
 
     def close(self) -> None:
         """Close every connection (idempotent)."""

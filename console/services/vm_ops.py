@@ -1010,8 +1010,10 @@ def detach_ports(session, lsps: Iterable[str], switch: str | None = None) -> dic
 
 
 def _detached(exc: BaseException) -> BaseException:
-    """Drop an error's traceback and context: their frames hold libvirt objects, and a virDomain
-    freed after its Session closed blocks the process at exit (the SSH forward is gone)."""
+    """Drop an error's traceback and context: their frames hold libvirt objects (domains,
+    connections) that would otherwise live as long as the error. (A virDomain freed after its
+    Session closed used to block the process at exit; Session.close now waits for the SSH
+    forward to close, so that no longer hangs — this only keeps results light.)"""
     exc.__traceback__ = None
     exc.__context__ = None
     exc.__cause__ = None
