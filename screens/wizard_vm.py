@@ -8,7 +8,8 @@ Push it from anywhere (the VMs panel binds ``c`` → ``app.open_vm_wizard()``)::
 It dismisses with the :class:`console.services.provision.CreateResult`, or None on cancel.
 
 Pages: 1 basics (name, tenant, template, vCPUs, RAM MiB, disk GiB, host automatic or pinned,
-weigher, networks), 2 access (default user, password, SSH public keys, extra user-data YAML,
+weigher, networks — a keyboard multi-select of the tenant's networks showing kind/VLAN/CIDR, NICs
+in the order picked — and an optional anti-affinity group), 2 access (default user, password, SSH public keys, extra user-data YAML,
 start after create), 3 review (the placement table — every host chosen/refused and why — and the
 seed preview; the password appears only as its SHA-512 hash), then the progress view of the create
 steps (with the undo lines if a step fails). The password is hashed (passlib sha512_crypt) when
@@ -28,7 +29,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, Checkbox, ContentSwitcher, DataTable, Input, Label, Select, Static, TextArea
+from textual.widgets import (Button, Checkbox, ContentSwitcher, DataTable, Input, Label, Select, SelectionList,
+                             Static, TextArea)
 
 from console import cloudinit
 from console.errors import ValidationError, VirtdeckError
@@ -39,12 +41,12 @@ PAGES = ("basics", "access", "review", "progress")
 PAGE_TITLES = {"basics": "1/3 basics", "access": "2/3 access", "review": "3/3 review",
                "progress": "creating"}
 PAGE_FIELDS = {
-    "basics": ("name", "tenant", "template", "vcpus", "ram", "disk", "host", "networks"),
+    "basics": ("name", "tenant", "template", "vcpus", "ram", "disk", "host", "networks", "anti_affinity"),
     "access": ("user", "password", "ssh_keys", "user_data"),
 }
 LABELS = {"name": "Name", "tenant": "Tenant", "template": "Template", "vcpus": "vCPUs",
           "ram": "RAM MiB", "disk": "Disk GiB", "host": "Host", "weigher": "Weigher",
-          "networks": "Networks", "user": "User", "password": "Password",
+          "networks": "Networks", "anti_affinity": "Group", "user": "User", "password": "Password",
           "ssh_keys": "SSH keys", "user_data": "User-data"}
 AUTO = "__auto__"
 MARKS = {"start": "…", "ok": "✓", "failed": "✗", "undo": "↺", "undone": "↺", "undo-failed": "!"}
@@ -63,12 +65,16 @@ class VmWizard(FormScreen):
     ]
 
     def __init__(self, session=None, inventory=None, *, tenant: str | None = None,
-                 networks: dict[str, list[str]] | None = None, vm_names: set[str] | None = None):
+                 networks: dict[str, list] | None = None, vm_names: set[str] | None = None):
         super().__init__()
         self._session = session
         self._inventory = inventory
         self.default_tenant = tenant
-        self.networks = networks  # {tenant: [network names]}, None until known
+        # {tenant: [network names]}, None until known; ``networks`` may also hold network facts
+        # (objects with name/kind/vlan/cidr/physnet, as list_networks returns) for the labels.
+        self.networks, self.net_facts = _split_networks(networks)
+        self._net_order: list[str] = []   # picked networks, in the order picked (NIC order)
+        self._net_shown: tuple | None = None
         self.vm_names = vm_names
         self.page = "basics"
         self.touched: set[str] = set()
@@ -123,8 +129,10 @@ class VmWizard(FormScreen):
                                                    value=AUTO, allow_blank=False, id="host", compact=True))
                     yield self._row("weigher", Select([("spread", "spread"), ("pack", "pack")], value="spread",
                                                       allow_blank=False, id="weigher", compact=True))
-                    yield self._row("networks", Input(id="networks", placeholder="net1, net2", compact=True))
+                    yield self._row("networks", SelectionList(id="networks", compact=True))
                     yield Static("", id="hint-networks", classes="hint")
+                    yield self._row("anti_affinity", Input(id="anti_affinity", compact=True,
+                                                           placeholder="anti-affinity group (optional)"))
                 with VerticalScroll(id="access"):
                     yield self._row("user", Input(id="user", placeholder=self._template_user(), compact=True))
                     yield self._row("password", Input(id="password", password=True, compact=True,
@@ -176,13 +184,40 @@ class VmWizard(FormScreen):
         except VirtdeckError as exc:
             self.app.call_from_thread(self._set_status, f"cannot read networks: {exc}", True)
             return
-        by_tenant: dict[str, list[str]] = {}
+        by_tenant: dict[str, list] = {}
         for n in nets:
-            by_tenant.setdefault(n.tenant, []).append(n.name)
+            by_tenant.setdefault(n.tenant, []).append(n)
         self.app.call_from_thread(self._networks_loaded, by_tenant)
 
     def _networks_loaded(self, by_tenant) -> None:
-        self.networks = by_tenant
+        self.networks, self.net_facts = _split_networks(by_tenant)
+        self._revalidate()
+
+    def _refresh_network_options(self) -> None:
+        """Show the tenant's networks in the multi-select (kept picks stay picked)."""
+        tenant = self._value("tenant").strip()
+        names = tuple((self.networks or {}).get(tenant, ()))
+        shown = (tenant, names)
+        if shown == self._net_shown:
+            return
+        self._net_shown = shown
+        sel = self.query_one("#networks", SelectionList)
+        keep = [n for n in self._net_order if n in names]
+        with sel.prevent(SelectionList.SelectedChanged):
+            sel.clear_options()
+            sel.add_options([(network_label(self.net_facts.get((tenant, n)), n), n, n in keep) for n in names])
+        self._net_order = keep
+
+    def pick_networks(self, *names: str) -> None:
+        """Pick ``names`` (in this NIC order) in the networks list, dropping other picks — what
+        the keys do (space on each), for scripts and tests."""
+        sel = self.query_one("#networks", SelectionList)
+        with sel.prevent(SelectionList.SelectedChanged):
+            sel.deselect_all()
+            for n in names:
+                sel.select(n)
+        self._net_order = [n for n in names]
+        self.touched.add("networks")
         self._revalidate()
 
     # ------------------------------------------------------------------ values
@@ -201,12 +236,14 @@ class VmWizard(FormScreen):
             return w.text
         if isinstance(w, Checkbox):
             return "1" if w.value else ""
+        if isinstance(w, SelectionList):
+            return ",".join(self._net_order)
         return w.value
 
     def form(self) -> dict:
         """The fields as typed (the password only while it is not hashed yet)."""
         f = {k: self._value(k) for k in ("name", "tenant", "template", "vcpus", "ram", "disk", "networks",
-                                         "user", "password", "ssh_keys", "user_data")}
+                                         "anti_affinity", "user", "password", "ssh_keys", "user_data")}
         f["host"] = "" if self._value("host") == AUTO else self._value("host")
         return f
 
@@ -220,11 +257,14 @@ class VmWizard(FormScreen):
             ssh_keys=tuple(cloudinit.parse_ssh_keys(f["ssh_keys"], "ssh-keys")),
             password_hash=self.password_hash or "", user=f["user"].strip() or None,
             user_data=f["user_data"], host=f["host"] or None, weigher=self._value("weigher") or "spread",
+            anti_affinity=pv.check_group(f["anti_affinity"].strip() or None),
             start=bool(self._value("start")))
 
     # ------------------------------------------------------------------ validation
     def _revalidate(self) -> dict[str, str]:
         inv = self.inventory
+        if self.networks is not None:
+            self._refresh_network_options()
         if inv is None:
             self.errors = {"template": "no inventory loaded"}
         else:
@@ -240,7 +280,13 @@ class VmWizard(FormScreen):
         tenant = self._value("tenant").strip()
         if self.networks is not None:
             known = self.networks.get(tenant, [])
-            hint = f"networks of {tenant or '…'}: {', '.join(known) or 'none'}"
+            if not known:
+                hint = f"tenant {tenant or '…'} has no networks"
+            elif self._net_order:
+                hint = "NICs: " + ", ".join(f"{i}={n}" for i, n in enumerate(self._net_order)) + \
+                    "  (space toggles)"
+            else:
+                hint = "space picks a network (NICs in the order picked)"
         else:
             hint = "networks are checked on review (not connected yet)" if self.session is None else "reading networks…"
         self.query_one("#hint-networks", Static).update(escape(hint))
@@ -280,6 +326,14 @@ class VmWizard(FormScreen):
         if event.text_area.id in pv.FORM_FIELDS:
             self.touched.add(event.text_area.id)
             self._revalidate()
+
+    @on(SelectionList.SelectedChanged, "#networks")
+    def _networks_changed(self, event) -> None:
+        picked = [str(v) for v in event.selection_list.selected]
+        self._net_order = [n for n in self._net_order if n in picked] + \
+            [n for n in picked if n not in self._net_order]
+        self.touched.add("networks")
+        self._revalidate()
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
@@ -501,3 +555,31 @@ class VmWizard(FormScreen):
 
     def cancel_result(self):
         return self.result  # a VM already created is reported even when the wizard is closed
+
+
+def _split_networks(networks) -> tuple[dict[str, list[str]] | None, dict]:
+    """({tenant: [names]}, {(tenant, name): facts}) from {tenant: [names or network facts]}."""
+    if networks is None:
+        return None, {}
+    names: dict[str, list[str]] = {}
+    facts: dict = {}
+    for tenant, items in networks.items():
+        for item in items:
+            name = item if isinstance(item, str) else getattr(item, "name", str(item))
+            names.setdefault(tenant, []).append(name)
+            if not isinstance(item, str):
+                facts[(tenant, name)] = item
+    return names, facts
+
+
+def network_label(facts, name: str) -> str:
+    """One option line: ``name  overlay  10.0.0.0/24`` or ``name  VLAN 100 physnet1  10.100.0.0/24``."""
+    if facts is None:
+        return escape(name)
+    kind = getattr(facts, "kind", "") or ""
+    vlan = getattr(facts, "vlan", None)
+    if kind == "provider":
+        phys = getattr(facts, "physnet", "") or ""
+        kind = (f"VLAN {vlan}" if vlan is not None else "flat") + (f" {phys}" if phys else "")
+    cidr = getattr(facts, "cidr", "") or ""
+    return escape(f"{name:<10} {kind:<18} {cidr}".rstrip())

@@ -59,6 +59,47 @@ async def type_into(pilot, wiz, field, text):
     await pilot.pause()
 
 
+async def pick(pilot, wiz, *names):
+    """Pick networks with the keys: focus the list, home + down to each, space."""
+    from textual.widgets import SelectionList
+    sel = wiz.query_one("#networks", SelectionList)
+    sel.focus()
+    await pilot.pause()
+    for n in names:
+        idx = [sel.get_option_at_index(i).value for i in range(sel.option_count)].index(n)
+        await pilot.press("home", *["down"] * idx, "space")
+        await pilot.pause()
+
+
+async def test_network_list_shows_facts_and_follows_the_tenant():
+    from types import SimpleNamespace as N
+    from textual.widgets import SelectionList
+    nets = {"demo": [N(name="net1", kind="overlay", vlan=None, cidr="10.0.0.0/24", physnet=None),
+                     N(name="pub", kind="provider", vlan=100, cidr="10.100.0.0/24", physnet="physnet1")],
+            "other": [N(name="lan", kind="provider", vlan=None, cidr="192.168.5.0/24", physnet="physnet1")]}
+    wiz = VmWizard(networks=nets, tenant="demo")
+    app = Host(wiz, inventory=INV)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        sel = wiz.query_one("#networks", SelectionList)
+        labels = [str(sel.get_option_at_index(i).prompt) for i in range(sel.option_count)]
+        assert [l.split() for l in labels] == [["net1", "overlay", "10.0.0.0/24"],
+                                               ["pub", "VLAN", "100", "physnet1", "10.100.0.0/24"]]
+        await pick(pilot, wiz, "pub")
+        await pilot.press("space")  # toggles pub off again
+        await pilot.pause()
+        assert wiz.form()["networks"] == ""
+        await pick(pilot, wiz, "pub", "net1")
+        assert wiz.form()["networks"] == "pub,net1"
+        await type_into(pilot, wiz, "tenant", "other")  # another tenant: its networks, no picks
+        labels = [str(sel.get_option_at_index(i).prompt) for i in range(sel.option_count)]
+        assert [l.split()[:3] for l in labels] == [["lan", "flat", "physnet1"]]
+        assert wiz.form()["networks"] == ""
+        await type_into(pilot, wiz, "tenant", "nobody")
+        assert sel.option_count == 0
+        assert "tenant nobody has no networks" in str(wiz.query_one("#hint-networks", Static).render())
+
+
 async def test_fields_check_as_you_type(pubkey):
     wiz = VmWizard(networks={"demo": ["net1", "net2"]}, vm_names={"taken"})
     app = Host(wiz)
@@ -81,13 +122,18 @@ async def test_fields_check_as_you_type(pubkey):
         await type_into(pilot, wiz, "disk", "x")
         assert "whole number" in why(wiz, "disk")
         await type_into(pilot, wiz, "disk", "4")
-        await type_into(pilot, wiz, "networks", "net9")
-        assert "no network net9" in why(wiz, "networks") and "net1, net2" in why(wiz, "networks")
-        # Next refuses while a field of the page is wrong
+        # networks: a keyboard multi-select of the tenant's networks; Next refuses with none picked
         await pilot.press("ctrl+n")
         assert wiz.page == "basics" and "Networks" in str(wiz.query_one("#status", Static).render())
-        await type_into(pilot, wiz, "networks", "net1,net2")
-        assert why(wiz, "networks") == ""
+        assert "pick at least one network" in why(wiz, "networks")
+        await pick(pilot, wiz, "net2", "net1")  # NICs in the order picked
+        assert why(wiz, "networks") == "" and wiz.form()["networks"] == "net2,net1"
+        assert "NICs: 0=net2, 1=net1" in str(wiz.query_one("#hint-networks", Static).render())
+        # the anti-affinity group the CLI has
+        await type_into(pilot, wiz, "anti_affinity", "Web Tier")
+        assert "lowercase" in why(wiz, "anti_affinity")
+        await type_into(pilot, wiz, "anti_affinity", "web")
+        assert why(wiz, "anti_affinity") == ""
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert wiz.page == "access"
@@ -124,7 +170,8 @@ async def test_fields_check_as_you_type(pubkey):
         assert "hashed: $6$" in pw.placeholder
         assert "correct horse" not in repr(wiz.form())
         req = wiz.request()
-        assert req.password_hash == wiz.password_hash and req.networks == ("net1", "net2")
+        assert req.password_hash == wiz.password_hash and req.networks == ("net2", "net1")
+        assert req.anti_affinity == "web"
         assert req.vcpus == 2 and req.ram_mib == 512 and req.disk_gib == 4 and req.host is None
         # no session: review says so instead of hanging
         await pilot.press("ctrl+n")
@@ -187,7 +234,7 @@ async def test_review_and_create_on_the_lab(lab_session, lab_inventory, pubkey, 
             await type_into(pilot, wiz, "name", name)
             await type_into(pilot, wiz, "ram", "256")
             await type_into(pilot, wiz, "disk", "3")
-            await type_into(pilot, wiz, "networks", "net1")
+            await pick(pilot, wiz, "net1")
             await pilot.press("ctrl+n")
             await pilot.pause()
             wiz.query_one("#ssh_keys", TextArea).text = pubkey

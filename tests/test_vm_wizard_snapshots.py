@@ -3,6 +3,8 @@ tests/__snapshots__/). Update after an intended change with ``pytest --snapshot-
 
 from __future__ import annotations
 
+from types import SimpleNamespace as N
+
 import pytest
 from textual.app import App
 
@@ -10,6 +12,9 @@ from screens.wizard_vm import VmWizard
 from test_vm_wizard import INV
 
 SIZES = [(80, 24), (160, 48)]
+NETS = {"demo": [N(name="net1", kind="overlay", vlan=None, cidr="10.0.0.0/24", physnet=None),
+                 N(name="net2", kind="overlay", vlan=None, cidr="10.0.1.0/24", physnet=None),
+                 N(name="pub", kind="provider", vlan=100, cidr="10.100.0.0/24", physnet="physnet1")]}
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB op@jump")
 
 
@@ -20,7 +25,7 @@ class Host(App):
         self.animation_level = "none"
 
     def on_mount(self) -> None:
-        self.push_screen(VmWizard(networks={"demo": ["net1", "net2"]}, vm_names={"web1"}))
+        self.push_screen(VmWizard(networks=NETS, vm_names={"web1"}))
 
 
 async def _no_blink(pilot) -> None:
@@ -33,6 +38,9 @@ async def _no_blink(pilot) -> None:
 def test_basics_with_reasons(snap_compare, size):
     async def typed(pilot):
         await pilot.press(*"web1", "tab", "tab", "tab", "tab", "backspace", "0")
+        pilot.app.screen.pick_networks("pub", "net1")
+        from textual.widgets import Input
+        pilot.app.screen.query_one("#anti_affinity", Input).value = "Web"
         await _no_blink(pilot)
     assert snap_compare(Host(), terminal_size=size, run_before=typed)
 
@@ -43,7 +51,7 @@ def test_access_page(snap_compare, size):
         from textual.widgets import Input, TextArea
         wiz = pilot.app.screen
         wiz.query_one("#name", Input).value = "web2"
-        wiz.query_one("#networks", Input).value = "net1"
+        wiz.pick_networks("net1")
         await pilot.pause()
         await pilot.press("ctrl+n")
         await pilot.pause()

@@ -327,7 +327,7 @@ def check_group(value: str | None) -> str | None:
 
 
 FORM_FIELDS = ("name", "tenant", "template", "vcpus", "ram", "disk", "host", "networks",
-               "ssh_keys", "user", "password", "user_data")
+               "anti_affinity", "ssh_keys", "user", "password", "user_data")
 
 
 def check_form(inventory: Inventory, form: dict, *, networks: dict[str, list[str]] | None = None,
@@ -365,6 +365,7 @@ def check_form(inventory: Inventory, form: dict, *, networks: dict[str, list[str
         if missing:
             errors["networks"] = (f"tenant {tenant} has no network {', '.join(missing)} "
                                   f"(networks: {', '.join(known) or 'none'})")
+    run("anti_affinity", lambda: check_group((form.get("anti_affinity") or "").strip() or None))
     run("ssh_keys", lambda: cloudinit.parse_ssh_keys(form.get("ssh_keys", ""), "ssh-keys"))
     user = form.get("user", "").strip() or (tpl.default_user if tpl else "")
     run("user", lambda: cloudinit.validate_username(user))
