@@ -173,7 +173,7 @@ async def test_cli_and_wizard_vms_boot_and_spread(env, lab_session, lab_inventor
                 break
             await pilot.pause(0.05)
         wiz.query_one("#name", Input).value = name_b
-        wiz.query_one("#networks", Input).value = "net1"
+        wiz.pick_networks("net1")
         await pilot.pause()
         await pilot.press("ctrl+n")
         await pilot.pause()
