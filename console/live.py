@@ -296,13 +296,13 @@ class LiveModel:
             if self._stop.is_set():
                 return
             self._dirty.clear()
+            answered = self._all_answered()      # before the build: it must hold what counted
             try:
                 self._cloud = self._build()
             except Exception:  # noqa: BLE001 - keep publishing whatever happens
                 log.exception("building the snapshot failed")
                 continue
-            if not self._ready.is_set() and all(p.answered for p in self._parts.values()) \
-                    and self._nb.answered:
+            if not self._ready.is_set() and answered:
                 self.ready_at = time.monotonic()
                 self._ready.set()
             with self._lock:
@@ -313,8 +313,20 @@ class LiveModel:
                 except Exception:  # noqa: BLE001
                     log.exception("subscriber failed")
             # until every host answered once, publish at most 4 times a second: each partial
-            # snapshot redraws the screen, and that work competes (GIL) with the listing
-            time.sleep(self.publish_interval if self._ready.is_set() else max(self.publish_interval, 0.25))
+            # snapshot redraws the screen, and that work competes (GIL) with the listing;
+            # but the snapshot that completes the picture goes out at once (it waited up
+            # to 250 ms, ~125 ms on average, for the end of this pause)
+            if self._ready.is_set():
+                time.sleep(self.publish_interval)
+            else:
+                end = time.monotonic() + max(self.publish_interval, 0.25)
+                while time.monotonic() < end and not self._stop.is_set() \
+                        and not self._all_answered():
+                    time.sleep(0.01)
+
+    def _all_answered(self) -> bool:
+        """Every host and the NB tried once (up or failed): the first complete snapshot."""
+        return all(p.answered for p in self._parts.values()) and self._nb.answered
 
 
 class _Job:
