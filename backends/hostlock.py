@@ -49,6 +49,8 @@ class HostLock:
         if self.released:
             return
         self.released = True
+        if self._proc is None:
+            return
 
         async def _close():
             try:
@@ -74,8 +76,11 @@ def acquire(session, host: str, wait: float = 60.0) -> HostLock:
 
     Blocking (call from a worker thread). Returns a :class:`HostLock` (a context manager).
     Raises HostError when the host is unreachable, ``flock`` is missing, or the wait ran out
-    (naming how long it waited).
+    (naming how long it waited). A session without SSH links (tests on libvirt's test://
+    driver) gets a lock that holds nothing.
     """
+    if not hasattr(session, "link"):
+        return HostLock(host, None, 0.0)  # no SSH (libvirt test:// driver sessions): nothing to lock
     link = session.link(host)
     t0 = time.monotonic()
 

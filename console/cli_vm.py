@@ -78,6 +78,7 @@ def build_request(args):
         ram_mib=check_ram(args.ram), disk_gib=check_disk(args.disk), networks=networks,
         ssh_keys=_read_keys(args.ssh_key), password_hash=_password_hash(args), user=args.user,
         user_data=user_data, host=args.host, weigher=args.weigher, anti_affinity=args.anti_affinity,
+        max_vcpus=getattr(args, "max_vcpus", None), max_ram_mib=getattr(args, "max_ram", None),
         ips=ips, start=not args.no_start)
 
 
@@ -160,6 +161,10 @@ def _add_create(vm_sub) -> None:
     c.add_argument("--host", help="pin to this hypervisor (default: automatic placement)")
     c.add_argument("--weigher", choices=("spread", "pack"), default="spread")
     c.add_argument("--anti-affinity", metavar="GROUP", help="never on a host holding another VM of GROUP")
+    c.add_argument("--max-vcpus", type=int, metavar="N",
+                   help="live-growth ceiling for vm resize (default: 4x --vcpus, at most the host's cores)")
+    c.add_argument("--max-ram", type=int, metavar="MiB",
+                   help="live-growth ceiling in MiB (default: 2x --ram, at most the host's RAM)")
     c.add_argument("--no-start", action="store_true", help="define but do not start")
     c.add_argument("--dry-run", action="store_true", help="show placement and seed; create nothing")
     c.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")

@@ -854,6 +854,17 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
         same_m = memory_mib is None or (new_m == cfg.memory_mib and (not active or new_m == cur.memory_mib))
         if same_v and same_m:
             return op.result("noop", f"{name} already has {new_v} vCPU and {new_m} MiB", vcpus=new_v, memory_mib=new_m)
+        # Growing: check and apply under the host's placement lock (backends.hostlock), so a
+        # create from another console cannot take the same room meanwhile.
+        growing = new_v > cfg.vcpus or new_m > cfg.memory_mib
+        lock = hostlock.acquire(session, op.host) if growing else None
+        try:
+            return _resize_checked(op, dom, cfg, cur, active, new_v, new_m)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _resize_checked(op: _Op, dom, cfg, cur, active, new_v, new_m) -> OpResult:
         facts = host_facts(session, op.host, exclude_uuid=cfg.uuid)
         if not facts.reachable:
             raise HostError(facts.error or f"{op.host} is not reachable")
