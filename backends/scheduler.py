@@ -27,8 +27,9 @@ until the create has defined and started the domain or has failed. Placement thr
 adds the claims to each host's allocations, so two creates in one process never oversubscribe a
 host even though both read facts before either defined its domain. A claim released after a
 caller's facts were read is still counted for that caller (``facts_time``): the domain it stood
-for may be missing from the facts. Another process (a second console) is not covered: libvirt
-has no reservation API; see ``ReservationLedger`` for the limits.
+for may be missing from the facts. Another process (a second console) is covered one level up:
+the provisioning service re-checks the chosen host under that host's placement lock
+(:mod:`backends.hostlock`, ``flock`` on the hypervisor) and holds it until the domain is defined.
 """
 
 from __future__ import annotations
@@ -267,8 +268,8 @@ class ReservationLedger:
     release for any caller whose facts were read before the release (the domain it stood for may
     not be in those facts yet). Released claims are forgotten after ``keep_seconds``.
 
-    Limits: only creates inside this process are covered; two consoles creating at the same
-    instant on the same nearly-full host can still both succeed (libvirt has no reservation API).
+    Limits: only creates inside this process are covered here; across consoles the provisioning
+    service adds the host-side lock (backends.hostlock) around re-check + define.
     """
 
     def __init__(self, keep_seconds: float = 600.0, clock=time.monotonic):
