@@ -39,18 +39,34 @@ def wait_up(nb, lsp: str, timeout: float = 20) -> None:
 def sniff(netns: str, *expr: str, iface: str = "eth0", limit: float = 300):
     """Start tcpdump (numeric, line-buffered) on ``iface`` of the machine's network namespace
     ``netns`` (e.g. vd-ext100) with filter ``expr``; returns once it is listening. Stop it with
-    :func:`sniffed`. ``limit``: s after which tcpdump stops on its own (a forgotten capture)."""
+    :func:`sniffed`. ``limit``: s after which tcpdump stops on its own (a forgotten capture).
+    It runs in its own process group, so a failed start kills tcpdump too, not just `timeout`."""
+    import os
+    import signal
     import subprocess
     proc = subprocess.Popen(["ip", "netns", "exec", netns, "timeout", str(int(limit)), "tcpdump", "-i", iface,
-                             "-n", "-l", *expr], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()       # "listening on eth0, link-type EN10MB …"
-    if "listening" not in line:
-        proc.kill()
-        raise AssertionError(f"tcpdump in {netns} did not start: {line}{proc.stderr.read()[-300:]}")
+                             "-n", "-l", *expr], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    said = []
+    for _ in range(5):                  # "verbose output suppressed …", then "listening on eth0 …"
+        said.append(proc.stderr.readline())
+        if "listening on" in said[-1] or not said[-1]:
+            break
+    if "listening on" not in said[-1]:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise AssertionError(f"tcpdump in {netns} did not start: {''.join(said)[-300:]}")
     return proc
 
 
 def sniffed(proc, timeout: float = 30) -> str:
     """Stop a :func:`sniff` capture and return what it printed (one line per packet)."""
-    proc.terminate()
-    return proc.communicate(timeout=timeout)[0]
+    import os
+    import signal
+    import subprocess
+    proc.terminate()                    # `timeout` passes SIGTERM on to tcpdump, which flushes
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)     # the group is still ours: `timeout` not yet reaped
+        return proc.communicate(timeout=timeout)[0]

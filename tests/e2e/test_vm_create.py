@@ -16,8 +16,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import time
 import uuid
 
 import pytest
@@ -26,17 +24,16 @@ from textual.widgets import Input, Static, TextArea
 
 from backends import ovn_networks, ovn_ports
 from config.inventory import save
-from console import cloudinit
 from console.cli import main
 from provision_helpers import lab_inventory, lab_session, leftovers, remove_vm  # noqa: F401
-from probes import Probe
+from guests import Guest, keypair, wait_cloud_init
+from probes import Probe, Via
 from screens.wizard_vm import VmWizard
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 PASSWORD = "e2e-pass-123"
 CIDR, GATEWAY = "10.48.0.0/24", "10.48.0.1"
-BOOT_TIMEOUT = 420
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +41,7 @@ def env(lab_session, lab_inventory, tmp_path_factory):
     if len([h for h in lab_inventory.hypervisors if h.enabled]) < 2:
         pytest.skip("needs two hypervisors")
     d = tmp_path_factory.mktemp("e2e-vm")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "id")], check=True)
+    keypair(d, "id")
     inv_path = d / "inventory.toml"
     save(lab_inventory, inv_path)
     tenant = f"t4e{uuid.uuid4().hex[:6]}"
@@ -61,20 +58,6 @@ def env(lab_session, lab_inventory, tmp_path_factory):
         ovn_networks.delete_security_group(nb, tenant, sg.name)
 
 
-def wait_cloud_init(session, host: str, log: str, timeout: float = BOOT_TIMEOUT) -> tuple[float, float]:
-    """Wait for the done marker on the serial log; returns (guest uptime s, wall s)."""
-    t0 = time.monotonic()
-    pat = re.compile(re.escape(cloudinit.DONE_MARKER) + r" after ([0-9.]+) s")
-    out = ""
-    while time.monotonic() - t0 < timeout:
-        out = session.run(host, ["cat", log], timeout=20).stdout
-        m = pat.search(out)
-        if m:
-            return float(m.group(1)), time.monotonic() - t0
-        time.sleep(2)
-    raise AssertionError(f"no '{cloudinit.DONE_MARKER}' on {host}:{log} after {timeout} s; tail:\n{out[-2000:]}")
-
-
 def login_and_check(session, inventory, env, result: dict, name: str, pw_hash: str) -> dict:
     """From a probe port on the VM's switch, on the other hypervisor: SSH in with the key and read
     what cloud-init applied."""
@@ -87,18 +70,10 @@ def login_and_check(session, inventory, env, result: dict, name: str, pw_hash: s
         with Probe.create(other, port.name, port.mac) as probe:
             probe_ip = probe.dhcp()  # the probe leases from OVN DHCP too
             assert probe_ip == port.ip
-            ssh = ["ssh", "-i", str(env["key"]), "-o", "StrictHostKeyChecking=no",
-                   "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=8", "-o", "BatchMode=yes",
-                   f"debian@{vm_ip}",
-                   "hostname; id -un; sudo grep '^debian:' /etc/shadow | cut -d: -f2; "
-                   "cat ~/.ssh/authorized_keys; ip -4 -o addr show scope global"]
-            deadline = time.monotonic() + 90
-            while True:
-                r = probe.sh(*ssh, check=False, timeout=60)
-                if r.returncode == 0 or time.monotonic() > deadline:
-                    break
-                time.sleep(3)
-            assert r.returncode == 0, f"ssh to {vm_ip} from {other}: {r.stderr[-500:]}"
+            guest = Guest(name, vm_ip, env["key"], Via(probe.host, probe.argv()))
+            guest.wait_ssh(timeout=90)
+            r = guest.sh("hostname; id -un; sudo grep '^debian:' /etc/shadow | cut -d: -f2; "
+                         "cat ~/.ssh/authorized_keys; ip -4 -o addr show scope global")
     finally:
         ovn_ports.delete_port(nb, port.name)
     lines = r.stdout.splitlines()
