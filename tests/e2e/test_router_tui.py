@@ -87,6 +87,7 @@ async def test_scenario_3_from_the_tui(session, lab, tenants, probes):  # noqa: 
     t = tenants("t")
     nb = session.nb()
     inv = session.inventory
+    start = time.monotonic()
     live = LiveModel(inv).start()
     app = VirtdeckApp(live, inventory=inv, panel="networks")
     try:
@@ -113,15 +114,20 @@ async def test_scenario_3_from_the_tui(session, lab, tenants, probes):  # noqa: 
                 await pilot.pause()
                 assert wiz.errors == {}, wiz.errors
                 await pilot.press("ctrl+s")
-                await until(pilot, lambda: app.screen is main, 30, "the wizard closing")
+                try:
+                    await until(pilot, lambda: app.screen is main, 60, "the wizard closing")
+                except AssertionError:
+                    raise AssertionError(f"wizard did not close: {wiz.query_one('#status').render()}") from None
 
             await wizard({"name": "inside", "tenant": t, "cidr": "10.69.0.0/24"})
             t0 = time.monotonic()
+            print(f"\nfirst network through the wizard {t0 - start:.1f} s after the console started")
             while untagged_physnet_taken(nb):              # another run's untagged network
                 assert time.monotonic() - t0 < 600, f"physnet1 untagged held by {untagged_physnet_taken(nb)}"
                 await asyncio.sleep(2)
             await wizard({"name": "ext", "tenant": t, "physnet": topo.PHYSNET_NAME, "cidr": topo.PHYSNET_CIDR,
                           "gateway": OUT}, provider=True, dhcp_off=True)
+            print(f"waited {time.monotonic() - t0:.1f} s for the untagged physnet")
             inside = ovn.find_network(nb, "inside", t)
             assert inside.mtu == 1400 and ovn.find_network(nb, "ext", t).vlan is None
 
@@ -165,6 +171,7 @@ async def test_scenario_3_from_the_tui(session, lab, tenants, probes):  # noqa: 
             assert await asyncio.to_thread(p.ping, OUT, tries=5)
             res = await asyncio.to_thread(tcp_transfer, ("outside", None), p, OUT, 256 << 10, 5311)
             assert res["peer"] == GW and res["sent"] == res["received"]
+            print(f"SNAT traffic proven {time.monotonic() - start:.1f} s after start")
 
             # --- a floating IP for the port, chosen from the list ------------------------
             await keys(pilot, ed, "fip-ip", FIP)
@@ -229,5 +236,6 @@ async def test_scenario_3_from_the_tui(session, lab, tenants, probes):  # noqa: 
                 await until(pilot, lambda: not any(n.name == name for n in ovn.list_networks(nb, t)), 20,
                             f"network {name} deleted")
             assert ovn.virtdeck_rows(nb, [t]) == {}
+            print(f"everything deleted, no rows left: {time.monotonic() - start:.1f} s after start")
     finally:
         await asyncio.to_thread(live.stop)
