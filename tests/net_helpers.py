@@ -36,17 +36,20 @@ def wait_up(nb, lsp: str, timeout: float = 20) -> None:
     raise AssertionError(f"LSP {lsp} never came up")
 
 
-def sniff(netns: str, *expr: str, iface: str = "eth0", limit: float = 300):
-    """Start tcpdump (numeric, line-buffered) on ``iface`` of the machine's network namespace
-    ``netns`` (e.g. vd-ext100) with filter ``expr``; returns once it is listening. Stop it with
-    :func:`sniffed`. ``limit``: s after which tcpdump stops on its own (a forgotten capture).
-    It runs in its own process group, so a failed start kills tcpdump too, not just `timeout`."""
+def sniff(netns: str | None, *expr: str, iface: str = "eth0", host: str | None = None, limit: float = 300):
+    """Start tcpdump (numeric, line-buffered) on ``iface`` with filter ``expr`` in the machine's
+    network namespace ``netns`` (e.g. vd-ext100), or inside lab ``host`` (e.g. a guest's tap on
+    hv1) when ``host`` is given; returns once it is listening. Stop it with :func:`sniffed`.
+    ``limit``: s after which tcpdump stops on its own (a forgotten capture). It runs in its own
+    process group, so a failed start kills tcpdump too, not just `timeout`."""
     import os
     import signal
     import subprocess
-    proc = subprocess.Popen(["ip", "netns", "exec", netns, "timeout", str(int(limit)), "tcpdump", "-i", iface,
-                             "-n", "-l", *expr], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+
+    from probes import popen_on
+    argv = ["timeout", str(int(limit)), "tcpdump", "-i", iface, "-n", "-l", *expr]
+    proc = popen_on(host, argv if host else ["ip", "netns", "exec", netns, *argv], stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True, start_new_session=True)
     said = []
     for _ in range(5):                  # "verbose output suppressed …", then "listening on eth0 …"
         said.append(proc.stderr.readline())
@@ -55,7 +58,7 @@ def sniff(netns: str, *expr: str, iface: str = "eth0", limit: float = 300):
     if "listening on" not in said[-1]:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        raise AssertionError(f"tcpdump in {netns} did not start: {''.join(said)[-300:]}")
+        raise AssertionError(f"tcpdump on {host or netns}:{iface} did not start: {''.join(said)[-300:]}")
     return proc
 
 
