@@ -183,11 +183,3 @@ class Guest:
             if r.returncode == 0:
                 return True
         return False
-
-    def ifname(self) -> str:
-        """The guest's interface holding :attr:`ip`."""
-        for line in self.sh("ip -4 -o addr show").stdout.splitlines():
-            words = line.split()
-            if f"{self.ip}/" in line and len(words) > 1:
-                return words[1]
-        raise AssertionError(f"{self.name}: no interface holds {self.ip}")

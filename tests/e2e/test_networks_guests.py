@@ -177,15 +177,8 @@ def test_guest_vlan100_reaches_external_host_and_cannot_spoof(world):
     w, s = world, world.session
     res = w.vms["vlan"]
     assert res.ports[0].ip == A_IP
-    # The external host on VLAN 100 reaches the VM: SSH from its namespace with the test's key.
-    g = w.reached("vlan", "A (provider VLAN 100)")
-    facts = g.sh("hostname; ip -4 -o addr show scope global").stdout
-    assert facts.splitlines()[0] == res.name
-    assert f"inet {A_IP}/24" in facts and "dynamic" in facts, facts        # OVN DHCP on the VLAN
-    # … and the VM reaches the external host, from inside the guest.
-    assert g.ping(VLAN100_HOST, tries=3), "guest on VLAN 100 cannot ping 10.100.0.1"
-
-    # VLAN 200, same subnet: its frames reach the VLAN 200 host, never 10.100.0.1 (probe end).
+    # VLAN 200, same subnet: its frames reach the VLAN 200 host, never 10.100.0.1 (a probe end,
+    # checked while the guest still boots).
     tw = w.tenants["vlan200"]
     v200 = netsvc.create_network(s, NetworkRequest(
         tw, "v200", "provider", "10.100.0.0/24", gateway=VLAN100_HOST, physnet=topo.PHYSNET_NAME,
@@ -198,10 +191,18 @@ def test_guest_vlan100_reaches_external_host_and_cannot_spoof(world):
         assert not p.ping(VLAN100_HOST, count=4)
         assert port.mac in sniffed(dump), "VLAN 200 frames should reach the VLAN 200 host"
 
+    # The external host on VLAN 100 reaches the VM: SSH from its namespace with the test's key.
+    g = w.reached("vlan", "A (provider VLAN 100)")
+    facts = g.sh("hostname; ip -4 -o addr show scope global").stdout
+    assert facts.splitlines()[0] == res.name
+    assert f"inet {A_IP}/24" in facts and "dynamic" in facts, facts        # OVN DHCP on the VLAN
+    # … and the VM reaches the external host, from inside the guest.
+    assert g.ping(VLAN100_HOST, tries=3), "guest on VLAN 100 cannot ping 10.100.0.1"
+
     # Spoofing, from inside the guest: a second address on its NIC, ICMP from it is dropped by
     # port security (MAC + IP of the port) before it leaves the hypervisor: the guest's tap shows
     # it was sent, the external host never sees it; the real address gets through.
-    ifname = g.ifname()
+    ifname = next(ln.split()[1] for ln in facts.splitlines() if f"inet {A_IP}/" in ln)
     g.sh(f"sudo ip addr add {A_SPOOF}/32 dev {ifname}")
     tap = guest_tap(s, res.host, res.name)
     at_tap, at_host = sniff(None, "icmp", iface=tap, host=res.host), sniff(VLAN100_NS, "icmp")
