@@ -120,8 +120,9 @@ async def run_console(inv, outside: Session, hosts: list[str], per_host: int, ev
         def complete() -> bool:
             c = app.cloud
             rows = app.screen.table("vms").rows
-            # name, host, state, vCPU, RAM, tenant: all there for every bench domain
-            return (all(h.up for h in c.hosts) and c.nb.state == "up"
+            # name, host, state, vCPU, RAM, tenant: all there for every bench domain (the
+            # row scan only once the cheap checks pass: this poll runs on the App's loop)
+            return (all(h.up for h in c.hosts) and c.nb.state == "up" and len(rows) >= expected
                     and sum(1 for r in rows if r.cells[0].startswith(PREFIX) and r.cells[1]
                             and r.cells[2:6] == ("shutoff", "1", "32", "bench")) == expected)
         while not complete():
