@@ -195,7 +195,7 @@ class NetworkWizard(FormScreen):
         if isinstance(w, Checkbox):
             return w.value
         if isinstance(w, Select):
-            return None if w.value is Select.BLANK else w.value
+            return None if w.value is Select.NULL else w.value
         return w.value
 
     def request(self) -> netsvc.NetworkRequest:

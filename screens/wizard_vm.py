@@ -120,7 +120,7 @@ class VmWizard(FormScreen):
                                                     placeholder=", ".join(tenants[:3]) or "tenant",
                                                     suggester=SuggestFromList(tenants) if tenants else None))
                     yield self._row("template", Select([(t, t) for t in templates], id="template", compact=True,
-                                                       value=templates[0] if templates else Select.BLANK,
+                                                       value=templates[0] if templates else Select.NULL,
                                                        allow_blank=not templates))
                     yield self._row("vcpus", Input(id="vcpus", value="1", compact=True))
                     yield self._row("ram", Input(id="ram", value="512", compact=True))
@@ -231,7 +231,7 @@ class VmWizard(FormScreen):
     def _value(self, field: str) -> str:
         w = self.query_one(f"#{field}")
         if isinstance(w, Select):
-            return "" if w.value is Select.BLANK else str(w.value)
+            return "" if w.value is Select.NULL else str(w.value)
         if isinstance(w, TextArea):
             return w.text
         if isinstance(w, Checkbox):
