@@ -369,8 +369,14 @@ def fetch_config_xml(run: Callable[[list[str]], object],
     (not root, another layout): callers then fall back to :func:`fetch_xml`.
     """
     res = run(["sh", "-c", f"cd {shlex.quote(config_dir)} 2>/dev/null && cat -- *.xml"])
+    return parse_config_text(getattr(res, "stdout", "") or "")
+
+
+def parse_config_text(text: str) -> dict[str, DomainXml]:
+    """Domain definitions one after the other (libvirt's config files as ``cat`` prints them,
+    see :func:`fetch_config_xml`) → ``{uuid: DomainXml}`` without their text (``xml`` is "");
+    a definition that does not parse is left out."""
     out: dict[str, DomainXml] = {}
-    text = getattr(res, "stdout", "") or ""
     for piece in text.split("</domain>"):
         start = piece.find("<domain")
         if start < 0:

@@ -6,8 +6,8 @@ their part; the publisher merges the parts into one :class:`console.model.Cloud`
 ``publish_interval`` seconds and tells subscribers "changed". Readers (the UI thread, the CLI)
 call :meth:`LiveModel.snapshot` and never block.
 
-Start-up per host (in parallel): SSH; at once the two SSH commands (the definitions of
-shut-off domains from one ``cat``, the OVS bridge mappings) start beside libvirt over the
+Start-up per host (in parallel): SSH; at once ONE SSH command (the OVS bridge mappings and
+the definitions of shut-off domains from one ``cat``) starts beside libvirt over the
 forwarded socket; events registered first, then ONE ``getAllDomainStats`` (lists every domain
 with state, vCPUs, memory) beside the host facts, and ``XMLDesc`` (32 in flight) for domains
 the ``cat`` did not cover (running ones).
@@ -446,13 +446,12 @@ class _HostWorker(threading.Thread):
         live, name = self.live, self.name_
         t0 = time.monotonic()
         live.session.link(name)             # SSH first: everything below shares this link
-        # two SSH commands start now, beside the libvirt connection and calls: bridge
-        # mappings, and the persistent domain definitions (one round trip instead of an
-        # XMLDesc per shut-off domain). An exec over SSH costs 0.2-0.4 s on the busy lab
-        # machine (a libvirt call 1-3 ms): started after the libvirt connection, as before,
-        # it was the long pole of the first screen.
-        mappings_job = _Job(host_facts.bridge_mappings, live.session, name)
-        configs_job = _Job(hv.fetch_config_xml, lambda argv: live.session.run(name, argv, timeout=60))
+        # ONE SSH command starts now, beside the libvirt connection and calls: bridge
+        # mappings and the persistent domain definitions (one round trip instead of an
+        # XMLDesc per shut-off domain). An exec over SSH costs 0.15-0.4 s on the busy lab
+        # machine (a libvirt call 1-3 ms): started after the libvirt connection, and as two
+        # commands (they slowed each other ~2x), it was the long pole of the first screen.
+        startup_job = _Job(host_facts.mappings_and_definitions, live.session, name, hv.CONFIG_DIR)
         conn = live.session.libvirt(name)
         t1 = time.monotonic()
         self.conn = conn
@@ -462,7 +461,7 @@ class _HostWorker(threading.Thread):
         # every (re)connect reads every domain again: changes made while we were away are
         # only known this way (resync)
         listing = hv.list_domains(conn, name, None, want_cpu=True, workers=live.xml_workers,
-                                  config_xml=configs_job.result)
+                                  config_xml=lambda: hv.parse_config_text(startup_job.result()[1]))
         t2 = time.monotonic()
         self.cpu_ok = listing.cpu_ok
         self.vms = {v.uuid: v for v in listing.vms}
@@ -472,7 +471,9 @@ class _HostWorker(threading.Thread):
         facts = facts_job.result(timeout=60)
         part = live._parts[name]
         try:
-            mappings = mappings_job.result(timeout=15)
+            mappings = startup_job.result(timeout=15)[0]
+            if isinstance(mappings, Exception):
+                raise mappings
         except Exception as exc:  # noqa: BLE001 - a host without OVS still lists domains
             log.info("%s: no bridge mappings: %s", name, exc)
             mappings = part.host.bridge_mappings
