@@ -283,12 +283,33 @@ def create_network(session, req: NetworkRequest,
             physnets = physnet_hosts(session)
         spec = validate_network(req, ovn.list_networks(api), physnets)
         info = ovn.create_network(api, spec)
+        _recheck_after_commit(api, req, spec, info)
     except VirtdeckError as exc:
         audit.record("network.create", target, f"failed: {exc}")
         raise
     audit.record("network.create", target, "ok", switch=info.switch, kind=info.kind, cidr=info.cidr,
                  gateway=info.gateway, physnet=info.physnet, vlan=info.vlan, dhcp=info.dhcp, mtu=info.mtu)
     return info
+
+
+def _recheck_after_commit(api, req: NetworkRequest, spec: NetworkSpec, info: NetworkInfo) -> None:
+    """Close the race between validate and write across operators (OVSDB has no
+    compare-and-set through ovsdbapp): once our switch is committed, check again against every
+    OTHER network now in NB. ovsdb-server sends a commit's updates to monitors before later
+    transactions' replies, so of two conflicting creates at least the later one sees the other;
+    the one that sees a conflict deletes its own fresh switch and refuses. Both may refuse in a
+    photo finish: safe, the operator retries; never both kept. A same-named switch made by the
+    other operator (may_exist kept theirs) is refused if it is not what was asked for."""
+    if (info.cidr, info.kind, info.physnet, info.vlan) != (spec.cidr, spec.kind, spec.physnet, spec.vlan):
+        raise ValidationError("name", f"another operator just created {spec.tenant}/{spec.name} as "
+                                      f"{info.kind} {info.cidr}; pick another name")
+    others = [n for n in ovn.list_networks(api) if n.switch != info.switch]
+    try:
+        validate_network(req, others, None)
+    except ValidationError as exc:
+        ovn.delete_network(api, spec.tenant, spec.name)
+        raise ValidationError(exc.field, f"{exc.reason} (created by another operator while this one "
+                                         "was being written; nothing kept)") from None
 
 
 def delete_network(session, tenant: str, name: str, cascade: bool = False,
