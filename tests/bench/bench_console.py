@@ -29,14 +29,15 @@ Run it in a sandbox, never on the shared lab (it defines thousands of domains)::
 Figures, session 2 (sandbox lab, 3 hypervisors x 1,000 shut-off domains, 2 cores shared with
 other engineers' TCG guests; "load" = 1-minute load average at the first screen):
 
-- first complete screen 1.21-1.46 s at load 1.7-2.3, 1.64-1.75 s at load 4.9-5.2 (CPU in this
+- first complete screen 1.21-1.51 s at load 1.5-2.3, 1.64-1.75 s at load 4.9-5.2 (CPU in this
   process 1.09-1.34 s); the tree before session 2 on this same script: 1.66-1.73 s at load
   2.1-2.3, 2.0-2.4 s at load 4.5-4.9 (CPU 1.27-1.35 s). Target 1.0 s still missed: the screen
   costs ~1.1 s of CPU in this process (Textual's first paint and start-up frames ~0.5 s,
   parsing 3,000 definitions ~0.25 s, SSH + libvirt client ~0.15 s), and the machine's other
   core is rarely free;
 - event -> screen p50 49-54 ms, p95 86-118 ms (load 1.7-5.2);
-- idle CPU 0.47-0.61 % of one core, RSS 106-114 MiB;
+- idle CPU 0.47-0.61 % of one core, RSS 106-107 MiB before the one-SSH-command change and
+  112-114 MiB after it (old tree 105-108 MiB; cause not pinned down);
 - ``virsh list --all`` loop 1.6-2.2 s, ratio virsh / console 1.14-1.35x (was 0.92-1.04x).
 """
 
