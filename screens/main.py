@@ -87,19 +87,23 @@ class MainScreen(VmActions, Screen):
         self._details: dict = {}
         self._status = ""
         self._banner: str | None = ""
+        self._built: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="status")
         with TabbedContent(id="panels", initial=self.initial_panel):
             for i, panel in enumerate(views.PANELS, 1):
                 with TabPane(f"{i} {views.TITLES[panel]}", id=panel):
+                    if panel == "networks":   # shown while the NB is not up: data may be old
+                        yield Static("", id="nb-banner")
+                    if panel != self.initial_panel:
+                        continue        # built when first shown (_build)
+                    self._built.add(panel)
                     if panel == "templates":
                         widget = _templates_panel()
                         yield widget if widget is not None else Static(
                             "Templates: not wired in yet (screens/templates.py).", id="templates-slot")
                         continue
-                    if panel == "networks":   # shown while the NB is not up: data may be old
-                        yield Static("", id="nb-banner")
                     with Vertical(classes="panel-body"):
                         yield CloudTable(views.COLUMNS[panel], id=f"table-{panel}",
                                          empty=f"no {views.TITLES[panel].lower()} yet")
@@ -108,6 +112,39 @@ class MainScreen(VmActions, Screen):
         yield Input(placeholder="filter (regular expression, Enter to apply, Esc to clear)",
                     id="filter")
         yield KeyFooter()
+
+    def _panel_body(self, panel: str) -> list:
+        """The widgets inside ``panel``'s tab, as (widget, children) pairs, built when the
+        panel is first shown."""
+        if panel == "templates":
+            widget = _templates_panel()
+            return [(widget if widget is not None else Static(
+                "Templates: not wired in yet (screens/templates.py).", id="templates-slot"), [])]
+        return [(Vertical(classes="panel-body"), [
+            (CloudTable(views.COLUMNS[panel], id=f"table-{panel}",
+                        empty=f"no {views.TITLES[panel].lower()} yet"), []),
+            (VerticalScroll(classes="details", id=f"details-{panel}"),
+             [(Static("", id=f"detail-{panel}", classes="detail-text"), [])])])]
+
+    def _build(self, panel: str) -> list:
+        """Mount ``panel``'s widgets on first use: hidden panels cost start-up time (~0.1 s
+        of Textual work for the four of them) and most sessions never open some. The widgets
+        are queryable at once (mounted level by level); returns the mounts' awaitables
+        (empty when already built)."""
+        if panel in self._built or panel not in views.PANELS:
+            return []
+        self._built.add(panel)
+        self._shown.pop(panel, None)
+        self._details.pop(panel, None)
+        waits = []
+
+        def mount(parent, pairs) -> None:
+            waits.append(parent.mount(*(w for w, _ in pairs)))
+            for w, children in pairs:
+                if children:
+                    mount(w, children)
+        mount(self.query_one(f"#{panel}", TabPane), self._panel_body(panel))
+        return waits
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
@@ -124,6 +161,7 @@ class MainScreen(VmActions, Screen):
         panel = panel or self.panel
         if panel not in views.ROWS:
             return None
+        self._build(panel)
         return self.query_one(f"#table-{panel}", CloudTable)
 
     def refresh_cloud(self, force: bool = False) -> None:
@@ -180,7 +218,9 @@ class MainScreen(VmActions, Screen):
             self._show_details(panel, event.key)
 
     @on(TabbedContent.TabActivated)
-    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+    async def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        for mounting in self._build(self.panel):      # a tab clicked with the mouse
+            await mounting
         self.refresh_cloud()
         self._focus_table()
 
@@ -194,6 +234,7 @@ class MainScreen(VmActions, Screen):
     # -- actions --------------------------------------------------------------------------
 
     def action_panel(self, panel: str) -> None:
+        self._build(panel)
         if self.table(panel) is None:
             self.set_focus(None)
         self.query_one("#panels", TabbedContent).active = panel
