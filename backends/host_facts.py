@@ -12,7 +12,9 @@ two at once per host made the definitions arrive ~2x later (measured: 2 hosts x 
 
 from __future__ import annotations
 
+import gzip
 import shlex
+import zlib
 
 from console.errors import HostError
 
@@ -57,15 +59,28 @@ def mappings_and_definitions(session, host: str, config_dir: str,
     Returns ``(mappings, text)``; ``mappings`` is a HostError (not raised) when ``ovs-vsctl``
     failed, ``text`` is "" when the definitions cannot be read. Raises HostError when SSH fails.
     (A hung OVS database delays the definitions by ``ovs-vsctl --timeout`` = 5 s at most.)
+
+    The definitions come gzip'ed (``gzip -1``; plain when the host has no gzip): ~1.6 MB of
+    XML per 1,000 domains shrinks ~10x, which this process then neither decrypts nor decodes
+    in SSH-packet-sized pieces.
     """
     script = (f"{shlex.join(COMMAND)} 2>&1; rc=$?; echo; echo \"{_MARK}$rc\"; "
-              f"cd {shlex.quote(config_dir)} 2>/dev/null && cat -- *.xml")
-    res = session.run(host, ["sh", "-c", script], timeout=timeout)
-    out = res.stdout or ""
-    head, sep, rest = out.partition("\n" + _MARK)
+              f"cd {shlex.quote(config_dir)} 2>/dev/null || exit 0; "
+              f"if command -v gzip >/dev/null; then cat -- *.xml | gzip -1; else cat -- *.xml; fi")
+    res = session.run(host, ["sh", "-c", script], timeout=timeout, binary=True)
+    out = res.stdout or b""
+    head_b, sep, rest = out.partition(b"\n" + _MARK.encode())
+    head = head_b.decode("utf-8", "replace")
     if not sep:
         return HostError(f"{host}: bridge mappings: no answer (rc {res.rc})"), ""
-    rc_text, _, text = rest.partition("\n")
+    rc_b, _, data = rest.partition(b"\n")
+    rc_text = rc_b.decode("ascii", "replace")
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error):
+            data = b""
+    text = data.decode("utf-8", "replace")
     if rc_text.strip() != "0":
         msg = head.strip().splitlines()
         return HostError(f"{host}: ovs-vsctl failed (rc {rc_text.strip()}): "

@@ -127,10 +127,13 @@ class Session:
                 result[name] = exc
         return result
 
-    def run(self, name: str, command, timeout: float = 30.0, input: str | None = None) -> CompletedCommand:
-        """Run a command on host ``name`` over its SSH link (see HostLink.run)."""
+    def run(self, name: str, command, timeout: float = 30.0, input: str | None = None,
+            binary: bool = False) -> CompletedCommand:
+        """Run a command on host ``name`` over its SSH link (see HostLink.run; ``binary``:
+        stdout/stderr as bytes)."""
         link = self.link(name)
-        return ioloop.call(link.run(command, timeout=timeout, input=input), timeout=timeout + 5)
+        return ioloop.call(link.run(command, timeout=timeout, input=input, binary=binary),
+                           timeout=timeout + 5)
 
     # -- libvirt ----------------------------------------------------------------------
     def libvirt(self, name: str) -> libvirt.virConnect:

@@ -29,7 +29,8 @@ DEFAULT_USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
 
 @dataclass(frozen=True)
 class CompletedCommand:
-    """Result of a remote command: exit status, decoded stdout/stderr."""
+    """Result of a remote command: exit status, decoded stdout/stderr (``bytes`` when run with
+    ``binary=True``)."""
 
     rc: int
     stdout: str
@@ -106,18 +107,24 @@ class HostLink:
         self._listeners[label] = listener
         return local
 
-    async def run(self, command: str | Sequence[str], timeout: float = 30.0, input: str | None = None) -> CompletedCommand:
+    async def run(self, command: str | Sequence[str], timeout: float = 30.0, input: str | None = None,
+                  binary: bool = False) -> CompletedCommand:
         """Run ``command`` (a shell string, or argv that gets quoted) on the host.
 
+        ``binary``: stdout/stderr are returned as undecoded ``bytes`` (e.g. gzip output).
         Raises HostError when the connection fails or ``timeout`` seconds pass.
         """
         cmd = command if isinstance(command, str) else shlex.join(command)
+        extra = {"encoding": None} if binary else {}
         try:
-            res = await asyncio.wait_for(self.conn.run(cmd, check=False, input=input), timeout)
+            res = await asyncio.wait_for(self.conn.run(cmd, check=False, input=input, **extra), timeout)
         except asyncio.TimeoutError:
             raise HostError(f"{self.name}: `{cmd}` did not finish within {timeout:g} s") from None
         except (asyncssh.Error, OSError) as exc:
             raise HostError(f"{self.name}: `{cmd}` failed: {exc}") from None
+        if binary:
+            return CompletedCommand(res.exit_status if res.exit_status is not None else -1,
+                                    res.stdout or b"", res.stderr or b"")
         return CompletedCommand(res.exit_status if res.exit_status is not None else -1,
                                 str(res.stdout or ""), str(res.stderr or ""))
 
