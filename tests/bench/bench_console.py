@@ -42,14 +42,14 @@ other engineers' TCG guests; "load" = 1-minute load average at the first screen)
 
 Session 2, round 2 (hidden panels built on first view; definitions gzip'ed over SSH):
 
-- first complete screen 1.17 s at load 2.5 (model ready 1.12 s: the screen now follows the
-  model within ~60 ms), 844 ms CPU in this process (was 1.09-1.34 s); A/B pairs of the first
+- first complete screen 1.15-1.17 s at load 2.5-2.8 (model ready 1.04-1.12 s: the screen now
+  follows the model within 60-110 ms), 811-856 ms CPU in this process (was 1.09-1.34 s); A/B pairs of the first
   screen alone (same sandbox, alternating old/new tree, load 1.9-2.8): lazy panels CPU
   1.04-1.08 -> 0.92-0.94 s, gzip a further -30..-73 ms. Still over 1.0 s wall on this
   machine: what is left is mostly the model's start-up (SSH, libvirt listing, parsing);
-- event -> screen p50 52 ms, p95 96 ms (load 1.8-2.5); idle CPU 0.61 %, RSS 108 MiB (was
-  112-114; the four hidden panels were ~3 MiB of it);
-- ``virsh list --all`` loop 2.3 s, ratio virsh / console 1.95x.
+- event -> screen p50 52-54 ms, p95 80-96 ms (load 1.8-2.5); idle CPU 0.51-0.61 %, RSS
+  108-109 MiB (was 112-114; the four hidden panels were ~3 MiB of it);
+- ``virsh list --all`` loop 1.7-2.3 s, ratio virsh / console 1.48-1.95x.
 - tried and dropped (no measurable gain in A/B pairs): status line updated without a
   re-layout; VMs table repaints held back to one per 0.25 s while hosts are connecting.
 """
