@@ -110,13 +110,19 @@ def cmd_create(args) -> int:
             preview = pv.plan(session, inv, req)
             placement, seed = preview.placement, preview.seed
             if as_json:
+                lim = preview.limits
                 json.dump({"placement": placement.as_rows(), "host": placement.host,
+                           "max_vcpus": lim[0] if lim else None, "max_ram_mib": lim[1] if lim else None,
                            "seed": {"meta-data": seed.meta_data, "user-data": seed.user_data,
                                     "network-config": seed.network_config}}, sys.stdout, indent=2)
                 print()
             else:
                 print(f"placement ({placement.weigher}): {placement.host or 'no host fits'}")
                 _print_table(placement.as_rows(), sys.stdout)
+                if preview.limits:
+                    print(f"live growth up to {preview.limits[0]} vCPUs, {preview.limits[1]} MiB "
+                          f"({'given' if req.max_vcpus else 'automatic'} / "
+                          f"{'given' if req.max_ram_mib else 'automatic'})")
                 print(seed.preview())
             return 0 if placement.host else 2
         try:

@@ -7,11 +7,12 @@ Push it from anywhere (the VMs panel binds ``c`` → ``app.open_vm_wizard()``)::
 
 It dismisses with the :class:`console.services.provision.CreateResult`, or None on cancel.
 
-Pages: 1 basics (name, tenant, template, vCPUs, RAM MiB, disk GiB, host automatic or pinned,
+Pages: 1 basics (name, tenant, template, vCPUs, RAM MiB, the live-growth ceilings max vCPUs /
+max RAM MiB — empty = automatic, the rule as placeholder — disk GiB, host automatic or pinned,
 weigher, networks — a keyboard multi-select of the tenant's networks showing kind/VLAN/CIDR, NICs
 in the order picked — and an optional anti-affinity group), 2 access (default user, password, SSH public keys, extra user-data YAML,
-start after create), 3 review (the placement table — every host chosen/refused and why — and the
-seed preview; the password appears only as its SHA-512 hash), then the progress view of the create
+start after create), 3 review (the growth ceilings, the placement table — every host chosen/refused
+and why — and the seed preview; the password appears only as its SHA-512 hash), then the progress view of the create
 steps (with the undo lines if a step fails). The password is hashed (passlib sha512_crypt) when
 its field loses focus or the page is left, and the clear text is wiped from the field at once.
 
@@ -41,14 +42,18 @@ PAGES = ("basics", "access", "review", "progress")
 PAGE_TITLES = {"basics": "1/3 basics", "access": "2/3 access", "review": "3/3 review",
                "progress": "creating"}
 PAGE_FIELDS = {
-    "basics": ("name", "tenant", "template", "vcpus", "ram", "disk", "host", "networks", "anti_affinity"),
+    "basics": ("name", "tenant", "template", "vcpus", "ram", "max_vcpus", "max_ram", "disk", "host", "networks",
+               "anti_affinity"),
     "access": ("user", "password", "ssh_keys", "user_data"),
 }
 LABELS = {"name": "Name", "tenant": "Tenant", "template": "Template", "vcpus": "vCPUs",
-          "ram": "RAM MiB", "disk": "Disk GiB", "host": "Host", "weigher": "Weigher",
+          "ram": "RAM MiB", "max_vcpus": "Max vCPUs", "max_ram": "Max RAM", "disk": "Disk GiB", "host": "Host", "weigher": "Weigher",
           "networks": "Networks", "anti_affinity": "Group", "user": "User", "password": "Password",
           "ssh_keys": "SSH keys", "user_data": "User-data"}
 AUTO = "__auto__"
+#: The automatic ceiling rules (provision.growth_limits), as the empty fields' placeholders.
+AUTO_MAX_VCPUS = f"automatic: {pv.GROW_VCPUS}×, ≤ host cores"
+AUTO_MAX_RAM = f"MiB; automatic: {pv.GROW_RAM}×, ≤ host RAM"
 MARKS = {"start": "…", "ok": "✓", "failed": "✗", "undo": "↺", "undone": "↺", "undo-failed": "!"}
 
 
@@ -124,6 +129,8 @@ class VmWizard(FormScreen):
                                                        allow_blank=not templates))
                     yield self._row("vcpus", Input(id="vcpus", value="1", compact=True))
                     yield self._row("ram", Input(id="ram", value="512", compact=True))
+                    yield self._row("max_vcpus", Input(id="max_vcpus", placeholder=AUTO_MAX_VCPUS, compact=True))
+                    yield self._row("max_ram", Input(id="max_ram", placeholder=AUTO_MAX_RAM, compact=True))
                     yield self._row("disk", Input(id="disk", value="4", compact=True))
                     yield self._row("host", Select([("automatic", AUTO)] + [(h, h) for h in hosts],
                                                    value=AUTO, allow_blank=False, id="host", compact=True))
@@ -145,6 +152,7 @@ class VmWizard(FormScreen):
                     yield Static("", id="why-user_data", classes="field-why area-why")
                     yield Checkbox("start the VM after create", value=True, id="start", compact=True)
                 with VerticalScroll(id="review"):
+                    yield Static("", id="ceilings")
                     yield Static("placement", classes="section")
                     yield DataTable(id="placement", cursor_type="row", zebra_stripes=True)
                     yield Static("seed (password only as its hash)", classes="section")
@@ -242,17 +250,19 @@ class VmWizard(FormScreen):
 
     def form(self) -> dict:
         """The fields as typed (the password only while it is not hashed yet)."""
-        f = {k: self._value(k) for k in ("name", "tenant", "template", "vcpus", "ram", "disk", "networks",
-                                         "anti_affinity", "user", "password", "ssh_keys", "user_data")}
+        f = {k: self._value(k) for k in ("name", "tenant", "template", "vcpus", "ram", "max_vcpus", "max_ram",
+                                         "disk", "networks", "anti_affinity", "user", "password", "ssh_keys", "user_data")}
         f["host"] = "" if self._value("host") == AUTO else self._value("host")
         return f
 
     def request(self) -> pv.VmRequest:
         """The service request for the form (after :meth:`_hash_now`)."""
         f = self.form()
+        vcpus, ram = pv.check_vcpus(f["vcpus"]), pv.check_ram(f["ram"])
         return pv.VmRequest(
             name=f["name"].strip(), tenant=f["tenant"].strip(), template=f["template"],
-            vcpus=pv.check_vcpus(f["vcpus"]), ram_mib=pv.check_ram(f["ram"]), disk_gib=pv.check_disk(f["disk"]),
+            vcpus=vcpus, ram_mib=ram, disk_gib=pv.check_disk(f["disk"]),
+            max_vcpus=pv.check_max_vcpus(f["max_vcpus"], vcpus), max_ram_mib=pv.check_max_ram(f["max_ram"], ram),
             networks=pv.check_networks(f["networks"]),
             ssh_keys=tuple(cloudinit.parse_ssh_keys(f["ssh_keys"], "ssh-keys")),
             password_hash=self.password_hash or "", user=f["user"].strip() or None,
@@ -425,6 +435,7 @@ class VmWizard(FormScreen):
         except ValidationError as exc:
             self._set_status(str(exc), True)
             return
+        self.query_one("#ceilings", Static).update(escape(ceilings_text(req)))
         if session is None:
             self._set_status("not connected: placement cannot be computed", True)
             return
@@ -445,7 +456,8 @@ class VmWizard(FormScreen):
     def _plan_failed(self, message: str, field: str | None, reason: str | None) -> None:
         self.busy = False
         self._set_status(message, True)
-        field = {"ssh-keys": "ssh_keys", "user-data": "user_data"}.get(field or "", field)
+        field = {"ssh-keys": "ssh_keys", "user-data": "user_data", "max-vcpus": "max_vcpus",
+                 "max-ram": "max_ram"}.get(field or "", field)
         if field in pv.FORM_FIELDS:
             self.errors[field] = reason or message
             self.query_one(f"#why-{field}", Static).update(escape(reason or ""))
@@ -454,6 +466,8 @@ class VmWizard(FormScreen):
     def _planned(self, preview: pv.Preview) -> None:
         self.busy = False
         self.preview = preview
+        self.query_one("#ceilings", Static).update(
+            escape(ceilings_text(preview.request, preview.limits, preview.placement.host)))
         table = self.query_one("#placement", DataTable)
         table.clear()
         for r in preview.placement.as_rows():
@@ -555,6 +569,18 @@ class VmWizard(FormScreen):
 
     def cancel_result(self):
         return self.result  # a VM already created is reported even when the wizard is closed
+
+
+def ceilings_text(req: pv.VmRequest, limits: tuple[int, int] | None = None, host: str | None = None) -> str:
+    """The review page's growth line: the ceilings typed, or "automatic" with the rule; once
+    placed, the values the domain gets on ``host`` (``limits`` = ``Preview.limits``)."""
+    def part(what, given, value, unit, grow):
+        if value is not None:
+            return f"{what} {value}{unit} ({'given' if given else 'automatic'})"
+        return f"{what} {given}{unit}" if given else f"{what} automatic ({grow}×, ≤ host)"
+    v = part("vCPUs", req.max_vcpus, limits[0] if limits else None, "", pv.GROW_VCPUS)
+    r = part("RAM", req.max_ram_mib, limits[1] if limits else None, " MiB", pv.GROW_RAM)
+    return f"growth ceilings: {v}, {r}" + (f" on {host}" if limits and host else "")
 
 
 def _split_networks(networks) -> tuple[dict[str, list[str]] | None, dict]:

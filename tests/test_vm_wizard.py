@@ -185,6 +185,89 @@ async def test_fields_check_as_you_type(pubkey):
     assert app.closed is None
 
 
+async def test_growth_ceilings_check_as_you_type_and_reach_the_request(pubkey):
+    """Max vCPUs / Max RAM: empty = automatic (the rule as placeholder); typed values are checked
+    by provision.check_max_vcpus/check_max_ram (the service's and `vm create --max-*`'s rule)
+    and land in the VmRequest; review shows them."""
+    import argparse
+    from console import cli_vm
+    from console.errors import ValidationError
+    from console.services import provision as pv
+    from screens.wizard_vm import ceilings_text
+    wiz = VmWizard(networks={"demo": ["net1"]})
+    app = Host(wiz)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert "automatic: 4×" in wiz.query_one("#max_vcpus", Input).placeholder
+        assert "MiB; automatic: 2×" in wiz.query_one("#max_ram", Input).placeholder
+        await type_into(pilot, wiz, "name", "web1")
+        await type_into(pilot, wiz, "vcpus", "2")
+        await type_into(pilot, wiz, "max_vcpus", "1")
+        assert why(wiz, "max_vcpus") == "2 (the vCPUs) to 64 whole vCPUs"
+        with pytest.raises(ValidationError) as e:  # the service says the same
+            pv.growth_limits(2, 512, 0, 0, max_vcpus=1)
+        assert e.value.field == "max-vcpus" and e.value.reason == why(wiz, "max_vcpus")
+        await type_into(pilot, wiz, "max_vcpus", "65")
+        assert "to 64" in why(wiz, "max_vcpus")
+        await type_into(pilot, wiz, "max_vcpus", "x")
+        assert why(wiz, "max_vcpus") == "must be a whole number"
+        await type_into(pilot, wiz, "max_ram", "256")
+        assert why(wiz, "max_ram") == "512 (the RAM) to 1048576 MiB"
+        await type_into(pilot, wiz, "max_ram", "1.5")
+        assert why(wiz, "max_ram") == "must be a whole number"
+        await pick(pilot, wiz, "net1")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert wiz.page == "basics"
+        assert "fix: Max vCPUs, Max RAM" in str(wiz.query_one("#status", Static).render())
+        await type_into(pilot, wiz, "max_vcpus", "")  # empty again = automatic, no complaint
+        assert why(wiz, "max_vcpus") == ""
+        await type_into(pilot, wiz, "max_ram", "2000")  # any whole MiB from the size up
+        assert why(wiz, "max_ram") == ""
+        await type_into(pilot, wiz, "vcpus", "4")
+        await type_into(pilot, wiz, "max_vcpus", "8")
+        assert why(wiz, "max_vcpus") == ""
+        await type_into(pilot, wiz, "vcpus", "9")  # the size grows past the ceiling typed
+        assert why(wiz, "max_vcpus") == "9 (the vCPUs) to 64 whole vCPUs"
+        await type_into(pilot, wiz, "vcpus", "4")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert wiz.page == "access"
+        wiz.query_one("#ssh_keys", TextArea).text = pubkey
+        await type_into(pilot, wiz, "password", "correct horse")
+        wiz._hash_now()
+        req = wiz.request()
+        assert (req.vcpus, req.max_vcpus, req.ram_mib, req.max_ram_mib) == (4, 8, 512, 2000)
+        # the same request from `vm create --max-vcpus 8 --max-ram 2000`
+        args = argparse.Namespace(
+            name="web1", tenant="demo", template="debian12", vcpus=4, ram=512, disk=4, network=["net1"],
+            ip=None, ssh_key=[pubkey], user=None, password_stdin=False, password_hash=wiz.password_hash,
+            user_data=None, host=None, weigher="spread", anti_affinity=None, max_vcpus=8, max_ram=2000,
+            no_start=False)
+        cli = cli_vm.build_request(args)
+        assert (cli.max_vcpus, cli.max_ram_mib) == (req.max_vcpus, req.max_ram_mib)
+        assert pv.growth_limits(req.vcpus, req.ram_mib, 2, 8192, req.max_vcpus, req.max_ram_mib) == (8, 2000)
+        # review (no session here): the ceilings typed, RAM/vCPUs "automatic" when left empty
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert wiz.page == "review"
+        assert str(wiz.query_one("#ceilings", Static).render()) == "growth ceilings: vCPUs 8, RAM 2000 MiB"
+        await pilot.press("ctrl+b", "ctrl+b")
+        await type_into(pilot, wiz, "max_vcpus", "")
+        await type_into(pilot, wiz, "max_ram", "")
+        assert wiz.request().max_vcpus is None and wiz.request().max_ram_mib is None
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert wiz.page == "review"
+        assert str(wiz.query_one("#ceilings", Static).render()) == \
+            "growth ceilings: vCPUs automatic (4×, ≤ host), RAM automatic (2×, ≤ host)"
+    # once placed: the values the domain gets on the chosen host (Preview.limits)
+    assert ceilings_text(pv.VmRequest("a", "t", "x", 1, 512, 4, ("n",), (), "", max_vcpus=8),
+                         (8, 1024), "hv1") == "growth ceilings: vCPUs 8 (given), RAM 1024 MiB (automatic) on hv1"
+
+
 async def test_pinned_host_and_template_select():
     wiz = VmWizard(networks={"demo": ["net1"]})
     app = Host(wiz)
@@ -248,6 +331,8 @@ async def test_review_and_create_on_the_lab(lab_session, lab_inventory, pubkey, 
             assert wiz.preview is not None, str(wiz.query_one("#status", Static).render())
             table = wiz.query_one("#placement", DataTable)
             assert table.row_count == len(lab_inventory.hypervisors)
+            assert wiz.preview.limits is not None  # growth ceilings on the chosen host
+            assert f"on {wiz.preview.placement.host}" in str(wiz.query_one("#ceilings", Static).render())
             seed = wiz.query_one("#seed", TextArea).text
             assert wiz.password_hash in seed and "wizard-pass" not in seed
             assert f"local-hostname: {name}" in seed

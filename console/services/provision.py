@@ -288,6 +288,31 @@ def check_host(inventory: Inventory, value: str | None) -> str | None:
     return value
 
 
+def check_max_vcpus(value, vcpus: int | None = None) -> int | None:
+    """Live-growth ceiling in whole vCPUs: None/'' = automatic (:func:`growth_limits`' rule);
+    else ``vcpus`` (the size; None = unknown, 1) to MAX_VCPUS. Field ``max-vcpus``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    n = _int(value, "max-vcpus")
+    low = vcpus or 1
+    if not low <= n <= MAX_VCPUS:
+        raise ValidationError("max-vcpus", f"{low} (the vCPUs) to {MAX_VCPUS} whole vCPUs")
+    return n
+
+
+def check_max_ram(value, ram_mib: int | None = None) -> int | None:
+    """Live-growth ceiling in whole MiB: None/'' = automatic (:func:`growth_limits`' rule);
+    else ``ram_mib`` (the size; None = unknown, MIN_RAM_MIB) to MAX_RAM_MIB. Any whole MiB
+    works (the automatic rule rounds to 128 MiB; libvirt/QEMU need no more). Field ``max-ram``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    n = _int(value, "max-ram")
+    low = ram_mib or MIN_RAM_MIB
+    if not low <= n <= MAX_RAM_MIB:
+        raise ValidationError("max-ram", f"{low} (the RAM) to {MAX_RAM_MIB} MiB")
+    return n
+
+
 def growth_limits(vcpus: int, ram_mib: int, host_cores: int, host_ram_mib: int,
                   max_vcpus: int | None = None, max_ram_mib: int | None = None) -> tuple[int, int]:
     """The live-growth ceilings a new domain gets: ``(max vCPUs, max RAM MiB)``.
@@ -297,23 +322,22 @@ def growth_limits(vcpus: int, ram_mib: int, host_cores: int, host_ram_mib: int,
     itself. A running VM can be resized live (hot-plugged vCPUs, balloon) up to these; beyond
     them needs a restart (``vm resize`` raises the maximum in the config and says so). The
     guest kernel sizes its page tables for the RAM ceiling (~1.6 % of it), which is why RAM
-    grows by 2× and not more. Given values are checked against the size (ValidationError).
+    grows by 2× and not more. Given values are checked by :func:`check_max_vcpus` /
+    :func:`check_max_ram` (ValidationError).
     ``host_cores``/``host_ram_mib``: libvirt ``getInfo()`` of the chosen host (0 = unknown).
     """
+    max_vcpus = check_max_vcpus(max_vcpus, vcpus)
+    max_ram_mib = check_max_ram(max_ram_mib, ram_mib)
     if max_vcpus is None:
         cap = min(GROW_VCPUS * vcpus, MAX_VCPUS)
         if host_cores > 0:
             cap = min(cap, host_cores)
         max_vcpus = max(vcpus, cap)
-    elif max_vcpus < vcpus or max_vcpus > MAX_VCPUS:
-        raise ValidationError("max-vcpus", f"{vcpus} (the size) to {MAX_VCPUS}")
     if max_ram_mib is None:
         cap = GROW_RAM * ram_mib
         if host_ram_mib > 0:
             cap = min(cap, host_ram_mib)
         max_ram_mib = max(ram_mib, cap // 128 * 128)
-    elif max_ram_mib < ram_mib or max_ram_mib > MAX_RAM_MIB:
-        raise ValidationError("max-ram", f"{ram_mib} MiB (the size) to {MAX_RAM_MIB} MiB")
     return max_vcpus, max_ram_mib
 
 
@@ -326,8 +350,8 @@ def check_group(value: str | None) -> str | None:
     return value
 
 
-FORM_FIELDS = ("name", "tenant", "template", "vcpus", "ram", "disk", "host", "networks",
-               "anti_affinity", "ssh_keys", "user", "password", "user_data")
+FORM_FIELDS = ("name", "tenant", "template", "vcpus", "ram", "max_vcpus", "max_ram", "disk", "host",
+               "networks", "anti_affinity", "ssh_keys", "user", "password", "user_data")
 
 
 def check_form(inventory: Inventory, form: dict, *, networks: dict[str, list[str]] | None = None,
@@ -354,8 +378,10 @@ def check_form(inventory: Inventory, form: dict, *, networks: dict[str, list[str
     tenant = form.get("tenant", "").strip()
     run("tenant", lambda: check_tenant(inventory, tenant))
     tpl = run("template", lambda: check_template(inventory, form.get("template") or ""))
-    run("vcpus", lambda: check_vcpus(form.get("vcpus", "")))
-    run("ram", lambda: check_ram(form.get("ram", "")))
+    vcpus = run("vcpus", lambda: check_vcpus(form.get("vcpus", "")))
+    ram = run("ram", lambda: check_ram(form.get("ram", "")))
+    run("max_vcpus", lambda: check_max_vcpus(form.get("max_vcpus", ""), vcpus))  # '' = automatic
+    run("max_ram", lambda: check_max_ram(form.get("max_ram", ""), ram))
     run("disk", lambda: check_disk(form.get("disk", "")))
     run("host", lambda: check_host(inventory, form.get("host") or None))
     nets = run("networks", lambda: check_networks(form.get("networks", "")))
@@ -578,12 +604,15 @@ def _check_cluster(inventory: Inventory, req: VmRequest, snaps: list[HostSnapsho
 class Preview:
     """What a create would do: the placement table, the seed documents (password only as its
     hash) and the MACs they name. ``request`` is the input with ``macs`` and ``instance_id``
-    fixed, so creating it makes exactly the seed shown."""
+    fixed, so creating it makes exactly the seed shown. ``limits``: the live-growth ceilings
+    ``(max vCPUs, max RAM MiB)`` the domain would get on the chosen host (:func:`growth_limits`
+    with its cores/RAM), None when no host can take the VM."""
 
     placement: Placement
     seed: cloudinit.Seed
     macs: tuple[str, ...]
     request: VmRequest
+    limits: tuple[int, int] | None = None
 
 
 def plan(session, inventory: Inventory, request: VmRequest) -> Preview:
@@ -599,7 +628,10 @@ def plan(session, inventory: Inventory, request: VmRequest) -> Preview:
                                 weigher=request.weigher,
                                 claims=scheduler.LEDGER.held())
     fixed = replace(request, macs=tuple(ctx.macs), instance_id=ctx.seed.instance_id)
-    return Preview(placement, ctx.seed, tuple(ctx.macs), fixed)
+    chosen = next((s.facts for s in snaps if s.facts.name == placement.host), None)
+    limits = None if chosen is None else growth_limits(
+        request.vcpus, request.ram_mib, chosen.cores, chosen.ram_total_mib, request.max_vcpus, request.max_ram_mib)
+    return Preview(placement, ctx.seed, tuple(ctx.macs), fixed, limits)
 
 
 # --------------------------------------------------------------------------- the create
