@@ -52,6 +52,19 @@ Session 2, round 2 (hidden panels built on first view; definitions gzip'ed over 
 - ``virsh list --all`` loop 1.7-2.3 s, ratio virsh / console 1.48-1.95x.
 - tried and dropped (no measurable gain in A/B pairs): status line updated without a
   re-layout; VMs table repaints held back to one per 0.25 s while hosts are connecting.
+
+Session 2, round 3 (no code change kept; first screen alone, fresh process per run, 3 sandboxes):
+
+- this tree: first complete screen 0.95-1.03 s at load 1.3-3.2 (12 runs; model ready
+  0.87-0.97 s, CPU 0.78-0.85 s), 1.04-1.25 s in a sandbox where the load rose 0.3 -> 1.3 (5
+  runs). Per host (log, load 2.2): SSH + libvirt connection ~0.30 s, listing 0.53-0.56 s (most
+  of it waiting for the definitions over SSH and parsing 3 x 1,000 of them under one GIL); the
+  NB is up after 0.35 s; the screen follows the model within 50-110 ms;
+- tried and dropped (A/B pairs in one sandbox, alternating old/new tree, no gain): parsing the
+  definitions in the SSH job thread as soon as they arrive, i.e. during the libvirt listing
+  (5 pairs, load 0.3-1.3: new 1.08-1.17 s vs old 1.04-1.25 s); one ``UUIDString`` call per
+  domain fewer in ``list_domains`` (12 pairs, load 1.2-3.2: medians 0.97-0.99 s both ways,
+  model ready unchanged).
 """
 
 from __future__ import annotations
