@@ -65,6 +65,13 @@ Session 2, round 3 (no code change kept; first screen alone, fresh process per r
   (5 pairs, load 0.3-1.3: new 1.08-1.17 s vs old 1.04-1.25 s); one ``UUIDString`` call per
   domain fewer in ``list_domains`` (12 pairs, load 1.2-3.2: medians 0.97-0.99 s both ways,
   model ready unchanged).
+- where the listing's time goes (per-call timers, 2 runs, load 1.5): ``getAllDomainStats``
+  70-180 ms, host facts and the two ``listAllDomains`` done by then; the ONE SSH command
+  (mappings + gzip'ed definitions) takes 250-530 ms from start to answer and the three hosts'
+  answers come 100-200 ms apart, so each host's listing waits for it; then
+  ``parse_config_text`` 80-90 ms CPU per host after it. The last host's SSH answer + its parse
+  set model ready. Next levers: why the SSH answers are staggered (remote ``sshd``/``cat``/
+  ``gzip`` on the 2 shared cores, or this process's SSH loop), and a cheaper parse.
 """
 
 from __future__ import annotations
