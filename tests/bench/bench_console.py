@@ -70,8 +70,15 @@ Session 2, round 3 (no code change kept; first screen alone, fresh process per r
   (mappings + gzip'ed definitions) takes 250-530 ms from start to answer and the three hosts'
   answers come 100-200 ms apart, so each host's listing waits for it; then
   ``parse_config_text`` 80-90 ms CPU per host after it. The last host's SSH answer + its parse
-  set model ready. Next levers: why the SSH answers are staggered (remote ``sshd``/``cat``/
-  ``gzip`` on the 2 shared cores, or this process's SSH loop), and a cheaper parse.
+  set model ready. Why they are staggered (measured in a sandbox lab): even ``true`` takes
+  ~100 ms per SSH exec and three hosts' execs start 100 / 200 / 300 ms after the request
+  (channel open 2-3 ms; this process's CPU 7 ms for three). strace of the lab's sshd: the
+  command's bash (started by sshd, so it reads root's ~/.bashrc) runs this machine's
+  ``eval "$(pyenv init -)"``, whose ``pyenv rehash`` waits on a lock with ``sleep 0.1``;
+  the lab hosts share /root, so the lock serializes every exec on every lab host. A machine
+  artifact (a real hypervisor's root shell does not do this), not fixable in virtdeck; the
+  lab could give its hosts a plain root shell start-up. It costs the first screen here about
+  0.1-0.3 s (the last host's definitions arrive ~0.2 s after the first's).
 """
 
 from __future__ import annotations
