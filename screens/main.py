@@ -51,6 +51,16 @@ def _templates_panel():
     return cls() if cls is not None else None
 
 
+def _compose_pairs(pairs):
+    """Yield :meth:`MainScreen._panel_body`'s (widget, children) pairs inside a compose."""
+    for widget, children in pairs:
+        if children:
+            with widget:
+                yield from _compose_pairs(children)
+        else:
+            yield widget
+
+
 class MainScreen(VmActions, Screen):
     """Panels + details + filter; see module doc for the bindings."""
 
@@ -99,16 +109,7 @@ class MainScreen(VmActions, Screen):
                     if panel != self.initial_panel:
                         continue        # built when first shown (_build)
                     self._built.add(panel)
-                    if panel == "templates":
-                        widget = _templates_panel()
-                        yield widget if widget is not None else Static(
-                            "Templates: not wired in yet (screens/templates.py).", id="templates-slot")
-                        continue
-                    with Vertical(classes="panel-body"):
-                        yield CloudTable(views.COLUMNS[panel], id=f"table-{panel}",
-                                         empty=f"no {views.TITLES[panel].lower()} yet")
-                        with VerticalScroll(classes="details", id=f"details-{panel}"):
-                            yield Static("", id=f"detail-{panel}", classes="detail-text")
+                    yield from _compose_pairs(self._panel_body(panel))
         yield Input(placeholder="filter (regular expression, Enter to apply, Esc to clear)",
                     id="filter")
         yield KeyFooter()
