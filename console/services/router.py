@@ -182,18 +182,12 @@ def del_snat(session, tenant: str, router: str, network: str) -> RouterInfo:
 
 def port_ipv4(api, lsp_name: str) -> str | None:
     """The first IPv4 address of LSP ``lsp_name`` (static "MAC IP…" or OVN's dynamic_addresses)."""
-    for row in api.tables["Logical_Switch_Port"].rows.values():
-        if row.name != lsp_name:
-            continue
-        texts = list(row.addresses) + list(row.dynamic_addresses or [])
-        for text in texts:
-            for word in text.split()[1:]:
-                try:
-                    return str(ipaddress.IPv4Address(word))
-                except ValueError:
-                    continue
-        return None
-    raise ovn.NotFound(f"no logical switch port {lsp_name!r}")
+    from console.services.network import _port_ips
+
+    found = _port_ips(api, [lsp_name]).get(lsp_name)
+    if found is None:
+        raise ovn.NotFound(f"no logical switch port {lsp_name!r}")
+    return found[1][0] if found[1] else None
 
 
 def add_fip(session, tenant: str, router: str, external_ip: str, port: str | None = None,
