@@ -48,10 +48,9 @@ def list_vm_ports(session, tenant: str) -> list[VmPort]:
     from console.services.network import _port_ips
 
     api = nb_api(session)
-    out = []
-    for net in ovn.list_networks(api, tenant):
-        for lsp, (vm, ips) in _port_ips(api, net.vm_ports).items():
-            out.append(VmPort(lsp, vm, ips[0] if ips else None, net.name))
+    network_of = {lsp: net.name for net in ovn.list_networks(api, tenant) for lsp in net.vm_ports}
+    out = [VmPort(lsp, vm, ips[0] if ips else None, network_of[lsp])
+           for lsp, (vm, ips) in _port_ips(api, network_of).items()]   # one pass over the LSPs
     return sorted(out, key=lambda p: (p.network, p.vm, p.lsp))
 
 
