@@ -1287,10 +1287,11 @@ def _copy_volume(sconn, shost: str, vol, tconn, thost: str, pool: str, progress=
     return info.path
 
 
-def _move_request(session, name: str, xml: str, facts: DomainFacts, to_host: str):
+def _move_request(session, name: str, xml: str, facts: DomainFacts, to_host: str, snap):
     """The PlacementRequest a moved VM makes of ``to_host``: its current vCPUs/RAM, its arch
     (``<os><type arch>``), the physnets its provider networks need, its anti-affinity group and
-    the hosts already holding a member of that group."""
+    the hosts already holding a member of that group (from ``snap``, the target's
+    provision.host_snapshot)."""
     from backends.scheduler import PlacementRequest
     from console.services import provision
 
@@ -1299,23 +1300,23 @@ def _move_request(session, name: str, xml: str, facts: DomainFacts, to_host: str
     group = provision._domain_brief(xml).group
     physnets = frozenset(vm_physnets(_nb(session), name, facts.interfaceids))
     group_hosts = frozenset()
-    if group:
-        snap = provision.host_snapshot(session, session.inventory.host(to_host), None)
-        if any(d.group == group and d.name != name for d in snap.domains):
-            group_hosts = frozenset({to_host})
+    if group and any(d.group == group and d.name != name for d in snap.domains):
+        group_hosts = frozenset({to_host})
     return PlacementRequest(vcpus=facts.vcpus, ram_mib=facts.memory_mib, arch=arch, physnets=physnets,
                             anti_affinity_group=group, group_hosts=group_hosts, pinned_host=to_host)
 
 
-def _check_move(session, name: str, to_host: str, preq, after_copy: bool = False) -> None:
+def _check_move(session, name: str, to_host: str, preq, snap=None, after_copy: bool = False) -> None:
     """Raise VirtdeckError naming every reason ``to_host`` cannot take the VM (the scheduler's
     filters on the host's facts now: enabled, arch, physnet bridge mappings, anti-affinity,
-    vCPUs and RAM against the allocation ratios). A stopped VM holds no RAM, so free RAM only
-    has to cover it when started there later (not checked)."""
+    vCPUs and RAM against the allocation ratios). ``snap``: the target's
+    provision.host_snapshot if just read (None = read it now). A stopped VM holds no RAM, so
+    free RAM only has to cover it when started there later (not checked)."""
     from backends.scheduler import place
     from console.services import provision
 
-    snap = provision.host_snapshot(session, session.inventory.host(to_host), None)
+    if snap is None:
+        snap = provision.host_snapshot(session, session.inventory.host(to_host), None)
     f = snap.facts
     if not f.reachable:
         raise HostError(f.error or f"{to_host} is not reachable")
@@ -1364,8 +1365,10 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
             raise VirtdeckError(f"{to_host} already has a domain named {name}")
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
         facts = parse_domain_xml(xml)
-        preq = _move_request(session, name, xml, facts, to_host)
-        _check_move(session, name, to_host, preq)
+        from console.services import provision
+        snap = provision.host_snapshot(session, hc, None)  # read the target once for both
+        preq = _move_request(session, name, xml, facts, to_host, snap)
+        _check_move(session, name, to_host, preq, snap)
 
         # What to copy, and what must already be on the target.
         to_copy = []
