@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import time
 import xml.etree.ElementTree as ET
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 import libvirt
 
@@ -161,11 +162,27 @@ def create_overlay(conn: libvirt.virConnect, host: str, pool: str, name: str,
     return volume_info(vol)
 
 
+@contextmanager
+def _stream(conn, host: str, what: str) -> Iterator[libvirt.virStream]:
+    """A new ``virStream`` for one transfer; on any failure it is aborted (quietly) and a
+    ``libvirtError`` becomes HostError "HOST: what: …" (other exceptions pass through)."""
+    stream = conn.newStream(0)
+    try:
+        yield stream
+    except BaseException as exc:
+        try:
+            stream.abort()
+        except libvirt.libvirtError:
+            pass
+        if isinstance(exc, libvirt.libvirtError):
+            raise _err(host, what, exc) from None
+        raise
+
+
 def _send_all(conn, host: str, vol: libvirt.virStorageVol, src: BinaryIO, total: int,
               progress: Progress | None, what: str) -> None:
-    stream = conn.newStream(0)
     sent = 0
-    try:
+    with _stream(conn, host, what) as stream:
         vol.upload(stream, 0, total, 0)
         if progress:
             progress(0, total)
@@ -183,18 +200,6 @@ def _send_all(conn, host: str, vol: libvirt.virStorageVol, src: BinaryIO, total:
             if progress:
                 progress(sent, total)
         stream.finish()
-    except libvirt.libvirtError as exc:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
-        raise _err(host, what, exc) from None
-    except BaseException:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
-        raise
 
 
 def download_volume(conn: libvirt.virConnect, host: str, vol: libvirt.virStorageVol,
@@ -202,9 +207,8 @@ def download_volume(conn: libvirt.virConnect, host: str, vol: libvirt.virStorage
     """Write ``vol``'s whole content to ``sink`` through the storage API
     (``virStorageVolDownload``); returns the bytes written. Raises HostError naming ``host``."""
     what = what or f"reading volume {vol.name()}"
-    stream = conn.newStream(0)
     written = 0
-    try:
+    with _stream(conn, host, what) as stream:
         vol.download(stream, 0, 0, 0)
         while True:
             data = stream.recv(CHUNK)
@@ -216,12 +220,6 @@ def download_volume(conn: libvirt.virConnect, host: str, vol: libvirt.virStorage
             sink.write(data)
             written += len(data)
         stream.finish()
-    except libvirt.libvirtError as exc:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
-        raise _err(host, what, exc) from None
     return written
 
 
