@@ -9,28 +9,11 @@ import json
 import pytest
 
 from backends import ovn_networks as ovn
-from backends.session import open_nb
 from console.errors import ValidationError
 from console.services import network as netsvc
 from console.services.network import NetworkRequest
 
-from test_ovn_networks import add_vm_port, nb_json, nbctl, ovs_map
-
-PHYSNETS = {"physnet1": ("hv1", "hv2")}
-
-
-@pytest.fixture
-def audit_log(tmp_path, monkeypatch):
-    path = tmp_path / "audit.jsonl"
-    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(path))
-    return path
-
-
-@pytest.fixture
-def api(nb_server, audit_log):
-    a = open_nb(nb_server.unix)
-    yield a
-    a.ovsdb_connection.stop(timeout=2)
+from test_ovn_networks import PHYSNETS, add_vm_port, api, audit_log, nb_json, nbctl, ovs_map  # noqa: F401 - fixtures
 
 
 def dhcp_opts(nb_server) -> list[dict]:
