@@ -4,36 +4,19 @@ router service as the CLI writes, so every step is checked in NB afterwards; and
 
 from __future__ import annotations
 
-import pytest
-from textual.app import App
 from textual.widgets import Input, OptionList, Select, Static
 
 from backends import ovn_networks as ovn
 from backends import ovn_ports
-from backends.session import open_nb
 from console.services import network as netsvc
 from console.services.network import NetworkRequest
 from screens.router_editor import RouterEditor
 
-PHYSNETS = {"physnet1": ("hv1", "hv2")}
+from test_network_wizard import PHYSNETS, WizardHost, api  # noqa: F401 - fixture
 
 
-class Host(App):
-    def __init__(self, screen):
-        super().__init__()
-        self.editor = screen
-        self.results = []
-
-    def on_mount(self) -> None:
-        self.push_screen(self.editor, self.results.append)
-
-
-@pytest.fixture
-def api(nb_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
-    a = open_nb(nb_server.unix)
-    yield a
-    a.ovsdb_connection.stop(timeout=2)
+class Host(WizardHost):
+    """Pushes the screen, collects its results (own name: the snapshot's title shows it)."""
 
 
 def tenant_nets(api, tenant="demo"):
@@ -189,17 +172,23 @@ def test_router_screen_snapshot(snap_compare, api):
     assert snap_compare(Host(ed), terminal_size=(80, 24), run_before=ready)
 
 
+def networks_panel_app(api):
+    """The console on its Networks panel: sample_cloud() rows (FixedModel), the real NB as session."""
+    from console.app import FixedModel, VirtdeckApp
+    from console_fixtures import sample_cloud
+
+    model = FixedModel(sample_cloud())
+    model.session = api
+    return VirtdeckApp(model, panel="networks")
+
+
 async def test_keys_from_the_networks_panel(api):
     """``e`` on a network opens the wizard in edit mode, ``o`` on a router opens the router
     screen on it (FixedModel rows; the screens read the real NB given as the session)."""
-    from console.app import FixedModel, VirtdeckApp
     from screens.wizard_network import NetworkWizard
-    from console_fixtures import sample_cloud
 
     netsvc.create_network(api, NetworkRequest("acme", "web", "overlay", "10.10.0.0/24"))
-    model = FixedModel(sample_cloud())
-    model.session = api
-    app = VirtdeckApp(model, panel="networks")
+    app = networks_panel_app(api)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         main = app.screen
@@ -242,10 +231,8 @@ async def test_readonly_console_keeps_the_router_screen_shut(api):
 async def test_delete_and_security_group_from_the_networks_panel(api):
     """``D`` on a network row deletes it (asked first, cascade), on a router row the router;
     ``a`` opens the tenant's security group, whose ``ctrl+d`` deletes it (asked first)."""
-    from console.app import FixedModel, VirtdeckApp
     from console.services import router as rsvc
     from console.services import security as sgsvc
-    from console_fixtures import sample_cloud
     from screens.sg_editor import SecurityGroupEditor
     from screens.vm_actions import ConfirmDialog
 
@@ -253,9 +240,7 @@ async def test_delete_and_security_group_from_the_networks_panel(api):
     rsvc.create_router(api, "acme", "edge")
     rsvc.attach_network(api, "acme", "edge", "web")
     sgsvc.create_security_group(api, "acme", "default")
-    model = FixedModel(sample_cloud())
-    model.session = api
-    app = VirtdeckApp(model, panel="networks")
+    app = networks_panel_app(api)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         main = app.screen
