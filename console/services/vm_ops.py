@@ -952,6 +952,18 @@ def _nics_bound_to(xml: str, lsps: set[str]) -> dict[tuple[str, str], str]:
     return out
 
 
+def _set_instance_meta(dom, meta, flags: int) -> None:
+    """Replace the domain's ``<virtdeck:instance>`` metadata with ``meta`` (domain_xml.InstanceMeta).
+
+    ``setMetadata`` puts the element in the namespace itself (``dx.PREFIX``/``dx.NS``) and
+    refuses one that already declares it ("failed to create a new XML namespace"), so the
+    element from ``dx.metadata_xml`` goes without its prefix and xmlns. Raises libvirtError."""
+    from backends import domain_xml as dx
+
+    bare = dx.metadata_xml(meta).replace(f' xmlns:{dx.PREFIX}="{dx.NS}"', "").replace(f"{dx.PREFIX}:", "")
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, bare, dx.PREFIX, dx.NS, flags)
+
+
 def detach_ports(session, lsps: Iterable[str], switch: str | None = None) -> dict:
     """Detach, from every domain on the enabled hypervisors, the NICs bound (openvswitch
     virtualport interfaceid) to the LSPs ``lsps`` — the ports a ``network delete --cascade``
@@ -997,11 +1009,7 @@ def detach_ports(session, lsps: Iterable[str], switch: str | None = None) -> dic
                     meta = dx.parse_metadata(raw)
                     if meta is not None and switch in meta.networks:
                         meta = replace(meta, networks=tuple(n for n in meta.networks if n != switch))
-                        # setMetadata wants the element without its namespace (libvirt adds it)
-                        bare = dx.metadata_xml(meta).replace(f' xmlns:{dx.PREFIX}="{dx.NS}"', "") \
-                            .replace(f"{dx.PREFIX}:", "")
-                        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, bare,
-                                        dx.PREFIX, dx.NS, CFG | (LIVE if active else 0))
+                        _set_instance_meta(dom, meta, CFG | (LIVE if active else 0))
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                     continue
@@ -1260,7 +1268,7 @@ def edit_config(session, name: str, user_data: str, host: str | None = None) -> 
         if meta_el is not None and old_iid and meta_el.seed == old_iid:
             new_meta = replace(meta_el, seed=new_iid)
             flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
-            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, dx.metadata_xml(new_meta), dx.PREFIX, dx.NS, flags)
+            _set_instance_meta(dom, new_meta, flags)
         when = "at its next boot" if dom.isActive() else "when it starts"
         return op.result("ok", f"{name} on {op.host}: new seed with instance-id {new_iid}; cloud-init applies "
                          f"the new user-data {when}")
