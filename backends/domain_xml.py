@@ -113,20 +113,23 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs) -> ET.E
     return el
 
 
-def _meta_element(meta: InstanceMeta) -> ET.Element:
-    inst = ET.Element(f"{{{NS}}}instance")
-    _sub(inst, f"{{{NS}}}tenant", meta.tenant)
-    _sub(inst, f"{{{NS}}}template", meta.template)
-    _sub(inst, f"{{{NS}}}seed", meta.seed)
-    nets = _sub(inst, f"{{{NS}}}networks")
+def _meta_element(meta: InstanceMeta, ns: str = NS) -> ET.Element:
+    q = f"{{{ns}}}" if ns else ""
+    inst = ET.Element(f"{q}instance")
+    _sub(inst, f"{q}tenant", meta.tenant)
+    _sub(inst, f"{q}template", meta.template)
+    _sub(inst, f"{q}seed", meta.seed)
+    nets = _sub(inst, f"{q}networks")
     for n in meta.networks:
-        _sub(nets, f"{{{NS}}}network", n)
+        _sub(nets, f"{q}network", n)
     return inst
 
 
 def metadata_xml(meta: InstanceMeta) -> str:
-    """``<virtdeck:instance xmlns:virtdeck=NS>…</virtdeck:instance>`` as text."""
-    return ET.tostring(_meta_element(meta), encoding="unicode")
+    """``<instance><tenant>…</instance>`` as text: the element WITHOUT a namespace, as
+    ``dom.setMetadata(VIR_DOMAIN_METADATA_ELEMENT, xml, PREFIX, NS)`` wants it — libvirt puts it in
+    ``NS`` itself and refuses an element that declares it ("failed to create a new XML namespace")."""
+    return ET.tostring(_meta_element(meta, ns=""), encoding="unicode")
 
 
 def parse_metadata(xml_text: str) -> InstanceMeta | None:

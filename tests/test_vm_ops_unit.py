@@ -272,3 +272,16 @@ def test_bulk(sess, audit_log):
     out = vm_ops.bulk(vm_ops.delete, sess, ["b1", "b2"])
     assert all(o.outcome == "ok" for o in out)
     assert len(records(audit_log)) == 5
+
+
+def test_instance_metadata_is_accepted_by_libvirt_setmetadata():
+    """libvirt's own test driver: setMetadata refuses an element declaring the namespace, so
+    metadata_xml must give it bare (vm edit-config and network delete --cascade write it)."""
+    from backends import domain_xml as dx
+    from console.services.vm_ops import _set_instance_meta
+
+    meta = dx.InstanceMeta("t1", "debian12", "iid-1", ("vd.t1.a", "vd.t1.b"))
+    dom = libvirt.open("test:///default").lookupByName("test")
+    _set_instance_meta(dom, meta, libvirt.VIR_DOMAIN_AFFECT_CONFIG | libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    assert dx.parse_metadata(dom.XMLDesc(0)) == meta
+    assert dx.parse_metadata(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, dx.NS)) == meta

@@ -953,15 +953,11 @@ def _nics_bound_to(xml: str, lsps: set[str]) -> dict[tuple[str, str], str]:
 
 
 def _set_instance_meta(dom, meta, flags: int) -> None:
-    """Replace the domain's ``<virtdeck:instance>`` metadata with ``meta`` (domain_xml.InstanceMeta).
-
-    ``setMetadata`` puts the element in the namespace itself (``dx.PREFIX``/``dx.NS``) and
-    refuses one that already declares it ("failed to create a new XML namespace"), so the
-    element from ``dx.metadata_xml`` goes without its prefix and xmlns. Raises libvirtError."""
+    """Replace the domain's ``<virtdeck:instance>`` metadata with ``meta`` (domain_xml.InstanceMeta)
+    under ``flags`` (VIR_DOMAIN_AFFECT_*). Raises libvirtError."""
     from backends import domain_xml as dx
 
-    bare = dx.metadata_xml(meta).replace(f' xmlns:{dx.PREFIX}="{dx.NS}"', "").replace(f"{dx.PREFIX}:", "")
-    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, bare, dx.PREFIX, dx.NS, flags)
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, dx.metadata_xml(meta), dx.PREFIX, dx.NS, flags)
 
 
 def detach_ports(session, lsps: Iterable[str], switch: str | None = None) -> dict:
