@@ -16,7 +16,7 @@ import gzip
 import shlex
 import zlib
 
-from console.errors import HostError
+from ..console.errors import HostError
 
 COMMAND = ["ovs-vsctl", "--timeout=5", "--if-exists", "get", "Open_vSwitch", ".",
            "external_ids:ovn-bridge-mappings"]

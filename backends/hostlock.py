@@ -24,8 +24,8 @@ import time
 
 import asyncssh
 
-from backends import ioloop
-from console.errors import HostError
+from . import ioloop
+from ..console.errors import HostError
 
 LOCK_DIR = "/run/lock"
 

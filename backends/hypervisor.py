@@ -25,8 +25,8 @@ from typing import Callable, Iterable
 
 import libvirt
 
-from backends import ioloop
-from console.model import METADATA_ELEMENT, METADATA_NS, VM_STATES, Disk, Nic, Vm
+from . import ioloop
+from ..console.model import METADATA_ELEMENT, METADATA_NS, VM_STATES, Disk, Nic, Vm
 
 log = logging.getLogger(__name__)
 

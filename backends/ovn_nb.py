@@ -31,7 +31,7 @@ from ovsdbapp.backend.ovs_idl import connection as ovs_connection
 from ovsdbapp.backend.ovs_idl import idlutils
 from ovsdbapp.schema.ovn_northbound import impl_idl
 
-from console.model import (EXT_NAME, EXT_NETWORK, EXT_TENANT, Dhcp, Nat, Network, Port, Router, RouterPort,
+from ..console.model import (EXT_NAME, EXT_NETWORK, EXT_TENANT, Dhcp, Nat, Network, Port, Router, RouterPort,
                            frozen_map)
 
 log = logging.getLogger(__name__)

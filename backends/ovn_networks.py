@@ -50,7 +50,7 @@ from typing import Iterable, Iterator
 
 from ovsdbapp.backend.ovs_idl import command as _ovs_cmd
 
-from console.errors import HostError, VirtdeckError
+from ..console.errors import HostError, VirtdeckError
 
 K = "virtdeck:"
 K_TENANT = K + "tenant"

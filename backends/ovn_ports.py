@@ -28,9 +28,9 @@ import threading
 import uuid
 from dataclasses import dataclass
 
-from backends import ovn_networks
-from backends.ovn_networks import NetworkInfo
-from console.errors import HostError, VirtdeckError, ValidationError
+from . import ovn_networks
+from .ovn_networks import NetworkInfo
+from ..console.errors import HostError, VirtdeckError, ValidationError
 
 EXT_TENANT = "virtdeck:tenant"
 EXT_VM = "virtdeck:vm"

@@ -20,8 +20,8 @@ import sys
 import termios
 import tty
 
-from backends import ioloop
-from console.errors import HostError
+from . import ioloop
+from ..console.errors import HostError
 
 ESCAPE = b"\x1d"  # Ctrl-]
 

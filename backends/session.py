@@ -18,10 +18,10 @@ from typing import Iterable
 
 import libvirt
 
-from backends import ioloop, ovn_nb
-from backends.ssh import CompletedCommand, HostLink, open_link
-from config.inventory import HostConfig, Inventory
-from console.errors import HostError
+from . import ioloop, ovn_nb
+from .ssh import CompletedCommand, HostLink, open_link
+from ..config.inventory import HostConfig, Inventory
+from ..console.errors import HostError
 
 # seconds between probes, missed probes: a silent host is closed after 2 × (2 + 1) = 6 s
 LIBVIRT_KEEPALIVE = (2, 2)

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import asyncssh
 
-from console.errors import HostError
+from ..console.errors import HostError
 
 DEFAULT_USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
 

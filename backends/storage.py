@@ -25,7 +25,7 @@ from typing import BinaryIO, Callable, Iterator
 
 import libvirt
 
-from console.errors import HostError
+from ..console.errors import HostError
 
 GiB = 1024 ** 3
 CHUNK = 256 * 1024

@@ -31,11 +31,11 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from console.model import Cloud
-from screens import views
-from screens.dialogs import HelpScreen, HostKeyDialog
-from screens.main import CloudChanged, MainScreen
-from screens.table import CloudTable
+from .model import Cloud
+from ..screens import views
+from ..screens.dialogs import HelpScreen, HostKeyDialog
+from ..screens.main import CloudChanged, MainScreen
+from ..screens.table import CloudTable
 
 log = logging.getLogger(__name__)
 
@@ -166,23 +166,23 @@ class VirtdeckApp(App):
 
     def open_vm_wizard(self) -> None:
         """Open the VM create wizard (screens/wizard_vm.py: ``VmWizard()``) if installed."""
-        self._open("screens.wizard_vm", "VmWizard", "VM create wizard")
+        self._open("virtdeck.screens.wizard_vm", "VmWizard", "VM create wizard")
 
     def open_network_wizard(self) -> None:
         """Open the network wizard (screens/wizard_network.py: ``NetworkWizard()``) if installed."""
-        self._open("screens.wizard_network", "NetworkWizard", "network wizard")
+        self._open("virtdeck.screens.wizard_network", "NetworkWizard", "network wizard")
 
     def open_router_editor(self, tenant: str | None = None, router: str | None = None) -> None:
         """Open the router screen (screens/router_editor.py) for ``tenant`` / ``router``."""
-        self._open("screens.router_editor", "RouterEditor", "router screen", tenant=tenant, router=router)
+        self._open("virtdeck.screens.router_editor", "RouterEditor", "router screen", tenant=tenant, router=router)
 
     def open_network_editor(self, tenant: str, name: str) -> None:
         """Open the network wizard in edit mode on network ``tenant``/``name``."""
-        self._open("screens.wizard_network", "NetworkWizard", "network wizard", edit=(tenant, name))
+        self._open("virtdeck.screens.wizard_network", "NetworkWizard", "network wizard", edit=(tenant, name))
 
     def open_security_group(self, tenant: str, group: str = "default") -> None:
         """Open the security-group editor (screens/sg_editor.py) on ``tenant``'s ``group``."""
-        self._open("screens.sg_editor", "SecurityGroupEditor", "security-group editor",
+        self._open("virtdeck.screens.sg_editor", "SecurityGroupEditor", "security-group editor",
                    tenant=tenant, group=group)
 
     def _open(self, module: str, cls_name: str, what: str, **kwargs) -> None:
@@ -283,7 +283,7 @@ class VirtdeckApp(App):
 
 def _setup_logging() -> None:
     """Log to $XDG_STATE_HOME/virtdeck/console.log, never to the terminal (it is the UI)."""
-    from config.paths import state_dir
+    from ..config.paths import state_dir
 
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -304,10 +304,10 @@ def run_console(args) -> int:
     """Open the console for ``args.config`` (see config.paths.resolve_inventory_path),
     honouring ``args.readonly``. Returns the exit code. Raises ConfigError for a bad inventory
     (printed as one line by the CLI)."""
-    from config import inventory as inventory_mod
-    from config.paths import resolve_inventory_path
-    from console.live import LiveModel
-    from console.services.guard import set_readonly
+    from ..config import inventory as inventory_mod
+    from ..config.paths import resolve_inventory_path
+    from .live import LiveModel
+    from .services.guard import set_readonly
 
     inv = inventory_mod.load(resolve_inventory_path(getattr(args, "config", None)))
     readonly = bool(getattr(args, "readonly", False))

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from config.paths import state_dir
+from ..config.paths import state_dir
 
 _lock = threading.Lock()
 _SECRET_WORDS = ("password", "passwd", "secret", "private_key", "token")

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from console.errors import VirtdeckError
+from .errors import VirtdeckError
 
 # Verb groups, in the order `virtdeck --help` lists them. A group whose module is not
 # there yet is skipped, so the tree stays runnable while groups are added.
@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="group", metavar="VERB")
     for group in GROUPS:
         try:
-            module = importlib.import_module(f"console.cli_{group}")
+            module = importlib.import_module(f"virtdeck.console.cli_{group}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"console.cli_{group}":
+            if exc.name == f"virtdeck.console.cli_{group}":
                 continue
             raise
         module.register(sub)
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.group is None:
-            from console.app import run_console
+            from .app import run_console
             return run_console(args)
         return int(args.func(args) or 0)
     except VirtdeckError as exc:

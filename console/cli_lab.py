@@ -12,14 +12,14 @@ def _log(msg: str) -> None:
 
 
 def cmd_up(args) -> int:
-    from backends.lab.up import up
+    from ..backends.lab.up import up
     up(args.hypervisors, log=_log)
     return 0
 
 
 def cmd_down(args) -> int:
-    from backends.lab.down import down
-    from backends.lab.up import preflight
+    from ..backends.lab.down import down
+    from ..backends.lab.up import preflight
     preflight()
     left = down(log=_log)
     return 1 if left else 0
@@ -27,8 +27,8 @@ def cmd_down(args) -> int:
 
 def cmd_status(args) -> int:
     import os
-    from backends.lab.state import LabError
-    from backends.lab.status import check
+    from ..backends.lab.state import LabError
+    from ..backends.lab.status import check
     if os.geteuid() != 0:
         raise LabError("the lab's status needs root (it looks inside the lab's namespaces): "
                        "run `sudo virtdeck lab status`")
@@ -45,8 +45,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_sandbox(args) -> int:
-    from backends.lab.sandbox import run_sandboxed
-    from backends.lab.state import LabError
+    from ..backends.lab.sandbox import run_sandboxed
+    from ..backends.lab.state import LabError
     argv = list(args.command)
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -59,7 +59,7 @@ def cmd_sandbox(args) -> int:
 
 
 def register(subparsers) -> None:
-    from backends.lab import topology as topo
+    from ..backends.lab import topology as topo
     p = subparsers.add_parser("lab", help="the embedded lab: OVN central + N libvirt hypervisors in namespaces")
     sub = p.add_subparsers(dest="lab_cmd", metavar="ACTION", required=True)
     u = sub.add_parser("up", help="build or repair the lab (root; builds the guest template once)")

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 @contextmanager
 def cli_session(args):
     """A Session on the inventory named by --config (or the default one); honours --readonly."""
-    from backends.session import Session
-    from config.inventory import load
-    from config.paths import resolve_inventory_path
-    from console.services.guard import set_readonly
+    from ..backends.session import Session
+    from ..config.inventory import load
+    from ..config.paths import resolve_inventory_path
+    from .services.guard import set_readonly
 
     set_readonly(bool(getattr(args, "readonly", False)))  # one verb per process
     inv = load(resolve_inventory_path(getattr(args, "config", None)))
@@ -56,7 +56,7 @@ def network_lines(n) -> list[str]:
 
 
 def cmd_create(args) -> int:
-    from console.services.network import NetworkRequest, create_network
+    from .services.network import NetworkRequest, create_network
     req = NetworkRequest(tenant=args.tenant, name=args.name, kind=args.kind, cidr=args.cidr or "",
                          gateway=args.gateway, dhcp=not args.no_dhcp, lease_time=args.lease_time,
                          dns=args.dns or "", mtu=args.mtu, physnet=args.physnet, vlan=args.vlan,
@@ -68,7 +68,7 @@ def cmd_create(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from console.services.network import list_networks
+    from .services.network import list_networks
     with cli_session(args) as s:
         nets = list_networks(s, args.tenant)
     lines = [f"{'TENANT':<12} {'NAME':<16} {'KIND':<9} {'CIDR':<18} {'VLAN':<6} {'MTU':<5} {'DHCP':<5} PORTS"]
@@ -81,8 +81,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from backends.ovn_networks import find_network
-    from console.services.network import nb_api
+    from ..backends.ovn_networks import find_network
+    from .services.network import nb_api
     with cli_session(args) as s:
         n = find_network(nb_api(s), args.name, args.tenant)
     emit(args, n.to_dict(), network_lines(n))
@@ -90,7 +90,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_edit(args) -> int:
-    from console.services.network import edit_network
+    from .services.network import edit_network
     changes = {k: getattr(args, k) for k in ("dhcp", "lease_time", "dns", "mtu", "exclude",
                                              "kind", "cidr", "gateway", "physnet", "vlan")}
     with cli_session(args) as s:
@@ -100,7 +100,7 @@ def cmd_edit(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    from console.services.network import delete_network
+    from .services.network import delete_network
     nics: dict = {"detached": [], "problems": []}
     with cli_session(args) as s:
         n = delete_network(s, args.tenant, args.name, cascade=args.cascade, nics_out=nics)
@@ -119,7 +119,7 @@ def sg_lines(g) -> list[str]:
 
 
 def cmd_sg_list(args) -> int:
-    from console.services.security import list_security_groups
+    from .services.security import list_security_groups
     with cli_session(args) as s:
         groups = list_security_groups(s, args.tenant)
     emit(args, [g.to_dict() for g in groups], [l for g in groups for l in sg_lines(g)] or ["no security groups"])
@@ -127,7 +127,7 @@ def cmd_sg_list(args) -> int:
 
 
 def cmd_sg_create(args) -> int:
-    from console.services.security import create_security_group
+    from .services.security import create_security_group
     with cli_session(args) as s:
         g = create_security_group(s, args.tenant, args.name, args.rule or None)
     emit(args, g.to_dict(), sg_lines(g))
@@ -135,7 +135,7 @@ def cmd_sg_create(args) -> int:
 
 
 def cmd_sg_delete(args) -> int:
-    from console.services.security import delete_security_group
+    from .services.security import delete_security_group
     with cli_session(args) as s:
         g = delete_security_group(s, args.tenant, args.name)
     emit(args, g.to_dict(), [f"deleted security group {g.tenant}/{g.name}"])
@@ -143,7 +143,7 @@ def cmd_sg_delete(args) -> int:
 
 
 def cmd_sg_rule(args) -> int:
-    from console.services import security
+    from .services import security
     with cli_session(args) as s:
         if args.sg_cmd == "rule-add":
             g = security.add_rule(s, args.tenant, args.name, args.rule)
@@ -154,7 +154,7 @@ def cmd_sg_rule(args) -> int:
 
 
 def cmd_sg_port(args) -> int:
-    from console.services.security import add_port
+    from .services.security import add_port
     with cli_session(args) as s:
         add_port(s, args.tenant, args.name, args.port)
     emit(args, {"tenant": args.tenant, "group": args.name, "port": args.port},

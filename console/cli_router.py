@@ -14,7 +14,7 @@ Every verb is one console/services/router.py call (validated first, one OVN tran
 
 from __future__ import annotations
 
-from console.cli_network import cli_session, emit
+from .cli_network import cli_session, emit
 
 
 def router_lines(r) -> list[str]:
@@ -36,12 +36,12 @@ def _do(args, fn, *a, **kw) -> int:
 
 
 def cmd_create(args):
-    from console.services.router import create_router
+    from .services.router import create_router
     return _do(args, create_router, args.tenant, args.name)
 
 
 def cmd_delete(args):
-    from console.services.router import delete_router
+    from .services.router import delete_router
     with cli_session(args) as s:
         r = delete_router(s, args.tenant, args.name)
     emit(args, r.to_dict(), [f"deleted router {r.tenant}/{r.name}"])
@@ -49,7 +49,7 @@ def cmd_delete(args):
 
 
 def cmd_list(args):
-    from console.services.router import list_routers
+    from .services.router import list_routers
     with cli_session(args) as s:
         rs = list_routers(s, args.tenant)
     emit(args, [r.to_dict() for r in rs], [l for r in rs for l in router_lines(r)] or ["no routers"])
@@ -57,34 +57,34 @@ def cmd_list(args):
 
 
 def cmd_attach(args):
-    from console.services.router import attach_network
+    from .services.router import attach_network
     return _do(args, attach_network, args.tenant, args.name, args.network)
 
 
 def cmd_detach(args):
-    from console.services.router import detach_network
+    from .services.router import detach_network
     return _do(args, detach_network, args.tenant, args.name, args.network)
 
 
 def cmd_gateway(args):
-    from console.services import router
+    from .services import router
     if args.clear:
         return _do(args, router.clear_gateway, args.tenant, args.name)
     if not args.network or not args.address or not args.chassis:
-        from console.errors import ValidationError
+        from .errors import ValidationError
         raise ValidationError("gateway", "give NETWORK, --address and --chassis (or --clear)")
     return _do(args, router.set_gateway, args.tenant, args.name, args.network, args.address,
                args.chassis, args.nexthop)
 
 
 def cmd_snat(args):
-    from console.services import router
+    from .services import router
     fn = router.del_snat if args.delete else router.add_snat
     return _do(args, fn, args.tenant, args.name, args.network)
 
 
 def cmd_fip(args):
-    from console.services import router
+    from .services import router
     if args.delete:
         return _do(args, router.del_fip, args.tenant, args.name, args.external_ip)
     return _do(args, router.add_fip, args.tenant, args.name, args.external_ip, port=args.port, ip=args.ip)

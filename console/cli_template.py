@@ -15,10 +15,10 @@ from contextlib import contextmanager
 @contextmanager
 def cli_session(args):
     """A Session on the inventory named by --config (or the default one); honours --readonly."""
-    from backends.session import Session
-    from config.inventory import load
-    from config.paths import resolve_inventory_path
-    from console.services.guard import set_readonly
+    from ..backends.session import Session
+    from ..config.inventory import load
+    from ..config.paths import resolve_inventory_path
+    from .services.guard import set_readonly
 
     set_readonly(bool(getattr(args, "readonly", False)))
     inv = load(resolve_inventory_path(getattr(args, "config", None)))
@@ -53,7 +53,7 @@ class ProgressBar:
 
 
 def cmd_list(args) -> int:
-    from console.services.templates import list_templates
+    from .services.templates import list_templates
     with cli_session(args) as s:
         rows = list_templates(s, s.inventory)
     if args.json:
@@ -74,7 +74,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_add(args) -> int:
-    from console.services.templates import add_template
+    from .services.templates import add_template
     with cli_session(args) as s:
         _, tpl = add_template(
             s, s.inventory, args.name, args.image, sha256=args.sha256, arch=args.arch,
@@ -91,7 +91,7 @@ def cmd_add(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    from console.services.templates import delete_template
+    from .services.templates import delete_template
     with cli_session(args) as s:
         delete_template(s, s.inventory, args.name)
     if args.json:

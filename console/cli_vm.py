@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from console.errors import ValidationError, VirtdeckError
+from .errors import ValidationError, VirtdeckError
 
 
 def _json(args) -> bool:
@@ -32,7 +32,7 @@ def _json(args) -> bool:
 
 def _read_keys(values: list[str]) -> tuple[str, ...]:
     """``--ssh-key`` values: a public key line, or a file holding one key per line."""
-    from console import cloudinit
+    from . import cloudinit
     keys: list[str] = []
     for v in values or []:
         p = Path(v).expanduser()
@@ -46,7 +46,7 @@ def _read_keys(values: list[str]) -> tuple[str, ...]:
 
 
 def _password_hash(args) -> str:
-    from console import cloudinit
+    from . import cloudinit
     if args.password_hash:
         return cloudinit.validate_password_hash(args.password_hash)
     if args.password_stdin:
@@ -63,7 +63,7 @@ def _password_hash(args) -> str:
 
 def build_request(args):
     """The :class:`VmRequest` for parsed ``vm create`` args (keys read, password hashed)."""
-    from console.services.provision import VmRequest, check_disk, check_networks, check_ram, check_vcpus
+    from .services.provision import VmRequest, check_disk, check_networks, check_ram, check_vcpus
     user_data = ""
     if args.user_data:
         user_data = sys.stdin.read() if args.user_data == "-" else Path(args.user_data).expanduser().read_text()
@@ -92,8 +92,8 @@ def _print_table(rows: list[dict], out=None) -> None:
 
 def cmd_create(args) -> int:
     """`virtdeck vm create NAME …`"""
-    from console.cli_vm_verbs import cli_session
-    from console.services import provision as pv
+    from .cli_vm_verbs import cli_session
+    from .services import provision as pv
     as_json = _json(args)
     req = build_request(args)
 
@@ -187,5 +187,5 @@ def register(subparsers) -> None:
     vm_sub = p.add_subparsers(dest="vm_cmd", metavar="ACTION", required=True)
     for _verb, add in VERBS:
         add(vm_sub)
-    from console.cli_vm_verbs import register_verbs
+    from .cli_vm_verbs import register_verbs
     register_verbs(vm_sub)

@@ -20,16 +20,16 @@ import sys
 import tempfile
 from contextlib import contextmanager
 
-from console.errors import ValidationError, VirtdeckError
+from .errors import ValidationError, VirtdeckError
 
 
 @contextmanager
 def cli_session(args):
     """A Session on the inventory named by --config (or the default one); honours --readonly."""
-    from backends.session import Session
-    from config.inventory import load
-    from config.paths import resolve_inventory_path
-    from console.services.guard import set_readonly
+    from ..backends.session import Session
+    from ..config.inventory import load
+    from ..config.paths import resolve_inventory_path
+    from .services.guard import set_readonly
 
     set_readonly(bool(getattr(args, "readonly", False)))
     inv = load(resolve_inventory_path(getattr(args, "config", None)))
@@ -88,7 +88,7 @@ def _confirm(question: str) -> bool:
 
 def _lifecycle(fn_name: str, **fixed):
     def handler(args) -> int:
-        from console.services import vm_ops
+        from .services import vm_ops
         fn = getattr(vm_ops, fn_name)
         kwargs = dict(fixed)
         if getattr(args, "host", None):
@@ -99,7 +99,7 @@ def _lifecycle(fn_name: str, **fixed):
         names = list(dict.fromkeys(args.names))
         with cli_session(args) as s:
             if fn_name == "delete" and not getattr(args, "yes", False):
-                from console.services import guard
+                from .services import guard
                 if not guard.is_readonly():
                     if not _tty():
                         raise ValidationError("--yes", "delete removes the VMs, their disks and ports for good; "
@@ -125,7 +125,7 @@ def _lifecycle(fn_name: str, **fixed):
 
 
 def cmd_resize(args) -> int:
-    from console.services import vm_ops
+    from .services import vm_ops
     with cli_session(args) as s:
         res = vm_ops.resize(s, args.name, vcpus=args.vcpus, memory_mib=args.memory,
                             host=args.host, live=not args.offline)
@@ -137,7 +137,7 @@ def cmd_resize(args) -> int:
 
 
 def cmd_ip(args) -> int:
-    from console.services import vm_ops
+    from .services import vm_ops
     with cli_session(args) as s:
         nics = vm_ops.ip(s, args.name, host=args.host)
     if _json(args):
@@ -152,7 +152,7 @@ def cmd_ip(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from console.services import vm_ops
+    from .services import vm_ops
     with cli_session(args) as s:
         rows, down = vm_ops.list_vms(s, host=args.host, tenant=args.tenant)
     try:
@@ -173,7 +173,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_edit_config(args) -> int:
-    from console.services import vm_ops
+    from .services import vm_ops
     with cli_session(args) as s:
         if args.file:
             text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
@@ -222,7 +222,7 @@ def edit_text(text: str, suffix: str = ".txt") -> str | None:
 
 
 def cmd_move(args) -> int:
-    from console.services import vm_ops
+    from .services import vm_ops
     with cli_session(args) as s:
         res = vm_ops.move(s, args.name, args.to, host=args.host)
     if _json(args):
@@ -233,7 +233,7 @@ def cmd_move(args) -> int:
 
 
 def cmd_console(args) -> int:
-    from console.services import vm_ops
+    from .services import vm_ops
     with cli_session(args) as s:
         return vm_ops.console(s, args.name, host=args.host)
 

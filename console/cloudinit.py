@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import yaml
 from passlib.hash import sha512_crypt
 
-from console.errors import ValidationError
+from .errors import ValidationError
 
 DONE_MARKER = "virtdeck: cloud-init done"
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")

@@ -46,12 +46,12 @@ from typing import Callable
 
 import libvirt
 
-from backends import host_facts, hypervisor as hv, ovn_nb
-from backends.session import Session
-from backends.ssh import HostKeyChanged, HostKeyUnknown, trust_host_key as _trust_key
-from config.inventory import HostConfig, Inventory
-from console.errors import HostError
-from console.model import (HOST_CONNECTING, HOST_DISABLED, HOST_HOSTKEY, HOST_REFUSED,
+from ..backends import host_facts, hypervisor as hv, ovn_nb
+from ..backends.session import Session
+from ..backends.ssh import HostKeyChanged, HostKeyUnknown, trust_host_key as _trust_key
+from ..config.inventory import HostConfig, Inventory
+from .errors import HostError
+from .model import (HOST_CONNECTING, HOST_DISABLED, HOST_HOSTKEY, HOST_REFUSED,
                            HOST_UNREACHABLE, HOST_UP, NB_CONNECTING, NB_STALE, NB_UP, Cloud,
                            Host, NbStatus, Vm, derive_tenants)
 

@@ -8,7 +8,7 @@ from textual import on
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from console.errors import ValidationError, VirtdeckError
+from ..console.errors import ValidationError, VirtdeckError
 
 
 def error_parts(exc: BaseException) -> tuple[str, str | None, str | None]:

@@ -30,10 +30,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
-from screens import views
-from screens.footer import KeyFooter
-from screens.table import CloudTable
-from screens.vm_actions import VM_BINDINGS, VmActions
+from . import views
+from .footer import KeyFooter
+from .table import CloudTable
+from .vm_actions import VM_BINDINGS, VmActions
 
 
 class CloudChanged(Message):
@@ -42,9 +42,9 @@ class CloudChanged(Message):
 
 def _templates_panel():
     try:
-        mod = importlib.import_module("screens.templates")
+        mod = importlib.import_module("virtdeck.screens.templates")
     except ModuleNotFoundError as exc:
-        if exc.name != "screens.templates":
+        if exc.name != "virtdeck.screens.templates":
             raise
         return None
     cls = getattr(mod, "TemplatesPanel", None)
@@ -333,7 +333,7 @@ class MainScreen(VmActions, Screen):
             if row is None:
                 self.notify("no network or router highlighted", timeout=3)
                 return
-            from screens.network_actions import delete_from_networks_panel
+            from .network_actions import delete_from_networks_panel
             return delete_from_networks_panel(self, *row)
         return super().action_vm_verb(verb)
 

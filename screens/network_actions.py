@@ -10,14 +10,14 @@ The panel follows through the live model. This module imports no ovsdbapp, libvi
 
 from __future__ import annotations
 
-from console.services import network as netsvc
-from console.services import router as rsvc
-from screens.form import error_parts
+from ..console.services import network as netsvc
+from ..console.services import router as rsvc
+from .form import error_parts
 
 
 def delete_from_networks_panel(screen, kind: str, obj) -> None:
     """Confirm and delete network / router ``obj`` (``kind`` "net" or "router") of its tenant."""
-    from screens.vm_actions import ConfirmDialog
+    from .vm_actions import ConfirmDialog
 
     app = screen.app
     if app.readonly:

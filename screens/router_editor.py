@@ -36,9 +36,9 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from console.errors import ValidationError
-from console.services import router as rsvc
-from screens.form import FormScreen, error_parts
+from ..console.errors import ValidationError
+from ..console.services import router as rsvc
+from .form import FormScreen, error_parts
 
 #: service error field -> the widget that holds it
 FIELD_WIDGETS = {"tenant": "tenant", "name": "router", "router": "router", "network": "nets",
@@ -167,7 +167,7 @@ class RouterEditor(FormScreen):
                         exclusive=True)
 
     def _load(self, session, tenant: str) -> None:
-        from console.services import network as netsvc
+        from ..console.services import network as netsvc
         try:
             facts = (rsvc.list_routers(session, tenant), netsvc.list_networks(session, tenant),
                      rsvc.list_vm_ports(session, tenant))
@@ -394,7 +394,7 @@ class RouterEditor(FormScreen):
         r = self._need_router()
         if r is None:
             return
-        from screens.vm_actions import ConfirmDialog
+        from .vm_actions import ConfirmDialog
         targets = [f"router {r.tenant}/{r.name}"]
         targets += [f"  port on {n}" for n in r.networks]
         if r.gateway_network:

@@ -30,9 +30,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static, TextArea
 
-from console.errors import ValidationError, VirtdeckError
-from screens.form import FormScreen, error_parts
-from console.services import security
+from ..console.errors import ValidationError, VirtdeckError
+from .form import FormScreen, error_parts
+from ..console.services import security
 
 HELP = ("one rule per line: [b]ingress|egress[/b] any|icmp|tcp|udp [PORT[-PORT]] "
         "[from|to CIDR|self] — everything else is dropped; replies always pass")
@@ -87,7 +87,7 @@ class SecurityGroupEditor(FormScreen):
             lines = [r.text() for r in found.rules]
             note = f"{len(found.ports)} port(s) in this group"
         elif self.group == "default":
-            from backends.ovn_networks import DEFAULT_RULES  # a dataclass constant, no OVN access
+            from ..backends.ovn_networks import DEFAULT_RULES  # a dataclass constant, no OVN access
             lines = [r.text() for r in DEFAULT_RULES]
             note = "not created yet: these are the default rules; saving creates the group"
         else:
@@ -148,7 +148,7 @@ class SecurityGroupEditor(FormScreen):
     def action_delete(self) -> None:
         if self.busy or not self.loaded:
             return
-        from screens.vm_actions import ConfirmDialog
+        from .vm_actions import ConfirmDialog
         session = self.session
 
         def delete() -> None:

@@ -25,9 +25,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Static
 
-from console.errors import ValidationError, VirtdeckError
-from screens.form import FormScreen, error_parts
-from console.services import templates as tsvc
+from ..console.errors import ValidationError, VirtdeckError
+from .form import FormScreen, error_parts
+from ..console.services import templates as tsvc
 
 
 def _hosts_cell(row) -> str:

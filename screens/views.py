@@ -12,8 +12,8 @@ import time
 from rich.markup import escape
 from rich.text import Text
 
-from console.model import Cloud, Host, Network, Router, Vm
-from screens.table import Column, Row
+from ..console.model import Cloud, Host, Network, Router, Vm
+from .table import Column, Row
 
 PANELS = ("hosts", "vms", "networks", "tenants", "templates")
 TITLES = {"hosts": "Hosts", "vms": "VMs", "networks": "Networks", "tenants": "Tenants",

@@ -38,9 +38,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 
-from console.errors import VirtdeckError
-from console.services import guard
-from console.services import vm_ops
+from ..console.errors import VirtdeckError
+from ..console.services import guard
+from ..console.services import vm_ops
 
 MARK = "● "
 
@@ -446,7 +446,7 @@ class VmActions:
 
     def _edit_user_data(self, vm, original: str, text: str) -> None:
         """Open ``text`` in $EDITOR with the TUI suspended; validate; apply or offer a re-edit."""
-        from console.cli_vm_verbs import edit_text
+        from ..console.cli_vm_verbs import edit_text
         try:
             with self.app.suspend():
                 new = edit_text(text, suffix=".yaml")

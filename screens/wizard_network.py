@@ -34,9 +34,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from console.errors import VirtdeckError
-from screens.form import FormScreen, error_parts
-from console.services import network as netsvc
+from ..console.errors import VirtdeckError
+from .form import FormScreen, error_parts
+from ..console.services import network as netsvc
 
 FIELDS = ("name", "tenant", "kind", "physnet", "vlan", "cidr", "gateway", "dhcp", "lease_time",
           "dns", "mtu", "exclude")

@@ -33,10 +33,10 @@ from textual.suggester import SuggestFromList
 from textual.widgets import (Button, Checkbox, ContentSwitcher, DataTable, Input, Label, Select, SelectionList,
                              Static, TextArea)
 
-from console import cloudinit
-from console.errors import ValidationError, VirtdeckError
-from screens.form import FormScreen, error_parts
-from console.services import provision as pv
+from ..console import cloudinit
+from ..console.errors import ValidationError, VirtdeckError
+from .form import FormScreen, error_parts
+from ..console.services import provision as pv
 
 PAGES = ("basics", "access", "review", "progress")
 PAGE_TITLES = {"basics": "1/3 basics", "access": "2/3 access", "review": "3/3 review",
@@ -186,7 +186,7 @@ class VmWizard(FormScreen):
             self.run_worker(lambda: self._load_networks(session), thread=True, group="vmwiz-load")
 
     def _load_networks(self, session) -> None:
-        from console.services import network as netsvc
+        from ..console.services import network as netsvc
         try:
             nets = netsvc.list_networks(session)
         except VirtdeckError as exc:

@@ -3,9 +3,9 @@ the live model would publish; the live model itself is tested against real compo
 
 from __future__ import annotations
 
-from console.model import (Cloud, Dhcp, Disk, Host, Nat, NbStatus, Network, Nic, Port, Router,
+from virtdeck.console.model import (Cloud, Dhcp, Disk, Host, Nat, NbStatus, Network, Nic, Port, Router,
                            RouterPort, Vm, derive_tenants, frozen_map)
-from config.inventory import TenantConfig
+from virtdeck.config.inventory import TenantConfig
 
 P1 = "6f1c3a52-0d44-4c1e-9a39-0b1f3c2d4e01"
 P2 = "6f1c3a52-0d44-4c1e-9a39-0b1f3c2d4e02"

@@ -47,7 +47,7 @@ class Lab:
         return self.lab_dir / "inventory.toml"
 
     def ssh_argv(self, host: str, argv: list[str]) -> list[str]:
-        from backends.lab.status import ssh_argv
+        from virtdeck.backends.lab.status import ssh_argv
         return ssh_argv(self.addresses[host], argv)
 
     def ssh(self, host: str, argv: list[str], check: bool = True, timeout: float = 60):
@@ -57,24 +57,24 @@ class Lab:
 
     def run_in(self, host: str, argv: list[str], check: bool = True):
         """Run ``argv`` inside lab ``host`` via nsenter (no SSH)."""
-        from backends.lab.hosts import run_in
+        from virtdeck.backends.lab.hosts import run_in
         return run_in(host, argv, check=check)
 
     def libvirt_uri(self, host: str) -> str:
         """``qemu+libssh://`` URI of ``host``'s libvirtd: the lab key, host key checked against
         the lab's known_hosts (libvirt's ``qemu+ssh://`` runs the ssh binary, which ignores
         ``known_hosts=``; its ``no_verify=1`` writes keys into ~/.ssh/known_hosts)."""
-        from backends.lab.status import libvirt_ssh_uri
+        from virtdeck.backends.lab.status import libvirt_ssh_uri
         return libvirt_ssh_uri(self.addresses[host])
 
 
 def _users_dir() -> Path:
-    from backends.lab.state import lab_dir
+    from virtdeck.backends.lab.state import lab_dir
     return lab_dir().parent / "lab-users"
 
 
 def _other_users() -> list[int]:
-    from backends.lab.state import pid_alive
+    from virtdeck.backends.lab.state import pid_alive
     out = []
     d = _users_dir()
     if d.is_dir():
@@ -89,8 +89,8 @@ def _other_users() -> list[int]:
 
 
 def _describe(n: int, brought_up: bool) -> Lab:
-    from backends.lab import topology as topo
-    from backends.lab.state import lab_dir
+    from virtdeck.backends.lab import topology as topo
+    from virtdeck.backends.lab.state import lab_dir
     hvs = topo.hypervisors(n)
     addrs = {"central": topo.CENTRAL_ADDRESS, **{h.name: h.address for h in hvs}}
     return Lab([h.name for h in hvs], addrs, lab_dir(), brought_up)
@@ -111,9 +111,9 @@ def pytest_collection_modifyitems(session, config, items):
 def lab():
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    from backends.lab.state import load_state
-    from backends.lab.status import check
-    from backends.lab.up import up
+    from virtdeck.backends.lab.state import load_state
+    from virtdeck.backends.lab.status import check
+    from virtdeck.backends.lab.up import up
     st = check()
     brought_up = False
     if not st.ready or st.hypervisors < 2:  # tests may assume two hypervisors
@@ -131,5 +131,5 @@ def lab():
     finally:
         me.unlink(missing_ok=True)
         if info.brought_up and not os.environ.get("VIRTDECK_LAB_KEEP") and not _other_users():
-            from backends.lab.down import down
+            from virtdeck.backends.lab.down import down
             down(log=lambda m: None)

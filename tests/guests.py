@@ -91,8 +91,8 @@ def boot(session, inventory, *, tenant: str, name: str, networks: tuple[str, ...
     (exactly what ``virtdeck vm create`` does) with ``key``'s public half; returns its
     :class:`~console.services.provision.CreateResult` (``.host``, ``.ports[i].ip``/``.name``,
     ``.submit_to_running`` s, ``.serial_log``). Raises CreateError (nothing left behind)."""
-    from console.cloudinit import hash_password
-    from console.services import provision
+    from virtdeck.console.cloudinit import hash_password
+    from virtdeck.console.services import provision
     pub = Path(str(key) + ".pub").read_text().strip()
     return provision.create_vm(session, inventory, provision.VmRequest(
         name=name, tenant=tenant, template="debian12", vcpus=vcpus, ram_mib=ram_mib, disk_gib=disk_gib,
@@ -104,7 +104,7 @@ def remove(session, inventory, tenant: str, name: str) -> None:
     """Test clean-up of VM ``name``: the product's delete (domain, volumes, LSPs, DHCP rows, FIPs),
     then :func:`provision_helpers.remove_vm` for anything a failed delete left. Never raises for a
     VM that is not there."""
-    from console.services import vm_ops
+    from virtdeck.console.services import vm_ops
     from provision_helpers import remove_vm
     try:
         vm_ops.delete(session, name, missing_ok=True)
@@ -115,7 +115,7 @@ def remove(session, inventory, tenant: str, name: str) -> None:
 def wait_cloud_init(session, host: str, log: str, timeout: float = BOOT_TIMEOUT) -> tuple[float, float]:
     """Wait for cloud-init's final message (:data:`console.cloudinit.DONE_MARKER`) on the serial
     log ``log`` of lab ``host``; returns (guest uptime at that point s, wall s waited)."""
-    from console import cloudinit
+    from virtdeck.console import cloudinit
     t0 = time.monotonic()
     pat = re.compile(re.escape(cloudinit.DONE_MARKER) + r" after ([0-9.]+) s")
     out = ""

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-from backends import ovn_networks as ovn
-from console.services import network as netsvc
-from console.services import router as rsvc
-from console.services import security as sgsvc
+from virtdeck.backends import ovn_networks as ovn
+from virtdeck.console.services import network as netsvc
+from virtdeck.console.services import router as rsvc
+from virtdeck.console.services import security as sgsvc
 
 
 def teardown_tenant(session, tenant: str) -> None:

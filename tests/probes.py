@@ -27,7 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from backends.lab.hosts import popen_in, run_in
+from virtdeck.backends.lab.hosts import popen_in, run_in
 
 UDHCPC_SCRIPT = r"""#!/bin/sh
 # busybox udhcpc event script for virtdeck probes: apply the lease, record it.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from config.inventory import Inventory, load
+from virtdeck.config.inventory import Inventory, load
 
 
 def _lab_inventory(request) -> Inventory:
@@ -27,7 +27,7 @@ def _lab_inventory(request) -> Inventory:
         return load(inv)  # tests/fixtures_lab.py: Lab.inventory is the TOML path
     if lab is not None and isinstance(lab, (str, Path)):
         return load(lab)
-    from backends.lab.state import lab_dir
+    from virtdeck.backends.lab.state import lab_dir
     path = lab_dir() / "inventory.toml"
     if not path.exists():
         pytest.skip("the lab is not up (virtdeck lab up)")
@@ -45,7 +45,7 @@ def roomy(inventory: Inventory, cpu_ratio: float = 1000.0, ram_ratio: float = 10
     lab (a bench defines 1000s of shut-off domains) do not fill the hosts for tests that are not
     about capacity. Real free RAM is still checked."""
     from dataclasses import replace
-    from config.inventory import AllocationConfig
+    from virtdeck.config.inventory import AllocationConfig
     return replace(inventory, allocation=AllocationConfig(cpu_ratio=cpu_ratio, ram_ratio=ram_ratio))
 
 
@@ -58,7 +58,7 @@ def roomy_inventory(lab_inventory) -> Inventory:
 @pytest.fixture(scope="module")
 def lab_session(lab_inventory):
     """A Session on the lab (module scope), closed afterwards."""
-    from backends.session import Session
+    from virtdeck.backends.session import Session
     s = Session(lab_inventory)
     yield s
     s.close()
@@ -66,7 +66,7 @@ def lab_session(lab_inventory):
 
 def leftovers(session, inventory, tenant: str, vm: str) -> dict:
     """What a VM named ``vm`` left behind: domains, volumes starting with ``vm``, LSPs."""
-    from backends import ovn_ports
+    from virtdeck.backends import ovn_ports
     out: dict = {"domains": [], "volumes": [], "ports": []}
     for h in inventory.hypervisors:
         conn = session.libvirt(h.name)
@@ -84,7 +84,7 @@ def remove_vm(session, inventory, tenant: str, vm: str) -> None:
     """Test clean-up: destroy + undefine domain ``vm`` wherever it is, delete its volumes
     (``vm.qcow2``, ``vm-seed.iso``) and its LSPs. Idempotent."""
     import libvirt
-    from backends import ovn_ports, storage
+    from virtdeck.backends import ovn_ports, storage
     for h in inventory.hypervisors:
         conn = session.libvirt(h.name)
         try:

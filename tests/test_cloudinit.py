@@ -10,8 +10,8 @@ import pytest
 import yaml
 from passlib.hash import sha512_crypt
 
-from console import cloudinit as ci
-from console.errors import ValidationError
+from virtdeck.console import cloudinit as ci
+from virtdeck.console.errors import ValidationError
 
 
 def make_key(kind="ssh-ed25519", inner=None, comment="op@jump"):

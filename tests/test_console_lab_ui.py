@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from console.app import VirtdeckApp
-from console.live import LiveModel
+from virtdeck.console.app import VirtdeckApp
+from virtdeck.console.live import LiveModel
 from test_console_live import lab_inv, tiny_domain  # noqa: F401 (fixture)
 
 NB_TCP = "tcp:192.168.100.10:6641"

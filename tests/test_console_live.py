@@ -12,13 +12,13 @@ from dataclasses import replace
 
 import pytest
 
-from backends import domain_xml as dx
-from backends import ssh as ssh_mod
-from config import inventory as inv_mod
-from config.inventory import HostConfig, Inventory, OvnConfig, SshDefaults
-from backends.session import Session
-from console.live import LiveModel
-from console.model import (HOST_HOSTKEY, HOST_REFUSED, HOST_UNREACHABLE, HOST_UP, NB_STALE,
+from virtdeck.backends import domain_xml as dx
+from virtdeck.backends import ssh as ssh_mod
+from virtdeck.config import inventory as inv_mod
+from virtdeck.config.inventory import HostConfig, Inventory, OvnConfig, SshDefaults
+from virtdeck.backends.session import Session
+from virtdeck.console.live import LiveModel
+from virtdeck.console.model import (HOST_HOSTKEY, HOST_REFUSED, HOST_UNREACHABLE, HOST_UP, NB_STALE,
                            NB_UP)
 from fixtures_real import start_nb, start_sshd, stop_pid, wait_for
 
@@ -37,7 +37,7 @@ def lab_inv(lab) -> Inventory:
 
 def lab_host_socket(host: str) -> str:
     """The lab host's libvirt socket as seen from this (root) namespace."""
-    from backends.lab.hosts import host_path
+    from virtdeck.backends.lab.hosts import host_path
     return str(host_path(host, "/run/libvirt/libvirt-sock"))
 
 

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from console.app import FixedModel, VirtdeckApp
-from console.live import HostKeyRequest
-from console.model import Vm
-from screens.dialogs import HelpScreen, HostKeyDialog
-from screens.main import MainScreen
+from virtdeck.console.app import FixedModel, VirtdeckApp
+from virtdeck.console.live import HostKeyRequest
+from virtdeck.console.model import Vm
+from virtdeck.screens.dialogs import HelpScreen, HostKeyDialog
+from virtdeck.screens.main import MainScreen
 from console_fixtures import sample_cloud
 
 
@@ -201,7 +201,7 @@ async def test_many_rows_scroll_with_keys(size):
 
 
 async def test_nb_stale_banner_in_networks_panel():
-    from console.model import NbStatus
+    from virtdeck.console.model import NbStatus
     model = FixedModel(sample_cloud())
     app = VirtdeckApp(model)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from console.app import FixedModel, VirtdeckApp
-from console.live import HostKeyRequest
+from virtdeck.console.app import FixedModel, VirtdeckApp
+from virtdeck.console.live import HostKeyRequest
 from console_fixtures import sample_cloud
 
 SIZES = [(80, 24), (160, 48)]
@@ -50,7 +50,7 @@ def test_host_key_dialog(snap_compare, size):
 def test_networks_stale(snap_compare):
     from dataclasses import replace
 
-    from console.model import NbStatus
+    from virtdeck.console.model import NbStatus
     cloud = replace(sample_cloud(), nb=NbStatus("stale", "central:/run/ovn/ovnnb_db.sock",
                                                 "OVN northbound connection lost", since=1795273200.0))
     app = VirtdeckApp(FixedModel(cloud))

@@ -11,8 +11,8 @@ import uuid
 import libvirt
 import pytest
 
-from backends import domain_xml as dx
-from backends import hypervisor as hv
+from virtdeck.backends import domain_xml as dx
+from virtdeck.backends import hypervisor as hv
 
 META = dx.InstanceMeta(tenant="acme", template="debian12", seed="seed-1",
                        networks=("vd.acme.web", "vd.acme.db"))
@@ -101,8 +101,8 @@ def test_list_domains_and_events(testconn):
 
 @pytest.mark.lab
 def test_lab_bulk_listing_and_events(lab):
-    from backends.session import Session
-    from config import inventory
+    from virtdeck.backends.session import Session
+    from virtdeck.config import inventory
 
     inv = inventory.load(lab.inventory)
     host = inv.hypervisors[0].name

@@ -16,9 +16,9 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from backends import domain_xml as dx
-from backends import ovn_networks
-from console.services import vm_ops
+from virtdeck.backends import domain_xml as dx
+from virtdeck.backends import ovn_networks
+from virtdeck.console.services import vm_ops
 from provision_helpers import lab_inventory, lab_session, remove_vm  # noqa: F401
 from test_vm_ops_lab import make_vm
 

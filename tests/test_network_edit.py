@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from backends import ovn_networks as ovn
-from console.errors import ValidationError
-from console.services import network as netsvc
-from console.services.network import NetworkRequest
+from virtdeck.backends import ovn_networks as ovn
+from virtdeck.console.errors import ValidationError
+from virtdeck.console.services import network as netsvc
+from virtdeck.console.services.network import NetworkRequest
 
 from test_ovn_networks import PHYSNETS, add_vm_port, api, audit_log, nb_json, nbctl, ovs_map  # noqa: F401 - fixtures
 
@@ -98,7 +98,7 @@ def test_unchanged_immutables_are_fine(api, nb_server):
 
 
 def test_cli_network_edit(nb_server, tmp_path, audit_log, capsys):
-    from console.cli import main
+    from virtdeck.console.cli import main
     inv = tmp_path / "inventory.toml"
     inv.write_text(f'[ovn]\nconnection = "{nb_server.unix}"\n')
     base = ["--config", str(inv)]
@@ -115,7 +115,7 @@ def test_cli_network_edit(nb_server, tmp_path, audit_log, capsys):
     assert "cidr:" in err and "create a new network" in err
     assert main(base + ["network", "edit", "nope", "-t", "demo", "--mtu", "1400"]) == 6
     assert main(base + ["--readonly", "network", "edit", "web", "-t", "demo", "--dhcp"]) == 3
-    from console.services import guard
+    from virtdeck.console.services import guard
     guard.set_readonly(False)
 
 
@@ -125,7 +125,7 @@ async def test_edit_from_the_wizard(api, nb_server):
     from textual.app import App
     from textual.widgets import Button, Checkbox, Input, Static
 
-    from screens.wizard_network import IMMUTABLE_FIELDS, NetworkWizard
+    from virtdeck.screens.wizard_network import IMMUTABLE_FIELDS, NetworkWizard
 
     netsvc.create_network(api, NetworkRequest("t1", "v7", "provider", "10.7.0.0/24", physnet="physnet1", vlan=7,
                                               dns="192.0.2.53"), PHYSNETS)

@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
-from backends.ovn_networks import switch_name
-from backends.session import open_nb
-from console.errors import ValidationError
-from console.services import network as netsvc
-from console.services.network import NetworkRequest
+from virtdeck.backends.ovn_networks import switch_name
+from virtdeck.backends.session import open_nb
+from virtdeck.console.errors import ValidationError
+from virtdeck.console.services import network as netsvc
+from virtdeck.console.services.network import NetworkRequest
 from tests.test_ovn_networks import audit_log, nb_json  # noqa: F401 - fixture re-use
 
 PHYSNETS = {"physnet1": ("hv1", "hv2")}

@@ -9,10 +9,10 @@ import pytest
 from textual.app import App
 from textual.widgets import Button, Input, Select, Static
 
-from backends import ovn_networks as ovn
-from backends.session import open_nb
-from console.services import network as netsvc
-from screens.wizard_network import NetworkWizard
+from virtdeck.backends import ovn_networks as ovn
+from virtdeck.backends.session import open_nb
+from virtdeck.console.services import network as netsvc
+from virtdeck.screens.wizard_network import NetworkWizard
 
 PHYSNETS = {"physnet1": ("hv1", "hv2")}
 
@@ -138,7 +138,7 @@ async def test_submit_with_errors_and_cancel_write_nothing(api):
 async def test_security_group_editor(api):
     from textual.widgets import TextArea
 
-    from screens.sg_editor import SecurityGroupEditor
+    from virtdeck.screens.sg_editor import SecurityGroupEditor
 
     ed = SecurityGroupEditor(api, tenant="demo")
     app = WizardHost(ed)

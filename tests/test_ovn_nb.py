@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from backends import ovn_nb
+from virtdeck.backends import ovn_nb
 from fixtures_real import start_nb, stop_pid, wait_for
 
 

@@ -11,14 +11,14 @@ import subprocess
 
 import pytest
 
-from backends import ovn_networks as ovn
-from backends.session import open_nb
-from console.errors import ReadOnlyError, ValidationError
-from console.services import guard
-from console.services import network as netsvc
-from console.services import router as rsvc
-from console.services import security as sgsvc
-from console.services.network import NetworkRequest
+from virtdeck.backends import ovn_networks as ovn
+from virtdeck.backends.session import open_nb
+from virtdeck.console.errors import ReadOnlyError, ValidationError
+from virtdeck.console.services import guard
+from virtdeck.console.services import network as netsvc
+from virtdeck.console.services import router as rsvc
+from virtdeck.console.services import security as sgsvc
+from virtdeck.console.services.network import NetworkRequest
 
 PHYSNETS = {"physnet1": ("hv1", "hv2")}
 
@@ -268,7 +268,7 @@ def test_idempotent_backend_create(api):
 
 
 def test_cli_network_and_router_verbs(nb_server, tmp_path, audit_log, capsys):
-    from console.cli import main
+    from virtdeck.console.cli import main
     inv = tmp_path / "inventory.toml"
     inv.write_text(f'[ovn]\nconnection = "{nb_server.unix}"\n')
     base = ["--config", str(inv)]

@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from backends import ovn_networks
-from config.inventory import save
-from console.cli import main
+from virtdeck.backends import ovn_networks
+from virtdeck.config.inventory import save
+from virtdeck.console.cli import main
 from provision_helpers import lab_inventory, lab_session, leftovers, remove_vm, roomy  # noqa: F401
 
 pytestmark = pytest.mark.lab

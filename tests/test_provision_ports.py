@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from backends import ovn_networks, ovn_ports
-from backends.session import open_nb
-from console.errors import HostError, ValidationError
+from virtdeck.backends import ovn_networks, ovn_ports
+from virtdeck.backends.session import open_nb
+from virtdeck.console.errors import HostError, ValidationError
 
 
 def make_network(nb, name="net1", tenant="demo", cidr="10.0.0.0/24", physnet=None, vlan=None):

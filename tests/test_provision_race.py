@@ -20,11 +20,11 @@ import uuid
 
 import pytest
 
-from backends import hostlock, ovn_networks
-from config.inventory import save
-from console import cloudinit
-from console.errors import HostError
-from console.services import provision as pv
+from virtdeck.backends import hostlock, ovn_networks
+from virtdeck.config.inventory import save
+from virtdeck.console import cloudinit
+from virtdeck.console.errors import HostError
+from virtdeck.console.services import provision as pv
 from provision_helpers import _lab_inventory, lab_inventory, lab_session, remove_vm, roomy  # noqa: F401
 
 pytestmark = pytest.mark.lab
@@ -34,9 +34,9 @@ ROOT = os.path.dirname(HERE)
 
 RACER = textwrap.dedent("""
     import json, os, sys, time
-    from config.inventory import load
-    from backends.session import Session
-    from console.services import provision as pv
+    from virtdeck.config.inventory import load
+    from virtdeck.backends.session import Session
+    from virtdeck.console.services import provision as pv
     inv_path, name, tenant, key, pw_hash, barrier, locked = sys.argv[1:8]
     if locked == "0":
         class _NoLock:
@@ -87,7 +87,7 @@ def tenant(lab_session):
 
 
 def test_lock_serialises_and_dies_with_the_connection(real_inventory):
-    from backends.session import Session
+    from virtdeck.backends.session import Session
     a, b = Session(real_inventory), Session(real_inventory)
     try:
         first = hostlock.acquire(a, "hv1")

@@ -17,11 +17,11 @@ import uuid
 import libvirt
 import pytest
 
-from backends import ovn_networks, scheduler, storage
-from console import cloudinit
-from console.errors import ReadOnlyError
-from console.services import guard
-from console.services import provision as pv
+from virtdeck.backends import ovn_networks, scheduler, storage
+from virtdeck.console import cloudinit
+from virtdeck.console.errors import ReadOnlyError
+from virtdeck.console.services import guard
+from virtdeck.console.services import provision as pv
 from provision_helpers import lab_session, leftovers, remove_vm, roomy  # noqa: F401
 from provision_helpers import _lab_inventory
 

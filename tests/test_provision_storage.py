@@ -9,8 +9,8 @@ import uuid
 import libvirt
 import pytest
 
-from backends import storage
-from console.errors import HostError
+from virtdeck.backends import storage
+from virtdeck.console.errors import HostError
 from provision_helpers import lab_inventory, lab_session  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.lab

@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from backends import storage
-from config.inventory import load, save
-from console.cli import main
+from virtdeck.backends import storage
+from virtdeck.config.inventory import load, save
+from virtdeck.console.cli import main
 from provision_helpers import lab_inventory, lab_session  # noqa: F401
 
 pytestmark = pytest.mark.lab
@@ -74,7 +74,7 @@ def test_add_list_delete(inv_path, image, lab_session, capsys):
 def test_mismatch_on_host_keeps_nothing(inv_path, image, lab_session, monkeypatch):
     """The host computes another sum than the pinned one (here: the file changes after the local
     check): every volume uploaded by the call is removed, the inventory is untouched."""
-    from console.services import templates
+    from virtdeck.console.services import templates
     name = f"t4tpl{uuid.uuid4().hex[:6]}"
     inv = load(inv_path)
     real = storage.upload_template

@@ -9,11 +9,11 @@ import uuid
 import pytest
 from textual.widgets import DataTable, Input
 
-from config.inventory import HostConfig, Inventory, TemplateConfig, load
-from console.app import FixedModel, VirtdeckApp
-from console.model import Cloud
+from virtdeck.config.inventory import HostConfig, Inventory, TemplateConfig, load
+from virtdeck.console.app import FixedModel, VirtdeckApp
+from virtdeck.console.model import Cloud
 from provision_helpers import lab_inventory, lab_session  # noqa: F401
-from screens.templates import TemplateAddDialog, TemplateDeleteDialog, TemplatesPanel
+from virtdeck.screens.templates import TemplateAddDialog, TemplateDeleteDialog, TemplatesPanel
 
 INV = Inventory(hosts=(HostConfig("hv1", "192.0.2.11"),),
                 templates=(TemplateConfig("debian12", "debian12.qcow2", "ab" * 32),))
@@ -88,6 +88,6 @@ async def test_add_and_delete_from_the_panel(lab_session, lab_inventory, tmp_pat
             assert await wait(pilot, lambda: name not in [t.name for t in app.inventory.templates])
             assert await wait(pilot, lambda: name not in [r.value for r in table.rows])
     finally:
-        from backends import storage
+        from virtdeck.backends import storage
         for h in lab_inventory.hypervisors:
             storage.delete_volume(lab_session.libvirt(h.name), h.name, "virtdeck", f"{name}.qcow2")

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from textual.widgets import Input, OptionList, Select, Static
 
-from backends import ovn_networks as ovn
-from backends import ovn_ports
-from console.services import network as netsvc
-from console.services.network import NetworkRequest
-from screens.router_editor import RouterEditor
+from virtdeck.backends import ovn_networks as ovn
+from virtdeck.backends import ovn_ports
+from virtdeck.console.services import network as netsvc
+from virtdeck.console.services.network import NetworkRequest
+from virtdeck.screens.router_editor import RouterEditor
 
 from test_network_wizard import PHYSNETS, WizardHost, api  # noqa: F401 - fixture
 
@@ -148,14 +148,14 @@ async def test_router_from_the_screen(api, nb_server):
     assert len(app.results) == 1
     netsvc.delete_network(api, "demo", "inside", cascade=True)
     netsvc.delete_network(api, "demo", "ext")
-    from console.services import security
+    from virtdeck.console.services import security
     security.delete_security_group(api, "demo", "default")
     assert ovn.virtdeck_rows(api) == {}
 
 
 def test_router_screen_snapshot(snap_compare, api):
     """80x24: a router with a gateway, SNAT on one network and a floating IP."""
-    from console.services import router as rsvc
+    from virtdeck.console.services import router as rsvc
     inside, port = tenant_nets(api)
     rsvc.create_router(api, "demo", "r1")
     rsvc.attach_network(api, "demo", "r1", "inside")
@@ -174,7 +174,7 @@ def test_router_screen_snapshot(snap_compare, api):
 
 def networks_panel_app(api):
     """The console on its Networks panel: sample_cloud() rows (FixedModel), the real NB as session."""
-    from console.app import FixedModel, VirtdeckApp
+    from virtdeck.console.app import FixedModel, VirtdeckApp
     from console_fixtures import sample_cloud
 
     model = FixedModel(sample_cloud())
@@ -185,7 +185,7 @@ def networks_panel_app(api):
 async def test_keys_from_the_networks_panel(api):
     """``e`` on a network opens the wizard in edit mode, ``o`` on a router opens the router
     screen on it (FixedModel rows; the screens read the real NB given as the session)."""
-    from screens.wizard_network import NetworkWizard
+    from virtdeck.screens.wizard_network import NetworkWizard
 
     netsvc.create_network(api, NetworkRequest("acme", "web", "overlay", "10.10.0.0/24"))
     app = networks_panel_app(api)
@@ -216,7 +216,7 @@ async def test_keys_from_the_networks_panel(api):
 
 
 async def test_readonly_console_keeps_the_router_screen_shut(api):
-    from console.app import FixedModel, VirtdeckApp
+    from virtdeck.console.app import FixedModel, VirtdeckApp
     from console_fixtures import sample_cloud
 
     app = VirtdeckApp(FixedModel(sample_cloud()), panel="networks", readonly=True)
@@ -231,10 +231,10 @@ async def test_readonly_console_keeps_the_router_screen_shut(api):
 async def test_delete_and_security_group_from_the_networks_panel(api):
     """``D`` on a network row deletes it (asked first, cascade), on a router row the router;
     ``a`` opens the tenant's security group, whose ``ctrl+d`` deletes it (asked first)."""
-    from console.services import router as rsvc
-    from console.services import security as sgsvc
-    from screens.sg_editor import SecurityGroupEditor
-    from screens.vm_actions import ConfirmDialog
+    from virtdeck.console.services import router as rsvc
+    from virtdeck.console.services import security as sgsvc
+    from virtdeck.screens.sg_editor import SecurityGroupEditor
+    from virtdeck.screens.vm_actions import ConfirmDialog
 
     netsvc.create_network(api, NetworkRequest("acme", "web", "overlay", "10.10.0.0/24"))
     rsvc.create_router(api, "acme", "edge")

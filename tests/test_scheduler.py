@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from backends.scheduler import HostFacts, PlacementRequest, ReservationLedger, place
+from virtdeck.backends.scheduler import HostFacts, PlacementRequest, ReservationLedger, place
 
 
 def host(name, **kw):

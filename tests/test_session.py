@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from backends import ssh as ssh_mod
-from backends.session import Session
-from backends.ssh import HostKeyChanged, HostKeyUnknown, trust_host_key
-from config.inventory import HostConfig, Inventory, OvnConfig, SshDefaults
-from console.errors import HostError
+from virtdeck.backends import ssh as ssh_mod
+from virtdeck.backends.session import Session
+from virtdeck.backends.ssh import HostKeyChanged, HostKeyUnknown, trust_host_key
+from virtdeck.config.inventory import HostConfig, Inventory, OvnConfig, SshDefaults
+from virtdeck.console.errors import HostError
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from backends import domain_xml as dx
+from virtdeck.backends import domain_xml as dx
 from provision_helpers import lab_inventory  # noqa: F401
 
 pytestmark = pytest.mark.lab
@@ -55,7 +55,7 @@ SCRIPTS = {
 @pytest.fixture(scope="module")
 def held_domain(lab_inventory):
     """A defined (never started) domain on hv1 for the child processes to hold."""
-    from backends.session import Session
+    from virtdeck.backends.session import Session
     name = f"exit-{uuid.uuid4().hex[:6]}"
     with Session(lab_inventory) as s:
         conn = s.libvirt("hv1")
@@ -70,8 +70,8 @@ def held_domain(lab_inventory):
 def test_process_exits_with_a_domain_alive_after_close(lab_inventory, held_domain, case):
     code = textwrap.dedent("""
         import sys
-        from config.inventory import load
-        from backends.session import Session
+        from virtdeck.config.inventory import load
+        from virtdeck.backends.session import Session
         inv = load(sys.argv[1])
         NAME = sys.argv[2]
         s = Session(inv)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from console.app import FixedModel, VirtdeckApp
-from console.model import Cloud, Host, Nic, Vm
-from console.services import guard
-from screens.vm_actions import ConfirmDialog, MoveDialog, ResizeDialog
+from virtdeck.console.app import FixedModel, VirtdeckApp
+from virtdeck.console.model import Cloud, Host, Nic, Vm
+from virtdeck.console.services import guard
+from virtdeck.screens.vm_actions import ConfirmDialog, MoveDialog, ResizeDialog
 from test_vm_ops_unit import DriverSession, lsp_names, make_vm, records
 
 
@@ -30,7 +30,7 @@ def cloud_of(sess) -> Cloud:
     vms = []
     for host, conn in sess.conns.items():
         for d in conn.listAllDomains(0):
-            from console.services.vm_ops import domain_facts, state_name
+            from virtdeck.console.services.vm_ops import domain_facts, state_name
             f = domain_facts(d)
             vms.append(Vm(host=host, name=d.name(), uuid=d.UUIDString(), state=state_name(d), vcpus=f.vcpus,
                           memory_mib=f.memory_mib, max_memory_mib=f.max_memory_mib, tenant=f.tenant,
@@ -52,7 +52,7 @@ def sess(tmp_path, nb_server, monkeypatch):
 
 
 def state(sess, host, name):
-    from console.services.vm_ops import state_name
+    from virtdeck.console.services.vm_ops import state_name
     return state_name(sess.conns[host].lookupByName(name))
 
 
@@ -217,7 +217,7 @@ async def test_keys_outside_vms_panel_only_explain(sess):
 
 
 async def test_help_lists_the_vm_keys(sess):
-    from screens.dialogs import HelpScreen
+    from virtdeck.screens.dialogs import HelpScreen
     app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")
@@ -238,11 +238,11 @@ async def test_lab_tui_start_shutdown_timeout_force_and_bulk_delete(tmp_path, mo
     import asyncio
     import time
 
-    from backends import ovn_networks
-    from backends.session import Session
-    from config.inventory import load
-    from config.paths import lab_dir
-    from console.live import LiveModel
+    from virtdeck.backends import ovn_networks
+    from virtdeck.backends.session import Session
+    from virtdeck.config.inventory import load
+    from virtdeck.config.paths import lab_dir
+    from virtdeck.console.live import LiveModel
     from test_vm_ops_lab import NET, TENANT, leftovers, make_vm
 
     path = lab_dir() / "inventory.toml"
@@ -311,7 +311,7 @@ async def test_lab_tui_start_shutdown_timeout_force_and_bulk_delete(tmp_path, mo
         for n, lsp in zip(names, lsps):
             assert leftovers(helper, inv, n, [lsp]) == []
     finally:
-        from console.services import vm_ops
+        from virtdeck.console.services import vm_ops
         for n in names:
             try:
                 vm_ops.delete(helper, n, missing_ok=True)
@@ -332,11 +332,11 @@ def test_lab_real_terminal_console_and_editor(tmp_path):
     import time
     from pathlib import Path
 
-    from backends import ovn_networks
-    from backends.session import Session
-    from config.inventory import load
-    from config.paths import lab_dir
-    from console.services import vm_ops
+    from virtdeck.backends import ovn_networks
+    from virtdeck.backends.session import Session
+    from virtdeck.config.inventory import load
+    from virtdeck.config.paths import lab_dir
+    from virtdeck.console.services import vm_ops
     from test_vm_ops_lab import NET, TENANT, make_vm
 
     if not shutil.which("tmux"):

@@ -12,12 +12,12 @@ import xml.etree.ElementTree as ET
 import libvirt
 import pytest
 
-from backends import domain_xml as dx
-from backends import ovn_networks
-from console import cloudinit
-from console.errors import ValidationError
-from console.services import provision as pv
-from console.services import vm_ops
+from virtdeck.backends import domain_xml as dx
+from virtdeck.backends import ovn_networks
+from virtdeck.console import cloudinit
+from virtdeck.console.errors import ValidationError
+from virtdeck.console.services import provision as pv
+from virtdeck.console.services import vm_ops
 from provision_helpers import lab_inventory, lab_session, remove_vm, roomy  # noqa: F401
 
 

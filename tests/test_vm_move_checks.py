@@ -10,12 +10,12 @@ import uuid
 
 import pytest
 
-from backends import ovn_networks, storage
-from backends.session import Session
-from config.inventory import AllocationConfig
-from console.errors import VirtdeckError
-from console.services import provision as pv
-from console.services import vm_ops
+from virtdeck.backends import ovn_networks, storage
+from virtdeck.backends.session import Session
+from virtdeck.config.inventory import AllocationConfig
+from virtdeck.console.errors import VirtdeckError
+from virtdeck.console.services import provision as pv
+from virtdeck.console.services import vm_ops
 from provision_helpers import lab_inventory, lab_session, remove_vm  # noqa: F401
 from test_vm_ops_lab import make_vm
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from backends import domain_xml, ovn_networks, ovn_ports, seed, storage
-from console import cloudinit
+from virtdeck.backends import domain_xml, ovn_networks, ovn_ports, seed, storage
+from virtdeck.console import cloudinit
 from provision_helpers import lab_inventory, lab_session  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.lab
@@ -96,7 +96,7 @@ def make_vm(session, inv, net, host, name, vcpus=1, memory_mib=256, max_vcpus=No
 def roomy_host(session, inv, vcpus, ram_mib, exclude=()):
     """A hypervisor whose allocations leave room for ``vcpus``/``ram_mib`` (other engineers'
     benchmarks may fill a lab host with defined domains); skips the test when none has."""
-    from console.services.vm_ops import host_facts
+    from virtdeck.console.services.vm_ops import host_facts
     alloc = inv.allocation
     for h in inv.hypervisors:
         if h.name in exclude:
@@ -134,7 +134,7 @@ def leftovers(session, inv, name, lsps=()):
 def cleanup(lab_session):
     names: list[str] = []
     yield names
-    from console.services import vm_ops
+    from virtdeck.console.services import vm_ops
     for n in names:
         try:
             vm_ops.delete(lab_session, n, missing_ok=True)
@@ -329,7 +329,7 @@ def test_console_attach_and_detach(lab_session, lab_inventory, net, audit_log, c
 
 
 def test_edit_config_rebuilds_seed(lab_session, lab_inventory, net, audit_log, cleanup):
-    from backends import seed as seedmod
+    from virtdeck.backends import seed as seedmod
     inv = lab_inventory
     cleanup.append("vmops-cfg")
     make_vm(lab_session, inv, net, "hv2", "vmops-cfg")
@@ -342,7 +342,7 @@ def test_edit_config_rebuilds_seed(lab_session, lab_inventory, net, audit_log, c
     assert r["outcome"] == "ok" and iid["from"] != iid["to"] and iid["to"].startswith("i-")
     conn = lab_session.libvirt("hv2")
     vol = storage.find_volume(conn, "hv2", POOL, "vmops-cfg-seed.iso")
-    from console.services.vm_ops import _download
+    from virtdeck.console.services.vm_ops import _download
     docs = seedmod.read_nocloud_iso(_download(conn, vol, "hv2", "seed"))
     assert docs["user-data"] == new and f"instance-id: {iid['to']}" in docs["meta-data"]
     assert "local-hostname: vmops-cfg" in docs["meta-data"] and "macaddress" in docs["network-config"]

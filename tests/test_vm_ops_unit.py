@@ -14,11 +14,11 @@ import uuid
 import libvirt
 import pytest
 
-from backends.session import open_nb
-from config.inventory import AllocationConfig, HostConfig, Inventory, TemplateConfig
-from console.errors import HostError, ReadOnlyError, ValidationError, VirtdeckError
-from console.model import METADATA_NS
-from console.services import guard, vm_ops
+from virtdeck.backends.session import open_nb
+from virtdeck.config.inventory import AllocationConfig, HostConfig, Inventory, TemplateConfig
+from virtdeck.console.errors import HostError, ReadOnlyError, ValidationError, VirtdeckError
+from virtdeck.console.model import METADATA_NS
+from virtdeck.console.services import guard, vm_ops
 
 NODE_XML = """<node>
 <cpu><mhz>2000</mhz><model>x86_64</model><nodes>1</nodes><sockets>1</sockets><cores>2</cores><threads>1</threads></cpu>
@@ -277,8 +277,8 @@ def test_bulk(sess, audit_log):
 def test_instance_metadata_is_accepted_by_libvirt_setmetadata():
     """libvirt's own test driver: setMetadata refuses an element declaring the namespace, so
     metadata_xml must give it bare (vm edit-config and network delete --cascade write it)."""
-    from backends import domain_xml as dx
-    from console.services.vm_ops import _set_instance_meta
+    from virtdeck.backends import domain_xml as dx
+    from virtdeck.console.services.vm_ops import _set_instance_meta
 
     meta = dx.InstanceMeta("t1", "debian12", "iid-1", ("vd.t1.a", "vd.t1.b"))
     dom = libvirt.open("test:///default").lookupByName("test")

@@ -15,8 +15,8 @@ import pytest
 from textual.app import App
 from textual.widgets import DataTable, Input, Select, Static, TextArea
 
-from config.inventory import AllocationConfig, HostConfig, Inventory, TemplateConfig, TenantConfig
-from screens.wizard_vm import VmWizard
+from virtdeck.config.inventory import AllocationConfig, HostConfig, Inventory, TemplateConfig, TenantConfig
+from virtdeck.screens.wizard_vm import VmWizard
 
 INV = Inventory(
     hosts=(HostConfig("hv1", "192.0.2.11", domain_type="qemu"), HostConfig("hv2", "192.0.2.12")),
@@ -190,10 +190,10 @@ async def test_growth_ceilings_check_as_you_type_and_reach_the_request(pubkey):
     by provision.check_max_vcpus/check_max_ram (the service's and `vm create --max-*`'s rule)
     and land in the VmRequest; review shows them."""
     import argparse
-    from console import cli_vm
-    from console.errors import ValidationError
-    from console.services import provision as pv
-    from screens.wizard_vm import ceilings_text
+    from virtdeck.console import cli_vm
+    from virtdeck.console.errors import ValidationError
+    from virtdeck.console.services import provision as pv
+    from virtdeck.screens.wizard_vm import ceilings_text
     wiz = VmWizard(networks={"demo": ["net1"]})
     app = Host(wiz)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -286,7 +286,7 @@ async def test_pinned_host_and_template_select():
 def test_screens_import_no_backend_libraries():
     """screens/ goes through console/services; the wizard itself names no backend library."""
     from pathlib import Path
-    import screens.wizard_vm as mod
+    import virtdeck.screens.wizard_vm as mod
     src = Path(mod.__file__).read_text()
     for lib in ("libvirt", "ovsdbapp", "asyncssh"):
         assert f"import {lib}" not in src and f"from {lib}" not in src
@@ -296,7 +296,7 @@ def test_screens_import_no_backend_libraries():
 
 @pytest.mark.lab
 async def test_review_and_create_on_the_lab(lab_session, lab_inventory, pubkey, monkeypatch, tmp_path):
-    from backends import ovn_networks
+    from virtdeck.backends import ovn_networks
     from provision_helpers import leftovers, remove_vm, roomy
     monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     tenant = f"t4w{uuid.uuid4().hex[:6]}"
@@ -343,7 +343,7 @@ async def test_review_and_create_on_the_lab(lab_session, lab_inventory, pubkey, 
                     break
             steps = str(wiz.query_one("#steps", Static).render())
             assert wiz.result is not None, steps + str(wiz.query_one("#status", Static).render())
-            from console.services.provision import STEPS
+            from virtdeck.console.services.provision import STEPS
             for _step, label in STEPS:
                 assert f"✓ {label}" in steps  # every step reported
             # the seed created is the seed shown (same instance-id and MAC)
@@ -365,8 +365,8 @@ from provision_helpers import lab_inventory, lab_session  # noqa: E402,F401 (fix
 
 async def test_c_in_the_vms_panel_opens_the_wizard():
     """The console's binding: VMs panel, `c` → VmWizard() (session/inventory from the app)."""
-    from console.app import FixedModel, VirtdeckApp
-    from console.model import Cloud
+    from virtdeck.console.app import FixedModel, VirtdeckApp
+    from virtdeck.console.model import Cloud
     app = VirtdeckApp(FixedModel(Cloud()), inventory=INV)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()

@@ -8,7 +8,7 @@ from types import SimpleNamespace as N
 import pytest
 from textual.app import App
 
-from screens.wizard_vm import VmWizard
+from virtdeck.screens.wizard_vm import VmWizard
 from test_vm_wizard import INV
 
 SIZES = [(80, 24), (160, 48)]

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import shutil
 
-from backends.lab import hosts as H
-from backends.lab import netns as N
-from backends.lab import topology as topo
-from backends.lab.state import host_dir, kill_pids, lab_dir, lab_lock, load_state, pid_alive, save_state
+from . import hosts as H
+from . import netns as N
+from . import topology as topo
+from .state import host_dir, kill_pids, lab_dir, lab_lock, load_state, pid_alive, save_state
 
 
 def destroy_domains(h: topo.LabHost, pid: int) -> int:
@@ -90,7 +90,7 @@ def leftovers() -> list[str]:
             left.append(f"mount {mnt}")
         elif str(lab_dir() / "hosts") in mnt:
             left.append(f"mount {mnt}")
-    from backends.lab.hosts import cgroup_dirs
+    from .hosts import cgroup_dirs
     recorded = load_state().get("cgroups", {})
     for h in topo.all_hypervisors():
         dirs = {str(d) for d in cgroup_dirs(h)} | set(recorded.get(h.name, []))

@@ -35,8 +35,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from backends.lab import topology as topo
-from backends.lab.state import (LabError, host_dir, lab_dir, load_state, pid_alive, read_pidfile, run,
+from . import topology as topo
+from .state import (LabError, host_dir, lab_dir, load_state, pid_alive, read_pidfile, run,
                                 write_file)
 
 # Directory inside the host -> subdirectory of hosts/<name>/ bound over it.

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends.lab.state import LabError, image_cache_dir, run
+from .state import LabError, image_cache_dir, run
 
 NAME = "debian12"
 CMDLINE = "root=/dev/vda ro console=ttyS0"
@@ -251,7 +251,7 @@ def ensure_template(cache: Path | None = None, log=print, force: bool = False) -
         os.close(fd)
 
 
-if __name__ == "__main__":  # python -m backends.lab.image [--force]
+if __name__ == "__main__":  # python -m virtdeck.backends.lab.image [--force]
     import sys
     tpl = ensure_template(force="--force" in sys.argv)
     print(json.dumps({"sha256": tpl.sha256, "built": tpl.built, "seconds": tpl.build_seconds,

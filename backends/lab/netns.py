@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pyroute2 import IPRoute, NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from backends.lab import topology as topo
-from backends.lab.state import LabError
+from . import topology as topo
+from .state import LabError
 
 
 def list_netns() -> list[str]:

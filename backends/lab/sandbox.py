@@ -28,8 +28,8 @@ from pathlib import Path
 
 import platformdirs
 
-from backends.lab.state import LabError, kill_pids
-from backends.lab.state import lab_dir as state_lab_dir
+from .state import LabError, kill_pids
+from .state import lab_dir as state_lab_dir
 
 SCRIPT = ('set -e; ip link set lo up; mount -t tmpfs -o mode=0755 vd-sandbox /run/netns; '
           'exec "$@"')
@@ -58,7 +58,7 @@ def stop_sandbox_lab(lab_dir: Path) -> list[int]:
                 except OSError:
                     pass
     kill_pids(pids)
-    from backends.lab.hosts import remove_cgroups
+    from .hosts import remove_cgroups
     for dirs in state.get("cgroups", {}).values():
         remove_cgroups(dirs)
     return pids
@@ -70,7 +70,7 @@ def run_sandboxed(argv: list[str], *, timeout: float | None = None, capture: boo
     attribute ``stray``: PIDs left running by the command's lab (should be [])."""
     if os.geteuid() != 0:
         raise LabError("the lab sandbox needs root: run it with sudo")
-    from backends.lab.image import ensure_template
+    from .image import ensure_template
     ensure_template(log=lambda m: None)
     base = Path(platformdirs.user_data_dir("virtdeck"))
     base.mkdir(parents=True, exist_ok=True)

@@ -20,11 +20,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from backends.domain_xml import DomainSpec, InstanceMeta, domain_xml
-from backends.lab import hosts as H
-from backends.lab import topology as topo
-from backends.lab.state import LabError
-from backends.seed import build_nocloud_iso
+from ..domain_xml import DomainSpec, InstanceMeta, domain_xml
+from . import hosts as H
+from . import topology as topo
+from .state import LabError
+from ..seed import build_nocloud_iso
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def boot_probe(host: str = "hv1", memory_mib: int = 512, vcpus: int = 1, timeout
         conn.close()
 
 
-if __name__ == "__main__":  # python -m backends.lab.smoke [hv1 [extra runcmd …]]
+if __name__ == "__main__":  # python -m virtdeck.backends.lab.smoke [hv1 [extra runcmd …]]
     import os
     import sys
     r = boot_probe(sys.argv[1] if len(sys.argv) > 1 else "hv1", extra_runcmd=tuple(sys.argv[2:]))

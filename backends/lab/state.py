@@ -22,7 +22,7 @@ from pathlib import Path
 
 import platformdirs
 
-from console.errors import VirtdeckError
+from ...console.errors import VirtdeckError
 
 
 class LabError(VirtdeckError):

@@ -19,8 +19,8 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from backends.lab import topology as topo
-from backends.lab.state import lab_dir, load_state
+from . import topology as topo
+from .state import lab_dir, load_state
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def _ssh_check(h: topo.LabHost) -> Check:
 
 
 def _libvirt_check(h: topo.LabHost) -> Check:
-    from backends.lab.hosts import find_holder, libvirt_uri
+    from .hosts import find_holder, libvirt_uri
     pid = find_holder(h)
     if pid is None:
         return Check(f"{h.name} libvirtd", False, "host not running")
@@ -121,7 +121,7 @@ def _libvirt_check(h: topo.LabHost) -> Check:
 
 def check(n: int | None = None) -> LabStatus:
     """The lab's readiness now (see module doc). ``n`` overrides the recorded hypervisor count."""
-    from backends.lab.hosts import find_holder
+    from .hosts import find_holder
     if n is None:
         n = int(load_state().get("hypervisors", 0))
         if n == 0:

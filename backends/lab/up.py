@@ -25,11 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import tomli_w
 
-from backends.lab import hosts as H
-from backends.lab import netns as N
-from backends.lab import topology as topo
-from backends.lab.image import CMDLINE, Template, ensure_template
-from backends.lab.state import LabError, host_dir, lab_dir, lab_lock, load_state, run, save_state, write_file
+from . import hosts as H
+from . import netns as N
+from . import topology as topo
+from .image import CMDLINE, Template, ensure_template
+from .state import LabError, host_dir, lab_dir, lab_lock, load_state, run, save_state, write_file
 
 # tool -> Debian package, for the "missing package" message.
 TOOLS = {
@@ -83,7 +83,7 @@ def _network(h: topo.LabHost) -> None:
 
 
 def _destroy_host(h: topo.LabHost, log) -> None:
-    from backends.lab.down import destroy_host
+    from .down import destroy_host
     destroy_host(h, log)
 
 
@@ -235,7 +235,7 @@ def warm_tunnels(n: int) -> list:
 
 
 def wait_chassis(n: int, timeout: float = 30) -> None:
-    from backends.lab.status import sb_chassis
+    from .status import sb_chassis
     want = sorted(h.name for h in topo.hypervisors(n))
     deadline = time.monotonic() + timeout
     got = None
@@ -266,8 +266,8 @@ def up(n: int = topo.DEFAULT_HYPERVISORS, log=print):
 
 
 def _up(n: int, log):
-    from backends.lab.down import destroy_host
-    from backends.lab.status import check
+    from .down import destroy_host
+    from .status import check
     t0 = time.monotonic()
     ensure_lab_key()
     tpl = ensure_template(log=log)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.errors import ReadOnlyError
+from ..errors import ReadOnlyError
 
 _readonly = False
 

@@ -20,12 +20,12 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from backends import ovn_networks as ovn
-from backends.ovn_networks import NetworkInfo, NetworkSpec
-from config.inventory import NAME_RE
-from console import audit
-from console.errors import HostError, ValidationError, VirtdeckError
-from console.services.guard import require_writable
+from ...backends import ovn_networks as ovn
+from ...backends.ovn_networks import NetworkInfo, NetworkSpec
+from ...config.inventory import NAME_RE
+from .. import audit
+from ..errors import HostError, ValidationError, VirtdeckError
+from .guard import require_writable
 
 KINDS = (ovn.OVERLAY, ovn.PROVIDER)
 MIN_MTU, MAX_MTU = 576, 9000
@@ -45,7 +45,7 @@ def physnet_hosts(session) -> dict[str, tuple[str, ...]]:
     Hosts that cannot be reached are left out (they cannot vouch for a physnet)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from backends.host_facts import bridge_mappings
+    from ...backends.host_facts import bridge_mappings
 
     hosts = [h.name for h in session.inventory.hypervisors if h.enabled]
 
@@ -351,7 +351,7 @@ def delete_network(session, tenant: str, name: str, cascade: bool = False,
     nics: dict = {"detached": [], "problems": []}
     if cascade and info.vm_ports and hasattr(session, "inventory"):
         # The domains' NICs bound to the deleted ports go too (live + config), see vm_ops.detach_ports.
-        from console.services import vm_ops
+        from . import vm_ops
         nics = vm_ops.detach_ports(session, info.vm_ports, switch=info.switch)
     audit.record("network.delete", target, "ok", cascade=cascade, vm_ports=list(info.vm_ports),
                  routers=list(info.routers), nics_detached=[f"{d['vm']}@{d['host']}:{d['mac']}" for d in nics["detached"]],

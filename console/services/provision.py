@@ -59,14 +59,14 @@ from typing import Any, Callable
 
 import libvirt
 
-from backends import domain_xml as dx
-from backends import hostlock, ovn_ports, scheduler, storage
-from backends.scheduler import HostFacts, Placement, PlacementRequest
-from backends.seed import build_nocloud_iso
-from config.inventory import HostConfig, Inventory, TemplateConfig
-from console import audit, cloudinit
-from console.errors import ConfigError, HostError, ValidationError, VirtdeckError
-from console.services.guard import require_writable
+from ...backends import domain_xml as dx
+from ...backends import hostlock, ovn_ports, scheduler, storage
+from ...backends.scheduler import HostFacts, Placement, PlacementRequest
+from ...backends.seed import build_nocloud_iso
+from ...config.inventory import HostConfig, Inventory, TemplateConfig
+from .. import audit, cloudinit
+from ..errors import ConfigError, HostError, ValidationError, VirtdeckError
+from .guard import require_writable
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("validate", "Validate the request"),

@@ -11,12 +11,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from backends import ovn_networks as ovn
-from backends.ovn_networks import RouterInfo
-from console import audit
-from console.errors import ValidationError, VirtdeckError
-from console.services.guard import require_writable
-from console.services.network import _addr, check_name, nb_api
+from ...backends import ovn_networks as ovn
+from ...backends.ovn_networks import RouterInfo
+from .. import audit
+from ..errors import ValidationError, VirtdeckError
+from .guard import require_writable
+from .network import _addr, check_name, nb_api
 
 
 def _audited(verb: str, target: str, fn, **details):
@@ -45,7 +45,7 @@ class VmPort:
 
 def list_vm_ports(session, tenant: str) -> list[VmPort]:
     """Every VM port on ``tenant``'s networks, by network then VM name (read from NB)."""
-    from console.services.network import _port_ips
+    from .network import _port_ips
 
     api = nb_api(session)
     network_of = {lsp: net.name for net in ovn.list_networks(api, tenant) for lsp in net.vm_ports}
@@ -181,7 +181,7 @@ def del_snat(session, tenant: str, router: str, network: str) -> RouterInfo:
 
 def port_ipv4(api, lsp_name: str) -> str | None:
     """The first IPv4 address of LSP ``lsp_name`` (static "MAC IP…" or OVN's dynamic_addresses)."""
-    from console.services.network import _port_ips
+    from .network import _port_ips
 
     found = _port_ips(api, [lsp_name]).get(lsp_name)
     if found is None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from backends import ovn_networks as ovn
-from backends.ovn_networks import SecurityGroupInfo, SgRule
-from console.errors import ValidationError
-from console.services.network import check_name, nb_api
-from console.services.router import _audited
+from ...backends import ovn_networks as ovn
+from ...backends.ovn_networks import SecurityGroupInfo, SgRule
+from ..errors import ValidationError
+from .network import check_name, nb_api
+from .router import _audited
 
 
 def parse_rules(lines: Iterable[str]) -> list[SgRule]:

@@ -25,12 +25,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from backends import storage
-from config import inventory as invmod
-from config.inventory import ARCHES, Inventory, TemplateConfig
-from console import audit, cloudinit
-from console.errors import HostError, ValidationError, VirtdeckError
-from console.services.guard import require_writable
+from ...backends import storage
+from ...config import inventory as invmod
+from ...config.inventory import ARCHES, Inventory, TemplateConfig
+from .. import audit, cloudinit
+from ..errors import HostError, ValidationError, VirtdeckError
+from .guard import require_writable
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 

@@ -35,11 +35,11 @@ from typing import Any, Callable, Iterable, Mapping
 
 import libvirt
 
-from backends import hostlock
-from console import audit
-from console.errors import HostError, ValidationError, VirtdeckError
-from console.model import EXT_VM, METADATA_NS, VM_STATES
-from console.services import guard
+from ...backends import hostlock
+from .. import audit
+from ..errors import HostError, ValidationError, VirtdeckError
+from ..model import EXT_VM, METADATA_NS, VM_STATES
+from . import guard
 
 # ---------------------------------------------------------------------------------------------
 # Errors and results
@@ -781,7 +781,7 @@ def host_facts(session, host: str, exclude_uuid: str | None = None):
     allocations: every defined domain's vCPUs and current memory (``info()``, KiB → MiB).
     Physnets are not read (resize/move of a VM keeps its networks; move checks them apart).
     """
-    from backends.scheduler import HostFacts
+    from ...backends.scheduler import HostFacts
 
     hc = session.inventory.host(host)
     try:
@@ -806,7 +806,7 @@ def host_facts(session, host: str, exclude_uuid: str | None = None):
 def _check_fits(session, host: str, facts, vcpus: int, ram_mib: int, arch: str | None,
                 what: str) -> None:
     """Raise VirtdeckError with the scheduler's reasons when ``host`` cannot hold the VM."""
-    from backends.scheduler import PlacementRequest, place
+    from ...backends.scheduler import PlacementRequest, place
 
     alloc = session.inventory.allocation
     req = PlacementRequest(vcpus=vcpus, ram_mib=ram_mib, arch=arch or facts.arch or "x86_64", pinned_host=host)
@@ -955,7 +955,7 @@ def _nics_bound_to(xml: str, lsps: set[str]) -> dict[tuple[str, str], str]:
 def _set_instance_meta(dom, meta, flags: int) -> None:
     """Replace the domain's ``<virtdeck:instance>`` metadata with ``meta`` (domain_xml.InstanceMeta)
     under ``flags`` (VIR_DOMAIN_AFFECT_*). Raises libvirtError."""
-    from backends import domain_xml as dx
+    from ...backends import domain_xml as dx
 
     dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, dx.metadata_xml(meta), dx.PREFIX, dx.NS, flags)
 
@@ -974,7 +974,7 @@ def detach_ports(session, lsps: Iterable[str], switch: str | None = None) -> dic
     raises for one host or domain (an unreachable host is a problem line: its domains keep the
     NIC, which then has no port — it carries no traffic; run this again once it is back).
     """
-    from backends import domain_xml as dx
+    from ...backends import domain_xml as dx
 
     want = set(lsps)
     out: dict = {"detached": [], "problems": []}
@@ -1068,7 +1068,7 @@ def list_vms(session, host: str | None = None, tenant: str | None = None) -> tup
     Facts: :func:`backends.hypervisor.list_domains` (one bulk stats call per host) and NB LSPs.
     An unreachable NB leaves ``ips`` empty (and ``unreachable["ovn"]`` says why).
     """
-    from backends import hypervisor
+    from ...backends import hypervisor
 
     hosts = _hypervisor_names(session, host)
     rows: list[dict] = []
@@ -1120,7 +1120,7 @@ def list_vms(session, host: str | None = None, tenant: str | None = None) -> tup
 
 def _download(conn, vol, host: str, what: str) -> bytes:
     """A volume's whole content through the storage API (see storage.download_volume)."""
-    from backends import storage
+    from ...backends import storage
 
     buf = io.BytesIO()
     storage.download_volume(conn, host, vol, buf, f"reading {what}")
@@ -1139,7 +1139,7 @@ def _seed_volume(conn, host: str, facts: DomainFacts):
 def read_seed(session, name: str, host: str | None = None) -> tuple[str, dict[str, str]]:
     """The documents of the VM's seed ISO: ``(host, {"meta-data", "user-data", "network-config"})``,
     downloaded through the storage API. Raises VmNotFound, VmStateError (no seed), HostError."""
-    from backends import seed as seedmod
+    from ...backends import seed as seedmod
 
     h, dom = locate(session, name, host)
     conn = session.libvirt(h)
@@ -1164,7 +1164,7 @@ def validate_user_data(text: str) -> dict:
     """Check an edited user-data document: it must start with ``#cloud-config``, parse as a YAML
     mapping, and hold no clear-text password (see :func:`console.cloudinit.parse_extra_user_data`).
     Returns the parsed mapping; raises ValidationError("user-data", …) with the YAML line."""
-    from console import cloudinit
+    from .. import cloudinit
 
     if not isinstance(text, str) or not text.lstrip().startswith("#cloud-config"):
         raise ValidationError("user-data", "must start with '#cloud-config' (a cloud-config YAML document)")
@@ -1220,10 +1220,10 @@ def edit_config(session, name: str, user_data: str, host: str | None = None) -> 
 
     import yaml
 
-    from backends import domain_xml as dx
-    from backends import seed as seedmod
-    from backends import storage
-    from console import cloudinit
+    from ...backends import domain_xml as dx
+    from ...backends import seed as seedmod
+    from ...backends import storage
+    from .. import cloudinit
 
     validate_user_data(user_data)
 
@@ -1281,7 +1281,7 @@ def _copy_volume(sconn, shost: str, vol, tconn, thost: str, pool: str, progress=
     new volume's path. Raises HostError."""
     import tempfile
 
-    from backends import storage
+    from ...backends import storage
 
     name = vol.name()
     with tempfile.NamedTemporaryFile(prefix="virtdeck-move-") as tmp:
@@ -1296,8 +1296,8 @@ def _move_request(session, name: str, xml: str, facts: DomainFacts, to_host: str
     (``<os><type arch>``), the physnets its provider networks need, its anti-affinity group and
     the hosts already holding a member of that group (from ``snap``, the target's
     provision.host_snapshot)."""
-    from backends.scheduler import PlacementRequest
-    from console.services import provision
+    from ...backends.scheduler import PlacementRequest
+    from . import provision
 
     root = ET.fromstring(xml)
     arch = (root.find("os/type").get("arch") if root.find("os/type") is not None else None) or "x86_64"
@@ -1316,8 +1316,8 @@ def _check_move(session, name: str, to_host: str, preq, snap=None, after_copy: b
     vCPUs and RAM against the allocation ratios). ``snap``: the target's
     provision.host_snapshot if just read (None = read it now). A stopped VM holds no RAM, so
     free RAM only has to cover it when started there later (not checked)."""
-    from backends.scheduler import place
-    from console.services import provision
+    from ...backends.scheduler import place
+    from . import provision
 
     if snap is None:
         snap = provision.host_snapshot(session, session.inventory.host(to_host), None)
@@ -1351,7 +1351,7 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
     Same host → noop.
     """
     def body(op: _Op) -> OpResult:
-        from backends import storage
+        from ...backends import storage
 
         dom = _find(op, session, host)
         src = op.host
@@ -1369,7 +1369,7 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
             raise VirtdeckError(f"{to_host} already has a domain named {name}")
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
         facts = parse_domain_xml(xml)
-        from console.services import provision
+        from . import provision
         snap = provision.host_snapshot(session, hc, None)  # read the target once for both
         preq = _move_request(session, name, xml, facts, to_host, snap)
         _check_move(session, name, to_host, preq, snap)
@@ -1487,7 +1487,7 @@ def console(session, name: str, host: str | None = None, fd_in: int | None = Non
     so ``--readonly`` refuses it; the attach is audited (``vm.console``) with how long it lasted.
     Returns the remote exit status (0 after a normal detach).
     """
-    from backends import serial_console
+    from ...backends import serial_console
 
     out: dict[str, int] = {}
 

@@ -97,14 +97,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 T_IMPORT0 = time.monotonic()
-from backends.session import Session  # noqa: E402
-from config import inventory as inv_mod  # noqa: E402
-from config.paths import lab_dir  # noqa: E402
-from console.app import VirtdeckApp  # noqa: E402
-from console.live import LiveModel  # noqa: E402
+from virtdeck.backends.session import Session  # noqa: E402
+from virtdeck.config import inventory as inv_mod  # noqa: E402
+from virtdeck.config.paths import lab_dir  # noqa: E402
+from virtdeck.console.app import VirtdeckApp  # noqa: E402
+from virtdeck.console.live import LiveModel  # noqa: E402
 T_IMPORT = time.monotonic() - T_IMPORT0
 
 PREFIX = "vdbench-"

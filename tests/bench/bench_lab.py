@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 
 def pss_kib(pid: int) -> int:
@@ -37,10 +36,10 @@ def pss_kib(pid: int) -> int:
 
 def inner(args) -> None:
     """Inside the sandbox: up/down cycles, memory, one guest. Prints one JSON line."""
-    from backends.lab.down import down
-    from backends.lab.netns import lab_netns, netns_pids
-    from backends.lab.smoke import boot_probe
-    from backends.lab.up import up
+    from virtdeck.backends.lab.down import down
+    from virtdeck.backends.lab.netns import lab_netns, netns_pids
+    from virtdeck.backends.lab.smoke import boot_probe
+    from virtdeck.backends.lab.up import up
     quiet = lambda m: None  # noqa: E731
     ups, downs = [], []
     out: dict = {}
@@ -80,7 +79,7 @@ def inner(args) -> None:
 
 
 def image_figures(args) -> dict:
-    from backends.lab.image import build_template, ensure_template
+    from virtdeck.backends.lab.image import build_template, ensure_template
     out = {}
     t = time.monotonic()
     tpl = ensure_template(log=lambda m: None)
@@ -113,7 +112,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench_lab: needs root", file=sys.stderr)
         return 1
-    from backends.lab.sandbox import run_sandboxed
+    from virtdeck.backends.lab.sandbox import run_sandboxed
     figures = image_figures(args)
     argv = [sys.executable, __file__, "--inner", "--runs", str(args.runs), "--hypervisors",
             str(args.hypervisors), "--vcpus", str(args.vcpus)] + (["--no-guest"] if args.no_guest else [])

@@ -22,10 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from backends import ovn_networks as ovn  # noqa: E402
-from backends.session import open_nb  # noqa: E402
+from virtdeck.backends import ovn_networks as ovn  # noqa: E402
+from virtdeck.backends.session import open_nb  # noqa: E402
 
 SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
 

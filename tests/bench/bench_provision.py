@@ -26,14 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from backends import ovn_networks, scheduler  # noqa: E402
-from backends.lab.state import lab_dir  # noqa: E402
-from backends.session import Session  # noqa: E402
-from config.inventory import load  # noqa: E402
-from console import cloudinit  # noqa: E402
-from console.services import provision as pv  # noqa: E402
+from virtdeck.backends import ovn_networks, scheduler  # noqa: E402
+from virtdeck.backends.lab.state import lab_dir  # noqa: E402
+from virtdeck.backends.session import Session  # noqa: E402
+from virtdeck.config.inventory import load  # noqa: E402
+from virtdeck.console import cloudinit  # noqa: E402
+from virtdeck.console.services import provision as pv  # noqa: E402
 from provision_helpers import remove_vm  # noqa: E402
 
 

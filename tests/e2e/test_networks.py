@@ -23,16 +23,16 @@ import uuid
 
 import pytest
 
-from backends import ovn_networks as ovn
-from backends import ovn_ports
-from backends.lab import topology as topo
-from backends.lab.hosts import run_in
-from backends.session import Session
-from config.inventory import load
-from console.services import network as netsvc
-from console.services import router as rsvc
-from console.services import security as sgsvc
-from console.services.network import NetworkRequest
+from virtdeck.backends import ovn_networks as ovn
+from virtdeck.backends import ovn_ports
+from virtdeck.backends.lab import topology as topo
+from virtdeck.backends.lab.hosts import run_in
+from virtdeck.backends.session import Session
+from virtdeck.config.inventory import load
+from virtdeck.console.services import network as netsvc
+from virtdeck.console.services import router as rsvc
+from virtdeck.console.services import security as sgsvc
+from virtdeck.console.services.network import NetworkRequest
 from net_helpers import sniff, sniffed, teardown_tenant, wait_up
 from probes import Probe, tcp_transfer
 
@@ -246,7 +246,7 @@ async def test_6_wizard_made_networks_carry_traffic(session, lab, tenants, probe
     from textual.app import App
     from textual.widgets import Input, Select
 
-    from screens.wizard_network import NetworkWizard
+    from virtdeck.screens.wizard_network import NetworkWizard
 
     t = tenants("u")
 

@@ -34,15 +34,15 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from backends import ovn_networks as ovn
-from backends import ovn_ports
-from backends.lab import topology as topo
-from backends.session import Session
-from config.inventory import load
-from console.services import network as netsvc
-from console.services import router as rsvc
-from console.services import security as sgsvc
-from console.services.network import NetworkRequest
+from virtdeck.backends import ovn_networks as ovn
+from virtdeck.backends import ovn_ports
+from virtdeck.backends.lab import topology as topo
+from virtdeck.backends.session import Session
+from virtdeck.config.inventory import load
+from virtdeck.console.services import network as netsvc
+from virtdeck.console.services import router as rsvc
+from virtdeck.console.services import security as sgsvc
+from virtdeck.console.services.network import NetworkRequest
 from guests import BOOT_TIMEOUT, Guest, boot, keypair, netns_argv, remove, wait_cloud_init
 from net_helpers import sniff, sniffed, teardown_tenant, wait_up
 from probes import Probe, Via, tcp_transfer

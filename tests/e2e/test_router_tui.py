@@ -20,10 +20,10 @@ import time
 
 import pytest
 
-from backends import ovn_networks as ovn
-from backends.lab import topology as topo
-from console.app import VirtdeckApp
-from console.live import LiveModel
+from virtdeck.backends import ovn_networks as ovn
+from virtdeck.backends.lab import topology as topo
+from virtdeck.console.app import VirtdeckApp
+from virtdeck.console.live import LiveModel
 from probes import tcp_transfer
 from test_networks import (OUT, ping_from_outside, probes, session, tenants,  # noqa: F401 (fixtures)
                            vm_port, wait_up)
@@ -79,10 +79,10 @@ def row_key(app, tenant: str, name: str, kind: str = "net") -> str | None:
 
 
 async def test_scenario_3_from_the_tui(session, lab, tenants, probes):  # noqa: F811
-    from screens.router_editor import RouterEditor
-    from screens.sg_editor import SecurityGroupEditor
-    from screens.vm_actions import ConfirmDialog
-    from screens.wizard_network import NetworkWizard
+    from virtdeck.screens.router_editor import RouterEditor
+    from virtdeck.screens.sg_editor import SecurityGroupEditor
+    from virtdeck.screens.vm_actions import ConfirmDialog
+    from virtdeck.screens.wizard_network import NetworkWizard
 
     t = tenants("t")
     nb = session.nb()

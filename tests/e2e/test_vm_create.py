@@ -22,13 +22,13 @@ import pytest
 from textual.app import App
 from textual.widgets import Input, Static, TextArea
 
-from backends import ovn_networks, ovn_ports
-from config.inventory import save
-from console.cli import main
+from virtdeck.backends import ovn_networks, ovn_ports
+from virtdeck.config.inventory import save
+from virtdeck.console.cli import main
 from provision_helpers import lab_inventory, lab_session, leftovers, remove_vm  # noqa: F401
 from guests import Guest, keypair, wait_cloud_init
 from probes import Probe, Via
-from screens.wizard_vm import VmWizard
+from virtdeck.screens.wizard_vm import VmWizard
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -108,7 +108,7 @@ async def test_cli_and_wizard_vms_boot_and_spread(env, lab_session, lab_inventor
     monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     figures = []
     # Spread is only decidable when the hosts carry the same foreign load (a clean lab, as in CI).
-    from console.services import provision as pv
+    from virtdeck.console.services import provision as pv
     loads = {sn.facts.name: (sn.facts.alloc_vcpus, sn.facts.alloc_ram_mib)
              for sn in pv.gather(lab_session, lab_inventory, lab_inventory.template("debian12"))}
     even = len(set(loads.values())) == 1
@@ -130,7 +130,7 @@ async def test_cli_and_wizard_vms_boot_and_spread(env, lab_session, lab_inventor
     seed_path = f"/var/lib/libvirt/images/virtdeck/{res_a['seed_volume']}"
     iso = lab_session.run(res_a["host"], ["sh", "-c", f"base64 -w0 {seed_path}"], timeout=30).stdout
     import base64
-    from backends.seed import read_nocloud_iso
+    from virtdeck.backends.seed import read_nocloud_iso
     ud = read_nocloud_iso(base64.b64decode(iso))["user-data"]
     pw_hash_a = re.search(r"hashed_passwd: (\S+)", ud).group(1)
     assert PASSWORD not in ud

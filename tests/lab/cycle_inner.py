@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.lab import topology as topo
-from backends.lab.state import pid_alive
+from virtdeck.backends.lab import topology as topo
+from virtdeck.backends.lab.state import pid_alive
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_cycle]
 VIRTDECK = str(Path(sys.executable).with_name("virtdeck"))
@@ -29,8 +29,8 @@ def own_lab(lab):
         pytest.skip("the lab was already up (or is shared): not cycling someone else's lab")
     yield lab
     # Whatever happened, hand the session a ready 2-hypervisor lab.
-    from backends.lab.status import check
-    from backends.lab.up import up
+    from virtdeck.backends.lab.status import check
+    from virtdeck.backends.lab.up import up
     if not check(2).ready:
         up(2, log=lambda m: None)
 
@@ -43,12 +43,12 @@ def cli(*args, timeout=600, user=None):
 
 
 def lab_processes() -> list[int]:
-    from backends.lab.netns import lab_netns, netns_pids
+    from virtdeck.backends.lab.netns import lab_netns, netns_pids
     return [p for ns in lab_netns() for p in netns_pids(ns)]
 
 
 def assert_nothing_left(holders: dict):
-    from backends.lab.down import leftovers
+    from virtdeck.backends.lab.down import leftovers
     assert leftovers() == []
     out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     for name in (topo.UNDERLAY_BRIDGE, topo.PHYSNET_BRIDGE, "vu-", "vp-", "vt-"):
@@ -62,18 +62,18 @@ def assert_nothing_left(holders: dict):
 
 
 def ssh_hostname(address: str) -> str:
-    from backends.lab.status import ssh_argv
+    from virtdeck.backends.lab.status import ssh_argv
     return subprocess.run(ssh_argv(address, ["hostname"]), capture_output=True, text=True,
                           timeout=30).stdout.strip()
 
 
 def test_down_up3_down_up2(own_lab):
-    from backends.lab.state import load_state
-    from backends.lab.status import check
+    from virtdeck.backends.lab.state import load_state
+    from virtdeck.backends.lab.status import check
     import libvirt
     import uuid
-    from backends.domain_xml import DomainSpec, domain_xml
-    from backends.lab.hosts import libvirt_uri
+    from virtdeck.backends.domain_xml import DomainSpec, domain_xml
+    from virtdeck.backends.lab.hosts import libvirt_uri
     # Something for down to destroy: a defined (stopped) domain on hv1.
     conn = libvirt.open(libvirt_uri("hv1"))
     conn.defineXML(domain_xml(DomainSpec("leftover", str(uuid.uuid4()), 1, 64, "/nonexistent.qcow2",
@@ -104,8 +104,8 @@ def test_down_up3_down_up2(own_lab):
 
 
 def test_scale_up_and_down_in_place(own_lab):
-    from backends.lab.state import load_state
-    from backends.lab.status import check
+    from virtdeck.backends.lab.state import load_state
+    from virtdeck.backends.lab.status import check
     keep = load_state()["holders"]
     p = cli("lab", "up", "-n", "3")
     assert p.returncode == 0, p.stdout + p.stderr
@@ -118,9 +118,9 @@ def test_scale_up_and_down_in_place(own_lab):
 
 
 def test_half_built_lab_is_repaired(own_lab):
-    from backends.lab.state import kill_pids, load_state
-    from backends.lab.status import check
-    from backends.lab.netns import netns_pids
+    from virtdeck.backends.lab.state import kill_pids, load_state
+    from virtdeck.backends.lab.status import check
+    from virtdeck.backends.lab.netns import netns_pids
     # A holder and everything in its namespace gone, as after a crash: namespace still there.
     kill_pids(netns_pids("vd-hv2"))
     assert not check().ready
@@ -183,8 +183,8 @@ def test_changed_template_replaces_pool_volumes_unless_a_disk_is_backed_by_them(
 
     import libvirt
 
-    from backends.lab.hosts import libvirt_uri
-    from backends.lab.image import NAME, cached_template, sha256_file
+    from virtdeck.backends.lab.hosts import libvirt_uri
+    from virtdeck.backends.lab.image import NAME, cached_template, sha256_file
     tpl = cached_template()
     # A "new build": same recipe hash, different qcow2 bytes (one more byte).
     new = tmp_path / "images" / NAME
@@ -217,7 +217,7 @@ def test_changed_template_replaces_pool_volumes_unless_a_disk_is_backed_by_them(
     p = subprocess.run([VIRTDECK, "lab", "up"], capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, VIRTDECK_IMAGE_CACHE=env_cache))
     assert p.returncode == 0, p.stdout + p.stderr
-    from config.inventory import load
+    from virtdeck.config.inventory import load
     assert load(own_lab.inventory).templates[0].sha256 == manifest["sha256"]
     p = own_lab.ssh("hv2", ["sha256sum", f"{topo.POOL_PATH}/{NAME}.qcow2"])
     assert p.stdout.split()[0] == manifest["sha256"]

@@ -10,8 +10,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 def test_template_guest_runs_cloud_init_from_the_seed(lab):
     import libvirt
-    from backends.lab.hosts import libvirt_uri
-    from backends.lab.smoke import boot_probe
+    from virtdeck.backends.lab.hosts import libvirt_uri
+    from virtdeck.backends.lab.smoke import boot_probe
     host = lab.hypervisors[-1]
     r = boot_probe(host, memory_mib=512, vcpus=1, timeout=480)
     assert r.kernel_s is not None, r.serial_tail

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 def test_down_up_cycles_in_a_sandbox():
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    from backends.lab.sandbox import run_sandboxed
+    from virtdeck.backends.lab.sandbox import run_sandboxed
     env = dict(os.environ, VIRTDECK_LAB_KEEP="", PYTHONDONTWRITEBYTECODE="1")
     p = run_sandboxed([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
                        str(HERE / "cycle_inner.py")], capture=True, timeout=1200,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.lab import topology as topo
+from virtdeck.backends.lab import topology as topo
 
 pytestmark = pytest.mark.lab
 VIRTDECK = str(Path(sys.executable).with_name("virtdeck"))
@@ -58,7 +58,7 @@ def test_virsh_over_ssh_with_strict_host_keys_sees_pool_and_template(lab):
 
 
 def test_virsh_over_ssh_refuses_a_host_key_not_in_known_hosts(lab, tmp_path):
-    from backends.lab.status import libvirt_ssh_uri
+    from virtdeck.backends.lab.status import libvirt_ssh_uri
     wrong = tmp_path / "known_hosts"
     # hv1's address with central's key: a different host answering must be refused.
     central_key = [ln for ln in lab.known_hosts.read_text().splitlines() if ln.startswith("central,")][0]
@@ -141,8 +141,8 @@ def test_vlan_external_host_reachable_through_an_access_port(lab, vlan):
 
 
 def test_inventory_matches_the_lab(lab):
-    from config.inventory import load
-    from backends.lab.image import cached_template, sha256_file
+    from virtdeck.config.inventory import load
+    from virtdeck.backends.lab.image import cached_template, sha256_file
     inv = load(lab.inventory)
     names = [h.name for h in inv.hosts]
     assert names == ["central", *lab.hypervisors]
@@ -163,7 +163,7 @@ def test_status_cli_reports_ready(lab):
 
 
 def test_second_up_repairs_nothing_and_duplicates_nothing(lab):
-    from backends.lab.state import load_state
+    from virtdeck.backends.lab.state import load_state
     before = load_state()["holders"]
     pids = lab.run_in("hv1", ["cat", "/run/libvirtd.pid", "/run/ovn/ovn-controller.pid"]).stdout
     p = subprocess.run([VIRTDECK, "lab", "up", "-n", str(len(lab.hypervisors))],
@@ -180,9 +180,9 @@ def test_second_up_repairs_nothing_and_duplicates_nothing(lab):
 def test_up_restarts_a_dead_daemon(lab):
     # ovn-northd: restarting it disturbs nobody (it recomputes the same SB flows), unlike
     # ovn-controller (flow reinstall) or an sshd (new logins refused meanwhile).
-    from backends.lab.hosts import host_path
-    from backends.lab.state import kill_pids, read_pidfile
-    from backends.lab.status import check
+    from virtdeck.backends.lab.hosts import host_path
+    from virtdeck.backends.lab.state import kill_pids, read_pidfile
+    from virtdeck.backends.lab.status import check
     pid = read_pidfile(host_path("central", "/run/ovn/ovn-northd.pid"))
     kill_pids([pid])
     p = subprocess.run([VIRTDECK, "lab", "up", "-n", str(len(lab.hypervisors))],
@@ -200,8 +200,8 @@ def test_same_named_guests_on_two_hypervisors_get_their_own_cgroups_and_cpu_stat
 
     import libvirt
 
-    from backends.domain_xml import DomainSpec, domain_xml
-    from backends.lab.hosts import host_path, libvirt_uri
+    from virtdeck.backends.domain_xml import DomainSpec, domain_xml
+    from virtdeck.backends.lab.hosts import host_path, libvirt_uri
     if len(lab.hypervisors) < 2:
         pytest.skip("needs 2 hypervisors")
     if not all(host_path(hv, "/sys/fs/cgroup/cpuacct/cgroup.procs").exists() for hv in lab.hypervisors[:2]):

@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 import pycdlib
 import pytest
 
-from backends.domain_xml import NS, DomainSpec, InstanceMeta, NicSpec, domain_xml, metadata_xml, parse_metadata
-from backends.seed import build_nocloud_iso, read_nocloud_iso
+from virtdeck.backends.domain_xml import NS, DomainSpec, InstanceMeta, NicSpec, domain_xml, metadata_xml, parse_metadata
+from virtdeck.backends.seed import build_nocloud_iso, read_nocloud_iso
 
 
 def test_seed_iso_has_cidata_label_and_real_names():
@@ -79,7 +79,7 @@ def test_domain_xml_refuses_bad_specs():
 @pytest.mark.lab
 def test_domain_xml_accepted_by_lab_libvirtd_and_metadata_round_trips(lab):
     import libvirt
-    from backends.lab.hosts import libvirt_uri
+    from virtdeck.backends.lab.hosts import libvirt_uri
     s = spec(name=f"xmltest-{uuid.uuid4().hex[:6]}")
     conn = libvirt.open(libvirt_uri(lab.hypervisors[0]))
     try:
@@ -96,7 +96,7 @@ def test_domain_xml_accepted_by_lab_libvirtd_and_metadata_round_trips(lab):
 
 
 def test_image_cache_is_invalidated_by_a_recipe_change(tmp_path):
-    from backends.lab import image
+    from virtdeck.backends.lab import image
     tpl = image.cached_template()
     if tpl is None:
         pytest.skip("no template built yet (the lab fixture builds it)")

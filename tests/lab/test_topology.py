@@ -1,6 +1,6 @@
 """The lab's names and addresses are a contract other code and tests rely on."""
 
-from backends.lab import topology as topo
+from virtdeck.backends.lab import topology as topo
 
 
 def test_addresses_contract():
