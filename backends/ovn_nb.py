@@ -31,8 +31,8 @@ from ovsdbapp.backend.ovs_idl import connection as ovs_connection
 from ovsdbapp.backend.ovs_idl import idlutils
 from ovsdbapp.schema.ovn_northbound import impl_idl
 
-from ..console.model import (EXT_NAME, EXT_NETWORK, EXT_TENANT, Dhcp, Nat, Network, Port, Router, RouterPort,
-                           frozen_map)
+from ..console.model import Dhcp, Nat, Network, Port, Router, RouterPort, frozen_map
+from .ovn.names import EXT_NAME, EXT_NETWORK, EXT_PORT, EXT_ROLE, EXT_ROUTER, EXT_TENANT, EXT_VM
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,10 @@ def read(api) -> NbData:
                     dynamic_addresses=_opt1(p.dynamic_addresses),
                     up=_opt1(p.up), enabled=_opt1(p.enabled),
                     tag=int(tag) if tag is not None else None,
-                    options=frozen_map(p.options), external_ids=frozen_map(p.external_ids))
+                    options=frozen_map(p.options), external_ids=frozen_map(p.external_ids),
+                    tenant=p.external_ids.get(EXT_TENANT), label=p.external_ids.get(EXT_NAME),
+                    vm=p.external_ids.get(EXT_VM), role=p.external_ids.get(EXT_ROLE),
+                    router=p.external_ids.get(EXT_ROUTER))
                 ports.append(port)
                 names.append(p.name)
                 if p.type == "localnet":
@@ -253,7 +256,8 @@ def read(api) -> NbData:
                 uuid=str(ls.uuid), name=ls.name, kind=kind, vlan=vlan, physnet=physnet,
                 subnet=subnet or (dhcp.cidr if dhcp else None), dhcp=dhcp, ports=tuple(names),
                 other_config=frozen_map(ls.other_config),
-                external_ids=frozen_map(ls.external_ids)))
+                external_ids=frozen_map(ls.external_ids),
+                tenant=ext.get(EXT_TENANT), label=ext.get(EXT_NAME)))
 
         routers: list[Router] = []
         for lr in lr_rows:
@@ -264,10 +268,13 @@ def read(api) -> NbData:
                                       sorted(p.gateway_chassis, key=lambda g: -g.priority)))
                 for p in lr.ports)
             nats = tuple(Nat(uuid=str(n.uuid), type=n.type, external_ip=n.external_ip,
-                             logical_ip=n.logical_ip, external_ids=frozen_map(n.external_ids))
+                             logical_ip=n.logical_ip, external_ids=frozen_map(n.external_ids),
+                             port=n.external_ids.get(EXT_PORT))
                          for n in lr.nat)
             routers.append(Router(uuid=str(lr.uuid), name=lr.name, ports=rports, nats=nats,
-                                  external_ids=frozen_map(lr.external_ids)))
+                                  external_ids=frozen_map(lr.external_ids),
+                                  tenant=lr.external_ids.get(EXT_TENANT),
+                                  label=lr.external_ids.get(EXT_NAME)))
     networks.sort(key=lambda n: n.name)
     ports.sort(key=lambda p: (p.switch, p.name))
     routers.sort(key=lambda r: r.name)

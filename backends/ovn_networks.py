@@ -51,20 +51,15 @@ from typing import Iterable, Iterator
 from ovsdbapp.backend.ovs_idl import command as _ovs_cmd
 
 from ..console.errors import HostError, VirtdeckError
-
-K = "virtdeck:"
-K_TENANT = K + "tenant"
-K_NAME = K + "name"
-K_ROLE = K + "role"
-K_NETWORK = K + "network"
-K_VM = K + "vm"
+from .ovn.names import (DEFAULT_SG, EXT_NAME as K_NAME, EXT_NETWORK as K_NETWORK, EXT_ROLE as K_ROLE,
+                        EXT_TENANT as K_TENANT, EXT_VM as K_VM, PREFIX as K, localnet_name, lrp_name,
+                        router_lsp_name, router_name, sg_port_group, switch_name)
 
 OVERLAY = "overlay"
 PROVIDER = "provider"
 OVERLAY_MTU = 1400
 PROVIDER_MTU = 1500
 DEFAULT_LEASE = 3600
-DEFAULT_SG = "default"
 
 ACL_ALLOW_PRIORITY = 1002
 ACL_DROP_PRIORITY = 1001
@@ -74,35 +69,6 @@ class NotFound(VirtdeckError):
     """A network, router, security group or port virtdeck looked for is not in OVN NB."""
 
     exit_code = 6
-
-
-# --------------------------------------------------------------------------- names
-
-def switch_name(tenant: str, name: str) -> str:
-    """OVN Logical_Switch name of network ``name`` of ``tenant``."""
-    return f"vd.{tenant}.{name}"
-
-
-def router_name(tenant: str, name: str) -> str:
-    """OVN Logical_Router name of router ``name`` of ``tenant``."""
-    return f"vd.{tenant}.{name}"
-
-
-def localnet_name(tenant: str, network: str) -> str:
-    return f"ln:{switch_name(tenant, network)}"
-
-
-def lrp_name(tenant: str, router: str, network: str) -> str:
-    return f"lrp:{router_name(tenant, router)}:{network}"
-
-
-def router_lsp_name(tenant: str, router: str, network: str) -> str:
-    return f"lsp:{router_name(tenant, router)}:{network}"
-
-
-def sg_port_group(tenant: str, name: str) -> str:
-    """Port_Group name of security group ``name`` of ``tenant`` (an identifier, see module doc)."""
-    return f"vdsg_{len(tenant)}_{tenant}_{name}".replace("-", "_")
 
 
 def random_mac() -> str:

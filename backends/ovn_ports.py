@@ -29,13 +29,10 @@ import uuid
 from dataclasses import dataclass
 
 from . import ovn_networks
+from .ovn.names import EXT_NAME, EXT_NETWORK, EXT_TENANT, EXT_VM
 from .ovn_networks import NetworkInfo
 from ..console.errors import HostError, VirtdeckError, ValidationError
 
-EXT_TENANT = "virtdeck:tenant"
-EXT_VM = "virtdeck:vm"
-EXT_NETWORK = "virtdeck:network"
-EXT_NAME = "virtdeck:name"
 
 
 @dataclass(frozen=True)

@@ -34,13 +34,6 @@ METADATA_NS = "https://virtdeck.dev/xmlns/domain/1.0"
 METADATA_PREFIX = "virtdeck"
 METADATA_ELEMENT = "instance"
 
-#: OVN ``external_ids`` keys.
-EXT_TENANT = "virtdeck:tenant"
-EXT_VM = "virtdeck:vm"
-EXT_NETWORK = "virtdeck:network"
-EXT_ROLE = "virtdeck:role"
-EXT_NAME = "virtdeck:name"
-
 #: Host states (``Host.state``).
 HOST_CONNECTING = "connecting"      # first connection attempt under way
 HOST_UP = "up"                      # libvirt answers; events flowing
@@ -197,20 +190,18 @@ class Vm:
 
 
 class _Tagged:
-    """``virtdeck:*`` external_ids read as attributes (for rows with ``name``/``external_ids``)."""
+    """virtdeck's tags of an OVN row, as fields the OVN backend fills from ``external_ids``
+    (backends/ovn/names.py spells the keys; the model never does): ``tenant`` (None when
+    untagged) and ``label``, the human name."""
 
     name: str
-    external_ids: Mapping[str, str]
-
-    @property
-    def tenant(self) -> str | None:
-        """``virtdeck:tenant``, None when untagged."""
-        return self.external_ids.get(EXT_TENANT)
+    tenant: str | None
+    label: str | None
 
     @property
     def display_name(self) -> str:
-        """The human name (``virtdeck:name``), else the OVN name."""
-        return self.external_ids.get(EXT_NAME) or self.name
+        """The human name (``label``), else the OVN name."""
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -238,7 +229,8 @@ class Port(_Tagged):
       ``mac``/``ips`` parse the first one (or ``dynamic_addresses``).
     - ``up``: the NB ``up`` column (True once a chassis bound it; None when unset).
     - ``tag``: VLAN tag (localnet ports of provider VLAN networks).
-    - ``vm``/``tenant``/``display_name``/``role``: the ``virtdeck:*`` external_ids.
+    - ``vm``/``tenant``/``label``/``role``/``router``: virtdeck's tags (from ``external_ids``,
+      filled by the OVN backend); ``display_name`` the label, else the LSP name.
     """
 
     uuid: str
@@ -252,14 +244,11 @@ class Port(_Tagged):
     tag: int | None = None
     options: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     external_ids: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-
-    @property
-    def vm(self) -> str | None:
-        return self.external_ids.get(EXT_VM)
-
-    @property
-    def role(self) -> str | None:
-        return self.external_ids.get(EXT_ROLE)
+    tenant: str | None = None
+    label: str | None = None
+    vm: str | None = None
+    role: str | None = None
+    router: str | None = None
 
     @property
     def mac(self) -> str | None:
@@ -315,6 +304,8 @@ class Network(_Tagged):
     ports: tuple[str, ...] = ()
     other_config: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     external_ids: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    tenant: str | None = None
+    label: str | None = None
 
     @property
     def kind_label(self) -> str:
@@ -345,13 +336,15 @@ class RouterPort:
 
 @dataclass(frozen=True)
 class Nat:
-    """One ``NAT`` row of a router: ``type`` snat / dnat / dnat_and_snat."""
+    """One ``NAT`` row of a router: ``type`` snat / dnat / dnat_and_snat; ``port`` the VM LSP
+    a floating IP was made for (virtdeck's tag, filled by the OVN backend), when known."""
 
     uuid: str
     type: str
     external_ip: str
     logical_ip: str
     external_ids: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    port: str | None = None
 
 
 @dataclass(frozen=True)
@@ -363,6 +356,8 @@ class Router(_Tagged):
     ports: tuple[RouterPort, ...] = ()
     nats: tuple[Nat, ...] = ()
     external_ids: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    tenant: str | None = None
+    label: str | None = None
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def delete_from_networks_panel(screen, kind: str, obj) -> None:
     if kind == "net":
         ports = [p for p in cloud.ports_of(obj.name)]
         vm_ports = [p for p in ports if p.type == ""]
-        routers = sorted({p.external_ids.get("virtdeck:router", "?") for p in ports if p.type == "router"})
+        routers = sorted({p.router if p.router is not None else "?" for p in ports if p.type == "router"})
         targets = [f"network {tenant}/{name} ({obj.subnet or '-'})"]
         targets += [f"  VM port {p.vm or p.name[:8]} {','.join(p.ips)}" for p in vm_ports]
         targets += [f"  router port of {r}" for r in routers]

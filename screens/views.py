@@ -269,7 +269,7 @@ def router_details(cloud: Cloud, r: Router) -> Text:
         gw = f" gateway {','.join(p.gateway_chassis)}" if p.gateway_chassis else ""
         _kv(lines, f"port {p.name}", f"{','.join(p.networks)} {p.mac} → {p.peer_switch or '-'}{gw}")
     for x in r.nats:
-        port = x.external_ids.get("virtdeck:port")
+        port = x.port
         vm = next((p.vm for p in cloud.ports if p.name == port), None) if port else None
         what = "floating IP" if x.type == "dnat_and_snat" else f"NAT {x.type}"
         _kv(lines, what, f"{x.external_ip} ↔ {x.logical_ip}" + (f" (VM {vm})" if vm else ""))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from virtdeck.console.model import (Cloud, Dhcp, Disk, Host, Nat, NbStatus, Network, Nic, Port, Router,
                            RouterPort, Vm, derive_tenants, frozen_map)
+from virtdeck.backends.ovn import names
 from virtdeck.config.inventory import TenantConfig
 
 P1 = "6f1c3a52-0d44-4c1e-9a39-0b1f3c2d4e01"
@@ -13,7 +14,14 @@ P3 = "6f1c3a52-0d44-4c1e-9a39-0b1f3c2d4e03"
 
 
 def _ext(**kw) -> dict:
-    return frozen_map({f"virtdeck:{k}": v for k, v in kw.items()})
+    return frozen_map({names.PREFIX + k: v for k, v in kw.items()})
+
+
+def _tags(**kw) -> dict:
+    """Keyword arguments of a tagged model row: its external_ids and the tag fields the OVN
+    backend would fill from them (``name`` is the ``label``)."""
+    fields = {"label" if k == "name" else k: v for k, v in kw.items()}
+    return {"external_ids": _ext(**kw), **fields}
 
 
 def sample_cloud(generation: int = 1) -> Cloud:
@@ -52,20 +60,20 @@ def sample_cloud(generation: int = 1) -> Cloud:
                                                    "mtu": "1400"}), _ext(network="web"))
     networks = (
         Network("n1", "vd.acme.web", "overlay", subnet="10.10.0.0/24", dhcp=dhcp,
-                ports=(P1, "lsp:vd.acme.edge:web"), external_ids=_ext(tenant="acme", name="web")),
+                ports=(P1, "lsp:vd.acme.edge:web"), **_tags(tenant="acme", name="web")),
         Network("n2", "vd.acme.db", "overlay", subnet="10.20.0.0/24", ports=(P2,),
-                external_ids=_ext(tenant="acme", name="db")),
+                **_tags(tenant="acme", name="db")),
         Network("n3", "vd.ci.vlan100", "provider", vlan=100, physnet="physnet1",
                 subnet="192.168.50.0/24", ports=("ln:vd.ci.vlan100", P3),
-                external_ids=_ext(tenant="ci", name="vlan100")),
+                **_tags(tenant="ci", name="vlan100")),
     )
     ports = (
         Port("p1", P1, "vd.acme.web", addresses=("52:54:00:00:00:01 10.10.0.11",), up=True,
-             external_ids=_ext(tenant="acme", vm="web-1", name="web-1-eth0")),
+             **_tags(tenant="acme", vm="web-1", name="web-1-eth0")),
         Port("p2", P2, "vd.acme.db", addresses=("52:54:00:00:00:02 10.20.0.12",), up=False,
-             external_ids=_ext(tenant="acme", vm="db-1", name="db-1-eth0")),
+             **_tags(tenant="acme", vm="db-1", name="db-1-eth0")),
         Port("p3", P3, "vd.ci.vlan100", addresses=("52:54:00:00:00:03 192.168.50.20",), up=True,
-             external_ids=_ext(tenant="ci", vm="build", name="build-eth0")),
+             **_tags(tenant="ci", vm="build", name="build-eth0")),
         Port("p4", "ln:vd.ci.vlan100", "vd.ci.vlan100", type="localnet", addresses=("unknown",),
              tag=100, options=frozen_map({"network_name": "physnet1"})),
         Port("p5", "lsp:vd.acme.edge:web", "vd.acme.web", type="router", addresses=("router",),
@@ -76,7 +84,7 @@ def sample_cloud(generation: int = 1) -> Cloud:
                ports=(RouterPort("rp1", "lrp:vd.acme.edge:web", "02:00:00:00:01:01",
                                  ("10.10.0.1/24",), peer_switch="vd.acme.web"),),
                nats=(Nat("nat1", "snat", "192.168.100.50", "10.10.0.0/24"),),
-               external_ids=_ext(tenant="acme", name="edge")),
+               **_tags(tenant="acme", name="edge")),
     )
     tenants = derive_tenants((TenantConfig("acme", max_vcpus=16, max_ram_mib=32768, max_vms=10),
                               TenantConfig("demo")), vms, networks, routers, ports)

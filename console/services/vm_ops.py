@@ -38,7 +38,8 @@ import libvirt
 from ...backends import hostlock
 from .. import audit
 from ..errors import HostError, ValidationError, VirtdeckError
-from ..model import EXT_VM, METADATA_NS, VM_STATES
+from ...backends.ovn.names import EXT_PORT, EXT_VM
+from ..model import METADATA_NS, VM_STATES
 from . import guard
 
 # ---------------------------------------------------------------------------------------------
@@ -632,7 +633,7 @@ def ovn_rows_of(nb, name: str, interfaceids: Iterable[str] = ()) -> OvnLeftovers
     for lr in nb.tables["Logical_Router"].rows.values():
         for nat in lr.nat:
             lport = nat.logical_port[0] if getattr(nat, "logical_port", None) else None
-            if lport in names or _ext(nat, EXT_VM) == name or _ext(nat, "virtdeck:port") in names or \
+            if lport in names or _ext(nat, EXT_VM) == name or _ext(nat, EXT_PORT) in names or \
                     (nat.type == "dnat_and_snat" and nat.logical_ip in ips):
                 nats.append((str(lr.uuid), str(nat.uuid)))
     return OvnLeftovers(tuple(sorted(names)), tuple(dhcp), tuple(nats))
