@@ -1,7 +1,9 @@
 """virtdeck command line: `virtdeck` opens the console; `virtdeck VERB …` runs one verb.
 
-Each verb group lives in its own module (console/cli_<group>.py) exposing
-``register(subparsers)``; the group's handler returns a process exit code.
+The verb groups (vm, template, network, router) are generated from the verb registry
+(:mod:`console.verbs`: one declaration per verb); their handlers, in console/cli_<group>.py,
+return a process exit code. The ``lab`` group is a developer tool, not a cloud verb: it keeps
+its own hand-written parser (console/cli_lab.py ``register(subparsers)``).
 Errors the operator can act on are raised as :class:`console.errors.VirtdeckError`
 and printed as one line, never as a traceback.
 """
@@ -9,14 +11,13 @@ and printed as one line, never as a traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from . import cli_lab, verbs
 from .errors import VirtdeckError
 
-# Verb groups, in the order `virtdeck --help` lists them. A group whose module is not
-# there yet is skipped, so the tree stays runnable while groups are added.
-GROUPS = ("lab", "vm", "template", "network", "router", "host")
+# Verb groups, in the order `virtdeck --help` lists them: the lab, then the registry's groups.
+GROUPS = ("lab", *verbs.cli_groups())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,14 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="refuse every mutating verb")
     parser.add_argument("--json", action="store_true", help="machine-readable output where a verb supports it")
     sub = parser.add_subparsers(dest="group", metavar="VERB")
-    for group in GROUPS:
-        try:
-            module = importlib.import_module(f"virtdeck.console.cli_{group}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"virtdeck.console.cli_{group}":
-                continue
-            raise
-        module.register(sub)
+    cli_lab.register(sub)
+    for group in GROUPS[1:]:
+        verbs.register_cli(sub, group)
     return parser
 
 

@@ -1,13 +1,13 @@
 """`virtdeck network create | list | show | edit | delete` and `virtdeck network sg …` (security groups).
 
-Every verb goes through console/services (network.py, security.py); ``--json`` prints the
-result as JSON. Exit codes: 0 ok, 2 invalid input (nothing written), 3 read-only, 4 OVN/host
+The CLI handlers; the subcommands, options and help are declared in the verb registry
+(console/verbs/network.py). Every verb goes through console/services (network.py, security.py);
+``--json`` prints the result as JSON. Exit codes: 0 ok, 2 invalid input (nothing written), 3 read-only, 4 OVN/host
 error, 6 not found.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from contextlib import contextmanager
@@ -160,83 +160,3 @@ def cmd_sg_port(args) -> int:
     emit(args, {"tenant": args.tenant, "group": args.name, "port": args.port},
          [f"port {args.port} joined {args.tenant}/{args.name}"])
     return 0
-
-
-def _tenant(p, required=True):
-    p.add_argument("--tenant", "-t", required=required, help="tenant name")
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("network", help="OVN networks: overlay (GENEVE) or provider (physnet/VLAN), security groups")
-    sub = p.add_subparsers(dest="net_cmd", metavar="ACTION", required=True)
-
-    c = sub.add_parser("create", help="create a network (validated first; one OVN transaction)")
-    c.add_argument("name")
-    _tenant(c)
-    c.add_argument("--kind", choices=("overlay", "provider"), default="overlay")
-    c.add_argument("--cidr", required=True, help="IPv4 network, e.g. 10.0.0.0/24")
-    c.add_argument("--gateway", help="gateway address inside the CIDR (default: first host)")
-    c.add_argument("--no-dhcp", action="store_true", help="no OVN DHCP on this network")
-    c.add_argument("--lease-time", default="3600", metavar="SECONDS")
-    c.add_argument("--dns", help="DNS servers, comma separated")
-    c.add_argument("--mtu", help="bytes (default 1400 overlay, 1500 provider)")
-    c.add_argument("--physnet", help="provider: physnet from the hosts' ovn-bridge-mappings")
-    c.add_argument("--vlan", help="provider: VLAN id 1-4094 (omit for untagged)")
-    c.add_argument("--exclude", help="addresses/ranges OVN must not hand out: 10.0.0.2,10.0.0.10..10.0.0.20")
-    c.set_defaults(func=cmd_create)
-
-    ls = sub.add_parser("list", help="list networks")
-    _tenant(ls, required=False)
-    ls.set_defaults(func=cmd_list)
-
-    sh = sub.add_parser("show", help="one network in detail")
-    sh.add_argument("name")
-    _tenant(sh)
-    sh.set_defaults(func=cmd_show)
-
-    e = sub.add_parser("edit", help="change DHCP, lease, DNS, MTU or exclusions (one OVN transaction; "
-                                    "CIDR/kind/gateway/VLAN cannot change: create a new network)")
-    e.add_argument("name")
-    _tenant(e)
-    e.add_argument("--dhcp", action=argparse.BooleanOptionalAction, default=None,
-                   help="OVN DHCP on (--dhcp) or off (--no-dhcp)")
-    e.add_argument("--dhcp-lease", "--lease-time", dest="lease_time", metavar="SECONDS")
-    e.add_argument("--dns", help="DNS servers, comma separated ('' clears)")
-    e.add_argument("--mtu", help="bytes ('' = 1400 overlay / 1500 provider)")
-    e.add_argument("--exclude", help="addresses/ranges OVN must not hand out ('' clears)")
-    for opt in ("kind", "cidr", "gateway", "physnet", "vlan"):   # refused unless unchanged
-        e.add_argument(f"--{opt}", help=argparse.SUPPRESS)
-    e.set_defaults(func=cmd_edit)
-
-    d = sub.add_parser("delete", help="delete a network (refused while VM ports/routers use it, unless --cascade)")
-    d.add_argument("name")
-    _tenant(d)
-    d.add_argument("--cascade", action="store_true",
-                   help="confirm: also remove its VM ports, their DHCP rows and router attachments")
-    d.set_defaults(func=cmd_delete)
-
-    sg = sub.add_parser("sg", help="security groups (OVN port groups + ACLs)")
-    sgs = sg.add_subparsers(dest="sg_cmd", metavar="ACTION", required=True)
-    x = sgs.add_parser("list", help="groups and their rules")
-    _tenant(x, required=False)
-    x.set_defaults(func=cmd_sg_list)
-    x = sgs.add_parser("create", help="create a group (default rules unless --rule given)")
-    x.add_argument("name")
-    _tenant(x)
-    x.add_argument("--rule", action="append", help="e.g. 'ingress tcp 22 from 10.0.0.0/8' (repeatable)")
-    x.set_defaults(func=cmd_sg_create)
-    x = sgs.add_parser("delete", help="delete a group")
-    x.add_argument("name")
-    _tenant(x)
-    x.set_defaults(func=cmd_sg_delete)
-    for verb, what in (("rule-add", "append a rule"), ("rule-del", "remove a rule")):
-        x = sgs.add_parser(verb, help=what)
-        x.add_argument("name")
-        x.add_argument("rule", help="'ingress|egress any|icmp|tcp|udp [PORT[-PORT]] [from|to CIDR|self]'")
-        _tenant(x)
-        x.set_defaults(func=cmd_sg_rule)
-    x = sgs.add_parser("port-add", help="put a VM port (LSP name) in a group")
-    x.add_argument("name")
-    x.add_argument("port")
-    _tenant(x)
-    x.set_defaults(func=cmd_sg_port)

@@ -10,6 +10,7 @@ Examples::
     virtdeck router fip r1 172.16.0.101 --delete -t demo
 
 Every verb is one console/services/router.py call (validated first, one OVN transaction, audit).
+The subcommands and options are declared in the verb registry (console/verbs/network.py).
 """
 
 from __future__ import annotations
@@ -88,35 +89,3 @@ def cmd_fip(args):
     if args.delete:
         return _do(args, router.del_fip, args.tenant, args.name, args.external_ip)
     return _do(args, router.add_fip, args.tenant, args.name, args.external_ip, port=args.port, ip=args.ip)
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("router", help="OVN logical routers: attach networks, gateway, SNAT, floating IPs")
-    sub = p.add_subparsers(dest="router_cmd", metavar="ACTION", required=True)
-
-    def add(name, help, func, *positional):
-        x = sub.add_parser(name, help=help)
-        for pos in positional:
-            x.add_argument(pos)
-        x.add_argument("--tenant", "-t", required=name != "list", help="tenant name")
-        x.set_defaults(func=func)
-        return x
-
-    add("create", "create a router", cmd_create, "name")
-    add("list", "list routers", cmd_list)
-    add("delete", "delete a router with its ports and NAT", cmd_delete, "name")
-    add("attach", "attach a network (router port at the network's gateway address)", cmd_attach, "name", "network")
-    add("detach", "detach a network", cmd_detach, "name", "network")
-    g = add("gateway", "put the router's external side on a provider network", cmd_gateway, "name")
-    g.add_argument("network", nargs="?", help="provider network")
-    g.add_argument("--address", help="the router's address on it (IPv4)")
-    g.add_argument("--chassis", help="gateway chassis (hypervisor system-id, e.g. hv1)")
-    g.add_argument("--nexthop", help="default route next hop (default: the network's gateway)")
-    g.add_argument("--clear", action="store_true", help="remove gateway, default route and NAT")
-    s = add("snat", "SNAT an attached network to the gateway address", cmd_snat, "name", "network")
-    s.add_argument("--delete", action="store_true")
-    f = add("fip", "floating IP (dnat_and_snat) for a VM port", cmd_fip, "name", "external_ip")
-    f.add_argument("--port", help="the VM's LSP name (UUID)")
-    f.add_argument("--ip", help="…or the VM's address on an attached network")
-    f.add_argument("--delete", action="store_true")
-

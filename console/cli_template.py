@@ -1,5 +1,8 @@
 """`virtdeck template list | add | delete`: base images, pinned by sha256 (console/services/templates.py).
 
+The CLI handlers; the subcommands and options are declared in the verb registry
+(console/verbs/template.py).
+
 Exit codes: 0 ok, 2 invalid input or template in use (nothing changed), 3 read-only, 4 host error
 (a checksum mismatch on a host included: nothing kept).
 """
@@ -100,35 +103,3 @@ def cmd_delete(args) -> int:
     else:
         print(f"template {args.name} deleted")
     return 0
-
-
-def register(subparsers) -> None:
-    """Add the ``template`` group (list, add, delete)."""
-    p = subparsers.add_parser("template", help="base images in every hypervisor's pool, pinned by sha256")
-    sub = p.add_subparsers(dest="template_cmd", metavar="ACTION", required=True)
-    ls = sub.add_parser("list", help="templates and where they are")
-    ls.add_argument("--json", action="store_true", default=argparse_default(), help="JSON output")
-    ls.set_defaults(func=cmd_list)
-    a = sub.add_parser("add", help="upload an image to every hypervisor and verify its sha256 there")
-    a.add_argument("name")
-    a.add_argument("image", help="local qcow2 (or raw) image file")
-    a.add_argument("--sha256", help="the image's pinned sha256 (refused if the file differs)")
-    a.add_argument("--arch", default="x86_64")
-    a.add_argument("--os", default="linux")
-    a.add_argument("--default-user", default="debian")
-    a.add_argument("--pool", default="virtdeck")
-    a.add_argument("--kernel", help="kernel file for direct kernel boot")
-    a.add_argument("--initrd", help="initrd file for direct kernel boot")
-    a.add_argument("--cmdline", help="kernel command line, e.g. 'root=/dev/vda ro console=ttyS0'")
-    a.add_argument("--json", action="store_true", default=argparse_default(), help="JSON output")
-    a.set_defaults(func=cmd_add)
-    d = sub.add_parser("delete", help="delete a template (refused while a VM disk uses it)")
-    d.add_argument("name")
-    d.add_argument("--json", action="store_true", default=argparse_default(), help="JSON output")
-    d.set_defaults(func=cmd_delete)
-
-
-def argparse_default():
-    """Keep a top-level ``--json`` given before the verb (sub-parser defaults would reset it)."""
-    import argparse
-    return argparse.SUPPRESS

@@ -1,9 +1,8 @@
 """`virtdeck vm …`: the VM verb group.
 
-One function per verb: ``cmd_<verb>(args) -> exit code`` plus ``_add_<verb>(vm_sub)`` that
-declares its options; :func:`register` calls every ``_add_*``. To add a verb, write the pair and
-list it in :data:`VERBS`. The operator verbs on existing VMs (start, shutdown, delete, resize, …)
-are registered from console/cli_vm_verbs.py.
+``cmd_create(args) -> exit code``; the subcommand and its options are declared once in the verb
+registry (console/verbs/vm.py). The operator verbs on existing VMs (start, shutdown, delete,
+resize, …) have their handlers in console/cli_vm_verbs.py.
 
 `vm create` (console/services/provision.py): every wizard field as an option. The password never
 goes on the command line: ``--password-stdin`` reads it (hashed at once), ``--password-hash``
@@ -16,7 +15,6 @@ step, 7 a step failed (everything undone).
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import json
 import os
@@ -144,48 +142,3 @@ def cmd_create(args) -> int:
               f"submit→running {result.submit_to_running or 0:.1f} s)")
         _print_table(result.placement.as_rows(), sys.stdout)
     return 0
-
-
-def _add_create(vm_sub) -> None:
-    c = vm_sub.add_parser("create", help="create a VM: seed, placement, disk, ports, domain (rolled back on failure)")
-    c.add_argument("name", help="VM name = hostname (lowercase letters, digits, '-')")
-    c.add_argument("--tenant", required=True)
-    c.add_argument("--template", required=True, help="template name (virtdeck template list)")
-    c.add_argument("--vcpus", type=int, default=1)
-    c.add_argument("--ram", type=int, default=512, metavar="MiB", help="RAM in MiB (default 512)")
-    c.add_argument("--disk", type=int, default=4, metavar="GiB", help="disk in GiB (default 4)")
-    c.add_argument("--network", action="append", required=True, metavar="NAME",
-                   help="network of the tenant; repeat (or comma-separate) for more NICs")
-    c.add_argument("--ip", action="append", metavar="ADDR",
-                   help="address per --network, in order ('auto' picks a free one, 'dynamic' = OVN IPAM)")
-    c.add_argument("--ssh-key", action="append", metavar="KEY|FILE",
-                   help="public key line or .pub file; repeatable", default=[])
-    c.add_argument("--user", help="default user (default: the template's)")
-    c.add_argument("--password-stdin", action="store_true", help="read the user's password from stdin (hashed at once)")
-    c.add_argument("--password-hash", metavar="HASH", help="SHA-512 crypt hash ($6$…) of the password")
-    c.add_argument("--user-data", metavar="FILE", help="extra #cloud-config YAML to merge ('-' = stdin)")
-    c.add_argument("--host", help="pin to this hypervisor (default: automatic placement)")
-    c.add_argument("--weigher", choices=("spread", "pack"), default="spread")
-    c.add_argument("--anti-affinity", metavar="GROUP", help="never on a host holding another VM of GROUP")
-    c.add_argument("--max-vcpus", type=int, metavar="N",
-                   help="live-growth ceiling for vm resize (default: 4x --vcpus, at most the host's cores)")
-    c.add_argument("--max-ram", type=int, metavar="MiB",
-                   help="live-growth ceiling in MiB (default: 2x --ram, at most the host's RAM)")
-    c.add_argument("--no-start", action="store_true", help="define but do not start")
-    c.add_argument("--dry-run", action="store_true", help="show placement and seed; create nothing")
-    c.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
-    c.set_defaults(func=cmd_create)
-
-
-#: (verb, add-function) of the verbs defined in this file.
-VERBS = (("create", _add_create),)
-
-
-def register(subparsers) -> None:
-    """Add the ``vm`` group to the top-level subparsers."""
-    p = subparsers.add_parser("vm", help="virtual machines: create, start, stop, delete, resize, …")
-    vm_sub = p.add_subparsers(dest="vm_cmd", metavar="ACTION", required=True)
-    for _verb, add in VERBS:
-        add(vm_sub)
-    from .cli_vm_verbs import register_verbs
-    register_verbs(vm_sub)

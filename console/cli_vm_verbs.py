@@ -1,7 +1,9 @@
-"""`virtdeck vm start|shutdown|poweroff|reboot|suspend|resume|delete|resize|edit-config|ip|console|move|list`.
+"""`virtdeck vm start|shutdown|poweroff|reboot|suspend|resume|delete|resize|edit-config|ip|console|move|list|show`.
 
-Operator verbs on existing VMs; every one goes through :mod:`console.services.vm_ops` (the same
-functions the TUI calls). ``register_verbs(vm_subparsers)`` is called by console/cli_vm.py.
+The CLI handlers of the operator verbs on existing VMs; every one goes through the service
+function its registry entry names (console/verbs/vm.py declares the subcommands, options and
+help; the TUI calls the same functions). :func:`cmd_lifecycle` serves every lifecycle verb and
+:func:`cmd_read` any read verb whose service returns a dict.
 
 Output: one line per VM, or JSON with ``--json`` (before or after the verb). Lifecycle verbs
 take several names and print a JSON list (one entry per VM: the result, or
@@ -12,7 +14,6 @@ timed out; with several VMs the first failure's code.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -21,6 +22,7 @@ import tempfile
 from contextlib import contextmanager
 
 from .errors import ValidationError, VirtdeckError
+from .verbs import takes_verb
 
 
 @contextmanager
@@ -86,42 +88,59 @@ def _confirm(question: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _lifecycle(fn_name: str, **fixed):
-    def handler(args) -> int:
-        from .services import vm_ops
-        fn = getattr(vm_ops, fn_name)
-        kwargs = dict(fixed)
-        if getattr(args, "host", None):
-            kwargs["host"] = args.host
-        for key in ("timeout", "force", "hard", "missing_ok"):
-            if getattr(args, key, None) is not None and hasattr(args, key):
-                kwargs[key] = getattr(args, key)
-        names = list(dict.fromkeys(args.names))
-        with cli_session(args) as s:
-            if fn_name == "delete" and not getattr(args, "yes", False):
-                from .services import guard
-                if not guard.is_readonly():
-                    if not _tty():
-                        raise ValidationError("--yes", "delete removes the VMs, their disks and ports for good; "
-                                              "pass --yes to confirm when not on a terminal")
-                    print("This deletes, with their disks, seeds, ports and floating IPs:")
-                    for n in names:
-                        print(f"  {n}")
-                    if not _confirm(f"Delete {len(names)} VM(s)?"):
-                        print("nothing deleted")
-                        return 1
-            if fn_name == "shutdown" and len(names) == 1 and not args.force and _tty() and not _json(args):
-                try:
-                    res = vm_ops.shutdown(s, names[0], **kwargs)
-                except vm_ops.ShutdownTimeout as exc:
-                    _err(str(exc))
-                    if not _confirm(f"Force {names[0]} off now?"):
-                        return exc.exit_code
-                    res = vm_ops.poweroff(s, names[0], host=exc.host)
-                return _report(args, [res], names)
-            results = vm_ops.bulk(getattr(vm_ops, fn_name), s, names, **kwargs)
-        return _report(args, results, names)
-    return handler
+@takes_verb
+def cmd_lifecycle(args, verb) -> int:
+    """start / shutdown / poweroff / reboot / suspend / resume / delete on NAME(s): the verb's
+    service per VM (``vm_ops.bulk``); ``delete`` asks first (or takes ``--yes``), a lone
+    ``shutdown`` on a terminal offers a force-off when the guest does not stop in time."""
+    from .services import vm_ops
+    fn = verb.service_fn()
+    kwargs = {}
+    if getattr(args, "host", None):
+        kwargs["host"] = args.host
+    for key in ("timeout", "force", "hard", "missing_ok"):
+        if getattr(args, key, None) is not None and hasattr(args, key):
+            kwargs[key] = getattr(args, key)
+    names = list(dict.fromkeys(args.names))
+    with cli_session(args) as s:
+        if verb.leaf == "delete" and not getattr(args, "yes", False):
+            from .services import guard
+            if not guard.is_readonly():
+                if not _tty():
+                    raise ValidationError("--yes", "delete removes the VMs, their disks and ports for good; "
+                                          "pass --yes to confirm when not on a terminal")
+                print("This deletes, with their disks, seeds, ports and floating IPs:")
+                for n in names:
+                    print(f"  {n}")
+                if not _confirm(f"Delete {len(names)} VM(s)?"):
+                    print("nothing deleted")
+                    return 1
+        if verb.leaf == "shutdown" and len(names) == 1 and not args.force and _tty() and not _json(args):
+            try:
+                res = fn(s, names[0], **kwargs)
+            except vm_ops.ShutdownTimeout as exc:
+                _err(str(exc))
+                if not _confirm(f"Force {names[0]} off now?"):
+                    return exc.exit_code
+                res = vm_ops.poweroff(s, names[0], host=exc.host)
+            return _report(args, [res], names)
+        results = vm_ops.bulk(fn, s, names, **kwargs)
+    return _report(args, results, names)
+
+
+@takes_verb
+def cmd_read(args, verb) -> int:
+    """A read verb on one VM: its service ``(session, NAME, host=…) -> dict`` printed as JSON
+    (``--json``) or as the text lines of its ``render`` function. Exit 0, or the error's code."""
+    with cli_session(args) as s:
+        res = verb.service_fn()(s, args.name, host=args.host)
+    render = verb.render_fn()
+    if _json(args) or render is None:
+        _print_json(res)
+    else:
+        for line in render(res):
+            print(line)
+    return 0
 
 
 def cmd_resize(args) -> int:
@@ -236,51 +255,3 @@ def cmd_console(args) -> int:
     from .services import vm_ops
     with cli_session(args) as s:
         return vm_ops.console(s, args.name, host=args.host)
-
-
-# ---------------------------------------------------------------------------------------------
-
-
-def register_verbs(vm_sub) -> None:
-    """Add the operator verbs to the ``vm`` group's subparsers (``vm_sub``)."""
-    def add(name, help, func, many=True):
-        p = vm_sub.add_parser(name, help=help)
-        if many:
-            p.add_argument("names", nargs="+", metavar="NAME", help="VM name(s)")
-        else:
-            p.add_argument("name", metavar="NAME", help="VM name")
-        p.add_argument("--host", help="the hypervisor holding it (default: search every enabled one)")
-        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
-        p.set_defaults(func=func)
-        return p
-
-    add("start", "boot stopped VMs (running ones: no-op)", _lifecycle("start"))
-    p = add("shutdown", "ACPI power button, wait, then offer a force-off", _lifecycle("shutdown"))
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                   help="seconds to wait for the guest to power off (0: do not wait; default 60)")
-    p.add_argument("--force", action="store_true", help="power off what is still running after the timeout")
-    add("poweroff", "force VMs off at once (pull the plug)", _lifecycle("poweroff"))
-    p = add("reboot", "reboot running VMs (ACPI; --hard: reset)", _lifecycle("reboot"))
-    p.add_argument("--hard", action="store_true", help="reset without asking the guest")
-    add("suspend", "pause running VMs", _lifecycle("suspend"))
-    add("resume", "resume paused VMs", _lifecycle("resume"))
-    p = add("delete", "delete VMs with their disk, seed, ports, DHCP rows and floating IPs", _lifecycle("delete"))
-    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--missing-ok", action="store_true", help="a VM that does not exist is a no-op")
-    p = add("resize", "change vCPUs / RAM (live where the domain allows, else at next boot)", cmd_resize, many=False)
-    p.add_argument("--vcpus", type=int, metavar="N")
-    p.add_argument("--memory", type=int, metavar="MIB", help="RAM in MiB")
-    p.add_argument("--offline", action="store_true", help="change the config only, not the running guest")
-    p = add("edit-config", "edit the VM's cloud-init user-data; the seed is rebuilt with a new instance-id",
-            cmd_edit_config, many=False)
-    p.add_argument("--file", metavar="PATH", help="take the new user-data from PATH ('-': stdin) instead of $EDITOR")
-    p.add_argument("--show", action="store_true", help="print the current user-data and exit")
-    add("ip", "the VM's addresses, from OVN", cmd_ip, many=False)
-    add("console", "attach to the VM's serial console (escape: Ctrl-])", cmd_console, many=False)
-    p = add("move", "move a stopped VM to another hypervisor (disk copied through libvirt)", cmd_move, many=False)
-    p.add_argument("--to", required=True, metavar="HOST", help="target hypervisor")
-    p = vm_sub.add_parser("list", help="every VM on every hypervisor, with IPs from OVN")
-    p.add_argument("--host", help="only this hypervisor")
-    p.add_argument("--tenant", help="only this tenant's VMs")
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
-    p.set_defaults(func=cmd_list)
