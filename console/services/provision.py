@@ -60,13 +60,14 @@ from typing import Any, Callable
 import libvirt
 
 from ...backends import domain_xml as dx
-from ...backends import hostlock, ovn_ports, scheduler, storage
+from ...backends import hostlock, scheduler, storage
+from ...backends.ovn import ports as ovn_ports
 from ...backends.scheduler import HostFacts, Placement, PlacementRequest
 from ...backends.seed import build_nocloud_iso
 from ...config.inventory import HostConfig, Inventory, TemplateConfig
-from .. import audit, cloudinit
+from .. import cloudinit
 from ..errors import ConfigError, HostError, ValidationError, VirtdeckError
-from .guard import require_writable
+from . import verb as verb_frame
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("validate", "Validate the request"),
@@ -696,10 +697,8 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
     progress = progress or _noop
     hook = hook or _noop
     ledger = ledger or scheduler.LEDGER
-    require_writable("vm create")
     ctx = CreateContext(request)
-    undo: list[tuple[str, str, Callable[[], None]]] = []
-    timings: dict[str, float] = {}
+    undo = verb_frame.Undo(progress, explain=_reason)
     target = f"vm {request.tenant}/{request.name}"
     pool_name = lambda: ctx.template.pool  # noqa: E731
     conn = None
@@ -730,11 +729,11 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
                 if first is not None:
                     why += f" (another console took {first} meanwhile)"
                 raise ValidationError("host", "no host can take this VM: " + why)
-            undo.append(("placement", f"release the claim on {ctx.placement.host}",
-                         lambda c=ctx.claim: ledger.drop(c)))
+            undo.on_undo("placement", f"release the claim on {ctx.placement.host}",
+                         lambda c=ctx.claim: ledger.drop(c))
             host = ctx.placement.host
             ctx.lock = hostlock.acquire(session, host, wait=LOCK_WAIT)
-            undo.append(("placement", f"release the placement lock on {host}", ctx.lock.release))
+            undo.on_undo("placement", f"release the placement lock on {host}", ctx.lock.release)
             # Under the lock: this host as it is now (another process may have defined meanwhile),
             # with the other in-process claims but not our own.
             facts_time = ledger.now()
@@ -746,7 +745,7 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
                 [snap.facts], _placement_request(request, ctx, snaps), facts_time=facts_time,
                 cpu_ratio=inventory.allocation.cpu_ratio, ram_ratio=inventory.allocation.ram_ratio,
                 weigher=request.weigher)
-            undo.append(("placement", f"release the claim on {host}", lambda c=ctx.claim: ledger.drop(c)))
+            undo.on_undo("placement", f"release the claim on {host}", lambda c=ctx.claim: ledger.drop(c))
             if recheck.host == host:
                 ctx.host = host
                 ctx.host_facts = snap.facts
@@ -768,16 +767,16 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
         name = f"{request.name}.qcow2"
         ctx.disk = storage.create_overlay(conn, ctx.host, pool_name(), name, ctx.template.volume,
                                           request.disk_gib)
-        undo.append(("disk", f"delete volume {pool_name()}/{name}",
-                     lambda: storage.delete_volume(conn, ctx.host, pool_name(), name)))
+        undo.on_undo("disk", f"delete volume {pool_name()}/{name}",
+                     lambda: storage.delete_volume(conn, ctx.host, pool_name(), name))
         return f"{ctx.host}:{ctx.disk.path} ({request.disk_gib} GiB on {ctx.template.volume})"
 
     def step_seed():
         name = f"{request.name}-seed.iso"
         iso = build_nocloud_iso(ctx.seed.meta_data, ctx.seed.user_data, ctx.seed.network_config)
         ctx.seed_volume = storage.upload_volume(conn, ctx.host, pool_name(), name, iso, fmt="raw")
-        undo.append(("seed", f"delete volume {pool_name()}/{name}",
-                     lambda: storage.delete_volume(conn, ctx.host, pool_name(), name)))
+        undo.on_undo("seed", f"delete volume {pool_name()}/{name}",
+                     lambda: storage.delete_volume(conn, ctx.host, pool_name(), name))
         return f"{ctx.seed_volume.path} ({len(iso)} bytes, instance-id {ctx.seed.instance_id})"
 
     def step_ports():
@@ -788,8 +787,8 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
             # Undo first: a transaction that timed out may still commit later (DESIGN.md); the
             # delete is if_exists, and the name is ours alone.
             made: dict = {}
-            undo.append(("ports", f"delete LSP {name} ({request.name}-nic{i})",
-                         lambda n=name, m=made: ovn_ports.delete_port(nb, n, drop_empty_sg=m.get("sg"))))
+            undo.on_undo("ports", f"delete LSP {name} ({request.name}-nic{i})",
+                         lambda n=name, m=made: ovn_ports.delete_port(nb, n, drop_empty_sg=m.get("sg")))
             port = ovn_ports.create_vm_port(nb, net, tenant=request.tenant, vm=request.name, nic=i,
                                             ip=ip, mac=ctx.macs[i], name=name)
             made["sg"] = port.created_sg
@@ -829,7 +828,7 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
                 if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                     raise HostError(f"{ctx.host}: undefine {request.name}: {exc.get_error_message()}") from None
         # Undo first: if the connection drops after libvirtd defined it, it still goes.
-        undo.append(("define", f"undefine domain {request.name} on {ctx.host}", undefine))
+        undo.on_undo("define", f"undefine domain {request.name} on {ctx.host}", undefine)
         try:
             ctx.domain = conn.defineXML(ctx.xml)
         except libvirt.libvirtError as exc:
@@ -854,52 +853,47 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                     raise HostError(f"{ctx.host}: destroy {request.name}: {exc.get_error_message()}") from None
-        undo.append(("start", f"stop domain {request.name}", destroy))
+        undo.on_undo("start", f"stop domain {request.name}", destroy)
         return f"running on {ctx.host}"
 
     bodies = dict(validate=step_validate, placement=step_placement, disk=step_disk, seed=step_seed,
                   ports=step_ports, domain=step_domain, define=step_define, start=step_start)
-    current = "validate"
-    running_at = None
-    try:
-        for current in STEP_NAMES:
-            progress(current, "start", STEP_LABELS[current])
-            t0 = time.monotonic()
-            hook("before", current, ctx)
-            detail = bodies[current]()
-            hook("after", current, ctx)
-            timings[current] = time.monotonic() - t0
-            progress(current, "ok", detail or "")
-        if request.start:
-            running_at = time.monotonic() - submitted
-    except BaseException as exc:
-        reason = _reason(exc)
-        progress(current, "failed", reason)
-        left = _rollback(undo, progress)
-        ledger.drop(ctx.claim)
-        outcome = f"failed: {current}: {reason}"
+
+    def run_create(run: verb_frame.VerbRun) -> CreateResult:
+        running_at = None
         try:
-            audit.record("vm.create", target, outcome, **_audit_details(request, ctx, left=left))
-        except Exception:
-            pass
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        err = CreateError(request.name, current, reason, left)
-        if isinstance(exc, ValidationError):
-            err.field = exc.field  # the wizard shows it beside the field
-        if isinstance(exc, VirtdeckError) and current in ("validate", "placement"):
-            err.exit_code = exc.exit_code  # nothing was made: the cause's own code (2 input, 4 host)
-        raise err from None
-    ledger.release(ctx.claim)
-    if ctx.lock is not None:
-        ctx.lock.release()
-    audit.record("vm.create", target, "ok", **_audit_details(request, ctx))
-    return CreateResult(
-        name=request.name, tenant=request.tenant, host=ctx.host, uuid=ctx.domain_uuid,
-        template=ctx.template.name, instance_id=ctx.seed.instance_id,
-        disk_volume=ctx.disk.name, seed_volume=ctx.seed_volume.name, ports=tuple(ctx.ports),
-        placement=ctx.placement, timings=timings, submit_to_running=running_at,
-        serial_log=ctx.serial_log, running=request.start)
+            undo.run_steps(((s, STEP_LABELS[s], bodies[s]) for s in STEP_NAMES),
+                           hook=lambda phase, step: hook(phase, step, ctx))
+            if request.start:
+                running_at = time.monotonic() - submitted
+        except BaseException as exc:
+            current = undo.current or "validate"
+            reason = _reason(exc)
+            left = undo.rollback()
+            ledger.drop(ctx.claim)
+            run.failure = f"failed: {current}: {reason}"
+            run.note(**_audit_details(request, ctx, left=left))
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            err = CreateError(request.name, current, reason, left)
+            if isinstance(exc, ValidationError):
+                err.field = exc.field  # the wizard shows it beside the field
+            if isinstance(exc, VirtdeckError) and current in ("validate", "placement"):
+                err.exit_code = exc.exit_code  # nothing was made: the cause's own code (2 input, 4 host)
+            raise err from None
+        ledger.release(ctx.claim)
+        if ctx.lock is not None:
+            ctx.lock.release()
+        run.note(**_audit_details(request, ctx))
+        return CreateResult(
+            name=request.name, tenant=request.tenant, host=ctx.host, uuid=ctx.domain_uuid,
+            template=ctx.template.name, instance_id=ctx.seed.instance_id,
+            disk_volume=ctx.disk.name, seed_volume=ctx.seed_volume.name, ports=tuple(ctx.ports),
+            placement=ctx.placement, timings=dict(undo.timings), submit_to_running=running_at,
+            serial_log=ctx.serial_log, running=request.start)
+
+    # One audit record "vm.create" (refusals under --readonly included), target "vm TENANT/NAME".
+    return verb_frame.run("vm.create", target, run_create)
 
 
 def _reason(exc: BaseException) -> str:
@@ -908,20 +902,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, libvirt.libvirtError):
         return f"libvirt: {exc.get_error_message()}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _rollback(undo, progress: Progress) -> list[str]:
-    """Run the undo actions in reverse; returns what could not be undone."""
-    left = []
-    for step, what, fn in reversed(undo):
-        progress(step, "undo", what)
-        try:
-            fn()
-            progress(step, "undone", what)
-        except Exception as exc:  # noqa: BLE001 - keep undoing the rest
-            left.append(f"{what}: {_reason(exc)}")
-            progress(step, "undo-failed", f"{what}: {_reason(exc)}")
-    return left
 
 
 def _audit_details(req: VmRequest, ctx: CreateContext, left: list[str] | None = None) -> dict:

@@ -126,7 +126,7 @@ def add_template(session, inventory: Inventory, name: str, image: str | os.PathL
     Raises ValidationError (bad input, or a local file that does not match ``sha256``: nothing
     uploaded), HostError (upload or checksum mismatch on a host: everything uploaded removed).
     """
-    require_writable("template add")
+    require_writable("template.add")
     target = f"template {name}"
     check_template_name(inventory, name)
     img = _check_file(image, "image")
@@ -197,7 +197,7 @@ def delete_template(session, inventory: Inventory, name: str, *, save: bool = Tr
     Refused (ValidationError) while any volume on any host uses it as backing file, naming them,
     and (HostError) while an enabled hypervisor cannot be asked. Returns the new inventory.
     """
-    require_writable("template delete")
+    require_writable("template.delete")
     target = f"template {name}"
     try:
         tpl = inventory.template(name)

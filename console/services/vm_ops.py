@@ -36,11 +36,10 @@ from typing import Any, Callable, Iterable, Mapping
 import libvirt
 
 from ...backends import hostlock
-from .. import audit
 from ..errors import HostError, ValidationError, VirtdeckError
 from ...backends.ovn.names import EXT_PORT, EXT_VM
 from ..model import METADATA_NS, VM_STATES
-from . import guard
+from . import verb as verb_frame
 
 # ---------------------------------------------------------------------------------------------
 # Errors and results
@@ -304,14 +303,23 @@ def _target(name: str, tenant: str | None) -> str:
 
 
 class _Op:
-    """One verb's run: holds what the audit record needs, filled in as the verb goes."""
+    """One VM verb's run: the VM ``name`` and the frame's :class:`verb.VerbRun` (host, tenant and
+    details go to the one audit record)."""
 
-    def __init__(self, verb: str, name: str):
-        self.verb = verb
+    def __init__(self, run: verb_frame.VerbRun, name: str):
+        self.run = run
+        self.verb = run.verb
         self.name = name
-        self.host: str | None = None
         self.tenant: str | None = None
-        self.details: dict[str, Any] = {}
+        self.details = run.details
+
+    @property
+    def host(self) -> str | None:
+        return self.run.host
+
+    @host.setter
+    def host(self, value: str | None) -> None:
+        self.run.host = value
 
     def result(self, outcome: str, message: str, **details: Any) -> OpResult:
         self.details.update(details)
@@ -319,32 +327,21 @@ class _Op:
 
 
 def _run_verb(verb: str, name: str, body: Callable[[_Op], OpResult], *, mutating: bool = True) -> OpResult:
-    """Run ``body`` under the guard, turning libvirt errors into one-line HostErrors, and write
-    exactly one audit record (mutating verbs only) with the outcome."""
-    op = _Op(verb, name)
-    try:
-        if mutating:
-            guard.require_writable(verb)
+    """Run ``body`` in the verb frame (:func:`verb.run`): guard, libvirt errors as one-line
+    HostErrors naming the host, exactly one audit record on ``vm TENANT/NAME``."""
+    def inner(run: verb_frame.VerbRun) -> OpResult:
+        op = _Op(run, name)
         try:
-            res = body(op)
-        except libvirt.libvirtError as exc:
-            where = op.host or "libvirt"
-            raise HostError(f"{where}: {verb.split('.', 1)[1]} {name} failed: {_lv_msg(exc)}") from None
-    except VirtdeckError as exc:
-        if mutating:
-            audit.record(verb, _target(name, op.tenant), f"failed: {exc}",
-                         **({"host": op.host} if op.host else {}), **_audit_safe(op.details))
-        raise
-    if mutating:
-        audit.record(verb, _target(name, op.tenant), res.outcome,
-                     **({"host": op.host} if op.host else {}), **_audit_safe(dict(res.details)))
-    return res
+            return body(op)
+        finally:
+            run.target = _target(name, op.tenant)
 
+    def translate(exc: BaseException, run: verb_frame.VerbRun):
+        if isinstance(exc, libvirt.libvirtError):
+            return HostError(f"{run.host or 'libvirt'}: {verb.split('.', 1)[1]} {name} failed: {_lv_msg(exc)}")
+        return None
 
-def _audit_safe(details: dict) -> dict:
-    # Never pass a user-data body or anything secret-looking to the audit log.
-    return {k: v for k, v in details.items()
-            if k not in ("user_data",) and not any(w in k.lower() for w in ("password", "secret", "token"))}
+    return verb_frame.run(verb, _target(name, None), inner, mutating=mutating, translate=translate)
 
 
 def _find(op: _Op, session, host: str | None):
