@@ -18,7 +18,8 @@ from typing import Iterable
 
 import libvirt
 
-from . import ioloop, ovn_nb
+from . import ioloop
+from .ovn import connection as ovn_nb
 from .ssh import CompletedCommand, HostLink, open_link
 from ..config.inventory import HostConfig, Inventory
 from ..console.errors import HostError
@@ -27,7 +28,7 @@ from ..console.errors import HostError
 LIBVIRT_KEEPALIVE = (2, 2)
 
 
-# The NB IDL with row events and change/connection signals lives in backends.ovn_nb.
+# The NB IDL with row events and change/connection signals lives in backends.ovn.connection.
 NbIdl = ovn_nb.NbIdl
 
 
@@ -36,8 +37,8 @@ def open_nb(remote: str, timeout: float = 10.0):
 
     Each call makes a fresh ``OvnNbApiIdlImpl`` subclass, because ovsdbapp keeps the backend
     connection as a class attribute: two connections must not share a class (see
-    :func:`backends.ovn_nb.connect`). Row events: ``api.idl.notify_handler.watch_event(...)``;
-    coalesced change signals: :func:`backends.ovn_nb.set_sink`.
+    :func:`backends.ovn.connection.connect`). Row events: ``api.idl.notify_handler.watch_event(...)``;
+    coalesced change signals: :func:`backends.ovn.connection.set_sink`.
     Raises HostError when the database cannot be reached within ``timeout`` seconds.
     """
     try:

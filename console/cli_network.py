@@ -81,7 +81,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from ..backends.ovn_networks import find_network
+    from ..backends.ovn.networks import find_network
     from .services.network import nb_api
     with cli_session(args) as s:
         n = find_network(nb_api(s), args.name, args.tenant)

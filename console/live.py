@@ -15,7 +15,7 @@ the ``cat`` did not cover (running ones).
 What keeps it current:
 
 - libvirt lifecycle / metadata events → that one domain is re-read (XML, state);
-- OVSDB row changes (coalesced per batch by :mod:`backends.ovn_nb`) → the NB replica is re-read
+- OVSDB row changes (coalesced per batch by :mod:`backends.ovn.connection`) → the NB replica is re-read
   (no round trip);
 - polled, because nothing pushes them: stats of *active* domains with ONE ``getAllDomainStats``
   per host every ``stats_interval`` s, re-armed after it returns, plus free RAM; every
@@ -46,7 +46,8 @@ from typing import Callable
 
 import libvirt
 
-from ..backends import host_facts, hypervisor as hv, ovn_nb
+from ..backends import host_facts, hypervisor as hv
+from ..backends.ovn import connection as ovn_nb
 from ..backends.session import Session
 from ..backends.ssh import HostKeyChanged, HostKeyUnknown, trust_host_key as _trust_key
 from ..config.inventory import HostConfig, Inventory

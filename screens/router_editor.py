@@ -11,7 +11,7 @@ in the networks list ``enter`` attaches / detaches the highlighted network and `
 SNAT on / off; *Set* / *Clear* (``ctrl+g`` / ``ctrl+k``) the gateway; *Add* (``ctrl+f``) a
 floating IP, ``delete``/``x`` in the floating-IP list removes one; ``ctrl+d`` deletes the router
 (after a confirmation); ``escape`` closes (dismisses with the router's last
-:class:`backends.ovn_networks.RouterInfo`, or None).
+:class:`backends.ovn.routers.RouterInfo`, or None).
 
 Every action is one call of :mod:`console.services.router` (the CLI's verbs: one audited OVN
 transaction each) in a thread worker; the screen then re-reads the tenant's routers, networks

@@ -5,7 +5,7 @@ Push it with::
     app.push_screen(SecurityGroupEditor(tenant="demo"))                 # the tenant's default group
     app.push_screen(SecurityGroupEditor(session, tenant="demo", group="web"), callback)
 
-It dismisses with the saved :class:`backends.ovn_networks.SecurityGroupInfo`, or None on cancel
+It dismisses with the saved :class:`backends.ovn.security_groups.SecurityGroupInfo`, or None on cancel
 or after ``ctrl+d`` deleted the group (asked first; console.services.security.delete_security_group;
 member ports stay, unprotected by it). The Networks panel opens it with ``a`` for the
 highlighted row's tenant.
@@ -87,7 +87,7 @@ class SecurityGroupEditor(FormScreen):
             lines = [r.text() for r in found.rules]
             note = f"{len(found.ports)} port(s) in this group"
         elif self.group == "default":
-            from ..backends.ovn_networks import DEFAULT_RULES  # a dataclass constant, no OVN access
+            from ..backends.ovn.security_groups import DEFAULT_RULES  # a dataclass constant, no OVN access
             lines = [r.text() for r in DEFAULT_RULES]
             note = "not created yet: these are the default rules; saving creates the group"
         else:

@@ -5,7 +5,7 @@ Push it from anywhere (the Networks panel binds ``c``)::
     app.push_screen(NetworkWizard(), callback)            # session/tenants/physnets from the app
     app.push_screen(NetworkWizard(session, tenants=["demo"], physnets={"physnet1": ("hv1",)}))
 
-It dismisses with the created :class:`backends.ovn_networks.NetworkInfo`, or None on cancel.
+It dismisses with the created :class:`backends.ovn.networks.NetworkInfo`, or None on cancel.
 
 Edit mode (the Networks panel binds ``e``): ``NetworkWizard(edit=("demo", "web"))`` reads the
 network, fills the form, makes the fields that cannot change (name, tenant, kind, physnet, VLAN,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from virtdeck.backends import ovn_networks as ovn
+from virtdeck.backends.ovn import rows as ovn_rows
 from virtdeck.console.services import network as netsvc
 from virtdeck.console.services import router as rsvc
 from virtdeck.console.services import security as sgsvc
@@ -13,7 +13,7 @@ from virtdeck.console.services import security as sgsvc
 
 def teardown_tenant(session, tenant: str) -> None:
     """Delete ``tenant``'s routers, networks (cascading to their ports) and security groups
-    through the services, in that order. Check the result with ``ovn.virtdeck_rows``."""
+    through the services, in that order. Check the result with ``ovn_rows.virtdeck_rows``."""
     nb = session.nb()
     for r in rsvc.list_routers(session, tenant):
         rsvc.delete_router(session, tenant, r.name)
@@ -21,7 +21,7 @@ def teardown_tenant(session, tenant: str) -> None:
         netsvc.delete_network(session, tenant, n.name, cascade=True)
     for g in sgsvc.list_security_groups(session, tenant):
         sgsvc.delete_security_group(session, tenant, g.name)
-    ovn.virtdeck_rows(nb, [tenant])
+    ovn_rows.virtdeck_rows(nb, [tenant])
 
 
 def wait_up(nb, lsp: str, timeout: float = 20) -> None:

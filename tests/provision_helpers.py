@@ -66,7 +66,7 @@ def lab_session(lab_inventory):
 
 def leftovers(session, inventory, tenant: str, vm: str) -> dict:
     """What a VM named ``vm`` left behind: domains, volumes starting with ``vm``, LSPs."""
-    from virtdeck.backends import ovn_ports
+    from virtdeck.backends.ovn import ports as ovn_ports
     out: dict = {"domains": [], "volumes": [], "ports": []}
     for h in inventory.hypervisors:
         conn = session.libvirt(h.name)
@@ -84,7 +84,8 @@ def remove_vm(session, inventory, tenant: str, vm: str) -> None:
     """Test clean-up: destroy + undefine domain ``vm`` wherever it is, delete its volumes
     (``vm.qcow2``, ``vm-seed.iso``) and its LSPs. Idempotent."""
     import libvirt
-    from virtdeck.backends import ovn_ports, storage
+    from virtdeck.backends import storage
+    from virtdeck.backends.ovn import ports as ovn_ports
     for h in inventory.hypervisors:
         conn = session.libvirt(h.name)
         try:

@@ -17,7 +17,7 @@ import libvirt
 import pytest
 
 from virtdeck.backends import domain_xml as dx
-from virtdeck.backends import ovn_networks
+from virtdeck.backends.ovn import networks as ovn_networks
 from virtdeck.console.services import vm_ops
 from provision_helpers import lab_inventory, lab_session, remove_vm  # noqa: F401
 from test_vm_ops_lab import make_vm

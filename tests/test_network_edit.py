@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from virtdeck.backends import ovn_networks as ovn
+from virtdeck.backends.ovn import networks as ovn_networks, rows as ovn_rows
 from virtdeck.console.errors import ValidationError
 from virtdeck.console.services import network as netsvc
 from virtdeck.console.services.network import NetworkRequest
@@ -61,7 +61,7 @@ def test_dhcp_off_and_on_again_reattaches_vm_ports(api, nb_server):
     assert info.dhcp and info.dhcp_options and dhcp_opts(nb_server)[0]["lease_time"] == "1200"
     assert nbctl(nb_server, "get", "Logical_Switch_Port", "p1", "dhcpv4_options").strip() == info.dhcp_options
     netsvc.delete_network(api, "t1", "web", cascade=True)
-    assert ovn.virtdeck_rows(api) == {}
+    assert ovn_rows.virtdeck_rows(api) == {}
 
 
 @pytest.mark.parametrize("change, field, words", [
@@ -171,4 +171,4 @@ async def test_edit_from_the_wizard(api, nb_server):
                 break
     [info] = app.results
     assert (info.mtu, info.dns, info.dhcp, info.vlan, info.cidr) == (1450, ("192.0.2.1",), False, 7, "10.7.0.0/24")
-    assert ovn.find_network(api, "v7", "t1").dhcp_options is None and dhcp_opts(nb_server) != []  # web's row stays
+    assert ovn_networks.find_network(api, "v7", "t1").dhcp_options is None and dhcp_opts(nb_server) != []  # web's row stays

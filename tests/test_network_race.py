@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from virtdeck.backends.ovn_networks import switch_name
+from virtdeck.backends.ovn.names import switch_name
 from virtdeck.backends.session import open_nb
 from virtdeck.console.errors import ValidationError
 from virtdeck.console.services import network as netsvc

@@ -9,7 +9,7 @@ import pytest
 from textual.app import App
 from textual.widgets import Button, Input, Select, Static
 
-from virtdeck.backends import ovn_networks as ovn
+from virtdeck.backends.ovn import networks as ovn_networks, rows as ovn_rows
 from virtdeck.backends.session import open_nb
 from virtdeck.console.services import network as netsvc
 from virtdeck.screens.wizard_network import NetworkWizard
@@ -84,7 +84,7 @@ async def test_overlay_network_from_the_wizard(api):
         await settle(pilot, wiz, lambda: app.results)
     [info] = app.results
     assert (info.tenant, info.name, info.cidr, info.gateway, info.mtu) == ("demo", "web", "10.1.0.0/24", "10.1.0.254", 1400)
-    found = ovn.find_network(api, "web", "demo")
+    found = ovn_networks.find_network(api, "web", "demo")
     assert found.dns == ("192.0.2.53",) and found.exclude == ("10.1.0.2..10.1.0.9",) and found.dhcp_options
 
 
@@ -132,7 +132,7 @@ async def test_submit_with_errors_and_cancel_write_nothing(api):
         await pilot.press("escape")
         await pilot.pause()
     assert app.results == [None]
-    assert ovn.virtdeck_rows(api) == {}
+    assert ovn_rows.virtdeck_rows(api) == {}
 
 
 async def test_security_group_editor(api):

@@ -1,4 +1,4 @@
-"""backends.ovn_nb against a real ovsdb-server with the OVN NB schema (fixture nb_server),
+"""backends.ovn.connection against a real ovsdb-server with the OVN NB schema (fixture nb_server),
 changed from outside with ovn-nbctl as an operator would."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from virtdeck.backends import ovn_nb
+from virtdeck.backends.ovn import connection as ovn_nb
 from fixtures_real import start_nb, stop_pid, wait_for
 
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from virtdeck.backends import ovn_networks as ovn
+from virtdeck.backends.ovn import networks as ovn_networks, routers as ovn_routers, rows as ovn_rows, security_groups as ovn_sg
 from virtdeck.backends.session import open_nb
 from virtdeck.console.errors import ReadOnlyError, ValidationError
 from virtdeck.console.services import guard
@@ -57,7 +57,7 @@ def overlay(tenant="t1", name="web", cidr="10.0.0.0/24", **kw) -> NetworkRequest
     return NetworkRequest(tenant=tenant, name=name, kind="overlay", cidr=cidr, **kw)
 
 
-def add_vm_port(nb_server, net: ovn.NetworkInfo, lsp: str, mac: str, ip: str, api=None) -> None:
+def add_vm_port(nb_server, net: ovn_networks.NetworkInfo, lsp: str, mac: str, ip: str, api=None) -> None:
     """Another client (ovn-nbctl) adds a VM port; wait until ``api``'s replica has it."""
     import time
     nbctl(nb_server, "lsp-add", net.switch, lsp, "--", "lsp-set-addresses", lsp, f"{mac} {ip}",
@@ -86,7 +86,7 @@ def test_overlay_network_rows(api, nb_server, audit_log):
     assert ovs_map(d["external_ids"])["virtdeck:network"] == "web"
     assert nb_json(nb_server, "Logical_Switch_Port", "name") == []  # overlay: no localnet port
     # find_network is what provisioning uses
-    found = ovn.find_network(api, "web", "t1")
+    found = ovn_networks.find_network(api, "web", "t1")
     assert found == info
     rec = [json.loads(l) for l in audit_log.read_text().splitlines()]
     assert rec[-1]["verb"] == "network.create" and rec[-1]["outcome"] == "ok"
@@ -128,11 +128,11 @@ def test_refusals_write_nothing(api, nb_server, req, field, words):
     netsvc.create_network(api, overlay())
     netsvc.create_network(api, NetworkRequest("t1", "v100", "provider", "10.100.0.0/24",
                                               physnet="physnet1", vlan=100), PHYSNETS)
-    before = ovn.virtdeck_rows(api)
+    before = ovn_rows.virtdeck_rows(api)
     with pytest.raises(ValidationError) as ei:
         netsvc.create_network(api, req, PHYSNETS)
     assert ei.value.field == field and words in str(ei.value)
-    assert ovn.virtdeck_rows(api) == before
+    assert ovn_rows.virtdeck_rows(api) == before
 
 
 def test_same_cidr_in_two_tenants_is_fine(api):
@@ -145,7 +145,7 @@ def test_delete_refused_with_vm_ports_then_cascade(api, nb_server):
     net = netsvc.create_network(api, overlay())
     add_vm_port(nb_server, net, "3f1c6f0e-0000-4000-8000-000000000001", "0a:00:00:00:00:01", "10.0.0.5", api)
     sgsvc.add_port(api, "t1", "default", "3f1c6f0e-0000-4000-8000-000000000001")
-    assert ovn.find_network(api, "web", "t1").vm_ports == ("3f1c6f0e-0000-4000-8000-000000000001",)
+    assert ovn_networks.find_network(api, "web", "t1").vm_ports == ("3f1c6f0e-0000-4000-8000-000000000001",)
     with pytest.raises(ValidationError) as ei:
         netsvc.delete_network(api, "t1", "web")
     assert ei.value.field == "cascade" and "has 1 VM port" in str(ei.value)
@@ -157,7 +157,7 @@ def test_delete_refused_with_vm_ports_then_cascade(api, nb_server):
     [pg] = nb_json(nb_server, "Port_Group", "name", "ports")
     assert pg["ports"] == ["set", []]
     sgsvc.delete_security_group(api, "t1", "default")
-    assert ovn.virtdeck_rows(api) == {}
+    assert ovn_rows.virtdeck_rows(api) == {}
 
 
 def test_router_gateway_snat_fip_and_clean_delete(api, nb_server):
@@ -180,7 +180,7 @@ def test_router_gateway_snat_fip_and_clean_delete(api, nb_server):
     assert (r.gateway_network, r.gateway_address, r.gateway_chassis, r.nexthop) == \
         ("ext", "172.16.0.100/24", "hv1", "172.16.0.254")
     rsvc.add_snat(api, "t1", "r1", "web")
-    net = ovn.find_network(api, "web", "t1")
+    net = ovn_networks.find_network(api, "web", "t1")
     add_vm_port(nb_server, net, "3f1c6f0e-0000-4000-8000-000000000002", "0a:00:00:00:00:02", "10.0.0.7", api)
     with pytest.raises(ValidationError) as ei:
         rsvc.add_fip(api, "t1", "r1", "172.16.0.100", port="3f1c6f0e-0000-4000-8000-000000000002")
@@ -201,11 +201,11 @@ def test_router_gateway_snat_fip_and_clean_delete(api, nb_server):
     with pytest.raises(ValidationError):
         netsvc.delete_network(api, "t1", "ext")
     netsvc.delete_network(api, "t1", "ext", cascade=True)
-    r = ovn.find_router(api, "r1", "t1")
+    r = ovn_routers.find_router(api, "r1", "t1")
     assert r.gateway_network is None and r.nat == () and r.nexthop is None
     rsvc.delete_router(api, "t1", "r1")
     netsvc.delete_network(api, "t1", "web", cascade=True)
-    assert ovn.virtdeck_rows(api) == {}
+    assert ovn_rows.virtdeck_rows(api) == {}
     assert nbctl(nb_server, "show").strip() == ""
 
 
@@ -216,7 +216,7 @@ def test_security_groups(api, nb_server):
     with api.transaction(check_error=True) as txn:
         port = txn.add(api.lsp_add(net.switch, lsp, addresses=["0a:00:00:00:00:03 10.0.0.9"],
                                    port_security=["0a:00:00:00:00:03 10.0.0.9"]))
-        pg = ovn.add_port_to_default_sg(api, "t1", port)
+        pg = ovn_sg.add_port_to_default_sg(api, "t1", port)
     assert pg == "vdsg_2_t1_default"
     [sg] = sgsvc.list_security_groups(api, "t1")
     assert sg.ports == (lsp,) and [r.text() for r in sg.rules] == ["egress any", "ingress any from self"]
@@ -236,7 +236,7 @@ def test_security_groups(api, nb_server):
     with pytest.raises(ValidationError) as ei:
         sgsvc.set_rules(api, "t1", "default", ["egress any", "ingress tcp 70000"])
     assert ei.value.field == "rules" and "line 2" in str(ei.value)
-    assert len(ovn.find_security_group(api, "t1", "default").rules) == 3  # unchanged
+    assert len(ovn_sg.find_security_group(api, "t1", "default").rules) == 3  # unchanged
     # one tenant's ports never land in another tenant's group
     assert sgsvc.list_security_groups(api, "t2") == []
 
@@ -244,10 +244,10 @@ def test_security_groups(api, nb_server):
 def test_sg_rule_text_round_trip():
     for text in ["egress any", "ingress any from self", "ingress tcp 22", "ingress udp 5000-5100 from 10.0.0.0/8",
                  "egress tcp 443 to 192.0.2.0/24", "ingress icmp"]:
-        assert ovn.SgRule.parse(text).text() == text
+        assert ovn_sg.SgRule.parse(text).text() == text
     for bad in ["sideways any", "ingress gre", "ingress icmp 22", "ingress tcp 0", "egress any from 1.2.3.0/24"]:
         with pytest.raises(ValueError):
-            ovn.SgRule.parse(bad)
+            ovn_sg.SgRule.parse(bad)
 
 
 def test_readonly_refuses_before_anything(api):
@@ -257,13 +257,13 @@ def test_readonly_refuses_before_anything(api):
             netsvc.create_network(api, overlay())
     finally:
         guard.set_readonly(False)
-    assert ovn.virtdeck_rows(api) == {}
+    assert ovn_rows.virtdeck_rows(api) == {}
 
 
 def test_idempotent_backend_create(api):
     spec = netsvc.validate_network(overlay(), [], None)
-    a = ovn.create_network(api, spec)
-    b = ovn.create_network(api, spec)
+    a = ovn_networks.create_network(api, spec)
+    b = ovn_networks.create_network(api, spec)
     assert a.uuid == b.uuid and len(api.tables["DHCP_Options"].rows) == 1
 
 
@@ -318,4 +318,4 @@ def test_gateway_is_idempotent_and_movable(api, nb_server):
     rsvc.delete_router(api, "t1", "r1")
     for n in ("web", "ext", "ext2"):
         netsvc.delete_network(api, "t1", n)
-    assert ovn.virtdeck_rows(api) == {}
+    assert ovn_rows.virtdeck_rows(api) == {}

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from virtdeck.backends import ovn_networks
+from virtdeck.backends.ovn import networks as ovn_networks, security_groups as ovn_sg
 from virtdeck.config.inventory import save
 from virtdeck.console.cli import main
 from provision_helpers import lab_inventory, lab_session, leftovers, remove_vm, roomy  # noqa: F401
@@ -29,8 +29,8 @@ def env(lab_session, lab_inventory, tmp_path_factory):
         tenant=t, name="net1", kind="overlay", cidr="10.46.0.0/24", gateway="10.46.0.1"))
     yield {"inv": str(inv), "key": str(d / "id.pub"), "tenant": t, "dir": d}
     ovn_networks.delete_network(nb, t, "net1", cascade=True)
-    for sg in ovn_networks.list_security_groups(nb, t):
-        ovn_networks.delete_security_group(nb, t, sg.name)
+    for sg in ovn_sg.list_security_groups(nb, t):
+        ovn_sg.delete_security_group(nb, t, sg.name)
 
 
 def argv(env, name, *extra):

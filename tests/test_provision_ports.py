@@ -1,4 +1,4 @@
-"""VM ports in a real OVN NB ovsdb-server (backends/ovn_ports.py)."""
+"""VM ports in a real OVN NB ovsdb-server (backends/ovn/ports.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from virtdeck.backends import ovn_networks, ovn_ports
+from virtdeck.backends.ovn import networks as ovn_networks, ports as ovn_ports, rows as ovn_rows
 from virtdeck.backends.session import open_nb
 from virtdeck.console.errors import HostError, ValidationError
 
@@ -43,7 +43,7 @@ def test_find_network(nb):
 def test_create_and_delete_port(nb):
     make_network(nb)
     net = ovn_ports.find_network(nb, "net1", "demo")
-    before = ovn_networks.virtdeck_rows(nb)
+    before = ovn_rows.virtdeck_rows(nb)
     p = ovn_ports.create_vm_port(nb, net, tenant="demo", vm="web1", nic=0)
     uuid.UUID(p.name)  # named by a UUID (libvirt interfaceid)
     assert p.ip == "10.0.0.2"  # .1 is the gateway
@@ -72,7 +72,7 @@ def test_create_and_delete_port(nb):
         ovn_ports.delete_port(nb, x.name, drop_empty_sg=x.created_sg)
     ovn_ports.delete_port(nb, p.name)  # idempotent
     assert nb.ls_get("vd.demo.net1").execute(check_error=True).ports == []
-    assert ovn_networks.virtdeck_rows(nb) == before  # the default group it made went too
+    assert ovn_rows.virtdeck_rows(nb) == before  # the default group it made went too
 
 
 def test_dynamic_address_uses_ovn_ipam(nb):
@@ -87,8 +87,8 @@ def test_dynamic_address_uses_ovn_ipam(nb):
 def test_transaction_failure_is_a_host_error(nb):
     make_network(nb)
     net = ovn_ports.find_network(nb, "net1", "demo")
-    before = ovn_networks.virtdeck_rows(nb)
+    before = ovn_rows.virtdeck_rows(nb)
     gone = dataclasses.replace(net, switch="no-such-switch")
     with pytest.raises(HostError, match="no-such-switch"):
         ovn_ports.create_vm_port(nb, gone, tenant="demo", vm="web1", nic=0)
-    assert ovn_networks.virtdeck_rows(nb) == before
+    assert ovn_rows.virtdeck_rows(nb) == before

@@ -20,7 +20,8 @@ import uuid
 
 import pytest
 
-from virtdeck.backends import hostlock, ovn_networks
+from virtdeck.backends import hostlock
+from virtdeck.backends.ovn import networks as ovn_networks, security_groups as ovn_sg
 from virtdeck.config.inventory import save
 from virtdeck.console import cloudinit
 from virtdeck.console.errors import HostError
@@ -82,8 +83,8 @@ def tenant(lab_session):
         tenant=t, name="net1", kind="overlay", cidr="10.48.0.0/24", gateway="10.48.0.1"))
     yield t
     ovn_networks.delete_network(nb, t, "net1", cascade=True)
-    for pg in ovn_networks.list_security_groups(nb, t):
-        ovn_networks.delete_security_group(nb, t, pg.name)
+    for pg in ovn_sg.list_security_groups(nb, t):
+        ovn_sg.delete_security_group(nb, t, pg.name)
 
 
 def test_lock_serialises_and_dies_with_the_connection(real_inventory):

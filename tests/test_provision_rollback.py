@@ -17,7 +17,8 @@ import uuid
 import libvirt
 import pytest
 
-from virtdeck.backends import ovn_networks, scheduler, storage
+from virtdeck.backends import scheduler, storage
+from virtdeck.backends.ovn import networks as ovn_networks, security_groups as ovn_sg
 from virtdeck.console import cloudinit
 from virtdeck.console.errors import ReadOnlyError
 from virtdeck.console.services import guard
@@ -60,8 +61,8 @@ def tenant(lab_session):
         tenant=t, name="net1", kind="overlay", cidr="10.45.0.0/24", gateway="10.45.0.1"))
     yield t
     ovn_networks.delete_network(nb, t, "net1", cascade=True)
-    for pg in ovn_networks.list_security_groups(nb, t):
-        ovn_networks.delete_security_group(nb, t, pg.name)
+    for pg in ovn_sg.list_security_groups(nb, t):
+        ovn_sg.delete_security_group(nb, t, pg.name)
 
 
 @pytest.fixture

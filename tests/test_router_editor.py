@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from textual.widgets import Input, OptionList, Select, Static
 
-from virtdeck.backends import ovn_networks as ovn
-from virtdeck.backends import ovn_ports
+from virtdeck.backends.ovn import routers as ovn_routers, rows as ovn_rows
+from virtdeck.backends.ovn import ports as ovn_ports
 from virtdeck.console.services import network as netsvc
 from virtdeck.console.services.network import NetworkRequest
 from virtdeck.screens.router_editor import RouterEditor
@@ -83,14 +83,14 @@ async def test_router_from_the_screen(api, nb_server):
         await pilot.pause()
         assert status(ed).startswith("router: no router 'r1'")
         await act(pilot, ed, "ctrl+n")
-        assert ovn.find_router(api, "r1", "demo").networks == ()
+        assert ovn_routers.find_router(api, "r1", "demo").networks == ()
         # attach inside: focus the list, move to it, enter
         nets = ed.query_one("#nets", OptionList)
         nets.focus()
         idx = nets.get_option_index("inside")
         nets.highlighted = idx
         await act(pilot, ed, "enter")
-        assert ovn.find_router(api, "r1", "demo").networks == ("inside",)
+        assert ovn_routers.find_router(api, "r1", "demo").networks == ("inside",)
         # SNAT before a gateway: refused naming the router
         await pilot.press("n")
         await settle(pilot, lambda: not ed.busy and "no gateway" in status(ed))
@@ -103,13 +103,13 @@ async def test_router_from_the_screen(api, nb_server):
         assert ed.query_one("#gw-address").has_class("invalid")
         await type_into(pilot, ed, "gw-address", "172.16.0.150")
         await act(pilot, ed, "ctrl+g")
-        r = ovn.find_router(api, "r1", "demo")
+        r = ovn_routers.find_router(api, "r1", "demo")
         assert (r.gateway_network, r.gateway_address, r.gateway_chassis) == ("ext", "172.16.0.150/24", "hv2")
         # SNAT on for inside
         nets.focus()
         nets.highlighted = nets.get_option_index("inside")
         await act(pilot, ed, "n")
-        assert [(n.kind, n.logical_ip) for n in ovn.find_router(api, "r1", "demo").nat] == [("snat", "10.62.0.0/24")]
+        assert [(n.kind, n.logical_ip) for n in ovn_routers.find_router(api, "r1", "demo").nat] == [("snat", "10.62.0.0/24")]
         assert "SNAT" in str(nets.get_option("inside").prompt)
         # floating IP for web1's port, chosen from the list (shows VM name and IP)
         fport = ed.query_one("#fip-port", Select)
@@ -118,7 +118,7 @@ async def test_router_from_the_screen(api, nb_server):
         await type_into(pilot, ed, "fip-ip", "172.16.0.151")
         await choose(pilot, ed, "fip-port", port.name)
         await act(pilot, ed, "ctrl+f")
-        fips = [n for n in ovn.find_router(api, "r1", "demo").nat if n.kind == "fip"]
+        fips = [n for n in ovn_routers.find_router(api, "r1", "demo").nat if n.kind == "fip"]
         assert [(n.external_ip, n.logical_ip, n.port) for n in fips] == [("172.16.0.151", port.ip, port.name)]
         # the same external IP again: refused naming the field
         await pilot.press("ctrl+f")
@@ -126,23 +126,23 @@ async def test_router_from_the_screen(api, nb_server):
         # remove it from the list with x, SNAT off, detach, clear the gateway
         ed.query_one("#fips", OptionList).focus()
         await act(pilot, ed, "x")
-        assert not [n for n in ovn.find_router(api, "r1", "demo").nat if n.kind == "fip"]
+        assert not [n for n in ovn_routers.find_router(api, "r1", "demo").nat if n.kind == "fip"]
         nets.focus()
         nets.highlighted = nets.get_option_index("inside")
         await act(pilot, ed, "n")
-        assert ovn.find_router(api, "r1", "demo").nat == ()
+        assert ovn_routers.find_router(api, "r1", "demo").nat == ()
         await act(pilot, ed, "ctrl+k")
-        assert ovn.find_router(api, "r1", "demo").gateway_network is None
+        assert ovn_routers.find_router(api, "r1", "demo").gateway_network is None
         # delete: a confirmation first; "n" keeps it, then "y" deletes
         await pilot.press("ctrl+d")
         await pilot.pause()
         await pilot.press("n")
         await pilot.pause()
-        assert ovn.find_router(api, "r1", "demo")
+        assert ovn_routers.find_router(api, "r1", "demo")
         await pilot.press("ctrl+d")
         await pilot.pause()
         await act(pilot, ed, "y")
-        assert ovn.list_routers(api, "demo") == []
+        assert ovn_routers.list_routers(api, "demo") == []
         await pilot.press("escape")
         await pilot.pause()
     assert len(app.results) == 1
@@ -150,7 +150,7 @@ async def test_router_from_the_screen(api, nb_server):
     netsvc.delete_network(api, "demo", "ext")
     from virtdeck.console.services import security
     security.delete_security_group(api, "demo", "default")
-    assert ovn.virtdeck_rows(api) == {}
+    assert ovn_rows.virtdeck_rows(api) == {}
 
 
 def test_router_screen_snapshot(snap_compare, api):
@@ -249,7 +249,7 @@ async def test_delete_and_security_group_from_the_networks_panel(api):
         await settle(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         assert "router acme/edge" in app.screen.targets
         await pilot.press("y")
-        await settle(pilot, lambda: ovn.list_routers(api, "acme") == [], what="router gone")
+        await settle(pilot, lambda: ovn_routers.list_routers(api, "acme") == [], what="router gone")
         main.table("networks").select_key("net:n1")
         await pilot.press("delete")
         await settle(pilot, lambda: isinstance(app.screen, ConfirmDialog))
@@ -268,4 +268,4 @@ async def test_delete_and_security_group_from_the_networks_panel(api):
         await settle(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
         await settle(pilot, lambda: app.screen is main, what="editor closed")
-    assert ovn.virtdeck_rows(api, ["acme"]) == {}
+    assert ovn_rows.virtdeck_rows(api, ["acme"]) == {}

@@ -238,7 +238,7 @@ async def test_lab_tui_start_shutdown_timeout_force_and_bulk_delete(tmp_path, mo
     import asyncio
     import time
 
-    from virtdeck.backends import ovn_networks
+    from virtdeck.backends.ovn import networks as ovn_networks
     from virtdeck.backends.session import Session
     from virtdeck.config.inventory import load
     from virtdeck.config.paths import lab_dir
@@ -332,7 +332,7 @@ def test_lab_real_terminal_console_and_editor(tmp_path):
     import time
     from pathlib import Path
 
-    from virtdeck.backends import ovn_networks
+    from virtdeck.backends.ovn import networks as ovn_networks
     from virtdeck.backends.session import Session
     from virtdeck.config.inventory import load
     from virtdeck.config.paths import lab_dir

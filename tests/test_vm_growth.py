@@ -13,7 +13,7 @@ import libvirt
 import pytest
 
 from virtdeck.backends import domain_xml as dx
-from virtdeck.backends import ovn_networks
+from virtdeck.backends.ovn import networks as ovn_networks, security_groups as ovn_sg
 from virtdeck.console import cloudinit
 from virtdeck.console.errors import ValidationError
 from virtdeck.console.services import provision as pv
@@ -75,8 +75,8 @@ def tenant(lab_session):
         tenant=t, name="net1", kind="overlay", cidr="10.47.0.0/24", gateway="10.47.0.1"))
     yield t
     ovn_networks.delete_network(nb, t, "net1", cascade=True)
-    for pg in ovn_networks.list_security_groups(nb, t):
-        ovn_networks.delete_security_group(nb, t, pg.name)
+    for pg in ovn_sg.list_security_groups(nb, t):
+        ovn_sg.delete_security_group(nb, t, pg.name)
 
 
 def _wait(pred, timeout: float, step: float = 1.0):

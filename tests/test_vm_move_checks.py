@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from virtdeck.backends import ovn_networks, storage
+from virtdeck.backends import storage
+from virtdeck.backends.ovn import networks as ovn_networks
 from virtdeck.backends.session import Session
 from virtdeck.config.inventory import AllocationConfig
 from virtdeck.console.errors import VirtdeckError

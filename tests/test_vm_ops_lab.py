@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from virtdeck.backends import domain_xml, ovn_networks, ovn_ports, seed, storage
+from virtdeck.backends import domain_xml, seed, storage
+from virtdeck.backends.ovn import networks as ovn_networks, ports as ovn_ports, routers as ovn_routers
 from virtdeck.console import cloudinit
 from provision_helpers import lab_inventory, lab_session  # noqa: F401 (fixtures)
 
@@ -185,11 +186,11 @@ def test_delete_leaves_nothing_in_libvirt_or_ovn(lab_session, lab_inventory, net
     lsp = make_vm(lab_session, inv, net, "hv1", "vmops-del", serial_log=log)
     nb = lab_session.nb()
     try:
-        ovn_networks.create_router(nb, TENANT, "r1")
+        ovn_routers.create_router(nb, TENANT, "r1")
     except Exception:  # noqa: BLE001 - left by an interrupted run
         pass
     ip = [r for r in nb.tables["Logical_Switch_Port"].rows.values() if r.name == lsp][0].addresses[0].split()[1]
-    ovn_networks.add_fip(nb, TENANT, "r1", "172.16.0.201", ip, port=lsp)
+    ovn_routers.add_fip(nb, TENANT, "r1", "172.16.0.201", ip, port=lsp)
     assert len(leftovers(lab_session, inv, "vmops-del", [lsp])) == 5  # domain, 2 volumes, LSP, NAT
     cli_json(inv, audit_log, "vm", "start", "vmops-del")
     p = cli(inv, audit_log, "vm", "delete", "vmops-del")  # not a tty and no --yes: refused
@@ -205,7 +206,7 @@ def test_delete_leaves_nothing_in_libvirt_or_ovn(lab_session, lab_inventory, net
     p = cli(inv, audit_log, "vm", "delete", "vmops-del", "--yes")
     assert p.returncode == 5 and "no VM named vmops-del on hv1, hv2" in p.stderr
     assert cli_json(inv, audit_log, "vm", "delete", "vmops-del", "--yes", "--missing-ok")[0]["outcome"] == "noop"
-    ovn_networks.delete_router(nb, TENANT, "r1")
+    ovn_routers.delete_router(nb, TENANT, "r1")
 
 
 def test_resize_ip_list_readonly(lab_session, lab_inventory, net, audit_log, cleanup):

@@ -296,7 +296,7 @@ def test_screens_import_no_backend_libraries():
 
 @pytest.mark.lab
 async def test_review_and_create_on_the_lab(lab_session, lab_inventory, pubkey, monkeypatch, tmp_path):
-    from virtdeck.backends import ovn_networks
+    from virtdeck.backends.ovn import networks as ovn_networks, security_groups as ovn_sg
     from provision_helpers import leftovers, remove_vm, roomy
     monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     tenant = f"t4w{uuid.uuid4().hex[:6]}"
@@ -356,8 +356,8 @@ async def test_review_and_create_on_the_lab(lab_session, lab_inventory, pubkey, 
         remove_vm(lab_session, lab_inventory, tenant, name)
         assert leftovers(lab_session, lab_inventory, tenant, name) == {"domains": [], "volumes": [], "ports": []}
         ovn_networks.delete_network(nb, tenant, "net1", cascade=True)
-        for sg in ovn_networks.list_security_groups(nb, tenant):
-            ovn_networks.delete_security_group(nb, tenant, sg.name)
+        for sg in ovn_sg.list_security_groups(nb, tenant):
+            ovn_sg.delete_security_group(nb, tenant, sg.name)
 
 
 from provision_helpers import lab_inventory, lab_session  # noqa: E402,F401 (fixtures)

@@ -20,14 +20,14 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from ...backends import ovn_networks as ovn
-from ...backends.ovn_networks import NetworkInfo, NetworkSpec
+from ...backends.ovn import names as ovn_names, networks as ovn_networks, routers as ovn_routers
+from ...backends.ovn.networks import NetworkInfo, NetworkSpec
 from ...config.inventory import NAME_RE
 from .. import audit
 from ..errors import HostError, ValidationError, VirtdeckError
 from .guard import require_writable
 
-KINDS = (ovn.OVERLAY, ovn.PROVIDER)
+KINDS = (ovn_networks.OVERLAY, ovn_networks.PROVIDER)
 MIN_MTU, MAX_MTU = 576, 9000
 MIN_LEASE, MAX_LEASE = 60, 31_536_000
 
@@ -147,7 +147,7 @@ def check_dns(value) -> tuple[str, ...]:
 def check_mtu(value, kind: str) -> int:
     """MTU in bytes, 576–9000; empty: 1400 for overlay (GENEVE in a 1500 underlay), 1500 for provider."""
     if value is None or str(value).strip() == "":
-        return ovn.OVERLAY_MTU if kind == ovn.OVERLAY else ovn.PROVIDER_MTU
+        return ovn_networks.OVERLAY_MTU if kind == ovn_networks.OVERLAY else ovn_networks.PROVIDER_MTU
     try:
         v = int(str(value).strip())
     except ValueError:
@@ -215,11 +215,11 @@ class NetworkRequest:
 
     tenant: str
     name: str
-    kind: str = ovn.OVERLAY
+    kind: str = ovn_networks.OVERLAY
     cidr: str = ""
     gateway: str | None = None
     dhcp: bool = True
-    lease_time: int | str = ovn.DEFAULT_LEASE
+    lease_time: int | str = ovn_networks.DEFAULT_LEASE
     dns: str | Sequence[str] = ""
     mtu: int | str | None = None
     physnet: str | None = None
@@ -239,11 +239,11 @@ def validate_network(req: NetworkRequest, existing: Sequence[NetworkInfo],
             raise ValidationError("name", f"tenant {tenant} already has a network called {name}")
     kind = check_kind(req.kind)
     physnet = vlan = None
-    if kind == ovn.PROVIDER:
+    if kind == ovn_networks.PROVIDER:
         physnet = check_physnet(req.physnet, physnets)
         vlan = check_vlan(req.vlan)
         for n in existing:
-            if n.kind == ovn.PROVIDER and n.physnet == physnet and n.vlan == vlan:
+            if n.kind == ovn_networks.PROVIDER and n.physnet == physnet and n.vlan == vlan:
                 what = f"VLAN {vlan}" if vlan is not None else "untagged traffic"
                 raise ValidationError("vlan", f"{what} on {physnet} is already used by network {n.tenant}/{n.name}")
     cidr = check_cidr(req.cidr)
@@ -264,7 +264,7 @@ def validate_network(req: NetworkRequest, existing: Sequence[NetworkInfo],
 
 def list_networks(session, tenant: str | None = None) -> list[NetworkInfo]:
     """Every virtdeck network (of ``tenant`` if given) as found in OVN NB."""
-    return ovn.list_networks(nb_api(session), tenant)
+    return ovn_networks.list_networks(nb_api(session), tenant)
 
 
 def create_network(session, req: NetworkRequest,
@@ -279,10 +279,10 @@ def create_network(session, req: NetworkRequest,
     target = f"network {req.tenant}/{req.name}"
     try:
         api = nb_api(session)
-        if physnets is None and (req.kind or "").strip() == ovn.PROVIDER and hasattr(session, "inventory"):
+        if physnets is None and (req.kind or "").strip() == ovn_networks.PROVIDER and hasattr(session, "inventory"):
             physnets = physnet_hosts(session)
-        spec = validate_network(req, ovn.list_networks(api), physnets)
-        info = ovn.create_network(api, spec)
+        spec = validate_network(req, ovn_networks.list_networks(api), physnets)
+        info = ovn_networks.create_network(api, spec)
         _recheck_after_commit(api, req, spec, info)
     except VirtdeckError as exc:
         audit.record("network.create", target, f"failed: {exc}")
@@ -303,11 +303,11 @@ def _recheck_after_commit(api, req: NetworkRequest, spec: NetworkSpec, info: Net
     if (info.cidr, info.kind, info.physnet, info.vlan) != (spec.cidr, spec.kind, spec.physnet, spec.vlan):
         raise ValidationError("name", f"another operator just created {spec.tenant}/{spec.name} as "
                                       f"{info.kind} {info.cidr}; pick another name")
-    others = [n for n in ovn.list_networks(api) if n.switch != info.switch]
+    others = [n for n in ovn_networks.list_networks(api) if n.switch != info.switch]
     try:
         validate_network(req, others, None)
     except ValidationError as exc:
-        ovn.delete_network(api, spec.tenant, spec.name)
+        ovn_networks.delete_network(api, spec.tenant, spec.name)
         raise ValidationError(exc.field, f"{exc.reason} (created by another operator while this one "
                                          "was being written; nothing kept)") from None
 
@@ -327,24 +327,24 @@ def delete_network(session, tenant: str, name: str, cascade: bool = False,
     target = f"network {tenant}/{name}"
     try:
         api = nb_api(session)
-        info = ovn.find_network(api, name, tenant)
+        info = ovn_networks.find_network(api, name, tenant)
         if not cascade and (info.vm_ports or info.routers):
             parts = []
             if info.vm_ports:
                 parts.append(f"has {len(info.vm_ports)} VM port(s)")
             if info.routers:
                 parts.append(f"is attached to router(s) {', '.join(info.routers)}")
-            gw_of = [r.name for r in ovn.list_routers(api, tenant) if r.gateway_network == name]
+            gw_of = [r.name for r in ovn_routers.list_routers(api, tenant) if r.gateway_network == name]
             if gw_of:
                 parts.append(f"is the gateway network of router(s) {', '.join(gw_of)}")
             raise ValidationError("cascade", f"network {tenant}/{name} {' and '.join(parts)}; "
                                   "confirm the cascade (--cascade) to remove them with it")
         if not cascade:
-            gw_of = [r.name for r in ovn.list_routers(api, tenant) if r.gateway_network == name]
+            gw_of = [r.name for r in ovn_routers.list_routers(api, tenant) if r.gateway_network == name]
             if gw_of:
                 raise ValidationError("cascade", f"network {tenant}/{name} is the gateway network of router(s) "
                                       f"{', '.join(gw_of)}; confirm the cascade (--cascade) to remove their gateway and NAT")
-        ovn.delete_network(api, tenant, name, cascade=cascade)
+        ovn_networks.delete_network(api, tenant, name, cascade=cascade)
     except VirtdeckError as exc:
         audit.record("network.delete", target, f"failed: {exc}", cascade=cascade)
         raise
@@ -383,12 +383,12 @@ def check_fields(req: NetworkRequest, existing: Sequence[NetworkInfo] = (),
     if tenant and name and any(n.tenant == tenant and n.name == name for n in existing):
         errors["name"] = f"tenant {tenant} already has a network called {name}"
     kind = run("kind", check_kind, req.kind)
-    if kind == ovn.PROVIDER:
+    if kind == ovn_networks.PROVIDER:
         physnet = run("physnet", check_physnet, req.physnet, physnets)
         vlan = run("vlan", check_vlan, req.vlan)
         if physnet and "vlan" not in errors:
             for n in existing:
-                if n.kind == ovn.PROVIDER and n.physnet == physnet and n.vlan == vlan:
+                if n.kind == ovn_networks.PROVIDER and n.physnet == physnet and n.vlan == vlan:
                     what = f"VLAN {vlan}" if vlan is not None else "untagged traffic"
                     errors["vlan"] = f"{what} on {physnet} is already used by network {n.tenant}/{n.name}"
                     break
@@ -404,7 +404,7 @@ def check_fields(req: NetworkRequest, existing: Sequence[NetworkInfo] = (),
     if req.dhcp:
         run("lease_time", check_lease, req.lease_time)
     run("dns", check_dns, req.dns)
-    run("mtu", check_mtu, req.mtu, kind or ovn.OVERLAY)
+    run("mtu", check_mtu, req.mtu, kind or ovn_networks.OVERLAY)
     return errors
 
 
@@ -438,7 +438,7 @@ def _port_ips(api, names) -> dict[str, tuple[str, list[str]]]:
                     ips.append(str(ipaddress.IPv4Address(word)))
                 except ValueError:
                     continue
-        out[row.name] = ((row.external_ids or {}).get(ovn.K_VM, ""), ips)
+        out[row.name] = ((row.external_ids or {}).get(ovn_names.EXT_VM, ""), ips)
     return out
 
 
@@ -458,7 +458,7 @@ def check_edit(info: NetworkInfo, **changes) -> NetworkSpec:
     unknown = set(changes) - set(MUTABLE) - set(IMMUTABLE)
     if unknown:
         raise ValidationError(sorted(unknown)[0], "not a network setting")
-    cur = ovn.network_spec(info)
+    cur = ovn_networks.network_spec(info)
     cidr = ipaddress.IPv4Network(cur.cidr)
     for field_, what in IMMUTABLE.items():
         value = changes.get(field_)
@@ -489,7 +489,7 @@ def edit_network(session, tenant: str, name: str, **changes) -> NetworkInfo:
     """Change what can change on an existing network without renumbering anything — ``dhcp``
     (bool), ``lease_time`` (s), ``dns`` (addresses; "" clears), ``mtu`` (bytes; "" = the kind's
     default), ``exclude`` (addresses/ranges; "" clears) — in ONE OVN transaction
-    (:func:`backends.ovn_networks.update_network`). None (or absent) keeps a field.
+    (:func:`backends.ovn.networks.update_network`). None (or absent) keeps a field.
 
     ``kind``/``cidr``/``gateway``/``physnet``/``vlan`` may be passed too (the TUI form sends
     everything): equal to the current value they are fine, different they are refused
@@ -504,9 +504,9 @@ def edit_network(session, tenant: str, name: str, **changes) -> NetworkInfo:
     target = f"network {tenant}/{name}"
     try:
         api = nb_api(session)
-        info = ovn.find_network(api, name, tenant)
+        info = ovn_networks.find_network(api, name, tenant)
         spec = check_edit(info, **changes)
-        old = ovn.network_spec(info)
+        old = ovn_networks.network_spec(info)
         newly = [x for x in spec.exclude if x not in old.exclude]
         if newly:
             for lsp, (vm, ips) in sorted(_port_ips(api, info.vm_ports).items()):
@@ -519,7 +519,7 @@ def edit_network(session, tenant: str, name: str, **changes) -> NetworkInfo:
         if not changed:
             audit.record("network.edit", target, "noop")
             return info
-        result = ovn.update_network(api, spec)
+        result = ovn_networks.update_network(api, spec)
     except VirtdeckError as exc:
         audit.record("network.edit", target, f"failed: {exc}")
         raise

@@ -2,7 +2,7 @@
 on a provider network, SNAT a network, floating IPs for VM ports.
 
 Same contract as console/services/network.py: validate first (ValidationError naming the field,
-nothing written), one OVN transaction per verb (backends/ovn_networks.py), one audit record per
+nothing written), one OVN transaction per verb (backends/ovn/), one audit record per
 verb ("router.create", "router.attach", "router.gateway", "router.snat", "router.fip", …).
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from ...backends import ovn_networks as ovn
-from ...backends.ovn_networks import RouterInfo
+from ...backends.ovn import networks as ovn_networks, routers as ovn_routers, rows as ovn_rows
+from ...backends.ovn.routers import RouterInfo
 from .. import audit
 from ..errors import ValidationError, VirtdeckError
 from .guard import require_writable
@@ -48,7 +48,7 @@ def list_vm_ports(session, tenant: str) -> list[VmPort]:
     from .network import _port_ips
 
     api = nb_api(session)
-    network_of = {lsp: net.name for net in ovn.list_networks(api, tenant) for lsp in net.vm_ports}
+    network_of = {lsp: net.name for net in ovn_networks.list_networks(api, tenant) for lsp in net.vm_ports}
     out = [VmPort(lsp, vm, ips[0] if ips else None, network_of[lsp])
            for lsp, (vm, ips) in _port_ips(api, network_of).items()]   # one pass over the LSPs
     return sorted(out, key=lambda p: (p.network, p.vm, p.lsp))
@@ -56,7 +56,7 @@ def list_vm_ports(session, tenant: str) -> list[VmPort]:
 
 def list_routers(session, tenant: str | None = None) -> list[RouterInfo]:
     """Every virtdeck router (of ``tenant`` if given)."""
-    return ovn.list_routers(nb_api(session), tenant)
+    return ovn_routers.list_routers(nb_api(session), tenant)
 
 
 def create_router(session, tenant: str, name: str) -> RouterInfo:
@@ -65,16 +65,16 @@ def create_router(session, tenant: str, name: str) -> RouterInfo:
         api = nb_api(session)
         check_name(tenant, "tenant")
         check_name(name, "name")
-        if any(r.name == name for r in ovn.list_routers(api, tenant)):
+        if any(r.name == name for r in ovn_routers.list_routers(api, tenant)):
             raise ValidationError("name", f"tenant {tenant} already has a router called {name}")
-        return ovn.create_router(api, tenant, name)
+        return ovn_routers.create_router(api, tenant, name)
     return _audited("router.create", f"router {tenant}/{name}", go)
 
 
 def delete_router(session, tenant: str, name: str) -> RouterInfo:
     """Delete router ``name`` with its ports, routes and NAT rules (the networks stay)."""
     return _audited("router.delete", f"router {tenant}/{name}",
-                    lambda: ovn.delete_router(nb_api(session), tenant, name))
+                    lambda: ovn_routers.delete_router(nb_api(session), tenant, name))
 
 
 def attach_network(session, tenant: str, router: str, network: str) -> RouterInfo:
@@ -84,14 +84,14 @@ def attach_network(session, tenant: str, router: str, network: str) -> RouterInf
     or is the router's gateway network."""
     def go():
         api = nb_api(session)
-        r = ovn.find_router(api, router, tenant)
-        net = ovn.find_network(api, network, tenant)
+        r = ovn_routers.find_router(api, router, tenant)
+        net = ovn_networks.find_network(api, network, tenant)
         if net.routers:
             raise ValidationError("network", f"{network} is already attached to router {', '.join(net.routers)} "
                                   f"(its gateway {net.gateway} is taken)")
         if r.gateway_network == network:
             raise ValidationError("network", f"{network} is the gateway network of {router}")
-        return ovn.attach_network(api, tenant, router, network)
+        return ovn_routers.attach_network(api, tenant, router, network)
     return _audited("router.attach", f"router {tenant}/{router}", go, network=network)
 
 
@@ -99,10 +99,10 @@ def detach_network(session, tenant: str, router: str, network: str) -> RouterInf
     """Detach ``network`` from ``router`` (with NAT rules for its addresses)."""
     def go():
         api = nb_api(session)
-        r = ovn.find_router(api, router, tenant)
+        r = ovn_routers.find_router(api, router, tenant)
         if network not in r.networks:
             raise ValidationError("network", f"{network} is not attached to router {router}")
-        return ovn.detach_network(api, tenant, router, network)
+        return ovn_routers.detach_network(api, tenant, router, network)
     return _audited("router.detach", f"router {tenant}/{router}", go, network=network)
 
 
@@ -124,9 +124,9 @@ def set_gateway(session, tenant: str, router: str, network: str, address: str,
     the host name), default route via ``nexthop`` (default: the network's gateway)."""
     def go():
         api = nb_api(session)
-        ovn.find_router(api, router, tenant)
-        net = ovn.find_network(api, network, tenant)
-        if net.kind != ovn.PROVIDER:
+        ovn_routers.find_router(api, router, tenant)
+        net = ovn_networks.find_network(api, network, tenant)
+        if net.kind != ovn_networks.PROVIDER:
             raise ValidationError("network", f"{network} is an overlay network; a gateway goes on a provider network")
         cidr = ipaddress.IPv4Network(net.cidr)
         a = _addr(address or "", "address")
@@ -134,7 +134,7 @@ def set_gateway(session, tenant: str, router: str, network: str, address: str,
             raise ValidationError("address", f"{a} is not a host address of {network} ({cidr})")
         if str(a) == net.gateway:
             raise ValidationError("address", f"{a} is the gateway of {network} itself; pick a free address")
-        routers = ovn.list_routers(api)
+        routers = ovn_routers.list_routers(api)
         own = [x for x in routers if x.tenant == tenant and x.name == router]
         used = _used_external([x for x in routers if x not in own])
         used.update({n.external_ip: f"a floating IP of router {tenant}/{router}"
@@ -146,7 +146,7 @@ def set_gateway(session, tenant: str, router: str, network: str, address: str,
         hop = str(_addr(nexthop, "nexthop")) if nexthop else None
         if hop and ipaddress.IPv4Address(hop) not in cidr:
             raise ValidationError("nexthop", f"{hop} is not on {network} ({cidr})")
-        return ovn.set_gateway(api, tenant, router, network, str(a), chassis.strip(), hop)
+        return ovn_routers.set_gateway(api, tenant, router, network, str(a), chassis.strip(), hop)
     return _audited("router.gateway", f"router {tenant}/{router}", go, network=network,
                     address=address, chassis=chassis)
 
@@ -154,19 +154,19 @@ def set_gateway(session, tenant: str, router: str, network: str, address: str,
 def clear_gateway(session, tenant: str, router: str) -> RouterInfo:
     """Remove the router's gateway (and with it every NAT rule)."""
     return _audited("router.gateway-clear", f"router {tenant}/{router}",
-                    lambda: ovn.clear_gateway(nb_api(session), tenant, router))
+                    lambda: ovn_routers.clear_gateway(nb_api(session), tenant, router))
 
 
 def add_snat(session, tenant: str, router: str, network: str) -> RouterInfo:
     """SNAT ``network`` (attached to ``router``) to the router's gateway address."""
     def go():
         api = nb_api(session)
-        r = ovn.find_router(api, router, tenant)
+        r = ovn_routers.find_router(api, router, tenant)
         if not r.gateway_address:
             raise ValidationError("router", f"router {router} has no gateway; set one first (router gateway)")
         if network not in r.networks:
             raise ValidationError("network", f"{network} is not attached to router {router}; attach it first")
-        return ovn.add_snat(api, tenant, router, network)
+        return ovn_routers.add_snat(api, tenant, router, network)
     return _audited("router.snat", f"router {tenant}/{router}", go, network=network)
 
 
@@ -174,8 +174,8 @@ def del_snat(session, tenant: str, router: str, network: str) -> RouterInfo:
     """Remove the SNAT rule of ``network``."""
     def go():
         api = nb_api(session)
-        net = ovn.find_network(api, network, tenant)
-        return ovn.del_nat(api, tenant, router, "snat", net.cidr)
+        net = ovn_networks.find_network(api, network, tenant)
+        return ovn_routers.del_nat(api, tenant, router, "snat", net.cidr)
     return _audited("router.snat-delete", f"router {tenant}/{router}", go, network=network)
 
 
@@ -185,7 +185,7 @@ def port_ipv4(api, lsp_name: str) -> str | None:
 
     found = _port_ips(api, [lsp_name]).get(lsp_name)
     if found is None:
-        raise ovn.NotFound(f"no logical switch port {lsp_name!r}")
+        raise ovn_rows.NotFound(f"no logical switch port {lsp_name!r}")
     return found[1][0] if found[1] else None
 
 
@@ -195,15 +195,15 @@ def add_fip(session, tenant: str, router: str, external_ip: str, port: str | Non
     ``port``) or an address ``ip`` on one of the router's networks."""
     def go():
         api = nb_api(session)
-        r = ovn.find_router(api, router, tenant)
+        r = ovn_routers.find_router(api, router, tenant)
         if not r.gateway_network:
             raise ValidationError("router", f"router {router} has no gateway; set one first (router gateway)")
-        gw = ovn.find_network(api, r.gateway_network, tenant)
+        gw = ovn_networks.find_network(api, r.gateway_network, tenant)
         ext = _addr(external_ip or "", "external_ip")
         cidr = ipaddress.IPv4Network(gw.cidr)
         if ext not in cidr or str(ext) == gw.gateway:
             raise ValidationError("external_ip", f"{ext} is not a free host address of {gw.name} ({cidr})")
-        used = _used_external(ovn.list_routers(api))
+        used = _used_external(ovn_routers.list_routers(api))
         if str(ext) in used:
             raise ValidationError("external_ip", f"{ext} is already {used[str(ext)]}")
         if port:
@@ -214,15 +214,15 @@ def add_fip(session, tenant: str, router: str, external_ip: str, port: str | Non
             logical = str(_addr(ip, "ip"))
         else:
             raise ValidationError("port", "give the VM port (LSP name) or its address")
-        nets = [ovn.find_network(api, n, tenant) for n in r.networks]
+        nets = [ovn_networks.find_network(api, n, tenant) for n in r.networks]
         if not any(ipaddress.IPv4Address(logical) in ipaddress.IPv4Network(n.cidr) for n in nets):
             raise ValidationError("port", f"{logical} is on none of router {router}'s networks ({', '.join(r.networks) or 'none'})")
-        return ovn.add_fip(api, tenant, router, str(ext), logical, port)
+        return ovn_routers.add_fip(api, tenant, router, str(ext), logical, port)
     return _audited("router.fip", f"router {tenant}/{router}", go, external_ip=external_ip, port=port, ip=ip)
 
 
 def del_fip(session, tenant: str, router: str, external_ip: str) -> RouterInfo:
     """Remove floating IP ``external_ip`` from ``router``."""
     return _audited("router.fip-delete", f"router {tenant}/{router}",
-                    lambda: ovn.del_nat(nb_api(session), tenant, router, "fip", external_ip),
+                    lambda: ovn_routers.del_nat(nb_api(session), tenant, router, "fip", external_ip),
                     external_ip=external_ip)

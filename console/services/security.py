@@ -1,7 +1,7 @@
-"""Security-group services: groups are OVN port groups with ACLs (backends/ovn_networks.py).
+"""Security-group services: groups are OVN port groups with ACLs (backends/ovn/).
 
 Rules are edited as text lines (``ingress tcp 22 from 10.0.0.0/8``, ``egress any``,
-``ingress any from self``; see :class:`backends.ovn_networks.SgRule`). The default group of a
+``ingress any from self``; see :class:`backends.ovn.security_groups.SgRule`). The default group of a
 tenant (``default``) allows all egress plus ingress from its own members, and drops every other
 unsolicited ingress; replies always pass (allow-related). Same contract as the other services:
 validate first, one OVN transaction, one audit record ("sg.create", "sg.rules", "sg.delete",
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ...backends import ovn_networks as ovn
-from ...backends.ovn_networks import SecurityGroupInfo, SgRule
+from ...backends.ovn import names as ovn_names, rows as ovn_rows, security_groups as ovn_sg
+from ...backends.ovn.security_groups import SecurityGroupInfo, SgRule
 from ..errors import ValidationError
 from .network import check_name, nb_api
 from .router import _audited
@@ -35,7 +35,7 @@ def parse_rules(lines: Iterable[str]) -> list[SgRule]:
 
 
 def list_security_groups(session, tenant: str | None = None) -> list[SecurityGroupInfo]:
-    return ovn.list_security_groups(nb_api(session), tenant)
+    return ovn_sg.list_security_groups(nb_api(session), tenant)
 
 
 def create_security_group(session, tenant: str, name: str, rules: Iterable[str] | None = None) -> SecurityGroupInfo:
@@ -43,11 +43,11 @@ def create_security_group(session, tenant: str, name: str, rules: Iterable[str] 
     def go():
         check_name(tenant, "tenant")
         check_name(name, "name")
-        parsed = ovn.DEFAULT_RULES if rules is None else parse_rules(rules)
+        parsed = ovn_sg.DEFAULT_RULES if rules is None else parse_rules(rules)
         api = nb_api(session)
-        if any(s.name == name for s in ovn.list_security_groups(api, tenant)):
+        if any(s.name == name for s in ovn_sg.list_security_groups(api, tenant)):
             raise ValidationError("name", f"tenant {tenant} already has a security group called {name}")
-        return ovn.create_security_group(api, tenant, name, parsed)
+        return ovn_sg.create_security_group(api, tenant, name, parsed)
     return _audited("sg.create", f"security group {tenant}/{name}", go)
 
 
@@ -59,9 +59,9 @@ def set_rules(session, tenant: str, name: str, rules: Iterable[str]) -> Security
     def go():
         parsed = parse_rules(lines)
         api = nb_api(session)
-        if name == ovn.DEFAULT_SG:
-            ovn.create_security_group(api, tenant, name)
-        return ovn.set_security_group_rules(api, tenant, name, parsed)
+        if name == ovn_names.DEFAULT_SG:
+            ovn_sg.create_security_group(api, tenant, name)
+        return ovn_sg.set_security_group_rules(api, tenant, name, parsed)
     return _audited("sg.rules", f"security group {tenant}/{name}", go, rules=lines)
 
 
@@ -88,25 +88,25 @@ def delete_rule(session, tenant: str, name: str, rule: str) -> SecurityGroupInfo
 
 def _current(api, tenant, name):
     try:
-        return ovn.find_security_group(api, tenant, name).rules
-    except ovn.NotFound:
-        if name == ovn.DEFAULT_SG:
-            return ovn.DEFAULT_RULES
+        return ovn_sg.find_security_group(api, tenant, name).rules
+    except ovn_rows.NotFound:
+        if name == ovn_names.DEFAULT_SG:
+            return ovn_sg.DEFAULT_RULES
         raise
 
 
 def delete_security_group(session, tenant: str, name: str) -> SecurityGroupInfo:
     """Delete a group (member ports stay, unprotected by it)."""
     return _audited("sg.delete", f"security group {tenant}/{name}",
-                    lambda: ovn.delete_security_group(nb_api(session), tenant, name))
+                    lambda: ovn_sg.delete_security_group(nb_api(session), tenant, name))
 
 
 def add_port(session, tenant: str, name: str, lsp_name: str) -> None:
     """Add VM port ``lsp_name`` to group ``name`` (``default`` is created on first use)."""
     def go():
         api = nb_api(session)
-        if name == ovn.DEFAULT_SG:
-            ovn.add_port_to_default_sg(api, tenant, lsp_name)
+        if name == ovn_names.DEFAULT_SG:
+            ovn_sg.add_port_to_default_sg(api, tenant, lsp_name)
         else:
-            ovn.add_port_to_sg(api, tenant, name, lsp_name)
+            ovn_sg.add_port_to_sg(api, tenant, name, lsp_name)
     return _audited("sg.port", f"security group {tenant}/{name}", go, port=lsp_name)

@@ -10,7 +10,8 @@ the network's human name kept in the LSP's ``external_ids``).
 
 from __future__ import annotations
 
-from ...backends import ovn_ports, storage
+from ...backends import storage
+from ...backends.ovn import ports as ovn_ports
 from ..errors import HostError
 from . import vm_ops
 

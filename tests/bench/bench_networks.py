@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 
-from virtdeck.backends import ovn_networks as ovn  # noqa: E402
+from virtdeck.backends.ovn import names as ovn_names  # noqa: E402
 from virtdeck.backends.session import open_nb  # noqa: E402
 
 SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
@@ -55,13 +55,13 @@ def one_transaction(api, tag: int, n: int) -> float:
     t0 = time.perf_counter()
     with api.transaction(check_error=True) as txn:
         txn.add(api.ls_add(sw, may_exist=True, other_config={"subnet": f"10.{tag}.0.0/16"},
-                           external_ids={ovn.K_TENANT: "bench", ovn.K_NAME: f"net{tag}", ovn.K_ROLE: "network"}))
-        d = txn.add(api.dhcp_options_add(f"10.{tag}.0.0/16", **{ovn.K_TENANT: "bench", ovn.K_ROLE: "dhcp"}))
+                           external_ids={ovn_names.EXT_TENANT: "bench", ovn_names.EXT_NAME: f"net{tag}", ovn_names.EXT_ROLE: "network"}))
+        d = txn.add(api.dhcp_options_add(f"10.{tag}.0.0/16", **{ovn_names.EXT_TENANT: "bench", ovn_names.EXT_ROLE: "dhcp"}))
         txn.add(api.dhcp_options_set_options(d, router=f"10.{tag}.0.1", server_id=f"10.{tag}.0.1",
                                              server_mac="0a:00:00:00:00:01", lease_time="3600", mtu="1400"))
         for name, mac, ip in ports(n, tag):
             p = txn.add(api.lsp_add(sw, name, addresses=[f"{mac} {ip}"], port_security=[f"{mac} {ip}"],
-                                    external_ids={ovn.K_TENANT: "bench"}))
+                                    external_ids={ovn_names.EXT_TENANT: "bench"}))
             txn.add(api.db_set("Logical_Switch_Port", p, ("dhcpv4_options", d)))
     return time.perf_counter() - t0
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from virtdeck.backends import ovn_networks, scheduler  # noqa: E402
+from virtdeck.backends import scheduler  # noqa: E402
+from virtdeck.backends.ovn import networks as ovn_networks, security_groups as ovn_sg
 from virtdeck.backends.lab.state import lab_dir  # noqa: E402
 from virtdeck.backends.session import Session  # noqa: E402
 from virtdeck.config.inventory import load  # noqa: E402
@@ -106,8 +107,8 @@ def main() -> int:
             for name in made:
                 remove_vm(s, inv, tenant, name)
             ovn_networks.delete_network(nb, tenant, "net1", cascade=True)
-            for sg in ovn_networks.list_security_groups(nb, tenant):
-                ovn_networks.delete_security_group(nb, tenant, sg.name)
+            for sg in ovn_sg.list_security_groups(nb, tenant):
+                ovn_sg.delete_security_group(nb, tenant, sg.name)
     return 0
 
 

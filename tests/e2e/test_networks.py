@@ -2,7 +2,7 @@
 isolation + port security, clean delete.
 
 Endpoints are probe ports (tests/probes.py): OVS internal ports on the hypervisors' br-int bound
-to VM LSPs made by the provisioning backend (backends/ovn_ports.create_vm_port: UUID name, MAC+IP
+to VM LSPs made by the provisioning backend (backends/ovn/ports.create_vm_port: UUID name, MAC+IP
 port security, DHCP options, tenant default security group) — the real OVN datapath and real
 GENEVE tunnels, without paying ~60 s of TCG boot per endpoint. Networks, routers and security
 groups are made through the services (console/services/…), exactly as the CLI and TUI do.
@@ -23,8 +23,8 @@ import uuid
 
 import pytest
 
-from virtdeck.backends import ovn_networks as ovn
-from virtdeck.backends import ovn_ports
+from virtdeck.backends.ovn import rows as ovn_rows
+from virtdeck.backends.ovn import ports as ovn_ports
 from virtdeck.backends.lab import topology as topo
 from virtdeck.backends.lab.hosts import run_in
 from virtdeck.backends.session import Session
@@ -64,7 +64,7 @@ def tenants(session):
     nb = session.nb()
     for t in made:
         teardown_tenant(session, t)
-    left = ovn.virtdeck_rows(nb, made)
+    left = ovn_rows.virtdeck_rows(nb, made)
     assert left == {}, f"rows left behind: {left}"
 
 
@@ -220,7 +220,7 @@ def test_5_delete_everything_leaves_no_rows(session, lab, tenants, probes):
     rsvc.add_fip(session, t, "r1", "172.16.0.161", port=port.name)
     sgsvc.create_security_group(session, t, "web", ["ingress tcp 80", "egress any"])
     sgsvc.add_port(session, t, "web", port.name)
-    rows = ovn.virtdeck_rows(nb, [t])
+    rows = ovn_rows.virtdeck_rows(nb, [t])
     assert {"Logical_Switch", "Logical_Switch_Port", "DHCP_Options", "Logical_Router", "Logical_Router_Port",
             "NAT", "Logical_Router_Static_Route", "Port_Group", "ACL"} <= set(rows)
     with pytest.raises(Exception) as ei:
@@ -232,7 +232,7 @@ def test_5_delete_everything_leaves_no_rows(session, lab, tenants, probes):
     netsvc.delete_network(session, t, "ext")
     sgsvc.delete_security_group(session, t, "web")
     sgsvc.delete_security_group(session, t, "default")
-    assert ovn.virtdeck_rows(nb, [t]) == {}
+    assert ovn_rows.virtdeck_rows(nb, [t]) == {}
     # and nothing of it is left in the southbound either (northd removed the datapaths)
     time.sleep(1)
     sb = run_in("central", ["ovn-sbctl", "--bare", "--columns=external_ids", "list", "Datapath_Binding"]).stdout

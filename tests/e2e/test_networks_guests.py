@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from virtdeck.backends import ovn_networks as ovn
-from virtdeck.backends import ovn_ports
+from virtdeck.backends.ovn import rows as ovn_rows
+from virtdeck.backends.ovn import ports as ovn_ports
 from virtdeck.backends.lab import topology as topo
 from virtdeck.backends.session import Session
 from virtdeck.config.inventory import load
@@ -162,7 +162,7 @@ def world(lab, request, tmp_path_factory):
                 teardown_tenant(session, t)
             except Exception as exc:
                 errors.append(f"teardown {t}: {exc}")
-        rows = ovn.virtdeck_rows(session.nb(), list(w.tenants.values()))
+        rows = ovn_rows.virtdeck_rows(session.nb(), list(w.tenants.values()))
         left = {name: leftovers(session, inv, w.tenants[role], name) for role, name in names.items()}
         session.close()
         _say(request, w.figures + [f"module total (2 guests, set-up to clean-up) {time.monotonic() - t0:.0f} s"])

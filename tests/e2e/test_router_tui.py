@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from virtdeck.backends import ovn_networks as ovn
+from virtdeck.backends.ovn import networks as ovn_networks, routers as ovn_routers, rows as ovn_rows
 from virtdeck.backends.lab import topology as topo
 from virtdeck.console.app import VirtdeckApp
 from virtdeck.console.live import LiveModel
@@ -66,7 +66,7 @@ async def choose(pilot, screen, wid: str, value: str) -> None:
 
 
 def untagged_physnet_taken(nb) -> list[str]:
-    return [f"{n.tenant}/{n.name}" for n in ovn.list_networks(nb)
+    return [f"{n.tenant}/{n.name}" for n in ovn_networks.list_networks(nb)
             if n.kind == "provider" and n.physnet == topo.PHYSNET_NAME and n.vlan is None]
 
 
@@ -128,8 +128,8 @@ async def test_scenario_3_from_the_tui(session, lab, tenants, probes):  # noqa: 
             await wizard({"name": "ext", "tenant": t, "physnet": topo.PHYSNET_NAME, "cidr": topo.PHYSNET_CIDR,
                           "gateway": OUT}, provider=True, dhcp_off=True)
             print(f"waited {time.monotonic() - t0:.1f} s for the untagged physnet")
-            inside = ovn.find_network(nb, "inside", t)
-            assert inside.mtu == 1400 and ovn.find_network(nb, "ext", t).vlan is None
+            inside = ovn_networks.find_network(nb, "inside", t)
+            assert inside.mtu == 1400 and ovn_networks.find_network(nb, "ext", t).vlan is None
 
             # the VM's port (a probe stands in for the guest), not on the gateway chassis
             port = await asyncio.to_thread(vm_port, session, inside, t, "vm")
@@ -177,7 +177,7 @@ async def test_scenario_3_from_the_tui(session, lab, tenants, probes):  # noqa: 
             await keys(pilot, ed, "fip-ip", FIP)
             await choose(pilot, ed, "fip-port", port.name)
             await act("ctrl+f")
-            r = ovn.find_router(nb, "r1", t)
+            r = ovn_routers.find_router(nb, "r1", t)
             assert (r.networks, r.gateway_network, r.gateway_address, r.gateway_chassis) == \
                 (("inside",), "ext", f"{GW}/24", lab.hypervisors[0])
             assert sorted((n.kind, n.external_ip, n.logical_ip) for n in r.nat) == \
@@ -218,7 +218,7 @@ async def test_scenario_3_from_the_tui(session, lab, tenants, probes):  # noqa: 
                 await pilot.press("y")
 
             await delete_row(row_key(app, t, "r1", "router"))
-            await until(pilot, lambda: not ovn.list_routers(nb, t), 20, "router deleted")
+            await until(pilot, lambda: not ovn_routers.list_routers(nb, t), 20, "router deleted")
             for name in ("inside", "ext"):
                 k = await until(pilot, lambda: row_key(app, t, name), 10, f"row {name}")
                 if name == "ext":            # the tenant's group, from its last network's row (a)
@@ -233,9 +233,9 @@ async def test_scenario_3_from_the_tui(session, lab, tenants, probes):  # noqa: 
                     await pilot.press("y")
                     await until(pilot, lambda: app.screen is main, 15, "group deleted")
                 await delete_row(k)
-                await until(pilot, lambda: not any(n.name == name for n in ovn.list_networks(nb, t)), 20,
+                await until(pilot, lambda: not any(n.name == name for n in ovn_networks.list_networks(nb, t)), 20,
                             f"network {name} deleted")
-            assert ovn.virtdeck_rows(nb, [t]) == {}
+            assert ovn_rows.virtdeck_rows(nb, [t]) == {}
             print(f"everything deleted, no rows left: {time.monotonic() - start:.1f} s after start")
     finally:
         await asyncio.to_thread(live.stop)

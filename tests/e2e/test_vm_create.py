@@ -22,7 +22,7 @@ import pytest
 from textual.app import App
 from textual.widgets import Input, Static, TextArea
 
-from virtdeck.backends import ovn_networks, ovn_ports
+from virtdeck.backends.ovn import networks as ovn_networks, ports as ovn_ports, security_groups as ovn_sg
 from virtdeck.config.inventory import save
 from virtdeck.console.cli import main
 from provision_helpers import lab_inventory, lab_session, leftovers, remove_vm  # noqa: F401
@@ -54,8 +54,8 @@ def env(lab_session, lab_inventory, tmp_path_factory):
     for vm in made:
         remove_vm(lab_session, lab_inventory, tenant, vm)
     ovn_networks.delete_network(nb, tenant, "net1", cascade=True)
-    for sg in ovn_networks.list_security_groups(nb, tenant):
-        ovn_networks.delete_security_group(nb, tenant, sg.name)
+    for sg in ovn_sg.list_security_groups(nb, tenant):
+        ovn_sg.delete_security_group(nb, tenant, sg.name)
 
 
 def login_and_check(session, inventory, env, result: dict, name: str, pw_hash: str) -> dict:

@@ -13,10 +13,10 @@ A VM NIC is one Logical_Switch_Port:
 
 All writes are one transaction with ``check_error=True``; deletes use ``if_exists``.
 
-Networks are owned by backends/ovn_networks.py (``NetworkInfo``: switch, cidr, gateway,
+Networks are owned by :mod:`.networks` (``NetworkInfo``: switch, cidr, gateway,
 dhcp_options, exclude, physnet, mtu); :func:`find_network` wraps its lookup so a missing network is
 a ValidationError on the "networks" field. Every VM port joins its tenant's ``default`` security
-group in the same transaction (``ovn_networks.add_port_to_default_sg``); if that transaction
+group in the same transaction (:func:`.security_groups.add_port_to_default_sg`); if that transaction
 created the group, :func:`delete_port` can drop it again while it is empty (rollback).
 """
 
@@ -28,10 +28,12 @@ import threading
 import uuid
 from dataclasses import dataclass
 
-from . import ovn_networks
-from .ovn.names import EXT_NAME, EXT_NETWORK, EXT_TENANT, EXT_VM
-from .ovn_networks import NetworkInfo
-from ..console.errors import HostError, VirtdeckError, ValidationError
+from ...console.errors import HostError, VirtdeckError, ValidationError
+from . import networks
+from .names import DEFAULT_SG, EXT_NAME, EXT_NETWORK, EXT_TENANT, EXT_VM, sg_port_group, vm_port_label
+from .networks import NetworkInfo
+from .rows import NotFound
+from .security_groups import add_port_to_default_sg
 
 
 
@@ -58,12 +60,12 @@ def _wrap(what: str, exc: Exception) -> HostError:
 
 
 def find_network(nb, name: str, tenant: str) -> NetworkInfo:
-    """The network ``name`` of ``tenant`` (ovn_networks.NetworkInfo). Raises
+    """The network ``name`` of ``tenant`` (:class:`.networks.NetworkInfo`). Raises
     ValidationError("networks", …) naming the tenant's networks when there is none."""
     try:
-        return ovn_networks.find_network(nb, name, tenant)
-    except ovn_networks.NotFound:
-        known = ", ".join(n.name for n in ovn_networks.list_networks(nb, tenant)) or "none"
+        return networks.find_network(nb, name, tenant)
+    except NotFound:
+        known = ", ".join(n.name for n in networks.list_networks(nb, tenant)) or "none"
         raise ValidationError("networks", f"tenant {tenant!r} has no network {name!r} (networks: {known})") from None
 
 
@@ -157,7 +159,7 @@ def create_vm_port(nb, net: NetworkInfo, *, tenant: str, vm: str, nic: int,
             raise ValidationError("mac", f"{mac} is already used on network {net.name}")
         address = pick_ip(nb, net, ip)
         name = str(uuid.UUID(name)) if name else str(uuid.uuid4())
-        label = f"{vm}-nic{nic}"
+        label = vm_port_label(vm, nic)
         columns = dict(
             addresses=[f"{mac} {address or DYNAMIC}"],
             port_security=[f"{mac} {address}" if address else mac],
@@ -165,12 +167,12 @@ def create_vm_port(nb, net: NetworkInfo, *, tenant: str, vm: str, nic: int,
         )
         if net.dhcp_options:
             columns["dhcpv4_options"] = uuid.UUID(net.dhcp_options)
-        pg = ovn_networks.sg_port_group(tenant, ovn_networks.DEFAULT_SG)
+        pg = sg_port_group(tenant, DEFAULT_SG)
         had_sg = any(r.name == pg for r in nb.tables["Port_Group"].rows.values())
         try:
             with nb.transaction(check_error=True) as txn:
                 cmd = txn.add(nb.lsp_add(net.switch, name, **columns))
-                ovn_networks.add_port_to_default_sg(nb, tenant, cmd)
+                add_port_to_default_sg(nb, tenant, cmd)
         except VirtdeckError as exc:
             raise HostError(f"OVN northbound: creating port {label} on {net.switch}: {exc}") from None
         except Exception as exc:

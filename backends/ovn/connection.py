@@ -4,7 +4,8 @@
   connection (ovsdbapp keeps the backend connection as a class attribute, so two connections
   sharing the class would share one IDL), with an IDL whose ``notify``/``run`` hooks report
   changes. Mutations (``ls_add``, ``lsp_add``, …) go through the returned ``api`` as usual
-  (``check_error=True``); they live in backends/ovn_networks.py and backends/ovn_ports.py.
+  (``check_error=True``); they live beside this module: networks, routers, security_groups,
+  ports.
 - :func:`read` turns the in-memory replica into model dataclasses (``Network``, ``Port``,
   ``Router``) under the connection lock — no round trip.
 - Change events: the IDL calls ``notify(event, row)`` for each row created/updated/deleted
@@ -31,8 +32,8 @@ from ovsdbapp.backend.ovs_idl import connection as ovs_connection
 from ovsdbapp.backend.ovs_idl import idlutils
 from ovsdbapp.schema.ovn_northbound import impl_idl
 
-from ..console.model import Dhcp, Nat, Network, Port, Router, RouterPort, frozen_map
-from .ovn.names import EXT_NAME, EXT_NETWORK, EXT_PORT, EXT_ROLE, EXT_ROUTER, EXT_TENANT, EXT_VM
+from ...console.model import Dhcp, Nat, Network, Port, Router, RouterPort, frozen_map
+from .names import EXT_NAME, EXT_NETWORK, EXT_PORT, EXT_ROLE, EXT_ROUTER, EXT_TENANT, EXT_VM
 
 log = logging.getLogger(__name__)
 
