@@ -1,4 +1,6 @@
-"""`virtdeck lab up [--hypervisors N] | down | status`: the embedded lab (backends/lab)."""
+"""`virtdeck lab up [--hypervisors N] | down | status [--all] | sandbox -- CMD`: the embedded lab
+(backends/lab). `up`, `status` and `sandbox` first reap sandboxes whose owner is gone
+(backends/lab/owners.py); `status --all` lists every lab and sandbox on the machine."""
 
 from __future__ import annotations
 
@@ -25,13 +27,21 @@ def cmd_down(args) -> int:
     return 1 if left else 0
 
 
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 def cmd_status(args) -> int:
     import os
+    from ..backends.lab.owners import reap_orphans
     from ..backends.lab.state import LabError
     from ..backends.lab.status import check
     if os.geteuid() != 0:
         raise LabError("the lab's status needs root (it looks inside the lab's namespaces): "
                        "run `sudo virtdeck lab status`")
+    reap_orphans(_err)
+    if getattr(args, "all", False):
+        return _status_all(args)
     st = check()
     if getattr(args, "json", False):
         json.dump({"ready": st.ready, "hypervisors": st.hypervisors, "chassis": list(st.chassis),
@@ -44,6 +54,28 @@ def cmd_status(args) -> int:
     return 0 if st.ready else 1
 
 
+def _status_all(args) -> int:
+    """Every lab and sandbox on the machine: owner, age, hosts, running guests, CPU."""
+    from ..backends.lab.owners import labs
+    found = labs()
+    if getattr(args, "json", False):
+        json.dump([{"kind": i.kind, "path": str(i.path), "owner": i.owner,
+                    "owner_alive": i.owner_alive, "orphan": i.orphan,
+                    "age_s": None if i.age_s is None else round(i.age_s, 1),
+                    "hosts": {n: ok for n, ok in i.hosts}, "guests": i.guests,
+                    "processes": len(i.pids), "cpu_pct": round(i.cpu_pct, 1),
+                    "cpu_s": round(i.cpu_s, 1)} for i in found], sys.stdout, indent=2)
+        print()
+        return 0
+    if not found:
+        print("lab: no lab or sandbox on this machine")
+    for i in found:
+        print(i.line())
+        if i.orphan:
+            print(f"        owner gone: `{i.reap_command}`")
+    return 0
+
+
 def cmd_sandbox(args) -> int:
     from ..backends.lab.sandbox import run_sandboxed
     from ..backends.lab.state import LabError
@@ -52,7 +84,7 @@ def cmd_sandbox(args) -> int:
         argv = argv[1:]
     if not argv:
         raise LabError("give the command to run in the sandbox: `virtdeck lab sandbox -- CMD …`")
-    p = run_sandboxed(argv)
+    p = run_sandboxed(argv, log=_err)
     if p.stray:
         print(f"virtdeck: the sandboxed lab was still up; stopped {len(p.stray)} processes", file=sys.stderr)
     return p.returncode
@@ -68,9 +100,13 @@ def register(subparsers) -> None:
     u.set_defaults(func=cmd_up)
     d = sub.add_parser("down", help="destroy guests and remove every namespace, link and process of the lab")
     d.set_defaults(func=cmd_down)
-    s = sub.add_parser("status", help="readiness check; exit status 1 when not ready")
+    s = sub.add_parser("status", help="readiness check; exit status 1 when not ready "
+                                      "(reaps sandboxes whose owner is gone)")
+    s.add_argument("--all", action="store_true",
+                   help="list every lab and sandbox on the machine: owner, age, hosts, guests, CPU")
     s.set_defaults(func=cmd_status)
     x = sub.add_parser("sandbox", help="run a command in private namespaces where lab up/down never "
-                                       "touch the machine's lab (cleaned up afterwards)")
+                                       "touch the machine's lab (cleaned up afterwards, also on "
+                                       "SIGTERM/SIGINT/SIGHUP)")
     x.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD …")
     x.set_defaults(func=cmd_sandbox)

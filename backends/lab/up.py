@@ -253,19 +253,41 @@ def wait_chassis(n: int, timeout: float = 30) -> None:
                    f"(logs: {host_dir('hv1') / 'log/ovn'})")
 
 
-def up(n: int = topo.DEFAULT_HYPERVISORS, log=print):
+def up(n: int = topo.DEFAULT_HYPERVISORS, log=print, owner: int | None = None):
     """Bring the lab to N hypervisors and return its LabStatus (ready, else LabError).
+
+    ``owner``: the PID of the process whose end should end the lab (a test session, which
+    takes it down itself; if it is killed, the lab is an orphan, see owners.py). None: the
+    caller (`virtdeck lab up`) is recorded as owner with ``keep`` — an operator's lab, kept
+    until `virtdeck lab down`. A lab whose recorded owner is alive keeps its owner; an
+    orphaned one is adopted by this caller. Orphaned sandboxes elsewhere on the machine are
+    reaped first (owners.reap_orphans, lines to ``log``).
 
     Serialized with other `up`/`down` runs by :class:`state.lab_lock`.
     """
     if not 1 <= n <= topo.MAX_HYPERVISORS:
         raise LabError(f"--hypervisors must be between 1 and {topo.MAX_HYPERVISORS}, not {n}")
     preflight()
+    from .owners import reap_orphans
+    reap_orphans(log, skip=lab_dir())
     with lab_lock(log):
-        return _up(n, log)
+        return _up(n, log, owner)
 
 
-def _up(n: int, log):
+def _own(state: dict, fresh: bool, owner: int | None, log) -> None:
+    """Record the lab's owner in ``state`` unless its recorded owner is alive (see :func:`up`)."""
+    from .owners import is_orphan, owner_alive, owner_record
+    cur = state.get("owner")
+    if not fresh and cur is not None and not is_orphan(cur):
+        if cur.get("keep") or owner_alive(cur):
+            return
+    if cur and is_orphan(cur) and not fresh:
+        log(f"lab: adopting the lab of pid {cur['pid']}, which is gone")
+    # A running lab with no owner on record is someone's from before owners: keep it so.
+    state["owner"] = owner_record(owner, keep=owner is None or (cur is None and not fresh))
+
+
+def _up(n: int, log, owner: int | None = None):
     from .down import destroy_host
     from .status import check
     t0 = time.monotonic()
@@ -288,8 +310,10 @@ def _up(n: int, log):
                  extra.name], check=False)
             state.setdefault("holders", {}).pop(extra.name, None)
             state.setdefault("cgroups", {}).pop(extra.name, None)
+            state.setdefault("netns", {}).pop(extra.name, None)
 
     holders = state.setdefault("holders", {})
+    _own(state, not any(H.find_holder(h) for h in topo.hosts(n)), owner, log)
     spawned = {}
     for h in topo.hosts(n):
         pid = H.find_holder(h)
@@ -297,6 +321,8 @@ def _up(n: int, log):
             log(f"{h.name}: previous run left it half-built (holder gone); rebuilding")
             destroy_host(h, log)
         _network(h)
+        # Namespace inodes: what finds this host's processes once its holder is gone.
+        state.setdefault("netns", {})[h.name] = os.stat(f"/run/netns/{h.netns}").st_ino
         if pid is None:
             spawned[h.name] = (h, H.spawn_holder(h, n))  # holders come up in parallel
             if h.is_hypervisor:  # down removes exactly these, whatever cgroup it runs from

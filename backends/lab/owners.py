@@ -1,0 +1,434 @@
+"""Who owns each lab and sandbox on this machine, what they run, and reaping the orphans.
+
+Every lab and sandbox records its *owner*: the process whose life bounds the lab's.
+
+- A sandbox (``user_data_dir("virtdeck")/sandbox-*/``, see sandbox.py) writes ``owner.json``:
+  ``{"pid", "start_ticks", "started", "argv", "keep": false, "freezer", "netns", "mntns"}`` —
+  the `lab sandbox` process, its start time (field 22 of /proc/PID/stat, clock ticks since
+  boot, so a recycled PID is never taken for the owner), the wall-clock start (epoch seconds),
+  the freezer cgroup holding every process of the sandbox, and the inodes of its network and
+  mount namespaces.
+- A lab's ``state.json`` gets ``"owner"`` from ``up`` (same fields, no cgroup): a test
+  session's PID with ``keep: false`` (the session takes it down), or the `virtdeck lab up`
+  process with ``keep: true`` (an operator's lab, kept until `virtdeck lab down`).
+
+An *orphan* is a lab or sandbox whose owner record says ``keep: false`` and whose owner process
+is gone (killed by SIGKILL, a runner's time limit, a crash: nothing could clean up). A record
+without an owner (made before owners were recorded) is never an orphan: unknown is not gone.
+
+:func:`labs` ``() -> list[LabInfo]`` lists the machine's labs and sandboxes (``virtdeck lab
+status --all``). :func:`reap_orphans` ``(log) -> list[LabInfo]`` reaps orphaned *sandboxes*
+(nobody else can reach a sandbox's private network, so reaping hurts no one) and reports an
+orphaned machine lab with the command that takes it down (others may be using it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from .state import LabError, pid_alive
+
+FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")
+CPU_SAMPLE_S = 0.5  # how long `status --all` watches CPU time to give a percentage
+
+
+# --------------------------------------------------------------------------- owner records
+
+def base_dir() -> Path:
+    """``user_data_dir("virtdeck")``: holds the machine's ``lab/`` and every ``sandbox-*/``."""
+    return Path(platformdirs.user_data_dir("virtdeck"))
+
+
+def start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (/proc/PID/stat field 22); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def boot_id() -> str:
+    """This boot's id (/proc/sys/kernel/random/boot_id): PIDs, namespace inodes and cgroups of
+    a record made in another boot are all gone, whatever numbers they had."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def owner_record(pid: int | None = None, *, keep: bool = False, **extra) -> dict:
+    """An owner record for ``pid`` (default: this process); see the module doc for fields."""
+    pid = pid or os.getpid()
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        argv = ""
+    return {"pid": pid, "start_ticks": start_ticks(pid), "started": round(time.time(), 1),
+            "argv": argv[:200], "keep": keep, "boot_id": boot_id(), **extra}
+
+
+def owner_alive(rec: dict | None) -> bool | None:
+    """True when the owner process of ``rec`` still runs (same PID and start time), False when
+    it is gone, None when there is no record."""
+    if not rec or not rec.get("pid"):
+        return None
+    pid = int(rec["pid"])
+    if rec.get("boot_id") and rec["boot_id"] != boot_id():
+        return False
+    return pid_alive(pid) and (rec.get("start_ticks") is None or start_ticks(pid) == rec["start_ticks"])
+
+
+def is_orphan(rec: dict | None) -> bool:
+    """An owner record whose owner is gone and who meant to take the lab down with it."""
+    return bool(rec) and not rec.get("keep") and owner_alive(rec) is False
+
+
+class LabInterrupted(KeyboardInterrupt):
+    """SIGTERM, SIGINT or SIGHUP reached a lab owner; ``signum`` says which. A KeyboardInterrupt,
+    so pytest and `finally:` blocks tear down as they do for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+OWNER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+@contextmanager
+def interrupt_on_signals(signals: tuple[int, ...] = OWNER_SIGNALS):
+    """Within the block, the first SIGTERM, SIGINT or SIGHUP raises :class:`LabInterrupted` in
+    the main thread (so the owner's cleanup runs); later ones are ignored, so a second signal
+    cannot cut that cleanup short (SIGKILL still can: then the reaper takes over). The previous
+    handlers are restored afterwards. Outside the main thread it does nothing (Python only
+    delivers signals there)."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[int] = []
+
+    def handler(signum, _frame):
+        seen.append(signum)
+        if len(seen) == 1:
+            raise LabInterrupted(signum)
+    old = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# --------------------------------------------------------------------------- processes
+
+def _proc_ns() -> dict[int, tuple[int, int]]:
+    """Every process: PID -> (network namespace inode, mount namespace inode)."""
+    out = {}
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                out[int(e)] = (os.stat(f"/proc/{e}/ns/net").st_ino, os.stat(f"/proc/{e}/ns/mnt").st_ino)
+            except OSError:
+                pass
+    return out
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def freezer_dir(name: str) -> Path | None:
+    """The cgroup-v1 freezer directory for ``name`` below this process's own freezer cgroup;
+    None when the machine has no v1 freezer hierarchy (then only namespaces find processes)."""
+    if not (FREEZER_ROOT / "cgroup.procs").exists():
+        return None
+    mine = "/"
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, ctrls, path = line.split(":", 2)
+            if "freezer" in ctrls.split(","):
+                mine = path
+    except OSError:
+        pass
+    return FREEZER_ROOT / mine.lstrip("/") / name
+
+
+def _cgroup_pids(d: str | Path | None) -> set[int]:
+    if not d:
+        return set()
+    try:
+        return {int(x) for x in Path(d, "cgroup.procs").read_text().split()}
+    except (OSError, ValueError):
+        return set()
+
+
+def _state(lab: Path) -> dict:
+    try:
+        return json.loads((lab / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def lab_pids(root: Path, owner: dict | None, state: dict, table: dict | None = None,
+             use_ns: bool = True) -> set[int]:
+    """PIDs of everything a lab or sandbox runs (owner excluded): the sandbox's freezer cgroup,
+    plus (``use_ns``) every process in a namespace of it — the sandbox's own network/mount
+    namespaces, the lab hosts' network namespaces (recorded by ``up``) and the live holders'.
+
+    Namespace inodes are reused once a namespace is freed: only a caller that holds the
+    namespaces open (the sandbox itself) or that has no cgroup to go by passes ``use_ns``."""
+    table = _proc_ns() if table is None else table
+    owner = owner or {}
+    pids = _cgroup_pids(owner.get("freezer"))
+    if not use_ns:
+        pids.discard(os.getpid())
+        return {p for p in pids if pid_alive(p)}
+    net = {v for v in state.get("netns", {}).values() if v}
+    if owner.get("netns"):
+        net.add(owner["netns"])
+    mnt = {owner["mntns"]} if owner.get("mntns") else set()
+    for h in state.get("holders", {}).values():
+        if pid_alive(h) and h in table:
+            net.add(table[h][0])
+    me = table.get(os.getpid(), (None, None))
+    net.discard(me[0])  # never the caller's own namespaces (a lab recorded from inside one)
+    mnt.discard(me[1])
+    pids |= {p for p, (n, m) in table.items() if n in net or m in mnt}
+    pids.discard(owner.get("pid"))
+    pids.discard(os.getpid())
+    return {p for p in pids if pid_alive(p)}
+
+
+# --------------------------------------------------------------------------- listing
+
+@dataclass
+class LabInfo:
+    """One lab or sandbox on the machine. ``kind``: "lab" (the machine's) or "sandbox";
+    ``path``: its directory; ``owner``: the owner record (None: not recorded); ``age_s``:
+    seconds since the owner started it (None: unknown); ``hosts``: (name, running) pairs;
+    ``guests``: running qemu processes; ``pids``: every process of it; ``cpu_pct``: CPU they
+    use now (percent of one core, sampled over CPU_SAMPLE_S); ``cpu_s``: CPU seconds they
+    used so far (processes alive now only)."""
+
+    kind: str
+    path: Path
+    owner: dict | None
+    state: dict
+    age_s: float | None = None
+    hosts: tuple[tuple[str, bool], ...] = ()
+    guests: int = 0
+    pids: frozenset[int] = frozenset()
+    cpu_pct: float = 0.0
+    cpu_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def owner_alive(self) -> bool | None:
+        return owner_alive(self.owner)
+
+    @property
+    def orphan(self) -> bool:
+        return is_orphan(self.owner)
+
+    @property
+    def reap_command(self) -> str:
+        if self.kind == "sandbox":
+            return "virtdeck lab status  (reaps orphaned sandboxes)"
+        return "virtdeck lab down"
+
+    def line(self) -> str:
+        o = self.owner
+        if o is None:
+            who = "owner not recorded"
+        else:
+            state = "alive" if self.owner_alive else "GONE"
+            who = f"owner pid {o['pid']} ({state}{', kept' if o.get('keep') else ''}) {o.get('argv', '')[:40]}"
+        age = "?" if self.age_s is None else _age(self.age_s)
+        up = [n for n, ok in self.hosts if ok]
+        hosts = f"{len(up)}/{len(self.hosts)} hosts" + (f" ({', '.join(up)})" if up else "")
+        return (f"{self.kind:7} {self.path.name:20} age {age:>6}  {hosts}, {self.guests} guest(s), "
+                f"{len(self.pids)} processes, CPU {self.cpu_pct:.0f}% now / {self.cpu_s:.0f} s  {who}")
+
+
+def _age(s: float) -> str:
+    return f"{s:.0f}s" if s < 120 else f"{s / 60:.0f}m" if s < 7200 else f"{s / 3600:.1f}h"
+
+
+def _read_owner(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _candidates() -> list[tuple[str, Path, Path, dict | None]]:
+    """(kind, directory, lab dir, owner record) for the machine lab and every sandbox dir."""
+    base = base_dir()
+    out = []
+    if (base / "lab").is_dir():
+        out.append(("lab", base / "lab", base / "lab", _state(base / "lab").get("owner")))
+    for d in sorted(base.glob("sandbox-*")):
+        if d.is_dir():
+            out.append(("sandbox", d, d / "lab", _read_owner(d / "owner.json")))
+    return out
+
+
+def labs(sample_s: float = CPU_SAMPLE_S) -> list[LabInfo]:
+    """Every lab and sandbox on this machine with its owner, age, hosts, running guests and
+    the CPU its processes use (sampled over ``sample_s`` seconds). Reads /proc, the cgroup
+    files and the state files only: it changes nothing. The machine's lab is listed only
+    when its directory holds a state (a lab was brought up)."""
+    table = _proc_ns()
+    found = []
+    now = time.time()
+    for kind, root, lab, owner in _candidates():
+        state = _state(lab)
+        if kind == "lab" and not state.get("holders"):
+            continue
+        pids = lab_pids(root, owner, state, table, use_ns=not (owner or {}).get("freezer"))
+        hosts = tuple((n, pid_alive(p)) for n, p in sorted(state.get("holders", {}).items()))
+        started = (owner or {}).get("started")
+        if started is None:
+            try:
+                started = (lab / "state.json" if kind == "lab" else root).stat().st_mtime
+            except OSError:
+                started = None
+        found.append(LabInfo(kind, root, owner, state, None if started is None else now - started,
+                             hosts, sum(_comm(p).startswith("qemu-system") for p in pids),
+                             frozenset(pids)))
+    ticks = {p: _cpu_ticks(p) for i in found for p in i.pids}
+    if sample_s > 0 and ticks:
+        t0 = time.monotonic()
+        time.sleep(sample_s)
+        dt = time.monotonic() - t0
+        hz = os.sysconf("SC_CLK_TCK")
+        for i in found:
+            now_ticks = {p: _cpu_ticks(p) for p in i.pids}
+            i.cpu_pct = 100.0 * sum(now_ticks[p] - ticks[p] for p in i.pids if now_ticks[p]) / hz / dt
+            i.cpu_s = sum(now_ticks.values()) / hz
+    return found
+
+
+# --------------------------------------------------------------------------- killing
+
+def kill_all(pids_fn, freezer: str | Path | None = None, timeout: float = 10.0) -> list[int]:
+    """SIGKILL every process ``pids_fn()`` returns until none is left (new ones are found on
+    every pass: a dying shell can still fork). With a freezer cgroup, its processes are frozen
+    first, so none can fork between listing and killing, then thawed to die. Returns every PID
+    signalled. Raises LabError when processes survive ``timeout`` seconds (D state)."""
+    killed: list[int] = []
+    deadline = time.monotonic() + timeout
+    fz = Path(freezer) / "freezer.state" if freezer and Path(freezer).is_dir() else None
+    while True:
+        if fz:
+            try:
+                fz.write_text("FROZEN")
+            except OSError:
+                fz = None
+        pids = [p for p in pids_fn() if pid_alive(p)]
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if fz:
+            try:
+                fz.write_text("THAWED")
+            except OSError:
+                pass
+        killed += [p for p in pids if p not in killed]
+        if not pids:
+            return killed
+        end = time.monotonic() + 2
+        while any(pid_alive(p) for p in pids) and time.monotonic() < end:
+            time.sleep(0.01)
+        if time.monotonic() > deadline:
+            left = [p for p in pids_fn() if pid_alive(p)]
+            if left:
+                raise LabError(f"processes {left[:8]} survive SIGKILL (uninterruptible?); "
+                               f"reap again later with `virtdeck lab status`")
+            return killed
+
+
+def remove_tree_cgroup(d: str | Path | None) -> None:
+    """rmdir a cgroup directory and its children bottom-up (only empty cgroups go)."""
+    if not d or not Path(d).is_dir():
+        return
+    for sub, _dirs, _files in sorted(os.walk(d), key=lambda t: -len(t[0])):
+        try:
+            os.rmdir(sub)
+        except OSError:
+            pass
+
+
+def clear_sandbox(root: Path, owner: dict | None, use_ns: bool) -> list[int]:
+    """Stop every process of the sandbox at ``root`` (its freezer cgroup and, with ``use_ns``,
+    its namespaces; by PID), remove its lab's cgroups and its freezer cgroup, delete the
+    directory. Returns the PIDs that had to be stopped. Raises LabError when processes cannot
+    be stopped (then the directory stays, so a later reap finds it again)."""
+    from .hosts import remove_cgroups
+    state = _state(root / "lab")
+    owner = owner or {}
+    killed = kill_all(lambda: lab_pids(root, owner, _state(root / "lab"), use_ns=use_ns),
+                      owner.get("freezer"))
+    for dirs in state.get("cgroups", {}).values():
+        remove_cgroups(dirs)
+    remove_tree_cgroup(owner.get("freezer"))
+    shutil.rmtree(root, ignore_errors=True)
+    return killed
+
+
+def reap_orphans(log=None, skip: Path | None = None) -> list[LabInfo]:
+    """Reap every orphaned sandbox (owner gone: stop its processes, remove its cgroups and
+    directory) and report an orphaned machine lab with the command that takes it down (it is
+    reachable by everyone, so it is never taken down behind their backs). Labs and sandboxes
+    whose owner is alive, or not recorded, are never touched. ``log(line)`` gets one line per
+    finding (default: stderr); ``skip``: a lab directory not to report (the one `up` adopts).
+    Returns the orphans found."""
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    found = []
+    for kind, root, lab, owner in _candidates():
+        if not is_orphan(owner) or (skip is not None and lab == skip):
+            continue
+        info = LabInfo(kind, root, owner, _state(lab))
+        found.append(info)
+        if kind == "sandbox":
+            # A freezer cgroup holds every process of a sandbox; recorded namespace inodes
+            # are only trusted without one (and never from another boot).
+            use_ns = not owner.get("freezer") and owner.get("boot_id") == boot_id()
+            try:
+                n = len(clear_sandbox(root, owner, use_ns))
+            except LabError as exc:
+                log(f"lab: orphaned sandbox {root.name} (owner pid {owner['pid']} gone): {exc}")
+                continue
+            log(f"lab: reaped sandbox {root.name} (owner pid {owner['pid']} gone): "
+                f"stopped {n} processes, removed its cgroups and directory")
+        elif info.state.get("holders"):
+            log(f"lab: the machine's lab was brought up by pid {owner['pid']} "
+                f"({owner.get('argv', '')[:60]}), which is gone; nobody owns it now. "
+                f"Take it down with `virtdeck lab down` once nobody uses it")
+    return found
