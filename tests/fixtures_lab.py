@@ -7,6 +7,12 @@ down at the end of the session — unless another live test session registered a
 meanwhile, or ``VIRTDECK_LAB_KEEP=1`` is set. Tests that need it carry ``@pytest.mark.lab``;
 without root they are skipped.
 
+Ends of a session (issue 17, backends/lab/owners.py): a lab this session brings up records the
+session as its owner. SIGTERM and SIGHUP then interrupt the session like Ctrl-C does, so the
+teardown takes the lab down; a session killed outright (SIGKILL) leaves an orphan, which the
+next session adopts (it reuses the lab and takes it down at its end) and `virtdeck lab status`
+reports.
+
 Tests marked ``lab_cycle`` (tests/lab/cycle_inner.py: they take the lab down and up again) run
 first in their session and only on a lab that session brought up itself; the normal suite runs
 them in a sandbox (tests/lab/test_lab_cycle.py), never on the shared lab.
@@ -111,15 +117,26 @@ def pytest_collection_modifyitems(session, config, items):
 def lab():
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    from virtdeck.backends.lab.state import load_state
+    import signal
+
+    from virtdeck.backends.lab.owners import interrupt_on_signals, is_orphan, owner_record
+    from virtdeck.backends.lab.state import lab_lock, load_state, save_state
     from virtdeck.backends.lab.status import check
     from virtdeck.backends.lab.up import up
     st = check()
     brought_up = False
     if not st.ready or st.hypervisors < 2:  # tests may assume two hypervisors
-        had_lab = bool(load_state().get("holders"))
-        st = up(max(st.hypervisors, 2), log=lambda m: None)
+        state = load_state()
+        had_lab = bool(state.get("holders")) and not is_orphan(state.get("owner"))
+        st = up(max(st.hypervisors, 2), log=lambda m: None, owner=os.getpid())
         brought_up = not had_lab
+    elif is_orphan(load_state().get("owner")):
+        with lab_lock():  # adopt a lab whose session was killed: this one takes it down
+            state = load_state()
+            if is_orphan(state.get("owner")):
+                state["owner"] = owner_record(os.getpid())
+                save_state(state)
+                brought_up = True
     users = _users_dir()
     users.mkdir(parents=True, exist_ok=True)
     me = users / str(os.getpid())
@@ -127,7 +144,9 @@ def lab():
     info = _describe(st.hypervisors, brought_up)
     info.users_file = me
     try:
-        yield info
+        # SIGTERM/SIGHUP end the session like Ctrl-C (teardown runs) while it owns a lab.
+        with interrupt_on_signals((signal.SIGTERM, signal.SIGHUP)):
+            yield info
     finally:
         me.unlink(missing_ok=True)
         if info.brought_up and not os.environ.get("VIRTDECK_LAB_KEEP") and not _other_users():
