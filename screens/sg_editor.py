@@ -31,7 +31,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static, TextArea
 
 from ..console.errors import ValidationError, VirtdeckError
-from .form import FormScreen, error_parts
+from .form import FormScreen, ServiceDone, ServiceFailed
 from ..console.services import security
 
 HELP = ("one rule per line: [b]ingress|egress[/b] any|icmp|tcp|udp [PORT[-PORT]] "
@@ -45,18 +45,27 @@ class SecurityGroupEditor(FormScreen):
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save"),
                 Binding("ctrl+d", "delete", "Delete group", priority=True)]  # over TextArea's ctrl+d
 
+    class Loaded(ServiceDone):
+        """``result`` is ``(rules text, note)`` from :func:`_read_group`."""
+
+    class Saved(ServiceDone):
+        """``result`` is the saved SecurityGroupInfo."""
+
+    class Deleted(ServiceDone):
+        """The group is gone (``result`` is None)."""
+
+    class LoadFailed(ServiceFailed):
+        """The group could not be read (or does not exist)."""
+
+    class Failed(ServiceFailed):
+        """Saving or deleting failed; the rules stay in the editor."""
+
     def __init__(self, session=None, *, tenant: str, group: str = "default"):
-        super().__init__()
-        self._session = session
+        super().__init__(session)
         self.tenant, self.group = tenant, group
         self.loaded = False
-        self.busy = False
         self.error: str | None = None
         self.note = ""
-
-    @property
-    def session(self):
-        return self._session if self._session is not None else getattr(self.app, "session", None)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="sgedit", classes="dialog"):
@@ -74,28 +83,18 @@ class SecurityGroupEditor(FormScreen):
         if session is None:
             self._set_status("not connected to OVN northbound", True)
             return
-        self.run_worker(lambda: self._load(session), thread=True, group="sg-load")
+        tenant, group = self.tenant, self.group
+        self.run_read(lambda: _read_group(session, tenant, group), done=self.Loaded, failed=self.LoadFailed)
 
-    def _load(self, session) -> None:
-        try:
-            groups = security.list_security_groups(session, self.tenant)
-        except VirtdeckError as exc:
-            self.app.call_from_thread(self._set_status, f"cannot read the group: {exc}", True)
-            return
-        found = next((g for g in groups if g.name == self.group), None)
-        if found is not None:
-            lines = [r.text() for r in found.rules]
-            note = f"{len(found.ports)} port(s) in this group"
-        elif self.group == "default":
-            from ..backends.ovn.security_groups import DEFAULT_RULES  # a dataclass constant, no OVN access
-            lines = [r.text() for r in DEFAULT_RULES]
-            note = "not created yet: these are the default rules; saving creates the group"
-        else:
-            self.app.call_from_thread(self._set_status, f"no security group {self.group!r} in {self.tenant}", True)
-            return
-        self.app.call_from_thread(self._loaded, "\n".join(lines) + "\n", note)
+    @on(LoadFailed)
+    def _load_failed(self, event: LoadFailed) -> None:
+        # "no security group …" is its own sentence; anything else is a read failure
+        missing = isinstance(event.error, _NoSuchGroup)
+        self._set_status(event.message if missing else f"cannot read the group: {event.message}", True)
 
-    def _loaded(self, text: str, note: str) -> None:
+    @on(Loaded)
+    def _loaded(self, event: Loaded) -> None:
+        text, note = event.result
         area = self.query_one("#rules", TextArea)
         area.load_text(text)
         area.focus()
@@ -135,51 +134,65 @@ class SecurityGroupEditor(FormScreen):
         self.query_one("#save", Button).disabled = True
         self._set_status("saving …")
         session, lines = self.session, self.lines()
-        self.run_worker(lambda: self._save(session, lines), thread=True, group="sg-save")
-
-    def _save(self, session, lines) -> None:
-        try:
-            info = security.set_rules(session, self.tenant, self.group, lines)
-        except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-            self.app.call_from_thread(self._failed, error_parts(exc)[0])
-            return
-        self.app.call_from_thread(self._saved, info)
+        tenant, group = self.tenant, self.group
+        self.run_service(lambda: security.set_rules(session, tenant, group, lines),
+                         done=self.Saved, failed=self.Failed)
 
     def action_delete(self) -> None:
         if self.busy or not self.loaded:
             return
         from .vm_actions import ConfirmDialog
-        session = self.session
-
-        def delete() -> None:
-            try:
-                security.delete_security_group(session, self.tenant, self.group)
-            except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-                self.app.call_from_thread(self._failed, error_parts(exc)[0])
-                return
-            self.app.call_from_thread(self._deleted)
+        session, tenant, group = self.session, self.tenant, self.group
 
         def answer(yes) -> None:
             if yes:
                 self.busy = True
                 self._set_status("deleting …")
-                self.run_worker(delete, thread=True, group="sg-delete")
+                self.run_service(lambda: security.delete_security_group(session, tenant, group),
+                                 done=self.Deleted, failed=self.Failed)
         self.app.push_screen(ConfirmDialog(f"Delete security group {self.tenant}/{self.group}?",
                                            [f"security group {self.tenant}/{self.group}"],
                                            "Its rules go; member ports stay, unprotected by it.",
                                            danger=True), answer)
 
+    @on(Deleted)
     def _deleted(self) -> None:
         self.busy = False
         self.app.notify(f"deleted security group {self.tenant}/{self.group}")
         self.dismiss(None)
 
-    def _failed(self, message: str) -> None:
+    @on(Failed)
+    def _failed(self, event: Failed) -> None:
         self.busy = False
-        self._set_status(message, True)
+        self._set_status(event.message, True)
         self.query_one("#save", Button).disabled = False
 
-    def _saved(self, info) -> None:
+    @on(Saved)
+    def _saved(self, event: Saved) -> None:
+        info = event.result
         self.busy = False
         self.app.notify(f"saved {len(info.rules)} rule(s) of {info.tenant}/{info.name}")
         self.dismiss(info)
+
+
+class _NoSuchGroup(VirtdeckError):
+    """The named group is not in the tenant (and is not "default", which a save creates)."""
+
+
+def _read_group(session, tenant: str, group: str) -> tuple[str, str]:
+    """``(rules text, note)`` of ``tenant``'s group ``group`` for the editor, one rule per line
+    (blocking: an OVN NB read; run it in a worker). The default group not created yet reads as
+    DEFAULT_RULES. Raises VirtdeckError when NB cannot be read, _NoSuchGroup for another
+    missing group."""
+    groups = security.list_security_groups(session, tenant)
+    found = next((g for g in groups if g.name == group), None)
+    if found is not None:
+        lines = [r.text() for r in found.rules]
+        note = f"{len(found.ports)} port(s) in this group"
+    elif group == "default":
+        from ..backends.ovn.security_groups import DEFAULT_RULES  # a dataclass constant, no OVN access
+        lines = [r.text() for r in DEFAULT_RULES]
+        note = "not created yet: these are the default rules; saving creates the group"
+    else:
+        raise _NoSuchGroup(f"no security group {group!r} in {tenant}")
+    return "\n".join(lines) + "\n", note
