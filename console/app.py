@@ -12,16 +12,17 @@ Hooks for other screens (wizards, panels) — keep them simple:
   Blocking service calls belong in a thread worker (``self.run_worker(fn, thread=True)``).
 - ``app.open_vm_wizard()`` / ``app.open_network_wizard()`` (bound to ``c`` in the VMs /
   Networks panel): push ``screens.wizard_vm.VmWizard()`` / ``screens.wizard_network.NetworkWizard()``
-  — screens constructed with no arguments — when those modules exist.
+  (imported when first opened: the console's start-up does not pay for the wizards).
 - ``app.open_router_editor(tenant, router)`` (``o`` in the Networks panel) /
   ``app.open_network_editor(tenant, name)`` (``e`` there): the router screen and the network
   wizard in edit mode.
 - ``app.jump(panel, key)``: show a panel and highlight a row (keys: see screens/views.py).
+- ``app.run_verb(name)``: run a registry verb (console/verbs/) on the main screen, as the command
+  palette does: the palette lists every verb, the ``?`` help shows every verb's help line.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from functools import partial
@@ -31,11 +32,13 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from . import verbs
 from .model import Cloud
 from ..screens import views
 from ..screens.dialogs import HelpScreen, HostKeyDialog
-from ..screens.main import CloudChanged, MainScreen
+from ..screens.main import NAV_BINDINGS, CloudChanged, MainScreen
 from ..screens.table import CloudTable
+from ..screens.vm_actions import MARK_BINDINGS
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +95,17 @@ class FixedModel:
         pass
 
 
+def verb_hits(app) -> list[tuple[str, object, str]]:
+    """``(text, command, help)`` of every registry verb for the command palette: ``"vm start
+    (s)"`` runs the verb on the highlighted row of its panel, a command-line-only verb says how
+    to run it."""
+    return [(f"{v.name}" + (f" ({v.key_display})" if v.key else ""), partial(app.run_verb, v.name), v.help)
+            for v in verbs.all_verbs()]
+
+
 class CloudCommands(Provider):
-    """Command palette (``:``): go to a panel, or jump to any host, VM, network, tenant."""
+    """Command palette (``:``): go to a panel, jump to any host, VM, network, tenant, or run a
+    verb (every verb of the registry, console/verbs/)."""
 
     def _targets(self):
         app = self.app
@@ -113,6 +125,7 @@ class CloudCommands(Provider):
             yield f"tenant {t.name}", partial(app.jump, "tenants", f"tenant:{t.name}"), "tenant"
         for v in cloud.vms:
             yield f"vm {v.name}", partial(app.jump, "vms", f"vm:{v.host}:{v.uuid}"), f"{v.host} {v.state}"
+        yield from verb_hits(app)
 
     async def discover(self) -> Hits:
         for i, panel in enumerate(views.PANELS, 1):
@@ -164,37 +177,52 @@ class VirtdeckApp(App):
         """The live model's Session (None for a FixedModel)."""
         return getattr(self.source, "session", None)
 
+    # The screens below are imported when first opened (lazy: not paid for at start-up).
+
     def open_vm_wizard(self) -> None:
-        """Open the VM create wizard (screens/wizard_vm.py: ``VmWizard()``) if installed."""
-        self._open("virtdeck.screens.wizard_vm", "VmWizard", "VM create wizard")
+        """Open the VM create wizard (screens/wizard_vm.py: ``VmWizard()``)."""
+        if self._writable("VM create wizard"):
+            from ..screens.wizard_vm import VmWizard
+            self.push_screen(VmWizard())
 
     def open_network_wizard(self) -> None:
-        """Open the network wizard (screens/wizard_network.py: ``NetworkWizard()``) if installed."""
-        self._open("virtdeck.screens.wizard_network", "NetworkWizard", "network wizard")
+        """Open the network wizard (screens/wizard_network.py: ``NetworkWizard()``)."""
+        if self._writable("network wizard"):
+            from ..screens.wizard_network import NetworkWizard
+            self.push_screen(NetworkWizard())
 
     def open_router_editor(self, tenant: str | None = None, router: str | None = None) -> None:
         """Open the router screen (screens/router_editor.py) for ``tenant`` / ``router``."""
-        self._open("virtdeck.screens.router_editor", "RouterEditor", "router screen", tenant=tenant, router=router)
+        if self._writable("router screen"):
+            from ..screens.router_editor import RouterEditor
+            self.push_screen(RouterEditor(tenant=tenant, router=router))
 
     def open_network_editor(self, tenant: str, name: str) -> None:
         """Open the network wizard in edit mode on network ``tenant``/``name``."""
-        self._open("virtdeck.screens.wizard_network", "NetworkWizard", "network wizard", edit=(tenant, name))
+        if self._writable("network wizard"):
+            from ..screens.wizard_network import NetworkWizard
+            self.push_screen(NetworkWizard(edit=(tenant, name)))
 
     def open_security_group(self, tenant: str, group: str = "default") -> None:
         """Open the security-group editor (screens/sg_editor.py) on ``tenant``'s ``group``."""
-        self._open("virtdeck.screens.sg_editor", "SecurityGroupEditor", "security-group editor",
-                   tenant=tenant, group=group)
+        if self._writable("security-group editor"):
+            from ..screens.sg_editor import SecurityGroupEditor
+            self.push_screen(SecurityGroupEditor(tenant=tenant, group=group))
 
-    def _open(self, module: str, cls_name: str, what: str, **kwargs) -> None:
+    def _writable(self, what: str) -> bool:
+        """False (and says so) in a read-only console, where the editing screens are off."""
         if self.readonly:
             self.notify(f"read-only console: the {what} is off", severity="warning")
-            return
-        try:
-            cls = getattr(importlib.import_module(module), cls_name)
-        except (ModuleNotFoundError, AttributeError):
-            self.notify(f"the {what} is not installed yet", severity="warning")
-            return
-        self.push_screen(cls(**kwargs))
+            return False
+        return True
+
+    def run_verb(self, name: str) -> None:
+        """Run registry verb ``name`` (``"vm start"``) on the main screen (see
+        :meth:`screens.main.MainScreen.run_verb`). Raises KeyError for an unknown verb."""
+        verb = verbs.get(name)
+        main = self._main()
+        if main is not None:
+            main.run_worker(main.run_verb(verb), group="palette-verb")
 
     def show_panel(self, panel: str) -> None:
         main = self._main()
@@ -272,9 +300,12 @@ class VirtdeckApp(App):
                 keys = b.key_display or " / ".join(b.key.split(","))
                 out.append((keys, b.description or b.action))
             return out
+        titles = {p: views.TITLES[p] for p in views.PANELS}
         groups = [
             ("Everywhere", rows(self.BINDINGS) + [("ctrl+p", "command palette (same as :)")]),
-            ("Panels", rows(MainScreen.BINDINGS)),
+            ("Panels", rows(NAV_BINDINGS)),
+            # one line per verb, from the verb registry: keyed verbs under their panel
+            *verbs.help_groups(titles, extra={"vms": rows(MARK_BINDINGS)}),
             ("In a table", rows(CloudTable.BINDINGS)),
             ("Host-key question", rows(HostKeyDialog.BINDINGS)),
         ]

@@ -12,14 +12,18 @@ wizard in edit mode); in the VMs panel ``e`` edits the VM's cloud-config.
 The screen reads ``self.app.cloud`` (an immutable :class:`console.model.Cloud`) when the app
 posts :class:`CloudChanged`; it never waits on a host.
 
-Templates panel: a slot another module fills. If ``screens/templates.py`` defines
-``TemplatesPanel`` (a Widget taking no arguments, reading ``self.app.cloud`` /
-``self.app.inventory``), it is mounted in the Templates tab; else a placeholder shows.
+Verb keys come from the verb registry (console/verbs/): each verb declares its key and the
+panel it works in; the screen binds every declared key once (``verb_key``) and runs the verb
+that the active panel owns for it (``e`` edits a VM's cloud-config in the VMs panel and a network
+in the Networks panel), or says where the key works. The screen's own keys are
+:data:`NAV_BINDINGS`.
+
+Templates panel: ``screens/templates.py`` ``TemplatesPanel`` (a Widget taking no arguments,
+reading ``self.app.cloud`` / ``self.app.inventory``), imported when the tab is first shown.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 
 from textual import on
@@ -30,25 +34,36 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
+from ..console import verbs
 from . import views
 from .footer import KeyFooter
 from .table import CloudTable
-from .vm_actions import VM_BINDINGS, VmActions
+from .vm_actions import MARK_BINDINGS, VmActions
 
 
 class CloudChanged(Message):
     """Posted to the app (from any thread) when a new Cloud snapshot is available."""
 
 
-def _templates_panel():
-    try:
-        mod = importlib.import_module("virtdeck.screens.templates")
-    except ModuleNotFoundError as exc:
-        if exc.name != "virtdeck.screens.templates":
-            raise
-        return None
-    cls = getattr(mod, "TemplatesPanel", None)
-    return cls() if cls is not None else None
+#: The main screen's own keys: panels, filter, and the Networks / Hosts panel screens.
+NAV_BINDINGS = [
+    Binding("1", "panel('hosts')", "Hosts", key_display="1"),
+    Binding("2", "panel('vms')", "VMs", key_display="2"),
+    Binding("3", "panel('networks')", "Nets", key_display="3"),
+    Binding("4", "panel('tenants')", "Tenants", key_display="4"),
+    Binding("5", "panel('templates')", "Templates", show=False),
+    Binding("tab", "cycle(1)", "Next panel", show=False, priority=True),
+    Binding("shift+tab", "cycle(-1)", "Previous panel", show=False, priority=True),
+    Binding("slash", "filter", "Filter", key_display="/"),
+    Binding("escape", "clear_filter", "Clear filter", show=False),
+    Binding("r", "reconnect", "Reconnect host", show=False),
+    Binding("o", "routers", "Routers (Networks panel)", show=False),
+    Binding("a", "security_group", "Security group (Networks panel)", show=False),
+]
+
+#: One binding per verb key of the registry; ``verb_key`` picks the active panel's verb.
+VERB_BINDINGS = [Binding(key, f"verb_key({key!r})", legend, show=show)
+                 for key, legend, show in verbs.keys()]
 
 
 def _compose_pairs(pairs):
@@ -67,26 +82,7 @@ class MainScreen(VmActions, Screen):
     CSS_PATH = "main.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
 
-    BINDINGS = [
-        Binding("1", "panel('hosts')", "Hosts", key_display="1"),
-        Binding("2", "panel('vms')", "VMs", key_display="2"),
-        Binding("3", "panel('networks')", "Nets", key_display="3"),
-        Binding("4", "panel('tenants')", "Tenants", key_display="4"),
-        Binding("5", "panel('templates')", "Templates", show=False),
-        Binding("tab", "cycle(1)", "Next panel", show=False, priority=True),
-        Binding("shift+tab", "cycle(-1)", "Previous panel", show=False, priority=True),
-        Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("c", "create", "Create"),
-        Binding("r", "reconnect", "Reconnect host", show=False),
-        Binding("o", "routers", "Routers (Networks panel)", show=False),
-        Binding("a", "security_group", "Security group (Networks panel)", show=False),
-        # VMs panel verbs and marks (screens/vm_actions.py); e also edits a network
-        *[b if b.key not in ("e", "D,delete") else
-          Binding(b.key, b.action, {"e": "Edit cloud-config (VMs) / network (Nets)",
-                                    "D,delete": "Delete (VMs, Nets)"}[b.key], show=False)
-          for b in VM_BINDINGS],
-    ]
+    BINDINGS = [*NAV_BINDINGS, *VERB_BINDINGS, *MARK_BINDINGS]
 
     def __init__(self, panel: str = "hosts") -> None:
         super().__init__()
@@ -118,9 +114,8 @@ class MainScreen(VmActions, Screen):
         """The widgets inside ``panel``'s tab, as (widget, children) pairs, built when the
         panel is first shown."""
         if panel == "templates":
-            widget = _templates_panel()
-            return [(widget if widget is not None else Static(
-                "Templates: not wired in yet (screens/templates.py).", id="templates-slot"), [])]
+            from .templates import TemplatesPanel  # lazy: most sessions never open this tab
+            return [(TemplatesPanel(), [])]
         return [(Vertical(classes="panel-body"), [
             (CloudTable(views.COLUMNS[panel], id=f"table-{panel}",
                         empty=f"no {views.TITLES[panel].lower()} yet"), []),
@@ -289,14 +284,35 @@ class MainScreen(VmActions, Screen):
         self.refresh_cloud(force=True)
         return True
 
-    def action_create(self) -> None:
-        panel = self.panel
-        if panel == "vms":
-            self.app.open_vm_wizard()
-        elif panel == "networks":
-            self.app.open_network_wizard()
+    async def action_verb_key(self, key: str) -> None:
+        """Run the verb the active panel owns for ``key`` (as declared in the registry), or
+        say which panels the key works in."""
+        verb = verbs.for_key(self.panel, key)
+        if verb is not None:
+            await self.run_action(verb.action)
+            return
+        panels = verbs.panels_of_key(key)
+        if panels == ["vms"]:
+            self.notify("VM keys work in the VMs panel (2)", timeout=3)
+        elif panels:
+            where = " and ".join(f"{views.TITLES[p]} ({views.PANELS.index(p) + 1})" for p in panels)
+            self.notify(f"{' / '.join(key.split(','))} works in the {where} panels", timeout=3)
+
+    async def run_verb(self, verb: verbs.Verb) -> None:
+        """Run ``verb`` from the command palette: show its panel, then its action (on the
+        highlighted row); a command-line-only verb says how to run it."""
+        if verb.panel:
+            self.action_panel(verb.panel)
+        if verb.action:
+            await self.run_action(verb.action)
         else:
-            self.notify("c creates in the VMs (2) and Networks (3) panels", timeout=3)
+            self.notify(f"on the command line: virtdeck {verb.name} … ({verb.help})", timeout=8)
+
+    def action_vm_create(self) -> None:
+        self.app.open_vm_wizard()
+
+    def action_network_create(self) -> None:
+        self.app.open_network_wizard()
 
     def _network_row(self):
         """The Networks panel's highlighted row: ("net", Network) / ("router", Router) / None."""
@@ -327,19 +343,15 @@ class MainScreen(VmActions, Screen):
             return
         self.app.open_security_group(row[1].tenant)
 
-    def action_vm_verb(self, verb: str) -> None:
-        if self.panel == "networks" and verb == "delete":
-            row = self._network_row()
-            if row is None:
-                self.notify("no network or router highlighted", timeout=3)
-                return
-            from .network_actions import delete_from_networks_panel
-            return delete_from_networks_panel(self, *row)
-        return super().action_vm_verb(verb)
+    def action_network_delete(self) -> None:
+        row = self._network_row()
+        if row is None:
+            self.notify("no network or router highlighted", timeout=3)
+            return
+        from .network_actions import delete_from_networks_panel
+        delete_from_networks_panel(self, *row)
 
-    def action_vm_edit_config(self) -> None:
-        if self.panel != "networks":
-            return super().action_vm_edit_config()
+    def action_network_edit(self) -> None:
         row = self._network_row()
         if row is None or row[0] != "net" or not row[1].tenant:
             self.notify("e edits a virtdeck network: highlight one in the Networks panel", timeout=3)

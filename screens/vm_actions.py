@@ -1,28 +1,19 @@
-"""Operator verbs in the VMs panel: key bindings, marks, confirmation and resize/move dialogs.
+"""Operator verbs in the VMs panel: marks, confirmation, resize/move/details dialogs.
 
-:class:`VmActions` is a mixin for the main screen (``class MainScreen(VmActions, Screen)``,
-whose BINDINGS add :data:`VM_BINDINGS`). It needs from the screen: ``self.panel`` (the active panel name), ``self.table()`` (the
-CloudTable of the active panel, rows keyed ``vm:HOST:UUID``) and ``self.refresh_cloud(force)``;
-the screen calls :meth:`VmActions.decorate_rows` on each panel's rows so marked VMs show a mark.
+:class:`VmActions` is a mixin for the main screen (``class MainScreen(VmActions, Screen)``).
+The verbs, their keys, confirmations and service functions are declared once in the verb
+registry (console/verbs/vm.py); the main screen binds each declared key and runs the verb's
+``action`` here (``vm_verb('start')``, ``vm_resize``, ``vm_read('vm show')``, …). The marks
+(``space`` mark / unmark the highlighted VM, ``x`` clear every mark: bulk verbs act on marks) are
+this panel's own keys, :data:`MARK_BINDINGS`. It needs from the screen: ``self.panel`` (the
+active panel name), ``self.table()`` (the CloudTable of the active panel, rows keyed
+``vm:HOST:UUID``) and ``self.refresh_cloud(force)``; the screen calls
+:meth:`VmActions.decorate_rows` on each panel's rows so marked VMs show a mark.
 
-Keys (VMs panel only; elsewhere they say so):
-
-====================  =========================================================
-space                 mark / unmark the highlighted VM (bulk verbs act on marks)
-x                     clear every mark
-s                     start                      S   shutdown (ACPI, then offer force)
-F                     force off                  R   reboot
-p                     pause (suspend)            u   resume
-D / delete            delete (confirm; lists every target)
-z                     resize vCPUs / RAM          e   edit cloud-config in $EDITOR
-t                     serial console (Ctrl-] comes back)
-m                     move a stopped VM to another host
-i                     show the VM's addresses (from OVN)
-====================  =========================================================
-
-Every verb runs :mod:`console.services.vm_ops` in a thread worker (the UI never waits on a
-host) and reports one notification per VM. A read-only console refuses every mutating key.
-This module never imports libvirt, ovsdbapp or asyncssh.
+Every verb runs its service function in a thread worker (the UI never waits on a host) and
+reports one notification per VM (a read verb shows its text in :class:`DetailsDialog`). A
+read-only console refuses every mutating key. This module never imports libvirt, ovsdbapp or
+asyncssh.
 """
 
 from __future__ import annotations
@@ -38,25 +29,17 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 
+from ..console import verbs
 from ..console.errors import VirtdeckError
 from ..console.services import guard
-from ..console.services import vm_ops
+from ..console.services import verb, vm_console, vm_lookup, vm_move, vm_power, vm_resize, vm_seed
 
 MARK = "● "
 
-#: verb -> (service function name in vm_ops, asks for confirmation even for one VM)
-LIFECYCLE = {
-    "start": ("start", False),
-    "shutdown": ("shutdown", True),
-    "poweroff": ("poweroff", True),
-    "reboot": ("reboot", True),
-    "suspend": ("suspend", False),
-    "resume": ("resume", False),
-    "delete": ("delete", True),
-}
 
-VERB_WORDS = {"start": "Start", "shutdown": "Shut down (ACPI)", "poweroff": "Force off",
-              "reboot": "Reboot", "suspend": "Pause", "resume": "Resume", "delete": "DELETE"}
+def _verb(leaf: str) -> verbs.Verb:
+    """The registry's ``vm <leaf>`` verb."""
+    return verbs.get(f"vm {leaf}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,33 +173,42 @@ class MoveDialog(ModalScreen["str | None"]):
         self.dismiss(None)
 
 
+class DetailsDialog(ModalScreen[None]):
+    """Read-only text (a read verb's result, e.g. ``vm show``); escape / q / enter closes."""
+
+    CSS_PATH = "vm_actions.tcss"
+    BINDINGS = [Binding("escape,q,enter", "close", "Close")]
+
+    def __init__(self, title: str, lines: list[str]):
+        super().__init__()
+        self.title_text, self.lines = title, lines
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="details-dialog", classes="vm-dialog"):
+            yield Static(f"[b]{escape(self.title_text)}[/b]", classes="vm-dialog-title")
+            with VerticalScroll(id="details-lines"):
+                yield Static(escape("\n".join(self.lines)), id="details-text")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
 # ---------------------------------------------------------------------------------------------
 # The mixin
 
 
-#: The VMs panel's key bindings: the main screen adds them to its own BINDINGS (Textual merges
-#: bindings only from DOMNode classes, so a plain mixin's BINDINGS would be ignored).
-VM_BINDINGS = [
+#: The VMs panel's own keys besides its verbs (those come from the verb registry). The main
+#: screen adds them to its BINDINGS (Textual merges bindings only from DOMNode classes, so a
+#: plain mixin's BINDINGS would be ignored).
+MARK_BINDINGS = [
     Binding("space", "vm_mark", "Mark", show=False),
     Binding("x", "vm_clear_marks", "Clear marks", show=False),
-    Binding("s", "vm_verb('start')", "Start", show=False),
-    Binding("S", "vm_verb('shutdown')", "Shutdown", show=False),
-    Binding("F", "vm_verb('poweroff')", "Force off", show=False),
-    Binding("R", "vm_verb('reboot')", "Reboot", show=False),
-    Binding("p", "vm_verb('suspend')", "Pause", show=False),
-    Binding("u", "vm_verb('resume')", "Resume", show=False),
-    Binding("D,delete", "vm_verb('delete')", "Delete", show=False),
-    Binding("z", "vm_resize", "Resize", show=False),
-    Binding("e", "vm_edit_config", "Edit cloud-config", show=False),
-    Binding("t", "vm_console", "Serial console", show=False),
-    Binding("m", "vm_move", "Move (stopped)", show=False),
-    Binding("i", "vm_ip", "Addresses", show=False),
 ]
 
 
 class VmActions:
     """Actions for the VMs panel (see module doc). Mix into the main screen, whose BINDINGS
-    must include :data:`VM_BINDINGS`."""
+    must include :data:`MARK_BINDINGS` and the registry's keys."""
 
     #: seconds a shutdown waits for the guest before offering a force-off
     SHUTDOWN_TIMEOUT = 60.0
@@ -310,22 +302,19 @@ class VmActions:
             return
         if not self._writable(verb):
             return
-        _fn, confirm = LIFECYCLE[verb]
-        if confirm or len(targets) > 1:
+        confirm = _verb(verb).confirm
+        if confirm is not None and (confirm.always or len(targets) > 1):
             names = [f"{v.name}  ({v.host}, {v.state})" for v in targets]
-            note = {"delete": "The domains, their disks, seeds, ports and floating IPs are removed for good.",
-                    "poweroff": "Like pulling the plug: unsaved guest data is lost.",
-                    "shutdown": f"The guests get the ACPI power button; after {self.SHUTDOWN_TIMEOUT:g} s "
-                                "you are offered a force-off."}.get(verb, "")
+            note = confirm.note.format(timeout=self.SHUTDOWN_TIMEOUT)
             self.app.push_screen(
-                ConfirmDialog(f"{VERB_WORDS[verb]} {len(targets)} VM(s)?", names, note, danger=verb in ("delete", "poweroff")),
+                ConfirmDialog(f"{confirm.word} {len(targets)} VM(s)?", names, note, danger=confirm.danger),
                 lambda yes: yes and self._run_lifecycle(verb, targets))
         else:
             self._run_lifecycle(verb, targets)
 
     def _run_lifecycle(self, verb: str, targets: list) -> None:
         session = self.app.session
-        fn = getattr(vm_ops, LIFECYCLE[verb][0])
+        fn = _verb(verb).service_fn()
         kwargs = {"timeout": self.SHUTDOWN_TIMEOUT} if verb == "shutdown" else {}
         if verb == "delete":
             keys = {f"vm:{v.host}:{v.uuid}" for v in targets}
@@ -335,18 +324,19 @@ class VmActions:
             try:
                 return vm, fn(session, vm.name, host=vm.host, **kwargs)
             except VirtdeckError as exc:
-                return vm, vm_ops._detached(exc)
+                return vm, verb._detached(exc)
 
         def work() -> None:
             with concurrent.futures.ThreadPoolExecutor(max_workers=min(4, len(targets))) as pool:
                 for vm, res in pool.map(one, targets):
                     self.app.call_from_thread(self._report, verb, vm, res)
 
-        self.notify(f"{VERB_WORDS[verb].lower()}: {', '.join(v.name for v in targets)} …", timeout=2)
+        word = (_verb(verb).confirm or verbs.Confirm(verb)).word
+        self.notify(f"{word.lower()}: {', '.join(v.name for v in targets)} …", timeout=2)
         self.run_worker(work, thread=True, group="vm-ops", exit_on_error=False)
 
     def _report(self, verb: str, vm, res) -> None:
-        if isinstance(res, vm_ops.ShutdownTimeout):
+        if isinstance(res, vm_power.ShutdownTimeout):
             self.app.push_screen(
                 ConfirmDialog(f"{vm.name} did not shut down within {res.timeout:g} s. Force it off?",
                               [f"{vm.name}  ({vm.host})"], "Like pulling the plug: unsaved guest data is lost.",
@@ -382,7 +372,7 @@ class VmActions:
 
         def done(vals) -> None:
             if vals:
-                self._background(lambda s: vm_ops.resize(s, vm.name, vcpus=vals[0], memory_mib=vals[1], host=vm.host),
+                self._background(lambda s: vm_resize.resize(s, vm.name, vcpus=vals[0], memory_mib=vals[1], host=vm.host),
                                  "resize", vm)
         self.app.push_screen(ResizeDialog(vm.name, vm.vcpus, vm.memory_mib), done)
 
@@ -398,7 +388,7 @@ class VmActions:
 
         def done(to) -> None:
             if to:
-                self._background(lambda s: vm_ops.move(s, vm.name, to, host=vm.host), "move", vm)
+                self._background(lambda s: vm_move.move(s, vm.name, to, host=vm.host), "move", vm)
         self.app.push_screen(MoveDialog(vm.name, vm.host, hosts), done)
 
     def action_vm_ip(self) -> None:
@@ -408,11 +398,34 @@ class VmActions:
 
         def work() -> None:
             try:
-                nics = vm_ops.ip(self.app.session, vm.name, host=vm.host)
+                nics = vm_lookup.ip(self.app.session, vm.name, host=vm.host)
                 text = "; ".join(f"{n['mac']}: {', '.join(n['ips']) or 'no address yet'}" for n in nics) or "no NICs"
                 self.app.call_from_thread(self.notify, f"{vm.name}: {text}", timeout=8)
             except VirtdeckError as exc:
                 self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=8)
+        self.run_worker(work, thread=True, group="vm-ops", exit_on_error=False)
+
+    def action_vm_read(self, name: str) -> None:
+        """Run read verb ``name`` (``"vm show"``) on the highlighted VM in a thread worker and
+        show its text lines (the verb's ``render``) in a :class:`DetailsDialog`."""
+        verb = verbs.get(name)
+        vm = self._single(verb.leaf)
+        if vm is None:
+            return
+        session = self.app.session
+        if session is None:
+            self.notify("no connection to the hosts in this console", severity="error")
+            return
+
+        def work() -> None:
+            try:
+                res = verb.service_fn()(session, vm.name, host=vm.host)
+                render = verb.render_fn()
+                lines = render(res) if render else [str(res)]
+            except VirtdeckError as exc:
+                self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=8)
+                return
+            self.app.call_from_thread(self.app.push_screen, DetailsDialog(f"{name} {vm.name}", lines))
         self.run_worker(work, thread=True, group="vm-ops", exit_on_error=False)
 
     def _background(self, call: Callable, verb: str, vm) -> None:
@@ -422,7 +435,7 @@ class VmActions:
             try:
                 res = call(session)
             except VirtdeckError as exc:
-                res = vm_ops._detached(exc)
+                res = verb._detached(exc)
             self.app.call_from_thread(self._report, verb, vm, res)
         self.notify(f"{verb}: {vm.name} …", timeout=2)
         self.run_worker(work, thread=True, group="vm-ops", exit_on_error=False)
@@ -437,7 +450,7 @@ class VmActions:
 
         def fetch() -> None:
             try:
-                text = vm_ops.get_user_data(session, vm.name, host=vm.host)
+                text = vm_seed.get_user_data(session, vm.name, host=vm.host)
             except VirtdeckError as exc:
                 self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=8)
                 return
@@ -460,14 +473,14 @@ class VmActions:
             self.notify(f"{vm.name}: user-data unchanged", timeout=3)
             return
         try:
-            vm_ops.validate_user_data(new)
+            vm_seed.validate_user_data(new)
         except VirtdeckError as exc:
             self.app.push_screen(
                 ConfirmDialog("The user-data is not valid. Edit it again?", [str(exc)],
                               "No keeps the VM's seed as it is."),
                 lambda yes: yes and self._edit_user_data(vm, original, new))
             return
-        self._background(lambda s: vm_ops.edit_config(s, vm.name, new, host=vm.host), "edit-config", vm)
+        self._background(lambda s: vm_seed.edit_config(s, vm.name, new, host=vm.host), "edit-config", vm)
 
     # -- serial console -----------------------------------------------------------------------
 
@@ -480,7 +493,7 @@ class VmActions:
             return
         try:
             with self.app.suspend():
-                vm_ops.console(self.app.session, vm.name, host=vm.host)
+                vm_console.console(self.app.session, vm.name, host=vm.host)
         except VirtdeckError as exc:
             self.notify(str(exc), severity="error", timeout=8)
         except Exception as exc:  # noqa: BLE001 - e.g. SuspendNotSupported in a headless run

@@ -1,7 +1,7 @@
 """The verb registry: ONE declaration per operator verb, from which the rest is generated.
 
 A :class:`Verb` names the verb (``"vm start"``: group words then the verb), its service function
-(``"vm_ops.start"``, a module of :mod:`console.services` and a function in it, imported only
+(``"vm_power.start"``, a module of :mod:`console.services` and a function in it, imported only
 when the verb runs so ``virtdeck --help`` and the console's start-up stay cheap), whether it acts
 on one VM or on several (``targets``), its confirmation (:class:`Confirm`, or none), its key and
 the panel that key works in, the TUI action the key and the palette run, its argparse arguments
@@ -76,7 +76,7 @@ class Verb:
     ``name``: ``"vm start"``; ``help``: one line (CLI ``--help``, the palette, ``?``);
     ``cli``: ``"cli_vm_verbs.cmd_resize"``, the handler under :mod:`console` that prints the
     result and returns the exit code (called ``handler(args)``, or ``handler(args, verb)`` when
-    it has ``takes_verb``); ``service``: ``"vm_ops.start"`` under :mod:`console.services`;
+    it has ``takes_verb``); ``service``: ``"vm_power.start"`` under :mod:`console.services`;
     ``targets``: ``"many"`` (names, bulk; marks in the TUI), ``"one"`` or ``"none"``;
     ``label``: the key's legend (``"Start"``); ``key``: Textual key name(s), comma-separated;
     ``panel``: the main-screen panel the key works in (``"vms"``, ``"networks"``, …);
@@ -208,7 +208,7 @@ def help_groups(panel_titles: Mapping[str, str], extra: Mapping[str, list] | Non
         rows += [(v.key_display, f"{v.label}: {v.help}") for v in VERBS if v.key and v.panel == panel]
         if rows:
             groups.append((f"{title} panel", rows))
-    groups.append(("Command line only (virtdeck …; : finds them too)",
+    groups.append(("Other verbs (virtdeck NAME …; the : palette lists them too)",
                    [(v.name, v.help) for v in VERBS if not v.key]))
     return groups
 

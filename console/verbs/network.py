@@ -54,9 +54,9 @@ VERBS = (
          arg("--vlan", help="provider: VLAN id 1-4094 (omit for untagged)"),
          arg("--exclude", help="addresses/ranges OVN must not hand out: 10.0.0.2,10.0.0.10..10.0.0.20"),
          label="Create", key="c", action="network_create"),
-    _net("list", "list networks", "network.list_networks", ANY_TENANT, action="show_networks"),
+    _net("list", "list networks", "network.list_networks", ANY_TENANT, action="panel('networks')"),
     # no service function yet: cli_network.cmd_show reads ovn_networks.find_network itself
-    _net("show", "one network in detail", None, NAME, TENANT, action="show_networks"),
+    _net("show", "one network in detail", None, NAME, TENANT, action="panel('networks')"),
     _net("edit", "change DHCP, lease, DNS, MTU or exclusions (one OVN transaction; "
                  "CIDR/kind/gateway/VLAN cannot change: create a new network)", "network.edit_network",
          NAME, TENANT,

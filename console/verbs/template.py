@@ -18,7 +18,7 @@ JSON = arg("--json", action="store_true", default=argparse.SUPPRESS, help="JSON 
 
 def _tpl(leaf: str, help: str, service: str, *args) -> Verb:
     return Verb(name=f"template {leaf}", help=help, cli=f"cli_template.cmd_{leaf}", service=service,
-                panel="templates", action="show_templates", args=args)
+                panel="templates", action="panel('templates')", args=args)
 
 
 VERBS = (
