@@ -1,14 +1,19 @@
 """Helpers for the networks end-to-end tests (issue 5): wait for ovn-controller to bind an LSP,
-and delete everything a test tenant owns through the services."""
+make a VM port, ping from the lab's outside host, capture frames, and delete everything a test
+tenant owns through the services."""
 
 from __future__ import annotations
 
 import time
 
 from virtdeck.backends.ovn import rows as ovn_rows
+from virtdeck.backends.ovn import ports as ovn_ports
+from virtdeck.backends.lab import topology as topo
 from virtdeck.console.services import network as netsvc
 from virtdeck.console.services import router as rsvc
 from virtdeck.console.services import security as sgsvc
+
+OUT = topo.OUTSIDE_ADDRESS                 # 172.16.0.254, untagged on physnet1
 
 
 def teardown_tenant(session, tenant: str) -> None:
@@ -34,6 +39,21 @@ def wait_up(nb, lsp: str, timeout: float = 20) -> None:
                 return
         time.sleep(0.2)
     raise AssertionError(f"LSP {lsp} never came up")
+
+
+def vm_port(session, net, tenant, vm, ip=None):
+    """A VM LSP (nic 0) on network ``net`` made by the provisioning backend
+    (``ovn_ports.create_vm_port``: UUID name, port security, DHCP); ``ip`` None picks a free one."""
+    nb = session.nb()
+    return ovn_ports.create_vm_port(nb, net, tenant=tenant, vm=vm, nic=0, ip=ip)
+
+
+def ping_from_outside(addr: str, count: int = 3) -> bool:
+    """Whether the lab's outside host gets an echo reply from ``addr`` (``count`` pings, 2 s
+    wait each, 30 s in all)."""
+    from virtdeck.backends.lab.hosts import run_in
+    r = run_in("outside", ["busybox", "ping", "-c", str(count), "-W", "2", addr], check=False, timeout=30)
+    return r.returncode == 0
 
 
 def sniff(netns: str | None, *expr: str, iface: str = "eth0", host: str | None = None, limit: float = 300):

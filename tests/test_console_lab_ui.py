@@ -13,7 +13,7 @@ import pytest
 
 from virtdeck.console.app import VirtdeckApp
 from virtdeck.console.live import LiveModel
-from test_console_live import lab_inv, tiny_domain  # noqa: F401 (fixture)
+from live_helpers import tiny_domain
 
 NB_TCP = "tcp:192.168.100.10:6641"
 

@@ -12,27 +12,20 @@ from dataclasses import replace
 
 import pytest
 
-from virtdeck.backends import domain_xml as dx
 from virtdeck.backends import ssh as ssh_mod
-from virtdeck.config import inventory as inv_mod
 from virtdeck.config.inventory import HostConfig, Inventory, OvnConfig, SshDefaults
 from virtdeck.backends.session import Session
 from virtdeck.console.live import LiveModel
 from virtdeck.console.model import (HOST_HOSTKEY, HOST_REFUSED, HOST_UNREACHABLE, HOST_UP, NB_STALE,
                            NB_UP)
 from fixtures_real import start_nb, start_sshd, stop_pid, wait_for
+from live_helpers import tiny_domain
 
 
 @pytest.fixture(autouse=True)
 def isolated_user_known_hosts(tmp_path, monkeypatch):
     """Never read or write the real ~/.ssh/known_hosts from tests."""
     monkeypatch.setattr(ssh_mod, "DEFAULT_USER_KNOWN_HOSTS", tmp_path / "user_known_hosts")
-
-
-@pytest.fixture(scope="module")
-def lab_inv(lab) -> Inventory:
-    """The lab's inventory (shared ``lab`` fixture: reuses a running lab)."""
-    return inv_mod.load(lab.inventory)
 
 
 def lab_host_socket(host: str) -> str:
@@ -61,13 +54,6 @@ def thaw(pids: list[int]) -> None:
             os.kill(pid, signal.SIGCONT)
         except ProcessLookupError:
             pass
-
-
-def tiny_domain(name: str) -> str:
-    return dx.domain_xml(dx.DomainSpec(
-        name=name, uuid=str(uuid.uuid4()), vcpus=1, memory_mib=32, domain_type="qemu",
-        disk_path=f"/tmp/{name}.qcow2",
-        metadata=dx.InstanceMeta(tenant="livetest")))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from virtdeck.backends import domain_xml as dx
 from virtdeck.backends.ovn import networks as ovn_networks
 from virtdeck.console.services import vm_ops
 from provision_helpers import lab_inventory, lab_session, remove_vm  # noqa: F401
-from test_vm_ops_lab import make_vm
+from vm_lab_helpers import make_vm
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

@@ -13,7 +13,7 @@ from virtdeck.console.errors import ValidationError
 from virtdeck.console.services import network as netsvc
 from virtdeck.console.services.network import NetworkRequest
 
-from test_ovn_networks import PHYSNETS, add_vm_port, api, audit_log, nb_json, nbctl, ovs_map  # noqa: F401 - fixtures
+from ovn_helpers import PHYSNETS, add_vm_port, nb_json, nbctl, ovs_map
 
 
 def dhcp_opts(nb_server) -> list[dict]:

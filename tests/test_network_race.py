@@ -13,7 +13,7 @@ from virtdeck.backends.session import open_nb
 from virtdeck.console.errors import ValidationError
 from virtdeck.console.services import network as netsvc
 from virtdeck.console.services.network import NetworkRequest
-from tests.test_ovn_networks import audit_log, nb_json  # noqa: F401 - fixture re-use
+from ovn_helpers import nb_json
 
 PHYSNETS = {"physnet1": ("hv1", "hv2")}
 
@@ -23,7 +23,7 @@ def _switches(nb_server) -> list[str]:
 
 
 @pytest.fixture
-def two_apis(nb_server, audit_log):  # noqa: F811
+def two_apis(nb_server, audit_log):
     apis = [open_nb(nb_server.unix), open_nb(nb_server.unix)]
     yield apis
     for a in apis:

@@ -5,34 +5,13 @@ The same service as the CLI does the write, so a network made here is checked in
 
 from __future__ import annotations
 
-import pytest
-from textual.app import App
 from textual.widgets import Button, Input, Select, Static
 
 from virtdeck.backends.ovn import networks as ovn_networks, rows as ovn_rows
-from virtdeck.backends.session import open_nb
 from virtdeck.console.services import network as netsvc
 from virtdeck.screens.wizard_network import NetworkWizard
-
-PHYSNETS = {"physnet1": ("hv1", "hv2")}
-
-
-class WizardHost(App):
-    def __init__(self, wizard):
-        super().__init__()
-        self.wizard = wizard
-        self.results = []
-
-    def on_mount(self) -> None:
-        self.push_screen(self.wizard, self.results.append)
-
-
-@pytest.fixture
-def api(nb_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
-    a = open_nb(nb_server.unix)
-    yield a
-    a.ovsdb_connection.stop(timeout=2)
+from ovn_helpers import PHYSNETS
+from wizard_helpers import WizardHost
 
 
 async def type_into(pilot, wiz, field: str, text: str) -> None:

@@ -7,65 +7,21 @@ passes only if the server really holds what virtdeck meant to write.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 from virtdeck.backends.ovn import networks as ovn_networks, routers as ovn_routers, rows as ovn_rows, security_groups as ovn_sg
-from virtdeck.backends.session import open_nb
 from virtdeck.console.errors import ReadOnlyError, ValidationError
 from virtdeck.console.services import guard
 from virtdeck.console.services import network as netsvc
 from virtdeck.console.services import router as rsvc
 from virtdeck.console.services import security as sgsvc
 from virtdeck.console.services.network import NetworkRequest
-
-PHYSNETS = {"physnet1": ("hv1", "hv2")}
-
-
-@pytest.fixture
-def audit_log(tmp_path, monkeypatch):
-    path = tmp_path / "audit.jsonl"
-    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(path))
-    return path
-
-
-@pytest.fixture
-def api(nb_server, audit_log):
-    a = open_nb(nb_server.unix)
-    yield a
-    a.ovsdb_connection.stop(timeout=2)
-
-
-def nbctl(nb_server, *args) -> str:
-    return subprocess.run(["ovn-nbctl", f"--db={nb_server.unix}", *args], check=True,
-                          capture_output=True, text=True).stdout
-
-
-def nb_json(nb_server, table, *cols) -> list[dict]:
-    out = nbctl(nb_server, "--format=json", f"--columns={','.join(cols)}", "list", table)
-    data = json.loads(out)
-    return [dict(zip(data["headings"], row)) for row in data["data"]]
-
-
-def ovs_map(v) -> dict:
-    assert v[0] == "map"
-    return {k: val for k, val in v[1]}
+from ovn_helpers import PHYSNETS, add_vm_port, nb_json, nbctl, ovs_map
 
 
 def overlay(tenant="t1", name="web", cidr="10.0.0.0/24", **kw) -> NetworkRequest:
     return NetworkRequest(tenant=tenant, name=name, kind="overlay", cidr=cidr, **kw)
-
-
-def add_vm_port(nb_server, net: ovn_networks.NetworkInfo, lsp: str, mac: str, ip: str, api=None) -> None:
-    """Another client (ovn-nbctl) adds a VM port; wait until ``api``'s replica has it."""
-    import time
-    nbctl(nb_server, "lsp-add", net.switch, lsp, "--", "lsp-set-addresses", lsp, f"{mac} {ip}",
-          "--", "lsp-set-dhcpv4-options", lsp, net.dhcp_options)
-    deadline = time.monotonic() + 5
-    while api is not None and not any(p.name == lsp for p in api.tables["Logical_Switch_Port"].rows.values()):
-        assert time.monotonic() < deadline, "the IDL never saw the port"
-        time.sleep(0.01)
 
 
 def test_overlay_network_rows(api, nb_server, audit_log):

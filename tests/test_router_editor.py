@@ -12,7 +12,8 @@ from virtdeck.console.services import network as netsvc
 from virtdeck.console.services.network import NetworkRequest
 from virtdeck.screens.router_editor import RouterEditor
 
-from test_network_wizard import PHYSNETS, WizardHost, api  # noqa: F401 - fixture
+from ovn_helpers import PHYSNETS
+from wizard_helpers import WizardHost
 
 
 class Host(WizardHost):

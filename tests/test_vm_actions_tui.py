@@ -14,7 +14,7 @@ from virtdeck.console.app import FixedModel, VirtdeckApp
 from virtdeck.console.model import Cloud, Host, Nic, Vm
 from virtdeck.console.services import guard
 from virtdeck.screens.vm_actions import ConfirmDialog, MoveDialog, ResizeDialog
-from test_vm_ops_unit import DriverSession, lsp_names, make_vm, records
+from vm_helpers import DriverSession, lsp_names, make_vm, records
 
 
 class SessionModel(FixedModel):
@@ -243,7 +243,7 @@ async def test_lab_tui_start_shutdown_timeout_force_and_bulk_delete(tmp_path, mo
     from virtdeck.config.inventory import load
     from virtdeck.config.paths import lab_dir
     from virtdeck.console.live import LiveModel
-    from test_vm_ops_lab import NET, TENANT, leftovers, make_vm
+    from vm_lab_helpers import NET, TENANT, leftovers, make_vm
 
     path = lab_dir() / "inventory.toml"
     if not path.exists():
@@ -337,7 +337,7 @@ def test_lab_real_terminal_console_and_editor(tmp_path):
     from virtdeck.config.inventory import load
     from virtdeck.config.paths import lab_dir
     from virtdeck.console.services import vm_ops
-    from test_vm_ops_lab import NET, TENANT, make_vm
+    from vm_lab_helpers import NET, TENANT, make_vm
 
     if not shutil.which("tmux"):
         pytest.skip("tmux is not installed")

@@ -18,7 +18,7 @@ from virtdeck.console.errors import VirtdeckError
 from virtdeck.console.services import provision as pv
 from virtdeck.console.services import vm_ops
 from provision_helpers import lab_inventory, lab_session, remove_vm  # noqa: F401
-from test_vm_ops_lab import make_vm
+from vm_lab_helpers import make_vm
 
 pytestmark = pytest.mark.lab
 

@@ -13,24 +13,18 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from virtdeck.backends import domain_xml, seed, storage
-from virtdeck.backends.ovn import networks as ovn_networks, ports as ovn_ports, routers as ovn_routers
-from virtdeck.console import cloudinit
+from virtdeck.backends import storage
+from virtdeck.backends.ovn import networks as ovn_networks, routers as ovn_routers
 from provision_helpers import lab_inventory, lab_session  # noqa: F401 (fixtures)
+from vm_lab_helpers import NET, POOL, TENANT, leftovers, make_vm
 
 pytestmark = pytest.mark.lab
 
-TENANT = "vmops"
-NET = "net1"
-POOL = "virtdeck"
 VIRTDECK = str(Path(sys.executable).with_name("virtdeck"))
-KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test@vmops")
-HASH = "$6$rounds=656000$abcdefgh$" + "x" * 86
 
 
 @pytest.fixture(scope="module")
@@ -63,37 +57,6 @@ def audit(audit_log):
     return [json.loads(l) for l in audit_log.read_text().splitlines()] if audit_log.exists() else []
 
 
-def make_vm(session, inv, net, host, name, vcpus=1, memory_mib=256, max_vcpus=None, max_memory_mib=None,
-            serial_log=None):
-    """Define a VM on ``host`` like the provisioning service does; returns its LSP name."""
-    conn = session.libvirt(host)
-    nb = session.nb()
-    t = inv.template("debian12")
-    for vol in (f"{name}.qcow2", f"{name}-seed.iso"):
-        storage.delete_volume(conn, host, POOL, vol)
-    port = ovn_ports.create_vm_port(nb, net, tenant=TENANT, vm=name, nic=0)
-    disk = storage.create_overlay(conn, host, POOL, f"{name}.qcow2", t.volume, 2)
-    sd = cloudinit.build_seed(name, "debian", HASH, [KEY], [port.mac])
-    iso = storage.upload_volume(conn, host, POOL, f"{name}-seed.iso",
-                                seed.build_nocloud_iso(sd.meta_data, sd.user_data, sd.network_config))
-    path = lambda v: storage.find_volume(conn, host, POOL, v).path()  # noqa: E731
-    spec = domain_xml.DomainSpec(
-        name=name, uuid=str(uuid.uuid4()), vcpus=vcpus, memory_mib=memory_mib, disk_path=disk.path,
-        seed_path=iso.path, domain_type="qemu", kernel=path(t.kernel), initrd=path(t.initrd),
-        cmdline=t.cmdline, nics=(domain_xml.NicSpec(port.mac, port.name, mtu=net.mtu),),
-        metadata=domain_xml.InstanceMeta(TENANT, "debian12", f"{name}-seed.iso", (net.switch,)),
-        serial_log=serial_log)
-    xml = domain_xml.domain_xml(spec)
-    if max_vcpus:
-        xml = xml.replace(f"<vcpu placement=\"static\">{vcpus}</vcpu>",
-                          f"<vcpu placement=\"static\" current=\"{vcpus}\">{max_vcpus}</vcpu>")
-    if max_memory_mib:
-        xml = xml.replace(f"<memory unit=\"MiB\">{memory_mib}</memory>",
-                          f"<memory unit=\"MiB\">{max_memory_mib}</memory>")
-    conn.defineXML(xml)
-    return port.name
-
-
 def roomy_host(session, inv, vcpus, ram_mib, exclude=()):
     """A hypervisor whose allocations leave room for ``vcpus``/``ram_mib`` (other engineers'
     benchmarks may fill a lab host with defined domains); skips the test when none has."""
@@ -107,28 +70,6 @@ def roomy_host(session, inv, vcpus, ram_mib, exclude=()):
                 f.alloc_ram_mib + ram_mib <= f.ram_total_mib * alloc.ram_ratio:
             return h.name
     pytest.skip("no lab hypervisor has room for the test VM (other tests' domains fill them)")
-
-
-def leftovers(session, inv, name, lsps=()):
-    """Everything of VM ``name`` still in libvirt (domains, volumes) or OVN (LSPs, NAT, DHCP)."""
-    out = []
-    for h in inv.hypervisors:
-        conn = session.libvirt(h.name)
-        out += [f"{h.name}: domain {d.name()}" for d in conn.listAllDomains(0) if d.name() == name]
-        out += [f"{h.name}: volume {v.name}" for v in storage.list_volumes(conn, h.name, POOL)
-                if v.name.startswith(name + ".") or v.name.startswith(name + "-")]
-    nb = session.nb()
-    time.sleep(0.3)  # let the IDL catch up with the CLI's transaction
-    for r in nb.tables["Logical_Switch_Port"].rows.values():
-        if r.name in lsps or r.external_ids.get("virtdeck:vm") == name:
-            out.append(f"LSP {r.name}")
-    for r in nb.tables["NAT"].rows.values():
-        if r.external_ids.get("virtdeck:port") in lsps or r.external_ids.get("virtdeck:vm") == name:
-            out.append(f"NAT {r.external_ip}")
-    for r in nb.tables["DHCP_Options"].rows.values():
-        if r.external_ids.get("virtdeck:vm") == name:
-            out.append(f"DHCP {r.cidr}")
-    return out
 
 
 @pytest.fixture

@@ -15,15 +15,8 @@ import pytest
 from textual.app import App
 from textual.widgets import DataTable, Input, Select, Static, TextArea
 
-from virtdeck.config.inventory import AllocationConfig, HostConfig, Inventory, TemplateConfig, TenantConfig
 from virtdeck.screens.wizard_vm import VmWizard
-
-INV = Inventory(
-    hosts=(HostConfig("hv1", "192.0.2.11", domain_type="qemu"), HostConfig("hv2", "192.0.2.12")),
-    allocation=AllocationConfig(),
-    tenants=(TenantConfig("demo"),),
-    templates=(TemplateConfig("debian12", "debian12.qcow2", "0" * 64, default_user="debian"),),
-)
+from wizard_helpers import INV
 
 
 @pytest.fixture(scope="module")

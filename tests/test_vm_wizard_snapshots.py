@@ -9,7 +9,7 @@ import pytest
 from textual.app import App
 
 from virtdeck.screens.wizard_vm import VmWizard
-from test_vm_wizard import INV
+from wizard_helpers import INV
 
 SIZES = [(80, 24), (160, 48)]
 NETS = {"demo": [N(name="net1", kind="overlay", vlan=None, cidr="10.0.0.0/24", physnet=None),

@@ -19,77 +19,22 @@ spoofing half of 4 (a second address inside a guest is dropped).
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
 from virtdeck.backends.ovn import rows as ovn_rows
-from virtdeck.backends.ovn import ports as ovn_ports
 from virtdeck.backends.lab import topology as topo
 from virtdeck.backends.lab.hosts import run_in
-from virtdeck.backends.session import Session
-from virtdeck.config.inventory import load
 from virtdeck.console.services import network as netsvc
 from virtdeck.console.services import router as rsvc
 from virtdeck.console.services import security as sgsvc
 from virtdeck.console.services.network import NetworkRequest
-from net_helpers import sniff, sniffed, teardown_tenant, wait_up
-from probes import Probe, tcp_transfer
+from net_helpers import OUT, ping_from_outside, sniff, sniffed, vm_port, wait_up
+from probes import tcp_transfer
 
 pytestmark = [pytest.mark.lab]
 
-OUT = topo.OUTSIDE_ADDRESS                 # 172.16.0.254, untagged on physnet1
 VLAN100_HOST = topo.VLAN_HOSTS[100][1]     # 10.100.0.1 behind an access port tag=100
-
-
-@pytest.fixture(scope="module")
-def session(lab):
-    s = Session(load(lab.inventory))
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def tenants(session):
-    """Fresh tenant names; at the end every object of theirs is deleted through the services
-    and the NB must hold no row carrying their virtdeck external_ids."""
-    made: list[str] = []
-
-    def new(label: str) -> str:
-        t = f"e2e{uuid.uuid4().hex[:5]}{label}"
-        made.append(t)
-        return t
-
-    yield new
-    nb = session.nb()
-    for t in made:
-        teardown_tenant(session, t)
-    left = ovn_rows.virtdeck_rows(nb, made)
-    assert left == {}, f"rows left behind: {left}"
-
-
-@pytest.fixture
-def probes():
-    made: list[Probe] = []
-
-    def plug(host, port, ip=None) -> Probe:
-        p = Probe.create(host, port.name, port.mac, ip)
-        made.append(p)
-        return p
-
-    yield plug
-    for p in made:
-        p.close()
-
-
-def vm_port(session, net, tenant, vm, ip=None):
-    nb = session.nb()
-    return ovn_ports.create_vm_port(nb, net, tenant=tenant, vm=vm, nic=0, ip=ip)
-
-
-def ping_from_outside(addr: str, count: int = 3) -> bool:
-    r = run_in("outside", ["busybox", "ping", "-c", str(count), "-W", "2", addr], check=False, timeout=30)
-    return r.returncode == 0
 
 
 def test_1_overlay_across_hypervisors_dhcp_ping_tcp(session, lab, tenants, probes):

@@ -25,8 +25,7 @@ from virtdeck.backends.lab import topology as topo
 from virtdeck.console.app import VirtdeckApp
 from virtdeck.console.live import LiveModel
 from probes import tcp_transfer
-from test_networks import (OUT, ping_from_outside, probes, session, tenants,  # noqa: F401 (fixtures)
-                           vm_port, wait_up)
+from net_helpers import OUT, ping_from_outside, vm_port, wait_up
 
 pytestmark = [pytest.mark.lab]
 
