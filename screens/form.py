@@ -63,8 +63,8 @@ class ServiceFailed(Message, bubble=False):
     """A service call started by :meth:`ServiceRunner.run_service` raised ``error``.
 
     ``message`` / ``field`` / ``reason`` are :func:`error_parts` of it (field and reason only for
-    a ValidationError). A plain ServiceFailed is handled by :class:`FormScreen` (status line,
-    ``busy`` off); subclass it where a form does more (marks the field, say)."""
+    a ValidationError). A plain ServiceFailed is handled by :class:`FormScreen` (the status line
+    says ``label: message``); subclass it where a form does more (ends ``busy``, marks a field)."""
 
     def __init_subclass__(cls, bubble: bool | None = False, **kwargs) -> None:
         super().__init_subclass__(bubble=bubble, **kwargs)
@@ -148,8 +148,8 @@ class FormScreen(ServiceRunner, ModalScreen):
 
     @on(ServiceFailed)
     def _service_failed(self, event: ServiceFailed) -> None:
-        """The default answer to a failed call: work is over, say why in the status line."""
-        self.busy = False
+        """The default answer to a failed call (a read, typically): say why in the status line.
+        ``busy`` is left alone: a write passes its own ``failed`` class and ends its work there."""
         self._set_status(event.line, True)
 
     @on(Button.Pressed, "#cancel")

@@ -38,7 +38,7 @@ from textual.widgets.option_list import Option
 
 from ..console.errors import ValidationError
 from ..console.services import router as rsvc
-from .form import FormScreen, error_parts
+from .form import FormScreen, ServiceDone, ServiceFailed
 
 #: service error field -> the widget that holds it
 FIELD_WIDGETS = {"tenant": "tenant", "name": "router", "router": "router", "network": "nets",
@@ -73,10 +73,18 @@ class RouterEditor(FormScreen):
         Binding("ctrl+d", "delete", "Delete router"),
     ]
 
+    class TenantRead(ServiceDone):
+        """``result`` is ``(tenant, routers, networks, VM ports)`` as :func:`read_tenant` gives."""
+
+    class VerbDone(ServiceDone):
+        """A router verb returned; ``result`` is its RouterInfo (or None), ``label`` the doing."""
+
+    class VerbFailed(ServiceFailed):
+        """A router verb refused or failed; ``field`` is the service's field name."""
+
     def __init__(self, session=None, *, tenant: str | None = None, router: str | None = None,
                  chassis: Sequence[str] | None = None):
-        super().__init__()
-        self._session = session
+        super().__init__(session)
         self.tenant0, self.router0 = tenant or "", router or ""
         self.chassis = list(chassis) if chassis is not None else None
         self.routers: list = []          # RouterInfo of the tenant
@@ -84,14 +92,10 @@ class RouterEditor(FormScreen):
         self.ports: list = []            # rsvc.VmPort of the tenant
         self.loaded_tenant: str | None = None
         self.last = None                 # last RouterInfo seen (dismiss value)
-        self.busy = False
         self._reload_timer = None
+        self._fields: dict[str, str] = {}  # the running verb's service field -> widget id
 
     # ------------------------------------------------------------------ facts
-    @property
-    def session(self):
-        return self._session if self._session is not None else getattr(self.app, "session", None)
-
     def _chassis_names(self) -> list[str]:
         if self.chassis is not None:
             return self.chassis
@@ -163,20 +167,12 @@ class RouterEditor(FormScreen):
         if session is None:
             self._set_status("not connected to OVN northbound", True)
             return
-        self.run_worker(lambda: self._load(session, tenant), thread=True, group="rt-load",
-                        exclusive=True)
+        self.run_read(lambda: read_tenant(session, tenant), done=self.TenantRead,
+                      label=f"cannot read tenant {tenant}")
 
-    def _load(self, session, tenant: str) -> None:
-        from ..console.services import network as netsvc
-        try:
-            facts = (rsvc.list_routers(session, tenant), netsvc.list_networks(session, tenant),
-                     rsvc.list_vm_ports(session, tenant))
-        except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-            self.app.call_from_thread(self._set_status, f"cannot read tenant {tenant}: {error_parts(exc)[0]}", True)
-            return
-        self.app.call_from_thread(self._loaded, tenant, *facts)
-
-    def _loaded(self, tenant, routers, networks, ports) -> None:
+    @on(TenantRead)
+    def _loaded(self, event: TenantRead) -> None:
+        tenant, routers, networks, ports = event.result
         if tenant != self.tenant:
             return
         self.routers, self.networks, self.ports = list(routers), list(networks), list(ports)
@@ -282,26 +278,24 @@ class RouterEditor(FormScreen):
             self._set_status("not connected to OVN northbound: nothing can change", True)
             return
         self.busy = True
+        self._fields = fields or {}
         self._mark(None)
         self._set_status(f"{doing} …")
+        self.run_service(lambda: fn(session), done=self.VerbDone, failed=self.VerbFailed, label=doing)
 
-        def work() -> None:
-            try:
-                result = fn(session)
-            except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-                message, field, reason = error_parts(exc)
-                field = (fields or {}).get(field or "", field)
-                self.app.call_from_thread(self._failed, message, field, reason)
-                return
-            self.app.call_from_thread(self._done, doing, result)
-        self.run_worker(work, thread=True, group="rt-verb")
+    @on(VerbFailed)
+    def _verb_failed(self, event: VerbFailed) -> None:
+        self._failed(event.message, self._fields.get(event.field or "", event.field))
 
-    def _failed(self, message: str, field: str | None, reason: str | None) -> None:
+    def _failed(self, message: str, field: str | None, reason: str | None = None) -> None:
+        """Say ``message`` in the status line and mark (and focus) ``field``'s widget."""
         self.busy = False
         self._set_status(message, True)
         self._mark(field)
 
-    def _done(self, doing: str, result) -> None:
+    @on(VerbDone)
+    def _done(self, event: VerbDone) -> None:
+        doing, result = event.label, event.result
         self.busy = False
         self.last = result
         self._set_status(f"{doing}: done")
@@ -412,3 +406,12 @@ class RouterEditor(FormScreen):
     def cancel_result(self):
         return self.last
 
+
+
+def read_tenant(session, tenant: str) -> tuple[str, list, list, list]:
+    """``(tenant, routers, networks, VM ports)`` of ``tenant`` for the screen: RouterInfo,
+    NetworkInfo and rsvc.VmPort lists read from OVN NB through the router and network services
+    (blocking; run it in a worker). Raises VirtdeckError when NB cannot be read."""
+    from ..console.services import network as netsvc
+    return (tenant, rsvc.list_routers(session, tenant), netsvc.list_networks(session, tenant),
+            rsvc.list_vm_ports(session, tenant))

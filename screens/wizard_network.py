@@ -34,8 +34,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from ..console.errors import VirtdeckError
-from .form import FormScreen, error_parts
+from .form import FormScreen, ServiceDone, ServiceFailed
 from ..console.services import network as netsvc
 
 FIELDS = ("name", "tenant", "kind", "physnet", "vlan", "cidr", "gateway", "dhcp", "lease_time",
@@ -57,27 +56,30 @@ class NetworkWizard(FormScreen):
         Binding("ctrl+s", "create", "Create"),
     ]
 
+    class NetworksRead(ServiceDone):
+        """``result`` is the list of NetworkInfo (every tenant's) from list_networks."""
+
+    class Saved(ServiceDone):
+        """``result`` is the created or edited NetworkInfo."""
+
+    class SaveFailed(ServiceFailed):
+        """create_network / edit_network refused or failed; ``field`` names the input."""
+
     def __init__(self, session=None, *, tenants: Sequence[str] | None = None,
                  physnets: Mapping[str, Sequence[str]] | None = None,
                  networks: Sequence | None = None, tenant: str | None = None,
                  edit: tuple[str, str] | None = None):
-        super().__init__()
+        super().__init__(session)
         self.edit = edit              # (tenant, name) of the network to edit, or None
         self.editing = None           # its NetworkInfo once read
-        self._session = session
         self.tenants = list(tenants) if tenants is not None else None
         self.physnets = dict(physnets) if physnets is not None else None
         self.networks = list(networks) if networks is not None else None
         self.default_tenant = tenant
         self.touched: set[str] = set()
         self.errors: dict[str, str] = {}
-        self.busy = False
 
     # ------------------------------------------------------------------ facts
-    @property
-    def session(self):
-        return self._session if self._session is not None else getattr(self.app, "session", None)
-
     def _facts_from_app(self) -> None:
         cloud = getattr(self.app, "cloud", None)
         if self.tenants is None:
@@ -148,17 +150,12 @@ class NetworkWizard(FormScreen):
             self.networks = []
             session = self.session
             if session is not None:
-                self.run_worker(lambda: self._load_networks(session), thread=True, group="netwiz-load")
+                self.run_read(lambda: netsvc.list_networks(session), done=self.NetworksRead,
+                              label="cannot read existing networks")
 
-    def _load_networks(self, session) -> None:
-        try:
-            nets = netsvc.list_networks(session)
-        except VirtdeckError as exc:
-            self.app.call_from_thread(self._set_status, f"cannot read existing networks: {exc}", True)
-            return
-        self.app.call_from_thread(self._networks_loaded, nets)
-
-    def _networks_loaded(self, nets) -> None:
+    @on(NetworksRead)
+    def _networks_loaded(self, event: NetworksRead) -> None:
+        nets = event.result
         self.networks = list(nets)
         if self.edit:
             self.editing = next((n for n in nets if (n.tenant, n.name) == tuple(self.edit)), None)
@@ -275,32 +272,30 @@ class NetworkWizard(FormScreen):
         self.busy = True
         self.query_one("#create", Button).disabled = True
         self._set_status(f"{'saving' if self.edit else 'creating'} {req.tenant}/{req.name} …")
-        physnets = self.physnets or None
-        self.run_worker(lambda: self._create(session, req, physnets), thread=True, group="netwiz-create")
-
-    def _create(self, session, req, physnets) -> None:
-        try:
-            if self.edit:
-                info = netsvc.edit_network(
-                    session, self.edit[0], self.edit[1], dhcp=req.dhcp, lease_time=req.lease_time,
+        physnets, edit = self.physnets or None, self.edit
+        if edit:
+            def call():
+                return netsvc.edit_network(
+                    session, edit[0], edit[1], dhcp=req.dhcp, lease_time=req.lease_time,
                     dns=req.dns, mtu=req.mtu or "", exclude=req.exclude, kind=req.kind, cidr=req.cidr,
                     gateway=req.gateway, physnet=req.physnet, vlan=req.vlan if req.kind == "provider" else None)
-            else:
-                info = netsvc.create_network(session, req, physnets)
-        except Exception as exc:  # noqa: BLE001 - shown as one line, never a traceback
-            self.app.call_from_thread(self._failed, *error_parts(exc))
-            return
-        self.app.call_from_thread(self._created, info)
+        else:
+            def call():
+                return netsvc.create_network(session, req, physnets)
+        self.run_service(call, done=self.Saved, failed=self.SaveFailed)
 
-    def _failed(self, message: str, field: str | None, reason: str | None) -> None:
+    @on(SaveFailed)
+    def _failed(self, event: SaveFailed) -> None:
         self.busy = False
-        self._set_status(message, True)
-        if field in FIELDS:
-            self.query_one(f"#why-{field}", Static).update(escape(reason or ""))
-            self.query_one(f"#row-{field}").add_class("invalid")
+        self._set_status(event.message, True)
+        if event.field in FIELDS:
+            self.query_one(f"#why-{event.field}", Static).update(escape(event.reason or ""))
+            self.query_one(f"#row-{event.field}").add_class("invalid")
         self.query_one("#create", Button).disabled = False
 
-    def _created(self, info) -> None:
+    @on(Saved)
+    def _created(self, event: Saved) -> None:
+        info = event.result
         self.busy = False
         verb = "saved" if self.edit else "created"
         self.app.notify(f"{verb} network {info.tenant}/{info.name} ({info.cidr})")
