@@ -219,3 +219,22 @@ def ports_of_vm(nb, tenant: str, vm: str) -> list[PortInfo]:
     except Exception as exc:
         raise _wrap(f"listing ports of {vm}", exc) from None
     return sorted(out, key=lambda p: p.label)
+
+
+def port_ips(nb, names) -> dict[str, tuple[str, list[str]]]:
+    """{LSP name: (VM name or "", [IPv4 addresses])} for the LSPs named in ``names`` that exist,
+    read from the replica in one pass: addresses are the words after the MAC in ``addresses``
+    and OVN's ``dynamic_addresses``; the VM name is the port's ``virtdeck:vm`` tag."""
+    want, out = set(names), {}
+    for row in nb.tables["Logical_Switch_Port"].rows.values():
+        if row.name not in want:
+            continue
+        ips = []
+        for text in list(row.addresses) + list(row.dynamic_addresses or []):
+            for word in text.split()[1:]:
+                try:
+                    ips.append(str(ipaddress.IPv4Address(word)))
+                except ValueError:
+                    continue
+        out[row.name] = (_ext(row).get(EXT_VM, ""), ips)
+    return out

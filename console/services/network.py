@@ -4,32 +4,31 @@ Shared by the TUI wizard (screens/wizard_network.py) and the CLI (console/cli_ne
 Every input is validated BEFORE anything is written; a refusal is a
 :class:`~console.errors.ValidationError` whose ``field`` names the input ("cidr", "vlan", …)
 and whose message says what is allowed. The write itself is one OVN transaction
-(:mod:`backends.ovn_networks`), so nothing is ever half-created. Each verb appends one audit
+(:mod:`backends.ovn.networks`), so nothing is ever half-created. Each verb appends one audit
 record ("network.create", "network.delete") with outcome ok / noop / failed.
 
 ``session`` everywhere is a :class:`backends.session.Session` (``.nb()``, ``.run()``,
 ``.inventory``) or, for tests and scripts, an ovsdbapp NB API object itself (then provider
 validation needs ``physnets=`` passed explicitly).
 
-The field checkers (``check_*``) are pure and cheap: the wizard calls them on every keystroke.
+The field checkers (``check_*``) live in :mod:`.network_fields` (pure and cheap: the wizard calls
+them on every keystroke); the whole-request checks (:func:`validate_network`,
+:func:`check_fields`, :func:`check_edit`) are here with the verbs, which run in the verb frame
+(:func:`.verb.run`: read-only guard, one audit record).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from ...backends.ovn import names as ovn_names, networks as ovn_networks, routers as ovn_routers
+from ...backends.ovn import networks as ovn_networks, ports as ovn_ports, routers as ovn_routers
 from ...backends.ovn.networks import NetworkInfo, NetworkSpec
-from ...config.inventory import NAME_RE
-from .. import audit
-from ..errors import HostError, ValidationError, VirtdeckError
-from .guard import require_writable
-
-KINDS = (ovn_networks.OVERLAY, ovn_networks.PROVIDER)
-MIN_MTU, MAX_MTU = 576, 9000
-MIN_LEASE, MAX_LEASE = 60, 31_536_000
+from ..errors import ValidationError, VirtdeckError
+from . import verb
+from .network_fields import (check_cidr, check_dns, check_exclude, check_gateway, check_kind,
+                             check_lease, check_mtu, check_name, check_physnet, check_vlan)
 
 
 def nb_api(session):
@@ -61,146 +60,6 @@ def physnet_hosts(session) -> dict[str, tuple[str, ...]]:
             for physnet, _bridge in pairs:
                 out.setdefault(physnet, []).append(name)
     return {k: tuple(sorted(v)) for k, v in sorted(out.items())}
-
-
-# --------------------------------------------------------------------------- field checks
-
-def check_name(value: str, field: str = "name") -> str:
-    """A network/router/group name: lowercase letters, digits, '-', 1–63 chars."""
-    value = (value or "").strip()
-    if not NAME_RE.match(value):
-        raise ValidationError(field, "use 1–63 lowercase letters, digits and '-', starting and ending with a letter or digit")
-    return value
-
-
-def check_kind(value: str) -> str:
-    value = (value or "").strip()
-    if value not in KINDS:
-        raise ValidationError("kind", "choose overlay (GENEVE between hypervisors) or provider (a physnet, optionally a VLAN)")
-    return value
-
-
-def check_cidr(value: str) -> ipaddress.IPv4Network:
-    """An IPv4 network with prefix /8–/29, given by its network address."""
-    value = (value or "").strip()
-    try:
-        iface = ipaddress.IPv4Interface(value)
-    except ValueError:
-        raise ValidationError("cidr", "an IPv4 network like 10.0.0.0/24") from None
-    if "/" not in value:
-        raise ValidationError("cidr", "give the prefix length too, like 10.0.0.0/24")
-    net = iface.network
-    if iface.ip != net.network_address:
-        raise ValidationError("cidr", f"{value} has host bits set; did you mean {net}?")
-    if not 8 <= net.prefixlen <= 29:
-        raise ValidationError("cidr", "prefix length must be between /8 and /29")
-    return net
-
-
-def _addr(value: str, field: str) -> ipaddress.IPv4Address:
-    try:
-        return ipaddress.IPv4Address(value.strip())
-    except ValueError:
-        raise ValidationError(field, f"{value.strip()!r} is not an IPv4 address") from None
-
-
-def check_gateway(value: str | None, cidr: ipaddress.IPv4Network) -> str:
-    """The gateway: an address inside ``cidr`` (not its network or broadcast address);
-    empty means the first host address."""
-    if not value or not value.strip():
-        return str(cidr.network_address + 1)
-    gw = _addr(value, "gateway")
-    if gw not in cidr:
-        raise ValidationError("gateway", f"{gw} is outside {cidr}; use an address inside it (e.g. {cidr.network_address + 1})")
-    if gw in (cidr.network_address, cidr.broadcast_address):
-        raise ValidationError("gateway", f"{gw} is the network or broadcast address of {cidr}")
-    return str(gw)
-
-
-def check_lease(value) -> int:
-    """DHCP lease time in seconds, 60 s to one year."""
-    try:
-        v = int(str(value).strip())
-    except ValueError:
-        raise ValidationError("lease_time", "whole seconds, e.g. 3600") from None
-    if not MIN_LEASE <= v <= MAX_LEASE:
-        raise ValidationError("lease_time", f"between {MIN_LEASE} and {MAX_LEASE} seconds")
-    return v
-
-
-def _split(value) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v for v in value.replace(",", " ").split() if v]
-    return [str(v).strip() for v in value if str(v).strip()]
-
-
-def check_dns(value) -> tuple[str, ...]:
-    """DNS servers: up to 4 IPv4 addresses, comma or space separated."""
-    items = _split(value)
-    if len(items) > 4:
-        raise ValidationError("dns", "at most 4 DNS servers")
-    return tuple(str(_addr(v, "dns")) for v in items)
-
-
-def check_mtu(value, kind: str) -> int:
-    """MTU in bytes, 576–9000; empty: 1400 for overlay (GENEVE in a 1500 underlay), 1500 for provider."""
-    if value is None or str(value).strip() == "":
-        return ovn_networks.OVERLAY_MTU if kind == ovn_networks.OVERLAY else ovn_networks.PROVIDER_MTU
-    try:
-        v = int(str(value).strip())
-    except ValueError:
-        raise ValidationError("mtu", "whole bytes, e.g. 1400") from None
-    if not MIN_MTU <= v <= MAX_MTU:
-        raise ValidationError("mtu", f"between {MIN_MTU} and {MAX_MTU} bytes (overlay: at most 1442 on a 1500-byte underlay)")
-    return v
-
-
-def check_vlan(value) -> int | None:
-    """VLAN id 1–4094, or None / "" / "untagged" for an untagged provider network."""
-    if value is None or str(value).strip().lower() in ("", "untagged", "none"):
-        return None
-    try:
-        v = int(str(value).strip())
-    except ValueError:
-        raise ValidationError("vlan", "a VLAN id 1–4094, or empty for untagged") from None
-    if not 1 <= v <= 4094:
-        raise ValidationError("vlan", f"{v} is not a VLAN id; use 1–4094, or empty for untagged")
-    return v
-
-
-def check_exclude(value, cidr: ipaddress.IPv4Network) -> tuple[str, ...]:
-    """Excluded addresses: IPv4 addresses or ranges A..B (A <= B), all inside ``cidr``."""
-    out = []
-    for item in _split(value):
-        if ".." in item:
-            a, _, b = item.partition("..")
-            lo, hi = _addr(a, "exclude"), _addr(b, "exclude")
-            if lo > hi:
-                raise ValidationError("exclude", f"range {item}: the first address must not be above the second")
-            bad = [x for x in (lo, hi) if x not in cidr]
-            if bad:
-                raise ValidationError("exclude", f"{bad[0]} is outside {cidr}")
-            out.append(f"{lo}..{hi}")
-        else:
-            a = _addr(item, "exclude")
-            if a not in cidr:
-                raise ValidationError("exclude", f"{a} is outside {cidr}")
-            out.append(str(a))
-    return tuple(out)
-
-
-def check_physnet(value: str | None, physnets: Mapping[str, Sequence[str]] | None) -> str:
-    """A physnet some hypervisor maps (``physnets``: {physnet: hosts}); None skips the check."""
-    value = (value or "").strip()
-    if not value:
-        raise ValidationError("physnet", "a provider network needs a physnet"
-                              + (f" (mapped here: {', '.join(physnets)})" if physnets else ""))
-    if physnets is not None and not physnets.get(value):
-        known = ", ".join(sorted(physnets)) or "none"
-        raise ValidationError("physnet", f"no hypervisor maps physnet {value!r} in ovn-bridge-mappings (mapped: {known})")
-    return value
 
 
 # --------------------------------------------------------------------------- the request
@@ -274,22 +133,19 @@ def create_network(session, req: NetworkRequest,
     OVS bridge mappings say (read over SSH) for provider networks.
 
     Raises ReadOnlyError, ValidationError (nothing written) or HostError (OVN refused; the
-    transaction did not apply)."""
-    require_writable("network.create")
-    target = f"network {req.tenant}/{req.name}"
-    try:
+    transaction did not apply). Audit: "network.create" with the network's facts."""
+    def body(run: verb.VerbRun) -> NetworkInfo:
+        nonlocal physnets
         api = nb_api(session)
         if physnets is None and (req.kind or "").strip() == ovn_networks.PROVIDER and hasattr(session, "inventory"):
             physnets = physnet_hosts(session)
         spec = validate_network(req, ovn_networks.list_networks(api), physnets)
         info = ovn_networks.create_network(api, spec)
         _recheck_after_commit(api, req, spec, info)
-    except VirtdeckError as exc:
-        audit.record("network.create", target, f"failed: {exc}")
-        raise
-    audit.record("network.create", target, "ok", switch=info.switch, kind=info.kind, cidr=info.cidr,
-                 gateway=info.gateway, physnet=info.physnet, vlan=info.vlan, dhcp=info.dhcp, mtu=info.mtu)
-    return info
+        run.note(switch=info.switch, kind=info.kind, cidr=info.cidr, gateway=info.gateway,
+                 physnet=info.physnet, vlan=info.vlan, dhcp=info.dhcp, mtu=info.mtu)
+        return info
+    return verb.run("network.create", f"network {req.tenant}/{req.name}", body)
 
 
 def _recheck_after_commit(api, req: NetworkRequest, spec: NetworkSpec, info: NetworkInfo) -> None:
@@ -322,10 +178,12 @@ def delete_network(session, tenant: str, name: str, cascade: bool = False,
     (:func:`console.services.vm_ops.detach_ports`: live + config on running domains, config on
     the others). Returns what was deleted; ``nics_out`` (a dict, optional) receives
     ``{"detached": [{"vm", "host", "mac", "lsp", "live"}], "problems": [str]}`` (a host or domain
-    where the detach failed; the OVN delete stands either way)."""
-    require_writable("network.delete")
-    target = f"network {tenant}/{name}"
-    try:
+    where the detach failed; the OVN delete stands either way).
+
+    Raises ReadOnlyError, NotFound, ValidationError (nothing written) or HostError. Audit:
+    "network.delete" with ``cascade`` and, once done, what went with it."""
+    def body(run: verb.VerbRun) -> NetworkInfo:
+        run.note(cascade=cascade)
         api = nb_api(session)
         info = ovn_networks.find_network(api, name, tenant)
         if not cascade and (info.vm_ports or info.routers):
@@ -345,20 +203,18 @@ def delete_network(session, tenant: str, name: str, cascade: bool = False,
                 raise ValidationError("cascade", f"network {tenant}/{name} is the gateway network of router(s) "
                                       f"{', '.join(gw_of)}; confirm the cascade (--cascade) to remove their gateway and NAT")
         ovn_networks.delete_network(api, tenant, name, cascade=cascade)
-    except VirtdeckError as exc:
-        audit.record("network.delete", target, f"failed: {exc}", cascade=cascade)
-        raise
-    nics: dict = {"detached": [], "problems": []}
-    if cascade and info.vm_ports and hasattr(session, "inventory"):
-        # The domains' NICs bound to the deleted ports go too (live + config), see vm_ops.detach_ports.
-        from . import vm_ops
-        nics = vm_ops.detach_ports(session, info.vm_ports, switch=info.switch)
-    audit.record("network.delete", target, "ok", cascade=cascade, vm_ports=list(info.vm_ports),
-                 routers=list(info.routers), nics_detached=[f"{d['vm']}@{d['host']}:{d['mac']}" for d in nics["detached"]],
+        nics: dict = {"detached": [], "problems": []}
+        if cascade and info.vm_ports and hasattr(session, "inventory"):
+            # The domains' NICs bound to the deleted ports go too (live + config), see vm_ops.detach_ports.
+            from . import vm_ops
+            nics = vm_ops.detach_ports(session, info.vm_ports, switch=info.switch)
+        run.note(vm_ports=list(info.vm_ports), routers=list(info.routers),
+                 nics_detached=[f"{d['vm']}@{d['host']}:{d['mac']}" for d in nics["detached"]],
                  nics_problems=nics["problems"])
-    if nics_out is not None:
-        nics_out.update(nics)
-    return info
+        if nics_out is not None:
+            nics_out.update(nics)
+        return info
+    return verb.run("network.delete", f"network {tenant}/{name}", body)
 
 
 def check_fields(req: NetworkRequest, existing: Sequence[NetworkInfo] = (),
@@ -425,23 +281,6 @@ IMMUTABLE = {
 }
 
 
-def _port_ips(api, names) -> dict[str, tuple[str, list[str]]]:
-    """{LSP name: (VM name or "", [IPv4 addresses])} for the LSPs ``names``, from NB."""
-    want, out = set(names), {}
-    for row in api.tables["Logical_Switch_Port"].rows.values():
-        if row.name not in want:
-            continue
-        ips = []
-        for text in list(row.addresses) + list(row.dynamic_addresses or []):
-            for word in text.split()[1:]:
-                try:
-                    ips.append(str(ipaddress.IPv4Address(word)))
-                except ValueError:
-                    continue
-        out[row.name] = ((row.external_ids or {}).get(ovn_names.EXT_VM, ""), ips)
-    return out
-
-
 def _in_exclude(ip: ipaddress.IPv4Address, items) -> bool:
     for item in items:
         lo, _, hi = item.partition("..")
@@ -500,16 +339,14 @@ def edit_network(session, tenant: str, name: str, **changes) -> NetworkInfo:
     Raises ReadOnlyError, NotFound, ValidationError (nothing written) or HostError.
     Audit: "network.edit" with the fields that changed.
     """
-    require_writable("network.edit")
-    target = f"network {tenant}/{name}"
-    try:
+    def body(run: verb.VerbRun) -> NetworkInfo:
         api = nb_api(session)
         info = ovn_networks.find_network(api, name, tenant)
         spec = check_edit(info, **changes)
         old = ovn_networks.network_spec(info)
         newly = [x for x in spec.exclude if x not in old.exclude]
         if newly:
-            for lsp, (vm, ips) in sorted(_port_ips(api, info.vm_ports).items()):
+            for lsp, (vm, ips) in sorted(ovn_ports.port_ips(api, info.vm_ports).items()):
                 for ip in ips:
                     if _in_exclude(ipaddress.IPv4Address(ip), newly):
                         who = f"VM {vm}'s port" if vm else "port"
@@ -517,12 +354,9 @@ def edit_network(session, tenant: str, name: str, **changes) -> NetworkInfo:
                                               "exclude only addresses no port holds")
         changed = {f: getattr(spec, f) for f in MUTABLE if getattr(spec, f) != getattr(old, f)}
         if not changed:
-            audit.record("network.edit", target, "noop")
+            run.outcome = "noop"
             return info
         result = ovn_networks.update_network(api, spec)
-    except VirtdeckError as exc:
-        audit.record("network.edit", target, f"failed: {exc}")
-        raise
-    audit.record("network.edit", target, "ok", **{k: list(v) if isinstance(v, tuple) else v
-                                                  for k, v in changed.items()})
-    return result
+        run.note(**{k: list(v) if isinstance(v, tuple) else v for k, v in changed.items()})
+        return result
+    return verb.run("network.edit", f"network {tenant}/{name}", body)

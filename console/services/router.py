@@ -2,8 +2,11 @@
 on a provider network, SNAT a network, floating IPs for VM ports.
 
 Same contract as console/services/network.py: validate first (ValidationError naming the field,
-nothing written), one OVN transaction per verb (backends/ovn/), one audit record per
-verb ("router.create", "router.attach", "router.gateway", "router.snat", "router.fip", …).
+nothing written), one OVN transaction per verb (backends/ovn/routers.py). Every verb runs in the
+verb frame (:func:`.verb.run`): read-only guard first, then one audit record on
+``router TENANT/NAME`` ("router.create", "router.attach", "router.gateway", "router.snat",
+"router.fip", …) with the verb's arguments as details. Errors: ReadOnlyError, ValidationError
+(field named, nothing written), NotFound, HostError (OVN refused).
 """
 
 from __future__ import annotations
@@ -11,23 +14,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from ...backends.ovn import networks as ovn_networks, routers as ovn_routers, rows as ovn_rows
+from ...backends.ovn import networks as ovn_networks, ports as ovn_ports, routers as ovn_routers, rows as ovn_rows
 from ...backends.ovn.routers import RouterInfo
-from .. import audit
-from ..errors import ValidationError, VirtdeckError
-from .guard import require_writable
-from .network import _addr, check_name, nb_api
-
-
-def _audited(verb: str, target: str, fn, **details):
-    require_writable(verb)
-    try:
-        result = fn()
-    except VirtdeckError as exc:
-        audit.record(verb, target, f"failed: {exc}", **details)
-        raise
-    audit.record(verb, target, "ok", **details)
-    return result
+from ..errors import ValidationError
+from . import verb
+from .network import nb_api
+from .network_fields import check_address, check_name
 
 
 @dataclass(frozen=True)
@@ -45,12 +37,10 @@ class VmPort:
 
 def list_vm_ports(session, tenant: str) -> list[VmPort]:
     """Every VM port on ``tenant``'s networks, by network then VM name (read from NB)."""
-    from .network import _port_ips
-
     api = nb_api(session)
     network_of = {lsp: net.name for net in ovn_networks.list_networks(api, tenant) for lsp in net.vm_ports}
     out = [VmPort(lsp, vm, ips[0] if ips else None, network_of[lsp])
-           for lsp, (vm, ips) in _port_ips(api, network_of).items()]   # one pass over the LSPs
+           for lsp, (vm, ips) in ovn_ports.port_ips(api, network_of).items()]   # one pass over the LSPs
     return sorted(out, key=lambda p: (p.network, p.vm, p.lsp))
 
 
@@ -61,20 +51,21 @@ def list_routers(session, tenant: str | None = None) -> list[RouterInfo]:
 
 def create_router(session, tenant: str, name: str) -> RouterInfo:
     """Create router ``name`` for ``tenant``; refused if the name is taken."""
-    def go():
+    def body(run: verb.VerbRun) -> RouterInfo:
         api = nb_api(session)
         check_name(tenant, "tenant")
         check_name(name, "name")
         if any(r.name == name for r in ovn_routers.list_routers(api, tenant)):
             raise ValidationError("name", f"tenant {tenant} already has a router called {name}")
         return ovn_routers.create_router(api, tenant, name)
-    return _audited("router.create", f"router {tenant}/{name}", go)
+    return verb.run("router.create", f"router {tenant}/{name}", body)
 
 
 def delete_router(session, tenant: str, name: str) -> RouterInfo:
     """Delete router ``name`` with its ports, routes and NAT rules (the networks stay)."""
-    return _audited("router.delete", f"router {tenant}/{name}",
-                    lambda: ovn_routers.delete_router(nb_api(session), tenant, name))
+    def body(run: verb.VerbRun) -> RouterInfo:
+        return ovn_routers.delete_router(nb_api(session), tenant, name)
+    return verb.run("router.delete", f"router {tenant}/{name}", body)
 
 
 def attach_network(session, tenant: str, router: str, network: str) -> RouterInfo:
@@ -82,7 +73,8 @@ def attach_network(session, tenant: str, router: str, network: str) -> RouterInf
 
     Refused when the network is already attached to a router (its gateway address is taken)
     or is the router's gateway network."""
-    def go():
+    def body(run: verb.VerbRun) -> RouterInfo:
+        run.note(network=network)
         api = nb_api(session)
         r = ovn_routers.find_router(api, router, tenant)
         net = ovn_networks.find_network(api, network, tenant)
@@ -92,18 +84,19 @@ def attach_network(session, tenant: str, router: str, network: str) -> RouterInf
         if r.gateway_network == network:
             raise ValidationError("network", f"{network} is the gateway network of {router}")
         return ovn_routers.attach_network(api, tenant, router, network)
-    return _audited("router.attach", f"router {tenant}/{router}", go, network=network)
+    return verb.run("router.attach", f"router {tenant}/{router}", body)
 
 
 def detach_network(session, tenant: str, router: str, network: str) -> RouterInfo:
     """Detach ``network`` from ``router`` (with NAT rules for its addresses)."""
-    def go():
+    def body(run: verb.VerbRun) -> RouterInfo:
+        run.note(network=network)
         api = nb_api(session)
         r = ovn_routers.find_router(api, router, tenant)
         if network not in r.networks:
             raise ValidationError("network", f"{network} is not attached to router {router}")
         return ovn_routers.detach_network(api, tenant, router, network)
-    return _audited("router.detach", f"router {tenant}/{router}", go, network=network)
+    return verb.run("router.detach", f"router {tenant}/{router}", body)
 
 
 def _used_external(routers: list[RouterInfo]) -> dict[str, str]:
@@ -122,14 +115,15 @@ def set_gateway(session, tenant: str, router: str, network: str, address: str,
     """Put ``router``'s external side on provider ``network`` at ``address`` (IPv4 inside it),
     on gateway chassis ``chassis`` (OVN chassis name = the hypervisor's system-id; in the lab
     the host name), default route via ``nexthop`` (default: the network's gateway)."""
-    def go():
+    def body(run: verb.VerbRun) -> RouterInfo:
+        run.note(network=network, address=address, chassis=chassis)
         api = nb_api(session)
         ovn_routers.find_router(api, router, tenant)
         net = ovn_networks.find_network(api, network, tenant)
         if net.kind != ovn_networks.PROVIDER:
             raise ValidationError("network", f"{network} is an overlay network; a gateway goes on a provider network")
         cidr = ipaddress.IPv4Network(net.cidr)
-        a = _addr(address or "", "address")
+        a = check_address(address or "", "address")
         if a not in cidr or a in (cidr.network_address, cidr.broadcast_address):
             raise ValidationError("address", f"{a} is not a host address of {network} ({cidr})")
         if str(a) == net.gateway:
@@ -143,23 +137,24 @@ def set_gateway(session, tenant: str, router: str, network: str, address: str,
             raise ValidationError("address", f"{a} is already {used[str(a)]}")
         if not (chassis or "").strip():
             raise ValidationError("chassis", "name the gateway chassis (a hypervisor whose bridge mappings carry the physnet)")
-        hop = str(_addr(nexthop, "nexthop")) if nexthop else None
+        hop = str(check_address(nexthop, "nexthop")) if nexthop else None
         if hop and ipaddress.IPv4Address(hop) not in cidr:
             raise ValidationError("nexthop", f"{hop} is not on {network} ({cidr})")
         return ovn_routers.set_gateway(api, tenant, router, network, str(a), chassis.strip(), hop)
-    return _audited("router.gateway", f"router {tenant}/{router}", go, network=network,
-                    address=address, chassis=chassis)
+    return verb.run("router.gateway", f"router {tenant}/{router}", body)
 
 
 def clear_gateway(session, tenant: str, router: str) -> RouterInfo:
     """Remove the router's gateway (and with it every NAT rule)."""
-    return _audited("router.gateway-clear", f"router {tenant}/{router}",
-                    lambda: ovn_routers.clear_gateway(nb_api(session), tenant, router))
+    def body(run: verb.VerbRun) -> RouterInfo:
+        return ovn_routers.clear_gateway(nb_api(session), tenant, router)
+    return verb.run("router.gateway-clear", f"router {tenant}/{router}", body)
 
 
 def add_snat(session, tenant: str, router: str, network: str) -> RouterInfo:
     """SNAT ``network`` (attached to ``router``) to the router's gateway address."""
-    def go():
+    def body(run: verb.VerbRun) -> RouterInfo:
+        run.note(network=network)
         api = nb_api(session)
         r = ovn_routers.find_router(api, router, tenant)
         if not r.gateway_address:
@@ -167,23 +162,23 @@ def add_snat(session, tenant: str, router: str, network: str) -> RouterInfo:
         if network not in r.networks:
             raise ValidationError("network", f"{network} is not attached to router {router}; attach it first")
         return ovn_routers.add_snat(api, tenant, router, network)
-    return _audited("router.snat", f"router {tenant}/{router}", go, network=network)
+    return verb.run("router.snat", f"router {tenant}/{router}", body)
 
 
 def del_snat(session, tenant: str, router: str, network: str) -> RouterInfo:
     """Remove the SNAT rule of ``network``."""
-    def go():
+    def body(run: verb.VerbRun) -> RouterInfo:
+        run.note(network=network)
         api = nb_api(session)
         net = ovn_networks.find_network(api, network, tenant)
         return ovn_routers.del_nat(api, tenant, router, "snat", net.cidr)
-    return _audited("router.snat-delete", f"router {tenant}/{router}", go, network=network)
+    return verb.run("router.snat-delete", f"router {tenant}/{router}", body)
 
 
 def port_ipv4(api, lsp_name: str) -> str | None:
-    """The first IPv4 address of LSP ``lsp_name`` (static "MAC IP…" or OVN's dynamic_addresses)."""
-    from .network import _port_ips
-
-    found = _port_ips(api, [lsp_name]).get(lsp_name)
+    """The first IPv4 address of LSP ``lsp_name`` (static "MAC IP…" or OVN's dynamic_addresses),
+    None before OVN's IPAM gave one. Raises NotFound when there is no such LSP."""
+    found = ovn_ports.port_ips(api, [lsp_name]).get(lsp_name)
     if found is None:
         raise ovn_rows.NotFound(f"no logical switch port {lsp_name!r}")
     return found[1][0] if found[1] else None
@@ -193,13 +188,14 @@ def add_fip(session, tenant: str, router: str, external_ip: str, port: str | Non
             ip: str | None = None) -> RouterInfo:
     """Floating IP ``external_ip`` (on the router's gateway network) for a VM port (LSP name
     ``port``) or an address ``ip`` on one of the router's networks."""
-    def go():
+    def body(run: verb.VerbRun) -> RouterInfo:
+        run.note(external_ip=external_ip, port=port, ip=ip)
         api = nb_api(session)
         r = ovn_routers.find_router(api, router, tenant)
         if not r.gateway_network:
             raise ValidationError("router", f"router {router} has no gateway; set one first (router gateway)")
         gw = ovn_networks.find_network(api, r.gateway_network, tenant)
-        ext = _addr(external_ip or "", "external_ip")
+        ext = check_address(external_ip or "", "external_ip")
         cidr = ipaddress.IPv4Network(gw.cidr)
         if ext not in cidr or str(ext) == gw.gateway:
             raise ValidationError("external_ip", f"{ext} is not a free host address of {gw.name} ({cidr})")
@@ -211,18 +207,19 @@ def add_fip(session, tenant: str, router: str, external_ip: str, port: str | Non
             if logical is None:
                 raise ValidationError("port", f"port {port} has no IPv4 address yet")
         elif ip:
-            logical = str(_addr(ip, "ip"))
+            logical = str(check_address(ip, "ip"))
         else:
             raise ValidationError("port", "give the VM port (LSP name) or its address")
         nets = [ovn_networks.find_network(api, n, tenant) for n in r.networks]
         if not any(ipaddress.IPv4Address(logical) in ipaddress.IPv4Network(n.cidr) for n in nets):
             raise ValidationError("port", f"{logical} is on none of router {router}'s networks ({', '.join(r.networks) or 'none'})")
         return ovn_routers.add_fip(api, tenant, router, str(ext), logical, port)
-    return _audited("router.fip", f"router {tenant}/{router}", go, external_ip=external_ip, port=port, ip=ip)
+    return verb.run("router.fip", f"router {tenant}/{router}", body)
 
 
 def del_fip(session, tenant: str, router: str, external_ip: str) -> RouterInfo:
     """Remove floating IP ``external_ip`` from ``router``."""
-    return _audited("router.fip-delete", f"router {tenant}/{router}",
-                    lambda: ovn_routers.del_nat(nb_api(session), tenant, router, "fip", external_ip),
-                    external_ip=external_ip)
+    def body(run: verb.VerbRun) -> RouterInfo:
+        run.note(external_ip=external_ip)
+        return ovn_routers.del_nat(nb_api(session), tenant, router, "fip", external_ip)
+    return verb.run("router.fip-delete", f"router {tenant}/{router}", body)

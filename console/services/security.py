@@ -4,8 +4,9 @@ Rules are edited as text lines (``ingress tcp 22 from 10.0.0.0/8``, ``egress any
 ``ingress any from self``; see :class:`backends.ovn.security_groups.SgRule`). The default group of a
 tenant (``default``) allows all egress plus ingress from its own members, and drops every other
 unsolicited ingress; replies always pass (allow-related). Same contract as the other services:
-validate first, one OVN transaction, one audit record ("sg.create", "sg.rules", "sg.delete",
-"sg.port").
+validate first, one OVN transaction, each verb in the verb frame (:func:`.verb.run`: read-only
+guard, one audit record "sg.create", "sg.rules", "sg.delete", "sg.port" on
+``security group TENANT/NAME``). Errors: ReadOnlyError, ValidationError, NotFound, HostError.
 """
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ from typing import Iterable
 from ...backends.ovn import names as ovn_names, rows as ovn_rows, security_groups as ovn_sg
 from ...backends.ovn.security_groups import SecurityGroupInfo, SgRule
 from ..errors import ValidationError
-from .network import check_name, nb_api
-from .router import _audited
+from . import verb
+from .network import nb_api
+from .network_fields import check_name
+
+
+def _target(tenant: str, name: str) -> str:
+    return f"security group {tenant}/{name}"
 
 
 def parse_rules(lines: Iterable[str]) -> list[SgRule]:
@@ -35,12 +41,13 @@ def parse_rules(lines: Iterable[str]) -> list[SgRule]:
 
 
 def list_security_groups(session, tenant: str | None = None) -> list[SecurityGroupInfo]:
+    """Every virtdeck security group (of ``tenant`` if given), read from NB."""
     return ovn_sg.list_security_groups(nb_api(session), tenant)
 
 
 def create_security_group(session, tenant: str, name: str, rules: Iterable[str] | None = None) -> SecurityGroupInfo:
     """Create a group with ``rules`` (text lines; None = the default rules)."""
-    def go():
+    def body(run: verb.VerbRun) -> SecurityGroupInfo:
         check_name(tenant, "tenant")
         check_name(name, "name")
         parsed = ovn_sg.DEFAULT_RULES if rules is None else parse_rules(rules)
@@ -48,7 +55,7 @@ def create_security_group(session, tenant: str, name: str, rules: Iterable[str] 
         if any(s.name == name for s in ovn_sg.list_security_groups(api, tenant)):
             raise ValidationError("name", f"tenant {tenant} already has a security group called {name}")
         return ovn_sg.create_security_group(api, tenant, name, parsed)
-    return _audited("sg.create", f"security group {tenant}/{name}", go)
+    return verb.run("sg.create", _target(tenant, name), body)
 
 
 def set_rules(session, tenant: str, name: str, rules: Iterable[str]) -> SecurityGroupInfo:
@@ -56,13 +63,14 @@ def set_rules(session, tenant: str, name: str, rules: Iterable[str]) -> Security
     first if it does not exist yet)."""
     lines = list(rules)
 
-    def go():
+    def body(run: verb.VerbRun) -> SecurityGroupInfo:
+        run.note(rules=lines)
         parsed = parse_rules(lines)
         api = nb_api(session)
         if name == ovn_names.DEFAULT_SG:
             ovn_sg.create_security_group(api, tenant, name)
         return ovn_sg.set_security_group_rules(api, tenant, name, parsed)
-    return _audited("sg.rules", f"security group {tenant}/{name}", go, rules=lines)
+    return verb.run("sg.rules", _target(tenant, name), body)
 
 
 def add_rule(session, tenant: str, name: str, rule: str) -> SecurityGroupInfo:
@@ -97,16 +105,18 @@ def _current(api, tenant, name):
 
 def delete_security_group(session, tenant: str, name: str) -> SecurityGroupInfo:
     """Delete a group (member ports stay, unprotected by it)."""
-    return _audited("sg.delete", f"security group {tenant}/{name}",
-                    lambda: ovn_sg.delete_security_group(nb_api(session), tenant, name))
+    def body(run: verb.VerbRun) -> SecurityGroupInfo:
+        return ovn_sg.delete_security_group(nb_api(session), tenant, name)
+    return verb.run("sg.delete", _target(tenant, name), body)
 
 
 def add_port(session, tenant: str, name: str, lsp_name: str) -> None:
     """Add VM port ``lsp_name`` to group ``name`` (``default`` is created on first use)."""
-    def go():
+    def body(run: verb.VerbRun) -> None:
+        run.note(port=lsp_name)
         api = nb_api(session)
         if name == ovn_names.DEFAULT_SG:
             ovn_sg.add_port_to_default_sg(api, tenant, lsp_name)
         else:
             ovn_sg.add_port_to_sg(api, tenant, name, lsp_name)
-    return _audited("sg.port", f"security group {tenant}/{name}", go, port=lsp_name)
+    return verb.run("sg.port", _target(tenant, name), body)
