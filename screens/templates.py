@@ -23,10 +23,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Static
 
-from ..console.errors import ValidationError, VirtdeckError
-from .form import FormScreen, error_parts
+from ..console.errors import ValidationError
+from .form import FormScreen, ServiceDone, ServiceFailed, ServiceRunner
 from ..console.services import templates as tsvc
 
 
@@ -43,8 +44,14 @@ def _hosts_cell(row) -> str:
     return ", ".join(parts) or "-"
 
 
-class TemplatesPanel(Vertical):
+class TemplatesPanel(ServiceRunner, Vertical):
     """The Templates tab. See the module doc for keys."""
+
+    class Listed(ServiceDone):
+        """``result`` is the list of templates.TemplateRow from list_templates."""
+
+    class ListFailed(ServiceFailed):
+        """The hypervisors' pools could not be read."""
 
     DEFAULT_CSS = """
     TemplatesPanel { height: 1fr; }
@@ -87,15 +94,15 @@ class TemplatesPanel(Vertical):
             self._fill([tsvc.TemplateRow(t, ()) for t in inv.templates])
             return
         self._status("reading the hypervisors' pools…")
-        self.run_worker(lambda: self._load(session, inv), thread=True, group="tpl-load", exclusive=True)
+        self.run_read(lambda: tsvc.list_templates(session, inv), done=self.Listed, failed=self.ListFailed)
 
-    def _load(self, session, inv) -> None:
-        try:
-            rows = tsvc.list_templates(session, inv)
-        except VirtdeckError as exc:
-            self.app.call_from_thread(self._status, str(exc))
-            return
-        self.app.call_from_thread(self._fill, rows)
+    @on(Listed)
+    def _listed(self, event: Listed) -> None:
+        self._fill(event.result)
+
+    @on(ListFailed)
+    def _list_failed(self, event: ListFailed) -> None:
+        self._status(event.message)
 
     def _selected(self) -> str | None:
         table = self.query_one(DataTable)
@@ -144,9 +151,21 @@ class TemplateAddDialog(FormScreen):
               ("arch", "Arch", "x86_64"), ("os", "OS", "linux"), ("kernel", "Kernel", "optional file"),
               ("initrd", "Initrd", "optional file"), ("cmdline", "Cmdline", "root=/dev/vda ro console=ttyS0"))
 
+    class Added(ServiceDone):
+        """``result`` is ``(new Inventory, the TemplateConfig added)`` from add_template."""
+
+    class AddFailed(ServiceFailed):
+        """add_template refused or failed (nothing is kept on any host)."""
+
+    class Progress(Message):
+        """Upload progress of one file to one host (posted from the worker thread)."""
+
+        def __init__(self, host: str, label: str, sent: int, total: int) -> None:
+            super().__init__()
+            self.host, self.label, self.sent, self.total = host, label, sent, total  # bytes
+
     def __init__(self):
         super().__init__()
-        self.busy = False
         self.bars: dict[str, ProgressBar] = {}
 
     def compose(self) -> ComposeResult:
@@ -216,19 +235,15 @@ class TemplateAddDialog(FormScreen):
                     cmdline=self._v("cmdline") or None)
         name, image = self._v("name"), os.path.expanduser(self._v("image"))
         self.query_one("#tpl-add-status", Static).update("checking the image's sha256 here…")
-        self.run_worker(lambda: self._work(session, inv, name, image, args), thread=True, group="tpl-add")
 
-    def _work(self, session, inv, name, image, args) -> None:
-        def progress(host, label, sent, total):
-            self.app.call_from_thread(self._progress, host, label, sent, total)
-        try:
-            new_inv, tpl = tsvc.add_template(session, inv, name, image, progress=progress, **args)
-        except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-            self.app.call_from_thread(self._failed, error_parts(exc)[0])
-            return
-        self.app.call_from_thread(self._done, new_inv, tpl)
+        def progress(host, label, sent, total):   # in the worker thread: post, never draw
+            self.post_message(self.Progress(host, label, sent, total))
+        self.run_service(lambda: tsvc.add_template(session, inv, name, image, progress=progress, **args),
+                         done=self.Added, failed=self.AddFailed)
 
-    def _progress(self, host: str, label: str, sent: int, total: int) -> None:
+    @on(Progress)
+    def _progress(self, event: Progress) -> None:
+        host, label, sent, total = event.host, event.label, event.sent, event.total
         key = f"{host}-{label}".replace(".", "_")
         bar = self.bars.get(key)
         if bar is None:
@@ -239,18 +254,21 @@ class TemplateAddDialog(FormScreen):
         bar.update(total=total, progress=sent)
         self.query_one("#tpl-add-status", Static).update(escape(f"uploading {label} to {host}…"))
 
-    def _failed(self, message: str) -> None:
+    @on(AddFailed)
+    def _failed(self, event: AddFailed) -> None:
         self.busy = False
-        self.query_one("#tpl-add-status", Static).update(f"[red]{escape(message)}[/red]")
+        self.query_one("#tpl-add-status", Static).update(f"[red]{escape(event.message)}[/red]")
         self._check()
 
-    def _done(self, new_inv, tpl) -> None:
+    @on(Added)
+    def _done(self, event: Added) -> None:
+        new_inv, tpl = event.result
         self.busy = False
         self.app.notify(f"template {tpl.name} added (sha256 verified on every host)")
         self.dismiss(new_inv)
 
 
-class TemplateDeleteDialog(ModalScreen):
+class TemplateDeleteDialog(ServiceRunner, ModalScreen):
     """Confirm and delete a template. ``y`` deletes, ``n``/escape cancels. Dismisses with the new
     Inventory, or None."""
 
@@ -261,6 +279,12 @@ class TemplateDeleteDialog(ModalScreen):
     #tpl-del-status { height: auto; }
     """
     BINDINGS = [Binding("y", "yes", "Delete"), Binding("n,escape", "no", "Cancel")]
+
+    class Deleted(ServiceDone):
+        """``result`` is the new Inventory from delete_template."""
+
+    class DeleteFailed(ServiceFailed):
+        """delete_template refused (a VM disk uses it) or failed."""
 
     def __init__(self, name: str):
         super().__init__()
@@ -285,16 +309,15 @@ class TemplateDeleteDialog(ModalScreen):
             return
         self.busy = True
         self.query_one("#tpl-del-status", Static).update("deleting…")
-        self.run_worker(lambda: self._work(session, inv), thread=True, group="tpl-del")
+        name = self.name_
+        self.run_service(lambda: tsvc.delete_template(session, inv, name), done=self.Deleted,
+                         failed=self.DeleteFailed)
 
-    def _work(self, session, inv) -> None:
-        try:
-            new_inv = tsvc.delete_template(session, inv, self.name_)
-        except VirtdeckError as exc:
-            self.app.call_from_thread(self._failed, str(exc))
-            return
-        self.app.call_from_thread(self.dismiss, new_inv)
+    @on(Deleted)
+    def _deleted(self, event: Deleted) -> None:
+        self.dismiss(event.result)
 
-    def _failed(self, message: str) -> None:
+    @on(DeleteFailed)
+    def _failed(self, event: DeleteFailed) -> None:
         self.busy = False
-        self.query_one("#tpl-del-status", Static).update(f"[red]{escape(message)}[/red]  (n closes)")
+        self.query_one("#tpl-del-status", Static).update(f"[red]{escape(event.message)}[/red]  (n closes)")
