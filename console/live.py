@@ -33,51 +33,35 @@ Failure handling:
 - NB down: the last NB data stays, :attr:`Cloud.nb` says ``stale``; the python-ovs IDL
   reconnects on its own, and after ``nb_reset_after`` s the connection (and its SSH forward)
   is rebuilt.
+
+Where it lives (one concern per module):
+
+- :mod:`console.live` (here): :class:`LiveModel` — the public API, the host-key requests and the
+  publisher that builds each snapshot;
+- :mod:`console.live_snapshot`: the immutable parts the workers keep and how they merge into
+  the snapshot's VMs and tenants;
+- :mod:`console.live_host`: the hypervisor worker (connect and sync, libvirt event pump, stats
+  poller, reconnect);
+- :mod:`console.live_nb`: the NB worker (replica read on change, stale marking, rebuild).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-import libvirt
-
-from ..backends import host_facts, hypervisor as hv
-from ..backends.ovn import connection as ovn_nb
 from ..backends.session import Session
-from ..backends.ssh import HostKeyChanged, HostKeyUnknown, trust_host_key as _trust_key
-from ..config.inventory import HostConfig, Inventory
-from .errors import HostError
-from .model import (HOST_CONNECTING, HOST_DISABLED, HOST_HOSTKEY, HOST_REFUSED,
-                           HOST_UNREACHABLE, HOST_UP, NB_CONNECTING, NB_STALE, NB_UP, Cloud,
-                           Host, NbStatus, Vm, derive_tenants)
+from ..backends.ssh import HostKeyUnknown, trust_host_key as _trust_key
+from ..config.inventory import Inventory
+from .live_host import HostWorker
+from .live_nb import NbWorker
+from .live_snapshot import HostPart, NbPart, merge_vms
+from .model import HOST_CONNECTING, HOST_DISABLED, HOST_REFUSED, NB_CONNECTING, Cloud, Host, NbStatus, Vm
 
 log = logging.getLogger(__name__)
-
-_WAKE = "wake"
-_CLOSED = "closed"
-
-
-@dataclass(frozen=True)
-class HostPart:
-    """One hypervisor's part of the cloud: its :class:`Host` and domains (sorted by name)."""
-
-    host: Host
-    vms: tuple[Vm, ...] = ()
-    answered: bool = False  # tried at least once (up or failed): counts for "first complete"
-
-
-@dataclass(frozen=True)
-class NbPart:
-    """The NB part: status plus the last data read (kept while stale)."""
-
-    status: NbStatus
-    data: ovn_nb.NbData = ovn_nb.NbData()
-    answered: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,8 +113,8 @@ class LiveModel:
         self._stop = threading.Event()
         self._cloud = Cloud(cpu_ratio=inventory.allocation.cpu_ratio,
                             ram_ratio=inventory.allocation.ram_ratio)
-        self._workers: dict[str, _HostWorker] = {}
-        self._nb_worker: _NbWorker | None = None
+        self._workers: dict[str, HostWorker] = {}
+        self._nb_worker: NbWorker | None = None
         self._threads: list[threading.Thread] = []
         self._generation = 0
         self._vms_key: tuple = ()
@@ -150,12 +134,12 @@ class LiveModel:
         pub.start()
         for h in self.inventory.hypervisors:
             if h.enabled:
-                w = _HostWorker(self, h)
+                w = HostWorker(self, h)
                 self._workers[h.name] = w
                 self._threads.append(w)
                 w.start()
         if self._nb_configured:
-            self._nb_worker = _NbWorker(self)
+            self._nb_worker = NbWorker(self)
             self._threads.append(self._nb_worker)
             self._nb_worker.start()
         self._dirty.set()
@@ -257,39 +241,13 @@ class LiveModel:
         key = tuple(p.vms for p in parts) + (data,)   # the objects themselves: ids get reused
         if len(key) != len(self._vms_key) or any(a is not b for a, b in zip(key, self._vms_key)):
             self._vms_key = key
-            self._vms, self._tenants = self._merge_vms(parts, data)
+            self._vms, self._tenants = merge_vms(parts, data, self.inventory.tenants)
         self._generation += 1
         return Cloud(
             hosts=tuple(p.host for p in parts), vms=self._vms, networks=data.networks,
             ports=data.ports, routers=data.routers, tenants=self._tenants,
             nb=nb.status, cpu_ratio=self.inventory.allocation.cpu_ratio,
             ram_ratio=self.inventory.allocation.ram_ratio, generation=self._generation)
-
-    def _merge_vms(self, parts: list[HostPart], data: ovn_nb.NbData):
-        """All domains in host order, with IPs from the OVN ports bound to them; and tenants."""
-        vms: list[Vm] = []
-        for p in parts:
-            vms.extend(p.vms)
-        if data.ports:
-            by_name = {p.name: p for p in data.ports}
-            by_vm: dict[str, list] = {}
-            for p in data.ports:
-                if p.vm:
-                    by_vm.setdefault(p.vm, []).append(p)
-            for i, v in enumerate(vms):
-                ports = [by_name[n.interfaceid] for n in v.nics if n.interfaceid in by_name]
-                for p in by_vm.get(v.name, []) + by_vm.get(v.uuid, []):
-                    if all(p is not q for q in ports):
-                        ports.append(p)
-                if ports:
-                    ips: list[str] = []
-                    for p in ports:
-                        ips.extend(ip for ip in p.ips if ip not in ips)
-                    if tuple(ips) != v.ips:
-                        vms[i] = replace(v, ips=tuple(ips))
-        tenants = derive_tenants(self.inventory.tenants, vms, data.networks, data.routers,
-                                 data.ports)
-        return tuple(vms), tenants
 
     def _publisher(self) -> None:
         while not self._stop.is_set():
@@ -328,373 +286,3 @@ class LiveModel:
     def _all_answered(self) -> bool:
         """Every host and the NB tried once (up or failed): the first complete snapshot."""
         return all(p.answered for p in self._parts.values()) and self._nb.answered
-
-
-class _Job:
-    """``fn(*args)`` started now on a daemon thread; :meth:`result` waits and returns or
-    raises what it did."""
-
-    def __init__(self, fn, *args):
-        self._box: dict = {}
-        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True,
-                                        name=f"job-{getattr(fn, '__name__', 'fn')}")
-        self._thread.start()
-
-    def _run(self, fn, args) -> None:
-        try:
-            self._box["value"] = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to result()
-            self._box["error"] = exc
-
-    def result(self, timeout: float | None = 60):
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise TimeoutError("background job did not finish")
-        if "error" in self._box:
-            raise self._box["error"]
-        return self._box["value"]
-
-
-class _Reconnect(Exception):
-    """Internal: leave the serve loop and reconnect (message says why)."""
-
-
-class _HostWorker(threading.Thread):
-    """Owns one hypervisor: connect, sync, apply events, poll stats, reconnect."""
-
-    def __init__(self, live: LiveModel, cfg: HostConfig):
-        super().__init__(name=f"live-{cfg.name}", daemon=True)
-        self.live = live
-        self.cfg = cfg
-        self.name_ = cfg.name
-        self.q: queue.Queue = queue.Queue()
-        self.gen = 0
-        self.conn: libvirt.virConnect | None = None
-        self.reg: hv.EventRegistration | None = None
-        self.vms: dict[str, Vm] = {}
-        self.cpu_prev: dict[str, tuple[int, float]] = {}
-        self.cpu_ok = True
-
-    def wake(self) -> None:
-        self.q.put((None, _WAKE))
-
-    # -- loop ----------------------------------------------------------------------------
-
-    def run(self) -> None:
-        live, name = self.live, self.name_
-        backoff = 1.0
-        while not live._stop.is_set():
-            wait: float | None = backoff
-            try:
-                self._connect_and_sync()
-                backoff = 1.0
-                self._serve()
-                wait = 0.0                       # dropped while up: retry at once, then back off
-            except HostKeyUnknown as exc:
-                live._update_host(name, state=HOST_HOSTKEY, error=str(exc), host_key=exc.fingerprint)
-                live._ask_host_key(exc)
-                wait = None                      # until the operator answers
-            except HostKeyChanged as exc:
-                live._update_host(name, state=HOST_REFUSED, error=str(exc), host_key=exc.fingerprint)
-                wait = None                      # never retried on its own
-            except (_Reconnect, HostError, libvirt.libvirtError, OSError, TimeoutError) as exc:
-                msg = exc.get_error_message() if isinstance(exc, libvirt.libvirtError) else str(exc)
-                live._update_host(name, state=HOST_UNREACHABLE, error=f"{msg} (retrying)")
-                backoff = min(backoff * 2, 30.0)
-            except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker silently
-                log.exception("%s: worker failed", name)
-                live._update_host(name, state=HOST_UNREACHABLE, error=f"internal error: {exc}")
-                backoff = min(backoff * 2, 30.0)
-            self._teardown()
-            if live._stop.is_set():
-                return
-            if wait != 0.0:
-                self._sleep(wait)
-
-    def _sleep(self, seconds: float | None) -> None:
-        """Wait ``seconds`` (None: until woken); only a wake or stop cuts it short."""
-        end = None if seconds is None else time.monotonic() + seconds
-        while not self.live._stop.is_set():
-            timeout = None if end is None else end - time.monotonic()
-            if timeout is not None and timeout <= 0:
-                return
-            try:
-                _gen, item = self.q.get(timeout=timeout)
-            except queue.Empty:
-                return
-            if item == _WAKE:
-                return
-
-    def _teardown(self) -> None:
-        self.gen += 1
-        conn, reg = self.conn, self.reg
-        self.conn = self.reg = None
-        if conn is not None and reg is not None:
-            hv.unregister_events(conn, reg)
-        try:
-            self.live.session.drop(self.name_)
-        except Exception:  # noqa: BLE001
-            log.debug("%s: drop failed", self.name_, exc_info=True)
-
-    # -- connect -------------------------------------------------------------------------
-
-    def _sink(self, gen: int) -> Callable[[object], None]:
-        def put(item: object) -> None:
-            self.q.put_nowait((gen, item))
-        return put
-
-    def _connect_and_sync(self) -> None:
-        live, name = self.live, self.name_
-        t0 = time.monotonic()
-        live.session.link(name)             # SSH first: everything below shares this link
-        # ONE SSH command starts now, beside the libvirt connection and calls: bridge
-        # mappings and the persistent domain definitions (one round trip instead of an
-        # XMLDesc per shut-off domain). An exec over SSH costs 0.15-0.4 s on the busy lab
-        # machine (a libvirt call 1-3 ms): started after the libvirt connection, and as two
-        # commands (they slowed each other ~2x), it was the long pole of the first screen.
-        startup_job = _Job(host_facts.mappings_and_definitions, live.session, name, hv.CONFIG_DIR)
-        conn = live.session.libvirt(name)
-        t1 = time.monotonic()
-        self.conn = conn
-        self.reg = hv.register_events(conn, name, self._sink(self.gen))
-        facts_job = _Job(hv.host_facts, conn)   # 5 calls incl. capabilities: beside the listing
-        self.cpu_ok = True
-        # every (re)connect reads every domain again: changes made while we were away are
-        # only known this way (resync)
-        listing = hv.list_domains(conn, name, None, want_cpu=True, workers=live.xml_workers,
-                                  config_xml=lambda: hv.parse_config_text(startup_job.result()[1]))
-        t2 = time.monotonic()
-        self.cpu_ok = listing.cpu_ok
-        self.vms = {v.uuid: v for v in listing.vms}
-        now = time.monotonic()
-        self.cpu_prev = {u: (s.cpu_time_ns, now) for u, s in listing.stats.items()
-                         if s.cpu_time_ns is not None}
-        facts = facts_job.result(timeout=60)
-        part = live._parts[name]
-        try:
-            mappings = startup_job.result(timeout=15)[0]
-            if isinstance(mappings, Exception):
-                raise mappings
-        except Exception as exc:  # noqa: BLE001 - a host without OVS still lists domains
-            log.info("%s: no bridge mappings: %s", name, exc)
-            mappings = part.host.bridge_mappings
-        log.info("%s: connected in %.0f ms, %d domains listed in %.0f ms, mappings %.0f ms",
-                 name, (t1 - t0) * 1000, len(self.vms), (t2 - t1) * 1000,
-                 (time.monotonic() - t2) * 1000)
-        host = replace(part.host, state=HOST_UP, error=None, host_key=None,
-                       hostname=facts.hostname, arch=facts.arch, cores=facts.cores,
-                       ram_total_mib=facts.ram_total_mib, ram_free_mib=facts.ram_free_mib,
-                       libvirt_version=facts.libvirt_version, domain_types=facts.domain_types,
-                       bridge_mappings=mappings)
-        live._set_part(name, HostPart(host, self._sorted(), answered=True))
-
-    def _sorted(self) -> tuple[Vm, ...]:
-        return tuple(sorted(self.vms.values(), key=lambda v: v.name))
-
-    def _publish_vms(self) -> None:
-        part = self.live._parts[self.name_]
-        self.live._set_part(self.name_, replace(part, vms=self._sorted()))
-
-    # -- serve ---------------------------------------------------------------------------
-
-    def _serve(self) -> None:
-        live = self.live
-        next_stats = time.monotonic() + live.stats_interval
-        polls = 0
-        while not live._stop.is_set():
-            try:
-                gen, item = self.q.get(timeout=max(0.0, next_stats - time.monotonic()))
-            except queue.Empty:
-                polls += 1
-                self._poll(full=polls % live.reconcile_every == 0)
-                next_stats = time.monotonic() + live.stats_interval   # re-armed after return
-                continue
-            batch = [(gen, item)]
-            while True:                                               # coalesce a burst
-                try:
-                    batch.append(self.q.get_nowait())
-                except queue.Empty:
-                    break
-            uuids: list[str] = []
-            for gen, item in batch:
-                if item == _WAKE or (gen is not None and gen != self.gen):
-                    continue
-                if isinstance(item, tuple) and item and item[0] == _CLOSED:
-                    raise _Reconnect(f"libvirt connection closed (reason {item[2]}: "
-                                     f"keepalive timeout or EOF)")
-                if isinstance(item, hv.DomainEvent) and item.uuid not in uuids:
-                    uuids.append(item.uuid)
-            if uuids:
-                self._refresh(uuids)
-
-    def _call_ok(self, exc: libvirt.libvirtError) -> None:
-        """After a libvirt error: reconnect if the connection is gone, else carry on."""
-        try:
-            alive = self.conn is not None and self.conn.isAlive()
-        except libvirt.libvirtError:
-            alive = False
-        if not alive:
-            raise _Reconnect(f"libvirt: {exc.get_error_message()}")
-        log.info("%s: %s", self.name_, exc.get_error_message())
-
-    def _refresh(self, uuids: list[str]) -> None:
-        changed = False
-        for uuid in uuids:
-            try:
-                got = hv.read_domain(self.conn, self.name_, uuid)
-            except libvirt.libvirtError as exc:
-                self._call_ok(exc)
-                continue
-            if got is None:
-                changed |= self.vms.pop(uuid, None) is not None
-                self.cpu_prev.pop(uuid, None)
-                continue
-            vm, _facts = got
-            old = self.vms.get(uuid)
-            if old is not None:   # keep figures until the next poll
-                vm = replace(vm, cpu_percent=old.cpu_percent if vm.active else None,
-                             rss_mib=old.rss_mib if vm.active else None)
-            self.vms[uuid] = vm
-            changed = True
-        if changed:
-            self._publish_vms()
-
-    def _poll(self, full: bool) -> None:
-        """Stats of active domains (one bulk call) + free RAM; ``full`` also reconciles the
-        whole domain list. A stats failure leaves figures empty and states alone."""
-        name, conn = self.name_, self.conn
-        try:
-            recs, cpu_ok = hv.bulk_stats(conn, active_only=not full, want_cpu=self.cpu_ok)
-            free = hv.free_memory_mib(conn)
-        except libvirt.libvirtError as exc:
-            self._call_ok(exc)
-            return
-        self.cpu_ok = cpu_ok
-        now = time.monotonic()
-        seen = {r.uuid for r in recs}
-        stale: list[str] = [r.uuid for r in recs if r.uuid not in self.vms
-                            or self.vms[r.uuid].state != r.state]
-        if full:
-            stale += [u for u in self.vms if u not in seen]
-        else:
-            stale += [u for u, v in self.vms.items() if v.active and u not in seen]
-        changed = False
-        for r in recs:
-            vm = self.vms.get(r.uuid)
-            if vm is None or r.uuid in stale:
-                continue
-            cpu = None
-            if r.cpu_time_ns is not None:
-                prev = self.cpu_prev.get(r.uuid)
-                self.cpu_prev[r.uuid] = (r.cpu_time_ns, now)
-                if prev and now > prev[1] and vm.vcpus:
-                    cpu = round(max(0.0, (r.cpu_time_ns - prev[0]) / 1e9 / (now - prev[1])
-                                    / vm.vcpus * 100), 1)
-            if cpu != vm.cpu_percent or r.rss_mib != vm.rss_mib:
-                self.vms[r.uuid] = replace(vm, cpu_percent=cpu, rss_mib=r.rss_mib)
-                changed = True
-        part = self.live._parts[name]
-        if free != part.host.ram_free_mib:
-            self.live._set_part(name, replace(part, host=replace(part.host, ram_free_mib=free)))
-        if changed:
-            self._publish_vms()
-        if stale:
-            self._refresh(stale)
-
-
-class _NbWorker(threading.Thread):
-    """Owns the NB connection: read on change, mark stale on loss, rebuild after a while."""
-
-    def __init__(self, live: LiveModel):
-        super().__init__(name="live-nb", daemon=True)
-        self.live = live
-        self.q: queue.Queue = queue.Queue()
-        self.ever_up = False
-
-    def wake(self) -> None:
-        self.q.put(_WAKE)
-
-    def _status(self, state: str, error: str | None = None) -> None:
-        cur = self.live._nb
-        if cur.status.state != state or cur.status.error != error:
-            st = replace(cur.status, state=state, error=error, since=time.time())
-            self.live._set_nb(replace(cur, status=st, answered=True))
-
-    def _wait(self, seconds: float | None) -> None:
-        try:
-            self.q.get(timeout=seconds)
-        except queue.Empty:
-            pass
-
-    def run(self) -> None:
-        live = self.live
-        backoff = 1.0
-        while not live._stop.is_set():
-            wait: float | None = backoff
-            try:
-                api = live.session.nb()
-                backoff = 1.0
-                self._serve(api)
-                wait = 0.0
-            except HostKeyUnknown as exc:
-                live._ask_host_key(exc)
-                self._status(NB_STALE, str(exc))
-                wait = None
-            except HostKeyChanged as exc:
-                self._status(NB_STALE, str(exc))
-                wait = None
-            except Exception as exc:  # noqa: BLE001 - HostError, OVSDB errors, …
-                self._status(NB_STALE if self.ever_up else NB_CONNECTING, f"{exc} (retrying)")
-                backoff = min(backoff * 2, 30.0)
-            try:
-                live.session.reset_nb()
-            except Exception:  # noqa: BLE001
-                log.debug("reset_nb failed", exc_info=True)
-            if live._stop.is_set():
-                return
-            if wait != 0.0:
-                self._wait(wait)
-
-    def _serve(self, api) -> None:
-        live = self.live
-        ovn_nb.set_sink(api, self.q.put_nowait)
-        try:
-            self._read(api)
-            down_since: float | None = None
-            while not live._stop.is_set():
-                try:
-                    item = self.q.get(timeout=1.0)
-                except queue.Empty:
-                    item = None
-                items = [item] if item is not None else []
-                while True:
-                    try:
-                        items.append(self.q.get_nowait())
-                    except queue.Empty:
-                        break
-                if any(i == _WAKE for i in items) and live._stop.is_set():
-                    return
-                changed = any(isinstance(i, ovn_nb.NbChange) and i.tables for i in items)
-                if ovn_nb.is_connected(api):
-                    down_since = None
-                    if changed or live._nb.status.state != NB_UP:
-                        self._read(api)
-                else:
-                    if down_since is None:
-                        down_since = time.monotonic()
-                        self._status(NB_STALE, "OVN northbound connection lost; showing the "
-                                               "last known data")
-                    if time.monotonic() - down_since > live.nb_reset_after:
-                        raise HostError("OVN northbound did not come back; reconnecting")
-        finally:
-            ovn_nb.set_sink(api, None)
-
-    def _read(self, api) -> None:
-        if not self.ever_up:
-            log.info("NB up %.0f ms after start", (time.monotonic() - (self.live.started_at or 0)) * 1000)
-        self.ever_up = True
-        data = ovn_nb.read(api)
-        st = replace(self.live._nb.status, state=NB_UP, error=None,
-                     since=time.time() if self.live._nb.status.state != NB_UP
-                     else self.live._nb.status.since)
-        self.live._set_nb(NbPart(st, data, answered=True))
