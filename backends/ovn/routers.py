@@ -46,6 +46,7 @@ class RouterInfo:
     nat: tuple[NatInfo, ...] = ()
 
     def to_dict(self) -> dict:
+        """JSON-ready dict (for ``--json``)."""
         d = dict(self.__dict__)
         d["networks"] = list(self.networks)
         d["nat"] = [n.__dict__ for n in self.nat]

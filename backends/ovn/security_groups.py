@@ -45,6 +45,7 @@ class SgRule:
     remote: str | None = None
 
     def text(self) -> str:
+        """The rule's text form (see the class doc); :meth:`parse` reads it back."""
         parts = [self.direction, self.protocol]
         if self.ports:
             lo, hi = self.ports
@@ -79,6 +80,7 @@ class SgRule:
 
     @property
     def ovn_direction(self) -> str:
+        """The OVN ACL direction: ``to-lport`` for ingress, ``from-lport`` for egress."""
         return "to-lport" if self.direction == "ingress" else "from-lport"
 
     @classmethod
@@ -135,6 +137,7 @@ class SecurityGroupInfo:
     ports: tuple[str, ...]
 
     def to_dict(self) -> dict:
+        """JSON-ready dict (for ``--json``); rules in text form."""
         return {"tenant": self.tenant, "name": self.name, "port_group": self.port_group,
                 "uuid": self.uuid, "rules": [r.text() for r in self.rules], "ports": list(self.ports)}
 
@@ -164,6 +167,7 @@ def list_security_groups(api, tenant: str | None = None) -> list[SecurityGroupIn
 
 
 def find_security_group(api, tenant: str, name: str) -> SecurityGroupInfo:
+    """Security group ``name`` of ``tenant`` (its port group and ACLs); raises NotFound."""
     pg = _find_pg(api, sg_port_group(tenant, name))
     if pg is None:
         raise NotFound(f"no security group {name!r} in tenant {tenant!r}")
