@@ -91,9 +91,10 @@ def _confirm(question: str) -> bool:
 @takes_verb
 def cmd_lifecycle(args, verb) -> int:
     """start / shutdown / poweroff / reboot / suspend / resume / delete on NAME(s): the verb's
-    service per VM (``vm_ops.bulk``); ``delete`` asks first (or takes ``--yes``), a lone
+    service per VM (``services.verb.bulk``); ``delete`` asks first (or takes ``--yes``), a lone
     ``shutdown`` on a terminal offers a force-off when the guest does not stop in time."""
-    from .services import vm_ops
+    from .services import vm_power
+    from .services.verb import bulk
     fn = verb.service_fn()
     kwargs = {}
     if getattr(args, "host", None):
@@ -118,13 +119,13 @@ def cmd_lifecycle(args, verb) -> int:
         if verb.leaf == "shutdown" and len(names) == 1 and not args.force and _tty() and not _json(args):
             try:
                 res = fn(s, names[0], **kwargs)
-            except vm_ops.ShutdownTimeout as exc:
+            except vm_power.ShutdownTimeout as exc:
                 _err(str(exc))
                 if not _confirm(f"Force {names[0]} off now?"):
                     return exc.exit_code
-                res = vm_ops.poweroff(s, names[0], host=exc.host)
+                res = vm_power.poweroff(s, names[0], host=exc.host)
             return _report(args, [res], names)
-        results = vm_ops.bulk(fn, s, names, **kwargs)
+        results = bulk(fn, s, names, **kwargs)
     return _report(args, results, names)
 
 
@@ -144,9 +145,9 @@ def cmd_read(args, verb) -> int:
 
 
 def cmd_resize(args) -> int:
-    from .services import vm_ops
+    from .services import vm_resize
     with cli_session(args) as s:
-        res = vm_ops.resize(s, args.name, vcpus=args.vcpus, memory_mib=args.memory,
+        res = vm_resize.resize(s, args.name, vcpus=args.vcpus, memory_mib=args.memory,
                             host=args.host, live=not args.offline)
     if _json(args):
         _print_json(res.as_dict())
@@ -156,9 +157,9 @@ def cmd_resize(args) -> int:
 
 
 def cmd_ip(args) -> int:
-    from .services import vm_ops
+    from .services import vm_lookup
     with cli_session(args) as s:
-        nics = vm_ops.ip(s, args.name, host=args.host)
+        nics = vm_lookup.ip(s, args.name, host=args.host)
     if _json(args):
         _print_json(nics)
         return 0
@@ -171,9 +172,9 @@ def cmd_ip(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .services import vm_ops
+    from .services import vm_lookup
     with cli_session(args) as s:
-        rows, down = vm_ops.list_vms(s, host=args.host, tenant=args.tenant)
+        rows, down = vm_lookup.list_vms(s, host=args.host, tenant=args.tenant)
     try:
         if _json(args):
             _print_json({"vms": rows, "unreachable": down})
@@ -192,15 +193,15 @@ def cmd_list(args) -> int:
 
 
 def cmd_edit_config(args) -> int:
-    from .services import vm_ops
+    from .services import vm_seed
     with cli_session(args) as s:
         if args.file:
             text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
         elif args.show:
-            print(vm_ops.get_user_data(s, args.name, host=args.host), end="")
+            print(vm_seed.get_user_data(s, args.name, host=args.host), end="")
             return 0
         else:
-            current = vm_ops.get_user_data(s, args.name, host=args.host)
+            current = vm_seed.get_user_data(s, args.name, host=args.host)
             text = current
             while True:
                 text = edit_text(text, suffix=".yaml")
@@ -208,13 +209,13 @@ def cmd_edit_config(args) -> int:
                     print("user-data unchanged; the seed was left as it is")
                     return 0
                 try:
-                    vm_ops.validate_user_data(text)
+                    vm_seed.validate_user_data(text)
                     break
                 except ValidationError as exc:
                     _err(str(exc))
                     if not (_tty() and _confirm("Edit it again?")):
                         return exc.exit_code
-        res = vm_ops.edit_config(s, args.name, text, host=args.host)
+        res = vm_seed.edit_config(s, args.name, text, host=args.host)
     if _json(args):
         _print_json(res.as_dict())
     else:
@@ -241,9 +242,9 @@ def edit_text(text: str, suffix: str = ".txt") -> str | None:
 
 
 def cmd_move(args) -> int:
-    from .services import vm_ops
+    from .services import vm_move
     with cli_session(args) as s:
-        res = vm_ops.move(s, args.name, args.to, host=args.host)
+        res = vm_move.move(s, args.name, args.to, host=args.host)
     if _json(args):
         _print_json(res.as_dict())
     else:
@@ -252,6 +253,6 @@ def cmd_move(args) -> int:
 
 
 def cmd_console(args) -> int:
-    from .services import vm_ops
+    from .services import vm_console
     with cli_session(args) as s:
-        return vm_ops.console(s, args.name, host=args.host)
+        return vm_console.console(s, args.name, host=args.host)

@@ -32,7 +32,8 @@ from textual.widgets import Button, Input, Label, OptionList, Static
 from ..console import verbs
 from ..console.errors import VirtdeckError
 from ..console.services import guard
-from ..console.services import verb, vm_console, vm_lookup, vm_move, vm_power, vm_resize, vm_seed
+from ..console.services import vm_console, vm_lookup, vm_move, vm_power, vm_resize, vm_seed
+from ..console.services.verb import _detached
 
 MARK = "● "
 
@@ -324,7 +325,7 @@ class VmActions:
             try:
                 return vm, fn(session, vm.name, host=vm.host, **kwargs)
             except VirtdeckError as exc:
-                return vm, verb._detached(exc)
+                return vm, _detached(exc)
 
         def work() -> None:
             with concurrent.futures.ThreadPoolExecutor(max_workers=min(4, len(targets))) as pool:
@@ -435,7 +436,7 @@ class VmActions:
             try:
                 res = call(session)
             except VirtdeckError as exc:
-                res = verb._detached(exc)
+                res = _detached(exc)
             self.app.call_from_thread(self._report, verb, vm, res)
         self.notify(f"{verb}: {vm.name} …", timeout=2)
         self.run_worker(work, thread=True, group="vm-ops", exit_on_error=False)

@@ -104,10 +104,10 @@ def remove(session, inventory, tenant: str, name: str) -> None:
     """Test clean-up of VM ``name``: the product's delete (domain, volumes, LSPs, DHCP rows, FIPs),
     then :func:`provision_helpers.remove_vm` for anything a failed delete left. Never raises for a
     VM that is not there."""
-    from virtdeck.console.services import vm_ops
+    from virtdeck.console.services import vm_delete
     from provision_helpers import remove_vm
     try:
-        vm_ops.delete(session, name, missing_ok=True)
+        vm_delete.delete(session, name, missing_ok=True)
     finally:
         remove_vm(session, inventory, tenant, name)
 

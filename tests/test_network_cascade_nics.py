@@ -18,7 +18,7 @@ import pytest
 
 from virtdeck.backends import domain_xml as dx
 from virtdeck.backends.ovn import networks as ovn_networks
-from virtdeck.console.services import vm_ops
+from virtdeck.console.services import vm_lookup
 from provision_helpers import lab_inventory, lab_session, remove_vm  # noqa: F401
 from vm_lab_helpers import make_vm
 
@@ -69,9 +69,9 @@ def test_cascade_detaches_nics(lab_session, lab_inventory, tmp_path):
         assert got == sorted([(stopped, "hv1", lsp_s, False), (running, "hv2", lsp_r, True)]), out
         assert out["nic_problems"] == []
 
-        inactive = lambda d: vm_ops.domain_facts(d, inactive=True)  # noqa: E731
+        inactive = lambda d: vm_lookup.domain_facts(d, inactive=True)  # noqa: E731
         assert inactive(dom_s).nics == () and inactive(dom_r).nics == ()
-        assert _wait(lambda: vm_ops.domain_facts(dom_r).nics == (), 60), dom_r.XMLDesc(0)  # gone live
+        assert _wait(lambda: vm_lookup.domain_facts(dom_r).nics == (), 60), dom_r.XMLDesc(0)  # gone live
         assert dom_r.isActive()
         for d in (dom_s, dom_r):
             assert net.switch not in dx.parse_metadata(d.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).networks

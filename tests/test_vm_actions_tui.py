@@ -30,7 +30,7 @@ def cloud_of(sess) -> Cloud:
     vms = []
     for host, conn in sess.conns.items():
         for d in conn.listAllDomains(0):
-            from virtdeck.console.services.vm_ops import domain_facts, state_name
+            from virtdeck.console.services.vm_lookup import domain_facts, state_name
             f = domain_facts(d)
             vms.append(Vm(host=host, name=d.name(), uuid=d.UUIDString(), state=state_name(d), vcpus=f.vcpus,
                           memory_mib=f.memory_mib, max_memory_mib=f.max_memory_mib, tenant=f.tenant,
@@ -52,7 +52,7 @@ def sess(tmp_path, nb_server, monkeypatch):
 
 
 def state(sess, host, name):
-    from virtdeck.console.services.vm_ops import state_name
+    from virtdeck.console.services.vm_lookup import state_name
     return state_name(sess.conns[host].lookupByName(name))
 
 
@@ -311,10 +311,10 @@ async def test_lab_tui_start_shutdown_timeout_force_and_bulk_delete(tmp_path, mo
         for n, lsp in zip(names, lsps):
             assert leftovers(helper, inv, n, [lsp]) == []
     finally:
-        from virtdeck.console.services import vm_ops
+        from virtdeck.console.services import vm_delete
         for n in names:
             try:
-                vm_ops.delete(helper, n, missing_ok=True)
+                vm_delete.delete(helper, n, missing_ok=True)
             except Exception as exc:  # noqa: BLE001
                 print(f"cleanup {n}: {exc}")
         await asyncio.to_thread(live.stop)
@@ -336,7 +336,7 @@ def test_lab_real_terminal_console_and_editor(tmp_path):
     from virtdeck.backends.session import Session
     from virtdeck.config.inventory import load
     from virtdeck.config.paths import lab_dir
-    from virtdeck.console.services import vm_ops
+    from virtdeck.console.services import vm_delete, vm_power, vm_seed
     from vm_lab_helpers import NET, TENANT, make_vm
 
     if not shutil.which("tmux"):
@@ -371,7 +371,7 @@ def test_lab_real_terminal_console_and_editor(tmp_path):
         net = ovn_networks.create_network(helper.nb(), ovn_networks.NetworkSpec(
             tenant=TENANT, name=NET, kind="overlay", cidr="10.66.0.0/24", gateway="10.66.0.1"))
         make_vm(helper, inv, net, "hv1", name)
-        vm_ops.start(helper, name)
+        vm_power.start(helper, name)
         env = (f"env EDITOR='{sys.executable} {editor}' VIRTDECK_AUDIT_LOG={tmp_path}/audit.jsonl "
                f"TERM=xterm-256color {virtdeck} --config {path}")
         tmux("new-session", "-d", "-s", "vd", "-x", "100", "-y", "30", f"{env}; echo virtdeck exited $?; sleep 600")
@@ -407,7 +407,7 @@ def test_lab_real_terminal_console_and_editor(tmp_path):
         time.sleep(1)
         tmux("send-keys", "-t", "vd", "e")
         t0 = time.monotonic()
-        while "TMUX-EDIT" not in vm_ops.get_user_data(helper, name):
+        while "TMUX-EDIT" not in vm_seed.get_user_data(helper, name):
             assert time.monotonic() - t0 < 30, f"the edit was not applied; screen:\n{screen()}"
             time.sleep(0.5)
         while '"vm.edit-config"' not in (tmp_path / "audit.jsonl").read_text():  # written last
@@ -418,6 +418,6 @@ def test_lab_real_terminal_console_and_editor(tmp_path):
     finally:
         tmux("kill-server", check=False)
         try:
-            vm_ops.delete(helper, name, missing_ok=True)
+            vm_delete.delete(helper, name, missing_ok=True)
         finally:
             helper.close()

@@ -17,7 +17,7 @@ from virtdeck.backends.ovn import networks as ovn_networks, security_groups as o
 from virtdeck.console import cloudinit
 from virtdeck.console.errors import ValidationError
 from virtdeck.console.services import provision as pv
-from virtdeck.console.services import vm_ops
+from virtdeck.console.services import vm_lookup, vm_resize
 from provision_helpers import lab_inventory, lab_session, remove_vm, roomy  # noqa: F401
 
 
@@ -61,7 +61,7 @@ def test_placement_counts_the_current_size():
                               metadata=dx.InstanceMeta("t1")))
     brief = pv._domain_brief(xml)
     assert (brief.vcpus, brief.ram_mib, brief.tenant) == (2, 512, "t1")
-    facts = vm_ops.parse_domain_xml(xml)
+    facts = vm_lookup.parse_domain_xml(xml)
     assert (facts.vcpus, facts.max_vcpus, facts.memory_mib, facts.max_memory_mib) == (2, 8, 512, 2048)
 
 
@@ -121,18 +121,18 @@ def test_running_vm_grows_live(lab_session, lab_inventory, tenant, tmp_path, mon
         t0 = time.monotonic()
         assert _wait(lambda: "available" in dom.memoryStats(), 240, 2), dom.memoryStats()
         print(f"guest balloon driver up {time.monotonic() - t0:.0f} s after create")
-        r = vm_ops.resize(lab_session, req.name, vcpus=2, memory_mib=512)
+        r = vm_resize.resize(lab_session, req.name, vcpus=2, memory_mib=512)
         assert r.outcome == "ok" and r.details["applied"] == {"vcpus": "now", "memory": "now"}, r
         assert dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE) == 2
         assert len(dom.vcpus()[0]) == 2  # two vCPU threads in QEMU now
         assert _wait(lambda: dom.info()[2] == 512 * 1024, 60), dom.info()  # balloon reports 512 MiB
         assert dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_CONFIG) == 2  # and it persists
         big = want_m + 128
-        r = vm_ops.resize(lab_session, req.name, memory_mib=big)
+        r = vm_resize.resize(lab_session, req.name, memory_mib=big)
         assert r.details["applied"]["memory"].startswith(f"next boot (live maximum is {want_m} MiB")
         assert "restart" in r.message
         assert dom.info()[2] == 512 * 1024 and dom.maxMemory() == want_m * 1024  # live: unchanged
-        inactive = vm_ops.domain_facts(dom, inactive=True)
+        inactive = vm_lookup.domain_facts(dom, inactive=True)
         assert inactive.memory_mib == big and inactive.max_memory_mib == big
     finally:
         remove_vm(lab_session, lab_inventory, tenant, req.name)

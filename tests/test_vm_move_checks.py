@@ -16,7 +16,8 @@ from virtdeck.backends.session import Session
 from virtdeck.config.inventory import AllocationConfig
 from virtdeck.console.errors import VirtdeckError
 from virtdeck.console.services import provision as pv
-from virtdeck.console.services import vm_ops
+from virtdeck.console.services import vm_move
+from virtdeck.backends.ovn import vm_ports
 from provision_helpers import lab_inventory, lab_session, remove_vm  # noqa: F401
 from vm_lab_helpers import make_vm
 
@@ -51,9 +52,9 @@ def test_move_refuses_before_copying(lab_session, lab_inventory, nets, tmp_path,
     try:
         # 1. physnet: the VM is on a provider network of physnet9; no lab host maps it
         make_vm(lab_session, lab_inventory, prov, "hv1", a)
-        assert vm_ops.vm_physnets(lab_session.nb(), a, ()) == {"physnet9": [prov.switch]}
+        assert vm_ports.vm_physnets(lab_session.nb(), a, ()) == {"physnet9": [prov.switch]}
         with pytest.raises(VirtdeckError) as e:
-            vm_ops.move(lab_session, a, "hv2")
+            vm_move.move(lab_session, a, "hv2")
         msg = str(e.value)
         assert msg.startswith(f"cannot move {a} to hv2: physnet: no bridge mapping for physnet9 "
                               "(host maps: physnet1)") and msg.endswith("nothing was copied"), msg
@@ -64,7 +65,7 @@ def test_move_refuses_before_copying(lab_session, lab_inventory, nets, tmp_path,
         tight = dataclasses.replace(lab_inventory, allocation=AllocationConfig(cpu_ratio=0.01, ram_ratio=100))
         with Session(tight) as s:
             with pytest.raises(VirtdeckError, match=rf"cannot move {b} to hv2: vcpus: \d+ allocated \+ 2 asked"):
-                vm_ops.move(s, b, "hv2")
+                vm_move.move(s, b, "hv2")
         assert _volumes(lab_session, "hv2", b) == []
 
         # 3. anti-affinity: a member of the VM's group already on the target
@@ -75,7 +76,7 @@ def test_move_refuses_before_copying(lab_session, lab_inventory, nets, tmp_path,
             dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<placement group="db-{c[-4:]}"/>',
                             pv.PLACEMENT_PREFIX, pv.PLACEMENT_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
         with pytest.raises(VirtdeckError, match=rf"cannot move {c} to hv2: anti-affinity: already holds a member"):
-            vm_ops.move(lab_session, c, "hv2")
+            vm_move.move(lab_session, c, "hv2")
         assert _volumes(lab_session, "hv2", c) == []
     finally:
         for n in (a, b, c, f"{c}-peer"):

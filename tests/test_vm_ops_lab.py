@@ -60,7 +60,7 @@ def audit(audit_log):
 def roomy_host(session, inv, vcpus, ram_mib, exclude=()):
     """A hypervisor whose allocations leave room for ``vcpus``/``ram_mib`` (other engineers'
     benchmarks may fill a lab host with defined domains); skips the test when none has."""
-    from virtdeck.console.services.vm_ops import host_facts
+    from virtdeck.console.services.vm_resize import host_facts
     alloc = inv.allocation
     for h in inv.hypervisors:
         if h.name in exclude:
@@ -76,10 +76,10 @@ def roomy_host(session, inv, vcpus, ram_mib, exclude=()):
 def cleanup(lab_session):
     names: list[str] = []
     yield names
-    from virtdeck.console.services import vm_ops
+    from virtdeck.console.services import vm_delete
     for n in names:
         try:
-            vm_ops.delete(lab_session, n, missing_ok=True)
+            vm_delete.delete(lab_session, n, missing_ok=True)
         except Exception as exc:  # noqa: BLE001 - best effort, report
             print(f"cleanup of {n}: {exc}")
 
@@ -284,7 +284,7 @@ def test_edit_config_rebuilds_seed(lab_session, lab_inventory, net, audit_log, c
     assert r["outcome"] == "ok" and iid["from"] != iid["to"] and iid["to"].startswith("i-")
     conn = lab_session.libvirt("hv2")
     vol = storage.find_volume(conn, "hv2", POOL, "vmops-cfg-seed.iso")
-    from virtdeck.console.services.vm_ops import _download
+    from virtdeck.console.services.vm_seed import _download
     docs = seedmod.read_nocloud_iso(_download(conn, vol, "hv2", "seed"))
     assert docs["user-data"] == new and f"instance-id: {iid['to']}" in docs["meta-data"]
     assert "local-hostname: vmops-cfg" in docs["meta-data"] and "macaddress" in docs["network-config"]

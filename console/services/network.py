@@ -175,7 +175,7 @@ def delete_network(session, tenant: str, name: str, cascade: bool = False,
     Refused (ValidationError on field "cascade", nothing written) while VM ports are on it or
     routers are attached, unless ``cascade``: then those ports, their DHCP rows and the router
     attachments go with it, and the domains' NICs bound to those ports are detached
-    (:func:`console.services.vm_ops.detach_ports`: live + config on running domains, config on
+    (:func:`console.services.vm_nics.detach_ports`: live + config on running domains, config on
     the others). Returns what was deleted; ``nics_out`` (a dict, optional) receives
     ``{"detached": [{"vm", "host", "mac", "lsp", "live"}], "problems": [str]}`` (a host or domain
     where the detach failed; the OVN delete stands either way).
@@ -205,9 +205,9 @@ def delete_network(session, tenant: str, name: str, cascade: bool = False,
         ovn_networks.delete_network(api, tenant, name, cascade=cascade)
         nics: dict = {"detached": [], "problems": []}
         if cascade and info.vm_ports and hasattr(session, "inventory"):
-            # The domains' NICs bound to the deleted ports go too (live + config), see vm_ops.detach_ports.
-            from . import vm_ops
-            nics = vm_ops.detach_ports(session, info.vm_ports, switch=info.switch)
+            # The domains' NICs bound to the deleted ports go too (live + config), see vm_nics.detach_ports.
+            from . import vm_nics
+            nics = vm_nics.detach_ports(session, info.vm_ports, switch=info.switch)
         run.note(vm_ports=list(info.vm_ports), routers=list(info.routers),
                  nics_detached=[f"{d['vm']}@{d['host']}:{d['mac']}" for d in nics["detached"]],
                  nics_problems=nics["problems"])

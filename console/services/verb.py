@@ -28,6 +28,7 @@ A read that wants only the error mapping passes ``mutating=False``: no guard, no
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -206,3 +207,35 @@ class Undo:
                 self.progress(step, "failed", self.explain(exc))
                 raise
             self.progress(step, "ok", detail or "")
+
+
+def _detached(exc: BaseException) -> BaseException:
+    """Drop an error's traceback and context: their frames hold libvirt objects (domains,
+    connections) that would otherwise live as long as the error. (A virDomain freed after its
+    Session closed used to block the process at exit; Session.close now waits for the SSH
+    forward to close, so that no longer hangs — this only keeps results light.)"""
+    exc.__traceback__ = None
+    exc.__context__ = None
+    exc.__cause__ = None
+    return exc
+
+
+def bulk(fn: Callable[..., T], session, names: Iterable[str], max_workers: int = 4,
+         **kwargs) -> list[T | VirtdeckError]:
+    """Run verb ``fn`` (e.g. :func:`vm_power.start`) on several targets in parallel threads.
+
+    Returns one entry per name, in order: what ``fn`` returned (an OpResult), or the VirtdeckError it raised (each target
+    gets its own audit record; under --readonly each entry is a ReadOnlyError, each audited).
+    """
+    names = list(dict.fromkeys(names))
+    if not names:
+        return []
+
+    def one(n: str):
+        try:
+            return fn(session, n, **kwargs)
+        except VirtdeckError as exc:
+            return _detached(exc)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(names)))) as pool:
+        return list(pool.map(one, names))

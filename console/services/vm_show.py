@@ -1,10 +1,10 @@
 """Read verb ``vm show``: one VM in detail, assembled from the existing readers (read-only, no
 audit record, no guard: it changes nothing).
 
-Sources: the domain (libvirt, via :func:`vm_ops.status` / :func:`vm_ops.locate` /
-:func:`vm_ops.domain_facts`: state, vCPUs, RAM in MiB, ``<virtdeck:instance>`` metadata, disks,
+Sources: the domain (libvirt, via :func:`vm_lookup.status` / :func:`vm_lookup.locate` /
+:func:`vm_lookup.domain_facts`: state, vCPUs, RAM in MiB, ``<virtdeck:instance>`` metadata, disks,
 NICs), the storage pool (each disk volume's capacity, bytes → GiB), and OVN NB
-(:func:`vm_ops.ip`: each NIC's LSP, addresses and logical switch; :func:`ovn_ports.ports_of_vm`:
+(:func:`vm_lookup.ip`: each NIC's LSP, addresses and logical switch; :func:`ovn_ports.ports_of_vm`:
 the network's human name kept in the LSP's ``external_ids``).
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from ...backends import storage
 from ...backends.ovn import ports as ovn_ports
 from ..errors import HostError
-from . import vm_ops
+from . import vm_delete, vm_lookup
 
 GiB = 1 << 30
 
@@ -24,7 +24,7 @@ def _disk_size_gib(conn, source: str | None) -> float | None:
     if not source:
         return None
     try:
-        vol = vm_ops._volume_for(conn, source)
+        vol = vm_delete._volume_for(conn, source)
         return round(storage.volume_info(vol).capacity_bytes / GiB, 2) if vol is not None else None
     except Exception:  # noqa: BLE001 - libvirtError or a vanished volume: a size is optional here
         return None
@@ -40,21 +40,21 @@ def show(session, name: str, host: str | None = None) -> dict:
     whose LSP is missing in OVN has ``lsp`` from the domain and no IPs/switch.
     Raises VmNotFound, HostError (host or OVN NB unreachable), ValidationError (bad host).
     """
-    facts = vm_ops.status(session, name, host)
+    facts = vm_lookup.status(session, name, host)
     h = facts["host"]
-    _, dom = vm_ops.locate(session, name, h)
+    _, dom = vm_lookup.locate(session, name, h)
     try:
-        dfacts = vm_ops.domain_facts(dom)
+        dfacts = vm_lookup.domain_facts(dom)
     except Exception as exc:  # noqa: BLE001 - libvirtError (services import no libvirt)
         raise HostError(f"{h}: reading {name}: {exc}") from None
     conn = session.libvirt(h)
     disks = [{"target": d.target, "device": d.device, "source": d.source,
               "size_gib": _disk_size_gib(conn, d.source) if d.device == "disk" else None}
              for d in dfacts.disks]
-    nics = vm_ops.ip(session, name, host=h)
+    nics = vm_lookup.ip(session, name, host=h)
     networks = {}
     if facts.get("tenant"):
-        networks = {p.name: p.network for p in ovn_ports.ports_of_vm(vm_ops._nb(session), facts["tenant"], name)}
+        networks = {p.name: p.network for p in ovn_ports.ports_of_vm(vm_lookup._nb(session), facts["tenant"], name)}
     return {
         "vm": name, "host": h, "state": facts["state"], "tenant": facts["tenant"],
         "template": facts["template"], "vcpus": facts["vcpus"], "max_vcpus": facts["max_vcpus"],

@@ -1,6 +1,6 @@
 """The ``vm`` verbs: declarations only (see :mod:`console.verbs`).
 
-Services: console/services/vm_ops.py (lifecycle, resize, move, …), provision.py (create),
+Services: console/services/vm_*.py (vm_power, vm_resize, vm_move, …), provision.py (create),
 vm_show.py (show). CLI handlers: console/cli_vm.py (create) and console/cli_vm_verbs.py.
 """
 

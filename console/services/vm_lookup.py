@@ -1,0 +1,442 @@
+"""Finding VMs and reading them: the VM verbs' shared ground.
+
+:func:`locate` finds a domain by name across the hypervisors (a VM name is unique in the cluster)
+or on the host the caller names; :func:`status`, :func:`ip` and :func:`list_vms` are the
+read-only verbs (no guard, no audit). :class:`OpResult`, :class:`VmNotFound`,
+:class:`VmStateError` and :func:`_run_verb` (the VM verbs' use of :func:`verb.run`: target
+``vm TENANT/NAME``, libvirt errors as one line naming the host) are what every VM verb module
+(vm_power, vm_delete, vm_resize, vm_move, vm_seed, vm_nics, vm_console) shares.
+
+Every mutating VM verb refuses under ``--readonly`` before touching anything; is idempotent where
+that makes sense (``start`` on a running VM → ``outcome="noop"``); writes exactly ONE audit
+record; raises :class:`console.errors.VirtdeckError` subclasses whose message is one sentence
+naming the host and carrying libvirt's / OVN's own message — never a traceback.
+
+``session`` is a :class:`backends.session.Session` (anything with ``inventory``,
+``libvirt(host)``, ``nb()`` and ``run(host, cmd)`` works). Units: memory in MiB, vCPUs whole.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import libvirt
+
+from ...backends.ovn import vm_ports
+from ..errors import HostError, ValidationError, VirtdeckError
+from ..model import METADATA_NS, VM_STATES
+from . import verb as verb_frame
+
+# ---------------------------------------------------------------------------------------------
+# Errors and results
+
+
+class VmNotFound(VirtdeckError):
+    """No hypervisor that answered has a domain of that name (message says which hosts were
+    searched and which could not be reached)."""
+
+    exit_code = 5
+
+
+class VmStateError(VirtdeckError):
+    """The verb does not apply in the VM's current state (e.g. resume on a stopped VM)."""
+
+    exit_code = 6
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """What one verb did to one VM.
+
+    ``verb``: audit verb (``vm.start`` …); ``vm``/``host``: the target; ``outcome``: ``ok`` or
+    ``noop``; ``message``: one sentence for the operator; ``details``: verb-specific facts
+    (JSON-ready).
+    """
+
+    verb: str
+    vm: str
+    host: str | None
+    outcome: str
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """JSON-ready form: verb, vm, host, outcome, message, details."""
+        return {"verb": self.verb, "vm": self.vm, "host": self.host, "outcome": self.outcome,
+                "message": self.message, "details": dict(self.details)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding domains
+
+
+@dataclass(frozen=True)
+class VmRef:
+    """A domain found on a hypervisor: ``host``, ``name``, libvirt ``uuid``."""
+
+    host: str
+    name: str
+    uuid: str
+
+
+# libvirt prints every error to stderr by default; virtdeck reports them itself, as one line.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+_STATE_NAMES = dict(enumerate(VM_STATES))
+
+
+def state_name(dom: "libvirt.virDomain") -> str:
+    """The domain's state in words (one of :data:`console.model.VM_STATES`)."""
+    return _STATE_NAMES.get(dom.state()[0], "nostate")
+
+
+def _lv_msg(exc: libvirt.libvirtError) -> str:
+    return (exc.get_error_message() or str(exc)).strip().rstrip(".")
+
+
+def _hypervisor_names(session, host: str | None) -> list[str]:
+    if host:
+        h = session.inventory.host(host)  # ConfigError names the known hosts
+        if not h.hypervisor:
+            raise ValidationError("host", f"{host} is not a hypervisor")
+        return [h.name]
+    return [h.name for h in session.inventory.hypervisors if h.enabled]
+
+
+def _lookup_on(session, host: str, name: str):
+    """(dom or None) on ``host``; raises HostError when the host cannot be reached."""
+    conn = session.libvirt(host)
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise HostError(f"{host}: looking up {name}: {_lv_msg(exc)}") from None
+
+
+def locate(session, name: str, host: str | None = None) -> tuple[str, "libvirt.virDomain"]:
+    """Find domain ``name``: on ``host`` if given, else on every enabled hypervisor in parallel.
+
+    Returns ``(host, virDomain)``. Raises VmNotFound (naming the hosts searched and any that
+    could not be reached), HostError when ``host`` is given and unreachable, VirtdeckError when
+    two hosts hold a domain of that name.
+    """
+    if not name or not isinstance(name, str):
+        raise ValidationError("name", "a VM name is required")
+    hosts = _hypervisor_names(session, host)
+    if not hosts:
+        raise VmNotFound(f"no enabled hypervisor in the inventory to look for {name} on")
+    if len(hosts) == 1:
+        dom = _lookup_on(session, hosts[0], name)
+        if dom is None:
+            raise VmNotFound(f"no VM named {name} on {hosts[0]}")
+        return hosts[0], dom
+    found: list[tuple[str, Any]] = []
+    down: dict[str, str] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts))
+    try:
+        futures = {pool.submit(_lookup_on, session, h, name): h for h in hosts}
+        for fut in concurrent.futures.as_completed(futures):
+            h = futures[fut]
+            try:
+                dom = fut.result()
+            except VirtdeckError as exc:
+                down[h] = str(exc)
+                continue
+            if dom is not None:
+                found.append((h, dom))
+    finally:
+        pool.shutdown(wait=False)
+    if len(found) > 1:
+        where = ", ".join(sorted(h for h, _ in found))
+        raise VirtdeckError(f"a VM named {name} exists on several hosts ({where}); pass --host to choose one")
+    if found:
+        return found[0]
+    msg = f"no VM named {name} on {', '.join(h for h in hosts if h not in down) or 'any reachable host'}"
+    if down:
+        msg += "; not reachable: " + "; ".join(down[h] for h in sorted(down))
+    raise VmNotFound(msg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Domain XML facts
+
+
+@dataclass(frozen=True)
+class DiskFact:
+    """One ``<disk>``: ``device`` disk/cdrom, ``target`` vda/hdc, ``source`` path (file disks)."""
+
+    device: str
+    target: str
+    source: str | None
+
+
+@dataclass(frozen=True)
+class NicFact:
+    """One ``<interface>``: ``mac`` and the openvswitch virtualport ``interfaceid`` (LSP name)."""
+
+    mac: str | None
+    interfaceid: str | None
+
+
+@dataclass(frozen=True)
+class DomainFacts:
+    """What the verbs need from a domain's XML. Memory in MiB (libvirt KiB → MiB here).
+
+    ``vcpus``: vCPUs now (``<vcpu current>`` or the count); ``max_vcpus``: the ``<vcpu>`` count
+    (the live-resize ceiling); ``memory_mib``: ``<currentMemory>``; ``max_memory_mib``:
+    ``<memory>`` (the live balloon ceiling). ``tenant``/``template``/``seed``: the
+    ``<virtdeck:instance>`` metadata.
+    """
+
+    name: str
+    uuid: str
+    domain_type: str | None
+    vcpus: int
+    max_vcpus: int
+    memory_mib: int
+    max_memory_mib: int
+    tenant: str | None
+    template: str | None
+    seed: str | None
+    disks: tuple[DiskFact, ...]
+    nics: tuple[NicFact, ...]
+    serial_log: str | None = None
+
+    @property
+    def interfaceids(self) -> tuple[str, ...]:
+        """The LSP names (UUIDs) the domain's NICs bind."""
+        return tuple(n.interfaceid for n in self.nics if n.interfaceid)
+
+
+def _kib_to_mib(text: str | None, unit: str | None = "KiB") -> int:
+    if not text:
+        return 0
+    n = int(text)
+    factor = {"b": 1 / 1048576, "bytes": 1 / 1048576, "k": 1 / 1024, "kib": 1 / 1024, "kb": 1000 / 1048576,
+              "m": 1, "mib": 1, "mb": 1e6 / 1048576, "g": 1024, "gib": 1024, "gb": 1e9 / 1048576}
+    return int(n * factor.get((unit or "KiB").lower(), 1 / 1024))
+
+
+def parse_domain_xml(xml: str) -> DomainFacts:
+    """Parse a libvirt domain XML document into :class:`DomainFacts`."""
+    root = ET.fromstring(xml)
+    vcpu = root.find("vcpu")
+    max_vcpus = int(vcpu.text) if vcpu is not None and vcpu.text else 1
+    vcpus = int(vcpu.get("current", max_vcpus)) if vcpu is not None else max_vcpus
+    mem = root.find("memory")
+    cur = root.find("currentMemory")
+    max_mib = _kib_to_mib(mem.text if mem is not None else None, mem.get("unit") if mem is not None else None)
+    cur_mib = _kib_to_mib(cur.text, cur.get("unit")) if cur is not None else max_mib
+    meta = root.find(f"metadata/{{{METADATA_NS}}}instance")
+
+    def m(tag: str) -> str | None:
+        if meta is None:
+            return None
+        el = meta.find(f"{{{METADATA_NS}}}{tag}")
+        return el.text.strip() if el is not None and el.text and el.text.strip() else None
+
+    disks = []
+    for d in root.findall("devices/disk"):
+        src = d.find("source")
+        path = None
+        if src is not None:
+            path = src.get("file") or src.get("dev") or None
+            if path is None and src.get("pool") and src.get("volume"):
+                path = f"pool:{src.get('pool')}/{src.get('volume')}"
+        tgt = d.find("target")
+        disks.append(DiskFact(d.get("device", "disk"), tgt.get("dev", "") if tgt is not None else "", path))
+    nics = []
+    for i in root.findall("devices/interface"):
+        mac = i.find("mac")
+        params = i.find("virtualport/parameters")
+        nics.append(NicFact(mac.get("address").lower() if mac is not None and mac.get("address") else None,
+                            params.get("interfaceid") if params is not None else None))
+    return DomainFacts(
+        name=root.findtext("name", ""), uuid=root.findtext("uuid", ""), domain_type=root.get("type"),
+        vcpus=vcpus, max_vcpus=max_vcpus, memory_mib=cur_mib, max_memory_mib=max_mib,
+        tenant=m("tenant"), template=m("template"), seed=m("seed"),
+        disks=tuple(disks), nics=tuple(nics),
+        serial_log=next((el.get("file") for el in root.findall("devices/serial/log") if el.get("file")), None))
+
+
+def domain_facts(dom, inactive: bool = False) -> DomainFacts:
+    """:class:`DomainFacts` of a live domain object (``inactive``: the persistent config)."""
+    flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+    return parse_domain_xml(dom.XMLDesc(flags))
+
+
+# ---------------------------------------------------------------------------------------------
+# The verb frame: guard, lookup, one audit record, error wording
+
+
+def _target(name: str, tenant: str | None) -> str:
+    return f"vm {tenant}/{name}" if tenant else f"vm {name}"
+
+
+class _Op:
+    """One VM verb's run: the VM ``name`` and the frame's :class:`verb.VerbRun` (host, tenant and
+    details go to the one audit record)."""
+
+    def __init__(self, run: verb_frame.VerbRun, name: str):
+        self.run = run
+        self.verb = run.verb
+        self.name = name
+        self.tenant: str | None = None
+        self.details = run.details
+
+    @property
+    def host(self) -> str | None:
+        return self.run.host
+
+    @host.setter
+    def host(self, value: str | None) -> None:
+        self.run.host = value
+
+    def result(self, outcome: str, message: str, **details: Any) -> OpResult:
+        self.details.update(details)
+        return OpResult(self.verb, self.name, self.host, outcome, message, dict(self.details))
+
+
+def _run_verb(verb: str, name: str, body: Callable[[_Op], OpResult], *, mutating: bool = True) -> OpResult:
+    """Run ``body`` in the verb frame (:func:`verb.run`): guard, libvirt errors as one-line
+    HostErrors naming the host, exactly one audit record on ``vm TENANT/NAME``."""
+    def inner(run: verb_frame.VerbRun) -> OpResult:
+        op = _Op(run, name)
+        try:
+            return body(op)
+        finally:
+            run.target = _target(name, op.tenant)
+
+    def translate(exc: BaseException, run: verb_frame.VerbRun):
+        if isinstance(exc, libvirt.libvirtError):
+            return HostError(f"{run.host or 'libvirt'}: {verb.split('.', 1)[1]} {name} failed: {_lv_msg(exc)}")
+        return None
+
+    return verb_frame.run(verb, _target(name, None), inner, mutating=mutating, translate=translate)
+
+
+def _find(op: _Op, session, host: str | None):
+    h, dom = locate(session, op.name, host)
+    op.host = h
+    try:
+        op.tenant = domain_facts(dom).tenant
+    except (libvirt.libvirtError, ET.ParseError):
+        pass
+    return dom
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle verbs
+
+
+def status(session, name: str, host: str | None = None) -> dict:
+    """Read-only: ``{"vm", "host", "state", "vcpus", "max_vcpus", "memory_mib",
+    "max_memory_mib", "tenant", "template"}`` for one VM. Raises VmNotFound/HostError."""
+    h, dom = locate(session, name, host)
+    try:
+        f = domain_facts(dom)
+        st = state_name(dom)
+    except libvirt.libvirtError as exc:
+        raise HostError(f"{h}: reading {name}: {_lv_msg(exc)}") from None
+    return {"vm": name, "host": h, "state": st, "vcpus": f.vcpus, "max_vcpus": f.max_vcpus,
+            "memory_mib": f.memory_mib, "max_memory_mib": f.max_memory_mib, "tenant": f.tenant,
+            "template": f.template}
+
+
+def _nb(session):
+    try:
+        return session.nb()
+    except VirtdeckError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ovsdbapp raises assorted types
+        raise HostError(f"OVN northbound: {exc or type(exc).__name__}") from None
+
+
+def ip(session, name: str, host: str | None = None) -> list[dict]:
+    """The VM's addresses from OVN, one entry per NIC (read-only, no audit).
+
+    Returns ``[{"mac", "lsp", "switch", "addresses": [...], "dynamic_addresses", "ips": [...],
+    "up"}]`` in NIC order; a NIC whose LSP is missing has ``lsp=None`` and no IPs. Facts: the
+    domain XML (MAC, interfaceid) and NB ``Logical_Switch_Port.addresses`` /
+    ``dynamic_addresses`` (OVN IPAM). Raises VmNotFound, HostError (host or NB unreachable).
+    """
+    h, dom = locate(session, name, host)
+    try:
+        facts = domain_facts(dom)
+    except libvirt.libvirtError as exc:
+        raise HostError(f"{h}: reading {name}: {_lv_msg(exc)}") from None
+    nb = _nb(session)
+    ports = {r.name: r for r in vm_ports.vm_ports(nb, name, facts.interfaceids)}
+    out = []
+    for nic in facts.nics:
+        row = ports.get(nic.interfaceid) if nic.interfaceid else None
+        if row is None and nic.mac:  # a port tagged with the VM whose address has this MAC
+            row = next((r for r in ports.values() if any(a.lower().startswith(nic.mac) for a in r.addresses)), None)
+        if row is None:
+            out.append({"mac": nic.mac, "lsp": nic.interfaceid, "switch": None, "addresses": [],
+                        "dynamic_addresses": None, "ips": [], "up": None, "missing": True})
+            continue
+        addrs, dyn = vm_ports.addresses(row)
+        up = row.up[0] if getattr(row, "up", None) else None
+        out.append({"mac": nic.mac, "lsp": row.name, "switch": vm_ports.switch_of(nb, row.uuid), "addresses": addrs,
+                    "dynamic_addresses": dyn, "ips": vm_ports.ips_of(addrs, dyn), "up": up})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing (read-only)
+
+
+def list_vms(session, host: str | None = None, tenant: str | None = None) -> tuple[list[dict], dict[str, str]]:
+    """Every VM on the enabled hypervisors (or ``host``), with its IPs from OVN.
+
+    Returns ``(rows, unreachable)``: rows ``{"name", "host", "state", "vcpus", "memory_mib",
+    "tenant", "template", "networks", "ips"}`` sorted by name; ``unreachable`` ``{host: reason}``.
+    Facts: :func:`backends.hypervisor.list_domains` (one bulk stats call per host) and NB LSPs.
+    An unreachable NB leaves ``ips`` empty (and ``unreachable["ovn"]`` says why).
+    """
+    from ...backends import hypervisor
+
+    hosts = _hypervisor_names(session, host)
+    rows: list[dict] = []
+    down: dict[str, str] = {}
+
+    def one(h: str):
+        conn = session.libvirt(h)
+        for attempt in range(3):
+            try:
+                return hypervisor.list_domains(conn, h, want_cpu=False).vms
+            except libvirt.libvirtError as exc:
+                # a domain undefined between the listing and its XML read: list again
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN or attempt == 2:
+                    raise
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        futures = {pool.submit(one, h): h for h in hosts}
+        vms = []
+        for fut in concurrent.futures.as_completed(futures):
+            h = futures[fut]
+            try:
+                vms.extend(fut.result())
+            except VirtdeckError as exc:
+                down[h] = str(exc)
+            except libvirt.libvirtError as exc:
+                down[h] = f"{h}: {_lv_msg(exc)}"
+    ips: dict[str, list[str]] = {}
+    try:
+        ips = vm_ports.ips_by_lsp(_nb(session))
+    except VirtdeckError as exc:
+        down["ovn"] = str(exc)
+    for vm in vms:
+        if tenant and vm.tenant != tenant:
+            continue
+        vm_ips = [ip for nic in vm.nics for ip in ips.get(nic.interfaceid or "", [])]
+        rows.append({"name": vm.name, "host": vm.host, "state": vm.state, "vcpus": vm.vcpus,
+                     "memory_mib": vm.memory_mib, "tenant": vm.tenant, "template": vm.template,
+                     "networks": list(vm.networks), "ips": vm_ips})
+    rows.sort(key=lambda r: (r["name"], r["host"]))
+    return rows, down
