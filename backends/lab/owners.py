@@ -395,6 +395,17 @@ def clear_sandbox(root: Path, owner: dict | None, use_ns: bool) -> list[int]:
     owner = owner or {}
     killed = kill_all(lambda: lab_pids(root, owner, _state(root / "lab"), use_ns=use_ns),
                       owner.get("freezer"))
+    # A killed process is a zombie (what kill_all waits for) before its last threads have
+    # left the cgroups (a qemu's take a moment): rmdir fails with EBUSY until they have.
+    tasks = Path(owner["freezer"], "tasks") if owner.get("freezer") else None
+    deadline = time.monotonic() + 5
+    while tasks and time.monotonic() < deadline:
+        try:
+            if not tasks.read_text().strip():
+                break
+        except OSError:
+            break
+        time.sleep(0.01)
     for dirs in state.get("cgroups", {}).values():
         remove_cgroups(dirs)
     remove_tree_cgroup(owner.get("freezer"))
