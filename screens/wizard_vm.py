@@ -20,6 +20,10 @@ Every check is ``console.services.provision.check_form`` (the rules the CLI meet
 create run ``provision.plan`` / ``provision.create_vm`` in thread workers. Networks of each tenant
 are read once through ``console.services.network.list_networks``. This module imports no libvirt,
 ovsdbapp or asyncssh.
+
+The pages' widgets and the strings drawn from service answers are in wizard_vm_pages.py; this
+module is the form's behaviour: checking as you type, paging, the password hash, and the three
+service calls (networks, plan, create) answered by typed messages (screens/form.py runner).
 """
 
 from __future__ import annotations
@@ -28,33 +32,18 @@ from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.suggester import SuggestFromList
-from textual.widgets import (Button, Checkbox, ContentSwitcher, DataTable, Input, Label, Select, SelectionList,
-                             Static, TextArea)
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Button, Checkbox, ContentSwitcher, DataTable, Input, Select, SelectionList, Static, TextArea
 
 from ..console import cloudinit
-from ..console.errors import ValidationError, VirtdeckError
-from .form import FormScreen, error_parts
+from ..console.errors import ValidationError
 from ..console.services import provision as pv
-
-PAGES = ("basics", "access", "review", "progress")
-PAGE_TITLES = {"basics": "1/3 basics", "access": "2/3 access", "review": "3/3 review",
-               "progress": "creating"}
-PAGE_FIELDS = {
-    "basics": ("name", "tenant", "template", "vcpus", "ram", "max_vcpus", "max_ram", "disk", "host", "networks",
-               "anti_affinity"),
-    "access": ("user", "password", "ssh_keys", "user_data"),
-}
-LABELS = {"name": "Name", "tenant": "Tenant", "template": "Template", "vcpus": "vCPUs",
-          "ram": "RAM MiB", "max_vcpus": "Max vCPUs", "max_ram": "Max RAM", "disk": "Disk GiB", "host": "Host", "weigher": "Weigher",
-          "networks": "Networks", "anti_affinity": "Group", "user": "User", "password": "Password",
-          "ssh_keys": "SSH keys", "user_data": "User-data"}
-AUTO = "__auto__"
-#: The automatic ceiling rules (provision.growth_limits), as the empty fields' placeholders.
-AUTO_MAX_VCPUS = f"automatic: {pv.GROW_VCPUS}×, ≤ host cores"
-AUTO_MAX_RAM = f"MiB; automatic: {pv.GROW_RAM}×, ≤ host RAM"
-MARKS = {"start": "…", "ok": "✓", "failed": "✗", "undo": "↺", "undone": "↺", "undo-failed": "!"}
+from .form import FormScreen, ServiceDone, ServiceFailed
+from .wizard_vm_pages import (AUTO, LABELS, PAGE_FIELDS, PAGE_TITLES, CreateProgress, access_page, basics_page,
+                              ceilings_text, network_label, networks_hint, progress_page, review_page,
+                              split_networks)
 
 
 class VmWizard(FormScreen):
@@ -69,35 +58,56 @@ class VmWizard(FormScreen):
         Binding("ctrl+s", "create", "Create"),
     ]
 
+    #: The page shown (one of PAGES); setting it switches the page and redraws title and buttons.
+    page = reactive("basics", init=False)
+    #: A plan or create call is running (buttons and keys wait for it).
+    busy = reactive(False, init=False)
+    #: The create call has answered (success or failure): Cancel becomes Close.
+    done = reactive(False, init=False)
+
+    class NetworksRead(ServiceDone):
+        """``result`` is {tenant: [NetworkInfo]} from :func:`read_networks`."""
+
+    class Planned(ServiceDone):
+        """``result`` is the provision.Preview (placement, seed, limits) of the request."""
+
+    class PlanFailed(ServiceFailed):
+        """provision.plan refused the request (``field`` in the CLI's spelling) or failed."""
+
+    class Created(ServiceDone):
+        """``result`` is the provision.CreateResult."""
+
+    class CreateFailed(ServiceFailed):
+        """provision.create_vm failed (after rolling back what it had made)."""
+
+    class StepProgress(Message):
+        """One create_vm progress event (posted from the worker thread): ``step`` (provision.STEPS
+        name), ``status`` (a MARKS key), ``detail`` (one line)."""
+
+        def __init__(self, step: str, status: str, detail: str) -> None:
+            super().__init__()
+            self.step, self.status, self.detail = step, status, detail
+
     def __init__(self, session=None, inventory=None, *, tenant: str | None = None,
                  networks: dict[str, list] | None = None, vm_names: set[str] | None = None):
-        super().__init__()
-        self._session = session
+        super().__init__(session)
         self._inventory = inventory
         self.default_tenant = tenant
         # {tenant: [network names]}, None until known; ``networks`` may also hold network facts
         # (objects with name/kind/vlan/cidr/physnet, as list_networks returns) for the labels.
-        self.networks, self.net_facts = _split_networks(networks)
+        self.networks, self.net_facts = split_networks(networks)
         self._net_order: list[str] = []   # picked networks, in the order picked (NIC order)
         self._net_shown: tuple | None = None
         self.vm_names = vm_names
-        self.page = "basics"
-        self.touched: set[str] = set()
-        self.errors: dict[str, str] = {}
+        self.touched: set[str] = set()        # fields whose reason is shown (typed in, or page left)
+        self.errors: dict[str, str] = {}      # check_form's {field: reason} for the whole form
         self.password_hash: str | None = None
         self._wiping = False
         self.preview: pv.Preview | None = None
         self.result: pv.CreateResult | None = None
-        self.busy = False
-        self.done = False
-        self.step_lines: dict[str, str] = {}
-        self.undo_lines: list[str] = []
+        self.steps = CreateProgress()
 
     # ------------------------------------------------------------------ facts
-    @property
-    def session(self):
-        return self._session if self._session is not None else getattr(self.app, "session", None)
-
     @property
     def inventory(self):
         return self._inventory if self._inventory is not None else getattr(self.app, "inventory", None)
@@ -119,46 +129,10 @@ class VmWizard(FormScreen):
         with Vertical(id="vmwiz", classes="dialog"):
             yield Static("", id="title", classes="dialog-title")
             with ContentSwitcher(initial="basics", id="pages"):
-                with VerticalScroll(id="basics"):
-                    yield self._row("name", Input(id="name", placeholder="web1", compact=True))
-                    yield self._row("tenant", Input(id="tenant", value=tenant, compact=True,
-                                                    placeholder=", ".join(tenants[:3]) or "tenant",
-                                                    suggester=SuggestFromList(tenants) if tenants else None))
-                    yield self._row("template", Select([(t, t) for t in templates], id="template", compact=True,
-                                                       value=templates[0] if templates else Select.NULL,
-                                                       allow_blank=not templates))
-                    yield self._row("vcpus", Input(id="vcpus", value="1", compact=True))
-                    yield self._row("ram", Input(id="ram", value="512", compact=True))
-                    yield self._row("max_vcpus", Input(id="max_vcpus", placeholder=AUTO_MAX_VCPUS, compact=True))
-                    yield self._row("max_ram", Input(id="max_ram", placeholder=AUTO_MAX_RAM, compact=True))
-                    yield self._row("disk", Input(id="disk", value="4", compact=True))
-                    yield self._row("host", Select([("automatic", AUTO)] + [(h, h) for h in hosts],
-                                                   value=AUTO, allow_blank=False, id="host", compact=True))
-                    yield self._row("weigher", Select([("spread", "spread"), ("pack", "pack")], value="spread",
-                                                      allow_blank=False, id="weigher", compact=True))
-                    yield self._row("networks", SelectionList(id="networks", compact=True))
-                    yield Static("", id="hint-networks", classes="hint")
-                    yield self._row("anti_affinity", Input(id="anti_affinity", compact=True,
-                                                           placeholder="anti-affinity group (optional)"))
-                with VerticalScroll(id="access"):
-                    yield self._row("user", Input(id="user", placeholder=self._template_user(), compact=True))
-                    yield self._row("password", Input(id="password", password=True, compact=True,
-                                                      placeholder="8+ characters, hashed at once"))
-                    yield Label(LABELS["ssh_keys"] + " (one public key per line)", classes="area-label")
-                    yield TextArea(id="ssh_keys", soft_wrap=True, compact=True, classes="keys")
-                    yield Static("", id="why-ssh_keys", classes="field-why area-why")
-                    yield Label(LABELS["user_data"] + " (optional #cloud-config YAML, merged)", classes="area-label")
-                    yield TextArea(id="user_data", soft_wrap=False, compact=True, classes="yaml")
-                    yield Static("", id="why-user_data", classes="field-why area-why")
-                    yield Checkbox("start the VM after create", value=True, id="start", compact=True)
-                with VerticalScroll(id="review"):
-                    yield Static("", id="ceilings")
-                    yield Static("placement", classes="section")
-                    yield DataTable(id="placement", cursor_type="row", zebra_stripes=True)
-                    yield Static("seed (password only as its hash)", classes="section")
-                    yield TextArea(id="seed", read_only=True, soft_wrap=False, compact=True)
-                with VerticalScroll(id="progress"):
-                    yield Static("", id="steps")
+                yield from basics_page(tenant, tenants, templates, hosts)
+                yield from access_page(self._template_user())
+                yield from review_page()
+                yield from progress_page()
             yield Static("", id="status")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Back (^b)", id="back", compact=True)
@@ -166,39 +140,23 @@ class VmWizard(FormScreen):
                 yield Button("Create (^s)", id="create", variant="success", compact=True)
                 yield Button("Cancel (esc)", id="cancel", compact=True)
 
-    def _row(self, field: str, widget) -> Horizontal:
-        return Horizontal(Label(LABELS[field], classes="field-label"), widget,
-                          Static("", id=f"why-{field}", classes="field-why"),
-                          id=f"row-{field}", classes="field-row")
-
     def on_mount(self) -> None:
         if self.vm_names is None:
             cloud = getattr(self.app, "cloud", None)
             vms = getattr(cloud, "vms", None)
             if vms is not None:
                 self.vm_names = {v.name for v in vms}
-        self._show("basics")
+        self._draw_page()
         self.query_one("#placement", DataTable).add_columns("host", "verdict", "vCPU", "RAM MiB", "why")
         self.query_one("#name", Input).focus()
         self._revalidate()
         if self.networks is None and self.session is not None:
             session = self.session
-            self.run_worker(lambda: self._load_networks(session), thread=True, group="vmwiz-load")
+            self.run_read(lambda: read_networks(session), done=self.NetworksRead, label="cannot read networks")
 
-    def _load_networks(self, session) -> None:
-        from ..console.services import network as netsvc
-        try:
-            nets = netsvc.list_networks(session)
-        except VirtdeckError as exc:
-            self.app.call_from_thread(self._set_status, f"cannot read networks: {exc}", True)
-            return
-        by_tenant: dict[str, list] = {}
-        for n in nets:
-            by_tenant.setdefault(n.tenant, []).append(n)
-        self.app.call_from_thread(self._networks_loaded, by_tenant)
-
-    def _networks_loaded(self, by_tenant) -> None:
-        self.networks, self.net_facts = _split_networks(by_tenant)
+    @on(NetworksRead)
+    def _networks_loaded(self, event: NetworksRead) -> None:
+        self.networks, self.net_facts = split_networks(event.result)
         self._revalidate()
 
     def _refresh_network_options(self) -> None:
@@ -287,18 +245,7 @@ class VmWizard(FormScreen):
                 self.query_one(f"#row-{field}").set_class(bool(msg), "invalid")
             except Exception:  # noqa: BLE001 - text areas have no row
                 pass
-        tenant = self._value("tenant").strip()
-        if self.networks is not None:
-            known = self.networks.get(tenant, [])
-            if not known:
-                hint = f"tenant {tenant or '…'} has no networks"
-            elif self._net_order:
-                hint = "NICs: " + ", ".join(f"{i}={n}" for i, n in enumerate(self._net_order)) + \
-                    "  (space toggles)"
-            else:
-                hint = "space picks a network (NICs in the order picked)"
-        else:
-            hint = "networks are checked on review (not connected yet)" if self.session is None else "reading networks…"
+        hint = networks_hint(self.networks, self._value("tenant").strip(), self._net_order, self.session is not None)
         self.query_one("#hint-networks", Static).update(escape(hint))
         self._buttons()
         return self.errors
@@ -392,10 +339,18 @@ class VmWizard(FormScreen):
         self._revalidate()
 
     # ------------------------------------------------------------------ pages
-    def _show(self, page: str) -> None:
-        self.page = page
-        self.query_one("#pages", ContentSwitcher).current = page
-        self.query_one("#title", Static).update(f"[b]New VM[/b] — {PAGE_TITLES[page]}")
+    def watch_page(self) -> None:
+        self._draw_page()
+
+    def watch_busy(self) -> None:
+        self._buttons()
+
+    def watch_done(self) -> None:
+        self._buttons()
+
+    def _draw_page(self) -> None:
+        self.query_one("#pages", ContentSwitcher).current = self.page
+        self.query_one("#title", Static).update(f"[b]New VM[/b] — {PAGE_TITLES[self.page]}")
         self._buttons()
 
     def action_next(self) -> None:
@@ -413,20 +368,20 @@ class VmWizard(FormScreen):
             return
         self._set_status("")
         if self.page == "basics":
-            self._show("access")
+            self.page = "access"
             self.query_one("#user", Input).focus()
         else:
-            self._show("review")
+            self.page = "review"
             self._plan()
 
     def action_back(self) -> None:
         if self.busy:
             return
         if self.page == "access":
-            self._show("basics")
+            self.page = "basics"
         elif self.page == "review":
             self.preview = None
-            self._show("access")
+            self.page = "access"
 
     def _plan(self) -> None:
         session, inv = self.session, self.inventory
@@ -441,29 +396,24 @@ class VmWizard(FormScreen):
             return
         self.preview = None
         self.busy = True
-        self._buttons()
         self._set_status("computing placement…")
-        self.run_worker(lambda: self._plan_worker(session, inv, req), thread=True, group="vmwiz-plan")
+        self.run_service(lambda: pv.plan(session, inv, req), done=self.Planned, failed=self.PlanFailed)
 
-    def _plan_worker(self, session, inv, req) -> None:
-        try:
-            preview = pv.plan(session, inv, req)
-        except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-            self.app.call_from_thread(self._plan_failed, *error_parts(exc))
-            return
-        self.app.call_from_thread(self._planned, preview)
-
-    def _plan_failed(self, message: str, field: str | None, reason: str | None) -> None:
+    @on(PlanFailed)
+    def _plan_failed(self, event: PlanFailed) -> None:
+        message, reason = event.message, event.reason
         self.busy = False
         self._set_status(message, True)
         field = {"ssh-keys": "ssh_keys", "user-data": "user_data", "max-vcpus": "max_vcpus",
-                 "max-ram": "max_ram"}.get(field or "", field)
+                 "max-ram": "max_ram"}.get(event.field or "", event.field)
         if field in pv.FORM_FIELDS:
             self.errors[field] = reason or message
             self.query_one(f"#why-{field}", Static).update(escape(reason or ""))
         self._buttons()
 
-    def _planned(self, preview: pv.Preview) -> None:
+    @on(Planned)
+    def _planned(self, event: Planned) -> None:
+        preview = event.result
         self.busy = False
         self.preview = preview
         self.query_one("#ceilings", Static).update(
@@ -502,52 +452,36 @@ class VmWizard(FormScreen):
             return
         session, inv, req = self.session, self.inventory, self.preview.request
         self.busy = True
-        self.step_lines = {s: f"  {label}" for s, label in pv.STEPS}
-        self.undo_lines = []
-        self._show("progress")
+        self.steps = CreateProgress()
+        self.page = "progress"
         self._render_steps()
         self._set_status(f"creating {req.tenant}/{req.name} …")
-        self.run_worker(lambda: self._create_worker(session, inv, req), thread=True, group="vmwiz-create")
 
-    def _create_worker(self, session, inv, req) -> None:
-        def progress(step, status, detail):
-            self.app.call_from_thread(self._progress, step, status, detail)
-        try:
-            result = pv.create_vm(session, inv, req, progress=progress)
-        except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-            self.app.call_from_thread(self._create_failed, error_parts(exc)[0])
-            return
-        self.app.call_from_thread(self._created, result)
+        def progress(step, status, detail):   # in the worker thread: post, never draw
+            self.post_message(self.StepProgress(step, status, detail))
+        self.run_service(lambda: pv.create_vm(session, inv, req, progress=progress),
+                         done=self.Created, failed=self.CreateFailed)
 
-    def _progress(self, step: str, status: str, detail: str) -> None:
-        mark = MARKS.get(status, "?")
-        if status in ("undo", "undone", "undo-failed"):
-            line = f"  {mark} undo {step}: {detail}"
-            if status == "undone" and self.undo_lines and self.undo_lines[-1].endswith(detail):
-                self.undo_lines[-1] = line
-            else:
-                self.undo_lines.append(line)
-        else:
-            label = pv.STEP_LABELS.get(step, step)
-            self.step_lines[step] = f"{mark} {label}" + (f": {detail}" if status != "start" and detail else "")
+    @on(StepProgress)
+    def _progress(self, event: StepProgress) -> None:
+        self.steps.event(event.step, event.status, event.detail)
         self._render_steps()
 
     def _render_steps(self) -> None:
-        text = "\n".join(self.step_lines.values())
-        if self.undo_lines:
-            text += "\n\nrolling back:\n" + "\n".join(self.undo_lines)
-        self.query_one("#steps", Static).update(escape(text))
+        self.query_one("#steps", Static).update(escape(self.steps.text()))
 
-    def _create_failed(self, message: str) -> None:
+    @on(CreateFailed)
+    def _create_failed(self, event: CreateFailed) -> None:
         self.busy = False
         self.done = True
-        self._set_status(message, True)
-        self._buttons()
+        self._set_status(event.message, True)
 
-    def _created(self, result: pv.CreateResult) -> None:
-        self.busy = False
-        self.done = True
+    @on(Created)
+    def _created(self, event: Created) -> None:
+        result = event.result
         self.result = result
+        self.busy = False
+        self.done = True
         secs = f"{result.submit_to_running:.1f} s" if result.submit_to_running is not None else "not started"
         ips = ", ".join(f"{p.network} {p.ip or 'dynamic'}" for p in result.ports)
         self._set_status(f"created {result.tenant}/{result.name} on {result.host} ({ips}; submit→running {secs})")
@@ -571,41 +505,11 @@ class VmWizard(FormScreen):
         return self.result  # a VM already created is reported even when the wizard is closed
 
 
-def ceilings_text(req: pv.VmRequest, limits: tuple[int, int] | None = None, host: str | None = None) -> str:
-    """The review page's growth line: the ceilings typed, or "automatic" with the rule; once
-    placed, the values the domain gets on ``host`` (``limits`` = ``Preview.limits``)."""
-    def part(what, given, value, unit, grow):
-        if value is not None:
-            return f"{what} {value}{unit} ({'given' if given else 'automatic'})"
-        return f"{what} {given}{unit}" if given else f"{what} automatic ({grow}×, ≤ host)"
-    v = part("vCPUs", req.max_vcpus, limits[0] if limits else None, "", pv.GROW_VCPUS)
-    r = part("RAM", req.max_ram_mib, limits[1] if limits else None, " MiB", pv.GROW_RAM)
-    return f"growth ceilings: {v}, {r}" + (f" on {host}" if limits and host else "")
-
-
-def _split_networks(networks) -> tuple[dict[str, list[str]] | None, dict]:
-    """({tenant: [names]}, {(tenant, name): facts}) from {tenant: [names or network facts]}."""
-    if networks is None:
-        return None, {}
-    names: dict[str, list[str]] = {}
-    facts: dict = {}
-    for tenant, items in networks.items():
-        for item in items:
-            name = item if isinstance(item, str) else getattr(item, "name", str(item))
-            names.setdefault(tenant, []).append(name)
-            if not isinstance(item, str):
-                facts[(tenant, name)] = item
-    return names, facts
-
-
-def network_label(facts, name: str) -> str:
-    """One option line: ``name  overlay  10.0.0.0/24`` or ``name  VLAN 100 physnet1  10.100.0.0/24``."""
-    if facts is None:
-        return escape(name)
-    kind = getattr(facts, "kind", "") or ""
-    vlan = getattr(facts, "vlan", None)
-    if kind == "provider":
-        phys = getattr(facts, "physnet", "") or ""
-        kind = (f"VLAN {vlan}" if vlan is not None else "flat") + (f" {phys}" if phys else "")
-    cidr = getattr(facts, "cidr", "") or ""
-    return escape(f"{name:<10} {kind:<18} {cidr}".rstrip())
+def read_networks(session) -> dict[str, list]:
+    """{tenant: [NetworkInfo]} of every tenant, read once through network.list_networks
+    (blocking: OVN NB; run it in a worker). Raises VirtdeckError when NB cannot be read."""
+    from ..console.services import network as netsvc
+    by_tenant: dict[str, list] = {}
+    for n in netsvc.list_networks(session):
+        by_tenant.setdefault(n.tenant, []).append(n)
+    return by_tenant
