@@ -16,6 +16,12 @@ Modules and the API other code uses:
 - :mod:`image` — ``ensure_template() -> Template`` (cached Debian 12 + cloud-init build).
 - :mod:`smoke` — ``boot_probe(host) -> ProbeResult`` (boot a seeded guest, watch cloud-init).
 - :mod:`state` — paths (``lab_dir()``, ``image_cache_dir()``), ``LabError``.
+- :mod:`sandbox` — ``run_sandboxed(argv, …) -> CompletedProcess`` (``.stray``, ``.signal``): a
+  command in private namespaces with a lab of its own, all of which ends with it, also on
+  SIGTERM/SIGINT/SIGHUP.
+- :mod:`owners` — owner records (PID + start time) of labs and sandboxes, ``labs() ->
+  list[LabInfo]`` (``lab status --all``), ``reap_orphans(log)`` (sandboxes whose owner is
+  gone), ``interrupt_on_signals()`` (the owners' signal handling).
 
 Errors: every expected failure is a :class:`state.LabError` (a ``VirtdeckError``) with one line
 saying what to do.

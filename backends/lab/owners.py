@@ -266,12 +266,26 @@ class LabInfo:
             who = "owner not recorded"
         else:
             state = "alive" if self.owner_alive else "GONE"
-            who = f"owner pid {o['pid']} ({state}{', kept' if o.get('keep') else ''}) {o.get('argv', '')[:40]}"
+            if o.get("keep"):
+                who = f"kept until `lab down` (brought up by pid {o['pid']}: {_short(o.get('argv', ''))})"
+            else:
+                who = f"owner pid {o['pid']} ({state}) {_short(o.get('argv', ''))}"
         age = "?" if self.age_s is None else _age(self.age_s)
         up = [n for n, ok in self.hosts if ok]
         hosts = f"{len(up)}/{len(self.hosts)} hosts" + (f" ({', '.join(up)})" if up else "")
         return (f"{self.kind:7} {self.path.name:20} age {age:>6}  {hosts}, {self.guests} guest(s), "
                 f"{len(self.pids)} processes, CPU {self.cpu_pct:.0f}% now / {self.cpu_s:.0f} s  {who}")
+
+
+def _short(argv: str, width: int = 50) -> str:
+    """A command line for one table cell: no interpreter, programs by base name."""
+    words = argv.split()
+    if words and os.path.basename(words[0]).startswith("python"):
+        words = words[2:] if words[1:2] == ["-m"] else words[1:]
+    if words:
+        words[0] = os.path.basename(words[0])
+    text = " ".join(words)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _age(s: float) -> str:

@@ -2,11 +2,19 @@
 memory (PSS), guest boot to cloud-init done under TCG.
 
     .venv/bin/python tests/bench/bench_lab.py [--runs 3] [--no-cold] [--no-guest] [--vcpus 1]
+                                              [--no-cleanup]
 
 Runs every lab measurement in a sandbox (backends/lab/sandbox.py: fresh network + mount
 namespaces with a private /run/netns and its own lab dir), so the lab people are using is never
 touched and the memory figure counts only a fresh lab's processes. The cold image
 build goes to a throw-away cache dir. Prints figures; asserts nothing. Needs root.
+
+The sandboxes clean up after themselves whatever ends them (issue 17): interrupting the bench
+(Ctrl-C, SIGTERM, SIGHUP) ends its sandbox and its lab; a bench killed outright leaves a
+sandbox that the next `virtdeck lab status` reaps. The cleanup figures (``--no-cleanup`` skips
+them) time exactly that: a sandbox with a 1-hypervisor lab and one running tiny guest
+(tests/lab/sandbox_inner.py), from SIGTERM to everything gone, and from SIGKILL to the end of
+the reap.
 """
 
 from __future__ import annotations
@@ -97,6 +105,38 @@ def image_figures(args) -> dict:
     return out
 
 
+def cleanup_figures() -> dict:
+    """Seconds from SIGTERM to a sandbox's exit (everything gone by then), and from SIGKILL to
+    the end of the reap that follows (owners.reap_orphans, as `lab status` runs it)."""
+    import signal
+    import subprocess
+    from virtdeck.backends.lab.owners import base_dir, reap_orphans
+    out = {}
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        ready = Path(tempfile.mkdtemp(prefix="vd-bench-cleanup-")) / "ready"
+        p = subprocess.Popen([str(Path(sys.executable).with_name("virtdeck")), "lab", "sandbox", "--",
+                              sys.executable, str(ROOT / "tests/lab/sandbox_inner.py"), str(ready)],
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        try:
+            while not ready.exists() and p.poll() is None:
+                time.sleep(0.1)
+            root = next(d for d in base_dir().glob("sandbox-*")
+                        if json.loads((d / "owner.json").read_text())["pid"] == p.pid)
+            t = time.monotonic()
+            p.send_signal(sig)
+            p.wait(timeout=120)
+            if sig == signal.SIGKILL:
+                reap_orphans(log=lambda m: None)
+            out[f"{signal.Signals(sig).name.lower()}_to_all_gone_s"] = round(time.monotonic() - t, 2)
+            out[f"{signal.Signals(sig).name.lower()}_left"] = root.exists()
+        finally:
+            if p.poll() is None:
+                p.kill()
+            shutil.rmtree(ready.parent, ignore_errors=True)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -104,6 +144,7 @@ def main() -> int:
     ap.add_argument("--vcpus", type=int, default=1)
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--no-guest", action="store_true")
+    ap.add_argument("--no-cleanup", action="store_true")
     ap.add_argument("--inner", action="store_true")
     args = ap.parse_args()
     if args.inner:
@@ -124,6 +165,8 @@ def main() -> int:
         return 1
     figures.update(json.loads(line[0][6:]))
     figures["stray_processes_after_down"] = len(stray)
+    if not args.no_cleanup:
+        figures["cleanup"] = cleanup_figures()
     print(json.dumps(figures, indent=2))
     ups = figures["up_s"]
     print(f"\nlab up (image cached, N={args.hypervisors}): first {ups[0]:.2f} s, "
@@ -133,6 +176,10 @@ def main() -> int:
           f"({figures['image_qcow2_mib']} MiB qcow2)")
     print(f"control plane PSS (central + {args.hypervisors} hypervisors + outside, no guests): "
           f"{figures['pss_mib_total']} MiB")
+    if "cleanup" in figures:
+        c = figures["cleanup"]
+        print(f"sandbox (1-hypervisor lab + 1 running guest) gone {c['sigterm_to_all_gone_s']} s after "
+              f"SIGTERM; {c['sigkill_to_all_gone_s']} s from SIGKILL to the end of the reap")
     if "guest" in figures:
         g = figures["guest"]
         print(f"guest (TCG, {g['vcpus']} vCPU, 512 MiB): kernel {g['kernel_s']} s, runcmd marker "
