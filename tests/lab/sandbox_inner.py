@@ -2,7 +2,10 @@
 bring a 1-hypervisor lab up, start one tiny running guest on hv1, write READY_FILE, then wait
 to be ended from outside.
 
-    python tests/lab/sandbox_inner.py READY_FILE
+    python tests/lab/sandbox_inner.py READY_FILE [EXIT_FILE]
+
+With EXIT_FILE it exits (status 0, lab and guest left running) once that file exists: a
+command that ends by itself without taking its lab down.
 
 The guest is TCG qemu with 32 MiB, no disk and no kernel: SeaBIOS finds nothing to boot and
 waits, so it idles cheaply; it is a real libvirt domain and a real qemu process all the same.
@@ -33,8 +36,9 @@ def main() -> None:
     dom = conn.createXML(TINY_XML, 0)
     assert dom.isActive()
     Path(sys.argv[1]).write_text(f"up_s={t_up:.2f} guest_s={time.monotonic() - t0 - t_up:.2f}\n")
-    while True:
-        time.sleep(3600)
+    exit_file = Path(sys.argv[2]) if len(sys.argv) > 2 else None
+    while not (exit_file and exit_file.exists()):
+        time.sleep(0.05 if exit_file else 3600)
 
 
 if __name__ == "__main__":

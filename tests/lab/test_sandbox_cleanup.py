@@ -57,11 +57,12 @@ def _same_process(pid: int, ticks: int | None) -> bool:
 class Sandbox:
     """One `virtdeck lab sandbox` running sandbox_inner.py, started from this (root) namespace."""
 
-    def __init__(self, tmp: Path, name: str):
+    def __init__(self, tmp: Path, name: str, exit_file: Path | None = None):
         self.ready = tmp / f"{name}.ready"
         self.proc = subprocess.Popen(
             [VIRTDECK, "lab", "sandbox", "--", sys.executable, str(HERE / "sandbox_inner.py"),
-             str(self.ready)], cwd=HERE.parent.parent, stdout=subprocess.PIPE,
+             str(self.ready), *([str(exit_file)] if exit_file else [])],
+            cwd=HERE.parent.parent, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True)
         deadline = time.monotonic() + 120
         while not self.ready.exists():
@@ -194,3 +195,20 @@ def test_sandbox_ends_everything_it_started(other, tmp_path, sig):
     assert_shared_lab_untouched(shared)
     print(f"\n{signal.Signals(sig).name}: {sb.figures}; {len(sb.snap['pids'])} processes; "
           f"sandbox process exited {t_exit:.2f} s after the signal, all gone after {t_gone:.2f} s")
+
+
+def test_command_that_ends_leaving_its_lab_up_takes_it_along(other, tmp_path):
+    """The command exits by itself (status 0) with its lab and guest still running: the
+    sandbox takes them down and reports what it had to stop; its exit status is the command's."""
+    shared = shared_lab()
+    sb = Sandbox(tmp_path, "leaver", exit_file=tmp_path / "exit")
+    t0 = time.monotonic()
+    (tmp_path / "exit").touch()
+    code = sb.proc.wait(timeout=120)
+    out = sb.proc.stdout.read()
+    assert code == 0, out
+    assert "the sandboxed lab was still up; stopped" in out
+    sb.assert_gone()
+    other.assert_alive()
+    assert_shared_lab_untouched(shared)
+    print(f"\ncommand ended: all gone {time.monotonic() - t0:.2f} s after")
