@@ -16,7 +16,7 @@ VIRTDECK = str(Path(sys.executable).with_name("virtdeck"))
 def test_missing_tools_name_their_packages(tmp_path):
     # A PATH without /usr/bin: ssh, virsh, qemu-img, … are "missing" (sbin tools stay visible).
     env = dict(os.environ, PATH=str(tmp_path))
-    p = subprocess.run([sys.executable, "-c", "from console.cli import main; raise SystemExit(main(['lab', 'up']))"],
+    p = subprocess.run([sys.executable, "-c", "from virtdeck.console.cli import main; raise SystemExit(main(['lab', 'up']))"],
                        capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2], timeout=60)
     assert p.returncode == 5
     line = p.stderr.strip()
