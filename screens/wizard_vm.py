@@ -42,7 +42,7 @@ from ..console.errors import ValidationError
 from ..console.services import provision as pv
 from .form import FormScreen, ServiceDone, ServiceFailed
 from .wizard_vm_pages import (AUTO, LABELS, PAGE_FIELDS, PAGE_TITLES, CreateProgress, access_page, basics_page,
-                              ceilings_text, network_label, networks_hint, progress_page, review_page,
+                              ceilings_text, NetworkPicker, networks_hint, PasswordField, progress_page, review_page,
                               split_networks)
 
 
@@ -96,13 +96,9 @@ class VmWizard(FormScreen):
         # {tenant: [network names]}, None until known; ``networks`` may also hold network facts
         # (objects with name/kind/vlan/cidr/physnet, as list_networks returns) for the labels.
         self.networks, self.net_facts = split_networks(networks)
-        self._net_order: list[str] = []   # picked networks, in the order picked (NIC order)
-        self._net_shown: tuple | None = None
         self.vm_names = vm_names
         self.touched: set[str] = set()        # fields whose reason is shown (typed in, or page left)
         self.errors: dict[str, str] = {}      # check_form's {field: reason} for the whole form
-        self.password_hash: str | None = None
-        self._wiping = False
         self.preview: pv.Preview | None = None
         self.result: pv.CreateResult | None = None
         self.steps = CreateProgress()
@@ -159,30 +155,10 @@ class VmWizard(FormScreen):
         self.networks, self.net_facts = split_networks(event.result)
         self._revalidate()
 
-    def _refresh_network_options(self) -> None:
-        """Show the tenant's networks in the multi-select (kept picks stay picked)."""
-        tenant = self._value("tenant").strip()
-        names = tuple((self.networks or {}).get(tenant, ()))
-        shown = (tenant, names)
-        if shown == self._net_shown:
-            return
-        self._net_shown = shown
-        sel = self.query_one("#networks", SelectionList)
-        keep = [n for n in self._net_order if n in names]
-        with sel.prevent(SelectionList.SelectedChanged):
-            sel.clear_options()
-            sel.add_options([(network_label(self.net_facts.get((tenant, n)), n), n, n in keep) for n in names])
-        self._net_order = keep
-
     def pick_networks(self, *names: str) -> None:
         """Pick ``names`` (in this NIC order) in the networks list, dropping other picks — what
         the keys do (space on each), for scripts and tests."""
-        sel = self.query_one("#networks", SelectionList)
-        with sel.prevent(SelectionList.SelectedChanged):
-            sel.deselect_all()
-            for n in names:
-                sel.select(n)
-        self._net_order = [n for n in names]
+        self.query_one(NetworkPicker).pick(*names)
         self.touched.add("networks")
         self._revalidate()
 
@@ -202,8 +178,8 @@ class VmWizard(FormScreen):
             return w.text
         if isinstance(w, Checkbox):
             return "1" if w.value else ""
-        if isinstance(w, SelectionList):
-            return ",".join(self._net_order)
+        if isinstance(w, NetworkPicker):
+            return ",".join(w.order)
         return w.value
 
     def form(self) -> dict:
@@ -231,8 +207,10 @@ class VmWizard(FormScreen):
     # ------------------------------------------------------------------ validation
     def _revalidate(self) -> dict[str, str]:
         inv = self.inventory
+        tenant = self._value("tenant").strip()
+        picker = self.query_one(NetworkPicker)
         if self.networks is not None:
-            self._refresh_network_options()
+            picker.show(tenant, self.networks.get(tenant, []), self.net_facts)
         if inv is None:
             self.errors = {"template": "no inventory loaded"}
         else:
@@ -245,7 +223,7 @@ class VmWizard(FormScreen):
                 self.query_one(f"#row-{field}").set_class(bool(msg), "invalid")
             except Exception:  # noqa: BLE001 - text areas have no row
                 pass
-        hint = networks_hint(self.networks, self._value("tenant").strip(), self._net_order, self.session is not None)
+        hint = networks_hint(self.networks, tenant, picker.order, self.session is not None)
         self.query_one("#hint-networks", Static).update(escape(hint))
         self._buttons()
         return self.errors
@@ -268,12 +246,7 @@ class VmWizard(FormScreen):
 
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
-        field = event.input.id
-        if field == "password":
-            if self._wiping:
-                return
-            if event.value:
-                self.password_hash = None  # a new password is being typed
+        field = event.input.id   # a new password being typed has dropped its hash (PasswordField)
         if field in pv.FORM_FIELDS:
             self.touched.add(field)
         self._revalidate()
@@ -285,11 +258,8 @@ class VmWizard(FormScreen):
             self._revalidate()
 
     @on(SelectionList.SelectedChanged, "#networks")
-    def _networks_changed(self, event) -> None:
-        picked = [str(v) for v in event.selection_list.selected]
-        self._net_order = [n for n in self._net_order if n in picked] + \
-            [n for n in picked if n not in self._net_order]
-        self.touched.add("networks")
+    def _networks_changed(self) -> None:
+        self.touched.add("networks")   # NetworkPicker.order already follows the picks
         self._revalidate()
 
     @on(Select.Changed)
@@ -318,25 +288,14 @@ class VmWizard(FormScreen):
 
     def _hash_now(self) -> None:
         """Hash the typed password (SHA-512 crypt) and wipe the clear text from the field."""
-        w = self.query_one("#password", Input)
-        clear = w.value
-        if not clear:
-            return
-        try:
-            h = cloudinit.hash_password(clear)
-        except ValidationError:
+        if self.query_one(PasswordField).hash_now() is not None:
             self.touched.add("password")
             self._revalidate()
-            return
-        self.password_hash = h
-        self._wiping = True
-        try:
-            w.value = ""
-        finally:
-            self._wiping = False
-        w.placeholder = f"hashed: {h[:18]}…  (type to replace)"
-        self.touched.add("password")
-        self._revalidate()
+
+    @property
+    def password_hash(self) -> str | None:
+        """The password's SHA-512 crypt hash once hashed (PasswordField), else None."""
+        return self.query_one(PasswordField).hash
 
     # ------------------------------------------------------------------ pages
     def watch_page(self) -> None:
@@ -486,7 +445,6 @@ class VmWizard(FormScreen):
         ips = ", ".join(f"{p.network} {p.ip or 'dynamic'}" for p in result.ports)
         self._set_status(f"created {result.tenant}/{result.name} on {result.host} ({ips}; submit→running {secs})")
         self.app.notify(f"VM {result.name} created on {result.host}")
-        self._buttons()
 
     # ------------------------------------------------------------------ buttons
     @on(Button.Pressed, "#next")

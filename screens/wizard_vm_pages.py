@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rich.markup import escape
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, DataTable, Input, Label, Select, SelectionList, Static, TextArea
 
+from ..console import cloudinit
+from ..console.errors import ValidationError
 from ..console.services import provision as pv
 
 PAGES = ("basics", "access", "review", "progress")
@@ -65,10 +68,79 @@ def basics_page(tenant: str, tenants: list[str], templates: list[str], hosts: li
                                        value=AUTO, allow_blank=False, id="host", compact=True))
         yield field_row("weigher", Select([("spread", "spread"), ("pack", "pack")], value="spread",
                                           allow_blank=False, id="weigher", compact=True))
-        yield field_row("networks", SelectionList(id="networks", compact=True))
+        yield field_row("networks", NetworkPicker(id="networks", compact=True))
         yield Static("", id="hint-networks", classes="hint")
         yield field_row("anti_affinity", Input(id="anti_affinity", compact=True,
                                                placeholder="anti-affinity group (optional)"))
+
+
+class NetworkPicker(SelectionList):
+    """A tenant's networks as a keyboard multi-select (space toggles); :attr:`order` is what is
+    picked, in the order picked — the VM's NIC order. Its SelectedChanged still bubbles up (the
+    wizard re-checks the form on it) after ``order`` follows."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.order: list[str] = []          # picked network names, NIC 0 first
+        self._shown: tuple | None = None    # (tenant, names) the options show
+
+    def show(self, tenant: str, names: list[str], facts: dict) -> None:
+        """Offer ``tenant``'s networks ``names`` (labels from ``facts``, {(tenant, name): facts});
+        picks still offered stay picked, in their order. Nothing happens if that is shown already."""
+        shown = (tenant, tuple(names))
+        if shown == self._shown:
+            return
+        self._shown = shown
+        keep = [n for n in self.order if n in names]
+        with self.prevent(SelectionList.SelectedChanged):
+            self.clear_options()
+            self.add_options([(network_label(facts.get((tenant, n)), n), n, n in keep) for n in names])
+        self.order = keep
+
+    def pick(self, *names: str) -> None:
+        """Pick exactly ``names``, in this NIC order (what space on each does), quietly."""
+        with self.prevent(SelectionList.SelectedChanged):
+            self.deselect_all()
+            for n in names:
+                self.select(n)
+        self.order = list(names)
+
+    @on(SelectionList.SelectedChanged)
+    def _follow_order(self) -> None:
+        picked = [str(v) for v in self.selected]
+        self.order = [n for n in self.order if n in picked] + [n for n in picked if n not in self.order]
+
+
+class PasswordField(Input):
+    """A password input that keeps no clear text for long: :meth:`hash_now` (the wizard calls it
+    when the field loses focus, on enter and when the page is left) hashes what was typed
+    (SHA-512 crypt, cloudinit.hash_password) into :attr:`hash` and wipes the field at once.
+    Typing again drops the hash (a new password is being typed)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.hash: str | None = None   # the SHA-512 crypt hash; never the clear text
+
+    @on(Input.Changed)
+    def _typed(self, event: Input.Changed) -> None:
+        if event.value:
+            self.hash = None
+
+    def hash_now(self) -> bool | None:
+        """Hash and wipe the typed password: True once hashed, False if cloudinit refuses it
+        (too short: the clear text stays so the form's check can say why), None if empty."""
+        clear = self.value
+        if not clear:
+            return None
+        try:
+            h = cloudinit.hash_password(clear)
+        except ValidationError:
+            return False
+        self.hash = h
+        with self.prevent(Input.Changed):   # the wipe is not an edit
+            self.value = ""
+        self.placeholder = f"hashed: {h[:18]}…  (type to replace)"
+        return True
 
 
 def access_page(default_user: str) -> ComposeResult:
@@ -76,8 +148,8 @@ def access_page(default_user: str) -> ComposeResult:
     keys, extra user-data, start after create."""
     with VerticalScroll(id="access"):
         yield field_row("user", Input(id="user", placeholder=default_user, compact=True))
-        yield field_row("password", Input(id="password", password=True, compact=True,
-                                          placeholder="8+ characters, hashed at once"))
+        yield field_row("password", PasswordField(id="password", password=True, compact=True,
+                                                  placeholder="8+ characters, hashed at once"))
         yield Label(LABELS["ssh_keys"] + " (one public key per line)", classes="area-label")
         yield TextArea(id="ssh_keys", soft_wrap=True, compact=True, classes="keys")
         yield Static("", id="why-ssh_keys", classes="field-why area-why")
