@@ -316,3 +316,36 @@ def upload_template(session, host: str, pool: str, name: str, src: str | os.Path
         raise HostError(f"{host}: checksum mismatch for {pool}/{name}: the host computed {got}, "
                         f"the template is pinned to {sha256.lower()}; the volume was deleted")
     return info
+
+
+def volume_at(conn: libvirt.virConnect, host: str, path: str) -> libvirt.virStorageVol | None:
+    """The storage volume at ``path`` (a file path, or ``pool:POOL/VOL`` as
+    :class:`backends.domains.DiskFact` spells pool disks), or None when it is not a pool volume.
+    Raises HostError for any other libvirt failure."""
+    try:
+        if path.startswith("pool:"):
+            pool, vol = path[5:].split("/", 1)
+            return conn.storagePoolLookupByName(pool).storageVolLookupByName(vol)
+        return conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
+            return None
+        raise _err(host, f"looking up volume {path}", exc) from None
+
+
+def pool_of(vol: libvirt.virStorageVol, host: str) -> str:
+    """The name of the pool holding ``vol``. Raises HostError."""
+    try:
+        return vol.storagePoolLookupByVolume().name()
+    except libvirt.libvirtError as exc:
+        raise _err(host, f"pool of volume {vol.name()}", exc) from None
+
+
+def remove_volume(vol: libvirt.virStorageVol, host: str) -> None:
+    """Delete the volume object ``vol`` (its file goes). Raises HostError ("<host>: deleting
+    volume <name>: …")."""
+    try:
+        vol.delete(0)
+    except libvirt.libvirtError as exc:
+        raise _err(host, f"deleting volume {vol.name()}", exc) from None
+

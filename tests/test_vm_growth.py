@@ -13,6 +13,7 @@ import libvirt
 import pytest
 
 from virtdeck.backends import domain_xml as dx
+from virtdeck.backends import domains
 from virtdeck.backends.ovn import networks as ovn_networks, security_groups as ovn_sg
 from virtdeck.console import cloudinit
 from virtdeck.console.errors import ValidationError
@@ -59,9 +60,9 @@ def test_growth_rule():
 def test_placement_counts_the_current_size():
     xml = dx.domain_xml(_spec(vcpus=2, memory_mib=512, max_vcpus=8, max_memory_mib=2048,
                               metadata=dx.InstanceMeta("t1")))
-    brief = pv._domain_brief(xml)
-    assert (brief.vcpus, brief.ram_mib, brief.tenant) == (2, 512, "t1")
-    facts = vm_lookup.parse_domain_xml(xml)
+    brief = domains.parse(xml)  # what placement counts (backends.domains.host_capacity)
+    assert (brief.vcpus, brief.memory_mib, brief.tenant) == (2, 512, "t1")
+    facts = domains.parse(xml)
     assert (facts.vcpus, facts.max_vcpus, facts.memory_mib, facts.max_memory_mib) == (2, 8, 512, 2048)
 
 

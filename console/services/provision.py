@@ -57,10 +57,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
-import libvirt
-
 from ...backends import domain_xml as dx
-from ...backends import hostlock, scheduler, storage
+from ...backends import domains, hostlock, scheduler, storage
+from ...backends.domains import PLACEMENT_NS, PLACEMENT_PREFIX
 from ...backends.ovn import ports as ovn_ports
 from ...backends.scheduler import HostFacts, Placement, PlacementRequest
 from ...backends.seed import build_nocloud_iso
@@ -82,8 +81,6 @@ STEPS: tuple[tuple[str, str], ...] = (
 STEP_NAMES = tuple(s for s, _ in STEPS)
 STEP_LABELS = dict(STEPS)
 
-PLACEMENT_NS = "https://virtdeck.dev/xmlns/placement/1.0"
-PLACEMENT_PREFIX = "vdp"
 
 MAX_VCPUS = 64
 MIN_RAM_MIB, MAX_RAM_MIB = 128, 1024 * 1024
@@ -445,74 +442,14 @@ def _validate(inventory: Inventory, req: VmRequest, ctx: CreateContext, nb) -> N
 # --------------------------------------------------------------------------- host facts
 
 @dataclass(frozen=True)
-class DomainBrief:
-    """A domain already on a host, as placement needs it: its CURRENT size (``<vcpu current>``,
-    ``<currentMemory>``; RAM in MiB), not its live-growth ceiling."""
-
-    name: str
-    tenant: str | None
-    vcpus: int
-    ram_mib: int
-    group: str | None
-
-
-@dataclass(frozen=True)
 class HostSnapshot:
-    """One hypervisor's facts for placement plus its domains and the template's virtual size
-    (bytes, None when the template is not there)."""
+    """One hypervisor's facts for placement plus its domains (persistent facts, as
+    :func:`backends.domains.host_capacity` reads them: placement counts their ``vcpus`` and
+    ``memory_mib``) and the template's virtual size (bytes, None when the template is not there)."""
 
     facts: HostFacts
-    domains: tuple[DomainBrief, ...] = ()
+    domains: tuple[domains.DomainFacts, ...] = ()
     template_bytes: int | None = None
-
-
-def _kib(el) -> int:
-    if el is None or not (el.text or "").strip():
-        return 0
-    unit = (el.get("unit") or "KiB").lower()
-    mult = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "m": 1024, "mib": 1024,
-            "g": 1024 ** 2, "gib": 1024 ** 2}.get(unit, 1)
-    return int(int(el.text) * mult)
-
-
-def _domain_brief(xml: str) -> DomainBrief:
-    root = ET.fromstring(xml)
-    meta = dx.parse_metadata(xml)
-    group = None
-    pl = root.find(f"./metadata/{{{PLACEMENT_NS}}}placement")
-    if pl is not None:
-        group = pl.get("group") or None
-    vcpu = root.find("vcpu")
-    vcpus = int(vcpu.text or 1) if vcpu is not None else 1
-    if vcpu is not None and vcpu.get("current"):
-        vcpus = int(vcpu.get("current"))  # the size now; the text is the live-growth ceiling
-    cur = root.find("currentMemory")
-    return DomainBrief(
-        name=root.findtext("name") or "",
-        tenant=meta.tenant if meta else None,
-        vcpus=vcpus,
-        ram_mib=_kib(cur if cur is not None else root.find("memory")) // 1024,
-        group=group,
-    )
-
-
-def _domain_briefs(conn, workers: int = 8) -> tuple[DomainBrief, ...]:
-    """Every domain's brief, XMLs fetched with a few calls in flight (libvirt-python releases the
-    GIL and one connection carries concurrent RPCs): ~1000 domains in well under a second."""
-    def one(dom):
-        try:
-            # The persistent definition: a running guest's live <currentMemory> is its balloon,
-            # which sits at the RAM ceiling until the guest's driver inflates it early in boot.
-            return _domain_brief(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None  # undefined meanwhile
-            raise
-    doms = conn.listAllDomains(0)
-    if len(doms) < 16:
-        return tuple(b for b in map(one, doms) if b is not None)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        return tuple(b for b in pool.map(one, doms) if b is not None)
 
 
 def bridge_mappings(session, host: str) -> frozenset[str]:
@@ -533,9 +470,10 @@ def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) ->
         return HostSnapshot(HostFacts(host.name, enabled=False))
     try:
         conn = session.libvirt(host.name)
-        info = conn.getInfo()
-        free = int(conn.getFreeMemory() // (1024 * 1024))
-        doms = _domain_briefs(conn)
+        try:
+            cap = domains.host_capacity(conn, host.name)
+        except HostError as exc:  # "<host>: <libvirt's message>"; the verdict names the host
+            raise HostError(_strip_host(str(exc), host.name)) from None
         physnets = bridge_mappings(session, host.name)
         refusals: list[str] = []
         tbytes = None
@@ -549,15 +487,18 @@ def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) ->
                                     f"(`virtdeck template add` uploads it)")
                 elif vol == template.volume:
                     tbytes = storage.volume_info(v).capacity_bytes
-    except (HostError, libvirt.libvirtError) as exc:
-        msg = exc.get_error_message() if isinstance(exc, libvirt.libvirtError) else str(exc)
-        return HostSnapshot(HostFacts(host.name, reachable=False, error=msg))
+    except HostError as exc:
+        return HostSnapshot(HostFacts(host.name, reachable=False, error=str(exc)))
     facts = HostFacts(
-        name=host.name, enabled=True, reachable=True, arch=info[0], cores=int(info[2]),
-        ram_total_mib=int(info[1]), ram_free_mib=free,
-        alloc_vcpus=sum(d.vcpus for d in doms), alloc_ram_mib=sum(d.ram_mib for d in doms),
+        name=host.name, enabled=True, reachable=True, arch=cap.arch, cores=cap.cores,
+        ram_total_mib=cap.ram_total_mib, ram_free_mib=cap.ram_free_mib,
+        alloc_vcpus=cap.alloc_vcpus, alloc_ram_mib=cap.alloc_ram_mib,
         physnets=physnets, refusals=tuple(refusals))
-    return HostSnapshot(facts, doms, tbytes)
+    return HostSnapshot(facts, cap.domains, tbytes)
+
+
+def _strip_host(msg: str, host: str) -> str:
+    return msg[len(host) + 2:] if msg.startswith(f"{host}: ") else msg
 
 
 def gather(session, inventory: Inventory, template: TemplateConfig | None) -> list[HostSnapshot]:
@@ -586,7 +527,7 @@ def _check_cluster(inventory: Inventory, req: VmRequest, snaps: list[HostSnapsho
     tenant = next((t for t in inventory.tenants if t.name == req.tenant), None)
     if tenant is not None:
         mine = [d for s in snaps for d in s.domains if d.tenant == req.tenant]
-        used_v, used_r = sum(d.vcpus for d in mine), sum(d.ram_mib for d in mine)
+        used_v, used_r = sum(d.vcpus for d in mine), sum(d.memory_mib for d in mine)
         if tenant.max_vms is not None and len(mine) + 1 > tenant.max_vms:
             raise ValidationError("tenant", f"quota: {req.tenant} has {len(mine)} of {tenant.max_vms} VMs")
         if tenant.max_vcpus is not None and used_v + req.vcpus > tenant.max_vcpus:
@@ -802,37 +743,16 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
             ctx.xml = build_domain_xml(inventory, ctx, conn)
         except ValueError as exc:
             raise ValidationError("domain", str(exc)) from None
-        root = ET.fromstring(ctx.xml)
+        made = domains.parse(ctx.xml)
         return (f"uuid {ctx.domain_uuid}, type {inventory.host(ctx.host).domain_type}, live growth up to "
-                f"{root.findtext('vcpu')} vCPU / {_kib(root.find('memory')) // 1024} MiB")
+                f"{made.max_vcpus} vCPU / {made.max_memory_mib} MiB")
 
     def step_define():
-        def undefine():
-            # By OUR uuid: a same-named domain someone else defined is never touched.
-            try:
-                dom = conn.lookupByUUIDString(ctx.domain_uuid)
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                    return
-                raise HostError(f"{ctx.host}: undefine {request.name}: {exc.get_error_message()}") from None
-            try:
-                if dom.isActive():
-                    dom.destroy()
-            except libvirt.libvirtError:
-                pass
-            try:
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                                  | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                                  | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                    raise HostError(f"{ctx.host}: undefine {request.name}: {exc.get_error_message()}") from None
-        # Undo first: if the connection drops after libvirtd defined it, it still goes.
-        undo.on_undo("define", f"undefine domain {request.name} on {ctx.host}", undefine)
-        try:
-            ctx.domain = conn.defineXML(ctx.xml)
-        except libvirt.libvirtError as exc:
-            raise HostError(f"{ctx.host}: defineXML: {exc.get_error_message()}") from None
+        # Undo first, by OUR uuid (a same-named domain someone else defined is never touched): if
+        # the connection drops after libvirtd defined it, it still goes.
+        undo.on_undo("define", f"undefine domain {request.name} on {ctx.host}",
+                     lambda: domains.remove(conn, ctx.host, ctx.domain_uuid, request.name))
+        ctx.domain = domains.define(conn, ctx.host, ctx.xml)
         # Defined: every console now counts it, so the host's placement lock can go.
         ctx.lock.release()
         return f"domain {request.name} defined on {ctx.host}"
@@ -840,20 +760,8 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
     def step_start():
         if not request.start:
             return "not started (--no-start)"
-        dom = ctx.domain
-        try:
-            dom.create()
-        except libvirt.libvirtError as exc:
-            raise HostError(f"{ctx.host}: start: {exc.get_error_message()}") from None
-
-        def destroy():
-            try:
-                if dom.isActive():
-                    dom.destroy()
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                    raise HostError(f"{ctx.host}: destroy {request.name}: {exc.get_error_message()}") from None
-        undo.on_undo("start", f"stop domain {request.name}", destroy)
+        domains.start(ctx.domain, ctx.host)
+        undo.on_undo("start", f"stop domain {request.name}", lambda: domains.destroy(ctx.domain, ctx.host))
         return f"running on {ctx.host}"
 
     bodies = dict(validate=step_validate, placement=step_placement, disk=step_disk, seed=step_seed,
@@ -899,8 +807,8 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, VirtdeckError):
         return str(exc)
-    if isinstance(exc, libvirt.libvirtError):
-        return f"libvirt: {exc.get_error_message()}"
+    if domains.is_libvirt_error(exc):
+        return f"libvirt: {domains.message(exc)}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

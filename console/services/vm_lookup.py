@@ -19,15 +19,13 @@ naming the host and carrying libvirt's / OVN's own message — never a traceback
 from __future__ import annotations
 
 import concurrent.futures
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-import libvirt
-
+from ...backends import domains
+from ...backends.domains import DomainFacts
 from ...backends.ovn import vm_ports
 from ..errors import HostError, ValidationError, VirtdeckError
-from ..model import METADATA_NS, VM_STATES
 from . import verb as verb_frame
 
 # ---------------------------------------------------------------------------------------------
@@ -82,19 +80,13 @@ class VmRef:
     uuid: str
 
 
-# libvirt prints every error to stderr by default; virtdeck reports them itself, as one line.
-libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-
-_STATE_NAMES = dict(enumerate(VM_STATES))
-
-
-def state_name(dom: "libvirt.virDomain") -> str:
-    """The domain's state in words (one of :data:`console.model.VM_STATES`)."""
-    return _STATE_NAMES.get(dom.state()[0], "nostate")
+def state_name(dom) -> str:
+    """The domain's state in words (one of :data:`console.model.VM_STATES`). Raises HostError."""
+    return domains.state(dom)
 
 
-def _lv_msg(exc: libvirt.libvirtError) -> str:
-    return (exc.get_error_message() or str(exc)).strip().rstrip(".")
+def _lv_msg(exc: BaseException) -> str:
+    return domains.message(exc)
 
 
 def _hypervisor_names(session, host: str | None) -> list[str]:
@@ -108,16 +100,10 @@ def _hypervisor_names(session, host: str | None) -> list[str]:
 
 def _lookup_on(session, host: str, name: str):
     """(dom or None) on ``host``; raises HostError when the host cannot be reached."""
-    conn = session.libvirt(host)
-    try:
-        return conn.lookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return None
-        raise HostError(f"{host}: looking up {name}: {_lv_msg(exc)}") from None
+    return domains.lookup(session.libvirt(host), host, name)
 
 
-def locate(session, name: str, host: str | None = None) -> tuple[str, "libvirt.virDomain"]:
+def locate(session, name: str, host: str | None = None) -> tuple[str, Any]:
     """Find domain ``name``: on ``host`` if given, else on every enabled hypervisor in parallel.
 
     Returns ``(host, virDomain)``. Raises VmNotFound (naming the hosts searched and any that
@@ -165,108 +151,10 @@ def locate(session, name: str, host: str | None = None) -> tuple[str, "libvirt.v
 # Domain XML facts
 
 
-@dataclass(frozen=True)
-class DiskFact:
-    """One ``<disk>``: ``device`` disk/cdrom, ``target`` vda/hdc, ``source`` path (file disks)."""
-
-    device: str
-    target: str
-    source: str | None
-
-
-@dataclass(frozen=True)
-class NicFact:
-    """One ``<interface>``: ``mac`` and the openvswitch virtualport ``interfaceid`` (LSP name)."""
-
-    mac: str | None
-    interfaceid: str | None
-
-
-@dataclass(frozen=True)
-class DomainFacts:
-    """What the verbs need from a domain's XML. Memory in MiB (libvirt KiB → MiB here).
-
-    ``vcpus``: vCPUs now (``<vcpu current>`` or the count); ``max_vcpus``: the ``<vcpu>`` count
-    (the live-resize ceiling); ``memory_mib``: ``<currentMemory>``; ``max_memory_mib``:
-    ``<memory>`` (the live balloon ceiling). ``tenant``/``template``/``seed``: the
-    ``<virtdeck:instance>`` metadata.
-    """
-
-    name: str
-    uuid: str
-    domain_type: str | None
-    vcpus: int
-    max_vcpus: int
-    memory_mib: int
-    max_memory_mib: int
-    tenant: str | None
-    template: str | None
-    seed: str | None
-    disks: tuple[DiskFact, ...]
-    nics: tuple[NicFact, ...]
-    serial_log: str | None = None
-
-    @property
-    def interfaceids(self) -> tuple[str, ...]:
-        """The LSP names (UUIDs) the domain's NICs bind."""
-        return tuple(n.interfaceid for n in self.nics if n.interfaceid)
-
-
-def _kib_to_mib(text: str | None, unit: str | None = "KiB") -> int:
-    if not text:
-        return 0
-    n = int(text)
-    factor = {"b": 1 / 1048576, "bytes": 1 / 1048576, "k": 1 / 1024, "kib": 1 / 1024, "kb": 1000 / 1048576,
-              "m": 1, "mib": 1, "mb": 1e6 / 1048576, "g": 1024, "gib": 1024, "gb": 1e9 / 1048576}
-    return int(n * factor.get((unit or "KiB").lower(), 1 / 1024))
-
-
-def parse_domain_xml(xml: str) -> DomainFacts:
-    """Parse a libvirt domain XML document into :class:`DomainFacts`."""
-    root = ET.fromstring(xml)
-    vcpu = root.find("vcpu")
-    max_vcpus = int(vcpu.text) if vcpu is not None and vcpu.text else 1
-    vcpus = int(vcpu.get("current", max_vcpus)) if vcpu is not None else max_vcpus
-    mem = root.find("memory")
-    cur = root.find("currentMemory")
-    max_mib = _kib_to_mib(mem.text if mem is not None else None, mem.get("unit") if mem is not None else None)
-    cur_mib = _kib_to_mib(cur.text, cur.get("unit")) if cur is not None else max_mib
-    meta = root.find(f"metadata/{{{METADATA_NS}}}instance")
-
-    def m(tag: str) -> str | None:
-        if meta is None:
-            return None
-        el = meta.find(f"{{{METADATA_NS}}}{tag}")
-        return el.text.strip() if el is not None and el.text and el.text.strip() else None
-
-    disks = []
-    for d in root.findall("devices/disk"):
-        src = d.find("source")
-        path = None
-        if src is not None:
-            path = src.get("file") or src.get("dev") or None
-            if path is None and src.get("pool") and src.get("volume"):
-                path = f"pool:{src.get('pool')}/{src.get('volume')}"
-        tgt = d.find("target")
-        disks.append(DiskFact(d.get("device", "disk"), tgt.get("dev", "") if tgt is not None else "", path))
-    nics = []
-    for i in root.findall("devices/interface"):
-        mac = i.find("mac")
-        params = i.find("virtualport/parameters")
-        nics.append(NicFact(mac.get("address").lower() if mac is not None and mac.get("address") else None,
-                            params.get("interfaceid") if params is not None else None))
-    return DomainFacts(
-        name=root.findtext("name", ""), uuid=root.findtext("uuid", ""), domain_type=root.get("type"),
-        vcpus=vcpus, max_vcpus=max_vcpus, memory_mib=cur_mib, max_memory_mib=max_mib,
-        tenant=m("tenant"), template=m("template"), seed=m("seed"),
-        disks=tuple(disks), nics=tuple(nics),
-        serial_log=next((el.get("file") for el in root.findall("devices/serial/log") if el.get("file")), None))
-
-
 def domain_facts(dom, inactive: bool = False) -> DomainFacts:
-    """:class:`DomainFacts` of a live domain object (``inactive``: the persistent config)."""
-    flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
-    return parse_domain_xml(dom.XMLDesc(flags))
+    """:class:`backends.domains.DomainFacts` of a domain object (``inactive``: the persistent
+    config). Raises HostError."""
+    return domains.facts(dom, inactive=inactive)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,7 +200,7 @@ def _run_verb(verb: str, name: str, body: Callable[[_Op], OpResult], *, mutating
             run.target = _target(name, op.tenant)
 
     def translate(exc: BaseException, run: verb_frame.VerbRun):
-        if isinstance(exc, libvirt.libvirtError):
+        if domains.is_libvirt_error(exc):
             return HostError(f"{run.host or 'libvirt'}: {verb.split('.', 1)[1]} {name} failed: {_lv_msg(exc)}")
         return None
 
@@ -324,7 +212,7 @@ def _find(op: _Op, session, host: str | None):
     op.host = h
     try:
         op.tenant = domain_facts(dom).tenant
-    except (libvirt.libvirtError, ET.ParseError):
+    except HostError:  # no tenant in the audit record then
         pass
     return dom
 
@@ -337,11 +225,8 @@ def status(session, name: str, host: str | None = None) -> dict:
     """Read-only: ``{"vm", "host", "state", "vcpus", "max_vcpus", "memory_mib",
     "max_memory_mib", "tenant", "template"}`` for one VM. Raises VmNotFound/HostError."""
     h, dom = locate(session, name, host)
-    try:
-        f = domain_facts(dom)
-        st = state_name(dom)
-    except libvirt.libvirtError as exc:
-        raise HostError(f"{h}: reading {name}: {_lv_msg(exc)}") from None
+    f = domains.facts(dom, h)  # HostError "<host>: reading <name>: …"
+    st = domains.state(dom, h)
     return {"vm": name, "host": h, "state": st, "vcpus": f.vcpus, "max_vcpus": f.max_vcpus,
             "memory_mib": f.memory_mib, "max_memory_mib": f.max_memory_mib, "tenant": f.tenant,
             "template": f.template}
@@ -365,10 +250,7 @@ def ip(session, name: str, host: str | None = None) -> list[dict]:
     ``dynamic_addresses`` (OVN IPAM). Raises VmNotFound, HostError (host or NB unreachable).
     """
     h, dom = locate(session, name, host)
-    try:
-        facts = domain_facts(dom)
-    except libvirt.libvirtError as exc:
-        raise HostError(f"{h}: reading {name}: {_lv_msg(exc)}") from None
+    facts = domains.facts(dom, h)
     nb = _nb(session)
     ports = {r.name: r for r in vm_ports.vm_ports(nb, name, facts.interfaceids)}
     out = []
@@ -399,21 +281,12 @@ def list_vms(session, host: str | None = None, tenant: str | None = None) -> tup
     Facts: :func:`backends.hypervisor.list_domains` (one bulk stats call per host) and NB LSPs.
     An unreachable NB leaves ``ips`` empty (and ``unreachable["ovn"]`` says why).
     """
-    from ...backends import hypervisor
-
     hosts = _hypervisor_names(session, host)
     rows: list[dict] = []
     down: dict[str, str] = {}
 
     def one(h: str):
-        conn = session.libvirt(h)
-        for attempt in range(3):
-            try:
-                return hypervisor.list_domains(conn, h, want_cpu=False).vms
-            except libvirt.libvirtError as exc:
-                # a domain undefined between the listing and its XML read: list again
-                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN or attempt == 2:
-                    raise
+        return domains.list_vms(session.libvirt(h), h)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
         futures = {pool.submit(one, h): h for h in hosts}
@@ -424,8 +297,6 @@ def list_vms(session, host: str | None = None, tenant: str | None = None) -> tup
                 vms.extend(fut.result())
             except VirtdeckError as exc:
                 down[h] = str(exc)
-            except libvirt.libvirtError as exc:
-                down[h] = f"{h}: {_lv_msg(exc)}"
     ips: dict[str, list[str]] = {}
     try:
         ips = vm_ports.ips_by_lsp(_nb(session))

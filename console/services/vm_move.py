@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import replace
 
-import libvirt
-
-from ...backends import hostlock
+from ...backends import domains, hostlock
 from ...backends.ovn import vm_ports
 from ..errors import HostError, ValidationError, VirtdeckError
+from . import verb as verb_frame
 from .vm_delete import _own_volumes, _volume_for
-from .vm_lookup import (DomainFacts, OpResult, VmStateError, _find, _lookup_on, _lv_msg, _nb, _Op, _run_verb,
-                        parse_domain_xml, state_name)
+from .vm_lookup import (DomainFacts, OpResult, VmStateError, _find, _lookup_on, _nb, _Op, _run_verb,
+                        state_name)
 
 # ---------------------------------------------------------------------------------------------
 # Move (cold)
@@ -41,11 +39,9 @@ def _move_request(session, name: str, xml: str, facts: DomainFacts, to_host: str
     the hosts already holding a member of that group (from ``snap``, the target's
     provision.host_snapshot)."""
     from ...backends.scheduler import PlacementRequest
-    from . import provision
 
-    root = ET.fromstring(xml)
-    arch = (root.find("os/type").get("arch") if root.find("os/type") is not None else None) or "x86_64"
-    group = provision._domain_brief(xml).group
+    arch = facts.arch or "x86_64"
+    group = facts.group
     physnets = frozenset(vm_ports.vm_physnets(_nb(session), name, facts.interfaceids))
     group_hosts = frozenset()
     if group and any(d.group == group and d.name != name for d in snap.domains):
@@ -111,8 +107,8 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
         tconn = session.libvirt(to_host)
         if _lookup_on(session, to_host, name) is not None:
             raise VirtdeckError(f"{to_host} already has a domain named {name}")
-        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
-        facts = parse_domain_xml(xml)
+        xml = domains.xml(dom, src, inactive=True, secure=True)
+        facts = domains.parse(xml)
         from . import provision
         snap = provision.host_snapshot(session, hc, None)  # read the target once for both
         preq = _move_request(session, name, xml, facts, to_host, snap)
@@ -120,8 +116,7 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
 
         # What to copy, and what must already be on the target.
         to_copy = []
-        root = ET.fromstring(xml)
-        needed = [p for p in (root.findtext("os/kernel"), root.findtext("os/initrd")) if p]
+        needed = [p for p in (facts.kernel, facts.initrd) if p]
         owned, shared = _own_volumes(session, sconn, facts.disks)
         needed += shared
         for vol, pool in owned:
@@ -139,47 +134,40 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
                 raise VirtdeckError(f"{to_host} already has a volume {pool}/{vol.name()}; remove it or rename the VM")
 
         t0 = time.monotonic()
-        created: list[tuple[str, str]] = []
-        defined = None
+        # Everything made on the target is undone, in reverse, if a later step fails (the source
+        # copy is only touched once the target holds the VM).
+        undo = verb_frame.Undo()
         try:
             for vol, pool, path in to_copy:
                 new_path = _copy_volume(sconn, src, vol, tconn, to_host, pool)
-                created.append((pool, vol.name()))
+                undo.on_undo("copy", f"delete volume {pool}/{vol.name()} on {to_host}",
+                             lambda p=pool, n=vol.name(): storage.delete_volume(tconn, to_host, p, n))
                 if new_path != path:
                     xml = xml.replace(f"'{path}'", f"'{new_path}'").replace(f'"{path}"', f'"{new_path}"')
             # Copies made: re-check the target under its placement lock (another console may have
-            # filled it meanwhile) and define there before letting go of the lock.
+            # filled it meanwhile) and define there before letting go of the lock. Undo first, by
+            # the VM's UUID on the target only: a lost answer may still have defined it.
             with hostlock.acquire(session, to_host):
                 _check_move(session, name, to_host, preq, after_copy=True)
-                defined = tconn.defineXML(xml)
-        except BaseException:
-            for pool, vname in created:
-                try:
-                    storage.delete_volume(tconn, to_host, pool, vname)
-                except VirtdeckError:
-                    pass
-            raise
-        # The VM exists on the target now: retire the source copy.
-        problems = []
-        try:
+                undo.on_undo("define", f"undefine {name} on {to_host}",
+                             lambda: domains.remove(tconn, to_host, facts.uuid, name))
+                domains.define(tconn, to_host, xml)
+            # The VM exists on the target now: retire the source definition (its NVRAM stays).
             if dom.isPersistent():
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
-        except libvirt.libvirtError as exc:
-            try:
-                defined.undefine()
-            except libvirt.libvirtError:
-                pass
-            for pool, vname in created:
                 try:
-                    storage.delete_volume(tconn, to_host, pool, vname)
-                except VirtdeckError:
-                    pass
-            raise HostError(f"{src}: cannot undefine {name} there, move undone: {_lv_msg(exc)}") from None
+                    domains.undefine(dom, src, name, missing_ok=False, keep_nvram=True)
+                except HostError as exc:
+                    raise HostError(f"{src}: cannot undefine {name} there, move undone: "
+                                    f"{str(exc).removeprefix(f'{src}: undefine {name}: ')}") from None
+        except BaseException:
+            undo.rollback()
+            raise
+        problems = []
         for vol, pool, _ in to_copy:
             try:
-                vol.delete(0)
-            except libvirt.libvirtError as exc:
-                problems.append(f"old volume {vol.name()} on {src}: {_lv_msg(exc)}")
+                storage.remove_volume(vol, src)
+            except HostError as exc:
+                problems.append(f"old volume {vol.name()} on {src}: {domains.message(exc).removeprefix(f'{src}: deleting volume {vol.name()}: ')}")
         if facts.serial_log and facts.serial_log.startswith("/var/log/libvirt/"):
             try:  # the old console log stays behind otherwise (best effort)
                 session.run(src, ["rm", "-f", "--", facts.serial_log], timeout=10)
