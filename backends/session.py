@@ -20,6 +20,7 @@ import libvirt
 
 from . import ioloop
 from .ovn import connection as ovn_nb
+from .ovn.remote import SslFiles
 from .ssh import CompletedCommand, HostLink, open_link
 from ..config.inventory import HostConfig, Inventory
 from ..console.errors import HostError
@@ -32,17 +33,21 @@ LIBVIRT_KEEPALIVE = (2, 2)
 NbIdl = ovn_nb.NbIdl
 
 
-def open_nb(remote: str, timeout: float = 10.0):
+def open_nb(remote: str, timeout: float = 10.0, *, ssl=None, leader_only: bool = True):
     """Open an ovsdbapp OVN NB API on ``remote`` (``unix:PATH``, ``tcp:H:P``, comma list for raft).
 
     Each call makes a fresh ``OvnNbApiIdlImpl`` subclass, because ovsdbapp keeps the backend
     connection as a class attribute: two connections must not share a class (see
     :func:`backends.ovn.connection.connect`). Row events: ``api.idl.notify_handler.watch_event(...)``;
-    coalesced change signals: :func:`backends.ovn.connection.set_sink`.
-    Raises HostError when the database cannot be reached within ``timeout`` seconds.
+    coalesced change signals: :func:`backends.ovn.connection.set_sink`. ``ssl``: a
+    :class:`backends.ovn.remote.SslFiles` for ``ssl:`` members; ``leader_only``: see connect.
+    Raises HostError when the database cannot be reached within ``timeout`` seconds, or (its
+    own one sentence naming the file) when an SSL file or certificate is wrong.
     """
     try:
-        return ovn_nb.connect(remote, timeout=timeout)
+        return ovn_nb.connect(remote, timeout=timeout, ssl=ssl, leader_only=leader_only)
+    except HostError:
+        raise
     except Exception as exc:  # ovsdbapp raises assorted types (TimeoutException, Exception)
         raise HostError(f"OVN northbound at {remote}: {exc or type(exc).__name__}") from None
 
@@ -96,6 +101,7 @@ class Session:
             return self._host_locks.setdefault(name, threading.Lock())
 
     def _open_coro(self, host: HostConfig):
+        # Only what the inventory sets is passed: user/port/identity left unset are ssh_config's.
         inv = self.inventory
         return open_link(host.name, host.address, port=host.port, user=host.user,
                          identity=inv.identity_for(host), known_hosts=inv.known_hosts_for(host),
@@ -109,7 +115,8 @@ class Session:
             link = self._links.get(name)
             if link is not None and not link.conn.is_closed():
                 return link
-            link = ioloop.call(self._open_coro(host), timeout=self.connect_timeout + 5)
+            # connect_timeout is per connection: a ProxyJump hop is one more
+            link = ioloop.call(self._open_coro(host), timeout=2 * self.connect_timeout + 5)
             self._links[name] = link
             return link
 
@@ -190,7 +197,11 @@ class Session:
         with self._lock:
             if self._nb is not None:
                 return self._nb
-        api = open_nb(self.nb_remote(), timeout=self.connect_timeout)
+        ovn = self.inventory.ovn
+        ssl = (SslFiles(ovn.private_key, ovn.certificate, ovn.ca_cert)
+               if ovn.private_key and ovn.certificate and ovn.ca_cert else None)
+        # leader_only: services write through this connection (the leader commits)
+        api = open_nb(self.nb_remote(), timeout=self.connect_timeout, ssl=ssl)
         with self._lock:
             if self._nb is None:
                 self._nb = api

@@ -16,6 +16,16 @@
 The python-ovs IDL reconnects by itself with backoff; while it is down the replica keeps the
 last known rows (shown as stale by the console) and on return it resyncs (monitor_cond_since,
 or a full dump that replaces the rows).
+
+Clusters and SSL (:mod:`.remote`): ``remote`` may list raft members ("ssl:A:6641,ssl:B:6641,
+ssl:C:6641"); python-ovs shuffles them and, on a drop, moves to the next one. With
+``leader_only=True`` (what a writer needs: the leader commits, a follower would only forward)
+the IDL checks the ``_Server`` database of each member it reaches and moves on until it finds
+the leader; with ``leader_only=False`` (a reader: any member holds the committed data) it stays
+on any connected member, so a leader election does not even interrupt it. Transactions come
+from :class:`.rows.RereadTransaction`, so a transaction in flight when the member died is
+retried on the new one only after the fresh replica shows it did not commit.
+:func:`member` says which member the connection talks to now (for the status line).
 """
 
 from __future__ import annotations
@@ -32,6 +42,9 @@ from ovsdbapp.backend.ovs_idl import connection as ovs_connection
 from ovsdbapp.backend.ovs_idl import idlutils
 from ovsdbapp.schema.ovn_northbound import impl_idl
 
+from . import remote as ovn_remote
+from .rows import RereadTransaction
+from ...console.errors import HostError
 from ...console.model import Dhcp, Nat, Network, Port, Router, RouterPort, frozen_map
 from .names import EXT_NAME, EXT_NETWORK, EXT_PORT, EXT_ROLE, EXT_ROUTER, EXT_TENANT, EXT_VM
 
@@ -98,11 +111,29 @@ class NbIdl(ovs_connection.OvsdbIdl):
         """True while the JSON-RPC session to an NB server is up."""
         return self._session.is_connected()
 
+    @property
+    def member(self) -> str | None:
+        """The member this IDL talks to now ("tcp:127.0.0.1:6641"; ``unix:PATH`` for a
+        forwarded socket), None while it is not connected. From python-ovs' reconnect FSM,
+        whose name is the remote of the current (or last tried) stream."""
+        if not self._session.is_connected():
+            return None
+        return self._session.get_name()
+
+
+def _create_transaction(self, check_error=False, log_errors=True, **kwargs):
+    # ovsdbapp's api.transaction() passes extra keywords through to here (``done``)
+    return RereadTransaction(self, self.ovsdb_connection, self.ovsdb_connection.timeout,
+                             check_error, log_errors, done=kwargs.get("done"))
+
 
 def api_class() -> type:
-    """A fresh ``OvnNbApiIdlImpl`` subclass (its own class-level connection slot)."""
+    """A fresh ``OvnNbApiIdlImpl`` subclass (its own class-level connection slot) whose
+    transactions re-read the replica before a retry (:class:`.rows.RereadTransaction`)."""
     n = next(_counter)
-    return type(f"VirtdeckNbApi{n}", (impl_idl.OvnNbApiIdlImpl,), {"_ovsdb_connection": None})
+    return type(f"VirtdeckNbApi{n}", (impl_idl.OvnNbApiIdlImpl,),
+                {"_ovsdb_connection": None, "create_transaction": _create_transaction,
+                 "rereads_before_retry": True})
 
 
 def _fetch_schema(remote: str, timeout: float):
@@ -125,19 +156,46 @@ def _fetch_schema(remote: str, timeout: float):
     return box["helper"]
 
 
-def connect(remote: str, timeout: float = 10.0, probe_interval_ms: int | None = 5000):
-    """Connect to the NB at ``remote`` (``tcp:H:P``, ``unix:PATH``, comma-separated raft
-    members), wait for the first full copy of the database and return the ovsdbapp API
-    (an instance of a fresh ``OvnNbApiIdlImpl`` subclass; its ``idl`` is an :class:`NbIdl`).
+# Reconnect backoff for a member list, milliseconds (python-ovs default 1000 .. 8000, and it
+# floors both at 1000). After a leader dies the members answer "not leader" until the election
+# (about one election timer, 1 s by default) is over; a 2 s ceiling keeps the client from
+# sleeping up to 8 s past it.
+CLUSTER_BACKOFF_MS = (1000, 2000)
 
+
+def connect(remote: str, timeout: float = 10.0, probe_interval_ms: int | None = 5000, *,
+            leader_only: bool = True, ssl: "ovn_remote.SslFiles | None" = None):
+    """Connect to the NB at ``remote`` (``tcp:H:P``, ``ssl:H:P``, ``unix:PATH``, or a
+    comma-separated list of raft members), wait for the first full copy of the database and
+    return the ovsdbapp API (an instance of a fresh ``OvnNbApiIdlImpl`` subclass; its ``idl`` is
+    an :class:`NbIdl`).
+
+    ``leader_only``: True (default) for a connection that writes — the IDL only settles on the
+    cluster leader; False for a read-only consumer, which may use any connected member (see the
+    module docstring). Ignored by a standalone server. ``ssl``: the key/certificate/CA files,
+    required when a member is ``ssl:`` (process-wide in python-ovs, :func:`.remote.use_ssl`).
     ``probe_interval_ms``: OVSDB inactivity probe, so a silently dead TCP peer is noticed.
-    Raises whatever ovsdbapp/python-ovs raise (``TimeoutError``, ``TimeoutException``,
-    ``OvsdbConnectionUnavailable``, ``Exception('Could not retrieve schema …')``) when the
-    server does not answer in ``timeout`` seconds; callers (Session) wrap them in HostError.
+
+    Raises HostError (one sentence naming the file) for a missing/unreadable SSL file, a CA that
+    did not sign the server's certificate or a client certificate the server refused; otherwise
+    whatever ovsdbapp/python-ovs raise (``TimeoutError``, ``TimeoutException``,
+    ``OvsdbConnectionUnavailable``, ``Exception('Could not retrieve schema …')``) when no member
+    answers in ``timeout`` seconds; callers (Session) wrap them in HostError.
     """
+    members = ovn_remote.members(remote)
+    if any(ovn_remote.scheme(m) == "ssl" for m in members):
+        if ssl is None:
+            raise HostError(f"OVN NB at {remote}: ssl: needs ovn.private_key, ovn.certificate "
+                            "and ovn.ca_cert in the inventory")
+        ssl.check()
+        # handshake first: a wrong CA becomes one sentence here, not a bare timeout later
+        ovn_remote.preflight_ssl(remote, ssl, timeout=min(timeout, 5.0))
+        ovn_remote.use_ssl(ssl)
     helper = _fetch_schema(remote, timeout)
     helper.register_all()
-    idl = NbIdl(remote, helper, probe_interval=probe_interval_ms)
+    idl = NbIdl(remote, helper, probe_interval=probe_interval_ms, leader_only=leader_only)
+    if len(members) > 1:
+        idl._session.reconnect.set_backoff(*CLUSTER_BACKOFF_MS)
     conn = ovs_connection.Connection(idl, timeout=timeout)
     try:
         return api_class()(conn)
@@ -150,6 +208,15 @@ def connect(remote: str, timeout: float = 10.0, probe_interval_ms: int | None = 
 def set_sink(api, sink: Callable[[NbChange], None] | None) -> None:
     """Send this connection's :class:`NbChange` events to ``sink`` (None: nowhere)."""
     api.idl.sink = sink
+
+
+def member(api) -> str | None:
+    """The member ``api`` talks to now ("ssl:10.0.0.2:6641"), None while disconnected. For
+    the status line: with a raft member list it changes after a failover."""
+    idl = api.idl
+    if isinstance(idl, NbIdl):
+        return idl.member
+    return idl._session.get_name() if idl._session.is_connected() else None
 
 
 def is_connected(api) -> bool:

@@ -140,7 +140,10 @@ def create_network(api, spec: NetworkSpec) -> NetworkInfo:
     existing = _find_switch(api, sw)
     if existing is not None:
         return _network_info(api, existing)
-    with checked_txn(api, f"create network {spec.tenant}/{spec.name}") as txn:
+    # done: a switch of that name means this transaction (switch + DHCP + localnet, atomic)
+    # committed — a retry after a lost reply must not add a second DHCP_Options row
+    with checked_txn(api, f"create network {spec.tenant}/{spec.name}",
+                     done=lambda: _find_switch(api, sw) is not None) as txn:
         txn.add(api.ls_add(sw, may_exist=True, external_ids=_network_ext(spec, server_mac),
                            other_config={"subnet": spec.cidr, "exclude_ips": exclude}))
         if spec.dhcp:
@@ -199,7 +202,11 @@ def update_network(api, spec: NetworkSpec) -> NetworkInfo:
     ext = {k: v for k, v in ext_of(ls).items() if not is_virtdeck_key(k)}
     ext.update(_network_ext(spec, server_mac))
     dhcp_rows = [r for r in _network_dhcp_rows(api, spec.tenant, spec.name) if ext_of(r).get(EXT_ROLE) == ROLE_DHCP]
-    with checked_txn(api, f"edit network {spec.tenant}/{spec.name}") as txn:
+    adds_dhcp = spec.dhcp and not dhcp_rows  # a plain insert: a retry must find it first
+    with checked_txn(api, f"edit network {spec.tenant}/{spec.name}",
+                     done=(lambda: any(ext_of(r).get(EXT_ROLE) == ROLE_DHCP for r in
+                                       _network_dhcp_rows(api, spec.tenant, spec.name)))
+                     if adds_dhcp else None) as txn:
         txn.add(_ReplaceColumn(api, "Logical_Switch", ls.uuid, "external_ids", ext))
         txn.add(api.db_set("Logical_Switch", ls.uuid,
                            ("other_config", {"exclude_ips": " ".join([spec.gateway, *spec.exclude])})))

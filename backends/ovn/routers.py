@@ -250,7 +250,12 @@ def _add_nat(api, tenant, router, nat_type, external_ip, logical_ip, what, port=
     for n in row.nat:
         if n.type == nat_type and n.external_ip == external_ip and n.logical_ip == logical_ip:
             return find_router(api, router, tenant)  # already there
-    with checked_txn(api, what) as txn:
+    def done() -> bool:  # a NAT row has no unique name: a retry must find it first
+        lr_row = _find_router(api, lr)
+        return lr_row is not None and any(
+            n.type == nat_type and n.external_ip == external_ip and n.logical_ip == logical_ip
+            for n in lr_row.nat)
+    with checked_txn(api, what, done=done) as txn:
         nat = txn.add(api.db_create("NAT", type=nat_type, external_ip=external_ip,
                                     logical_ip=logical_ip, external_ids=ext))
         txn.add(api.db_add("Logical_Router", lr, "nat", nat))

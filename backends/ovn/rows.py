@@ -7,14 +7,27 @@ thread it joins that transaction instead (ovsdbapp nests transactions per thread
 module add, say, a VM port and its security-group membership in one commit. A transaction that
 timed out may still commit later: callers that must clean up pass their own row names.
 
+Re-read before retry (:class:`RereadTransaction`): ovsdbapp re-runs a transaction's commands
+when python-ovs answers TRY_AGAIN — which it also does for a transaction already SENT when the
+connection dropped (the leader died): that one may have committed. ``may_exist``/``if_exists``
+commands re-check the fresh replica and are safe; a plain insert (a DHCP_Options, NAT or static
+route row has no unique name) would be made twice. Such a transaction passes ``done``, a
+predicate on the replica saying "my effect is already there"; it is evaluated before every
+attempt, the first included (a caller retrying after a TimeoutException, whose first attempt
+is still queued or committed meanwhile, is caught the same way), and when true the attempt is
+skipped and the transaction counts as committed.
+
 Errors: a failed transaction raises :class:`HostError` ("OVN NB: … failed: …"); a lookup of
 something that is not there raises :class:`NotFound` (a VirtdeckError, exit code 6).
 """
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
+
+from ovsdbapp.backend.ovs_idl import transaction as ovs_txn
 
 from ...console.errors import HostError, VirtdeckError
 from .names import EXT_ROLE, EXT_TENANT, is_virtdeck_key
@@ -26,16 +39,63 @@ class NotFound(VirtdeckError):
     exit_code = 6
 
 
+log = logging.getLogger(__name__)
+
+
+class _AlreadyDone(Exception):
+    """Raised from ``pre_commit`` when ``done()`` holds: skip this attempt."""
+
+
+class RereadTransaction(ovs_txn.Transaction):
+    """An ovsdbapp transaction that re-reads the replica before each attempt (see the module
+    docstring). ``done``: a no-argument predicate over the IDL replica, run in the connection
+    thread (which owns the replica) before each attempt; None keeps ovsdbapp's behaviour.
+    ``skipped`` counts attempts skipped because ``done()`` held (0 or 1)."""
+
+    def __init__(self, api, ovsdb_connection, timeout=None, check_error=False, log_errors=True,
+                 done: Callable[[], bool] | None = None):
+        super().__init__(api, ovsdb_connection, timeout=timeout, check_error=check_error,
+                         log_errors=log_errors)
+        self.done = done
+        self.skipped = 0
+
+    def pre_commit(self, txn):
+        """ovsdbapp calls this at the start of every attempt, before the commands run."""
+        if self.done is not None and self.done():
+            raise _AlreadyDone()
+
+    def do_commit(self):
+        """ovsdbapp's attempt loop; an attempt whose effect ``done()`` finds is not made."""
+        try:
+            return super().do_commit()
+        except _AlreadyDone:  # ovsdbapp aborted the idl.Transaction before re-raising
+            self.skipped += 1
+            log.info("OVN NB: transaction already committed, not repeated: %s", self)
+            return [None for _ in self.commands]
+
+
 @contextmanager
-def checked_txn(api, what: str) -> Iterator:
-    """One checked transaction; ovsdbapp/OVSDB failures become HostError naming ``what``."""
+def checked_txn(api, what: str, done: Callable[[], bool] | None = None) -> Iterator:
+    """One checked transaction; ovsdbapp/OVSDB failures become HostError naming ``what``.
+
+    ``done``: for a transaction with a plain insert, a predicate over the replica that is true
+    once the transaction's effect is there (see :class:`RereadTransaction`); it must be cheap
+    and must not start a transaction. Ignored when the call joins an outer transaction (the
+    outer one's ``done`` applies) or when ``api`` does not make RereadTransactions.
+    """
+    kwargs = {"done": done} if done is not None and _rereads(api) else {}
     try:
-        with api.transaction(check_error=True) as txn:
+        with api.transaction(check_error=True, **kwargs) as txn:
             yield txn
     except VirtdeckError:
         raise
     except Exception as exc:  # ovsdbapp raises RuntimeError, TimeoutException, …
         raise HostError(f"OVN NB: {what} failed: {exc}") from exc
+
+
+def _rereads(api) -> bool:
+    """True when ``api`` builds :class:`RereadTransaction` (connection.api_class does)."""
+    return bool(getattr(api, "rereads_before_retry", False))
 
 
 def all_rows(api, table: str) -> list:
