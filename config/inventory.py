@@ -8,6 +8,7 @@ Shape (all keys but ``hosts[].name`` / ``hosts[].address`` optional)::
     [ssh]            known_hosts = PATH, identity = PATH        # defaults for every host
     [ovn]            via_host = NAME, nb_socket = PATH          # NB over SSH to a host's socket
                      connection = "tcp:A:6641,tcp:B:6641"       # … or a direct (raft) connection
+                     private_key, certificate, ca_cert = PATH   # PEM files for ssl: members
     [allocation]     cpu_ratio = 4.0, ram_ratio = 1.0           # vCPUs per core, RAM overcommit
     [[hosts]]        name, address, user, port, identity, known_hosts, libvirt_socket,
                      enabled, hypervisor, domain_type ("kvm" | "qemu")
@@ -54,11 +55,30 @@ class HostConfig:
 @dataclass(frozen=True)
 class OvnConfig:
     """How to reach OVN northbound: over SSH to ``via_host``'s ``nb_socket``, or ``connection``
-    (an OVSDB connection string; a comma-separated list of raft members is allowed)."""
+    (an OVSDB connection string; a comma-separated list of raft members is allowed).
+
+    ``private_key``/``certificate``/``ca_cert``: PEM files (paths, ``~`` expanded) for
+    ``ssl:`` members — the client's key, its certificate, and the CA that signed the servers'
+    certificates. All three are required when a member is ``ssl:``; each is checked at load.
+    """
 
     via_host: str | None = None
     nb_socket: str = "/run/ovn/ovnnb_db.sock"
     connection: str | None = None
+    private_key: str | None = None
+    certificate: str | None = None
+    ca_cert: str | None = None
+
+    @property
+    def ssl_keys(self) -> dict[str, str | None]:
+        """{key name: path or None} for the three SSL files, in inventory order."""
+        return {"private_key": self.private_key, "certificate": self.certificate,
+                "ca_cert": self.ca_cert}
+
+    @property
+    def uses_ssl(self) -> bool:
+        """True when ``connection`` has an ``ssl:`` member."""
+        return any(m.strip().startswith("ssl:") for m in (self.connection or "").split(","))
 
 
 @dataclass(frozen=True)
@@ -220,6 +240,7 @@ def _validate(inv: Inventory, file: Path) -> None:
         for member in inv.ovn.connection.split(","):
             if not re.match(r"^(tcp|ssl|unix):.+", member.strip()):
                 raise ConfigError(f"{file}: ovn.connection member {member!r} must look like tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH")
+    _validate_ovn_ssl(inv.ovn, file)
     for key in ("cpu_ratio", "ram_ratio"):
         if getattr(inv.allocation, key) <= 0:
             raise ConfigError(f"{file}: allocation.{key} must be greater than 0")
@@ -239,6 +260,27 @@ def _validate(inv: Inventory, file: Path) -> None:
             raise ConfigError(f"{file}: templates[{i}].sha256 must be 64 lowercase hex digits (the image's sha256)")
         if t.arch not in ARCHES:
             raise ConfigError(f"{file}: templates[{i}].arch {t.arch!r} must be one of {', '.join(ARCHES)}")
+
+
+def _validate_ovn_ssl(ovn: OvnConfig, file: Path) -> None:
+    """ssl: members need all three PEM files; every file given must be a readable file."""
+    if ovn.uses_ssl:
+        missing = [k for k, v in ovn.ssl_keys.items() if not v]
+        if missing:
+            raise ConfigError(f"{file}: ovn.connection has an ssl: member but "
+                              f"{', '.join('ovn.' + k for k in missing)} is not set")
+    for key, value in ovn.ssl_keys.items():
+        if not value:
+            continue
+        path = Path(value).expanduser()
+        if not path.exists():
+            raise ConfigError(f"{file}: ovn.{key}: no such file {path}")
+        if not path.is_file():
+            raise ConfigError(f"{file}: ovn.{key}: {path} is not a file")
+        try:
+            path.open("rb").close()
+        except OSError as exc:
+            raise ConfigError(f"{file}: ovn.{key}: cannot read {path} ({exc.strerror})") from None
 
 
 def parse(data: dict, file: Path) -> Inventory:
