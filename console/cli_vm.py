@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import sys
 from pathlib import Path
 
-from .errors import ValidationError, VirtdeckError
+from .errors import ValidationError
 
 
 def _json(args) -> bool:

@@ -13,7 +13,8 @@ import pytest
 from virtdeck.console.app import FixedModel, VirtdeckApp
 from virtdeck.console.model import Cloud, Host, Nic, Vm
 from virtdeck.console.services import guard
-from virtdeck.screens.vm_actions import ConfirmDialog, MoveDialog, ResizeDialog
+from virtdeck.screens.vm_actions import ConfirmDialog
+from virtdeck.screens.vm_dialogs import MoveDialog, ResizeDialog
 from vm_helpers import DriverSession, lsp_names, make_vm, records
 
 

@@ -76,7 +76,7 @@ async def test_v_key_shows_the_vm_in_the_console(lab_session, lab_inventory, vm)
 
     from virtdeck.console.app import VirtdeckApp
     from virtdeck.console.live import LiveModel
-    from virtdeck.screens.vm_actions import DetailsDialog
+    from virtdeck.screens.vm_dialogs import DetailsDialog
 
     live = LiveModel(lab_inventory).start()
     app = VirtdeckApp(live, inventory=lab_inventory)
