@@ -7,7 +7,7 @@ from typing import Callable
 
 import libvirt
 
-from ...backends import hostlock
+from ...backends import domains, hostlock
 from ..errors import HostError, ValidationError, VirtdeckError
 from .vm_lookup import OpResult, _find, _lv_msg, _Op, _run_verb, domain_facts
 
@@ -16,33 +16,21 @@ from .vm_lookup import OpResult, _find, _lv_msg, _Op, _run_verb, domain_facts
 
 
 def host_facts(session, host: str, exclude_uuid: str | None = None):
-    """:class:`backends.scheduler.HostFacts` of ``host`` from libvirt, leaving out the domain
-    ``exclude_uuid`` (the VM being resized/moved) from the allocations.
-
-    cores: ``getInfo()[2]``; RAM total ``getInfo()[1]`` MiB; free ``getFreeMemory()`` bytes → MiB;
-    allocations: every defined domain's vCPUs and current memory (``info()``, KiB → MiB).
-    Physnets are not read (resize/move of a VM keeps its networks; move checks them apart).
-    """
+    """:class:`backends.scheduler.HostFacts` of ``host`` from :func:`backends.domains.host_capacity`
+    (the same reader create's placement uses: every defined domain's persistent vCPUs and
+    ``<currentMemory>`` in MiB, not the live balloon), leaving out the domain ``exclude_uuid``
+    (the VM being resized). An unreachable host comes back ``reachable=False`` with the reason.
+    Physnets are not read (resize of a VM keeps its networks)."""
     from ...backends.scheduler import HostFacts
 
     hc = session.inventory.host(host)
     try:
-        conn = session.libvirt(host)
-        info = conn.getInfo()
-        free = conn.getFreeMemory() // 1048576
-        v = m = 0
-        for d in conn.listAllDomains(0):
-            if exclude_uuid and d.UUIDString() == exclude_uuid:
-                continue
-            di = d.info()
-            v += di[3]
-            m += di[2] // 1024
+        cap = domains.host_capacity(session.libvirt(host), host, exclude_uuid=exclude_uuid)
     except VirtdeckError as exc:
         return HostFacts(host, enabled=hc.enabled, reachable=False, error=str(exc))
-    except libvirt.libvirtError as exc:
-        return HostFacts(host, enabled=hc.enabled, reachable=False, error=f"{host}: {_lv_msg(exc)}")
-    return HostFacts(host, enabled=hc.enabled, reachable=True, arch=info[0], cores=info[2],
-                     ram_total_mib=info[1], ram_free_mib=free, alloc_vcpus=v, alloc_ram_mib=m)
+    return HostFacts(host, enabled=hc.enabled, reachable=True, arch=cap.arch, cores=cap.cores,
+                     ram_total_mib=cap.ram_total_mib, ram_free_mib=cap.ram_free_mib,
+                     alloc_vcpus=cap.alloc_vcpus, alloc_ram_mib=cap.alloc_ram_mib)
 
 
 def _check_fits(session, host: str, facts, vcpus: int, ram_mib: int, arch: str | None,
