@@ -1,11 +1,20 @@
 """One asyncssh connection per host: host-key policy, unix-socket forwards, remote commands.
 
-Trust model (OpenSSH's): keys are checked against ``~/.ssh/known_hosts`` plus the inventory's
-known_hosts file; ``~/.ssh/config`` and ssh-agent are honoured (asyncssh defaults). An unknown
-key is never accepted silently: :class:`HostKeyUnknown` carries the SHA256 fingerprint for the
-operator to confirm (:func:`trust_host_key` then records it); a key that differs from a recorded
-one raises :class:`HostKeyChanged` and is refused. Dead hosts are detected by SSH keepalives
-(``keepalive_interval`` seconds × ``keepalive_count_max`` misses).
+SSH semantics are OpenSSH's (:mod:`backends.ssh_config`): for every option the inventory leaves
+unset (user, port, identity), ``~/.ssh/config`` then ``/etc/ssh/ssh_config`` decide — Host
+aliases and patterns, HostName, User, Port, IdentityFile, IdentitiesOnly, ProxyJump,
+HostKeyAlias; the inventory overrides only what it sets (like ``ssh -l/-p/-i``). ssh-agent is
+used as ssh uses it.
+
+Trust model (OpenSSH's): a host key is looked up by name only (HostKeyAlias, else HostName, as
+``[name]:port`` off port 22) in the inventory's known_hosts file plus every file ssh reads
+(UserKnownHostsFile, GlobalKnownHostsFile and their defaults; hashed entries too) — for each
+ProxyJump hop as well. An unknown key is never accepted silently: :class:`HostKeyUnknown` carries
+the SHA256 fingerprint for the operator to confirm (:func:`trust_host_key` then records it under
+the name ssh looks up) and a one-sentence command to verify it; a key that differs from a
+recorded one raises :class:`HostKeyChanged` and is refused. ``CheckHostIP yes``: the address's
+entry must not list another key, and trusting records the address too. Dead hosts are detected
+by SSH keepalives (``keepalive_interval`` seconds × ``keepalive_count_max`` misses).
 
 Every coroutine here runs on the I/O loop (:mod:`backends.ioloop`).
 """
@@ -23,8 +32,10 @@ from typing import Sequence
 import asyncssh
 
 from ..console.errors import HostError
+from . import ssh_config
+from .ssh_config import Destination
 
-DEFAULT_USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
+MAX_JUMPS = 8   # ProxyJump chains (a hop's own ProxyJump included) deeper than this are refused
 
 
 @dataclass(frozen=True)
@@ -41,41 +52,72 @@ class CompletedCommand:
         return self.rc == 0
 
 
-class HostKeyUnknown(HostError):
-    """The host presented a key found in no known_hosts file.
+def _where(host: str, address: str, port: int, jump: bool) -> str:
+    return f"{host}: jump host {address}:{port}" if jump else f"{host} ({address}:{port})"
 
-    ``fingerprint`` is OpenSSH's ``SHA256:…`` form; ``key_line`` is the public key in OpenSSH
-    format, ready for :func:`trust_host_key`.
+
+def verify_command(dest: Destination, via: str | None = None) -> str:
+    """The shell command an operator runs to see ``dest``'s key fingerprints on their own:
+    ``ssh-keyscan -p PORT HOSTNAME | ssh-keygen -lf -``, run on the jump host when the host is
+    reached through one (``via``: ssh's arguments for that hop, e.g. ``-p 2201 jump``), since
+    ssh-keyscan reads no ssh_config and cannot hop."""
+    scan = f"ssh-keyscan -p {dest.port} {shlex.quote(dest.hostname)}"
+    if via:
+        scan = f"ssh {via} {shlex.quote(scan)}"
+    return f"{scan} | ssh-keygen -lf -"
+
+
+class HostKeyUnknown(HostError):
+    """The host (or one of its ProxyJump hops) presented a key found in no known_hosts file.
+
+    ``host``: the inventory's host name; ``address``/``port``: the destination as asked for (an
+    alias, DNS name or IP; the hop's for a jump host) — :func:`trust_host_key` takes them back;
+    ``fingerprint``: OpenSSH's ``SHA256:…``; ``key_line``: the public key in OpenSSH format;
+    ``verify``: the command that shows the key's fingerprints; ``record_as``: the known_hosts
+    name ssh looks the key up under; ``jump``: the key is a ProxyJump hop's.
     """
 
-    def __init__(self, host: str, address: str, port: int, fingerprint: str, key_line: str):
-        super().__init__(f"{host} ({address}:{port}): unknown host key {fingerprint}; "
-                         f"confirm it in the console or add it to known_hosts (ssh-keyscan, then verify)")
+    def __init__(self, host: str, address: str, port: int, fingerprint: str, key_line: str,
+                 verify: str = "", record_as: str = "", jump: bool = False):
+        verify = verify or f"ssh-keyscan -p {port} {address} | ssh-keygen -lf -"
+        super().__init__(f"{_where(host, address, port, jump)}: unknown host key {fingerprint}, not trusted; "
+                         f"verify it with `{verify}` and trust it in the console or add it to known_hosts")
         self.host, self.address, self.port = host, address, port
         self.fingerprint, self.key_line = fingerprint, key_line
+        self.verify, self.jump = verify, jump
+        self.record_as = record_as or ssh_config.known_host_name(address, port)
 
 
 class HostKeyChanged(HostError):
-    """The host presented a key that differs from the one recorded for it: refused."""
+    """The host (``jump``: a ProxyJump hop) presented a key that differs from the one recorded
+    for its name (or, with ``CheckHostIP yes``, for its address: ``detail`` says so): refused."""
 
-    def __init__(self, host: str, address: str, port: int, fingerprint: str):
-        super().__init__(f"{host} ({address}:{port}): HOST KEY CHANGED (now {fingerprint}); refusing to connect. "
-                         f"If the host was reinstalled, remove its old line from known_hosts; otherwise "
-                         f"someone may be intercepting the connection")
+    def __init__(self, host: str, address: str, port: int, fingerprint: str, jump: bool = False,
+                 detail: str = ""):
+        super().__init__(f"{_where(host, address, port, jump)}: HOST KEY CHANGED (now {fingerprint}){detail}; "
+                         f"refusing to connect. If the host was reinstalled, remove its old line from "
+                         f"known_hosts (ssh-keygen -R); otherwise someone may be intercepting the connection")
         self.host, self.address, self.port, self.fingerprint = host, address, port, fingerprint
 
 
-def _known_host_name(address: str, port: int) -> str:
-    return address if port == 22 else f"[{address}]:{port}"
+def trust_host_key(address: str, port: int | None, key_line: str,
+                   file: str | os.PathLike | None = None) -> Path:
+    """Record ``key_line`` (``TYPE BASE64 [comment]``) as the key of ``address`` on ``port``
+    where ssh (and :func:`open_link`) will find it again; returns the file written.
 
-
-def trust_host_key(address: str, port: int, key_line: str, file: str | os.PathLike | None = None) -> Path:
-    """Append ``key_line`` for ``address:port`` to ``file`` (default ``~/.ssh/known_hosts``)."""
-    path = Path(file).expanduser() if file else DEFAULT_USER_KNOWN_HOSTS
+    ``address`` is what the connection was asked for (alias, DNS name or IP, as in
+    :class:`HostKeyUnknown`); ssh_config decides the recorded name (HostKeyAlias, else HostName,
+    ``[name]:port`` off port 22; plus the address with ``CheckHostIP yes``), hashing
+    (``HashKnownHosts``) and, when ``file`` is None, the file (the first UserKnownHostsFile,
+    default ``~/.ssh/known_hosts``). ``port`` None: ssh_config's Port, else 22.
+    Raises OSError when the file cannot be written; ValueError for a malformed ssh_config.
+    """
+    dest = ssh_config.resolve(address, port=port)
+    path = dest.record_file(file)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    parts = key_line.split()
     with open(path, "a", encoding="ascii") as fh:
-        fh.write(f"{_known_host_name(address, port)} {parts[0]} {parts[1]}\n")
+        for line in ssh_config.known_hosts_lines(dest, key_line):
+            fh.write(line + "\n")
     return path
 
 
@@ -142,70 +184,153 @@ class HostLink:
             pass
 
 
-def _known_hosts_files(extra: str | None) -> list[str]:
-    files = [str(DEFAULT_USER_KNOWN_HOSTS)] if DEFAULT_USER_KNOWN_HOSTS.exists() else []
-    if extra and Path(extra).expanduser().exists():
-        files.append(str(Path(extra).expanduser()))
-    return files
-
-
-async def _classify_key_failure(name: str, address: str, port: int, files: list[str],
-                                timeout: float) -> HostError:
-    """After a failed host-key check, decide: changed (a recorded key differs) or unknown."""
+def _read_known(name: str, files: list[str]) -> asyncssh.SSHKnownHosts:
     try:
-        key = await asyncio.wait_for(asyncssh.get_server_host_key(address, port), timeout)
-    except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
-        return HostError(f"{name} ({address}:{port}): host key not verifiable and could not be read: {exc}")
+        return asyncssh.read_known_hosts(files) if files else asyncssh.import_known_hosts("")
+    except (ValueError, OSError) as exc:
+        raise HostError(f"{name}: cannot read known_hosts ({', '.join(files)}): {exc}") from None
+
+
+def _client_keys(name: str, dest: Destination, identity: str | None):
+    """``identity`` (the inventory's, like ``ssh -i``) first, then ssh_config's IdentityFile
+    entries that exist; ``()`` when the inventory sets none (asyncssh then applies IdentityFile,
+    else the default ~/.ssh/id_* keys)."""
+    if not identity:
+        return ()
+    ident = str(Path(identity).expanduser())
+    if not os.path.exists(ident):
+        raise HostError(f"{name}: identity file {ident} does not exist; fix hosts.identity or [ssh].identity")
+    return [ident] + [f for f in dest.identity_files if f != ident and os.path.exists(f)]
+
+
+async def _classify_key_failure(name: str, dest: Destination, known: asyncssh.SSHKnownHosts,
+                                tunnel, through: str | None, jump: bool, timeout: float) -> HostError:
+    """After a failed host-key check, decide: changed (a key is recorded under the name ssh
+    looks up, and it is not this one) or unknown. Reads the key with a second handshake over
+    the same path (the jump connection ``tunnel`` when there is one)."""
+    where = f"{name}: jump host {dest.address}:{dest.port}" if jump else f"{name} ({dest.address}:{dest.port})"
+    try:
+        key = await asyncio.wait_for(
+            asyncssh.get_server_host_key(dest.address, dest.port, tunnel=tunnel,
+                                         config=ssh_config.config_paths()), timeout)
+    except (asyncssh.Error, OSError, asyncio.TimeoutError, ValueError) as exc:
+        return HostError(f"{where}: host key not verifiable and could not be read: {exc}")
     if key is None:
-        return HostError(f"{name} ({address}:{port}): the host offered no host key")
+        return HostError(f"{where}: the host offered no host key")
     fingerprint = key.get_fingerprint("sha256")
-    recorded = []
-    if files:
-        known = asyncssh.read_known_hosts(files)
-        recorded = known.match(address, address, port)[0]
-    if recorded:
-        return HostKeyChanged(name, address, port, fingerprint)
+    port = dest.port if dest.port != ssh_config.SSH_PORT else None
+    if known.match(dest.key_name, "", port)[0]:
+        return HostKeyChanged(name, dest.address, dest.port, fingerprint, jump=jump)
     line = key.export_public_key("openssh").decode().strip()
-    return HostKeyUnknown(name, address, port, fingerprint, line)
+    return HostKeyUnknown(name, dest.address, dest.port, fingerprint, line,
+                          verify=verify_command(dest, through), record_as=dest.known_host_name, jump=jump)
 
 
-async def open_link(name: str, address: str, *, port: int = 22, user: str | None = None,
+def _check_host_ip(name: str, dest: Destination, known: asyncssh.SSHKnownHosts,
+                   conn: asyncssh.SSHClientConnection) -> None:
+    """``CheckHostIP yes`` on a direct connection: an entry for the peer's address that lists
+    other keys than the one just verified by name means the address changed hands (OpenSSH asks
+    whether to go on; virtdeck has no one to ask here and refuses). Raises HostKeyChanged."""
+    peer = conn.get_extra_info("peername")
+    key = conn.get_server_host_key()
+    if not peer or key is None:
+        return
+    port = dest.port if dest.port != ssh_config.SSH_PORT else None
+    at_ip = known.match("", peer[0], port)[0]
+    if at_ip and all(k.public_data != key.public_data for k in at_ip):
+        raise HostKeyChanged(name, dest.address, dest.port, key.get_fingerprint("sha256"),
+                             detail=f" for its address {peer[0]} (CheckHostIP)")
+
+
+async def _connect(name: str, address: str, *, port: int | None, user: str | None,
+                   identity: str | None, known_hosts: str | None, tunnel, through: str | None,
+                   jump: bool, depth: int, options: dict) -> asyncssh.SSHClientConnection:
+    """One connection as ``ssh`` would make it (see module doc); ProxyJump hops first."""
+    try:
+        dest = ssh_config.resolve(address, port=port, user=user)
+    except (ValueError, OSError) as exc:
+        raise HostError(f"{name}: ssh_config for {address}: {exc}") from None
+    where = f"{name}: jump host {dest.address}:{dest.port}" if jump else f"{name} ({dest.address}:{dest.port})"
+    if tunnel is None and dest.proxy_jump:
+        if depth >= MAX_JUMPS:
+            raise HostError(f"{where}: more than {MAX_JUMPS} ProxyJump hops (a loop in ssh_config?)")
+        try:
+            hops = ssh_config.jump_hops(dest.proxy_jump)
+        except ValueError as exc:
+            raise HostError(f"{where}: {exc}") from None
+        for hop in hops:
+            # The first hop is reached as `ssh HOP` would (its own ProxyJump applies), each
+            # next one through the previous: what OpenSSH's `-J a,b` does. A hop's key is
+            # checked against the inventory's file too; its identity comes from ssh_config.
+            try:
+                tunnel = await _connect(name, hop.host, port=hop.port, user=hop.user, identity=None,
+                                        known_hosts=known_hosts, tunnel=tunnel, through=through,
+                                        jump=True, depth=depth + 1, options=options)
+            except BaseException:
+                if tunnel is not None:
+                    tunnel.close()
+                raise
+            through = (f"-p {hop.port} " if hop.port else "") + (f"{hop.user}@" if hop.user else "") + hop.host
+    known = _read_known(name, dest.known_hosts_files(known_hosts))
+    lookup_port = dest.port if dest.port != ssh_config.SSH_PORT else None
+    try:
+        client_keys = _client_keys(name, dest, identity)
+        conn = await asyncssh.connect(
+            dest.address, dest.port, username=dest.user, config=ssh_config.config_paths(),
+            tunnel=tunnel, client_keys=client_keys, ignore_encrypted=True,
+            # by name only (OpenSSH); asyncssh on its own also trusts entries for the peer address
+            known_hosts=lambda _h, _a, _p: known.match(dest.key_name, "", lookup_port),
+            **options)
+    except asyncssh.HostKeyNotVerifiable:
+        err = await _classify_key_failure(name, dest, known, tunnel, through, jump,
+                                          options["connect_timeout"])
+        if tunnel is not None:
+            tunnel.close()
+        raise err from None
+    except BaseException as exc:
+        if tunnel is not None:
+            tunnel.close()
+        if isinstance(exc, HostError):
+            raise
+        if isinstance(exc, asyncssh.PermissionDenied):
+            raise HostError(f"{where}: SSH authentication refused for user {dest.user}; "
+                            f"check the identity and authorized_keys") from None
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+            raise HostError(f"{where}: no SSH answer within {options['connect_timeout']:g} s") from None
+        if isinstance(exc, (asyncssh.Error, OSError, ValueError)):
+            reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+            raise HostError(f"{where}: cannot connect over SSH: {reason}") from None
+        raise
+    if tunnel is not None:
+        conn.set_tunnel(tunnel)          # closing this connection closes its jump chain
+    if dest.check_host_ip and not dest.proxied:
+        try:
+            _check_host_ip(name, dest, known, conn)
+        except HostKeyChanged:
+            conn.close()
+            raise
+    return conn
+
+
+async def open_link(name: str, address: str, *, port: int | None = None, user: str | None = None,
                     identity: str | None = None, known_hosts: str | None = None,
                     connect_timeout: float = 10.0, keepalive_interval: float = 3.0,
                     keepalive_count_max: int = 3) -> HostLink:
-    """Connect to ``address:port`` and return a :class:`HostLink`.
+    """Connect to ``address`` as ``ssh [-l user] [-p port] [-i identity] address`` would and
+    return a :class:`HostLink` named ``name`` (the inventory's host name).
 
-    ``identity``: private key path (added to the agent's and ~/.ssh/config's keys);
-    ``known_hosts``: an extra known_hosts file checked with ``~/.ssh/known_hosts``.
-    A dead peer is noticed after ``keepalive_interval × keepalive_count_max`` seconds.
+    ``address``: IP, DNS name or ssh_config alias; ``port`` / ``user`` / ``identity``: None
+    leaves them to ssh_config (then 22 / the local user / the default keys); ``known_hosts``: an
+    extra known_hosts file checked with the ones ssh reads, for ProxyJump hops too.
+    ``connect_timeout`` is in seconds per connection (each hop is one); a dead peer is noticed
+    after ``keepalive_interval × keepalive_count_max`` seconds.
 
-    Raises HostKeyUnknown, HostKeyChanged, or HostError (unreachable, auth refused, timeout).
+    Raises HostKeyUnknown, HostKeyChanged (for the host or a hop), or HostError (unreachable,
+    auth refused, timeout, a malformed ssh_config or known_hosts file).
     """
-    files = _known_hosts_files(known_hosts)
-    options = dict(
-        port=port,
-        known_hosts=asyncssh.read_known_hosts(files) if files else ([], [], []),
-        connect_timeout=connect_timeout,
-        keepalive_interval=keepalive_interval,
-        keepalive_count_max=keepalive_count_max,
-    )
-    if user:
-        options["username"] = user
-    if identity:
-        ident = str(Path(identity).expanduser())
-        if not os.path.exists(ident):
-            raise HostError(f"{name}: identity file {ident} does not exist; fix hosts.identity or [ssh].identity")
-        options["client_keys"] = [ident]
-    try:
-        conn = await asyncssh.connect(address, **options)
-    except asyncssh.HostKeyNotVerifiable:
-        raise await _classify_key_failure(name, address, port, files, connect_timeout) from None
-    except asyncssh.PermissionDenied:
-        raise HostError(f"{name} ({address}:{port}): SSH authentication refused for user "
-                        f"{user or 'default'}; check the identity and authorized_keys") from None
-    except (asyncio.TimeoutError, TimeoutError):
-        raise HostError(f"{name} ({address}:{port}): no SSH answer within {connect_timeout:g} s") from None
-    except (asyncssh.Error, OSError) as exc:
-        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
-        raise HostError(f"{name} ({address}:{port}): cannot connect over SSH: {reason}") from None
+    options = dict(connect_timeout=connect_timeout, keepalive_interval=keepalive_interval,
+                   keepalive_count_max=keepalive_count_max)
+    conn = await _connect(name, address, port=port, user=user, identity=identity,
+                          known_hosts=known_hosts, tunnel=None, through=None, jump=False, depth=0,
+                          options=options)
     return HostLink(name=name, conn=conn)

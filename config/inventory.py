@@ -12,6 +12,7 @@ Shape (all keys but ``hosts[].name`` / ``hosts[].address`` optional)::
     [allocation]     cpu_ratio = 4.0, ram_ratio = 1.0           # vCPUs per core, RAM overcommit
     [[hosts]]        name, address, user, port, identity, known_hosts, libvirt_socket,
                      enabled, hypervisor, domain_type ("kvm" | "qemu")
+                     (address: IP, DNS name or ssh alias; user/port unset: ssh_config decides)
     [[tenants]]      name, max_vcpus, max_ram_mib, max_vms
     [[templates]]    name, pool, volume, sha256, arch, os, default_user, kernel, initrd, cmdline
 """
@@ -38,12 +39,18 @@ DOMAIN_TYPES = ("kvm", "qemu")
 
 @dataclass(frozen=True)
 class HostConfig:
-    """One machine reached over SSH. ``hypervisor`` hosts run libvirtd (socket path on the host)."""
+    """One machine reached over SSH. ``hypervisor`` hosts run libvirtd (socket path on the host).
+
+    ``address`` is an IP, a DNS name or an ssh_config alias. ``user``, ``port`` (and the
+    identity/known_hosts here or in [ssh]) override ssh_config only when set; unset (None), the
+    host's entry in ``~/.ssh/config`` / ``/etc/ssh/ssh_config`` decides, as for ``ssh ADDRESS``
+    (then the local user, port 22).
+    """
 
     name: str
     address: str
-    user: str = "root"
-    port: int = 22
+    user: str | None = None
+    port: int | None = None
     identity: str | None = None
     known_hosts: str | None = None
     libvirt_socket: str = "/run/libvirt/libvirt-sock"
@@ -121,7 +128,9 @@ class TemplateConfig:
 
 @dataclass(frozen=True)
 class SshDefaults:
-    """Defaults for every host: an extra known_hosts file and an identity (private key path)."""
+    """Defaults for every host: an extra known_hosts file (checked with the files ssh reads;
+    trusted keys are recorded there) and an identity (private key path, tried before
+    ssh_config's IdentityFile). None: ssh_config alone decides."""
 
     known_hosts: str | None = None
     identity: str | None = None
@@ -228,7 +237,7 @@ def _validate(inv: Inventory, file: Path) -> None:
         seen.add(h.name)
         if not _check_address(h.address):
             raise ConfigError(f"{file}: {where}.address {h.address!r} is neither an IP address nor a host name")
-        if not 1 <= h.port <= 65535:
+        if h.port is not None and not 1 <= h.port <= 65535:
             raise ConfigError(f"{file}: {where}.port {h.port} must be 1-65535")
         if h.domain_type not in DOMAIN_TYPES:
             raise ConfigError(f"{file}: {where}.domain_type {h.domain_type!r} must be one of {', '.join(DOMAIN_TYPES)}")

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from virtdeck.backends import ssh as ssh_mod
+from virtdeck.backends import ssh_config
 from virtdeck.config.inventory import HostConfig, Inventory, OvnConfig, SshDefaults
 from virtdeck.backends.session import Session
 from virtdeck.console.live import LiveModel
@@ -25,7 +25,7 @@ from live_helpers import tiny_domain
 @pytest.fixture(autouse=True)
 def isolated_user_known_hosts(tmp_path, monkeypatch):
     """Never read or write the real ~/.ssh/known_hosts from tests."""
-    monkeypatch.setattr(ssh_mod, "DEFAULT_USER_KNOWN_HOSTS", tmp_path / "user_known_hosts")
+    monkeypatch.setattr(ssh_config, "DEFAULT_USER_KNOWN_HOSTS", (tmp_path / "user_known_hosts",))
 
 
 def lab_host_socket(host: str) -> str:

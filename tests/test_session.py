@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from virtdeck.backends import ssh as ssh_mod
+from virtdeck.backends import ssh_config
 from virtdeck.backends.session import Session
 from virtdeck.backends.ssh import HostKeyChanged, HostKeyUnknown, trust_host_key
 from virtdeck.config.inventory import HostConfig, Inventory, OvnConfig, SshDefaults
@@ -16,8 +16,12 @@ from virtdeck.console.errors import HostError
 
 @pytest.fixture(autouse=True)
 def isolated_user_known_hosts(tmp_path, monkeypatch):
-    """Never read or write the real ~/.ssh/known_hosts from tests."""
-    monkeypatch.setattr(ssh_mod, "DEFAULT_USER_KNOWN_HOSTS", tmp_path / "user_known_hosts")
+    """Never read or write the real ~/.ssh/known_hosts from tests (nor the machine's
+    ssh_config or global known_hosts: the results must not depend on the machine)."""
+    monkeypatch.setattr(ssh_config, "DEFAULT_USER_KNOWN_HOSTS", (tmp_path / "user_known_hosts",))
+    monkeypatch.setattr(ssh_config, "DEFAULT_GLOBAL_KNOWN_HOSTS", (tmp_path / "global_known_hosts",))
+    monkeypatch.setattr(ssh_config, "USER_CONFIG", tmp_path / "ssh_config")
+    monkeypatch.setattr(ssh_config, "SYSTEM_CONFIG", tmp_path / "etc_ssh_config")
 
 
 def inventory_for(sshd, known_hosts=None, **ovn) -> Inventory:
