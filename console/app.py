@@ -130,6 +130,8 @@ class CloudCommands(Provider):
     async def discover(self) -> Hits:
         for i, panel in enumerate(views.PANELS, 1):
             yield DiscoveryHit(f"Go to {views.TITLES[panel]} ({i})", partial(self.app.show_panel, panel))
+        for text, command, help in verb_hits(self.app):   # the verbs, before anything is typed
+            yield DiscoveryHit(text, command, help=help)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
