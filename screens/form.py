@@ -103,7 +103,9 @@ class ServiceRunner:
     def run_service(self, call: Callable[[], Any], *, done: type[ServiceDone] = ServiceDone,
                     failed: type[ServiceFailed] = ServiceFailed, label: str = "") -> None:
         """Run ``call()`` (a blocking service call, no widget access) in a thread worker; post
-        ``done(result, label)`` or ``failed(exception, label)`` to this node. Returns the Worker."""
+        ``done(result, label)`` or ``failed(exception, label)`` to this node. Returns the Worker.
+        Only an Exception becomes ``failed``; anything rarer ends the worker in its ERROR state
+        without an answer, and ``exit_on_error=False`` keeps the console up."""
         self._call_service(call, done, failed, label)
 
     @work(thread=True, exit_on_error=False, group="read", exclusive=True)

@@ -223,7 +223,7 @@ class TemplateAddDialog(FormScreen):
     def action_upload(self) -> None:
         if self.busy or self._check():
             return
-        session, inv = getattr(self.app, "session", None), getattr(self.app, "inventory", None)
+        session, inv = self.session, getattr(self.app, "inventory", None)
         if session is None or inv is None:
             self.query_one("#tpl-add-status", Static).update("not connected: nothing can be uploaded")
             return
