@@ -156,11 +156,12 @@ def _fetch_schema(remote: str, timeout: float):
     return box["helper"]
 
 
-# Reconnect backoff for a member list, milliseconds (python-ovs default 1000 .. 8000, and it
-# floors both at 1000). After a leader dies the members answer "not leader" until the election
-# (about one election timer, 1 s by default) is over; a 2 s ceiling keeps the client from
-# sleeping up to 8 s past it.
-CLUSTER_BACKOFF_MS = (1000, 2000)
+# Reconnect backoff for a member list, milliseconds (python-ovs: 1000 .. 8000). After a leader
+# dies the survivors answer "not leader" until the election (one to two election timers, 1 s
+# each by default) is over, and the dead member refuses: each of those attempts costs a backoff
+# step, so with the defaults a client came back 5-7 s after the crash. python-ovs'
+# set_backoff() floors both values at 1000, so they are set on the FSM directly.
+CLUSTER_BACKOFF_MS = (250, 1000)
 
 
 def connect(remote: str, timeout: float = 10.0, probe_interval_ms: int | None = 5000, *,
@@ -195,7 +196,8 @@ def connect(remote: str, timeout: float = 10.0, probe_interval_ms: int | None = 
     helper.register_all()
     idl = NbIdl(remote, helper, probe_interval=probe_interval_ms, leader_only=leader_only)
     if len(members) > 1:
-        idl._session.reconnect.set_backoff(*CLUSTER_BACKOFF_MS)
+        fsm = idl._session.reconnect
+        fsm.min_backoff, fsm.max_backoff = CLUSTER_BACKOFF_MS
     conn = ovs_connection.Connection(idl, timeout=timeout)
     try:
         return api_class()(conn)
