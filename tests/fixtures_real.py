@@ -155,3 +155,140 @@ def nb_server(tmp_path):
     s = start_nb(tmp_path / "nb")
     yield s
     stop_pid(s.pid)
+
+
+# ---------------------------------------------------------------------------------------------
+# OVN NB as production runs it: a PKI and a 3-member raft cluster (issue 12)
+
+
+@dataclass
+class Pki:
+    """PEM files in ``dir``: a CA, a server key/cert and a client key/cert signed by it, and a
+    second CA (``other_ca``) that signed nothing of ours — the wrong CA for a client to trust."""
+
+    dir: Path
+    ca_cert: Path
+    server_key: Path
+    server_cert: Path
+    client_key: Path
+    client_cert: Path
+    other_ca: Path
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(dir: Path) -> Pki:
+    """A throwaway PKI made with openssl (EC P-256 keys: ~50 ms, where ovs-pki's RSA takes
+    seconds). Certificates are valid for a day; CN only, OVS checks no host names."""
+    dir.mkdir(parents=True, exist_ok=True)
+    for ca in ("ca", "other-ca"):
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-keyout", f"{ca}-key.pem", "-out", f"{ca}-cert.pem", "-days", "1",
+                 "-subj", f"/CN=virtdeck test {ca}", cwd=dir)
+    for who in ("server", "client"):
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-keyout", f"{who}-key.pem", "-out", f"{who}.csr", "-subj", f"/CN={who}", cwd=dir)
+        _openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca-cert.pem", "-CAkey", "ca-key.pem",
+                 "-CAcreateserial", "-out", f"{who}-cert.pem", "-days", "1", cwd=dir)
+    return Pki(dir, dir / "ca-cert.pem", dir / "server-key.pem", dir / "server-cert.pem",
+               dir / "client-key.pem", dir / "client-cert.pem", dir / "other-ca-cert.pem")
+
+
+@dataclass
+class NbCluster:
+    """A running 3-member OVN NB raft cluster on 127.0.0.1. ``members``: the client connection
+    strings (``tcp:`` or ``ssl:``), ``pids``/``ctls`` per member (index-aligned), ``remote``
+    the comma-separated member list a client is given."""
+
+    members: list[str]
+    pids: list[int]
+    ctls: list[Path]
+    dir: Path
+
+    @property
+    def remote(self) -> str:
+        return ",".join(self.members)
+
+    def status(self, i: int) -> str:
+        """``cluster/status`` of member ``i`` (empty when it does not answer)."""
+        out = subprocess.run(["ovs-appctl", "-t", str(self.ctls[i]), "cluster/status",
+                              "OVN_Northbound"], capture_output=True, text=True, timeout=5)
+        return out.stdout
+
+    def leader(self) -> int | None:
+        """Index of the member that says it leads (None during an election)."""
+        for i, pid in enumerate(self.pids):
+            if pid and "Role: leader" in self.status(i):
+                return i
+        return None
+
+    def kill(self, i: int) -> None:
+        """SIGKILL member ``i`` (a crash, no leadership transfer) and reap it."""
+        os.kill(self.pids[i], 9)
+        try:
+            os.waitpid(self.pids[i], 0)
+        except ChildProcessError:
+            pass
+        self.pids[i] = 0
+
+    def stop(self) -> None:
+        for pid in self.pids:
+            if pid:
+                stop_pid(pid)
+
+
+def start_nb_cluster(dir: Path, pki: Pki | None = None, n: int = 3) -> NbCluster:
+    """Create and start an ``n``-member NB raft cluster (``ovsdb-tool create-cluster`` /
+    ``join-cluster``, raft over TCP on free ports); clients reach each member on ``ptcp:`` or,
+    with ``pki``, on ``pssl:`` with the server key/cert (client certificates required by
+    ovsdb-server). Returns once every member is a cluster member and one leads."""
+    dir.mkdir(parents=True, exist_ok=True)
+    raft = [f"tcp:127.0.0.1:{free_port()}" for _ in range(n)]
+    client_ports = [free_port() for _ in range(n)]
+    dbs = [dir / f"nb{i}.db" for i in range(n)]
+    subprocess.run(["ovsdb-tool", "create-cluster", str(dbs[0]), NB_SCHEMA, raft[0]],
+                   check=True, capture_output=True)
+    for i in range(1, n):
+        subprocess.run(["ovsdb-tool", "join-cluster", str(dbs[i]), "OVN_Northbound", raft[i],
+                        raft[0]], check=True, capture_output=True)
+    cluster = NbCluster([], [], [], dir)
+    try:
+        for i in range(n):
+            ctl = dir / f"nb{i}.ctl"
+            if pki is None:
+                remote = f"--remote=ptcp:{client_ports[i]}:127.0.0.1"
+                cluster.members.append(f"tcp:127.0.0.1:{client_ports[i]}")
+                tls = []
+            else:
+                remote = f"--remote=pssl:{client_ports[i]}:127.0.0.1"
+                cluster.members.append(f"ssl:127.0.0.1:{client_ports[i]}")
+                tls = [f"--private-key={pki.server_key}", f"--certificate={pki.server_cert}",
+                       f"--ca-cert={pki.ca_cert}"]
+            proc = subprocess.Popen(
+                ["ovsdb-server", str(dbs[i]), remote, *tls, f"--unixctl={ctl}", "--no-chdir",
+                 f"--log-file={dir}/nb{i}.log"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cluster.pids.append(proc.pid)
+            cluster.ctls.append(ctl)
+        wait_for(lambda: all("Status: cluster member" in cluster.status(i) for i in range(n))
+                 and cluster.leader() is not None, 15, "the raft cluster to form")
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def nb_pki(tmp_path_factory):
+    """One throwaway PKI per test module (python-ovs holds one set of SSL files per process)."""
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def nb_cluster(tmp_path):
+    """A 3-member NB raft cluster on tcp (function scope: tests kill members)."""
+    c = start_nb_cluster(tmp_path / "cluster")
+    yield c
+    c.stop()

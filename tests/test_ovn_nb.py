@@ -132,3 +132,17 @@ def test_connect_to_nothing_raises_quickly(tmp_path):
     with pytest.raises(Exception):
         ovn_nb.connect(f"unix:{tmp_path}/nothing.sock", timeout=2)
     assert time.monotonic() - t0 < 4
+
+
+def test_member_in_use_and_members_parsing(nb_server):
+    """connection.member names the server the IDL talks to (the status line's "via"), None
+    while down; remote.members splits a list the way python-ovs does."""
+    from virtdeck.backends.ovn.remote import members
+    assert members("tcp:a:1, ssl:b:2 ,unix:/x,y") == ["tcp:a:1", "ssl:b:2", "unix:/x,y"]
+    api = ovn_nb.connect(nb_server.tcp, timeout=5)
+    try:
+        assert ovn_nb.member(api) == nb_server.tcp
+        stop_pid(nb_server.pid)
+        wait_for(lambda: ovn_nb.member(api) is None, 5, "the member to drop")
+    finally:
+        ovn_nb.close(api)
