@@ -21,6 +21,7 @@ lambda above does.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from rich.markup import escape
@@ -31,6 +32,10 @@ from textual.widgets import Button, Static
 from textual.worker import get_current_worker
 
 from ..console.errors import ValidationError, VirtdeckError
+
+
+#: The shared form sheet, by absolute path: a subclass in another folder still finds it.
+FORM_CSS = str(Path(__file__).with_name("form.tcss"))
 
 
 def error_parts(exc: BaseException) -> tuple[str, str | None, str | None]:
@@ -123,7 +128,7 @@ class FormScreen(ServiceRunner, ModalScreen):
     connected). The CSS of a subclass is form.tcss (the rows, status line and buttons every form
     shares) followed by its own ``CSS_PATH`` file(s)."""
 
-    CSS_PATH = ["form.tcss"]
+    CSS_PATH = [FORM_CSS]
     busy = False
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -132,7 +137,7 @@ class FormScreen(ServiceRunner, ModalScreen):
         own = cls.__dict__.get("CSS_PATH")
         if own is not None:
             own = [own] if isinstance(own, str) else list(own)
-            cls.CSS_PATH = ["form.tcss", *[p for p in own if str(p) != "form.tcss"]]
+            cls.CSS_PATH = [FORM_CSS, *[p for p in own if str(p) != FORM_CSS]]
 
     def __init__(self, session=None) -> None:
         super().__init__()
