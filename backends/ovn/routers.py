@@ -186,7 +186,17 @@ def set_gateway(api, tenant: str, router: str, network: str, address: str, chass
     nexthop = nexthop or net.gateway
     lrp = lrp_name(tenant, router, network)
     prefix = ipaddress.IPv4Network(net.cidr).prefixlen
-    with checked_txn(api, f"set gateway of router {router} on {network}") as txn:
+    def done() -> bool:
+        # the whole target state holds (a retry after a lost reply would otherwise add a second
+        # default route: the old routes to remove were read before the first attempt)
+        port = next((p for p in all_rows(api, "Logical_Router_Port") if p.name == lrp), None)
+        row = _find_router(api, lr)
+        routes = [rt for rt in (row.static_routes if row is not None else [])
+                  if ext_of(rt).get(EXT_ROLE) == ROLE_DEFAULT_ROUTE]
+        return (port is not None and list(port.networks) == [f"{address}/{prefix}"]
+                and [g.chassis_name for g in port.gateway_chassis] == [chassis]
+                and [rt.nexthop for rt in routes] == [nexthop])
+    with checked_txn(api, f"set gateway of router {router} on {network}", done=done) as txn:
         if r.gateway_network == network:
             old = r.gateway_address.split("/")[0] if r.gateway_address else None
             if old != address:
