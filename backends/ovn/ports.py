@@ -170,7 +170,10 @@ def create_vm_port(nb, net: NetworkInfo, *, tenant: str, vm: str, nic: int,
         pg = sg_port_group(tenant, DEFAULT_SG)
         had_sg = any(r.name == pg for r in nb.tables["Port_Group"].rows.values())
         try:
-            with nb.transaction(check_error=True) as txn:
+            # done: the port (and its group membership, same transaction) is there — a retry
+            # after a lost reply must not fail on "already exists" and roll a VM create back
+            with nb.transaction(check_error=True, done=lambda: any(
+                    p.name == name for p in nb.tables["Logical_Switch_Port"].rows.values())) as txn:
                 cmd = txn.add(nb.lsp_add(net.switch, name, **columns))
                 add_port_to_default_sg(nb, tenant, cmd)
         except VirtdeckError as exc:
