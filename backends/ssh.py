@@ -191,6 +191,13 @@ def _read_known(name: str, files: list[str]) -> asyncssh.SSHKnownHosts:
         raise HostError(f"{name}: cannot read known_hosts ({', '.join(files)}): {exc}") from None
 
 
+def _lookup(known: asyncssh.SSHKnownHosts, name: str, port: int):
+    """asyncssh's match result for ``name`` on ``port`` the OpenSSH way: by the one spelling
+    ssh uses (``[name]:port`` off 22; exact, pattern or hashed entries). Passing the port to
+    asyncssh instead would also accept an entry for port 22 when none is found for ``port``."""
+    return known.match(ssh_config.known_host_name(name, port), "", None)
+
+
 def _client_keys(name: str, dest: Destination, identity: str | None):
     """``identity`` (the inventory's, like ``ssh -i``) first, then ssh_config's IdentityFile
     entries that exist; ``()`` when the inventory sets none (asyncssh then applies IdentityFile,
@@ -218,8 +225,7 @@ async def _classify_key_failure(name: str, dest: Destination, known: asyncssh.SS
     if key is None:
         return HostError(f"{where}: the host offered no host key")
     fingerprint = key.get_fingerprint("sha256")
-    port = dest.port if dest.port != ssh_config.SSH_PORT else None
-    if known.match(dest.key_name, "", port)[0]:
+    if _lookup(known, dest.key_name, dest.port)[0]:
         return HostKeyChanged(name, dest.address, dest.port, fingerprint, jump=jump)
     line = key.export_public_key("openssh").decode().strip()
     return HostKeyUnknown(name, dest.address, dest.port, fingerprint, line,
@@ -235,8 +241,7 @@ def _check_host_ip(name: str, dest: Destination, known: asyncssh.SSHKnownHosts,
     key = conn.get_server_host_key()
     if not peer or key is None:
         return
-    port = dest.port if dest.port != ssh_config.SSH_PORT else None
-    at_ip = known.match("", peer[0], port)[0]
+    at_ip = _lookup(known, peer[0], dest.port)[0]
     if at_ip and all(k.public_data != key.public_data for k in at_ip):
         raise HostKeyChanged(name, dest.address, dest.port, key.get_fingerprint("sha256"),
                              detail=f" for its address {peer[0]} (CheckHostIP)")
@@ -272,14 +277,13 @@ async def _connect(name: str, address: str, *, port: int | None, user: str | Non
                 raise
             through = (f"-p {hop.port} " if hop.port else "") + (f"{hop.user}@" if hop.user else "") + hop.host
     known = _read_known(name, dest.known_hosts_files(known_hosts))
-    lookup_port = dest.port if dest.port != ssh_config.SSH_PORT else None
     try:
         client_keys = _client_keys(name, dest, identity)
         conn = await asyncssh.connect(
             dest.address, dest.port, username=dest.user, config=ssh_config.config_paths(),
             tunnel=tunnel, client_keys=client_keys, ignore_encrypted=True,
             # by name only (OpenSSH); asyncssh on its own also trusts entries for the peer address
-            known_hosts=lambda _h, _a, _p: known.match(dest.key_name, "", lookup_port),
+            known_hosts=lambda _h, _a, _p: _lookup(known, dest.key_name, dest.port),
             **options)
     except asyncssh.HostKeyNotVerifiable:
         err = await _classify_key_failure(name, dest, known, tunnel, through, jump,

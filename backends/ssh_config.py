@@ -200,15 +200,18 @@ def hashed_name(name: str, salt: bytes | None = None) -> str:
 
 def record_names(dest: Destination) -> list[str]:
     """The known_hosts names ssh would record a newly trusted key of ``dest`` under: the key name
-    (with port), plus the host's address when ``CheckHostIP yes`` and nothing proxies it."""
+    (with port), plus the host's addresses when ``CheckHostIP yes`` and nothing proxies it
+    (ssh records the one it connected to; every address the name resolves to is recorded here,
+    as the trust is given after that connection is gone)."""
     names = [dest.known_host_name]
     if dest.check_host_ip and not dest.proxied and dest.key_name == dest.hostname:
         try:
             infos = socket.getaddrinfo(dest.hostname, dest.port, type=socket.SOCK_STREAM)
         except OSError:
             infos = []
-        if infos:
-            ip = known_host_name(infos[0][4][0], dest.port)
+        # every address the name resolves to: the one connected to is among them
+        for info in infos:
+            ip = known_host_name(info[4][0], dest.port)
             if ip not in names:
                 names.append(ip)
     return names

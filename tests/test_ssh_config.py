@@ -515,3 +515,11 @@ def test_console_prompts_for_an_alias_and_records_it_in_the_inventory_file(home,
         assert "host key" not in (live.snapshot().host("box").error or "")
     finally:
         live.stop()
+
+
+def test_an_entry_for_port_22_does_not_vouch_for_another_port(home, target):
+    """OpenSSH looks up `[host]:port` only; asyncssh alone falls back to the bare `host`."""
+    user_known_hosts(home).write_text(entry("127.0.0.1", target))
+    inv = inventory("127.0.0.1", port=target.port, ssh=SshDefaults(identity=str(target.client_key)))
+    with pytest.raises(HostKeyUnknown):
+        run(inv)
