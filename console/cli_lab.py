@@ -56,7 +56,7 @@ def cmd_status(args) -> int:
 
 def _status_all(args) -> int:
     """Every lab and sandbox on the machine: owner, age, hosts, running guests, CPU."""
-    from ..backends.lab.owners import labs
+    from ..backends.lab.owners import labs, stray_cgroups
     found = labs()
     if getattr(args, "json", False):
         json.dump([{"kind": i.kind, "path": str(i.path), "owner": i.owner,
@@ -73,6 +73,8 @@ def _status_all(args) -> int:
         print(i.line())
         if i.orphan:
             print(f"        owner gone: `{i.reap_command}`")
+    for d in stray_cgroups():  # what the reap above could not remove (busy, or just made)
+        print(f"cgroup  {d} belongs to no lab or sandbox")
     return 0
 
 

@@ -167,15 +167,17 @@ def _self_cgroup(ctrl: str) -> str | None:
     return None
 
 
-def cgroup_instance() -> str:
+def cgroup_instance(lab: Path | None = None) -> str:
     """``virtdeck-lab`` for the default lab dir, ``virtdeck-lab-<8 hex>`` for another one (a
-    sandboxed lab must not share cgroups with the machine's lab)."""
+    sandboxed lab must not share cgroups with the machine's lab). ``lab``: that lab dir
+    (default: this process's, state.lab_dir())."""
     import hashlib
     import platformdirs
+    lab = lab or lab_dir()
     default = Path(platformdirs.user_data_dir("virtdeck")) / "lab"
-    if lab_dir() == default:
+    if lab == default:
         return "virtdeck-lab"
-    return "virtdeck-lab-" + hashlib.sha256(str(lab_dir()).encode()).hexdigest()[:8]
+    return "virtdeck-lab-" + hashlib.sha256(str(lab).encode()).hexdigest()[:8]
 
 
 def cgroup_dirs(h: topo.LabHost) -> list[Path]:

@@ -19,7 +19,8 @@ without an owner (made before owners were recorded) is never an orphan: unknown 
 :func:`labs` ``() -> list[LabInfo]`` lists the machine's labs and sandboxes (``virtdeck lab
 status --all``). :func:`reap_orphans` ``(log) -> list[LabInfo]`` reaps orphaned *sandboxes*
 (nobody else can reach a sandbox's private network, so reaping hurts no one) and reports an
-orphaned machine lab with the command that takes it down (others may be using it).
+orphaned machine lab with the command that takes it down (others may be using it); it also
+removes empty lab cgroups that no lab or sandbox accounts for (:func:`stray_cgroups`).
 """
 
 from __future__ import annotations
@@ -422,9 +423,70 @@ def clear_sandbox(root: Path, owner: dict | None, use_ns: bool) -> list[int]:
         time.sleep(0.01)
     for dirs in state.get("cgroups", {}).values():
         remove_cgroups(dirs)
+    # The lab's own down deletes state.json (and with it the record of its cgroups) and may
+    # have failed to rmdir them while its processes were still exiting: the instance groups
+    # are named after the lab dir, so they are found without the record.
+    for d in lab_cgroup_roots(root / "lab"):
+        remove_tree_cgroup(d)
     remove_tree_cgroup(owner.get("freezer"))
     shutil.rmtree(root, ignore_errors=True)
     return killed
+
+
+def lab_cgroup_roots(lab: Path) -> list[Path]:
+    """The cgroup instance directories (``…/cpu/virtdeck-lab-<hash>``, one per controller) a
+    lab in directory ``lab`` gives its hypervisors (hosts.cgroup_instance), whether or not
+    they exist."""
+    from .hosts import CGROUP_CONTROLLERS, CGROUP_ROOT, _self_cgroup, cgroup_instance
+    name = cgroup_instance(lab)
+    out = []
+    for ctrl in CGROUP_CONTROLLERS:
+        mine = _self_cgroup(ctrl)
+        if mine is not None:
+            out.append(CGROUP_ROOT / ctrl / mine.lstrip("/") / name)
+    return out
+
+
+STRAY_MIN_AGE_S = 60  # a lab creates a host's cgroup a moment before its holder joins it
+
+
+def stray_cgroups() -> list[Path]:
+    """Lab and sandbox cgroups no lab or sandbox directory accounts for (left by a sandbox
+    removed before cgroups were recorded, or by hand): ``virtdeck-lab-<hash>`` in the cpu and
+    cpuacct hierarchies whose hash names no sandbox's lab dir, ``virtdeck-sandbox-*`` freezer
+    groups whose sandbox dir is gone. Only read: see :func:`reap_orphans`."""
+    from .hosts import CGROUP_CONTROLLERS, CGROUP_ROOT, _self_cgroup, cgroup_instance
+    base = base_dir()
+    known = {"virtdeck-lab"} | {cgroup_instance(d / "lab") for d in base.glob("sandbox-*")}
+    out = []
+    for ctrl in CGROUP_CONTROLLERS:
+        mine = _self_cgroup(ctrl)
+        if mine is not None:
+            out += [d for d in (CGROUP_ROOT / ctrl / mine.lstrip("/")).glob("virtdeck-lab-*")
+                    if d.is_dir() and d.name not in known]
+    fz = freezer_dir("x")
+    if fz is not None:
+        out += [d for d in fz.parent.glob("virtdeck-sandbox-*")
+                if d.is_dir() and not (base / d.name.removeprefix("virtdeck-")).is_dir()]
+    return sorted(out)
+
+
+def _reap_stray_cgroups(log) -> None:
+    """rmdir stray cgroups that are empty and older than STRAY_MIN_AGE_S (a non-empty cgroup
+    cannot be removed, so a live lab's never goes); report the others."""
+    for d in stray_cgroups():
+        try:
+            young = time.time() - d.stat().st_mtime < STRAY_MIN_AGE_S
+        except OSError:
+            continue
+        if young:
+            continue
+        remove_tree_cgroup(d)
+        if d.is_dir():
+            log(f"lab: cgroup {d} belongs to no lab or sandbox but still has processes "
+                f"(see its cgroup.procs); left alone")
+        else:
+            log(f"lab: removed stray cgroup {d}")
 
 
 def reap_orphans(log=None, skip: Path | None = None) -> list[LabInfo]:
@@ -456,4 +518,5 @@ def reap_orphans(log=None, skip: Path | None = None) -> list[LabInfo]:
             log(f"lab: the machine's lab was brought up by pid {owner['pid']} "
                 f"({owner.get('argv', '')[:60]}), which is gone; nobody owns it now. "
                 f"Take it down with `virtdeck lab down` once nobody uses it")
+    _reap_stray_cgroups(log)
     return found

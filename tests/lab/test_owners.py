@@ -116,3 +116,33 @@ def test_reaper_takes_orphaned_sandboxes_only(base):
         if orphan_cmd.poll() is None:
             O.kill_all(lambda: O._cgroup_pids(freezer), freezer)
         O.remove_tree_cgroup(freezer)
+
+
+@needs_root
+def test_stray_lab_cgroups_are_removed_when_empty_and_old(base, monkeypatch):
+    from virtdeck.backends.lab.hosts import CGROUP_ROOT, _self_cgroup
+    mine = _self_cgroup("cpu")
+    if mine is None or not (CGROUP_ROOT / "cpu" / "cgroup.procs").exists():
+        pytest.skip("no cgroup v1 cpu hierarchy here")
+    parent = CGROUP_ROOT / "cpu" / mine.lstrip("/")
+    old, young = parent / f"virtdeck-lab-t{os.getpid()}o", parent / f"virtdeck-lab-t{os.getpid()}y"
+    sandbox_lab = O.lab_cgroup_roots(base / "sandbox-x" / "lab")[0]  # a sandbox dir accounts for it
+    (base / "sandbox-x").mkdir()
+    for d in (old / "hv1", young, sandbox_lab):
+        d.mkdir(parents=True)
+    past = time.time() - 2 * O.STRAY_MIN_AGE_S
+    os.utime(old, (past, past))
+    os.utime(sandbox_lab, (past, past))
+    try:
+        stray = O.stray_cgroups()
+        assert old in stray and young in stray and sandbox_lab not in stray
+        # Only this test's groups: other people's labs' cgroups are none of its business.
+        real = O.stray_cgroups
+        monkeypatch.setattr(O, "stray_cgroups", lambda: [d for d in real() if d in (old, young)])
+        lines = []
+        O._reap_stray_cgroups(lines.append)
+        assert not old.exists() and young.is_dir() and sandbox_lab.is_dir()
+        assert lines == [f"lab: removed stray cgroup {old}"]
+    finally:
+        for d in (old, young, sandbox_lab):
+            O.remove_tree_cgroup(d)

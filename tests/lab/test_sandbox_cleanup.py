@@ -47,6 +47,11 @@ def _comm(pid: int) -> str:
         return ""
 
 
+def _now_ticks() -> int:
+    """Now, in clock ticks since boot (the unit of /proc/PID/stat's start time)."""
+    return int(float(Path("/proc/uptime").read_text().split()[0]) * os.sysconf("SC_CLK_TCK"))
+
+
 def _same_process(pid: int, ticks: int | None) -> bool:
     """``pid`` still runs (not a zombie waiting for init to reap it) and is the same process."""
     from virtdeck.backends.lab.owners import start_ticks
@@ -85,7 +90,9 @@ class Sandbox:
         mine = {k: _ns(os.getpid(), k) for k in NS_KINDS}
         ns = {(k, _ns(p, k)) for p in pids for k in NS_KINDS} - {(k, v) for k, v in mine.items()}
         ns.discard(("net", None))
+        from virtdeck.backends.lab.owners import lab_cgroup_roots
         cgroups = [d for dirs in self.state.get("cgroups", {}).values() for d in dirs]
+        cgroups += [str(d) for d in lab_cgroup_roots(self.root / "lab")]
         return {"pids": {p: start_ticks(p) for p in pids},
                 "qemu": [p for p in pids if _comm(p).startswith("qemu-system")],
                 "holders": dict(self.state["holders"]),
@@ -97,19 +104,27 @@ class Sandbox:
         assert not gone, f"processes of the live sandbox went: {gone}"
         assert len(self.snap["qemu"]) == 1
 
-    def assert_gone(self) -> None:
+    def assert_gone(self, since: int) -> None:
+        """Nothing of the sandbox is left. ``since``: the signal's time in clock ticks since
+        boot. The kernel hands a freed namespace inode number to the next namespace made on
+        the machine (others' `ip netns exec` make them all the time), so a process started
+        after the signal is in a new namespace, not in one of the sandbox's."""
+        from virtdeck.backends.lab.owners import start_ticks
         snap = self.snap
         assert not self.root.exists(), "sandbox directory left"
         left = [p for p, t in snap["pids"].items() if _same_process(p, t)]
         assert not left, f"processes left: {[(p, _comm(p)) for p in left]}"
         assert not [p for p in snap["qemu"] if _same_process(p, snap["pids"][p])], "qemu left"
-        for pid in _all_pids():
+        old = [p for p in _all_pids() if (start_ticks(p) or since) < since]
+        reused = {(k, _ns(p, k)) for p in _all_pids() if (start_ticks(p) or 0) >= since
+                  for k in NS_KINDS} & snap["ns"]
+        for pid in old:
             held = {(k, _ns(pid, k)) for k in NS_KINDS} & snap["ns"]
             assert not held, f"process {pid} ({_comm(pid)}) is in the sandbox's namespaces {held}"
         # Mounts: none of its paths in any mount namespace left, and no nsfs mount keeps one
         # of its namespaces alive without a process.
         seen_mnt = set()
-        for pid in _all_pids():
+        for pid in old:
             m = _ns(pid, "mnt")
             if m is None or m in seen_mnt:
                 continue
@@ -119,7 +134,7 @@ class Sandbox:
             except OSError:
                 continue
             assert str(self.root) not in text, f"a mount of {self.root} is left (mnt ns of {pid})"
-            for kind, ino in snap["ns"]:
+            for kind, ino in snap["ns"] - reused:
                 assert f"{kind}:[{ino}]" not in text, f"an nsfs mount holds {kind}:[{ino}]"
         for d in snap["cgroups"]:
             assert not os.path.isdir(d), f"cgroup {d} left"
@@ -156,9 +171,10 @@ def other(tmp_path_factory):
     sb = Sandbox(tmp_path_factory.mktemp("other"), "other")
     yield sb
     if sb.proc.poll() is None:
+        since = _now_ticks()
         sb.proc.send_signal(signal.SIGTERM)
         sb.proc.wait(timeout=120)
-        sb.assert_gone()
+        sb.assert_gone(since)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL],
@@ -175,7 +191,7 @@ def test_sandbox_ends_everything_it_started(other, tmp_path, sig):
             assert r["owner"]["pid"] == s.proc.pid and r["owner_alive"] and not r["orphan"]
             assert r["hosts"] == {"central": True, "hv1": True, "outside": True}
             assert r["guests"] == 1 and r["processes"] >= len(s.snap["pids"]) - 1
-    t0 = time.monotonic()
+    t0, since = time.monotonic(), _now_ticks()
     sb.proc.send_signal(sig)
     code = sb.proc.wait(timeout=120)
     t_exit = time.monotonic() - t0
@@ -190,7 +206,7 @@ def test_sandbox_ends_everything_it_started(other, tmp_path, sig):
     else:
         assert code == 128 + sig, out
     t_gone = time.monotonic() - t0
-    sb.assert_gone()
+    sb.assert_gone(since)
     other.assert_alive()
     assert_shared_lab_untouched(shared)
     print(f"\n{signal.Signals(sig).name}: {sb.figures}; {len(sb.snap['pids'])} processes; "
@@ -202,13 +218,13 @@ def test_command_that_ends_leaving_its_lab_up_takes_it_along(other, tmp_path):
     sandbox takes them down and reports what it had to stop; its exit status is the command's."""
     shared = shared_lab()
     sb = Sandbox(tmp_path, "leaver", exit_file=tmp_path / "exit")
-    t0 = time.monotonic()
+    t0, since = time.monotonic(), _now_ticks()
     (tmp_path / "exit").touch()
     code = sb.proc.wait(timeout=120)
     out = sb.proc.stdout.read()
     assert code == 0, out
     assert "the sandboxed lab was still up; stopped" in out
-    sb.assert_gone()
+    sb.assert_gone(since)
     other.assert_alive()
     assert_shared_lab_untouched(shared)
     print(f"\ncommand ended: all gone {time.monotonic() - t0:.2f} s after")
