@@ -228,3 +228,30 @@ def test_command_that_ends_leaving_its_lab_up_takes_it_along(other, tmp_path):
     other.assert_alive()
     assert_shared_lab_untouched(shared)
     print(f"\ncommand ended: all gone {time.monotonic() - t0:.2f} s after")
+
+
+def test_interrupted_pytest_session_takes_its_lab_down(tmp_path):
+    """SIGTERM to a pytest session whose `lab` fixture brought a lab up (in a sandbox, never
+    the shared lab): the fixture's teardown runs as after Ctrl-C and takes the lab down, so the
+    sandbox finds nothing of it left when the session ends."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    ready = tmp_path / "ready"
+    p = subprocess.Popen(
+        [VIRTDECK, "lab", "sandbox", "--", sys.executable, "-m", "pytest", "-q", "-s", "-p",
+         "no:cacheprovider", str(HERE / "fixture_inner.py")], cwd=HERE.parent.parent,
+        env=dict(os.environ, VD_READY=str(ready), VIRTDECK_LAB_KEEP=""),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        assert p.poll() is None, p.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    os.kill(int(ready.read_text()), signal.SIGTERM)
+    code = p.wait(timeout=120)
+    out = p.stdout.read()
+    assert code == 2, out  # pytest's "interrupted"
+    assert "LabInterrupted: signal SIGTERM" in out or "KeyboardInterrupt" in out, out
+    assert "the sandboxed lab was still up" not in out, out  # the fixture took it down itself
+    print(f"\npytest session ended by SIGTERM, lab down and sandbox gone {time.monotonic() - t0:.2f} s after")
