@@ -407,7 +407,6 @@ class RouterEditor(FormScreen):
         return self.last
 
 
-
 def read_tenant(session, tenant: str) -> tuple[str, list, list, list]:
     """``(tenant, routers, networks, VM ports)`` of ``tenant`` for the screen: RouterInfo,
     NetworkInfo and rsvc.VmPort lists read from OVN NB through the router and network services
