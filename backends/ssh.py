@@ -276,8 +276,8 @@ async def _connect(name: str, address: str, *, port: int | None, user: str | Non
                     tunnel.close()
                 raise
             through = (f"-p {hop.port} " if hop.port else "") + (f"{hop.user}@" if hop.user else "") + hop.host
-    known = _read_known(name, dest.known_hosts_files(known_hosts))
     try:
+        known = _read_known(name, dest.known_hosts_files(known_hosts))
         client_keys = _client_keys(name, dest, identity)
         conn = await asyncssh.connect(
             dest.address, dest.port, username=dest.user, config=ssh_config.config_paths(),

@@ -523,3 +523,18 @@ def test_an_entry_for_port_22_does_not_vouch_for_another_port(home, target):
     inv = inventory("127.0.0.1", port=target.port, ssh=SshDefaults(identity=str(target.client_key)))
     with pytest.raises(HostKeyUnknown):
         run(inv)
+
+
+def test_inventory_leaves_user_and_port_unset_unless_written(tmp_path):
+    from virtdeck.config.inventory import load
+    p = tmp_path / "inv.toml"
+    p.write_text('[[hosts]]\nname = "hv1"\naddress = "hvalias"\n\n[[hosts]]\nname = "hv2"\n'
+                 'address = "hv2.example"\nuser = "ops"\nport = 2222\n')
+    hv1, hv2 = load(p).hosts
+    assert (hv1.user, hv1.port) == (None, None) and (hv2.user, hv2.port) == ("ops", 2222)
+
+
+def test_malformed_ssh_config_is_one_error_naming_the_line(home):
+    ssh_config_file(home, "Host hv\n    Port twenty-two\n")
+    with pytest.raises(HostError, match=r"ssh_config for hv: .*config line 2"):
+        run(inventory("hv"))
