@@ -5,6 +5,7 @@ ProxyJump host), a ~/.ssh/config in a temporary HOME, a real ssh-agent where Ide
 matters, and `ssh-keygen -F` / the `ssh` client itself to prove that trusted keys are recorded
 where OpenSSH finds them. No mocks of SSH. The machine's /etc/ssh files are swapped for
 temporary ones (module attributes), so nothing here depends on or touches the machine's.
+Over 400 lines on purpose: one short test per option, sharing the HOME and sshd fixtures above.
 """
 
 from __future__ import annotations
