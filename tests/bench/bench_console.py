@@ -243,7 +243,8 @@ def virsh_loop(inv, hosts: list[str]) -> tuple[float, int]:
         h = inv.host(name)
         res = subprocess.run(
             ["ssh", "-i", inv.ssh.identity, "-o", f"UserKnownHostsFile={inv.ssh.known_hosts}",
-             "-o", "BatchMode=yes", f"{h.user}@{h.address}", "virsh", "list", "--all"],
+             "-o", "BatchMode=yes", *(["-p", str(h.port)] if h.port else []),
+             f"{h.user}@{h.address}" if h.user else h.address, "virsh", "list", "--all"],
             capture_output=True, text=True, check=True)
         lines += sum(1 for ln in res.stdout.splitlines() if PREFIX in ln)
     return time.monotonic() - t0, lines
