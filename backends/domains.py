@@ -75,8 +75,17 @@ def host_error(exc: BaseException, host: str | None, action: str) -> HostError:
     where = host or "libvirt"
     text = f"{where}: {action}: {message(exc)}"
     if isinstance(exc, libvirt.libvirtError) and exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-        return DomainGone(text)
-    return HostError(text)
+        err: HostError = DomainGone(text)
+    else:
+        err = HostError(text)
+    err.libvirt_message = message(exc)  # for callers that word the line themselves (see why())
+    return err
+
+
+def why(exc: BaseException) -> str:
+    """libvirt's own message inside a :func:`host_error` HostError (a libvirt error's message; any
+    other exception's text), for a caller that words the line itself."""
+    return getattr(exc, "libvirt_message", None) or message(exc)
 
 
 def _call(host: str | None, action: str, fn, *args):
@@ -193,6 +202,84 @@ def wait_state(dom, states: Iterable[str], timeout: float, poll: float = 0.2) ->
         if time.monotonic() >= deadline:
             return False
         time.sleep(poll)
+
+
+def is_active(dom, host: str | None = None) -> bool:
+    """True while the domain runs (or is paused): it holds host RAM. Raises HostError (DomainGone)."""
+    return bool(_call(host, f"reading the state of {dom.name()}", dom.isActive))
+
+
+def is_persistent(dom, host: str | None = None) -> bool:
+    """True for a defined (not transient) domain. Raises HostError (DomainGone)."""
+    return bool(_call(host, f"reading {dom.name()}", dom.isPersistent))
+
+
+def _acpi(host: str, action: str, call, flag: int) -> None:
+    """Press the ACPI power button (``flag``); a driver without that method gets its default."""
+    try:
+        call(flag)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+            raise host_error(exc, host, action) from None
+        _call(host, action, call, 0)
+
+
+def shutdown(dom, host: str) -> None:
+    """Ask the guest to power off (ACPI power button); returns at once. Raises HostError."""
+    _acpi(host, f"shutdown {dom.name()}", dom.shutdownFlags, libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+
+
+def reboot(dom, host: str, hard: bool = False) -> None:
+    """Reboot: ACPI request to the guest, or ``hard`` = reset (the reset button, no guest
+    cooperation). Raises HostError."""
+    if hard:
+        _call(host, f"reset {dom.name()}", dom.reset, 0)
+    else:
+        _acpi(host, f"reboot {dom.name()}", dom.reboot, libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
+
+
+def suspend(dom, host: str) -> None:
+    """Pause the domain's vCPUs (it keeps its memory). Raises HostError."""
+    _call(host, f"suspend {dom.name()}", dom.suspend)
+
+
+def resume(dom, host: str) -> None:
+    """Resume a paused domain. Raises HostError."""
+    _call(host, f"resume {dom.name()}", dom.resume)
+
+
+def wakeup(dom, host: str) -> None:
+    """Wake a guest from its own suspend (pmsuspended). Raises HostError."""
+    _call(host, f"wake {dom.name()}", dom.pMWakeup, 0)
+
+
+def set_vcpus(dom, host: str, vcpus: int, config: bool = True, live: bool = False,
+              maximum: bool = False) -> None:
+    """Set the vCPU count (whole vCPUs) in the config and/or the running domain (hot-plug up to
+    its ``<vcpu>`` maximum); ``maximum``: set that ceiling instead (config only). Raises HostError
+    ("<host>: set vCPUs of <name>: …")."""
+    flags = (CONFIG if config else 0) | (LIVE if live else 0) | (libvirt.VIR_DOMAIN_VCPU_MAXIMUM if maximum else 0)
+    _call(host, f"set vCPUs of {dom.name()}", dom.setVcpusFlags, vcpus, flags)
+
+
+def set_memory(dom, host: str, memory_mib: int, config: bool = True, live: bool = False,
+               maximum: bool = False) -> None:
+    """Set ``<currentMemory>`` (MiB; libvirt takes KiB, converted here) in the config and/or the
+    running domain (balloon, up to ``<memory>``); ``maximum``: set ``<memory>`` instead (config
+    only). Raises HostError ("<host>: set memory of <name>: …")."""
+    flags = (CONFIG if config else 0) | (LIVE if live else 0) | (libvirt.VIR_DOMAIN_MEM_MAXIMUM if maximum else 0)
+    _call(host, f"set memory of {dom.name()}", dom.setMemoryFlags, memory_mib * 1024, flags)
+
+
+def update_device(dom, host: str, device_xml: str, live: bool = True, config: bool = False) -> None:
+    """Change a device in place (``updateDeviceFlags``: e.g. a cdrom's media). Raises HostError."""
+    flags = (CONFIG if config else 0) | (LIVE if live else 0)
+    _call(host, f"update a device of {dom.name()}", dom.updateDeviceFlags, device_xml, flags)
+
+
+def list_all(conn, host: str) -> list:
+    """Every domain object on ``host`` (defined and transient). Raises HostError."""
+    return _call(host, "listing domains", conn.listAllDomains, 0)
 
 
 def set_instance_meta(dom, host: str, meta: dx.InstanceMeta, live: bool) -> None:

@@ -39,7 +39,9 @@ def _msg(exc: libvirt.libvirtError) -> str:
 
 
 def _err(host: str, what: str, exc: libvirt.libvirtError) -> HostError:
-    return HostError(f"{host}: {what}: {_msg(exc)}")
+    err = HostError(f"{host}: {what}: {_msg(exc)}")
+    err.libvirt_message = _msg(exc)  # as backends.domains.host_error does (domains.why reads it)
+    return err
 
 
 @dataclass(frozen=True)

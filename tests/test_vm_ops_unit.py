@@ -186,10 +186,10 @@ def test_instance_metadata_is_accepted_by_libvirt_setmetadata():
     """libvirt's own test driver: setMetadata refuses an element declaring the namespace, so
     metadata_xml must give it bare (vm edit-config and network delete --cascade write it)."""
     from virtdeck.backends import domain_xml as dx
-    from virtdeck.console.services.vm_nics import _set_instance_meta
+    from virtdeck.backends import domains
 
     meta = dx.InstanceMeta("t1", "debian12", "iid-1", ("vd.t1.a", "vd.t1.b"))
     dom = libvirt.open("test:///default").lookupByName("test")
-    _set_instance_meta(dom, meta, libvirt.VIR_DOMAIN_AFFECT_CONFIG | libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    domains.set_instance_meta(dom, "test", meta, live=True)
     assert dx.parse_metadata(dom.XMLDesc(0)) == meta
     assert dx.parse_metadata(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, dx.NS)) == meta

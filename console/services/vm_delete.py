@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import libvirt
-
+from ...backends import domains, storage
 from ...backends.ovn import vm_ports
 from ..errors import HostError, VirtdeckError
-from .vm_lookup import OpResult, VmNotFound, _find, _lv_msg, _nb, _Op, _run_verb, domain_facts
+from .vm_lookup import OpResult, VmNotFound, _find, _nb, _Op, _run_verb, domain_facts
 
 # ---------------------------------------------------------------------------------------------
 # Delete
@@ -18,34 +17,22 @@ def _template_volumes(session) -> set[tuple[str, str]]:
     return {(t.pool, t.volume) for t in session.inventory.templates}
 
 
-def _own_volumes(session, conn, disks) -> tuple[list[tuple[Any, str]], list[str]]:
+def _own_volumes(session, conn, host: str, disks) -> tuple[list[tuple[Any, str]], list[str]]:
     """Split a domain's disks into ``[(volume, pool name)]`` it owns (its overlay, its seed) and
-    the paths it only uses: not a pool volume, or a template volume shared by every VM."""
+    the paths it only uses: not a pool volume, or a template volume shared by every VM.
+    Raises HostError."""
     templates = _template_volumes(session)
     own, shared = [], []
     for d in disks:
         if not d.source:
             continue
-        vol = _volume_for(conn, d.source)
-        pool = vol.storagePoolLookupByVolume().name() if vol is not None else None
+        vol = storage.volume_at(conn, host, d.source)
+        pool = storage.pool_of(vol, host) if vol is not None else None
         if vol is None or (pool, vol.name()) in templates:
             shared.append(d.source)
         else:
             own.append((vol, pool))
     return own, shared
-
-
-def _volume_for(conn, path: str):
-    """The storage volume at ``path`` (or ``pool:POOL/VOL``), or None when it is not a pool volume."""
-    try:
-        if path.startswith("pool:"):
-            pool, vol = path[5:].split("/", 1)
-            return conn.storagePoolLookupByName(pool).storageVolLookupByName(vol)
-        return conn.storageVolLookupByPath(path)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
-            return None
-        raise
 
 
 def delete(session, name: str, host: str | None = None, missing_ok: bool = False) -> OpResult:
@@ -77,36 +64,27 @@ def delete(session, name: str, host: str | None = None, missing_ok: bool = False
                 return op.result("noop", f"no VM named {name}: nothing to delete")
             raise
         conn = session.libvirt(op.host)
-        facts = domain_facts(dom, inactive=dom.isPersistent())
+        persistent = domains.is_persistent(dom, op.host)
+        facts = domain_facts(dom, inactive=persistent)
         nb = _nb(session)  # fail before touching anything if NB is unreachable
         rows = vm_ports.rows_of(nb, name, facts.interfaceids)
-        owned, kept = _own_volumes(session, conn, facts.disks)
+        owned, kept = _own_volumes(session, conn, op.host, facts.disks)
         volumes = [vol for vol, _ in owned]
         try:
-            if dom.isActive():
-                dom.destroy()
-            if dom.isPersistent():
-                flags = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                try:
-                    dom.undefineFlags(flags | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                                      | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
-                except libvirt.libvirtError as exc:
-                    if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
-                        raise
-                    dom.undefineFlags(flags)
-        except libvirt.libvirtError as exc:
-            # someone else (another console, virsh) removed it meanwhile: finish the cleanup
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                raise
+            domains.destroy(dom, op.host, missing_ok=False)
+            if persistent:
+                domains.undefine(dom, op.host, name, missing_ok=False)
+        except domains.DomainGone:
+            pass  # someone else (another console, virsh) removed it meanwhile: finish the cleanup
         problems: list[str] = []
         removed: list[str] = []
         for vol in volumes:
             vname = vol.name()
             try:
-                vol.delete(0)
+                storage.remove_volume(vol, op.host)
                 removed.append(vname)
-            except libvirt.libvirtError as exc:
-                problems.append(f"volume {vname} on {op.host}: {_lv_msg(exc)}")
+            except HostError as exc:
+                problems.append(f"volume {vname} on {op.host}: {domains.why(exc)}")
         try:
             vm_ports.remove_rows(nb, rows)
         except Exception as exc:  # noqa: BLE001 - ovsdbapp raises assorted types

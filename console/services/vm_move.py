@@ -9,7 +9,7 @@ from ...backends import domains, hostlock
 from ...backends.ovn import vm_ports
 from ..errors import HostError, ValidationError, VirtdeckError
 from . import verb as verb_frame
-from .vm_delete import _own_volumes, _volume_for
+from .vm_delete import _own_volumes
 from .vm_lookup import (DomainFacts, OpResult, VmStateError, _find, _lookup_on, _nb, _Op, _run_verb,
                         state_name)
 
@@ -101,7 +101,7 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
         hc = session.inventory.host(to_host)
         if not hc.hypervisor or not hc.enabled:
             raise ValidationError("--to", f"{to_host} is not an enabled hypervisor")
-        if dom.isActive():
+        if domains.is_active(dom, src):
             raise VmStateError(f"{name} on {src} is {state_name(dom)}; shut it down before moving it")
         sconn = session.libvirt(src)
         tconn = session.libvirt(to_host)
@@ -117,14 +117,14 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
         # What to copy, and what must already be on the target.
         to_copy = []
         needed = [p for p in (facts.kernel, facts.initrd) if p]
-        owned, shared = _own_volumes(session, sconn, facts.disks)
+        owned, shared = _own_volumes(session, sconn, src, facts.disks)
         needed += shared
         for vol, pool in owned:
             info = storage.volume_info(vol)
             if info.backing_path:
                 needed.append(info.backing_path)
             to_copy.append((vol, pool, info.path))
-        missing = [p for p in needed if _volume_for(tconn, p) is None]
+        missing = [p for p in needed if storage.volume_at(tconn, to_host, p) is None]
         if missing:
             raise VirtdeckError(f"{to_host} lacks {', '.join(missing)} (the template's files must be there "
                                 f"at the same paths; `virtdeck template add` puts them on every host)")
@@ -153,12 +153,12 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
                              lambda: domains.remove(tconn, to_host, facts.uuid, name))
                 domains.define(tconn, to_host, xml)
             # The VM exists on the target now: retire the source definition (its NVRAM stays).
-            if dom.isPersistent():
+            if domains.is_persistent(dom, src):
                 try:
                     domains.undefine(dom, src, name, missing_ok=False, keep_nvram=True)
                 except HostError as exc:
                     raise HostError(f"{src}: cannot undefine {name} there, move undone: "
-                                    f"{str(exc).removeprefix(f'{src}: undefine {name}: ')}") from None
+                                    f"{domains.why(exc)}") from None
         except BaseException:
             undo.rollback()
             raise

@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from typing import Iterable
 
-import libvirt
-
+from ...backends import domain_xml as dx
+from ...backends import domains
 from ..errors import VirtdeckError
-from .vm_lookup import _hypervisor_names, _lv_msg
+from .vm_lookup import _hypervisor_names
 
 # ---------------------------------------------------------------------------------------------
 # NICs whose OVN port went away (network delete --cascade)
@@ -27,20 +27,12 @@ def _nics_bound_to(xml: str, lsps: set[str]) -> dict[tuple[str, str], str]:
     return out
 
 
-def _set_instance_meta(dom, meta, flags: int) -> None:
-    """Replace the domain's ``<virtdeck:instance>`` metadata with ``meta`` (domain_xml.InstanceMeta)
-    under ``flags`` (VIR_DOMAIN_AFFECT_*). Raises libvirtError."""
-    from ...backends import domain_xml as dx
-
-    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, dx.metadata_xml(meta), dx.PREFIX, dx.NS, flags)
-
-
 def detach_ports(session, lsps: Iterable[str], switch: str | None = None) -> dict:
     """Detach, from every domain on the enabled hypervisors, the NICs bound (openvswitch
     virtualport interfaceid) to the LSPs ``lsps`` — the ports a ``network delete --cascade``
     removed, so no domain is left with a NIC pointing at a deleted port.
 
-    Running domains: ``detachDeviceFlags(LIVE | CONFIG)`` (libvirt asks the guest to release
+    Running domains: :func:`domains.detach_device` live and config (libvirt asks the guest to release
     the PCI device and waits ~5 s; a guest that does not answer keeps the NIC until it does or
     until its next boot, the config is changed at once). Others: CONFIG only. ``switch``: the
     deleted logical switch, also dropped from the ``<virtdeck:instance>`` networks metadata.
@@ -49,42 +41,37 @@ def detach_ports(session, lsps: Iterable[str], switch: str | None = None) -> dic
     raises for one host or domain (an unreachable host is a problem line: its domains keep the
     NIC, which then has no port — it carries no traffic; run this again once it is back).
     """
-    from ...backends import domain_xml as dx
-
     want = set(lsps)
     out: dict = {"detached": [], "problems": []}
     if not want:
         return out
-    CFG, LIVE = libvirt.VIR_DOMAIN_AFFECT_CONFIG, libvirt.VIR_DOMAIN_AFFECT_LIVE
 
     def one(h: str) -> tuple[list[dict], list[str]]:
         done, problems = [], []
         try:
-            conn = session.libvirt(h)
-            doms = conn.listAllDomains(0)
-        except (VirtdeckError, libvirt.libvirtError) as exc:
-            why = _lv_msg(exc) if isinstance(exc, libvirt.libvirtError) else str(exc)
-            return [], [f"{h}: cannot list domains, their NICs were not checked: {why}"]
+            doms = domains.list_all(session.libvirt(h), h)
+        except VirtdeckError as exc:
+            return [], [f"{h}: cannot list domains, their NICs were not checked: {domains.why(exc)}"]
         for dom in doms:
             try:
-                active = bool(dom.isActive())
-                cfg_nics = _nics_bound_to(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), want) \
-                    if dom.isPersistent() else {}
-                live_nics = _nics_bound_to(dom.XMLDesc(0), want) if active else {}
+                active = domains.is_active(dom, h)
+                cfg_nics = _nics_bound_to(domains.xml(dom, h, inactive=True), want) \
+                    if domains.is_persistent(dom, h) else {}
+                live_nics = _nics_bound_to(domains.xml(dom, h), want) if active else {}
                 for (mac, lsp), dev in {**live_nics, **cfg_nics}.items():
-                    flags = (CFG if (mac, lsp) in cfg_nics else 0) | (LIVE if (mac, lsp) in live_nics else 0)
-                    dom.detachDeviceFlags(dev, flags)  # libvirt matches it by MAC
-                    done.append({"vm": dom.name(), "host": h, "mac": mac, "lsp": lsp, "live": bool(flags & LIVE)})
+                    live = (mac, lsp) in live_nics
+                    # libvirt matches the NIC by MAC
+                    domains.detach_device(dom, h, dev, config=(mac, lsp) in cfg_nics, live=live)
+                    done.append({"vm": dom.name(), "host": h, "mac": mac, "lsp": lsp, "live": live})
                 if (cfg_nics or live_nics) and switch:
-                    raw = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-                    meta = dx.parse_metadata(raw)
+                    meta = dx.parse_metadata(domains.xml(dom, h, inactive=True))
                     if meta is not None and switch in meta.networks:
                         meta = replace(meta, networks=tuple(n for n in meta.networks if n != switch))
-                        _set_instance_meta(dom, meta, CFG | (LIVE if active else 0))
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                    continue
-                problems.append(f"{h}: {dom.name()}: detach refused: {_lv_msg(exc)}")
+                        domains.set_instance_meta(dom, h, meta, live=active)
+            except domains.DomainGone:
+                continue
+            except VirtdeckError as exc:
+                problems.append(f"{h}: {dom.name()}: detach refused: {domains.why(exc)}")
         return done, problems
 
     hosts = _hypervisor_names(session, None)

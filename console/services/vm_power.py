@@ -1,16 +1,15 @@
 """Power verbs on one VM: start, shutdown (ACPI, wait), poweroff, reboot, suspend, resume.
 
-Each runs in the verb frame (:func:`vm_lookup._run_verb`: guard, one audit record ``vm.<verb>``,
-libvirt errors as one line); asking for the state a VM is already in is a ``noop``.
+Each runs in the verb frame (:func:`vm_lookup._run_verb`: guard, one audit record ``vm.<verb>``);
+libvirt is reached through :mod:`backends.domains`, whose HostError names the host and carries
+libvirt's message. Asking for the state a VM is already in is a ``noop``.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Iterable
 
-import libvirt
-
+from ...backends import domains
 from ..errors import VirtdeckError
 from .vm_lookup import OpResult, VmStateError, _find, _Op, _run_verb, state_name
 
@@ -28,8 +27,6 @@ class ShutdownTimeout(VirtdeckError):
         self.vm, self.host, self.timeout = vm, host, timeout
 
 
-
-
 def start(session, name: str, host: str | None = None) -> OpResult:
     """Start (boot) a stopped VM. Running/paused → noop with a note. Raises VmNotFound, HostError."""
     def body(op: _Op) -> OpResult:
@@ -40,37 +37,11 @@ def start(session, name: str, host: str | None = None) -> OpResult:
         if st == "paused":
             return op.result("noop", f"{name} on {op.host} is paused; resume it instead of starting", state=st)
         if st == "pmsuspended":
-            dom.pMWakeup(0)
+            domains.wakeup(dom, op.host)
             return op.result("ok", f"{name} on {op.host} woken from guest suspend", state="running")
-        dom.create()
+        domains.start(dom, op.host)
         return op.result("ok", f"{name} started on {op.host}", state=state_name(dom))
     return _run_verb("vm.start", name, body)
-
-
-def _wait_state(dom, states: Iterable[str], timeout: float, poll: float = 0.2) -> bool:
-    want = set(states)
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            if state_name(dom) in want:
-                return True
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:  # transient domain gone
-                return True
-            raise
-        if time.monotonic() >= end:
-            return False
-        time.sleep(poll)
-
-
-def _with_acpi(call, flag: int) -> None:
-    """Press the ACPI button; a driver without that flag gets its default method instead."""
-    try:
-        call(flag)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
-            raise
-        call(0)
 
 
 def shutdown(session, name: str, host: str | None = None, timeout: float = 60.0,
@@ -85,22 +56,22 @@ def shutdown(session, name: str, host: str | None = None, timeout: float = 60.0,
     def body(op: _Op) -> OpResult:
         dom = _find(op, session, host)
         st = state_name(dom)
-        if not dom.isActive():
+        if not domains.is_active(dom, op.host):
             return op.result("noop", f"{name} on {op.host} is already stopped ({st})", state=st)
         if st == "paused":
             raise VmStateError(f"{name} on {op.host} is paused and cannot see the power button; "
                                f"resume it first, or power it off")
-        _with_acpi(dom.shutdownFlags, libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+        domains.shutdown(dom, op.host)
         op.details["timeout_s"] = timeout
         if timeout <= 0:
             return op.result("ok", f"{name} on {op.host}: power button pressed (not waiting)", waited=False)
         t0 = time.monotonic()
-        if _wait_state(dom, ("shutoff",), timeout):
+        if domains.wait_state(dom, ("shutoff",), timeout):  # a transient domain that went counts
             return op.result("ok", f"{name} on {op.host} shut down after {time.monotonic() - t0:.1f} s",
                              state="shutoff", seconds=round(time.monotonic() - t0, 1))
         if not force:
             raise ShutdownTimeout(name, op.host, timeout)
-        dom.destroy()
+        domains.destroy(dom, op.host)
         return op.result("ok", f"{name} on {op.host} ignored the power button for {timeout:g} s and was "
                          f"forced off", state="shutoff", forced=True)
     return _run_verb("vm.shutdown", name, body)
@@ -110,9 +81,9 @@ def poweroff(session, name: str, host: str | None = None) -> OpResult:
     """Force a VM off at once (libvirt destroy: pulls the plug). Stopped → noop."""
     def body(op: _Op) -> OpResult:
         dom = _find(op, session, host)
-        if not dom.isActive():
+        if not domains.is_active(dom, op.host):
             return op.result("noop", f"{name} on {op.host} is already stopped", state=state_name(dom))
-        dom.destroy()
+        domains.destroy(dom, op.host, missing_ok=False)
         return op.result("ok", f"{name} on {op.host} powered off", state="shutoff")
     return _run_verb("vm.poweroff", name, body)
 
@@ -125,10 +96,9 @@ def reboot(session, name: str, host: str | None = None, hard: bool = False) -> O
         st = state_name(dom)
         if st not in ("running", "blocked"):
             raise VmStateError(f"{name} on {op.host} is {st}, not running; start it instead of rebooting")
+        domains.reboot(dom, op.host, hard=hard)
         if hard:
-            dom.reset(0)
             return op.result("ok", f"{name} on {op.host} reset", hard=True)
-        _with_acpi(dom.reboot, libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
         return op.result("ok", f"{name} on {op.host}: reboot requested from the guest", hard=False)
     return _run_verb("vm.reboot", name, body)
 
@@ -140,9 +110,9 @@ def suspend(session, name: str, host: str | None = None) -> OpResult:
         st = state_name(dom)
         if st == "paused":
             return op.result("noop", f"{name} on {op.host} is already paused", state=st)
-        if not dom.isActive():
+        if not domains.is_active(dom, op.host):
             raise VmStateError(f"{name} on {op.host} is {st}; only a running VM can be suspended")
-        dom.suspend()
+        domains.suspend(dom, op.host)
         return op.result("ok", f"{name} on {op.host} paused", state="paused")
     return _run_verb("vm.suspend", name, body)
 
@@ -156,6 +126,6 @@ def resume(session, name: str, host: str | None = None) -> OpResult:
             return op.result("noop", f"{name} on {op.host} is already running", state=st)
         if st != "paused":
             raise VmStateError(f"{name} on {op.host} is {st}, not paused; use start")
-        dom.resume()
+        domains.resume(dom, op.host)
         return op.result("ok", f"{name} on {op.host} resumed", state="running")
     return _run_verb("vm.resume", name, body)

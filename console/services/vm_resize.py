@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-import libvirt
-
 from ...backends import domains, hostlock
 from ..errors import HostError, ValidationError, VirtdeckError
-from .vm_lookup import OpResult, _find, _lv_msg, _Op, _run_verb, domain_facts
+from .vm_lookup import OpResult, _find, _Op, _run_verb, domain_facts
 
 # ---------------------------------------------------------------------------------------------
 # Placement facts (for resize and move)
@@ -76,7 +74,7 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
     def body(op: _Op) -> OpResult:
         dom = _find(op, session, host)
         cfg = domain_facts(dom, inactive=True)
-        active = bool(dom.isActive())
+        active = domains.is_active(dom, op.host)
         cur = domain_facts(dom) if active else cfg
         new_v = vcpus if vcpus is not None else cfg.vcpus
         new_m = memory_mib if memory_mib is not None else cfg.memory_mib
@@ -105,30 +103,29 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
         _check_fits(session, op.host, facts, new_v, new_m, None, name)
 
         undo: list[Callable[[], None]] = []
-        CFG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        h = op.host
         try:
             if new_v != cfg.vcpus:
                 if new_v > cfg.max_vcpus:
-                    dom.setVcpusFlags(new_v, CFG | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
-                    undo.append(lambda: dom.setVcpusFlags(cfg.max_vcpus, CFG | libvirt.VIR_DOMAIN_VCPU_MAXIMUM))
-                dom.setVcpusFlags(new_v, CFG)
-                undo.append(lambda: dom.setVcpusFlags(cfg.vcpus, CFG))
+                    domains.set_vcpus(dom, h, new_v, maximum=True)
+                    undo.append(lambda: domains.set_vcpus(dom, h, cfg.max_vcpus, maximum=True))
+                domains.set_vcpus(dom, h, new_v)
+                undo.append(lambda: domains.set_vcpus(dom, h, cfg.vcpus))
             if new_m != cfg.memory_mib:
                 if new_m > cfg.max_memory_mib:
-                    dom.setMemoryFlags(new_m * 1024, CFG | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
-                    undo.append(lambda: dom.setMemoryFlags(cfg.max_memory_mib * 1024, CFG | libvirt.VIR_DOMAIN_MEM_MAXIMUM))
-                dom.setMemoryFlags(new_m * 1024, CFG)
-        except libvirt.libvirtError as exc:
+                    domains.set_memory(dom, h, new_m, maximum=True)
+                    undo.append(lambda: domains.set_memory(dom, h, cfg.max_memory_mib, maximum=True))
+                domains.set_memory(dom, h, new_m)
+        except HostError as exc:
             for fn in reversed(undo):
                 try:
                     fn()
-                except libvirt.libvirtError:
+                except HostError:
                     pass
-            raise HostError(f"{op.host}: resize {name} refused: {_lv_msg(exc)} (nothing changed)") from None
+            raise HostError(f"{h}: resize {name} refused: {domains.why(exc)} (nothing changed)") from None
 
         applied: dict[str, str] = {}
         if active:
-            LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
             if vcpus is not None and new_v != cur.vcpus:
                 if not live:
                     applied["vcpus"] = "next boot"
@@ -137,10 +134,10 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
                                            f"restart the VM to apply)")
                 else:
                     try:
-                        dom.setVcpusFlags(new_v, LIVE)
+                        domains.set_vcpus(dom, h, new_v, config=False, live=True)
                         applied["vcpus"] = "now"
-                    except libvirt.libvirtError as exc:
-                        applied["vcpus"] = f"next boot (live change refused: {_lv_msg(exc)})"
+                    except HostError as exc:
+                        applied["vcpus"] = f"next boot (live change refused: {domains.why(exc)})"
             if memory_mib is not None and new_m != cur.memory_mib:
                 if not live:
                     applied["memory"] = "next boot"
@@ -149,10 +146,10 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
                                             f"restart the VM to apply)")
                 else:
                     try:
-                        dom.setMemoryFlags(new_m * 1024, LIVE)
+                        domains.set_memory(dom, h, new_m, config=False, live=True)
                         applied["memory"] = "now"
-                    except libvirt.libvirtError as exc:
-                        applied["memory"] = f"next boot (live change refused: {_lv_msg(exc)})"
+                    except HostError as exc:
+                        applied["memory"] = f"next boot (live change refused: {domains.why(exc)})"
         else:
             if new_v != cfg.vcpus:
                 applied["vcpus"] = "next boot"

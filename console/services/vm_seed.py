@@ -6,13 +6,9 @@ import io
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 
-import libvirt
-
+from ...backends import domains, storage
 from ..errors import HostError, ValidationError, VirtdeckError
-from .vm_delete import _volume_for
-from .vm_lookup import (DomainFacts, OpResult, VmStateError, _find, _lv_msg, _Op, _run_verb, domain_facts,
-                        locate)
-from .vm_nics import _set_instance_meta
+from .vm_lookup import DomainFacts, OpResult, VmStateError, _find, _Op, _run_verb, domain_facts, locate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -21,8 +17,6 @@ from .vm_nics import _set_instance_meta
 
 def _download(conn, vol, host: str, what: str) -> bytes:
     """A volume's whole content through the storage API (see storage.download_volume)."""
-    from ...backends import storage
-
     buf = io.BytesIO()
     storage.download_volume(conn, host, vol, buf, f"reading {what}")
     return buf.getvalue()
@@ -31,7 +25,7 @@ def _download(conn, vol, host: str, what: str) -> bytes:
 def _seed_volume(conn, host: str, facts: DomainFacts):
     for d in facts.disks:
         if d.device == "cdrom" and d.source:
-            vol = _volume_for(conn, d.source)
+            vol = storage.volume_at(conn, host, d.source)
             if vol is not None:
                 return vol
     raise VmStateError(f"{facts.name} on {host} has no NoCloud seed volume (no cdrom from a storage pool)")
@@ -45,11 +39,11 @@ def read_seed(session, name: str, host: str | None = None) -> tuple[str, dict[st
     h, dom = locate(session, name, host)
     conn = session.libvirt(h)
     try:
-        facts = domain_facts(dom, inactive=bool(dom.isPersistent()))
+        facts = domain_facts(dom, inactive=domains.is_persistent(dom, h))
         vol = _seed_volume(conn, h, facts)
         data = _download(conn, vol, h, f"seed volume {vol.name()}")
-    except libvirt.libvirtError as exc:
-        raise HostError(f"{h}: reading {name}'s seed: {_lv_msg(exc)}") from None
+    except HostError as exc:
+        raise HostError(f"{h}: reading {name}'s seed: {domains.why(exc)}") from None
     try:
         return h, seedmod.read_nocloud_iso(data)
     except Exception as exc:  # noqa: BLE001 - pycdlib raises its own types
@@ -88,10 +82,10 @@ def validate_user_data(text: str) -> dict:
     return doc
 
 
-def _reinsert_cdrom(dom, path: str) -> None:
+def _reinsert_cdrom(dom, host: str, path: str) -> None:
     """Eject the running domain's cdrom whose source is ``path`` and insert ``path`` again, so
-    qemu opens the file anew (``virDomainUpdateDeviceFlags`` LIVE, twice)."""
-    root = ET.fromstring(dom.XMLDesc(0))
+    qemu opens the file anew (:func:`domains.update_device` live, twice). Raises HostError."""
+    root = ET.fromstring(domains.xml(dom, host))
     for disk in root.findall("devices/disk"):
         src = disk.find("source")
         if disk.get("device") != "cdrom" or src is None or src.get("file") != path:
@@ -102,8 +96,8 @@ def _reinsert_cdrom(dom, path: str) -> None:
         full = ET.tostring(disk, encoding="unicode")
         disk.remove(src)
         empty = ET.tostring(disk, encoding="unicode")
-        dom.updateDeviceFlags(empty, libvirt.VIR_DOMAIN_AFFECT_LIVE)
-        dom.updateDeviceFlags(full, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        domains.update_device(dom, host, empty)
+        domains.update_device(dom, host, full)
         return
 
 
@@ -123,7 +117,6 @@ def edit_config(session, name: str, user_data: str, host: str | None = None) -> 
 
     from ...backends import domain_xml as dx
     from ...backends import seed as seedmod
-    from ...backends import storage
     from .. import cloudinit
 
     validate_user_data(user_data)
@@ -131,10 +124,10 @@ def edit_config(session, name: str, user_data: str, host: str | None = None) -> 
     def body(op: _Op) -> OpResult:
         dom = _find(op, session, host)
         conn = session.libvirt(op.host)
-        facts = domain_facts(dom, inactive=bool(dom.isPersistent()))
+        facts = domain_facts(dom, inactive=domains.is_persistent(dom, op.host))
         vol = _seed_volume(conn, op.host, facts)
         vname = vol.name()
-        pool = vol.storagePoolLookupByVolume().name()
+        pool = storage.pool_of(vol, op.host)
         old = _download(conn, vol, op.host, f"seed volume {vname}")
         docs = seedmod.read_nocloud_iso(old)
         if docs.get("user-data") == user_data:
@@ -156,17 +149,16 @@ def edit_config(session, name: str, user_data: str, host: str | None = None) -> 
             except VirtdeckError:
                 pass
             raise
-        if dom.isActive():
+        active = domains.is_active(dom, op.host)
+        if active:
             # qemu still holds the old file open (a guest reboot keeps the same qemu process):
             # eject and re-insert the cdrom so the running VM reads the new seed at its next boot.
-            _reinsert_cdrom(dom, vol.path())
+            _reinsert_cdrom(dom, op.host, vol.path())
             op.details["media_changed"] = True
-        meta_el = dx.parse_metadata(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        meta_el = dx.parse_metadata(domains.xml(dom, op.host, inactive=True))
         if meta_el is not None and old_iid and meta_el.seed == old_iid:
-            new_meta = replace(meta_el, seed=new_iid)
-            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
-            _set_instance_meta(dom, new_meta, flags)
-        when = "at its next boot" if dom.isActive() else "when it starts"
+            domains.set_instance_meta(dom, op.host, replace(meta_el, seed=new_iid), live=active)
+        when = "at its next boot" if active else "when it starts"
         return op.result("ok", f"{name} on {op.host}: new seed with instance-id {new_iid}; cloud-init applies "
                          f"the new user-data {when}")
     return _run_verb("vm.edit-config", name, body)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ...backends import storage
 from ...backends.ovn import ports as ovn_ports
 from ..errors import HostError
-from . import vm_delete, vm_lookup
+from . import vm_lookup
 
 GiB = 1 << 30
 
@@ -24,7 +24,7 @@ def _disk_size_gib(conn, source: str | None) -> float | None:
     if not source:
         return None
     try:
-        vol = vm_delete._volume_for(conn, source)
+        vol = storage.volume_at(conn, "", source)
         return round(storage.volume_info(vol).capacity_bytes / GiB, 2) if vol is not None else None
     except Exception:  # noqa: BLE001 - libvirtError or a vanished volume: a size is optional here
         return None
