@@ -195,30 +195,37 @@ def _state(lab: Path) -> dict:
 
 
 def lab_pids(root: Path, owner: dict | None, state: dict, table: dict | None = None,
-             use_ns: bool = True) -> set[int]:
-    """PIDs of everything a lab or sandbox runs (owner excluded): the sandbox's freezer cgroup,
-    plus (``use_ns``) every process in a namespace of it — the sandbox's own network/mount
-    namespaces, the lab hosts' network namespaces (recorded by ``up``) and the live holders'.
+             ns: str = "all") -> set[int]:
+    """PIDs of everything a lab or sandbox runs (owner and caller excluded): the sandbox's
+    freezer cgroup, plus processes found by namespace, as ``ns`` says:
 
-    Namespace inodes are reused once a namespace is freed: only a caller that holds the
-    namespaces open (the sandbox itself) or that has no cgroup to go by passes ``use_ns``."""
+    - "none": the cgroup only;
+    - "own": also the sandbox's own network and mount namespaces (owner.json) — only for the
+      sandbox itself, which holds them open, so their inode numbers cannot be reused;
+    - "all": also the lab hosts' network namespaces recorded by ``up`` and the live holders'.
+
+    The kernel hands a freed namespace's inode number to the next namespace made anywhere on
+    the machine, so killing by a recorded inode could hit someone else's processes: with a
+    cgroup to go by, killers use "own" (the sandbox) or "none" (the reaper); "all" is for
+    listing, or for a machine without the freezer hierarchy."""
     table = _proc_ns() if table is None else table
     owner = owner or {}
     pids = _cgroup_pids(owner.get("freezer"))
-    if not use_ns:
-        pids.discard(os.getpid())
-        return {p for p in pids if pid_alive(p)}
-    net = {v for v in state.get("netns", {}).values() if v}
-    if owner.get("netns"):
-        net.add(owner["netns"])
-    mnt = {owner["mntns"]} if owner.get("mntns") else set()
-    for h in state.get("holders", {}).values():
-        if pid_alive(h) and h in table:
-            net.add(table[h][0])
+    net: set[int] = set()
+    mnt: set[int] = set()
+    if ns in ("own", "all"):
+        net |= {owner["netns"]} if owner.get("netns") else set()
+        mnt |= {owner["mntns"]} if owner.get("mntns") else set()
+    if ns == "all":
+        net |= {v for v in state.get("netns", {}).values() if v}
+        for h in state.get("holders", {}).values():
+            if pid_alive(h) and h in table:
+                net.add(table[h][0])
     me = table.get(os.getpid(), (None, None))
     net.discard(me[0])  # never the caller's own namespaces (a lab recorded from inside one)
     mnt.discard(me[1])
-    pids |= {p for p, (n, m) in table.items() if n in net or m in mnt}
+    if net or mnt:
+        pids |= {p for p, (n, m) in table.items() if n in net or m in mnt}
     pids.discard(owner.get("pid"))
     pids.discard(os.getpid())
     return {p for p in pids if pid_alive(p)}
@@ -324,7 +331,7 @@ def labs(sample_s: float = CPU_SAMPLE_S) -> list[LabInfo]:
         state = _state(lab)
         if kind == "lab" and not state.get("holders"):
             continue
-        pids = lab_pids(root, owner, state, table, use_ns=not (owner or {}).get("freezer"))
+        pids = lab_pids(root, owner, state, table, ns="none" if (owner or {}).get("freezer") else "all")
         hosts = tuple((n, pid_alive(p)) for n, p in sorted(state.get("holders", {}).items()))
         started = (owner or {}).get("started")
         if started is None:
@@ -400,15 +407,15 @@ def remove_tree_cgroup(d: str | Path | None) -> None:
             pass
 
 
-def clear_sandbox(root: Path, owner: dict | None, use_ns: bool) -> list[int]:
-    """Stop every process of the sandbox at ``root`` (its freezer cgroup and, with ``use_ns``,
-    its namespaces; by PID), remove its lab's cgroups and its freezer cgroup, delete the
-    directory. Returns the PIDs that had to be stopped. Raises LabError when processes cannot
-    be stopped (then the directory stays, so a later reap finds it again)."""
+def clear_sandbox(root: Path, owner: dict | None, ns: str) -> list[int]:
+    """Stop every process of the sandbox at ``root`` (by PID: its freezer cgroup and the
+    namespaces ``ns`` names, see :func:`lab_pids`), remove its lab's cgroups and its freezer
+    cgroup, delete the directory. Returns the PIDs that had to be stopped. Raises LabError
+    when processes cannot be stopped (then the directory stays, so a later reap finds it)."""
     from .hosts import remove_cgroups
     state = _state(root / "lab")
     owner = owner or {}
-    killed = kill_all(lambda: lab_pids(root, owner, _state(root / "lab"), use_ns=use_ns),
+    killed = kill_all(lambda: lab_pids(root, owner, _state(root / "lab"), ns=ns),
                       owner.get("freezer"))
     # A killed process is a zombie (what kill_all waits for) before its last threads have
     # left the cgroups (a qemu's take a moment): rmdir fails with EBUSY until they have.
@@ -506,9 +513,9 @@ def reap_orphans(log=None, skip: Path | None = None) -> list[LabInfo]:
         if kind == "sandbox":
             # A freezer cgroup holds every process of a sandbox; recorded namespace inodes
             # are only trusted without one (and never from another boot).
-            use_ns = not owner.get("freezer") and owner.get("boot_id") == boot_id()
+            ns = "all" if not owner.get("freezer") and owner.get("boot_id") == boot_id() else "none"
             try:
-                n = len(clear_sandbox(root, owner, use_ns))
+                n = len(clear_sandbox(root, owner, ns))
             except LabError as exc:
                 log(f"lab: orphaned sandbox {root.name} (owner pid {owner['pid']} gone): {exc}")
                 continue

@@ -194,10 +194,13 @@ def run_sandboxed(argv: list[str], *, timeout: float | None = None, capture: boo
                 timed_out = True
         finally:
             _end_command(proc, signum or signal.SIGTERM, grace)
-            stray = sorted(lab_pids(root, owner, _lab_state(lab_dir)))
+            # Namespaces held open here cannot be reused meanwhile ("own"); without a freezer
+            # cgroup only namespaces can find the lab's processes ("all").
+            ns = "own" if freezer is not None else "all"
+            stray = sorted(lab_pids(root, owner, _lab_state(lab_dir), ns=ns))
             _down_inside(lab_dir, fds)
             try:
-                clear_sandbox(root, owner, use_ns=True)
+                clear_sandbox(root, owner, ns)
             finally:
                 for fd in fds.values():
                     os.close(fd)
