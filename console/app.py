@@ -23,7 +23,10 @@ Hooks for other screens (wizards, panels) — keep them simple:
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+import sys
 import threading
 from functools import partial
 from typing import Protocol
@@ -33,6 +36,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from . import verbs
+from .errors import VirtdeckError
 from .model import Cloud
 from ..screens import views
 from ..screens.dialogs import HelpScreen, HostKeyDialog
@@ -333,15 +337,54 @@ def _setup_logging() -> None:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
+class NoTerminal(VirtdeckError):
+    """The console was started without a terminal (stdin or stdout is not a TTY): a TUI cannot
+    run there, so it refuses at once instead of drawing escape codes into a file."""
+
+    exit_code = 2
+
+
+NO_TERMINAL = ("the console needs a terminal (stdin and stdout a TTY; over SSH use `ssh -t`); "
+               "without one use the command-line verbs, which all work without a terminal: "
+               "`virtdeck vm list`, `virtdeck network list`, … (`virtdeck --help` lists them)")
+
+# Signals that end a running console through the app's own exit, so the terminal is restored,
+# the live model stopped and every SSH link closed (with its forward directory). The exit code
+# is 128 + the signal number, as a shell reports a process ended by that signal.
+EXIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
+
+
+def _run_app(app: App) -> None:
+    """``app.run()`` on a loop of its own that turns SIGHUP/SIGTERM into ``app.exit(128 + n)``.
+
+    The handlers go through the loop (``add_signal_handler``: the signal wakes the loop at once,
+    whichever thread the kernel delivered it to) and are removed again when the app returns.
+    """
+    loop = asyncio.new_event_loop()
+    for sig in EXIT_SIGNALS:
+        loop.add_signal_handler(sig, partial(app.exit, return_code=128 + sig))
+    try:
+        app.run(loop=loop)
+    finally:
+        for sig in EXIT_SIGNALS:
+            loop.remove_signal_handler(sig)
+        loop.close()
+
+
 def run_console(args) -> int:
     """Open the console for ``args.config`` (see config.paths.resolve_inventory_path),
-    honouring ``args.readonly``. Returns the exit code. Raises ConfigError for a bad inventory
-    (printed as one line by the CLI)."""
+    honouring ``args.readonly``. Returns the exit code: the app's, or 128 + n when signal n
+    (SIGHUP, SIGTERM) ended it. Raises NoTerminal (at once, before anything connects) when
+    stdin or stdout is not a terminal; ConfigError for a bad inventory (both printed as one line
+    by the CLI)."""
     from ..config import inventory as inventory_mod
     from ..config.paths import resolve_inventory_path
     from .live import LiveModel
     from .services.guard import set_readonly
 
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Textual would spin reading a closed stdin and write its escape codes into the file
+        raise NoTerminal(NO_TERMINAL)
     inv = inventory_mod.load(resolve_inventory_path(getattr(args, "config", None)))
     readonly = bool(getattr(args, "readonly", False))
     set_readonly(readonly)
@@ -349,7 +392,7 @@ def run_console(args) -> int:
     live = LiveModel(inv).start()
     app = VirtdeckApp(live, inventory=inv, readonly=readonly)
     try:
-        app.run()
+        _run_app(app)
     finally:
         stopper = threading.Thread(target=live.stop, daemon=True)
         stopper.start()

@@ -1,0 +1,117 @@
+"""`virtdeck` (the console) without a terminal, and ended by SIGHUP — the real script as a
+subprocess (issue 16, item 2).
+
+Without a TTY the console used to spin at ~99 % CPU forever, write escape codes into the output
+file and never say why; SIGHUP killed it with the terminal left in raw mode. Now: one sentence,
+a non-zero exit at once; SIGHUP ends it through the app's own exit (terminal restored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures_real import free_port
+
+VIRTDECK = str(Path(sys.executable).with_name("virtdeck"))
+
+
+def unreachable_inventory(tmp_path: Path) -> Path:
+    """An inventory whose one hypervisor is a closed port on loopback: the console starts and
+    shows it unreachable; nothing outside this machine is touched."""
+    p = tmp_path / "inv.toml"
+    p.write_text(f'[[hosts]]\nname = "nowhere"\naddress = "127.0.0.1"\nport = {free_port()}\n'
+                 f'user = "root"\n')
+    return p
+
+
+def test_console_without_a_terminal_refuses_at_once(tmp_path):
+    inv = unreachable_inventory(tmp_path)
+    out = tmp_path / "out.txt"
+    env = dict(os.environ, VIRTDECK_AUDIT_LOG=str(tmp_path / "audit.jsonl"))
+    t0 = time.monotonic()
+    with open(out, "wb") as fh:
+        proc = subprocess.Popen([VIRTDECK, "--config", str(inv)], stdin=subprocess.DEVNULL,
+                                stdout=fh, stderr=subprocess.PIPE, env=env)
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"virtdeck without a terminal still running after 15 s; output file: "
+                        f"{out.read_bytes()[:200]!r}")
+    took = time.monotonic() - t0
+    text = err.decode()
+    print(f"refused in {took:.2f} s: {text.strip()}")
+    assert proc.returncode != 0
+    assert b"\x1b" not in out.read_bytes(), "escape codes written into the output file"
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in text, text
+    assert "terminal" in lines[0] and "vm list" in lines[0]
+
+
+def test_console_with_only_stdout_redirected_refuses(tmp_path):
+    """stdin is a terminal-less pipe that stays open: still a refusal, not a hang."""
+    inv = unreachable_inventory(tmp_path)
+    proc = subprocess.run([VIRTDECK, "--config", str(inv)], stdin=subprocess.PIPE,
+                          capture_output=True, timeout=15)
+    assert proc.returncode != 0 and b"\x1b" not in proc.stdout
+    assert "terminal" in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
+
+
+def _tmux(sock: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["tmux", "-S", sock, *argv], capture_output=True, text=True, check=check)
+
+
+def _child_of(pid: int, timeout: float = 10.0) -> int:
+    """The first child process of ``pid`` (the shell in a tmux pane runs virtdeck)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            kids = []
+        if kids:
+            return int(kids[0])
+        time.sleep(0.05)
+    raise AssertionError(f"no child of {pid}")
+
+
+def test_sighup_ends_a_running_console_and_restores_the_terminal(tmp_path):
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    inv = unreachable_inventory(tmp_path)
+    sock = str(tmp_path / "tmux.sock")
+    done = tmp_path / "done.txt"
+    # after virtdeck ends, the pane's shell records its exit status and the terminal's modes
+    script = (f"env VIRTDECK_AUDIT_LOG={tmp_path}/audit.jsonl TERM=xterm-256color {VIRTDECK} "
+              f"--config {inv}; echo rc=$? > {done}.tmp; stty -a >> {done}.tmp; mv {done}.tmp {done}; "
+              f"sleep 600")
+    try:
+        _tmux(sock, "new-session", "-d", "-s", "vd", "-x", "100", "-y", "30", script)
+        pane = int(_tmux(sock, "display-message", "-p", "-t", "vd", "#{pane_pid}").stdout)
+        pid = _child_of(pane)
+        end = time.monotonic() + 30
+        while "nowhere" not in _tmux(sock, "capture-pane", "-p", "-t", "vd").stdout:
+            assert time.monotonic() < end, "the console did not draw"
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        os.kill(pid, 1)  # SIGHUP, as when the operator's SSH session drops
+        while not done.exists():
+            assert time.monotonic() - t0 < 10, "virtdeck still running 10 s after SIGHUP"
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        report = done.read_text()
+        print(f"SIGHUP -> exit in {took:.2f} s; {report.splitlines()[0]}")
+        assert report.startswith("rc=129")
+        modes = report.split()
+        # Textual puts the terminal in raw mode; a clean exit restores canonical mode and echo
+        assert "icanon" in modes and "echo" in modes, report
+    finally:
+        _tmux(sock, "kill-server", check=False)
