@@ -87,6 +87,10 @@ def cmd_sandbox(args) -> int:
     if not argv:
         raise LabError("give the command to run in the sandbox: `virtdeck lab sandbox -- CMD …`")
     p = run_sandboxed(argv, log=_err)
+    if p.signal:
+        import signal
+        print(f"virtdeck: sandbox ended by {signal.Signals(p.signal).name}; its lab and processes "
+              f"are gone", file=sys.stderr)
     if p.stray:
         print(f"virtdeck: the sandboxed lab was still up; stopped {len(p.stray)} processes", file=sys.stderr)
     return p.returncode

@@ -32,7 +32,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -252,7 +252,6 @@ class LabInfo:
     pids: frozenset[int] = frozenset()
     cpu_pct: float = 0.0
     cpu_s: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def owner_alive(self) -> bool | None:
