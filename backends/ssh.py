@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,13 +122,84 @@ def trust_host_key(address: str, port: int | None, key_line: str,
     return path
 
 
+FWD_PREFIX = "virtdeck-fwd-"   # + "<owner pid>-<random>": the local ends of one link's forwards
+_swept = False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process: alive
+        return True
+    return True
+
+
+def _socket_answers(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(0.2)
+        try:
+            s.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def sweep_stale_fwd_dirs(root: str | None = None) -> list[str]:
+    """Remove this user's forward directories (``virtdeck-fwd-*`` in ``root``, default the temp
+    dir: $TMPDIR, else /tmp) whose owner is gone; returns the paths removed.
+
+    A console ended by SIGTERM/SIGHUP closes its links (and removes them) on its way out; one
+    killed by SIGKILL cannot. The owner is the PID in the name; a directory named before PIDs
+    were recorded (``virtdeck-fwd-<random>``) is stale when none of its sockets accepts a
+    connection. Never raises: a directory that cannot be read or removed is left.
+    """
+    root = root or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(FWD_PREFIX):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            owner, sep, _ = entry.name[len(FWD_PREFIX):].partition("-")
+            if sep and owner.isdigit():
+                if _pid_alive(int(owner)):
+                    continue
+            elif any(_socket_answers(os.path.join(entry.path, f)) for f in os.listdir(entry.path)):
+                continue
+            for f in os.listdir(entry.path):
+                os.unlink(os.path.join(entry.path, f))
+            os.rmdir(entry.path)
+            removed.append(entry.path)
+        except OSError:
+            continue
+    return removed
+
+
+def fwd_dir() -> str:
+    """A new 0700 directory for one link's forwarded sockets, named with this process's PID
+    (``virtdeck-fwd-<pid>-<random>`` in the temp dir); the first call in a process sweeps the
+    stale ones (:func:`sweep_stale_fwd_dirs`). Raises OSError when the temp dir is not writable."""
+    global _swept
+    if not _swept:
+        _swept = True
+        sweep_stale_fwd_dirs()
+    return tempfile.mkdtemp(prefix=f"{FWD_PREFIX}{os.getpid()}-")
+
+
 @dataclass
 class HostLink:
     """An open SSH connection to one host, with the local ends of its socket forwards."""
 
     name: str
     conn: asyncssh.SSHClientConnection
-    _tmpdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="virtdeck-fwd-"))
+    _tmpdir: str = field(default_factory=lambda: fwd_dir())
     _listeners: dict = field(default_factory=dict)   # label -> listener
 
     async def forward_unix(self, remote_path: str, label: str) -> str:
