@@ -20,7 +20,7 @@ import libvirt
 
 from . import ioloop
 from .ovn import connection as ovn_nb
-from .ovn.remote import SslFiles
+from .ovn.remote import SslFiles, is_cluster
 from .ssh import CompletedCommand, HostLink, open_link
 from ..config.inventory import HostConfig, Inventory
 from ..console.errors import HostError
@@ -93,6 +93,7 @@ class Session:
         self._links: dict[str, HostLink] = {}
         self._libvirt: dict[str, libvirt.virConnect] = {}
         self._nb = None
+        self._nb_reader = None      # leader_only=False, only for a raft member list
         self._nb_remote: str | None = None
 
     # -- SSH --------------------------------------------------------------------------
@@ -192,20 +193,64 @@ class Session:
             self._nb_remote = f"unix:{local}"
             return self._nb_remote
 
+    def _nb_ssl(self) -> SslFiles | None:
+        ovn = self.inventory.ovn
+        return (SslFiles(ovn.private_key, ovn.certificate, ovn.ca_cert)
+                if ovn.private_key and ovn.certificate and ovn.ca_cert else None)
+
+    def _nb_is_cluster(self) -> bool:
+        # only an inventory connection string can list members; via_host is one socket
+        return bool(self.inventory.ovn.connection) and is_cluster(self.inventory.ovn.connection)
+
     def nb(self):
-        """The ovsdbapp ``OvnNbApiIdlImpl`` for this inventory's NB (opened once). Raises HostError."""
+        """The ovsdbapp ``OvnNbApiIdlImpl`` for this inventory's NB (opened once), the WRITER:
+        with a raft member list it settles on the leader (``leader_only=True``). Services and the
+        CLI use it. Raises HostError."""
         with self._lock:
             if self._nb is not None:
                 return self._nb
-        ovn = self.inventory.ovn
-        ssl = (SslFiles(ovn.private_key, ovn.certificate, ovn.ca_cert)
-               if ovn.private_key and ovn.certificate and ovn.ca_cert else None)
         # leader_only: services write through this connection (the leader commits)
-        api = open_nb(self.nb_remote(), timeout=self.connect_timeout, ssl=ssl)
+        api = open_nb(self.nb_remote(), timeout=self.connect_timeout, ssl=self._nb_ssl())
         with self._lock:
             if self._nb is None:
                 self._nb = api
             return self._nb
+
+    def nb_reader(self):
+        """The NB API for a read-only consumer (the console's live view), opened once.
+
+        With a raft member list (the inventory's ``connection`` lists several members) it is its
+        own connection with ``leader_only=False``: any member connected to the cluster holds the
+        committed data, so the reader stays on its member through an election and moves to any
+        survivor when that member dies, instead of waiting for a new leader as :meth:`nb` does.
+        With one server (``tcp:``/``ssl:``/a forwarded socket) ``leader_only`` means nothing and
+        this is :meth:`nb` itself (one replica, not two). Raises HostError like :meth:`nb`.
+        """
+        if not self._nb_is_cluster():
+            return self.nb()
+        with self._lock:
+            if self._nb_reader is not None:
+                return self._nb_reader
+        api = open_nb(self.nb_remote(), timeout=self.connect_timeout, ssl=self._nb_ssl(),
+                      leader_only=False)
+        with self._lock:
+            if self._nb_reader is None:
+                self._nb_reader, api = api, None
+            reader = self._nb_reader
+        if api is not None:         # another thread opened one meanwhile
+            ovn_nb.close(api)
+        return reader
+
+    def reset_nb_reader(self) -> None:
+        """Close and forget the connection :meth:`nb_reader` returns, so the next call opens a
+        fresh one: the reader's own for a member list (the writer stays), else :meth:`reset_nb`."""
+        if not self._nb_is_cluster():
+            self.reset_nb()
+            return
+        with self._lock:
+            reader, self._nb_reader = self._nb_reader, None
+        if reader is not None:
+            ovn_nb.close(reader)
 
     def reset_nb(self) -> None:
         """Close and forget the NB connection (and its SSH forward) so the next :meth:`nb`
@@ -236,8 +281,10 @@ class Session:
         """Close every connection (idempotent)."""
         with self._lock:
             nb, self._nb = self._nb, None
-        if nb is not None:
-            ovn_nb.close(nb)
+            reader, self._nb_reader = self._nb_reader, None
+        for api in (nb, reader):
+            if api is not None:
+                ovn_nb.close(api)
         for name in list(self._links):
             self.drop(name)
 

@@ -6,6 +6,12 @@ the connection drops, the last data stays and the status says ``stale``; the pyt
 reconnects on its own, and after ``nb_reset_after`` s the connection (and its SSH forward) is
 rebuilt. Retries back off 1, 2, 4 … 30 s; an unknown host key waits for the operator.
 
+The worker reads through :meth:`backends.session.Session.nb_reader`: with a raft member list
+that connection is not leader-only, so the live view stays on (or moves to) any member during an
+election, while the services keep writing through the leader-only :meth:`Session.nb`. The
+member read from is published as ``NbStatus.member`` (the status line's ``via``); a move to
+another member is noticed even when no row changed across the failover.
+
 :class:`NbWorker` is :class:`console.live.LiveModel`'s own thread: it publishes through the
 model's ``_set_nb`` and ``_ask_host_key`` and reads its ``_nb``, settings and ``_stop``.
 """
@@ -48,7 +54,9 @@ class NbWorker(threading.Thread):
     def _status(self, state: str, error: str | None = None) -> None:
         cur = self.live._nb
         if cur.status.state != state or cur.status.error != error:
-            st = replace(cur.status, state=state, error=error, since=time.time())
+            # the member is only known while up (the status line shows none when stale)
+            st = replace(cur.status, state=state, error=error, since=time.time(),
+                         member=cur.status.member if state == NB_UP else None)
             self.live._set_nb(replace(cur, status=st, answered=True))
 
     def _wait(self, seconds: float | None) -> None:
@@ -63,7 +71,7 @@ class NbWorker(threading.Thread):
         while not live._stop.is_set():
             wait: float | None = backoff
             try:
-                api = live.session.nb()
+                api = live.session.nb_reader()
                 backoff = 1.0
                 self._serve(api)
                 wait = 0.0
@@ -78,9 +86,9 @@ class NbWorker(threading.Thread):
                 self._status(NB_STALE if self.ever_up else NB_CONNECTING, f"{exc} (retrying)")
                 backoff = min(backoff * 2, 30.0)
             try:
-                live.session.reset_nb()
+                live.session.reset_nb_reader()
             except Exception:  # noqa: BLE001
-                log.debug("reset_nb failed", exc_info=True)
+                log.debug("reset_nb_reader failed", exc_info=True)
             if live._stop.is_set():
                 return
             if wait != 0.0:
@@ -108,7 +116,9 @@ class NbWorker(threading.Thread):
                 changed = any(isinstance(i, ovn_nb.NbChange) and i.tables for i in items)
                 if ovn_nb.is_connected(api):
                     down_since = None
-                    if changed or live._nb.status.state != NB_UP:
+                    # a failover to another member may bring no row change (monitor_cond_since)
+                    if (changed or live._nb.status.state != NB_UP
+                            or ovn_nb.member(api) != live._nb.status.member):
                         self._read(api)
                 else:
                     if down_since is None:
@@ -125,7 +135,10 @@ class NbWorker(threading.Thread):
             log.info("NB up %.0f ms after start", (time.monotonic() - (self.live.started_at or 0)) * 1000)
         self.ever_up = True
         data = ovn_nb.read(api)
-        st = replace(self.live._nb.status, state=NB_UP, error=None,
+        member = ovn_nb.member(api)
+        if member != self.live._nb.status.member:
+            log.info("NB reading from %s", member)
+        st = replace(self.live._nb.status, state=NB_UP, error=None, member=member,
                      since=time.time() if self.live._nb.status.state != NB_UP
                      else self.live._nb.status.since)
         self.live._set_nb(NbPart(st, data, answered=True))

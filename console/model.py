@@ -363,12 +363,25 @@ class Router(_Tagged):
 @dataclass(frozen=True)
 class NbStatus:
     """The northbound connection: ``state`` up / connecting / stale, ``remote`` shown to the
-    operator, ``error`` why it is not up, ``since`` (``time.time()``) of the last state change."""
+    operator (the inventory's connection string, or ``via_host:nb_socket``), ``error`` why it is
+    not up, ``since`` (``time.time()``) of the last state change, and ``member``: the server the
+    console reads from now ("ssl:10.0.0.2:6641"; ``unix:PATH`` for a socket forwarded over SSH),
+    None while not up. ``member`` comes from python-ovs' session name
+    (:func:`backends.ovn.connection.member`); with a raft member list it changes on failover."""
 
     state: str = NB_CONNECTING
     remote: str = ""
     error: str | None = None
     since: float = 0.0
+    member: str | None = None
+
+    @property
+    def member_list(self) -> bool:
+        """True when ``remote`` is a comma-separated list of ``tcp:``/``ssl:`` members (a raft
+        cluster): only then is the member in use worth showing (a forwarded socket's path is a
+        random temporary name)."""
+        parts = [p.strip() for p in self.remote.split(",") if p.strip()]
+        return len(parts) > 1 and all(p.startswith(("tcp:", "ssl:")) for p in parts)
 
 
 # ---------------------------------------------------------------------------------------------

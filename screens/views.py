@@ -331,7 +331,8 @@ _running: list = [None, 0]   # [the vms tuple counted, its active count]
 
 
 def status_line(cloud: Cloud) -> str:
-    """One line of Rich markup: hosts up, VMs, NB state."""
+    """One line of Rich markup: hosts up, VMs, NB state (and ``via MEMBER``, the NB member in
+    use, when the NB connection is a raft member list)."""
     up = sum(1 for h in cloud.hosts if h.up)
     bad = [h.name for h in cloud.hosts if h.state in ("unreachable", "refused", "host-key")]
     if _running[0] is not cloud.vms:     # counted once per VM list, not once per redraw
@@ -343,5 +344,10 @@ def status_line(cloud: Cloud) -> str:
     if bad:
         parts.append(f"[bold red]{escape(','.join(bad))} down[/]")
     parts.append(f"VMs [b]{running}/{len(cloud.vms)}[/b] running")
-    parts.append(f"NB [{nb_style}]{nb}[/]" + (" (stale data)" if nb == "stale" else ""))
+    via = ""
+    if nb == "up" and cloud.nb.member and cloud.nb.member_list:
+        # which raft member the console reads from (it moves on failover); a forwarded
+        # socket's path is a random temporary name, not worth a column
+        via = f" via {escape(cloud.nb.member)}"
+    parts.append(f"NB [{nb_style}]{nb}[/]" + via + (" (stale data)" if nb == "stale" else ""))
     return " · ".join(parts)
