@@ -255,3 +255,16 @@ def test_interrupted_pytest_session_takes_its_lab_down(tmp_path):
     assert "LabInterrupted: signal SIGTERM" in out or "KeyboardInterrupt" in out, out
     assert "the sandboxed lab was still up" not in out, out  # the fixture took it down itself
     print(f"\npytest session ended by SIGTERM, lab down and sandbox gone {time.monotonic() - t0:.2f} s after")
+
+
+def test_lab_of_a_killed_session_is_adopted_and_taken_down_by_the_next(tmp_path):
+    """SIGKILL to a session that brought a lab up leaves an orphan (its owner record names the
+    dead session); the next session's `lab` fixture adopts it and takes it down at its end.
+    All in a sandbox (tests/lab/adopt_inner.py); the sandbox must find nothing left."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    from virtdeck.backends.lab.sandbox import run_sandboxed
+    p = run_sandboxed([sys.executable, str(HERE / "adopt_inner.py")], capture=True, timeout=600,
+                      cwd=HERE.parent.parent, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    assert p.returncode == 0 and "ADOPTED" in p.stdout, p.stdout[-3000:] + p.stderr[-3000:]
+    assert p.stray == [], p.stray
