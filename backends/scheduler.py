@@ -6,7 +6,7 @@ host and gives, for EVERY host, chosen or refused and the reason(s). No I/O, no 
 
 Filters (a host failing any of them is refused, with every failing reason listed):
 
-- ``enabled``       the inventory's ``hosts[].enabled``
+- ``enabled``       the inventory's ``hosts[].enabled`` (``host disable``: its reason is shown)
 - ``reachable``     the console could talk to its libvirt when the facts were gathered
 - ``pinned``        the operator pinned another host
 - ``arch``          host arch (libvirt ``getInfo()[0]``) equals the template's arch
@@ -67,6 +67,7 @@ class HostFacts:
     physnets: frozenset[str] = frozenset()
     error: str | None = None
     refusals: tuple[str, ...] = ()
+    disabled_reason: str | None = None  # the inventory's hosts[].disabled_reason (maintenance)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ def place(hosts: Iterable[HostFacts], request: PlacementRequest, *, cpu_ratio: f
     for h in hosts:
         reasons: list[str] = []
         if not h.enabled:
-            reasons.append("enabled: host is disabled in the inventory")
+            why = f" ({h.disabled_reason})" if h.disabled_reason else ""
+            reasons.append(f"enabled: host is disabled in the inventory{why}")
         if not h.reachable:
             reasons.append(f"reachable: {h.error or 'cannot reach its libvirt'}")
         if request.pinned_host and h.name != request.pinned_host:

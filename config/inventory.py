@@ -11,7 +11,7 @@ Shape (all keys but ``hosts[].name`` / ``hosts[].address`` optional)::
                      private_key, certificate, ca_cert = PATH   # PEM files for ssl: members
     [allocation]     cpu_ratio = 4.0, ram_ratio = 1.0           # vCPUs per core, RAM overcommit
     [[hosts]]        name, address, user, port, identity, known_hosts, libvirt_socket,
-                     enabled, hypervisor, domain_type ("kvm" | "qemu")
+                     enabled, disabled_reason, hypervisor, domain_type ("kvm" | "qemu")
                      (address: IP, DNS name or ssh alias; user/port unset: ssh_config decides)
     [[tenants]]      name, max_vcpus, max_ram_mib, max_vms
     [[templates]]    name, pool, volume, sha256, arch, os, default_user, kernel, initrd, cmdline
@@ -55,6 +55,7 @@ class HostConfig:
     known_hosts: str | None = None
     libvirt_socket: str = "/run/libvirt/libvirt-sock"
     enabled: bool = True
+    disabled_reason: str | None = None  # why enabled = false (maintenance), shown by placement
     hypervisor: bool = True
     domain_type: str = "kvm"
 
@@ -358,6 +359,18 @@ def save(inv: Inventory, path: str | Path | None = None) -> Path:
     tmp.write_bytes(tomli_w.dumps(to_dict(inv)).encode())
     tmp.replace(file)
     return file
+
+
+def save_with_backup(inv: Inventory, path: str | Path | None = None) -> tuple[Path, Path | None]:
+    """:func:`save` ``inv``, first copying the file it replaces to ``FILE.bak`` (the previous
+    backup is replaced). Returns ``(written, backup or None when there was no file)``. tomli-w
+    keeps no comments: the backup holds them. Raises ConfigError, OSError."""
+    file = Path(path or inv.path or "")
+    backup = None
+    if str(file) and file.exists():
+        backup = file.with_suffix(file.suffix + ".bak")
+        backup.write_bytes(file.read_bytes())
+    return save(inv, file), backup
 
 
 def with_host(inv: Inventory, host: HostConfig) -> Inventory:

@@ -467,7 +467,7 @@ def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) ->
     domain's XML (vCPUs, RAM, tenant, group), bridge mappings, the template's volumes. An
     unreachable host comes back with ``reachable=False`` and the reason."""
     if not host.enabled:
-        return HostSnapshot(HostFacts(host.name, enabled=False))
+        return HostSnapshot(HostFacts(host.name, enabled=False, disabled_reason=host.disabled_reason))
     try:
         conn = session.libvirt(host.name)
         try:
