@@ -200,6 +200,17 @@ def ensure_cgroups(h: topo.LabHost) -> list[Path]:
     return dirs
 
 
+def remove_tree_cgroup(d: str | Path | None) -> None:
+    """rmdir a cgroup directory and its children bottom-up (only empty cgroups go)."""
+    if not d or not Path(d).is_dir():
+        return
+    for sub, _dirs, _files in sorted(os.walk(d), key=lambda t: -len(t[0])):
+        try:
+            os.rmdir(sub)
+        except OSError:
+            pass
+
+
 def remove_cgroups(dirs: list[str | Path]) -> None:
     """rmdir the host cgroups bottom-up (libvirt's machine groups included); only empty
     cgroups can go, so this runs after every process of the host is stopped."""
@@ -207,11 +218,7 @@ def remove_cgroups(dirs: list[str | Path]) -> None:
         d = Path(d)
         if not d.is_dir():
             continue
-        for sub, _dirs, _files in sorted(os.walk(d), key=lambda t: -len(t[0])):
-            try:
-                os.rmdir(sub)
-            except OSError:
-                pass
+        remove_tree_cgroup(d)
         inst = d.parent
         try:
             os.rmdir(inst)  # the lab's instance group, once its last host is gone

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import platformdirs
 
+from .hosts import remove_tree_cgroup
 from .state import LabError, pid_alive
 
 FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")
@@ -393,17 +394,6 @@ def kill_all(pids_fn, freezer: str | Path | None = None, timeout: float = 10.0) 
                 raise LabError(f"processes {left[:8]} survive SIGKILL (uninterruptible?); "
                                f"reap again later with `virtdeck lab status`")
             return killed
-
-
-def remove_tree_cgroup(d: str | Path | None) -> None:
-    """rmdir a cgroup directory and its children bottom-up (only empty cgroups go)."""
-    if not d or not Path(d).is_dir():
-        return
-    for sub, _dirs, _files in sorted(os.walk(d), key=lambda t: -len(t[0])):
-        try:
-            os.rmdir(sub)
-        except OSError:
-            pass
 
 
 def clear_sandbox(root: Path, owner: dict | None, ns: str) -> list[int]:

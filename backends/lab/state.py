@@ -4,8 +4,10 @@ Paths (root's, from platformdirs):
 
 - lab state dir ``user_data_dir("virtdeck")/lab`` (``/root/.local/share/virtdeck/lab``):
   ``id_ed25519`` (+ ``.pub``), ``known_hosts``, ``inventory.toml``, ``state.json`` (what ``up``
-  built: hypervisor count, holder PIDs), and ``hosts/<name>/`` per host (bind-mounted over the
+  built: hypervisor count, holder PIDs, the hosts' cgroups and network namespace inodes, and
+  the lab's owner, see owners.py), and ``hosts/<name>/`` per host (bind-mounted over the
   host's /etc/openvswitch, /var/lib/libvirt, … inside its mount namespace; logs in ``log/``).
+- sandboxes ``user_data_dir("virtdeck")/sandbox-*/`` (``owner.json`` + their own ``lab/``).
 - image cache ``user_cache_dir("virtdeck")/images`` (template builds, see image.py).
 
 ``VIRTDECK_LAB_DIR`` / ``VIRTDECK_IMAGE_CACHE`` override them (tests of the image recipe).
@@ -53,7 +55,8 @@ def state_file() -> Path:
 
 
 def load_state() -> dict:
-    """The record written by ``up``: ``{"hypervisors": int, "holders": {host: pid}}``; {} if none."""
+    """The record written by ``up``: ``{"hypervisors": int, "holders": {host: pid}, "cgroups":
+    {host: [dir, …]}, "netns": {host: inode}, "owner": owner record}``; {} if none."""
     try:
         return json.loads(state_file().read_text())
     except (OSError, ValueError):
