@@ -8,8 +8,9 @@ message>"``.
 - lookup / define / start / shutdown (ACPI) / destroy / undefine (with NVRAM, managed save and
   snapshot metadata, :data:`UNDEFINE_FLAGS`, written once) / set the ``<virtdeck:instance>``
   metadata / attach and detach a device / wait for a state;
-- :func:`parse` and :class:`DomainFacts`: every fact the services read from a domain XML (sizes,
-  metadata, anti-affinity group, arch, disks, NICs), memory KiB → MiB here, once;
+- :func:`parse` and :class:`DomainFacts` (from :mod:`backends.domain_facts`, the one reader the
+  live model uses too): every fact read from a domain XML (sizes, metadata, anti-affinity group,
+  arch, disks, NICs), memory KiB → MiB there, once;
 - :func:`host_capacity`: what placement counts on a host (create, resize and move alike).
 
 Which RAM figure placement counts (decided here, for every caller): a domain's PERSISTENT
@@ -31,13 +32,11 @@ import libvirt
 
 from ..console.errors import HostError
 from . import domain_xml as dx
+from .domain_facts import (PLACEMENT_NS, PLACEMENT_PREFIX, DiskFact, DomainFacts,  # noqa: F401 - the door's API
+                           NicFact, parse)
 
 # libvirt prints every error to stderr by default; virtdeck reports them itself, as one line.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-
-#: Anti-affinity groups live in a second metadata element ``<vdp:placement group="…"/>``.
-PLACEMENT_NS = "https://virtdeck.dev/xmlns/placement/1.0"
-PLACEMENT_PREFIX = "vdp"
 
 #: Undefine removes what libvirt keeps beside the definition, so the name can be reused at once.
 UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
@@ -316,117 +315,6 @@ def xml(dom, host: str | None = None, inactive: bool = False, secure: bool = Fal
 # The one reader of a domain definition
 
 
-@dataclass(frozen=True)
-class DiskFact:
-    """One ``<disk>``: ``device`` disk/cdrom, ``target`` vda/hdc, ``source`` path (file disks) or
-    ``pool:POOL/VOL``."""
-
-    device: str
-    target: str
-    source: str | None
-
-
-@dataclass(frozen=True)
-class NicFact:
-    """One ``<interface>``: ``mac`` and the openvswitch virtualport ``interfaceid`` (LSP name)."""
-
-    mac: str | None
-    interfaceid: str | None
-
-
-@dataclass(frozen=True)
-class DomainFacts:
-    """What the services read from a domain XML. Memory in MiB (KiB → MiB in :func:`_mib`, once).
-
-    ``vcpus``: vCPUs now (``<vcpu current>`` or the count; what placement counts); ``max_vcpus``:
-    the ``<vcpu>`` count (the live-resize ceiling); ``memory_mib``: ``<currentMemory>`` (``<memory>``
-    when absent; what placement counts, from the inactive XML); ``max_memory_mib``: ``<memory>``
-    (the balloon ceiling). ``tenant``/``template``/``seed``/``networks``: the
-    ``<virtdeck:instance>`` metadata; ``group``: the anti-affinity group (``<vdp:placement>``);
-    ``arch``: ``<os><type arch>``; ``kernel``/``initrd``: direct kernel boot paths.
-    """
-
-    name: str
-    uuid: str
-    domain_type: str | None
-    vcpus: int
-    max_vcpus: int
-    memory_mib: int
-    max_memory_mib: int
-    tenant: str | None
-    template: str | None
-    seed: str | None
-    disks: tuple[DiskFact, ...]
-    nics: tuple[NicFact, ...]
-    serial_log: str | None = None
-    group: str | None = None
-    arch: str | None = None
-    networks: tuple[str, ...] = ()
-    kernel: str | None = None
-    initrd: str | None = None
-
-    @property
-    def interfaceids(self) -> tuple[str, ...]:
-        """The LSP names (UUIDs) the domain's NICs bind."""
-        return tuple(n.interfaceid for n in self.nics if n.interfaceid)
-
-
-# libvirt's memory units, as MiB per unit (domain XML default: KiB).
-_MIB_PER = {"b": 1 / 1048576, "bytes": 1 / 1048576, "k": 1 / 1024, "kib": 1 / 1024, "kb": 1000 / 1048576,
-            "m": 1, "mib": 1, "mb": 1e6 / 1048576, "g": 1024, "gib": 1024, "gb": 1e9 / 1048576}
-
-
-def _mib(el: ET.Element | None) -> int:
-    """A ``<memory>``-like element in whole MiB (its ``unit``, default KiB); 0 when absent."""
-    if el is None or not (el.text or "").strip():
-        return 0
-    return int(int(el.text) * _MIB_PER.get((el.get("unit") or "KiB").lower(), 1 / 1024))
-
-
-def _text(value: str | None) -> str | None:
-    return (value or "").strip() or None
-
-
-def parse(text: str) -> DomainFacts:
-    """Parse a libvirt domain XML document into :class:`DomainFacts`. Raises ET.ParseError."""
-    root = ET.fromstring(text)
-    vcpu = root.find("vcpu")
-    max_vcpus = int(vcpu.text) if vcpu is not None and vcpu.text else 1
-    vcpus = int(vcpu.get("current", max_vcpus)) if vcpu is not None else max_vcpus
-    max_mib = _mib(root.find("memory"))
-    cur = root.find("currentMemory")
-    cur_mib = _mib(cur) if cur is not None else max_mib
-    meta = dx.parse_metadata(text)
-    pl = root.find(f"./metadata/{{{PLACEMENT_NS}}}placement")
-    disks = []
-    for d in root.findall("devices/disk"):
-        src = d.find("source")
-        path = None
-        if src is not None:
-            path = src.get("file") or src.get("dev") or None
-            if path is None and src.get("pool") and src.get("volume"):
-                path = f"pool:{src.get('pool')}/{src.get('volume')}"
-        tgt = d.find("target")
-        disks.append(DiskFact(d.get("device", "disk"), tgt.get("dev", "") if tgt is not None else "", path))
-    nics = []
-    for i in root.findall("devices/interface"):
-        mac = i.find("mac")
-        params = i.find("virtualport/parameters")
-        nics.append(NicFact(mac.get("address").lower() if mac is not None and mac.get("address") else None,
-                            params.get("interfaceid") if params is not None else None))
-    os_type = root.find("os/type")
-    return DomainFacts(
-        name=root.findtext("name", ""), uuid=root.findtext("uuid", ""), domain_type=root.get("type"),
-        vcpus=vcpus, max_vcpus=max_vcpus, memory_mib=cur_mib, max_memory_mib=max_mib,
-        tenant=_text(meta.tenant) if meta else None, template=_text(meta.template) if meta else None,
-        seed=_text(meta.seed) if meta else None, networks=tuple(meta.networks) if meta else (),
-        disks=tuple(disks), nics=tuple(nics),
-        serial_log=next((el.get("file") for el in root.findall("devices/serial/log") if el.get("file")), None),
-        group=(pl.get("group") or None) if pl is not None else None,
-        arch=os_type.get("arch") if os_type is not None else None,
-        kernel=root.findtext("os/kernel") or None, initrd=root.findtext("os/initrd") or None)
-
-
 def facts(dom, host: str | None = None, inactive: bool = False) -> DomainFacts:
     """:class:`DomainFacts` of a domain object (``inactive``: its persistent config).
     Raises HostError (DomainGone when it vanished; an unreadable XML too)."""
@@ -476,7 +364,7 @@ def host_capacity(conn, host: str, exclude_uuid: str | None = None, workers: int
         try:
             if exclude_uuid and dom.UUIDString() == exclude_uuid:
                 return None
-            return parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            return parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), keep_text=False)
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None  # undefined meanwhile
@@ -499,8 +387,9 @@ def host_capacity(conn, host: str, exclude_uuid: str | None = None, workers: int
 
 def list_vms(conn, host: str, want_cpu: bool = False) -> list:
     """Every domain on ``host`` as :class:`console.model.Vm` (:func:`hypervisor.list_domains`: one
-    bulk stats call). A domain undefined between the listing and its XML read makes it list again
-    (3 tries). Raises HostError ("<host>: <libvirt's message>")."""
+    bulk stats call), sized as :func:`host_capacity` counts them (persistent ``<vcpu current>``
+    and ``<currentMemory>``, MiB). A domain undefined between the listing and its XML read makes
+    it list again (3 tries). Raises HostError ("<host>: <libvirt's message>")."""
     from . import hypervisor
 
     for attempt in range(3):

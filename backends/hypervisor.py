@@ -20,13 +20,14 @@ import shlex
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import libvirt
 
 from . import ioloop
-from ..console.model import METADATA_ELEMENT, METADATA_NS, VM_STATES, Disk, Nic, Vm
+from ..console.model import VM_STATES, Vm
+from .domain_facts import DomainFacts, parse
 
 log = logging.getLogger(__name__)
 
@@ -116,141 +117,6 @@ def free_memory_mib(conn: libvirt.virConnect) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Domain XML
-
-
-@dataclass(frozen=True)
-class DomainXml:
-    """Facts parsed from one domain XML (memory in MiB). ``xml`` keeps the text for details."""
-
-    name: str
-    uuid: str
-    domain_type: str | None
-    arch: str | None
-    vcpus: int
-    memory_mib: int
-    max_memory_mib: int
-    tenant: str | None
-    template: str | None
-    seed: str | None
-    networks: tuple[str, ...]
-    nics: tuple[Nic, ...]
-    disks: tuple[Disk, ...]
-    xml: str
-
-
-_UNIT_KIB = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024,
-             "m": 1024, "mib": 1024, "mb": 1000 * 1000 / 1024, "g": 1024 ** 2, "gib": 1024 ** 2,
-             "gb": 1000 ** 3 / 1024, "t": 1024 ** 3, "tib": 1024 ** 3}
-
-
-def _mem_mib(el: ET.Element | None) -> int:
-    """A libvirt memory element (``unit`` attribute, default KiB) in MiB."""
-    if el is None or not (el.text or "").strip():
-        return 0
-    factor = _UNIT_KIB.get((el.get("unit") or "KiB").lower(), 1)
-    return int(int(el.text.strip()) * factor // KIB_PER_MIB)
-
-
-_M = f"{{{METADATA_NS}}}"
-_INSTANCE = _M + METADATA_ELEMENT
-
-
-def _children(el: ET.Element) -> dict[str, ET.Element]:
-    """First child per tag (direct iteration: ElementPath lookups cost more at this scale)."""
-    out: dict[str, ET.Element] = {}
-    for c in el:
-        out.setdefault(c.tag, c)
-    return out
-
-
-def _metadata(meta: ET.Element | None) -> tuple[str | None, str | None, str | None, tuple[str, ...]]:
-    """tenant, template, seed, networks of ``<virtdeck:instance>`` inside ``<metadata>``;
-    Nones when absent.
-
-    The element is written by :func:`backends.domain_xml.metadata_xml` (children tenant,
-    template, seed, networks/network); this reads the same shape in place, on the tree
-    already parsed (``domain_xml.parse_metadata`` takes text: it would parse it twice, and
-    this runs for every domain at start-up).
-    """
-    inst = next((c for c in meta if c.tag == _INSTANCE), None) if meta is not None else None
-    if inst is None:
-        return None, None, None, ()
-    kids = _children(inst)
-
-    def text(tag: str) -> str | None:
-        el = kids.get(_M + tag)
-        return ((el.text or "").strip() or None) if el is not None else None
-    nets_el = kids.get(_M + "networks")
-    nets = tuple(t for t in ((n.text or "").strip() for n in nets_el) if t) if nets_el is not None else ()
-    return text("tenant"), text("template"), text("seed"), nets
-
-
-def _attr(el: ET.Element | None, *names: str) -> str | None:
-    if el is None:
-        return None
-    for n in names:
-        v = el.get(n)
-        if v:
-            return v
-    return None
-
-
-def parse_domain_xml(xml: str, keep_text: bool = True) -> DomainXml:
-    """Parse a domain XML (``XMLDesc``) into :class:`DomainXml`.
-
-    Reads ``<vcpu current=…>``, ``<memory>``/``<currentMemory>`` (with ``unit``), ``<os><type
-    arch>``, interfaces (mac, type, source bridge/network, virtualport interfaceid, model,
-    target dev), disks, and the ``<virtdeck:instance>`` metadata (tenant, template, seed,
-    networks). One pass over the tree: this runs for every domain when a host is listed.
-    ``keep_text=False`` leaves ``xml`` empty (text that may hold secrets, see
-    :func:`fetch_config_xml`).
-    """
-    root = ET.fromstring(xml)
-    top = _children(root)
-    vcpu_el = top.get("vcpu")
-    vcpus = 0
-    if vcpu_el is not None and (vcpu_el.text or "").strip():
-        vcpus = int(vcpu_el.get("current") or vcpu_el.text.strip())
-    max_mem = _mem_mib(top.get("memory"))
-    cur_mem = _mem_mib(top.get("currentMemory")) or max_mem
-    os_el = top.get("os")
-    os_type = _children(os_el).get("type") if os_el is not None else None
-    nics = []
-    disks = []
-    devices = top.get("devices")
-    for dev in (devices if devices is not None else ()):
-        if dev.tag == "interface":
-            k = _children(dev)
-            vp = k.get("virtualport")
-            params = _children(vp).get("parameters") if vp is not None else None
-            nics.append(Nic(
-                mac=(_attr(k.get("mac"), "address") or "").lower(),
-                type=dev.get("type") or "",
-                source=_attr(k.get("source"), "bridge", "network", "dev"),
-                interfaceid=_attr(params, "interfaceid"),
-                model=_attr(k.get("model"), "type"),
-                target=_attr(k.get("target"), "dev")))
-        elif dev.tag == "disk":
-            k = _children(dev)
-            tgt = k.get("target")
-            disks.append(Disk(
-                device=dev.get("device") or "disk",
-                target=_attr(tgt, "dev") or "",
-                source=_attr(k.get("source"), "file", "dev", "volume", "name"),
-                format=_attr(k.get("driver"), "type"),
-                bus=_attr(tgt, "bus")))
-    tenant, template, seed, networks = _metadata(top.get("metadata"))
-    return DomainXml(
-        name=(top["name"].text or "") if "name" in top else "",
-        uuid=(top["uuid"].text or "") if "uuid" in top else "",
-        domain_type=root.get("type"), arch=os_type.get("arch") if os_type is not None else None,
-        vcpus=vcpus, memory_mib=cur_mem, max_memory_mib=max_mem,
-        tenant=tenant, template=template, seed=seed, networks=networks,
-        nics=tuple(nics), disks=tuple(disks), xml=xml if keep_text else "")
-
-
-# ---------------------------------------------------------------------------------------------
 # Domains
 
 
@@ -315,27 +181,41 @@ def _domain_set(conn: libvirt.virConnect, flag: int) -> set[str]:
     return {d.UUIDString() for d in conn.listAllDomains(flag)}
 
 
-def build_vm(host: str, facts: DomainXml, state: str, persistent: bool, autostart: bool | None,
-             stats: DomainStats | None = None) -> Vm:
-    """Combine parsed XML, state and (optional) stats into a :class:`console.model.Vm`."""
-    vcpus = stats.vcpus if stats and stats.vcpus else facts.vcpus
+def build_vm(host: str, facts: DomainFacts, state: str, persistent: bool, autostart: bool | None,
+             stats: DomainStats | None = None, config: DomainFacts | None = None) -> Vm:
+    """Combine parsed XML, state and (optional) stats into a :class:`console.model.Vm`.
+
+    Sizes (``vcpus``, ``memory_mib``, ``max_memory_mib``) are those placement counts
+    (:func:`backends.domains.host_capacity`): the persistent definition's, ``config`` (the
+    inactive XML of a running persistent domain; for a shut-off one ``facts`` already is that),
+    so the Hosts panel, create, resize and move add up the same figures; not the live balloon,
+    which sits at the ``<memory>`` ceiling until the guest's balloon driver inflates. A transient
+    domain has no other definition: its live XML (vCPUs from ``stats`` when given)."""
+    if config is not None:
+        vcpus = config.vcpus
+    else:
+        vcpus = stats.vcpus if stats and stats.vcpus and not persistent else facts.vcpus
+    sized = config or facts
     return Vm(host=host, name=facts.name, uuid=facts.uuid, state=state, persistent=persistent,
-              autostart=autostart, vcpus=vcpus, memory_mib=facts.memory_mib,
-              max_memory_mib=facts.max_memory_mib, domain_type=facts.domain_type,
+              autostart=autostart, vcpus=vcpus, memory_mib=sized.memory_mib,
+              max_memory_mib=sized.max_memory_mib, domain_type=facts.domain_type,
               arch=facts.arch, tenant=facts.tenant, template=facts.template, seed=facts.seed,
               networks=facts.networks, nics=facts.nics, disks=facts.disks,
               rss_mib=stats.rss_mib if stats else None)
 
 
-def fetch_xml(doms: Iterable[libvirt.virDomain], workers: int = 32) -> dict[str, DomainXml]:
-    """``XMLDesc`` of each domain, parsed; up to ``workers`` RPCs in flight at once (libvirt's
-    remote client multiplexes calls from threads on one connection) to hide round trips. A
-    domain that vanished meanwhile is left out. Returns ``{uuid: DomainXml}``."""
+def fetch_xml(doms: Iterable[libvirt.virDomain], workers: int = 32,
+              inactive: bool = False) -> dict[str, DomainFacts]:
+    """``XMLDesc`` of each domain (``inactive``: the persistent definition, kept without its
+    text), parsed; up to ``workers`` RPCs in flight at once (libvirt's remote client multiplexes
+    calls from threads on one connection) to hide round trips. A domain that vanished meanwhile
+    is left out. Returns ``{uuid: DomainFacts}``."""
     doms = list(doms)
+    flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
 
-    def one(d: libvirt.virDomain) -> DomainXml | None:
+    def one(d: libvirt.virDomain) -> DomainFacts | None:
         try:
-            return parse_domain_xml(d.XMLDesc(0))
+            return parse(d.XMLDesc(flags), keep_text=not inactive)
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None
@@ -354,7 +234,7 @@ CONFIG_DIR = "/etc/libvirt/qemu"
 
 
 def fetch_config_xml(run: Callable[[list[str]], object],
-                     config_dir: str = CONFIG_DIR) -> dict[str, DomainXml]:
+                     config_dir: str = CONFIG_DIR) -> dict[str, DomainFacts]:
     """Every persistent domain definition on a host in ONE round trip: ``cat`` of libvirt's
     config files (``CONFIG_DIR/*.xml``) over the host's SSH link, parsed per ``</domain>``.
 
@@ -365,24 +245,24 @@ def fetch_config_xml(run: Callable[[list[str]], object],
     Running domains differ (live XML) and must still be read with ``XMLDesc``.
 
     ``run(argv)`` runs a command on the host and returns an object with ``rc``/``stdout``
-    (``Session.run``). Returns ``{uuid: DomainXml}``; empty when the files cannot be read
+    (``Session.run``). Returns ``{uuid: DomainFacts}``; empty when the files cannot be read
     (not root, another layout): callers then fall back to :func:`fetch_xml`.
     """
     res = run(["sh", "-c", f"cd {shlex.quote(config_dir)} 2>/dev/null && cat -- *.xml"])
     return parse_config_text(getattr(res, "stdout", "") or "")
 
 
-def parse_config_text(text: str) -> dict[str, DomainXml]:
+def parse_config_text(text: str) -> dict[str, DomainFacts]:
     """Domain definitions one after the other (libvirt's config files as ``cat`` prints them,
-    see :func:`fetch_config_xml`) → ``{uuid: DomainXml}`` without their text (``xml`` is "");
+    see :func:`fetch_config_xml`) → ``{uuid: DomainFacts}`` without their text (``xml`` is "");
     a definition that does not parse is left out."""
-    out: dict[str, DomainXml] = {}
+    out: dict[str, DomainFacts] = {}
     for piece in text.split("</domain>"):
         start = piece.find("<domain")
         if start < 0:
             continue
         try:
-            facts = parse_domain_xml(piece[start:] + "</domain>", keep_text=False)
+            facts = parse(piece[start:] + "</domain>", keep_text=False)
         except (ET.ParseError, ValueError):
             continue
         out[facts.uuid] = facts
@@ -391,31 +271,39 @@ def parse_config_text(text: str) -> dict[str, DomainXml]:
 
 @dataclass
 class DomainListing:
-    """Result of :func:`list_domains`: ``vms`` in libvirt order, ``xml`` the (updated) cache,
-    ``stats`` per uuid, ``cpu_ok`` whether CPU figures came."""
+    """Result of :func:`list_domains`: ``vms`` in libvirt order, ``xml`` the (updated) cache of
+    live definitions, ``config`` the persistent definitions of running persistent domains (their
+    sizes are what placement counts), ``stats`` per uuid, ``cpu_ok`` whether CPU figures came."""
 
     vms: list[Vm]
-    xml: dict[str, DomainXml]
+    xml: dict[str, DomainFacts]
     stats: dict[str, DomainStats]
     cpu_ok: bool
+    config: dict[str, DomainFacts] = field(default_factory=dict)
 
 
 def list_domains(conn: libvirt.virConnect, host: str,
-                 xml_cache: dict[str, DomainXml] | None = None,
+                 xml_cache: dict[str, DomainFacts] | None = None,
                  want_cpu: bool = True, workers: int = 32,
-                 config_xml: Callable[[], dict[str, DomainXml]] | None = None,
-                 config_min: int = 32) -> DomainListing:
+                 config_xml: Callable[[], dict[str, DomainFacts]] | None = None,
+                 config_min: int = 32,
+                 config_cache: dict[str, DomainFacts] | None = None) -> DomainListing:
     """Every domain on ``host`` in bulk: one ``getAllDomainStats`` (which also lists them and
     hands back the domain objects), one ``listAllDomains`` each for transient and autostart
-    domains, and ``XMLDesc`` only for domains not in ``xml_cache`` (``{uuid: DomainXml}``),
-    up to ``workers`` calls in flight. When at least ``config_min`` *shut-off persistent*
-    domains are missing and ``config_xml`` is given (e.g. :func:`fetch_config_xml`), their
-    definitions come from it in one round trip instead. (Measured on the lab, 1,000 domains:
-    XMLDesc with 32 in flight ~0.42 s, 16 ~0.5 s, 4 ~0.87 s; one ``virsh 'dumpxml …;
-    dumpxml …'`` over SSH ~0.7 s; one ``cat`` of the definitions ~0.12 s.)
-    Raises ``libvirt.libvirtError`` if the host does not answer.
+    domains, and ``XMLDesc`` only for domains not in ``xml_cache`` (``{uuid: DomainFacts}``),
+    up to ``workers`` calls in flight. A running persistent domain's sizes come from its
+    persistent definition (:func:`build_vm` says why), read with ``XMLDesc(INACTIVE)`` unless in
+    ``config_cache``.
+
+    ``config_xml`` (e.g. :func:`fetch_config_xml`: every persistent definition in one round
+    trip) is asked when at least ``config_min`` shut-off persistent domains are missing, or when
+    any running persistent domain's definition is: the definitions it gives replace those
+    ``XMLDesc`` calls. (Measured on the lab, 1,000 domains: XMLDesc with 32 in flight ~0.42 s,
+    16 ~0.5 s, 4 ~0.87 s; one ``virsh 'dumpxml …; dumpxml …'`` over SSH ~0.7 s; one ``cat`` of the
+    definitions ~0.12 s.) Raises ``libvirt.libvirtError`` if the host does not answer.
     """
     cache = dict(xml_cache or {})
+    configs = dict(config_cache or {})
     raw, cpu_ok = _all_stats(conn, 0, want_cpu)
     records = [_stats_record(d, s) for d, s in raw]
     transient = _domain_set(conn, libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)
@@ -424,37 +312,50 @@ def list_domains(conn: libvirt.virConnect, host: str,
     missing = [d for (d, _s), r in zip(raw, records) if r.uuid not in cache]
     offline = {r.uuid for r in records if r.uuid not in cache and r.state == "shutoff"
                and r.uuid not in transient}
-    if config_xml is not None and len(offline) >= config_min:
+    running = {r.uuid for r in records if r.state != "shutoff" and r.uuid not in transient}
+    unsized = running - configs.keys()
+    if config_xml is not None and (len(offline) >= config_min or unsized):
         try:
             got = config_xml()
         except Exception as exc:  # noqa: BLE001 - XMLDesc below still works
             log.info("%s: reading domain definitions failed (%s); using XMLDesc", host, exc)
             got = {}
         cache.update((u, x) for u, x in got.items() if u in offline)
+        configs.update((u, x) for u, x in got.items() if u in unsized)
         missing = [d for d in missing if d.UUIDString() not in cache]
     if missing:
         cache.update(fetch_xml(missing, workers=workers))
+    unsized = running - configs.keys()
+    if unsized:
+        configs.update(fetch_xml([d for d, _s in raw if d.UUIDString() in unsized],
+                                 workers=workers, inactive=True))
     cache = {u: x for u, x in cache.items() if u in stats}
-    vms = [build_vm(host, cache[r.uuid], r.state, r.uuid not in transient, r.uuid in autostart, r)
+    configs = {u: x for u, x in configs.items() if u in running}
+    vms = [build_vm(host, cache[r.uuid], r.state, r.uuid not in transient, r.uuid in autostart, r,
+                    configs.get(r.uuid))
            for r in records if r.uuid in cache]
-    return DomainListing(vms=vms, xml=cache, stats=stats, cpu_ok=cpu_ok)
+    return DomainListing(vms=vms, xml=cache, stats=stats, cpu_ok=cpu_ok, config=configs)
 
 
 def read_domain(conn: libvirt.virConnect, host: str,
-                uuid: str) -> tuple[Vm, DomainXml] | None:
-    """Re-read one domain (after an event): XML, state, persistence, autostart.
-    Returns None when the domain no longer exists. Raises ``libvirt.libvirtError`` otherwise."""
+                uuid: str) -> tuple[Vm, DomainFacts] | None:
+    """Re-read one domain (after an event): XML, state, persistence, autostart, and for a running
+    persistent domain its persistent definition too (its sizes, see :func:`build_vm`).
+    Returns ``(vm, live facts)``, None when the domain no longer exists. Raises
+    ``libvirt.libvirtError`` otherwise."""
     try:
         dom = conn.lookupByUUIDString(uuid)
-        facts = parse_domain_xml(dom.XMLDesc(0))
+        facts = parse(dom.XMLDesc(0))
         state = state_name(dom.state()[0])
         persistent = bool(dom.isPersistent())
         autostart = bool(dom.autostart()) if persistent else False
+        config = parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), keep_text=False) \
+            if persistent and state != "shutoff" else None
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
             return None
         raise
-    return build_vm(host, facts, state, persistent, autostart), facts
+    return build_vm(host, facts, state, persistent, autostart, config=config), facts
 
 
 # ---------------------------------------------------------------------------------------------

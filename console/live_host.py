@@ -171,7 +171,9 @@ class HostWorker(threading.Thread):
         facts_job = Job(hv.host_facts, conn)   # 5 calls incl. capabilities: beside the listing
         self.cpu_ok = True
         # every (re)connect reads every domain again: changes made while we were away are
-        # only known this way (resync)
+        # only known this way (resync). The definitions from the SSH command also size the
+        # running domains (persistent vCPUs/<currentMemory>, what placement counts: the Hosts
+        # panel's allocation then matches create/resize/move; hv.build_vm)
         listing = hv.list_domains(conn, name, None, want_cpu=True, workers=live.xml_workers,
                                   config_xml=lambda: hv.parse_config_text(startup_job.result()[1]))
         t2 = time.monotonic()
@@ -298,9 +300,10 @@ class HostWorker(threading.Thread):
             if r.cpu_time_ns is not None:
                 prev = self.cpu_prev.get(r.uuid)
                 self.cpu_prev[r.uuid] = (r.cpu_time_ns, now)
-                if prev and now > prev[1] and vm.vcpus:
+                vcpus = r.vcpus or vm.vcpus   # running vCPUs (vm.vcpus is the persistent size)
+                if prev and now > prev[1] and vcpus:
                     cpu = round(max(0.0, (r.cpu_time_ns - prev[0]) / 1e9 / (now - prev[1])
-                                    / vm.vcpus * 100), 1)
+                                    / vcpus * 100), 1)
             if cpu != vm.cpu_percent or r.rss_mib != vm.rss_mib:
                 self.vms[r.uuid] = replace(vm, cpu_percent=cpu, rss_mib=r.rss_mib)
                 changed = True

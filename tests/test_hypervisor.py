@@ -13,6 +13,7 @@ import pytest
 
 from virtdeck.backends import domain_xml as dx
 from virtdeck.backends import hypervisor as hv
+from virtdeck.backends.domain_facts import parse
 
 META = dx.InstanceMeta(tenant="acme", template="debian12", seed="seed-1",
                        networks=("vd.acme.web", "vd.acme.db"))
@@ -29,7 +30,7 @@ def spec(name: str, **kw) -> dx.DomainSpec:
 
 def test_parse_domain_xml_reads_metadata_nics_and_units():
     xml = dx.domain_xml(spec("web1", vcpus=3, memory_mib=1536))
-    facts = hv.parse_domain_xml(xml)
+    facts = parse(xml)
     assert facts.name == "web1" and facts.vcpus == 3
     assert facts.memory_mib == 1536 and facts.max_memory_mib == 1536      # KiB → MiB
     assert (facts.tenant, facts.template, facts.seed) == ("acme", "debian12", "seed-1")
@@ -45,7 +46,7 @@ def test_parse_domain_xml_without_metadata_and_other_units():
       <memory unit='GiB'>2</memory><currentMemory unit='MiB'>1024</currentMemory>
       <vcpu placement='static' current='1'>4</vcpu><os><type arch='aarch64'>hvm</type></os>
       </domain>""" % uuid.uuid4()
-    facts = hv.parse_domain_xml(xml)
+    facts = parse(xml)
     assert (facts.tenant, facts.template, facts.networks) == (None, None, ())
     assert facts.max_memory_mib == 2048 and facts.memory_mib == 1024
     assert facts.vcpus == 1 and facts.arch == "aarch64"
@@ -130,7 +131,7 @@ def test_lab_bulk_listing_and_events(lab):
             # one `cat` of the definitions gives what XMLDesc gives for a shut-off domain
             from dataclasses import replace
             configs = hv.fetch_config_xml(lambda argv: s.run(host, argv))
-            rpc = hv.parse_domain_xml(conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
+            rpc = parse(conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
             assert configs[vm.uuid] == replace(rpc, xml="")
             listing = hv.list_domains(conn, host, config_xml=lambda: configs, config_min=1)
             assert next(v for v in listing.vms if v.uuid == vm.uuid) == vm
