@@ -115,3 +115,70 @@ def test_sighup_ends_a_running_console_and_restores_the_terminal(tmp_path):
         assert "icanon" in modes and "echo" in modes, report
     finally:
         _tmux(sock, "kill-server", check=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# `vm console NAME` without a terminal (issue 16, item 5): a traceback with stdin from
+# /dev/null, no return on a pipe's EOF. Now: input is sent as it comes, and at its end (EOF) the
+# guest's answer is shown for a moment, then the session ends with exit 0.
+
+BARE_DOMAIN = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>32</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <devices><serial type='pty'/><console type='pty'/><graphics type='vnc' autoport='yes'/></devices>
+</domain>"""
+
+
+@pytest.fixture
+def running_bare_domain(lab):
+    """A running domain on the lab's hv1 with a serial console and no disk (SeaBIOS finds
+    nothing to boot and waits): enough for `virsh console` to attach. Removed afterwards."""
+    import uuid
+
+    from virtdeck.backends.session import Session
+    from virtdeck.config.inventory import load
+
+    name = "notty-" + uuid.uuid4().hex[:6]
+    with Session(load(lab.inventory)) as s:
+        conn = s.libvirt("hv1")
+        dom = conn.defineXML(BARE_DOMAIN.format(name=name))
+        dom.create()
+    yield name
+    with Session(load(lab.inventory)) as s:
+        dom = s.libvirt("hv1").lookupByName(name)
+        dom.destroy()
+        dom.undefine()
+
+
+def _vm_console(lab, name: str, stdin, tmp_path: Path, input: bytes | None = None):
+    env = dict(os.environ, VIRTDECK_AUDIT_LOG=str(tmp_path / "audit.jsonl"))
+    t0 = time.monotonic()
+    try:
+        res = subprocess.run([VIRTDECK, "--config", str(lab.inventory), "vm", "console", name,
+                              "--host", "hv1"], stdin=stdin, input=input, capture_output=True,
+                             env=env, timeout=30)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"`vm console` without a terminal still running after 30 s; "
+                    f"output {exc.stdout!r} {exc.stderr!r}")
+    return res, time.monotonic() - t0
+
+
+@pytest.mark.lab
+def test_vm_console_with_stdin_from_dev_null_ends_without_traceback(lab, running_bare_domain, tmp_path):
+    res, took = _vm_console(lab, running_bare_domain, subprocess.DEVNULL, tmp_path)
+    print(f"/dev/null: rc {res.returncode} in {took:.1f} s; stderr {res.stderr.decode()!r}")
+    assert "Traceback" not in res.stderr.decode()
+    assert res.returncode == 0, res.stderr
+    assert b"serial console" in res.stdout
+
+
+@pytest.mark.lab
+def test_vm_console_from_a_pipe_returns_on_eof(lab, running_bare_domain, tmp_path):
+    res, took = _vm_console(lab, running_bare_domain, None, tmp_path, input=b"hello\nworld\n")
+    print(f"pipe: rc {res.returncode} in {took:.1f} s; stdout {res.stdout[-200:]!r}")
+    assert "Traceback" not in res.stderr.decode()
+    assert res.returncode == 0, res.stderr
+    assert b"serial console" in res.stdout
+    assert '"vm.console"' in (tmp_path / "audit.jsonl").read_text()

@@ -24,6 +24,8 @@ def console(session, name: str, host: str | None = None, fd_in: int | None = Non
             fd_out: int | None = None) -> int:
     """Attach this terminal to the VM's serial console over the host's SSH link
     (:func:`backends.serial_console.attach`); ``Ctrl-]`` comes back. Blocks until detached.
+    Without a terminal (stdin a pipe, a file or /dev/null) the input is sent line by line as it
+    comes and the session ends shortly after the input does (exit 0), so scripts can drive it.
 
     The VM must be running (VmStateError otherwise). Typing into a guest console changes things,
     so ``--readonly`` refuses it; the attach is audited (``vm.console``) with how long it lasted.
