@@ -13,7 +13,8 @@ Shared by `virtdeck template list | add | delete` (console/cli_template.py) and 
   file, or while a hypervisor cannot be asked; else the volumes go from every host and the
   template from the inventory.
 
-Each mutating verb writes one audit record ("template.add", "template.delete").
+Each mutating verb runs in the verb frame (:func:`verb.run`: the read-only guard first, then
+exactly one audit record, "template.add" / "template.delete", whatever happens).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from typing import Callable
 from ...backends import storage
 from ...config import inventory as invmod
 from ...config.inventory import ARCHES, Inventory, TemplateConfig
-from .. import audit, cloudinit
+from .. import cloudinit
 from ..errors import HostError, ValidationError, VirtdeckError
-from .guard import require_writable
+from . import verb as verb_frame
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
@@ -126,8 +127,16 @@ def add_template(session, inventory: Inventory, name: str, image: str | os.PathL
     Raises ValidationError (bad input, or a local file that does not match ``sha256``: nothing
     uploaded), HostError (upload or checksum mismatch on a host: everything uploaded removed).
     """
-    require_writable("template.add")
-    target = f"template {name}"
+    def body(run: verb_frame.VerbRun) -> tuple[Inventory, TemplateConfig]:
+        return _add(run, session, inventory, name, image, sha256=sha256, arch=arch, os_name=os_name,
+                    default_user=default_user, pool=pool, kernel=kernel, initrd=initrd, cmdline=cmdline,
+                    progress=progress, save=save)
+    return verb_frame.run("template.add", f"template {name}", body)
+
+
+def _add(run: verb_frame.VerbRun, session, inventory: Inventory, name: str, image, *, sha256, arch, os_name,
+         default_user, pool, kernel, initrd, cmdline, progress, save) -> tuple[Inventory, TemplateConfig]:
+    """The body of :func:`add_template` (inside the verb frame)."""
     check_template_name(inventory, name)
     img = _check_file(image, "image")
     if sha256 is not None and not invmod.SHA256_RE.match(sha256.lower()):
@@ -153,6 +162,7 @@ def add_template(session, inventory: Inventory, name: str, image: str | os.PathL
         raise ValidationError("hosts", "no enabled hypervisor in the inventory")
 
     uploaded: list[tuple[str, str]] = []  # (host, volume) made by this call
+    run.note(hosts=hosts, sha256=local)
     try:
         for host in hosts:
             conn = session.libvirt(host)
@@ -176,7 +186,7 @@ def add_template(session, inventory: Inventory, name: str, image: str | os.PathL
                 storage.delete_volume(session.libvirt(host), host, pool, vol)
             except VirtdeckError:
                 pass
-        audit.record("template.add", target, f"failed: {exc}", hosts=hosts, sha256=local)
+        run.failure = f"failed: {exc}"  # audited whatever it was (an interrupt too)
         raise
     tpl = TemplateConfig(name=name, volume=f"{name}.qcow2", sha256=local, pool=pool, arch=arch,
                          os=os_name, default_user=default_user,
@@ -186,8 +196,7 @@ def add_template(session, inventory: Inventory, name: str, image: str | os.PathL
     new_inv = replace(inventory, templates=inventory.templates + (tpl,))
     if save:
         invmod.save(new_inv)
-    audit.record("template.add", target, "ok", hosts=hosts, sha256=local,
-                 uploaded=[f"{h}:{v}" for h, v in uploaded])
+    run.note(uploaded=[f"{h}:{v}" for h, v in uploaded])
     return new_inv, tpl
 
 
@@ -197,31 +206,33 @@ def delete_template(session, inventory: Inventory, name: str, *, save: bool = Tr
     Refused (ValidationError) while any volume on any host uses it as backing file, naming them,
     and (HostError) while an enabled hypervisor cannot be asked. Returns the new inventory.
     """
-    require_writable("template.delete")
-    target = f"template {name}"
-    try:
-        tpl = inventory.template(name)
-    except VirtdeckError as exc:
-        raise ValidationError("name", str(exc)) from None
-    rows = [_host_row(session, h.name, tpl) for h in inventory.hypervisors if h.enabled]
-    down = [r for r in rows if r.error]
-    if down:
-        msg = "; ".join(f"{r.error}" for r in down)
-        audit.record("template.delete", target, f"failed: {msg}")
-        raise HostError(f"cannot delete template {name}: cannot check every host for users ({msg})")
-    users = [f"{r.host}:{u}" for r in rows for u in r.users]
-    if users:
-        audit.record("template.delete", target, "failed: in use", users=users)
-        raise ValidationError("name", f"template {name} is the backing file of {', '.join(users)}; "
-                                      f"delete those VMs first")
-    removed = []
-    for r in rows:
-        conn = session.libvirt(r.host)
-        for vol in (tpl.volume, tpl.kernel, tpl.initrd):
-            if vol and storage.delete_volume(conn, r.host, tpl.pool, vol):
-                removed.append(f"{r.host}:{vol}")
-    new_inv = replace(inventory, templates=tuple(t for t in inventory.templates if t.name != name))
-    if save:
-        invmod.save(new_inv)
-    audit.record("template.delete", target, "ok" if removed else "noop", removed=removed)
-    return new_inv
+    def body(run: verb_frame.VerbRun) -> Inventory:
+        try:
+            tpl = inventory.template(name)
+        except VirtdeckError as exc:
+            raise ValidationError("name", str(exc)) from None
+        rows = [_host_row(session, h.name, tpl) for h in inventory.hypervisors if h.enabled]
+        down = [r for r in rows if r.error]
+        if down:
+            msg = "; ".join(f"{r.error}" for r in down)
+            run.failure = f"failed: {msg}"
+            raise HostError(f"cannot delete template {name}: cannot check every host for users ({msg})")
+        users = [f"{r.host}:{u}" for r in rows for u in r.users]
+        if users:
+            run.failure = "failed: in use"
+            run.note(users=users)
+            raise ValidationError("name", f"template {name} is the backing file of {', '.join(users)}; "
+                                          f"delete those VMs first")
+        removed = []
+        for r in rows:
+            conn = session.libvirt(r.host)
+            for vol in (tpl.volume, tpl.kernel, tpl.initrd):
+                if vol and storage.delete_volume(conn, r.host, tpl.pool, vol):
+                    removed.append(f"{r.host}:{vol}")
+        new_inv = replace(inventory, templates=tuple(t for t in inventory.templates if t.name != name))
+        if save:
+            invmod.save(new_inv)
+        run.outcome = "ok" if removed else "noop"
+        run.note(removed=removed)
+        return new_inv
+    return verb_frame.run("template.delete", f"template {name}", body)
