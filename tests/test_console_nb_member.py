@@ -66,11 +66,14 @@ def test_live_model_shows_member_and_moves_on_when_it_dies(nb_cluster):
     another member by itself, the rows stay, and a row added afterwards arrives."""
     leader = nb_cluster.members[nb_cluster.leader()]
 
-    def nbctl(*args: str) -> None:
-        subprocess.run(["ovn-nbctl", f"--db={nb_cluster.remote}", "--timeout=10", *args],
-                       check=True, capture_output=True)
+    def nbctl(*args: str) -> bool:
+        # ovn-nbctl tries one member of a list and gives up if it refuses or there is no leader
+        # yet (an election after the leader died): name the live ones, and the caller retries
+        alive = ",".join(m for m, pid in zip(nb_cluster.members, nb_cluster.pids) if pid)
+        return subprocess.run(["ovn-nbctl", f"--db={alive}", "--timeout=10", *args],
+                              capture_output=True).returncode == 0
 
-    nbctl("ls-add", "kept")
+    assert nbctl("ls-add", "kept")
     live = LiveModel(Inventory(ovn=OvnConfig(connection=nb_cluster.remote)),
                      nb_reset_after=5.0).start()
     try:
@@ -100,7 +103,8 @@ def test_live_model_shows_member_and_moves_on_when_it_dies(nb_cluster):
         assert f"via {cloud.nb.member}" in views.status_line(cloud)
         assert [n.name for n in cloud.networks] == ["kept"]          # nothing lost
 
-        nbctl("ls-add", "after")                  # through the survivors' new leader
+        wait_for(lambda: nbctl("--may-exist", "ls-add", "after"), 15,
+                 "ovn-nbctl through the survivors' leader")
         wait_for(lambda: [n.name for n in live.snapshot().networks] == ["after", "kept"], 10,
                  "a row added after the failover")
         t_row = time.monotonic()

@@ -233,3 +233,80 @@ def test_timed_out_create_is_reread_before_its_retry(nb_server, audit_log):
         assert (switches, dhcp, problems) == (Counter({info.switch: 1}), Counter({"web": 1}), [])
     finally:
         ovn_nb.close(api)
+
+
+def test_console_live_view_through_leader_kill(nb_cluster, tmp_path, audit_log):
+    """The console as it runs: a LiveModel reads through Session.nb_reader (any member) while the
+    services write through the same Session's leader-only nb(). Kill the LEADER (SIGKILL, by the
+    PID we started) and keep creating networks: the live view shows every one, names a live
+    member (``via``), and never needs the operator. Figures: kill -> first live-view change seen
+    (a stale mark, or none when the reader sat on a follower) -> a network committed after the
+    kill shown live."""
+    from virtdeck.console.live import LiveModel
+    from virtdeck.console.model import NB_UP
+    from virtdeck.screens import views
+
+    inv = write_inventory(tmp_path / "inv.toml", nb_cluster.remote)
+    live = LiveModel(inv, nb_reset_after=5.0).start()
+    try:
+        assert live.wait_ready(15)
+        session = live.session
+        netsvc.create_network(session, NetworkRequest("lv", "before", cidr="10.50.0.0/24"))
+        wait_for(lambda: live.snapshot().nb.member in nb_cluster.members and
+                 [n.label for n in live.snapshot().networks] == ["before"], 10, "NB up")
+        reader_on = live.snapshot().nb.member
+        leader = nb_cluster.leader()
+        assert ovn_nb.member(session.nb()) == nb_cluster.members[leader]   # the writer
+
+        states: list[tuple[float, str, str | None]] = []
+        stop_watch = threading.Event()
+
+        def watch() -> None:        # what the status line would show, every 10 ms
+            while not stop_watch.is_set():
+                nb = live.snapshot().nb
+                if not states or states[-1][1:] != (nb.state, nb.member):
+                    states.append((time.monotonic(), nb.state, nb.member))
+                time.sleep(0.01)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+
+        t_kill = time.monotonic()
+        nb_cluster.kill(leader)
+        created: list[str] = []
+        for i in range(4):          # as the TUI's create form would, one after another
+            name = f"after{i}"
+            for _attempt in range(3):
+                try:
+                    netsvc.create_network(session, NetworkRequest("lv", name,
+                                                                  cidr=f"10.{51 + i}.0.0/24"))
+                    break
+                except HostError:
+                    continue
+                except ValidationError as exc:      # committed, reply lost: said, not repeated
+                    assert "already has a network" in str(exc), exc
+                    break
+            created.append(name)
+        t_committed = time.monotonic()
+        want = sorted(["before", *created])
+        wait_for(lambda: sorted(n.label for n in live.snapshot().networks) == want, 15,
+                 "the networks created after the kill in the live view")
+        t_shown = time.monotonic()
+        stop_watch.set()
+        watcher.join(2)
+
+        cloud = live.snapshot()
+        assert cloud.nb.state == NB_UP and cloud.nb.member in nb_cluster.members
+        assert cloud.nb.member != nb_cluster.members[leader]
+        assert f"via {cloud.nb.member}" in views.status_line(cloud)
+        assert sorted(n.label for n in cloud.networks) == want     # each exactly once
+
+        changed = next((t for t, st, m in states if t >= t_kill and (st != NB_UP or m != reader_on)),
+                       None)
+        fmt = lambda t: f"+{(t - t_kill) * 1000:.0f} ms" if t is not None else "none"  # noqa: E731
+        print(f"\nleader {nb_cluster.members[leader]} killed; live view read from {reader_on} "
+              f"({'the leader' if reader_on == nb_cluster.members[leader] else 'a follower'}); "
+              f"live view changed {fmt(changed)}; 4 creates committed {fmt(t_committed)}; "
+              f"all shown live {fmt(t_shown)}; status path "
+              f"{[(st, m) for t, st, m in states if t >= t_kill] or 'unchanged'}")
+    finally:
+        live.stop()
