@@ -38,6 +38,7 @@ from ..console import verbs
 from . import views
 from .footer import KeyFooter
 from .table import CloudTable
+from .host_actions import HostActions
 from .vm_actions import MARK_BINDINGS, VmActions
 
 
@@ -76,7 +77,7 @@ def _compose_pairs(pairs):
             yield widget
 
 
-class MainScreen(VmActions, Screen):
+class MainScreen(HostActions, VmActions, Screen):
     """Panels + details + filter; see module doc for the bindings."""
 
     CSS_PATH = "main.tcss"

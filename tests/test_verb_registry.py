@@ -43,7 +43,7 @@ def test_every_verb_has_a_cli_subcommand_running_its_handler(verb):
 
 def test_cli_groups_are_the_registry_and_the_lab():
     top = _subparsers(build_parser())
-    assert list(top) == ["lab", "vm", "template", "network", "router"]     # no phantom group
+    assert list(top) == ["lab", "vm", "template", "network", "router", "host"]  # no phantom group
 
 
 @pytest.mark.parametrize("verb", ALL, ids=lambda v: v.name)

@@ -6,7 +6,7 @@ when the verb runs so ``virtdeck --help`` and the console's start-up stay cheap)
 on one VM or on several (``targets``), its confirmation (:class:`Confirm`, or none), its key and
 the panel that key works in, the TUI action the key and the palette run, its argparse arguments
 (:func:`arg`, the ``add_argument`` call spelled once) and its help line. From the declarations
-in :mod:`.vm`, :mod:`.network` and :mod:`.template` come:
+in :mod:`.vm`, :mod:`.network`, :mod:`.template` and :mod:`.host` come:
 
 - the CLI subcommands: :func:`register_cli` (called by console/cli.py);
 - the panel key bindings: :func:`keys` / :func:`for_key` (screens/main.py turns them into
@@ -148,9 +148,9 @@ def takes_verb(fn: Callable) -> Callable:
 
 
 def _load() -> tuple[tuple[Group, ...], tuple[Verb, ...]]:
-    from . import network, template, vm
-    groups = vm.GROUPS + template.GROUPS + network.GROUPS
-    verbs = vm.VERBS + template.VERBS + network.VERBS
+    from . import host, network, template, vm
+    groups = vm.GROUPS + template.GROUPS + network.GROUPS + host.GROUPS
+    verbs = vm.VERBS + template.VERBS + network.VERBS + host.VERBS
     names = [v.name for v in verbs]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
