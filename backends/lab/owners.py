@@ -365,6 +365,8 @@ def kill_all(pids_fn, freezer: str | Path | None = None, timeout: float = 10.0) 
     killed: list[int] = []
     deadline = time.monotonic() + timeout
     fz = Path(freezer) / "freezer.state" if freezer and Path(freezer).is_dir() else None
+    if fz and os.getpid() in _cgroup_pids(freezer):
+        fz = None  # never freeze the cgroup this process is in: nothing would thaw it
     while True:
         if fz:
             try:
@@ -485,6 +487,18 @@ def _reap_stray_cgroups(log) -> None:
             log(f"lab: removed stray cgroup {d}")
 
 
+def _inside(owner: dict) -> bool:
+    """This process runs in the sandbox of ``owner`` (its freezer cgroup or its namespaces)."""
+    me = os.getpid()
+    if me in _cgroup_pids(owner.get("freezer")):
+        return True
+    try:
+        return (os.stat("/proc/self/ns/net").st_ino == owner.get("netns")
+                or os.stat("/proc/self/ns/mnt").st_ino == owner.get("mntns"))
+    except OSError:
+        return False
+
+
 def reap_orphans(log=None, skip: Path | None = None) -> list[LabInfo]:
     """Reap every orphaned sandbox (owner gone: stop its processes, remove its cgroups and
     directory) and report an orphaned machine lab with the command that takes it down (it is
@@ -499,6 +513,12 @@ def reap_orphans(log=None, skip: Path | None = None) -> list[LabInfo]:
             continue
         info = LabInfo(kind, root, owner, _state(lab))
         found.append(info)
+        if kind == "sandbox" and _inside(owner):
+            # Its command's children outlive a killed owner for a moment and may run `lab up`
+            # themselves: freezing our own cgroup would freeze this very process for good.
+            log(f"lab: sandbox {root.name} (owner pid {owner['pid']} gone) is this process's "
+                f"own; it is reaped from outside by the next `virtdeck lab status`")
+            continue
         if kind == "sandbox":
             # A freezer cgroup holds every process of a sandbox; recorded namespace inodes
             # are only trusted without one (and never from another boot).

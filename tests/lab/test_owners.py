@@ -146,3 +146,31 @@ def test_stray_lab_cgroups_are_removed_when_empty_and_old(base, monkeypatch):
     finally:
         for d in (old, young, sandbox_lab):
             O.remove_tree_cgroup(d)
+
+
+@needs_root
+def test_a_process_inside_an_orphaned_sandbox_does_not_reap_it(base):
+    """A child of a killed sandbox's command that runs `lab up` must not freeze its own cgroup
+    (nothing would thaw it): it leaves the sandbox to be reaped from outside."""
+    import sys
+    freezer = O.freezer_dir(f"virtdeck-test-{os.getpid()}-in")
+    if freezer is None:
+        pytest.skip("no cgroup v1 freezer here")
+    freezer.mkdir()
+    try:
+        d = base / "sandbox-orphan"
+        d.mkdir()
+        (d / "owner.json").write_text(json.dumps(dict(O.owner_record(), pid=_dead_pid(),
+                                                      freezer=str(freezer))))
+        code = ("import os, sys; open(sys.argv[1] + '/cgroup.procs', 'w').write(str(os.getpid()));"
+                "from virtdeck.backends.lab.owners import reap_orphans;"
+                "print([i.path.name for i in reap_orphans(print)])")
+        p = subprocess.run([sys.executable, "-c", code, str(freezer)], capture_output=True,
+                           text=True, timeout=30, env=dict(os.environ))
+        assert p.returncode == 0, p.stderr
+        assert "is this process's own" in p.stdout and d.is_dir(), p.stdout
+        lines = []
+        assert [i.path.name for i in O.reap_orphans(lines.append)] == ["sandbox-orphan"]
+        assert not d.exists() and not freezer.exists()
+    finally:
+        O.remove_tree_cgroup(freezer)
