@@ -8,7 +8,8 @@ raft election (part 2), against REAL ovsdb-server processes on 127.0.0.1 (fixtur
   stays on the leader) and is Session.nb() itself for one server.
 - The LiveModel shows the member it reads from; SIGKILL that member (by the PID the fixture
   started) and the status names another member within a bounded wait, with the data intact.
-  The detect->resume time is printed (``-s``), not asserted.
+  The detect->resume time is printed (``-s``), not asserted. The running console (Pilot)
+  shows the same in its status bar.
 """
 
 from __future__ import annotations
@@ -114,3 +115,35 @@ def test_live_model_shows_member_and_moves_on_when_it_dies(nb_cluster):
               f"+{fmt(seen['resume'])}; a new row shown +{fmt(t_row)}")
     finally:
         live.stop()                               # closes the session it opened
+
+
+async def test_console_status_bar_follows_the_member(nb_cluster):
+    """The running console (Pilot, 80x24): its status bar says ``via`` the member read from and,
+    after that member is killed, ``via`` another one, without a key press."""
+    import asyncio
+
+    from virtdeck.console.app import VirtdeckApp
+
+    inv = Inventory(ovn=OvnConfig(connection=nb_cluster.remote))
+    live = LiveModel(inv, nb_reset_after=5.0).start()
+
+    async def status_until(pred, timeout: float) -> str:
+        end = time.monotonic() + timeout
+        while True:
+            text = str(app.screen.query_one("#status").render())
+            if pred(text) or time.monotonic() > end:
+                return text
+            await asyncio.sleep(0.05)
+
+    try:
+        app = VirtdeckApp(live, inv)
+        async with app.run_test(size=(80, 24)):
+            text = await status_until(lambda t: " via " in t, 15)
+            first = next((m for m in nb_cluster.members if f"via {m}" in text), None)
+            assert first is not None and "NB up" in text, text
+            nb_cluster.kill(nb_cluster.members.index(first))
+            text = await status_until(
+                lambda t: " via " in t and f"via {first}" not in t and "NB up" in t, 15)
+            assert any(f"via {m}" in text for m in nb_cluster.members if m != first), text
+    finally:
+        live.stop()
