@@ -84,10 +84,10 @@ def _set_enabled(session, name: str, enabled: bool, reason: str | None, verb: st
         hc = session.inventory.host(name)
         want = replace(hc, enabled=enabled, disabled_reason=None if enabled else (reason or "maintenance"))
         out = {"host": name, "enabled": enabled, "reason": want.disabled_reason}
+        run.note(reason=want.disabled_reason)
         if want == hc:
             run.outcome = "noop"
             return {**out, "outcome": "noop", "written": None, "backup": None}
-        run.note(reason=want.disabled_reason)
         return {**out, "outcome": "ok", **_write(session, inventory_mod.with_host(session.inventory, want))}
     return verb_frame.run(verb, f"host {name}", body)
 
