@@ -390,8 +390,11 @@ def ensure_ovs(h: topo.LabHost, pid: int) -> None:
         "--log-file=/var/log/openvswitch/ovsdb-server.log", "--detach", "--no-chdir",
     ], "ovsdb-server")
     run_in(h, ["ovs-vsctl", "--no-wait", "init"], pid=pid)
+    # --monitor (as ovs-ctl starts it): OVS 3.1's userspace conntrack can abort on an assertion
+    # (conntrack.c conn_update_state, seen in the lab under guest traffic); the monitor restarts
+    # the datapath instead of leaving every later VM start on this host failing.
     _start(h, pid, "/run/openvswitch/ovs-vswitchd.pid", [
-        "ovs-vswitchd", "unix:/run/openvswitch/db.sock",
+        "ovs-vswitchd", "unix:/run/openvswitch/db.sock", "--monitor",
         "--pidfile=/run/openvswitch/ovs-vswitchd.pid",
         "--log-file=/var/log/openvswitch/ovs-vswitchd.log", "--detach", "--no-chdir",
     ], "ovs-vswitchd")

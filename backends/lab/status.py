@@ -119,6 +119,15 @@ def _libvirt_check(h: topo.LabHost) -> Check:
                  + ("" if ok else " missing"))
 
 
+def _ovs_check(h: topo.LabHost) -> Check:
+    """ovs-vswitchd alive (its pidfile's process): without it every VM start fails with
+    "Unable to add port … to OVS bridge br-int" while the other checks still pass."""
+    from .hosts import _alive, find_holder
+    pid = find_holder(h)
+    ok = pid is not None and _alive(pid, "/run/openvswitch/ovs-vswitchd.pid")
+    return Check(f"{h.name} ovs-vswitchd", ok, "running" if ok else "not running (virtdeck lab up restarts it)")
+
+
 def check(n: int | None = None) -> LabStatus:
     """The lab's readiness now (see module doc). ``n`` overrides the recorded hypervisor count."""
     from .hosts import find_holder
@@ -134,9 +143,10 @@ def check(n: int | None = None) -> LabStatus:
     with ThreadPoolExecutor(max_workers=8) as pool:
         ssh = list(pool.map(_ssh_check, [h for h in topo.hosts(n) if h.has_sshd]))
         virt = list(pool.map(_libvirt_check, hvs))
+        ovs = list(pool.map(_ovs_check, hvs))
         chassis_f = pool.submit(sb_chassis)
         chassis = chassis_f.result()
-    checks += ssh + virt
+    checks += ssh + virt + ovs
     want = sorted(h.name for h in hvs)
     if chassis is None:
         checks.append(Check("OVN SB chassis", False, f"{topo.SB_TCP} does not answer"))
