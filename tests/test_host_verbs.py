@@ -133,3 +133,44 @@ def test_drain_lists_and_remove_is_refused_while_domains_live_there(inv_copy, la
         assert load(inv_copy).host("hv2")
     finally:
         dom.undefine()
+
+
+async def test_hosts_panel_keys_run_the_verbs_on_the_highlighted_host(monkeypatch):
+    """C shows the check's lines in a dialog, M asks then disables, E enables — through the
+    registry's service functions (replaced here by recorders: the lab run is the CLI tests')."""
+    from types import SimpleNamespace
+
+    from virtdeck.console.app import FixedModel, VirtdeckApp
+    from virtdeck.console.services import host_admin, host_check
+    from virtdeck.screens.vm_dialogs import DetailsDialog
+    from virtdeck.screens.vm_actions import ConfirmDialog
+    from console_fixtures import sample_cloud
+
+    calls = []
+    line = {"fact": "ovn-controller", "status": "fail", "detail": "ovn-controller is not running",
+            "fix": "on hv1: sudo systemctl start ovn-controller"}
+    monkeypatch.setattr(host_check, "check", lambda s, name: calls.append(("check", name)) or
+                        {"ok": False, "hosts": [{"host": name, "status": "fail", "lines": [line]}]})
+    monkeypatch.setattr(host_admin, "disable", lambda s, name: calls.append(("disable", name)) or
+                        {"host": name, "enabled": False, "reason": "maintenance", "outcome": "ok"})
+    monkeypatch.setattr(host_admin, "enable", lambda s, name: calls.append(("enable", name)) or
+                        {"host": name, "enabled": True, "reason": None, "outcome": "ok"})
+    model = FixedModel(sample_cloud())
+    model.session = SimpleNamespace(inventory="inv")
+    app = VirtdeckApp(model)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("1", "C")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, DetailsDialog)
+        text = "\n".join(app.screen.lines)
+        assert "fail  ovn-controller   ovn-controller is not running" in text
+        assert "fix: on hv1: sudo systemctl start ovn-controller" in text
+        await pilot.press("escape", "M")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        await pilot.press("E")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    assert calls == [("check", "hv1"), ("disable", "hv1"), ("enable", "hv1")]
