@@ -22,13 +22,6 @@ from ..console.model import METADATA_ELEMENT, METADATA_NS, Disk, Nic
 PLACEMENT_NS = "https://virtdeck.dev/xmlns/placement/1.0"
 PLACEMENT_PREFIX = "vdp"
 
-#: A disk of a domain (``device`` disk/cdrom, ``target`` vda, ``source`` file path, block device,
-#: ``pool:POOL/VOL`` for a pool volume, or a network disk's name).
-DiskFact = Disk
-#: A NIC of a domain (``mac`` lower case, "" when absent; ``interfaceid`` the openvswitch
-#: virtualport's, i.e. the LSP name).
-NicFact = Nic
-
 
 @dataclass(frozen=True)
 class DomainFacts:

@@ -17,7 +17,7 @@ Which RAM figure placement counts (decided here, for every caller): a domain's P
 ``<currentMemory>`` (its configured size; ``<memory>`` when absent) from the inactive XML — not
 ``dom.info()``'s live balloon, which for a running guest sits at the ``<memory>`` ceiling until
 the guest's balloon driver inflates early in boot, so it over-counts VMs created with growth room
-(provision.growth_limits) and flips as guests boot. vCPUs likewise: ``<vcpu current>`` (the
+(provision_checks.growth_limits) and flips as guests boot. vCPUs likewise: ``<vcpu current>`` (the
 size), not the ``<vcpu>`` growth ceiling.
 """
 
@@ -32,8 +32,7 @@ import libvirt
 
 from ..console.errors import HostError
 from . import domain_xml as dx
-from .domain_facts import (PLACEMENT_NS, PLACEMENT_PREFIX, DiskFact, DomainFacts,  # noqa: F401 - the door's API
-                           NicFact, parse)
+from .domain_facts import DomainFacts, parse
 
 # libvirt prints every error to stderr by default; virtdeck reports them itself, as one line.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)

@@ -322,7 +322,7 @@ def upload_template(session, host: str, pool: str, name: str, src: str | os.Path
 
 def volume_at(conn: libvirt.virConnect, host: str, path: str) -> libvirt.virStorageVol | None:
     """The storage volume at ``path`` (a file path, or ``pool:POOL/VOL`` as
-    :class:`backends.domains.DiskFact` spells pool disks), or None when it is not a pool volume.
+    :class:`backends.domain_facts.DomainFacts` spells pool disks), or None when it is not a pool volume.
     Raises HostError for any other libvirt failure."""
     try:
         if path.startswith("pool:"):

@@ -60,7 +60,8 @@ def _password_hash(args) -> str:
 
 def build_request(args):
     """The :class:`VmRequest` for parsed ``vm create`` args (keys read, password hashed)."""
-    from .services.provision import VmRequest, check_disk, check_networks, check_ram, check_vcpus
+    from .services.provision import VmRequest
+    from .services.provision_checks import check_disk, check_networks, check_ram, check_vcpus
     user_data = ""
     if args.user_data:
         user_data = sys.stdin.read() if args.user_data == "-" else Path(args.user_data).expanduser().read_text()

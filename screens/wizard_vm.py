@@ -43,6 +43,7 @@ from textual.widgets import Button, Checkbox, ContentSwitcher, DataTable, Input,
 from ..console import cloudinit
 from ..console.errors import ValidationError
 from ..console.services import provision as pv
+from ..console.services import provision_checks as checks
 from .form import FormScreen, ServiceDone, ServiceFailed
 from .wizard_vm_pages import (AUTO, LABELS, PAGE_FIELDS, PAGE_TITLES, CreateProgress, access_page, basics_page,
                               ceilings_text, NetworkPicker, networks_hint, PasswordField, progress_page, review_page,
@@ -195,16 +196,16 @@ class VmWizard(FormScreen):
     def request(self) -> pv.VmRequest:
         """The service request for the form (after :meth:`_hash_now`)."""
         f = self.form()
-        vcpus, ram = pv.check_vcpus(f["vcpus"]), pv.check_ram(f["ram"])
+        vcpus, ram = checks.check_vcpus(f["vcpus"]), checks.check_ram(f["ram"])
         return pv.VmRequest(
             name=f["name"].strip(), tenant=f["tenant"].strip(), template=f["template"],
-            vcpus=vcpus, ram_mib=ram, disk_gib=pv.check_disk(f["disk"]),
-            max_vcpus=pv.check_max_vcpus(f["max_vcpus"], vcpus), max_ram_mib=pv.check_max_ram(f["max_ram"], ram),
-            networks=pv.check_networks(f["networks"]),
+            vcpus=vcpus, ram_mib=ram, disk_gib=checks.check_disk(f["disk"]),
+            max_vcpus=checks.check_max_vcpus(f["max_vcpus"], vcpus), max_ram_mib=checks.check_max_ram(f["max_ram"], ram),
+            networks=checks.check_networks(f["networks"]),
             ssh_keys=tuple(cloudinit.parse_ssh_keys(f["ssh_keys"], "ssh-keys")),
             password_hash=self.password_hash or "", user=f["user"].strip() or None,
             user_data=f["user_data"], host=f["host"] or None, weigher=self._value("weigher") or "spread",
-            anti_affinity=pv.check_group(f["anti_affinity"].strip() or None),
+            anti_affinity=checks.check_group(f["anti_affinity"].strip() or None),
             start=bool(self._value("start")))
 
     # ------------------------------------------------------------------ validation
@@ -217,9 +218,9 @@ class VmWizard(FormScreen):
         if inv is None:
             self.errors = {"template": "no inventory loaded"}
         else:
-            self.errors = pv.check_form(inv, self.form(), networks=self.networks, vm_names=self.vm_names,
+            self.errors = checks.check_form(inv, self.form(), networks=self.networks, vm_names=self.vm_names,
                                         password_hash=self.password_hash)
-        for field in pv.FORM_FIELDS:
+        for field in checks.FORM_FIELDS:
             msg = self.errors.get(field, "") if field in self.touched else ""
             self.query_one(f"#why-{field}", Static).update(escape(msg))
             try:
@@ -250,13 +251,13 @@ class VmWizard(FormScreen):
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
         field = event.input.id   # a new password being typed has dropped its hash (PasswordField)
-        if field in pv.FORM_FIELDS:
+        if field in checks.FORM_FIELDS:
             self.touched.add(field)
         self._revalidate()
 
     @on(TextArea.Changed)
     def _area_changed(self, event: TextArea.Changed) -> None:
-        if event.text_area.id in pv.FORM_FIELDS:
+        if event.text_area.id in checks.FORM_FIELDS:
             self.touched.add(event.text_area.id)
             self._revalidate()
 
@@ -267,7 +268,7 @@ class VmWizard(FormScreen):
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
-        if event.select.id in pv.FORM_FIELDS:
+        if event.select.id in checks.FORM_FIELDS:
             self.touched.add(event.select.id)
         if event.select.id == "template":
             self.query_one("#user", Input).placeholder = self._selected_template_user()
@@ -368,7 +369,7 @@ class VmWizard(FormScreen):
         self._set_status(message, True)
         field = {"ssh-keys": "ssh_keys", "user-data": "user_data", "max-vcpus": "max_vcpus",
                  "max-ram": "max_ram"}.get(event.field or "", event.field)
-        if field in pv.FORM_FIELDS:
+        if field in checks.FORM_FIELDS:
             self.errors[field] = reason or message
             self.query_one(f"#why-{field}", Static).update(escape(reason or ""))
         self._buttons()

@@ -20,6 +20,7 @@ from textual.widgets import Checkbox, DataTable, Input, Label, Select, Selection
 from ..console import cloudinit
 from ..console.errors import ValidationError
 from ..console.services import provision as pv
+from ..console.services import provision_checks as checks
 
 PAGES = ("basics", "access", "review", "progress")
 PAGE_TITLES = {"basics": "1/3 basics", "access": "2/3 access", "review": "3/3 review",
@@ -35,9 +36,9 @@ LABELS = {"name": "Name", "tenant": "Tenant", "template": "Template", "vcpus": "
           "ssh_keys": "SSH keys", "user_data": "User-data"}
 #: The Host select's value for "let the scheduler choose".
 AUTO = "__auto__"
-#: The automatic ceiling rules (provision.growth_limits), as the empty fields' placeholders.
-AUTO_MAX_VCPUS = f"automatic: {pv.GROW_VCPUS}×, ≤ host cores"
-AUTO_MAX_RAM = f"MiB; automatic: {pv.GROW_RAM}×, ≤ host RAM"
+#: The automatic ceiling rules (provision_checks.growth_limits), as the empty fields' placeholders.
+AUTO_MAX_VCPUS = f"automatic: {checks.GROW_VCPUS}×, ≤ host cores"
+AUTO_MAX_RAM = f"MiB; automatic: {checks.GROW_RAM}×, ≤ host RAM"
 MARKS = {"start": "…", "ok": "✓", "failed": "✗", "undo": "↺", "undone": "↺", "undo-failed": "!"}
 
 
@@ -210,8 +211,8 @@ def ceilings_text(req: pv.VmRequest, limits: tuple[int, int] | None = None, host
         if value is not None:
             return f"{what} {value}{unit} ({'given' if given else 'automatic'})"
         return f"{what} {given}{unit}" if given else f"{what} automatic ({grow}×, ≤ host)"
-    v = part("vCPUs", req.max_vcpus, limits[0] if limits else None, "", pv.GROW_VCPUS)
-    r = part("RAM", req.max_ram_mib, limits[1] if limits else None, " MiB", pv.GROW_RAM)
+    v = part("vCPUs", req.max_vcpus, limits[0] if limits else None, "", checks.GROW_VCPUS)
+    r = part("RAM", req.max_ram_mib, limits[1] if limits else None, " MiB", checks.GROW_RAM)
     return f"growth ceilings: {v}, {r}" + (f" on {host}" if limits and host else "")
 
 

@@ -25,6 +25,7 @@ from virtdeck.backends.ovn import networks as ovn_networks, security_groups as o
 from virtdeck.config.inventory import save
 from virtdeck.console import cloudinit
 from virtdeck.console.errors import HostError
+from virtdeck.console.services import placement
 from virtdeck.console.services import provision as pv
 from provision_helpers import _lab_inventory, lab_inventory, lab_session, remove_vm, roomy  # noqa: F401
 
@@ -125,7 +126,7 @@ def _race(tmp_path, inv_path, tenant, key, pw_hash, locked: bool) -> list[dict]:
 
 def test_two_processes_race_for_the_last_slot(lab_session, real_inventory, tenant, tmp_path):
     """hv1 has room for exactly 3 more vCPUs; two processes each create a 2-vCPU VM pinned to it."""
-    snap = pv.host_snapshot(lab_session, real_inventory.host("hv1"), real_inventory.template("debian12"))
+    snap = placement.host_snapshot(lab_session, real_inventory.host("hv1"), real_inventory.template("debian12"))
     ratio = (snap.facts.alloc_vcpus + 3) / snap.facts.cores
     if int(snap.facts.cores * ratio) - snap.facts.alloc_vcpus != 3:
         pytest.skip("cannot make exactly 3 vCPUs of room with a float ratio here")

@@ -22,6 +22,7 @@ from virtdeck.backends.ovn import networks as ovn_networks, security_groups as o
 from virtdeck.console import cloudinit
 from virtdeck.console.errors import ReadOnlyError
 from virtdeck.console.services import guard
+from virtdeck.console.services import placement
 from virtdeck.console.services import provision as pv
 from provision_helpers import lab_session, leftovers, remove_vm, roomy  # noqa: F401
 from provision_helpers import _lab_inventory
@@ -251,7 +252,7 @@ def test_concurrent_creates_do_not_oversubscribe(lab_session, real_inventory, te
     """Three creates pinned to hv1 at once, each too big for two to fit: exactly one wins.
 
     The CPU ratio is set so hv1 has room for exactly 3 more vCPUs whatever else is on it."""
-    snap = pv.host_snapshot(lab_session, real_inventory.host("hv1"), real_inventory.template("debian12"))
+    snap = placement.host_snapshot(lab_session, real_inventory.host("hv1"), real_inventory.template("debian12"))
     ratio = (snap.facts.alloc_vcpus + 3) / snap.facts.cores
     inv = roomy(real_inventory, cpu_ratio=ratio)
     if int(snap.facts.cores * ratio) - snap.facts.alloc_vcpus != 3:

@@ -17,6 +17,7 @@ from virtdeck.backends import domains
 from virtdeck.backends.ovn import networks as ovn_networks, security_groups as ovn_sg
 from virtdeck.console import cloudinit
 from virtdeck.console.errors import ValidationError
+from virtdeck.console.services import placement, provision_checks
 from virtdeck.console.services import provision as pv
 from virtdeck.console.services import vm_lookup, vm_resize
 from provision_helpers import lab_inventory, lab_session, remove_vm, roomy  # noqa: F401
@@ -45,16 +46,16 @@ def test_domain_xml_ceilings():
 
 def test_growth_rule():
     # vCPUs: 4x the size, capped by the host's cores; RAM: 2x, capped by the host's RAM (128 MiB steps)
-    assert pv.growth_limits(1, 512, host_cores=2, host_ram_mib=8192) == (2, 1024)
-    assert pv.growth_limits(2, 1024, host_cores=32, host_ram_mib=1536) == (8, 1536)
-    assert pv.growth_limits(4, 300, host_cores=2, host_ram_mib=8192) == (4, 512)  # never below the size
-    assert pv.growth_limits(40, 4096, 128, 0) == (64, 8192)  # MAX_VCPUS; unknown host RAM
-    assert pv.growth_limits(2, 512, 16, 8192, max_vcpus=2, max_ram_mib=512) == (2, 512)  # opt out
+    assert provision_checks.growth_limits(1, 512, host_cores=2, host_ram_mib=8192) == (2, 1024)
+    assert provision_checks.growth_limits(2, 1024, host_cores=32, host_ram_mib=1536) == (8, 1536)
+    assert provision_checks.growth_limits(4, 300, host_cores=2, host_ram_mib=8192) == (4, 512)  # never below the size
+    assert provision_checks.growth_limits(40, 4096, 128, 0) == (64, 8192)  # MAX_VCPUS; unknown host RAM
+    assert provision_checks.growth_limits(2, 512, 16, 8192, max_vcpus=2, max_ram_mib=512) == (2, 512)  # opt out
     with pytest.raises(ValidationError) as e:
-        pv.growth_limits(2, 512, 16, 8192, max_vcpus=1)
+        provision_checks.growth_limits(2, 512, 16, 8192, max_vcpus=1)
     assert e.value.field == "max-vcpus"
     with pytest.raises(ValidationError):
-        pv.growth_limits(2, 512, 16, 8192, max_ram_mib=256)
+        provision_checks.growth_limits(2, 512, 16, 8192, max_ram_mib=256)
 
 
 def test_placement_counts_the_current_size():
@@ -107,12 +108,12 @@ def test_running_vm_grows_live(lab_session, lab_inventory, tenant, tmp_path, mon
         res = pv.create_vm(lab_session, inv, req)
         conn = lab_session.libvirt(res.host)
         cores, ram_total = conn.getInfo()[2], conn.getInfo()[1]
-        want_v, want_m = pv.growth_limits(1, 256, cores, ram_total)
+        want_v, want_m = provision_checks.growth_limits(1, 256, cores, ram_total)
         dom = conn.lookupByName(req.name)
         assert dom.maxMemory() == want_m * 1024 and dom.vcpusFlags(libvirt.VIR_DOMAIN_VCPU_MAXIMUM) == want_v
         assert dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE) == 1
         # the scheduler's host facts count the current size, not the ceiling
-        snap = pv.host_snapshot(lab_session, inv.host(res.host), None)
+        snap = placement.host_snapshot(lab_session, inv.host(res.host), None)
         assert [(d.vcpus, d.ram_mib) for d in snap.domains if d.name == req.name] == [(1, 256)]
         if want_v < 2:
             pytest.skip(f"{res.host} has {cores} core(s): no vCPU growth possible")

@@ -186,6 +186,7 @@ async def test_growth_ceilings_check_as_you_type_and_reach_the_request(pubkey):
     from virtdeck.console import cli_vm
     from virtdeck.console.errors import ValidationError
     from virtdeck.console.services import provision as pv
+    from virtdeck.console.services import provision_checks
     from virtdeck.screens.wizard_vm import ceilings_text
     wiz = VmWizard(networks={"demo": ["net1"]})
     app = Host(wiz)
@@ -198,7 +199,7 @@ async def test_growth_ceilings_check_as_you_type_and_reach_the_request(pubkey):
         await type_into(pilot, wiz, "max_vcpus", "1")
         assert why(wiz, "max_vcpus") == "2 (the vCPUs) to 64 whole vCPUs"
         with pytest.raises(ValidationError) as e:  # the service says the same
-            pv.growth_limits(2, 512, 0, 0, max_vcpus=1)
+            provision_checks.growth_limits(2, 512, 0, 0, max_vcpus=1)
         assert e.value.field == "max-vcpus" and e.value.reason == why(wiz, "max_vcpus")
         await type_into(pilot, wiz, "max_vcpus", "65")
         assert "to 64" in why(wiz, "max_vcpus")
@@ -239,7 +240,7 @@ async def test_growth_ceilings_check_as_you_type_and_reach_the_request(pubkey):
             no_start=False)
         cli = cli_vm.build_request(args)
         assert (cli.max_vcpus, cli.max_ram_mib) == (req.max_vcpus, req.max_ram_mib)
-        assert pv.growth_limits(req.vcpus, req.ram_mib, 2, 8192, req.max_vcpus, req.max_ram_mib) == (8, 2000)
+        assert provision_checks.growth_limits(req.vcpus, req.ram_mib, 2, 8192, req.max_vcpus, req.max_ram_mib) == (8, 2000)
         # review (no session here): the ceilings typed, RAM/vCPUs "automatic" when left empty
         await pilot.press("ctrl+n")
         await pilot.pause()

@@ -44,13 +44,18 @@ placement lock (:mod:`backends.hostlock`, ``flock`` on the hypervisor over SSH) 
 
 ``hook(phase, step, ctx)`` (tests only) is called "before" and "after" each step; raising from it
 is a real failure between steps and triggers the same rollback.
+
+Where the parts live: the input rules (``check_*``, :func:`growth_limits`, the wizard's
+``check_form``) in :mod:`provision_checks`; what placement reads of the hosts (snapshots, quota and
+name checks, the scheduler's request) in :mod:`placement`. This module keeps the request, result
+and context types, the domain XML and the create itself. Why it is still ~500 lines: the eight
+steps of :func:`create_vm` are closures over one context and one undo sequence (each step
+registers its undo as it goes), and splitting them across modules would scatter that one
+rollback story.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import math
-import re
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -59,14 +64,17 @@ from typing import Any, Callable
 
 from ...backends import domain_xml as dx
 from ...backends import domains, hostlock, scheduler, storage
-from ...backends.domains import PLACEMENT_NS, PLACEMENT_PREFIX
+from ...backends.domain_facts import PLACEMENT_NS, PLACEMENT_PREFIX
 from ...backends.ovn import ports as ovn_ports
-from ...backends.scheduler import HostFacts, Placement, PlacementRequest
+from ...backends.scheduler import HostFacts, Placement
 from ...backends.seed import build_nocloud_iso
-from ...config.inventory import HostConfig, Inventory, TemplateConfig
+from ...config.inventory import Inventory, TemplateConfig
 from .. import cloudinit
-from ..errors import ConfigError, HostError, ValidationError, VirtdeckError
+from ..errors import HostError, ValidationError, VirtdeckError
+from . import placement
 from . import verb as verb_frame
+from .provision_checks import (check_disk, check_group, check_host, check_name, check_networks, check_ram,
+                               check_template, check_tenant, check_vcpus, growth_limits)
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("validate", "Validate the request"),
@@ -81,18 +89,8 @@ STEPS: tuple[tuple[str, str], ...] = (
 STEP_NAMES = tuple(s for s, _ in STEPS)
 STEP_LABELS = dict(STEPS)
 
-
-MAX_VCPUS = 64
-MIN_RAM_MIB, MAX_RAM_MIB = 128, 1024 * 1024
-MAX_DISK_GIB = 16 * 1024
-MAX_NETWORKS = 8
-# Live-growth ceilings set at create (see growth_limits): vCPUs up to GROW_VCPUS × the size (never
-# more than the host's cores), RAM up to GROW_RAM × the size (never more than the host's RAM).
-GROW_VCPUS = 4
-GROW_RAM = 2
 PLACEMENT_ROUNDS = 3   # placements tried when the chosen host filled up under another console
 LOCK_WAIT = 60.0       # seconds to wait for a host's placement lock
-GROUP_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 Progress = Callable[[str, str, str], None]
 Hook = Callable[[str, str, "CreateContext"], None]
@@ -205,203 +203,7 @@ class CreateContext:
     serial_log: str = ""
 
 
-# --------------------------------------------------------------------------- field checks
-
-def _int(value, field: str) -> int:
-    if isinstance(value, bool):
-        raise ValidationError(field, "must be a whole number")
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise ValidationError(field, "must be a whole number") from None
-
-
-def check_name(value: str) -> str:
-    """VM name = hostname: lowercase letters, digits, '-', 1-63."""
-    return cloudinit.validate_hostname(value, "name")
-
-
-def check_vcpus(value) -> int:
-    """Whole vCPUs, 1..64."""
-    n = _int(value, "vcpus")
-    if not 1 <= n <= MAX_VCPUS:
-        raise ValidationError("vcpus", f"1 to {MAX_VCPUS} whole vCPUs")
-    return n
-
-
-def check_ram(value) -> int:
-    """RAM in MiB, 128..1048576."""
-    n = _int(value, "ram")
-    if not MIN_RAM_MIB <= n <= MAX_RAM_MIB:
-        raise ValidationError("ram", f"{MIN_RAM_MIB} to {MAX_RAM_MIB} MiB")
-    return n
-
-
-def check_disk(value, min_gib: int = 1) -> int:
-    """Disk in GiB, at least the template's size (``min_gib``)."""
-    n = _int(value, "disk")
-    if n < min_gib:
-        raise ValidationError("disk", f"at least {min_gib} GiB (the template's size)")
-    if n > MAX_DISK_GIB:
-        raise ValidationError("disk", f"at most {MAX_DISK_GIB} GiB")
-    return n
-
-
-def check_tenant(inventory: Inventory, value: str) -> str:
-    """A tenant name (lowercase, digits, '-'); any name works, inventory tenants carry quotas."""
-    return cloudinit.validate_hostname(value, "tenant")
-
-
-def check_template(inventory: Inventory, value: str) -> TemplateConfig:
-    """The template of that name in the inventory."""
-    try:
-        return inventory.template(value)
-    except ConfigError as exc:
-        raise ValidationError("template", str(exc)) from None
-
-
-def check_networks(names) -> tuple[str, ...]:
-    """One to eight network names, no repeats (names only; existence is checked in OVN)."""
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",")]
-    names = tuple(n for n in names if n)
-    if not names:
-        raise ValidationError("networks", "pick at least one network")
-    if len(names) > MAX_NETWORKS:
-        raise ValidationError("networks", f"at most {MAX_NETWORKS} networks")
-    if len(set(names)) != len(names):
-        raise ValidationError("networks", "a network is listed twice")
-    return names
-
-
-def check_host(inventory: Inventory, value: str | None) -> str | None:
-    """None/'' = automatic; else a hypervisor in the inventory."""
-    if not value:
-        return None
-    names = [h.name for h in inventory.hypervisors]
-    if value not in names:
-        raise ValidationError("host", f"no hypervisor {value!r} (hypervisors: {', '.join(names) or 'none'})")
-    return value
-
-
-def check_max_vcpus(value, vcpus: int | None = None) -> int | None:
-    """Live-growth ceiling in whole vCPUs: None/'' = automatic (:func:`growth_limits`' rule);
-    else ``vcpus`` (the size; None = unknown, 1) to MAX_VCPUS. Field ``max-vcpus``."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    n = _int(value, "max-vcpus")
-    low = vcpus or 1
-    if not low <= n <= MAX_VCPUS:
-        raise ValidationError("max-vcpus", f"{low} (the vCPUs) to {MAX_VCPUS} whole vCPUs")
-    return n
-
-
-def check_max_ram(value, ram_mib: int | None = None) -> int | None:
-    """Live-growth ceiling in whole MiB: None/'' = automatic (:func:`growth_limits`' rule);
-    else ``ram_mib`` (the size; None = unknown, MIN_RAM_MIB) to MAX_RAM_MIB. Any whole MiB
-    works (the automatic rule rounds to 128 MiB; libvirt/QEMU need no more). Field ``max-ram``."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    n = _int(value, "max-ram")
-    low = ram_mib or MIN_RAM_MIB
-    if not low <= n <= MAX_RAM_MIB:
-        raise ValidationError("max-ram", f"{low} (the RAM) to {MAX_RAM_MIB} MiB")
-    return n
-
-
-def growth_limits(vcpus: int, ram_mib: int, host_cores: int, host_ram_mib: int,
-                  max_vcpus: int | None = None, max_ram_mib: int | None = None) -> tuple[int, int]:
-    """The live-growth ceilings a new domain gets: ``(max vCPUs, max RAM MiB)``.
-
-    Rule (when not given): vCPUs ``min(GROW_VCPUS × vcpus, host cores, MAX_VCPUS)``, RAM
-    ``min(GROW_RAM × ram, host RAM)`` rounded down to a whole 128 MiB — never below the size
-    itself. A running VM can be resized live (hot-plugged vCPUs, balloon) up to these; beyond
-    them needs a restart (``vm resize`` raises the maximum in the config and says so). The
-    guest kernel sizes its page tables for the RAM ceiling (~1.6 % of it), which is why RAM
-    grows by 2× and not more. Given values are checked by :func:`check_max_vcpus` /
-    :func:`check_max_ram` (ValidationError).
-    ``host_cores``/``host_ram_mib``: libvirt ``getInfo()`` of the chosen host (0 = unknown).
-    """
-    max_vcpus = check_max_vcpus(max_vcpus, vcpus)
-    max_ram_mib = check_max_ram(max_ram_mib, ram_mib)
-    if max_vcpus is None:
-        cap = min(GROW_VCPUS * vcpus, MAX_VCPUS)
-        if host_cores > 0:
-            cap = min(cap, host_cores)
-        max_vcpus = max(vcpus, cap)
-    if max_ram_mib is None:
-        cap = GROW_RAM * ram_mib
-        if host_ram_mib > 0:
-            cap = min(cap, host_ram_mib)
-        max_ram_mib = max(ram_mib, cap // 128 * 128)
-    return max_vcpus, max_ram_mib
-
-
-def check_group(value: str | None) -> str | None:
-    """Anti-affinity group name (lowercase, digits, '-') or None."""
-    if not value:
-        return None
-    if not GROUP_RE.match(value):
-        raise ValidationError("anti-affinity", "lowercase letters, digits and '-'")
-    return value
-
-
-FORM_FIELDS = ("name", "tenant", "template", "vcpus", "ram", "max_vcpus", "max_ram", "disk", "host",
-               "networks", "anti_affinity", "ssh_keys", "user", "password", "user_data")
-
-
-def check_form(inventory: Inventory, form: dict, *, networks: dict[str, list[str]] | None = None,
-               vm_names: set[str] | None = None, password_hash: str | None = None) -> dict[str, str]:
-    """Check the wizard's fields as typed (strings); returns {field: reason} for the bad ones.
-
-    Pure and cheap (no I/O, no hashing): the wizard calls it on every keystroke. ``networks``:
-    {tenant: [network names]} when known (else names are checked on create); ``vm_names``: VM
-    names already in the cluster when known; ``password_hash``: set once the password was hashed
-    (the clear text is then gone from the form). Fields: :data:`FORM_FIELDS`.
-    """
-    errors: dict[str, str] = {}
-
-    def run(field, fn):
-        try:
-            return fn()
-        except ValidationError as exc:
-            errors[field] = exc.reason
-            return None
-
-    name = form.get("name", "").strip()
-    if run("name", lambda: check_name(name)) and vm_names and name in vm_names:
-        errors["name"] = f"a VM named {name!r} exists already"
-    tenant = form.get("tenant", "").strip()
-    run("tenant", lambda: check_tenant(inventory, tenant))
-    tpl = run("template", lambda: check_template(inventory, form.get("template") or ""))
-    vcpus = run("vcpus", lambda: check_vcpus(form.get("vcpus", "")))
-    ram = run("ram", lambda: check_ram(form.get("ram", "")))
-    run("max_vcpus", lambda: check_max_vcpus(form.get("max_vcpus", ""), vcpus))  # '' = automatic
-    run("max_ram", lambda: check_max_ram(form.get("max_ram", ""), ram))
-    run("disk", lambda: check_disk(form.get("disk", "")))
-    run("host", lambda: check_host(inventory, form.get("host") or None))
-    nets = run("networks", lambda: check_networks(form.get("networks", "")))
-    if nets and networks is not None and "tenant" not in errors:
-        known = networks.get(tenant, [])
-        missing = [n for n in nets if n not in known]
-        if missing:
-            errors["networks"] = (f"tenant {tenant} has no network {', '.join(missing)} "
-                                  f"(networks: {', '.join(known) or 'none'})")
-    run("anti_affinity", lambda: check_group((form.get("anti_affinity") or "").strip() or None))
-    run("ssh_keys", lambda: cloudinit.parse_ssh_keys(form.get("ssh_keys", ""), "ssh-keys"))
-    user = form.get("user", "").strip() or (tpl.default_user if tpl else "")
-    run("user", lambda: cloudinit.validate_username(user))
-    clear = form.get("password", "")
-    if not password_hash:
-        if not clear:
-            errors["password"] = "required (stored only as a SHA-512 hash)"
-        elif len(clear) < 8:
-            errors["password"] = "use at least 8 characters"
-    run("user_data", lambda: cloudinit.parse_extra_user_data(form.get("user_data", "")))
-    return errors
-
+# --------------------------------------------------------------------------- validate
 
 def _validate(inventory: Inventory, req: VmRequest, ctx: CreateContext, nb) -> None:
     check_name(req.name)
@@ -438,110 +240,6 @@ def _validate(inventory: Inventory, req: VmRequest, ctx: CreateContext, nb) -> N
     except VirtdeckError as exc:
         raise HostError(f"OVN northbound: {exc}") from None
 
-
-# --------------------------------------------------------------------------- host facts
-
-@dataclass(frozen=True)
-class HostSnapshot:
-    """One hypervisor's facts for placement plus its domains (persistent facts, as
-    :func:`backends.domains.host_capacity` reads them: placement counts their ``vcpus`` and
-    ``memory_mib``) and the template's virtual size (bytes, None when the template is not there)."""
-
-    facts: HostFacts
-    domains: tuple[domains.DomainFacts, ...] = ()
-    template_bytes: int | None = None
-
-
-def bridge_mappings(session, host: str) -> frozenset[str]:
-    """Physnets of ``host``'s ``ovn-bridge-mappings`` (OVS external_ids, read over SSH)."""
-    res = session.run(host, ["ovs-vsctl", "--if-exists", "get", "Open_vSwitch", ".",
-                             "external_ids:ovn-bridge-mappings"], timeout=15)
-    if res.rc != 0:
-        return frozenset()
-    text = res.stdout.strip().strip('"')
-    return frozenset(item.split(":", 1)[0].strip() for item in text.split(",") if ":" in item)
-
-
-def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) -> HostSnapshot:
-    """Read one hypervisor: getInfo (arch, cores, RAM MiB), getFreeMemory (bytes → MiB), every
-    domain's XML (vCPUs, RAM, tenant, group), bridge mappings, the template's volumes. An
-    unreachable host comes back with ``reachable=False`` and the reason."""
-    if not host.enabled:
-        return HostSnapshot(HostFacts(host.name, enabled=False, disabled_reason=host.disabled_reason))
-    try:
-        conn = session.libvirt(host.name)
-        try:
-            cap = domains.host_capacity(conn, host.name)
-        except HostError as exc:  # "<host>: <libvirt's message>"; the verdict names the host
-            raise HostError(_strip_host(str(exc), host.name)) from None
-        physnets = bridge_mappings(session, host.name)
-        refusals: list[str] = []
-        tbytes = None
-        if template is not None:
-            for vol in (template.volume, template.kernel, template.initrd):
-                if not vol:
-                    continue
-                v = storage.find_volume(conn, host.name, template.pool, vol)
-                if v is None:
-                    refusals.append(f"template: volume {vol} is not in pool {template.pool} "
-                                    f"(`virtdeck template add` uploads it)")
-                elif vol == template.volume:
-                    tbytes = storage.volume_info(v).capacity_bytes
-    except HostError as exc:
-        return HostSnapshot(HostFacts(host.name, reachable=False, error=str(exc)))
-    facts = HostFacts(
-        name=host.name, enabled=True, reachable=True, arch=cap.arch, cores=cap.cores,
-        ram_total_mib=cap.ram_total_mib, ram_free_mib=cap.ram_free_mib,
-        alloc_vcpus=cap.alloc_vcpus, alloc_ram_mib=cap.alloc_ram_mib,
-        physnets=physnets, refusals=tuple(refusals))
-    return HostSnapshot(facts, cap.domains, tbytes)
-
-
-def _strip_host(msg: str, host: str) -> str:
-    return msg[len(host) + 2:] if msg.startswith(f"{host}: ") else msg
-
-
-def gather(session, inventory: Inventory, template: TemplateConfig | None) -> list[HostSnapshot]:
-    """:func:`host_snapshot` of every hypervisor, in parallel, in inventory order."""
-    hosts = list(inventory.hypervisors)
-    if not hosts:
-        return []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-        return list(pool.map(lambda h: host_snapshot(session, h, template), hosts))
-
-
-def _placement_request(req: VmRequest, ctx: CreateContext, snaps: list[HostSnapshot]) -> PlacementRequest:
-    group_hosts = frozenset(s.facts.name for s in snaps
-                            if req.anti_affinity and any(d.group == req.anti_affinity for d in s.domains))
-    return PlacementRequest(
-        vcpus=req.vcpus, ram_mib=req.ram_mib, arch=ctx.template.arch,
-        physnets=frozenset(n.physnet for n in ctx.networks if n.physnet),
-        anti_affinity_group=req.anti_affinity, group_hosts=group_hosts, pinned_host=req.host)
-
-
-def _check_cluster(inventory: Inventory, req: VmRequest, snaps: list[HostSnapshot]) -> None:
-    """Name unique in the cluster, tenant quota, disk ≥ template size."""
-    for s in snaps:
-        if any(d.name == req.name for d in s.domains):
-            raise ValidationError("name", f"a VM named {req.name!r} already exists on {s.facts.name}")
-    tenant = next((t for t in inventory.tenants if t.name == req.tenant), None)
-    if tenant is not None:
-        mine = [d for s in snaps for d in s.domains if d.tenant == req.tenant]
-        used_v, used_r = sum(d.vcpus for d in mine), sum(d.memory_mib for d in mine)
-        if tenant.max_vms is not None and len(mine) + 1 > tenant.max_vms:
-            raise ValidationError("tenant", f"quota: {req.tenant} has {len(mine)} of {tenant.max_vms} VMs")
-        if tenant.max_vcpus is not None and used_v + req.vcpus > tenant.max_vcpus:
-            raise ValidationError("tenant", f"quota: {req.tenant} uses {used_v} of {tenant.max_vcpus} vCPUs, "
-                                            f"{req.vcpus} more do not fit")
-        if tenant.max_ram_mib is not None and used_r + req.ram_mib > tenant.max_ram_mib:
-            raise ValidationError("tenant", f"quota: {req.tenant} uses {used_r} of {tenant.max_ram_mib} MiB, "
-                                            f"{req.ram_mib} more do not fit")
-    sizes = [s.template_bytes for s in snaps if s.template_bytes]
-    if sizes:
-        min_gib = math.ceil(max(sizes) / storage.GiB)
-        check_disk(req.disk_gib, min_gib)
-
-
 @dataclass(frozen=True)
 class Preview:
     """What a create would do: the placement table, the seed documents (password only as its
@@ -562,18 +260,18 @@ def plan(session, inventory: Inventory, request: VmRequest) -> Preview:
     creating nothing and claiming nothing. Raises ValidationError / HostError."""
     ctx = CreateContext(request)
     _validate(inventory, request, ctx, session.nb())
-    snaps = gather(session, inventory, ctx.template)
-    _check_cluster(inventory, request, snaps)
-    placement = scheduler.place([s.facts for s in snaps], _placement_request(request, ctx, snaps),
-                                cpu_ratio=inventory.allocation.cpu_ratio,
-                                ram_ratio=inventory.allocation.ram_ratio,
-                                weigher=request.weigher,
-                                claims=scheduler.LEDGER.held())
+    snaps = placement.gather(session, inventory, ctx.template)
+    placement.check_cluster(inventory, request, snaps)
+    where = scheduler.place([s.facts for s in snaps], placement.placement_request(request, ctx, snaps),
+                            cpu_ratio=inventory.allocation.cpu_ratio,
+                            ram_ratio=inventory.allocation.ram_ratio,
+                            weigher=request.weigher,
+                            claims=scheduler.LEDGER.held())
     fixed = replace(request, macs=tuple(ctx.macs), instance_id=ctx.seed.instance_id)
-    chosen = next((s.facts for s in snaps if s.facts.name == placement.host), None)
+    chosen = next((s.facts for s in snaps if s.facts.name == where.host), None)
     limits = None if chosen is None else growth_limits(
         request.vcpus, request.ram_mib, chosen.cores, chosen.ram_total_mib, request.max_vcpus, request.max_ram_mib)
-    return Preview(placement, ctx.seed, tuple(ctx.macs), fixed, limits)
+    return Preview(where, ctx.seed, tuple(ctx.macs), fixed, limits)
 
 
 # --------------------------------------------------------------------------- the create
@@ -657,9 +355,9 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
         first = None
         for attempt in range(1, PLACEMENT_ROUNDS + 1):
             facts_time = ledger.now()
-            snaps = gather(session, inventory, ctx.template)
-            _check_cluster(inventory, request, snaps)
-            preq = _placement_request(request, ctx, snaps)
+            snaps = placement.gather(session, inventory, ctx.template)
+            placement.check_cluster(inventory, request, snaps)
+            preq = placement.placement_request(request, ctx, snaps)
             ctx.placement, ctx.claim = ledger.place_and_claim(
                 [s.facts for s in snaps], preq, facts_time=facts_time,
                 cpu_ratio=inventory.allocation.cpu_ratio, ram_ratio=inventory.allocation.ram_ratio,
@@ -678,12 +376,12 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
             # Under the lock: this host as it is now (another process may have defined meanwhile),
             # with the other in-process claims but not our own.
             facts_time = ledger.now()
-            snap = host_snapshot(session, inventory.host(host), ctx.template)
+            snap = placement.host_snapshot(session, inventory.host(host), ctx.template)
             snaps = [snap if s.facts.name == host else s for s in snaps]
-            _check_cluster(inventory, request, snaps)
+            placement.check_cluster(inventory, request, snaps)
             ledger.drop(ctx.claim)
             recheck, ctx.claim = ledger.place_and_claim(
-                [snap.facts], _placement_request(request, ctx, snaps), facts_time=facts_time,
+                [snap.facts], placement.placement_request(request, ctx, snaps), facts_time=facts_time,
                 cpu_ratio=inventory.allocation.cpu_ratio, ram_ratio=inventory.allocation.ram_ratio,
                 weigher=request.weigher)
             undo.on_undo("placement", f"release the claim on {host}", lambda c=ctx.claim: ledger.drop(c))

@@ -37,7 +37,7 @@ def _move_request(session, name: str, xml: str, facts: DomainFacts, to_host: str
     """The PlacementRequest a moved VM makes of ``to_host``: its current vCPUs/RAM, its arch
     (``<os><type arch>``), the physnets its provider networks need, its anti-affinity group and
     the hosts already holding a member of that group (from ``snap``, the target's
-    provision.host_snapshot)."""
+    placement.host_snapshot)."""
     from ...backends.scheduler import PlacementRequest
 
     arch = facts.arch or "x86_64"
@@ -54,13 +54,13 @@ def _check_move(session, name: str, to_host: str, preq, snap=None, after_copy: b
     """Raise VirtdeckError naming every reason ``to_host`` cannot take the VM (the scheduler's
     filters on the host's facts now: enabled, arch, physnet bridge mappings, anti-affinity,
     vCPUs and RAM against the allocation ratios). ``snap``: the target's
-    provision.host_snapshot if just read (None = read it now). A stopped VM holds no RAM, so
+    placement.host_snapshot if just read (None = read it now). A stopped VM holds no RAM, so
     free RAM only has to cover it when started there later (not checked)."""
     from ...backends.scheduler import place
-    from . import provision
+    from . import placement
 
     if snap is None:
-        snap = provision.host_snapshot(session, session.inventory.host(to_host), None)
+        snap = placement.host_snapshot(session, session.inventory.host(to_host), None)
     f = snap.facts
     if not f.reachable:
         raise HostError(f.error or f"{to_host} is not reachable")
@@ -109,8 +109,8 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
             raise VirtdeckError(f"{to_host} already has a domain named {name}")
         xml = domains.xml(dom, src, inactive=True, secure=True)
         facts = domains.parse(xml)
-        from . import provision
-        snap = provision.host_snapshot(session, hc, None)  # read the target once for both
+        from . import placement
+        snap = placement.host_snapshot(session, hc, None)  # read the target once for both
         preq = _move_request(session, name, xml, facts, to_host, snap)
         _check_move(session, name, to_host, preq, snap)
 

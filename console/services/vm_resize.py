@@ -55,7 +55,7 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
     The persistent config is always changed (raising the ``<vcpu>`` / ``<memory>`` maximum when
     the new size is above it). On a running VM (and ``live``) the change is also applied now
     where the domain allows it: vCPUs up to its maximum (hot-plug), RAM up to ``<memory>``
-    (balloon) — VMs from ``vm create`` get ceilings above their size (provision.growth_limits);
+    (balloon) — VMs from ``vm create`` get ceilings above their size (provision_checks.growth_limits);
     beyond them it takes effect at the next boot (``details["applied"]`` says which, per
     resource: "now", "next boot" or "next boot (live maximum is …; restart the VM to apply)"). The host's
     capacity is re-checked with the scheduler's filters first (allocation ratios, free RAM for a

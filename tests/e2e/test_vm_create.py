@@ -108,9 +108,10 @@ async def test_cli_and_wizard_vms_boot_and_spread(env, lab_session, lab_inventor
     monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     figures = []
     # Spread is only decidable when the hosts carry the same foreign load (a clean lab, as in CI).
+    from virtdeck.console.services import placement
     from virtdeck.console.services import provision as pv
     loads = {sn.facts.name: (sn.facts.alloc_vcpus, sn.facts.alloc_ram_mib)
-             for sn in pv.gather(lab_session, lab_inventory, lab_inventory.template("debian12"))}
+             for sn in placement.gather(lab_session, lab_inventory, lab_inventory.template("debian12"))}
     even = len(set(loads.values())) == 1
 
     # ---- 1. through the CLI

@@ -1,0 +1,123 @@
+"""What placement reads of the hypervisors for `vm create` (and `vm move`'s target check): one
+:class:`HostSnapshot` per host (:func:`host_snapshot`, all of them in parallel with :func:`gather`),
+the cluster-wide checks on a request (:func:`check_cluster`) and the scheduler's request
+(:func:`placement_request`). Capacity comes from :func:`backends.domains.host_capacity`, the one
+reader create, resize, move and the live model share.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+from dataclasses import dataclass
+
+from ...backends import domains, storage
+from ...backends.scheduler import HostFacts, PlacementRequest
+from ...config.inventory import HostConfig, Inventory, TemplateConfig
+from ..errors import HostError, ValidationError
+from .provision_checks import check_disk
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    """One hypervisor's facts for placement plus its domains (persistent facts, as
+    :func:`backends.domains.host_capacity` reads them: placement counts their ``vcpus`` and
+    ``memory_mib``) and the template's virtual size (bytes, None when the template is not there)."""
+
+    facts: HostFacts
+    domains: tuple[domains.DomainFacts, ...] = ()
+    template_bytes: int | None = None
+
+
+def bridge_mappings(session, host: str) -> frozenset[str]:
+    """Physnets of ``host``'s ``ovn-bridge-mappings`` (OVS external_ids, read over SSH)."""
+    res = session.run(host, ["ovs-vsctl", "--if-exists", "get", "Open_vSwitch", ".",
+                             "external_ids:ovn-bridge-mappings"], timeout=15)
+    if res.rc != 0:
+        return frozenset()
+    text = res.stdout.strip().strip('"')
+    return frozenset(item.split(":", 1)[0].strip() for item in text.split(",") if ":" in item)
+
+
+def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) -> HostSnapshot:
+    """Read one hypervisor: getInfo (arch, cores, RAM MiB), getFreeMemory (bytes → MiB), every
+    domain's XML (vCPUs, RAM, tenant, group), bridge mappings, the template's volumes. An
+    unreachable host comes back with ``reachable=False`` and the reason."""
+    if not host.enabled:
+        return HostSnapshot(HostFacts(host.name, enabled=False, disabled_reason=host.disabled_reason))
+    try:
+        conn = session.libvirt(host.name)
+        try:
+            cap = domains.host_capacity(conn, host.name)
+        except HostError as exc:  # "<host>: <libvirt's message>"; the verdict names the host
+            raise HostError(_strip_host(str(exc), host.name)) from None
+        physnets = bridge_mappings(session, host.name)
+        refusals: list[str] = []
+        tbytes = None
+        if template is not None:
+            for vol in (template.volume, template.kernel, template.initrd):
+                if not vol:
+                    continue
+                v = storage.find_volume(conn, host.name, template.pool, vol)
+                if v is None:
+                    refusals.append(f"template: volume {vol} is not in pool {template.pool} "
+                                    f"(`virtdeck template add` uploads it)")
+                elif vol == template.volume:
+                    tbytes = storage.volume_info(v).capacity_bytes
+    except HostError as exc:
+        return HostSnapshot(HostFacts(host.name, reachable=False, error=str(exc)))
+    facts = HostFacts(
+        name=host.name, enabled=True, reachable=True, arch=cap.arch, cores=cap.cores,
+        ram_total_mib=cap.ram_total_mib, ram_free_mib=cap.ram_free_mib,
+        alloc_vcpus=cap.alloc_vcpus, alloc_ram_mib=cap.alloc_ram_mib,
+        physnets=physnets, refusals=tuple(refusals))
+    return HostSnapshot(facts, cap.domains, tbytes)
+
+
+def _strip_host(msg: str, host: str) -> str:
+    return msg[len(host) + 2:] if msg.startswith(f"{host}: ") else msg
+
+
+def gather(session, inventory: Inventory, template: TemplateConfig | None) -> list[HostSnapshot]:
+    """:func:`host_snapshot` of every hypervisor, in parallel, in inventory order."""
+    hosts = list(inventory.hypervisors)
+    if not hosts:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        return list(pool.map(lambda h: host_snapshot(session, h, template), hosts))
+
+
+def placement_request(req, ctx, snaps: list[HostSnapshot]) -> PlacementRequest:
+    """What ``req`` (a provision.VmRequest) asks of the scheduler: its size, the template's arch
+    (``ctx.template``), the physnets of its networks (``ctx.networks``), its anti-affinity group and
+    the hosts in ``snaps`` already holding a member of that group, a pinned host."""
+    group_hosts = frozenset(s.facts.name for s in snaps
+                            if req.anti_affinity and any(d.group == req.anti_affinity for d in s.domains))
+    return PlacementRequest(
+        vcpus=req.vcpus, ram_mib=req.ram_mib, arch=ctx.template.arch,
+        physnets=frozenset(n.physnet for n in ctx.networks if n.physnet),
+        anti_affinity_group=req.anti_affinity, group_hosts=group_hosts, pinned_host=req.host)
+
+
+def check_cluster(inventory: Inventory, req, snaps: list[HostSnapshot]) -> None:
+    """For ``req`` (a provision.VmRequest): name unique in the cluster, tenant quota (vCPUs and
+    RAM MiB as placement counts them), disk ≥ template size. Raises ValidationError."""
+    for s in snaps:
+        if any(d.name == req.name for d in s.domains):
+            raise ValidationError("name", f"a VM named {req.name!r} already exists on {s.facts.name}")
+    tenant = next((t for t in inventory.tenants if t.name == req.tenant), None)
+    if tenant is not None:
+        mine = [d for s in snaps for d in s.domains if d.tenant == req.tenant]
+        used_v, used_r = sum(d.vcpus for d in mine), sum(d.memory_mib for d in mine)
+        if tenant.max_vms is not None and len(mine) + 1 > tenant.max_vms:
+            raise ValidationError("tenant", f"quota: {req.tenant} has {len(mine)} of {tenant.max_vms} VMs")
+        if tenant.max_vcpus is not None and used_v + req.vcpus > tenant.max_vcpus:
+            raise ValidationError("tenant", f"quota: {req.tenant} uses {used_v} of {tenant.max_vcpus} vCPUs, "
+                                            f"{req.vcpus} more do not fit")
+        if tenant.max_ram_mib is not None and used_r + req.ram_mib > tenant.max_ram_mib:
+            raise ValidationError("tenant", f"quota: {req.tenant} uses {used_r} of {tenant.max_ram_mib} MiB, "
+                                            f"{req.ram_mib} more do not fit")
+    sizes = [s.template_bytes for s in snaps if s.template_bytes]
+    if sizes:
+        min_gib = math.ceil(max(sizes) / storage.GiB)
+        check_disk(req.disk_gib, min_gib)
