@@ -11,6 +11,11 @@ started by :func:`ensure_event_loop` / the Session before the first connection i
 
 Callbacks registered here only hand a small tuple to a sink (e.g. ``queue.Queue.put_nowait``);
 the consumer does the libvirt calls.
+
+Why one module of ~450 lines: it is the live model's whole read side of one host (facts, the bulk
+listing with its caches and the config-file shortcut, the per-event re-read, the events that
+trigger it), used together by :mod:`console.live_host`; the domain XML itself is read by
+:mod:`backends.domain_facts`, and changes go through :mod:`backends.domains`.
 """
 
 from __future__ import annotations
