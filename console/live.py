@@ -99,7 +99,8 @@ class LiveModel:
         self._parts: dict[str, HostPart] = {}
         for h in inventory.hypervisors:
             state = HOST_CONNECTING if h.enabled else HOST_DISABLED
-            self._parts[h.name] = HostPart(Host(name=h.name, address=h.address, state=state),
+            why = None if h.enabled else f"disabled in the inventory: {h.disabled_reason or 'no reason given'}"
+            self._parts[h.name] = HostPart(Host(name=h.name, address=h.address, state=state, error=why),
                                            answered=not h.enabled)
         nb_remote = inventory.ovn.connection or (
             f"{inventory.ovn.via_host}:{inventory.ovn.nb_socket}" if inventory.ovn.via_host else "")

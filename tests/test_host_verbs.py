@@ -174,3 +174,15 @@ async def test_hosts_panel_keys_run_the_verbs_on_the_highlighted_host(monkeypatc
         await app.workers.wait_for_complete()
         await pilot.pause()
     assert calls == [("check", "hv1"), ("disable", "hv1"), ("enable", "hv1")]
+
+
+def test_a_disabled_host_shows_its_reason_in_the_hosts_panel(tmp_path):
+    """The live model's Host for a host in maintenance: state "disabled", the reason as its line."""
+    from virtdeck.config.inventory import HostConfig, Inventory
+    from virtdeck.console.live import LiveModel
+    inv = Inventory(hosts=(HostConfig("hv1", "192.0.2.1", enabled=False, disabled_reason="disk swap"),
+                           HostConfig("hv2", "192.0.2.2", enabled=False)))
+    model = LiveModel(inv, session=object())
+    hosts = {h.name: h for h in model._build().hosts}
+    assert (hosts["hv1"].state, hosts["hv1"].error) == ("disabled", "disabled in the inventory: disk swap")
+    assert hosts["hv2"].error == "disabled in the inventory: no reason given"
