@@ -27,11 +27,18 @@ class ShutdownTimeout(VirtdeckError):
         self.vm, self.host, self.timeout = vm, host, timeout
 
 
+def _find_state(op: _Op, session, host: str | None):
+    """The VM's domain (:func:`vm_lookup._find`, which sets ``op.host``) and its state name
+    (``running``, ``paused``, ``shutoff``, … from :func:`vm_lookup.state_name`).
+    Raises VmNotFound, HostError."""
+    dom = _find(op, session, host)
+    return dom, state_name(dom)
+
+
 def start(session, name: str, host: str | None = None) -> OpResult:
     """Start (boot) a stopped VM. Running/paused → noop with a note. Raises VmNotFound, HostError."""
     def body(op: _Op) -> OpResult:
-        dom = _find(op, session, host)
-        st = state_name(dom)
+        dom, st = _find_state(op, session, host)
         if st in ("running", "blocked"):
             return op.result("noop", f"{name} is already running on {op.host}", state=st)
         if st == "paused":
@@ -54,8 +61,7 @@ def shutdown(session, name: str, host: str | None = None, timeout: float = 60.0,
     :func:`poweroff`. A paused guest cannot see the button: VmStateError.
     """
     def body(op: _Op) -> OpResult:
-        dom = _find(op, session, host)
-        st = state_name(dom)
+        dom, st = _find_state(op, session, host)
         if not domains.is_active(dom, op.host):
             return op.result("noop", f"{name} on {op.host} is already stopped ({st})", state=st)
         if st == "paused":
@@ -92,8 +98,7 @@ def reboot(session, name: str, host: str | None = None, hard: bool = False) -> O
     """Reboot a running VM: ACPI request to the guest, or ``hard`` = reset (like the reset
     button, no guest cooperation). Not running → VmStateError."""
     def body(op: _Op) -> OpResult:
-        dom = _find(op, session, host)
-        st = state_name(dom)
+        dom, st = _find_state(op, session, host)
         if st not in ("running", "blocked"):
             raise VmStateError(f"{name} on {op.host} is {st}, not running; start it instead of rebooting")
         domains.reboot(dom, op.host, hard=hard)
@@ -106,8 +111,7 @@ def reboot(session, name: str, host: str | None = None, hard: bool = False) -> O
 def suspend(session, name: str, host: str | None = None) -> OpResult:
     """Pause a running VM's vCPUs (it keeps its memory). Paused → noop; stopped → VmStateError."""
     def body(op: _Op) -> OpResult:
-        dom = _find(op, session, host)
-        st = state_name(dom)
+        dom, st = _find_state(op, session, host)
         if st == "paused":
             return op.result("noop", f"{name} on {op.host} is already paused", state=st)
         if not domains.is_active(dom, op.host):
@@ -120,8 +124,7 @@ def suspend(session, name: str, host: str | None = None) -> OpResult:
 def resume(session, name: str, host: str | None = None) -> OpResult:
     """Resume a paused VM. Running → noop; stopped → VmStateError (start it instead)."""
     def body(op: _Op) -> OpResult:
-        dom = _find(op, session, host)
-        st = state_name(dom)
+        dom, st = _find_state(op, session, host)
         if st in ("running", "blocked"):
             return op.result("noop", f"{name} on {op.host} is already running", state=st)
         if st != "paused":

@@ -48,6 +48,21 @@ def _check_fits(session, host: str, facts, vcpus: int, ram_mib: int, arch: str |
 # Resize
 
 
+def _apply_live(live: bool, new: int, live_max: int, unit: str, set_live: Callable[[], None]) -> str:
+    """Apply one resource's new size to the running domain when it can be, and say when it takes
+    effect: ``"now"``, or ``"next boot"`` with why not now (``live`` off, above the domain's live
+    maximum ``live_max`` in ``unit`` — vCPUs or MiB —, or libvirt refused the live change)."""
+    if not live:
+        return "next boot"
+    if new > live_max:
+        return f"next boot (live maximum is {live_max} {unit}, set at create; restart the VM to apply)"
+    try:
+        set_live()
+    except HostError as exc:
+        return f"next boot (live change refused: {domains.why(exc)})"
+    return "now"
+
+
 def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None = None,
            host: str | None = None, live: bool = True) -> OpResult:
     """Change a VM's vCPUs and/or RAM (MiB).
@@ -127,29 +142,11 @@ def resize(session, name: str, vcpus: int | None = None, memory_mib: int | None 
         applied: dict[str, str] = {}
         if active:
             if vcpus is not None and new_v != cur.vcpus:
-                if not live:
-                    applied["vcpus"] = "next boot"
-                elif new_v > cur.max_vcpus:
-                    applied["vcpus"] = (f"next boot (live maximum is {cur.max_vcpus} vCPUs, set at create; "
-                                           f"restart the VM to apply)")
-                else:
-                    try:
-                        domains.set_vcpus(dom, h, new_v, config=False, live=True)
-                        applied["vcpus"] = "now"
-                    except HostError as exc:
-                        applied["vcpus"] = f"next boot (live change refused: {domains.why(exc)})"
+                applied["vcpus"] = _apply_live(live, new_v, cur.max_vcpus, "vCPUs",
+                                               lambda: domains.set_vcpus(dom, h, new_v, config=False, live=True))
             if memory_mib is not None and new_m != cur.memory_mib:
-                if not live:
-                    applied["memory"] = "next boot"
-                elif new_m > cur.max_memory_mib:
-                    applied["memory"] = (f"next boot (live maximum is {cur.max_memory_mib} MiB, set at create; "
-                                            f"restart the VM to apply)")
-                else:
-                    try:
-                        domains.set_memory(dom, h, new_m, config=False, live=True)
-                        applied["memory"] = "now"
-                    except HostError as exc:
-                        applied["memory"] = f"next boot (live change refused: {domains.why(exc)})"
+                applied["memory"] = _apply_live(live, new_m, cur.max_memory_mib, "MiB",
+                                                lambda: domains.set_memory(dom, h, new_m, config=False, live=True))
         else:
             if new_v != cfg.vcpus:
                 applied["vcpus"] = "next boot"
