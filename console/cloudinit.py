@@ -153,6 +153,18 @@ def _refuse_clear_passwords(doc: dict, field: str) -> None:
                 raise ValidationError(field, f"users[{user.get('name', '?')}] password must be a crypt hash ($6$…)")
 
 
+def load_yaml(text: str, field: str):
+    """``text`` parsed by ``yaml.safe_load`` (any YAML value; None for an empty document).
+    Raises ValidationError(field, "not valid YAML: line L, column C: problem") on a syntax error."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValidationError(field, f"not valid YAML: {where}{problem}") from None
+
+
 def parse_extra_user_data(text: str, field: str = "user-data") -> dict:
     """Extra #cloud-config YAML to merge. Empty → {}. Must be a mapping, at most 16 KiB, with no
     clear-text password. Raises ValidationError with the YAML error's line."""
@@ -163,13 +175,7 @@ def parse_extra_user_data(text: str, field: str = "user-data") -> dict:
     body = text.lstrip()
     if body.startswith("#!") or body.startswith("Content-Type"):
         raise ValidationError(field, "only #cloud-config YAML can be merged (no scripts or MIME parts)")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValidationError(field, f"not valid YAML: {where}{problem}") from None
+    doc = load_yaml(text, field)
     if doc is None:
         return {}
     if not isinstance(doc, dict):

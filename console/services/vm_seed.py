@@ -65,15 +65,7 @@ def validate_user_data(text: str) -> dict:
         raise ValidationError("user-data", "must start with '#cloud-config' (a cloud-config YAML document)")
     if len(text.encode()) > 64 * 1024:
         raise ValidationError("user-data", "at most 64 KiB")
-    import yaml
-
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValidationError("user-data", f"not valid YAML: {where}{problem}") from None
+    doc = cloudinit.load_yaml(text, "user-data")
     if not isinstance(doc, dict):
         raise ValidationError("user-data", "must be a YAML mapping (key: value), not empty")
     if "users" in doc and not isinstance(doc["users"], list):
