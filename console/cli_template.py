@@ -12,24 +12,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from contextlib import contextmanager
 
-
-@contextmanager
-def cli_session(args):
-    """A Session on the inventory named by --config (or the default one); honours --readonly."""
-    from ..backends.session import Session
-    from ..config.inventory import load
-    from ..config.paths import resolve_inventory_path
-    from .services.guard import set_readonly
-
-    set_readonly(bool(getattr(args, "readonly", False)))
-    inv = load(resolve_inventory_path(getattr(args, "config", None)))
-    session = Session(inv)
-    try:
-        yield session
-    finally:
-        session.close()
+from .cli_network import cli_session  # the same Session opener as the network verbs
 
 
 class ProgressBar:
