@@ -18,21 +18,13 @@ from pathlib import Path
 import pytest
 
 from virtdeck.backends import storage
-from virtdeck.backends.ovn import networks as ovn_networks, routers as ovn_routers
+from virtdeck.backends.ovn import routers as ovn_routers
 from provision_helpers import lab_inventory, lab_session  # noqa: F401 (fixtures)
-from vm_lab_helpers import NET, POOL, TENANT, leftovers, make_vm
+from vm_lab_helpers import NET, POOL, TENANT, leftovers, make_vm, net  # noqa: F401 (net: fixture)
 
 pytestmark = pytest.mark.lab
 
 VIRTDECK = str(Path(sys.executable).with_name("virtdeck"))
-
-
-@pytest.fixture(scope="module")
-def net(lab_session):
-    nb = lab_session.nb()
-    spec = ovn_networks.NetworkSpec(tenant=TENANT, name=NET, kind="overlay", cidr="10.66.0.0/24",
-                                    gateway="10.66.0.1")
-    return ovn_networks.create_network(nb, spec)
 
 
 @pytest.fixture

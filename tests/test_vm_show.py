@@ -12,22 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from virtdeck.backends.ovn import networks as ovn_networks
 from provision_helpers import lab_inventory, lab_session  # noqa: F401 (fixtures)
-from vm_lab_helpers import NET, TENANT, make_vm
+from vm_lab_helpers import NET, TENANT, make_vm, net  # noqa: F401 (net: fixture)
 
 pytestmark = pytest.mark.lab
 
 VIRTDECK = str(Path(sys.executable).with_name("virtdeck"))
 VM = "vmops-show"
-
-
-@pytest.fixture(scope="module")
-def net(lab_session):
-    nb = lab_session.nb()
-    spec = ovn_networks.NetworkSpec(tenant=TENANT, name=NET, kind="overlay", cidr="10.66.0.0/24",
-                                    gateway="10.66.0.1")
-    return ovn_networks.create_network(nb, spec)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,10 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
+
 from virtdeck.backends import domain_xml, seed, storage
-from virtdeck.backends.ovn import ports as ovn_ports
+from virtdeck.backends.ovn import networks as ovn_networks, ports as ovn_ports
 from virtdeck.console import cloudinit
 
 TENANT = "vmops"        # every VM and port these helpers make is this tenant's
@@ -20,6 +22,16 @@ NET = "net1"            # the overlay network the lab VM tests share
 POOL = "virtdeck"       # the libvirt storage pool on each lab hypervisor
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test@vmops")
 HASH = "$6$rounds=656000$abcdefgh$" + "x" * 86   # SHA-512 crypt in shape only (the seed wants a hash)
+
+
+@pytest.fixture(scope="module")
+def net(lab_session):
+    """The overlay network ``NET`` (10.66.0.0/24, gateway .1) of tenant ``TENANT`` on the lab's NB,
+    created for the importing module (create_network is idempotent: a leftover one is reused)."""
+    nb = lab_session.nb()
+    spec = ovn_networks.NetworkSpec(tenant=TENANT, name=NET, kind="overlay", cidr="10.66.0.0/24",
+                                    gateway="10.66.0.1")
+    return ovn_networks.create_network(nb, spec)
 
 
 def make_vm(session, inv, net, host, name, vcpus=1, memory_mib=256, max_vcpus=None, max_memory_mib=None,
