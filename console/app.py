@@ -338,13 +338,14 @@ def _setup_logging() -> None:
 
 
 class NoTerminal(VirtdeckError):
-    """The console was started without a terminal (stdin or stdout is not a TTY): a TUI cannot
-    run there, so it refuses at once instead of drawing escape codes into a file."""
+    """The console was started without a terminal (stdin or stderr is not a TTY: Textual reads
+    keys from stdin and draws on stderr): it refuses at once instead of spinning on a closed
+    stdin and drawing escape codes into a file."""
 
     exit_code = 2
 
 
-NO_TERMINAL = ("the console needs a terminal (stdin and stdout a TTY; over SSH use `ssh -t`); "
+NO_TERMINAL = ("the console needs a terminal (stdin and stderr a TTY; over SSH use `ssh -t`); "
                "without one use the command-line verbs, which all work without a terminal: "
                "`virtdeck vm list`, `virtdeck network list`, … (`virtdeck --help` lists them)")
 
@@ -375,14 +376,14 @@ def run_console(args) -> int:
     """Open the console for ``args.config`` (see config.paths.resolve_inventory_path),
     honouring ``args.readonly``. Returns the exit code: the app's, or 128 + n when signal n
     (SIGHUP, SIGTERM) ended it. Raises NoTerminal (at once, before anything connects) when
-    stdin or stdout is not a terminal; ConfigError for a bad inventory (both printed as one line
+    stdin or stderr is not a terminal (stdout may be redirected: Textual draws on stderr); ConfigError for a bad inventory (both printed as one line
     by the CLI)."""
     from ..config import inventory as inventory_mod
     from ..config.paths import resolve_inventory_path
     from .live import LiveModel
     from .services.guard import set_readonly
 
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
         # Textual would spin reading a closed stdin and write its escape codes into the file
         raise NoTerminal(NO_TERMINAL)
     inv = inventory_mod.load(resolve_inventory_path(getattr(args, "config", None)))

@@ -56,8 +56,8 @@ def test_console_without_a_terminal_refuses_at_once(tmp_path):
     assert "terminal" in lines[0] and "vm list" in lines[0]
 
 
-def test_console_with_only_stdout_redirected_refuses(tmp_path):
-    """stdin is a terminal-less pipe that stays open: still a refusal, not a hang."""
+def test_console_with_stdin_from_an_open_pipe_refuses(tmp_path):
+    """stdin is a pipe that stays open: still a refusal, not a hang."""
     inv = unreachable_inventory(tmp_path)
     proc = subprocess.run([VIRTDECK, "--config", str(inv)], stdin=subprocess.PIPE,
                           capture_output=True, timeout=15)
@@ -115,6 +115,31 @@ def test_sighup_ends_a_running_console_and_restores_the_terminal(tmp_path):
         assert "icanon" in modes and "echo" in modes, report
     finally:
         _tmux(sock, "kill-server", check=False)
+
+
+def test_terminal_gone_ends_the_console(tmp_path):
+    """The operator's terminal goes away (tmux killed: hangup, then a dead tty to draw on):
+    the console process ends by itself, it does not spin on the dead terminal."""
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    inv = unreachable_inventory(tmp_path)
+    sock = str(tmp_path / "tmux.sock")
+    _tmux(sock, "new-session", "-d", "-s", "vd", "-x", "100", "-y", "30",
+          f"env VIRTDECK_AUDIT_LOG={tmp_path}/audit.jsonl TERM=xterm-256color {VIRTDECK} --config {inv}")
+    try:
+        pane = int(_tmux(sock, "display-message", "-p", "-t", "vd", "#{pane_pid}").stdout)
+        pid = _child_of(pane)
+        end = time.monotonic() + 30
+        while "nowhere" not in _tmux(sock, "capture-pane", "-p", "-t", "vd").stdout:
+            assert time.monotonic() < end, "the console did not draw"
+            time.sleep(0.2)
+    finally:
+        _tmux(sock, "kill-server", check=False)
+    t0 = time.monotonic()
+    while Path(f"/proc/{pid}").exists():
+        assert time.monotonic() - t0 < 10, "virtdeck still running 10 s after its terminal went away"
+        time.sleep(0.05)
+    print(f"terminal gone -> virtdeck ended in {time.monotonic() - t0:.2f} s")
 
 
 # ---------------------------------------------------------------------------------------------
