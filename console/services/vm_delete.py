@@ -35,6 +35,13 @@ def _own_volumes(session, conn, host: str, disks) -> tuple[list[tuple[Any, str]]
     return own, shared
 
 
+def _not_searched(name: str, unreachable: dict[str, str]) -> str:
+    hosts = ", ".join(sorted(unreachable))
+    why = "; ".join(unreachable[h] for h in sorted(unreachable))
+    return (f"{name} not deleted: {hosts} did not answer, and the VM may be there ({why}); nothing "
+            f"was removed. Try again once {hosts} answer{'s' if len(unreachable) == 1 else ''}")
+
+
 def delete(session, name: str, host: str | None = None, missing_ok: bool = False) -> OpResult:
     """Delete a VM and everything it owns: the domain (forced off first if it runs; managed save,
     snapshot metadata and NVRAM go with it), its disk volumes (the qcow2 overlay and the seed ISO;
@@ -45,7 +52,10 @@ def delete(session, name: str, host: str | None = None, missing_ok: bool = False
     the verb with nothing touched); then domain, volumes, OVN rows in one transaction. A failure
     after the domain is gone does not stop the other removals; the error then lists what is left.
     No domain but OVN rows tagged with the VM → those are removed (outcome ok). Nothing at all →
-    VmNotFound, or noop with ``missing_ok``.
+    VmNotFound, or noop with ``missing_ok``. "No domain" is concluded only when EVERY enabled
+    hypervisor answered (:func:`vm_lookup.locate`, each within :func:`vm_lookup.lookup_wait`
+    seconds): if one could not be reached or libvirt there did not answer, HostError names it and
+    nothing is removed (``missing_ok`` does not turn that into a noop).
 
     details: ``volumes`` removed (names), ``kept`` (paths left: not pool volumes or templates),
     ``ports``, ``dhcp``, ``nats`` removed.
@@ -53,7 +63,11 @@ def delete(session, name: str, host: str | None = None, missing_ok: bool = False
     def body(op: _Op) -> OpResult:
         try:
             dom = _find(op, session, host)
-        except VmNotFound:
+        except VmNotFound as exc:
+            if not exc.conclusive:
+                # A host that did not answer may hold the VM: removing its OVN rows now would cut
+                # a running VM off its network and report a delete that did not happen.
+                raise HostError(_not_searched(name, exc.unreachable)) from None
             nb = _nb(session)
             rows = vm_ports.rows_of(nb, name)
             if rows:

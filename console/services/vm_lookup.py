@@ -19,6 +19,7 @@ naming the host and carrying libvirt's / OVN's own message — never a traceback
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -34,9 +35,24 @@ from . import verb as verb_frame
 
 class VmNotFound(VirtdeckError):
     """No hypervisor that answered has a domain of that name (message says which hosts were
-    searched and which could not be reached)."""
+    searched and which could not be reached).
+
+    ``unreachable``: ``{host: reason}`` of the enabled hypervisors that did not answer (could not
+    be reached, or libvirt gave no answer within :func:`lookup_wait` seconds). When it is not
+    empty the VM may well be on one of them: the absence is NOT established, and a verb that
+    would act on "it is gone" (delete removing OVN rows, ``--missing-ok``) must refuse instead.
+    """
 
     exit_code = 5
+
+    def __init__(self, message: str, unreachable: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.unreachable: dict[str, str] = dict(unreachable or {})
+
+    @property
+    def conclusive(self) -> bool:
+        """True when every hypervisor searched answered (so the VM is really not there)."""
+        return not self.unreachable
 
 
 class VmStateError(VirtdeckError):
@@ -103,39 +119,83 @@ def _lookup_on(session, host: str, name: str):
     return domains.lookup(session.libvirt(host), host, name)
 
 
+def lookup_wait(session) -> float:
+    """Seconds :func:`locate` waits for each hypervisor's answer: two SSH connects (a ProxyJump
+    hop is one more) of ``session.connect_timeout`` (default 10 s), plus 10 s for the socket
+    forward and libvirt's own answer. A frozen libvirtd (SIGSTOP, hung) accepts the connection
+    and never answers, and libvirt's keepalive only starts once the connection is open: without
+    this bound a lookup would wait forever."""
+    try:
+        ct = float(getattr(session, "connect_timeout", 10.0) or 10.0)
+    except (TypeError, ValueError):
+        ct = 10.0
+    return 2 * ct + 10.0
+
+
+def _lookup_all(session, hosts: list[str], name: str, wait: float) -> tuple[dict[str, Any], dict[str, VirtdeckError]]:
+    """Look ``name`` up on every host in parallel, waiting at most ``wait`` seconds in all.
+
+    Returns ``({host: dom or None}, {host: error})``: the hosts that answered, and those that
+    raised (their VirtdeckError, HostKeyUnknown and the like kept) or did not answer in time (a
+    HostError saying so). Daemon threads, not an executor: a thread stuck in a frozen
+    libvirtd must neither hold this call nor the process's exit (an executor joins its threads
+    at exit)."""
+    answers: dict[str, tuple[bool, Any]] = {}
+    lock = threading.Lock()
+    all_in = threading.Event()
+
+    def work(h: str) -> None:
+        try:
+            res = (True, _lookup_on(session, h, name))
+        except VirtdeckError as exc:
+            res = (False, exc)
+        except Exception as exc:  # noqa: BLE001 - an SSH/libvirt surprise is still "did not answer"
+            res = (False, HostError(f"{h}: {exc or type(exc).__name__}"))
+        with lock:
+            answers[h] = res
+            if len(answers) == len(hosts):
+                all_in.set()
+
+    for h in hosts:
+        threading.Thread(target=work, args=(h,), name=f"locate-{h}", daemon=True).start()
+    all_in.wait(wait)
+    found: dict[str, Any] = {}
+    down: dict[str, VirtdeckError] = {}
+    with lock:
+        for h in hosts:
+            if h not in answers:
+                down[h] = HostError(f"{h}: libvirt gave no answer within {wait:g} s (libvirtd frozen or "
+                                    f"overloaded?); check libvirtd on {h}, then try again")
+            elif answers[h][0]:
+                found[h] = answers[h][1]
+            else:
+                down[h] = answers[h][1]
+    return found, down
+
+
 def locate(session, name: str, host: str | None = None) -> tuple[str, Any]:
     """Find domain ``name``: on ``host`` if given, else on every enabled hypervisor in parallel.
 
+    Every host gets at most :func:`lookup_wait` seconds to answer (one deadline for all).
     Returns ``(host, virDomain)``. Raises VmNotFound (naming the hosts searched and any that
-    could not be reached), HostError when ``host`` is given and unreachable, VirtdeckError when
-    two hosts hold a domain of that name.
+    could not be reached or did not answer; ``VmNotFound.unreachable`` lists those, and only
+    without them is the absence established), HostError when ``host`` (or the only hypervisor)
+    is given and unreachable or silent, VirtdeckError when two hosts hold a domain of that name.
     """
     if not name or not isinstance(name, str):
         raise ValidationError("name", "a VM name is required")
     hosts = _hypervisor_names(session, host)
     if not hosts:
         raise VmNotFound(f"no enabled hypervisor in the inventory to look for {name} on")
+    answered, down = _lookup_all(session, hosts, name, lookup_wait(session))
     if len(hosts) == 1:
-        dom = _lookup_on(session, hosts[0], name)
+        if down:
+            raise down[hosts[0]]
+        dom = answered[hosts[0]]
         if dom is None:
             raise VmNotFound(f"no VM named {name} on {hosts[0]}")
         return hosts[0], dom
-    found: list[tuple[str, Any]] = []
-    down: dict[str, str] = {}
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts))
-    try:
-        futures = {pool.submit(_lookup_on, session, h, name): h for h in hosts}
-        for fut in concurrent.futures.as_completed(futures):
-            h = futures[fut]
-            try:
-                dom = fut.result()
-            except VirtdeckError as exc:
-                down[h] = str(exc)
-                continue
-            if dom is not None:
-                found.append((h, dom))
-    finally:
-        pool.shutdown(wait=False)
+    found = [(h, dom) for h, dom in answered.items() if dom is not None]
     if len(found) > 1:
         where = ", ".join(sorted(h for h, _ in found))
         raise VirtdeckError(f"a VM named {name} exists on several hosts ({where}); pass --host to choose one")
@@ -143,8 +203,8 @@ def locate(session, name: str, host: str | None = None) -> tuple[str, Any]:
         return found[0]
     msg = f"no VM named {name} on {', '.join(h for h in hosts if h not in down) or 'any reachable host'}"
     if down:
-        msg += "; not reachable: " + "; ".join(down[h] for h in sorted(down))
-    raise VmNotFound(msg)
+        msg += "; not reachable: " + "; ".join(str(down[h]) for h in sorted(down))
+    raise VmNotFound(msg, unreachable={h: str(e) for h, e in down.items()})
 
 
 # ---------------------------------------------------------------------------------------------
