@@ -141,8 +141,12 @@ class Vm:
     """One libvirt domain on one hypervisor.
 
     - ``state``: one of :data:`VM_STATES`; from the libvirt state group / lifecycle events.
-    - ``vcpus``: vCPUs configured now (``vcpu.current``, else the XML ``<vcpu>``);
-      ``memory_mib``: the XML ``<currentMemory>`` (KiB → MiB); ``max_memory_mib`` ``<memory>``.
+    - ``vcpus``/``memory_mib``/``max_memory_mib``: the sizes placement counts
+      (:func:`backends.domains.host_capacity`), read from the PERSISTENT definition even while the
+      domain runs (:func:`backends.hypervisor.build_vm`): ``<vcpu current>`` (else ``<vcpu>``),
+      ``<currentMemory>`` (KiB → MiB, ``<memory>`` when absent) and ``<memory>`` — not the live
+      vCPU count or balloon, so a live-only change shows after the next boot. A transient domain
+      has only its live definition (vCPUs from the stats call when there).
     - ``tenant``/``template``/``seed``/``networks``: the ``<virtdeck:instance>`` metadata
       (None / empty for domains virtdeck did not create).
     - ``nics``/``disks``: from the domain XML. ``ips``: filled from the OVN ports bound to the
@@ -414,7 +418,11 @@ class Tenant:
 
 @dataclass(frozen=True)
 class HostUsage:
-    """What a host's active domains hold against its capacity (cores × cpu_ratio, RAM × ratio).
+    """What a host's domains are allocated against its capacity, as placement counts it
+    (:func:`backends.domains.host_capacity`): ``vcpus`` and ``ram_mib`` (MiB) sum EVERY defined
+    domain's size, shut-off ones included (a stopped VM keeps its claim: starting it must not
+    overcommit the host), against ``vcpu_capacity`` (cores × cpu_ratio) and ``ram_capacity_mib``
+    (RAM MiB × ram_ratio). ``vms``: domains defined there; ``running``: the active ones.
 
     Capacities are None while the host has not answered once.
     """
@@ -484,13 +492,13 @@ class Cloud:
         return tuple(seen) or vm.networks
 
     def usage(self, host: str) -> HostUsage:
-        """Allocation of ``host``: its active domains against cores × ratio and RAM × ratio."""
+        """Allocation of ``host`` as placement counts it (:class:`HostUsage`): every domain
+        defined there, running or not, against cores × ratio and RAM × ratio."""
         h = self.host(host)
         mine = self.vms_on(host)
-        active = [v for v in mine if v.active]
         return HostUsage(
-            vms=len(mine), running=len(active),
-            vcpus=sum(v.vcpus for v in active), ram_mib=sum(v.memory_mib for v in active),
+            vms=len(mine), running=sum(1 for v in mine if v.active),
+            vcpus=sum(v.vcpus for v in mine), ram_mib=sum(v.memory_mib for v in mine),
             vcpu_capacity=int(h.cores * self.cpu_ratio) if h and h.cores else None,
             ram_capacity_mib=int(h.ram_total_mib * self.ram_ratio) if h and h.ram_total_mib else None)
 
