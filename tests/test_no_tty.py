@@ -125,7 +125,8 @@ def test_terminal_gone_ends_the_console(tmp_path):
     inv = unreachable_inventory(tmp_path)
     sock = str(tmp_path / "tmux.sock")
     _tmux(sock, "new-session", "-d", "-s", "vd", "-x", "100", "-y", "30",
-          f"env VIRTDECK_AUDIT_LOG={tmp_path}/audit.jsonl TERM=xterm-256color {VIRTDECK} --config {inv}")
+          f"env VIRTDECK_AUDIT_LOG={tmp_path}/audit.jsonl TERM=xterm-256color {VIRTDECK} --config {inv}"
+          "; echo ended")   # (a second command: the shell stays virtdeck's parent, no exec)
     try:
         pane = int(_tmux(sock, "display-message", "-p", "-t", "vd", "#{pane_pid}").stdout)
         pid = _child_of(pane)
@@ -207,3 +208,34 @@ def test_vm_console_from_a_pipe_returns_on_eof(lab, running_bare_domain, tmp_pat
     assert res.returncode == 0, res.stderr
     assert b"serial console" in res.stdout
     assert '"vm.console"' in (tmp_path / "audit.jsonl").read_text()
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("sig", [15, 1], ids=["SIGTERM", "SIGHUP"])
+def test_cli_verb_ended_by_a_signal_closes_its_links(lab, running_bare_domain, tmp_path, sig):
+    """A CLI verb holding an SSH link (`vm console` waiting on an open pipe) ended by SIGTERM or
+    SIGHUP ends like Ctrl-C: its session closes, so no forward directory is left (item 9)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp), VIRTDECK_AUDIT_LOG=str(tmp_path / "audit.jsonl"))
+    proc = subprocess.Popen([VIRTDECK, "--config", str(lab.inventory), "vm", "console",
+                             running_bare_domain, "--host", "hv1"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        end = time.monotonic() + 30
+        while not list(tmp.glob("virtdeck-fwd-*")):
+            assert time.monotonic() < end and proc.poll() is None, "no SSH link opened"
+            time.sleep(0.05)
+        time.sleep(1.0)                      # attached to the console
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    left = sorted(p.name for p in tmp.glob("virtdeck-fwd-*"))
+    print(f"signal {sig}: rc {proc.returncode} in {time.monotonic() - t0:.2f} s, left {left}, "
+          f"stderr {err.decode().strip()!r}")
+    assert left == []
+    assert proc.returncode == 128 + sig and "Traceback" not in err.decode()
