@@ -25,8 +25,9 @@ Failure handling:
 
 - a host that drops (libvirt keepalive 2 s × 3 → ≤ 6 s, SSH keepalive 3 s × 3; EOF at once;
   measured 4.5-6.4 s for a host gone silent) is marked ``unreachable``
-  with its last facts and domains kept, retried with backoff (1, 2, 4 … 30 s) and resynced
-  when it answers again; nothing else waits for it;
+  with its last facts and domains kept, retried with backoff (1, 2, 4 … 30 s, cut short as
+  soon as a cheap probe sees it answer again: console/live_host.py) and resynced when it
+  answers again; nothing else waits for it;
 - an unknown SSH host key puts the host in state ``host-key`` with its fingerprint until the
   operator answers (:meth:`trust_host_key` / :meth:`refuse_host_key`); a changed key puts it in
   ``refused`` (never retried on its own);
