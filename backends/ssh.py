@@ -17,6 +17,11 @@ entry must not list another key, and trusting records the address too. Dead host
 by SSH keepalives (``keepalive_interval`` seconds × ``keepalive_count_max`` misses).
 
 Every coroutine here runs on the I/O loop (:mod:`backends.ioloop`).
+
+Why one module of ~410 lines: the connection and its trust model belong together — a
+:class:`HostLink` opens only after the host-key check, and trusting a key writes exactly what
+the check reads (known_hosts names, CheckHostIP); ssh_config parsing and the I/O loop already
+live apart (backends/ssh_config.py, backends/ioloop.py).
 """
 
 from __future__ import annotations

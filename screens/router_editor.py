@@ -21,6 +21,11 @@ through the live model (OVSDB row events). Facts: ``session`` defaults to ``app.
 ``chassis`` (gateway chassis = OVN system-id, in the lab the host name) defaults to the
 inventory's enabled hypervisors (``session.inventory``), else the hosts in ``app.cloud``.
 This module imports no ovsdbapp, libvirt or asyncssh.
+
+Why one module of ~420 lines: it is one screen whose handlers (one per action above, each one
+service call in a worker, then one re-read and redraw) share the screen's state — the tenant's
+routers, networks and VM ports, the last router seen, the running verb's field map; split apart
+they would pass that state back and forth. The shared form behaviour lives in screens/form.py.
 """
 
 from __future__ import annotations

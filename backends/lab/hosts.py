@@ -25,6 +25,12 @@ Public API (used by tests and other engineers):
 - :func:`run_in_netns` ``(netns, argv)`` for the address-only namespaces (vd-ext100, vd-ext200).
 
 ``host`` is a host name ("central", "hv1", "outside") or a :class:`topology.LabHost`.
+
+Why one module of ~500 lines: it is everything about one lab host's life — its holder process,
+running commands in its namespaces, its cgroups and each daemon started inside it — and
+``up.py``/``down.py``/``status.py`` drive those steps in order; the ``ensure_*`` daemon starters
+are about half of it and each is one short, independent recipe. (The cgroup helpers, ~80 lines
+also used by owners.py and down.py, are the one part that could stand as a module of its own.)
 """
 
 from __future__ import annotations

@@ -21,6 +21,11 @@ status --all``). :func:`reap_orphans` ``(log) -> list[LabInfo]`` reaps orphaned 
 (nobody else can reach a sandbox's private network, so reaping hurts no one) and reports an
 orphaned machine lab with the command that takes it down (others may be using it); it also
 removes empty lab cgroups that no lab or sandbox accounts for (:func:`stray_cgroups`).
+
+Why one module of ~540 lines: it is one concern, who owns a lab and cleaning up after a gone
+owner, and reaping an orphan needs all of its parts together — the owner records, finding a
+lab's processes (by namespace inode and cgroup), the listing `lab status --all` prints, and the
+kill/clear/cgroup sweep. sandbox.py and up.py use the same parts for a live owner's own lab.
 """
 
 from __future__ import annotations
