@@ -91,3 +91,13 @@ def sample_cloud(generation: int = 1) -> Cloud:
     return Cloud(hosts=hosts, vms=vms, networks=networks, ports=ports, routers=routers,
                  tenants=tenants, nb=NbStatus("up", "central:/run/ovn/ovnnb_db.sock"),
                  generation=generation)
+
+
+async def palette_pick(pilot, query: str) -> None:
+    """Open the command palette (``:``), type ``query``, let the hits settle (0.3 s) and pick
+    the first one (``enter``). The caller pauses after, as long as its action needs."""
+    await pilot.press("colon")
+    await pilot.pause()
+    await pilot.press(*query)
+    await pilot.pause(0.3)
+    await pilot.press("enter")

@@ -13,7 +13,7 @@ from virtdeck.console.live import HostKeyRequest
 from virtdeck.console.model import Vm
 from virtdeck.screens.dialogs import HelpScreen, HostKeyDialog
 from virtdeck.screens.main import MainScreen
-from console_fixtures import sample_cloud
+from console_fixtures import palette_pick, sample_cloud
 
 
 def keys_of(app) -> list[str]:
@@ -178,11 +178,7 @@ async def test_create_key_opens_wizard_hook():
 async def test_command_palette_jumps_to_a_vm():
     app = VirtdeckApp(FixedModel(sample_cloud()))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("colon")
-        await pilot.pause()
-        await pilot.press(*"vm legacy")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await palette_pick(pilot, "vm legacy")
         await pilot.pause()
         assert app.screen.panel == "vms"
         assert app.screen.table().cursor_key == "vm:hv2:11111111-0000-4000-8000-000000000004"

@@ -11,7 +11,7 @@ from virtdeck.console import verbs
 from virtdeck.console.app import FixedModel, VirtdeckApp, verb_hits
 from virtdeck.console.cli import build_parser
 from virtdeck.screens.main import MainScreen
-from console_fixtures import sample_cloud
+from console_fixtures import palette_pick, sample_cloud
 
 ALL = verbs.all_verbs()
 
@@ -79,11 +79,7 @@ async def test_palette_runs_a_verb_on_its_panel():
 
     app = Probe(FixedModel(sample_cloud()))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("colon")
-        await pilot.pause()
-        await pilot.press(*"network create")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await palette_pick(pilot, "network create")
         await pilot.pause(0.3)
         assert app.screen.panel == "networks"
     assert opened == ["net"]
