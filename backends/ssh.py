@@ -31,6 +31,7 @@ import os
 import shlex
 import socket
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -129,6 +130,7 @@ def trust_host_key(address: str, port: int | None, key_line: str,
 
 FWD_PREFIX = "virtdeck-fwd-"   # + "<owner pid>-<random>": the local ends of one link's forwards
 _swept = False
+OLD_EMPTY_AGE = 86400.0        # s: an empty old-style directory (no owner PID) younger than this stays
 
 
 def _pid_alive(pid: int) -> bool:
@@ -158,7 +160,8 @@ def sweep_stale_fwd_dirs(root: str | None = None) -> list[str]:
     A console ended by SIGTERM/SIGHUP closes its links (and removes them) on its way out; one
     killed by SIGKILL cannot. The owner is the PID in the name; a directory named before PIDs
     were recorded (``virtdeck-fwd-<random>``) is stale when none of its sockets accepts a
-    connection. Never raises: a directory that cannot be read or removed is left.
+    connection, or, empty (a live link may not have forwarded yet), when older than
+    ``OLD_EMPTY_AGE`` seconds. Never raises: a directory that cannot be read or removed is left.
     """
     root = root or tempfile.gettempdir()
     removed: list[str] = []
@@ -176,8 +179,11 @@ def sweep_stale_fwd_dirs(root: str | None = None) -> list[str]:
             if sep and owner.isdigit():
                 if _pid_alive(int(owner)):
                     continue
-            elif any(_socket_answers(os.path.join(entry.path, f)) for f in os.listdir(entry.path)):
-                continue
+            else:   # named before PIDs were: judged by its sockets (an empty one by its age)
+                files = os.listdir(entry.path)
+                if (not files and time.time() - entry.stat().st_mtime < OLD_EMPTY_AGE) or \
+                        any(_socket_answers(os.path.join(entry.path, f)) for f in files):
+                    continue
             for f in os.listdir(entry.path):
                 os.unlink(os.path.join(entry.path, f))
             os.rmdir(entry.path)

@@ -99,13 +99,18 @@ def test_forward_dirs_removed_on_sigterm_sighup_and_swept_after_sigkill(tmp_path
     left = _console_ended_by(signal.SIGKILL, hv1_inventory, tmp, tmp_path)
     assert len(left) == 1                         # nothing can catch SIGKILL
 
-    # a live process's directory (this test's PID) and an old-style one (no PID in its name)
-    # whose socket still answers are not stale; an old-style one with a dead socket is
+    # a live process's directory (this test's PID), an old-style one (no PID in its name) whose
+    # socket still answers and a recent empty old-style one are not stale; an old-style one
+    # with a dead socket and an empty one two days old are
     alive = tmp / f"virtdeck-fwd-{os.getpid()}-keep"
     alive.mkdir()
     old_live, old_dead = tmp / "virtdeck-fwd-oldlive1", tmp / "virtdeck-fwd-olddead1"
     old_live.mkdir()
     old_dead.mkdir()
+    old_empty, old_empty_aged = tmp / "virtdeck-fwd-oldempt1", tmp / "virtdeck-fwd-oldempt2"
+    old_empty.mkdir()                             # a live old-style link may not have forwarded yet
+    old_empty_aged.mkdir()
+    os.utime(old_empty_aged, (time.time() - 2 * 86400, time.time() - 2 * 86400))
     listening = socket.socket(socket.AF_UNIX)
     listening.bind(str(old_live / "libvirt.sock"))
     listening.listen()
@@ -120,6 +125,6 @@ def test_forward_dirs_removed_on_sigterm_sighup_and_swept_after_sigkill(tmp_path
                              timeout=60)
         assert res.returncode == 0, res.stderr
         print(f"after `vm list`: {fwd_dirs(tmp)}")
-        assert fwd_dirs(tmp) == sorted([alive.name, old_live.name])
+        assert fwd_dirs(tmp) == sorted([alive.name, old_live.name, old_empty.name])
     finally:
         listening.close()
