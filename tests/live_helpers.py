@@ -1,11 +1,36 @@
 """Helpers for the live-model tests on the lab (tests/test_console_live.py,
-tests/test_console_lab_ui.py)."""
+tests/test_console_lab_ui.py, tests/test_reconnect.py)."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 
-from virtdeck.backends import domain_xml as dx
+import pytest
+
+from virtdeck.backends import domain_xml as dx, ssh_config
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_known_hosts(tmp_path, monkeypatch):
+    """Never read or write the real ~/.ssh/known_hosts from tests (autouse in every module that
+    imports it)."""
+    monkeypatch.setattr(ssh_config, "DEFAULT_USER_KNOWN_HOSTS", (tmp_path / "user_known_hosts",))
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, …) from one ``ps`` listing."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        p, pp = map(int, line.split())
+        children.setdefault(pp, []).append(p)
+    todo, found = [pid], []
+    while todo:
+        for c in children.get(todo.pop(), []):
+            found.append(c)
+            todo.append(c)
+    return found
 
 
 def tiny_domain(name: str) -> str:

@@ -12,40 +12,19 @@ from dataclasses import replace
 
 import pytest
 
-from virtdeck.backends import ssh_config
 from virtdeck.config.inventory import HostConfig, Inventory, OvnConfig, SshDefaults
 from virtdeck.backends.session import Session
 from virtdeck.console.live import LiveModel
 from virtdeck.console.model import (HOST_HOSTKEY, HOST_REFUSED, HOST_UNREACHABLE, HOST_UP, NB_STALE,
                            NB_UP)
 from fixtures_real import start_nb, start_sshd, stop_pid, wait_for
-from live_helpers import tiny_domain
-
-
-@pytest.fixture(autouse=True)
-def isolated_user_known_hosts(tmp_path, monkeypatch):
-    """Never read or write the real ~/.ssh/known_hosts from tests."""
-    monkeypatch.setattr(ssh_config, "DEFAULT_USER_KNOWN_HOSTS", (tmp_path / "user_known_hosts",))
+from live_helpers import descendants, isolated_user_known_hosts, tiny_domain  # noqa: F401 (autouse fixture)
 
 
 def lab_host_socket(host: str) -> str:
     """The lab host's libvirt socket as seen from this (root) namespace."""
     from virtdeck.backends.lab.hosts import host_path
     return str(host_path(host, "/run/libvirt/libvirt-sock"))
-
-
-def descendants(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
-    children: dict[int, list[int]] = {}
-    for line in out.splitlines():
-        p, pp = map(int, line.split())
-        children.setdefault(pp, []).append(p)
-    todo, found = [pid], []
-    while todo:
-        for c in children.get(todo.pop(), []):
-            found.append(c)
-            todo.append(c)
-    return found
 
 
 def thaw(pids: list[int]) -> None:

@@ -16,42 +16,21 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
-from virtdeck.backends import ssh_config
 from virtdeck.config.inventory import HostConfig, Inventory, SshDefaults
 from virtdeck.console.live import LiveModel
 from virtdeck.console.model import HOST_UNREACHABLE, HOST_UP
 from fixtures_real import start_sshd, stop_pid, wait_for
+from live_helpers import descendants, isolated_user_known_hosts  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.lab
 
 DOWN_FOR = 17.0      # s a fault lasts: retries at about 0, 1, 3, 7, 15 s, then the next at 31 s
 BACK_WITHIN = 6.0    # s: bound on the wait for the host after it is back
-
-
-@pytest.fixture(autouse=True)
-def isolated_user_known_hosts(tmp_path, monkeypatch):
-    """Never read or write the real ~/.ssh/known_hosts from tests."""
-    monkeypatch.setattr(ssh_config, "DEFAULT_USER_KNOWN_HOSTS", (tmp_path / "user_known_hosts",))
-
-
-def descendants(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
-    children: dict[int, list[int]] = {}
-    for line in out.splitlines():
-        p, pp = map(int, line.split())
-        children.setdefault(pp, []).append(p)
-    todo, found = [pid], []
-    while todo:
-        for c in children.get(todo.pop(), []):
-            found.append(c)
-            todo.append(c)
-    return found
 
 
 def kill_sshd(pid: int) -> None:
