@@ -114,7 +114,7 @@ def test_running_vm_grows_live(lab_session, lab_inventory, tenant, tmp_path, mon
         assert dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE) == 1
         # the scheduler's host facts count the current size, not the ceiling
         snap = placement.host_snapshot(lab_session, inv.host(res.host), None)
-        assert [(d.vcpus, d.ram_mib) for d in snap.domains if d.name == req.name] == [(1, 256)]
+        assert [(d.vcpus, d.memory_mib) for d in snap.domains if d.name == req.name] == [(1, 256)]
         if want_v < 2:
             pytest.skip(f"{res.host} has {cores} core(s): no vCPU growth possible")
         # the balloon driver must be up in the guest before RAM can move: with a stats period
