@@ -234,6 +234,11 @@ def close(api) -> None:
         idl.sink = None
         idl.notify_handler.shutdown()
     try:
+        # stop() puts its sentinel into ovsdbapp's one-slot transaction queue with no timeout: a
+        # transaction left queued behind a frozen NB (its caller timed out long ago) would block
+        # it forever, and the process with it. Make room first.
+        while api.ovsdb_connection.txns.get_nowait() is not None:
+            pass
         api.ovsdb_connection.stop(timeout=5)
     except Exception:  # noqa: BLE001
         log.debug("NB connection stop failed", exc_info=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -198,6 +199,55 @@ def delete_port(nb, name: str, drop_empty_sg: str | None = None) -> None:
                         txn.add(nb.pg_del(drop_empty_sg, if_exists=True))
     except Exception as exc:
         raise _wrap(f"deleting port {name}", exc) from None
+
+
+def _nb_answers(nb, timeout: float) -> bool:
+    """True once the NB connection has caught up: every transaction queued before this call has
+    had its outcome (a no-op transaction behind them came through the connection thread, which
+    runs them in order) and the IDL is connected and monitoring, i.e. the server answered
+    since — so the replica holds whatever an earlier, timed-out transaction committed.
+    False when that did not happen within ``timeout`` seconds."""
+    idl = nb.idl
+    try:
+        txn = nb.create_transaction(check_error=True)
+        txn.timeout = max(0.1, timeout)
+        txn.commit()  # no commands: nothing is sent, but it queues behind the timed-out ones
+    except Exception:  # noqa: BLE001 - TimeoutException: the connection thread is still stuck
+        return False
+    # python-ovs' Idl: MONITORING once the (re)connected server answered the monitor request
+    return bool(idl._session.is_connected()) and idl.state == idl.IDL_S_MONITORING
+
+
+def _lsp_present(nb, name: str) -> bool:
+    return any(p.name == name for p in nb.tables["Logical_Switch_Port"].rows.values())
+
+
+def delete_port_settled(nb, name: str, drop_empty_sg: str | None = None, *, wait: float = 45.0,
+                        settle: float = 1.0) -> None:
+    """Delete LSP ``name`` for a rollback, also when the transaction that was to create it timed
+    out: such a transaction may still commit once the NB answers again (DESIGN.md), and a plain
+    if-exists delete sent meanwhile finds nothing and leaves the late port behind.
+
+    Waits (at most ``wait`` seconds in all) until the NB answers on this connection
+    (:func:`_nb_answers`), deletes the port if the replica has it (:func:`delete_port`, with
+    ``drop_empty_sg``), then watches the replica for ``settle`` more seconds and deletes it again
+    if it shows up. Raises HostError when the NB did not answer within ``wait`` seconds (the port
+    may then still appear: the message says how to remove it) or refused the delete."""
+    end = time.monotonic() + wait
+    while not _nb_answers(nb, min(5.0, max(0.1, end - time.monotonic()))):
+        if time.monotonic() >= end:
+            raise HostError(f"OVN northbound did not answer within {wait:g} s, so a port creation sent "
+                            f"before may still commit: once it answers, check and remove LSP {name} "
+                            f"(ovn-nbctl --if-exists lsp-del {name})")
+        time.sleep(0.2)
+    delete_port(nb, name, drop_empty_sg=drop_empty_sg)
+    quiet_until = min(end, time.monotonic() + settle)
+    while time.monotonic() < quiet_until:
+        if _lsp_present(nb, name):
+            delete_port(nb, name, drop_empty_sg=drop_empty_sg)
+        time.sleep(0.1)
+    if _lsp_present(nb, name):
+        delete_port(nb, name, drop_empty_sg=drop_empty_sg)
 
 
 def ports_of_vm(nb, tenant: str, vm: str) -> list[PortInfo]:

@@ -91,6 +91,7 @@ STEP_LABELS = dict(STEPS)
 
 PLACEMENT_ROUNDS = 3   # placements tried when the chosen host filled up under another console
 LOCK_WAIT = 60.0       # seconds to wait for a host's placement lock
+PORT_UNDO_WAIT = 45.0  # seconds a ports undo waits for a silent NB before it gives up (and says so)
 
 Progress = Callable[[str, str, str], None]
 Hook = Callable[[str, str, "CreateContext"], None]
@@ -426,8 +427,11 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
             # Undo first: a transaction that timed out may still commit later (DESIGN.md); the
             # delete is if_exists, and the name is ours alone.
             made: dict = {}
+            # Settled: the undo waits (bounded) for the NB to answer and re-checks, since a
+            # create that timed out while the NB was frozen commits when it resumes.
             undo.on_undo("ports", f"delete LSP {name} ({request.name}-nic{i})",
-                         lambda n=name, m=made: ovn_ports.delete_port(nb, n, drop_empty_sg=m.get("sg")))
+                         lambda n=name, m=made: ovn_ports.delete_port_settled(
+                             nb, n, drop_empty_sg=m.get("sg"), wait=PORT_UNDO_WAIT))
             port = ovn_ports.create_vm_port(nb, net, tenant=request.tenant, vm=request.name, nic=i,
                                             ip=ip, mac=ctx.macs[i], name=name)
             made["sg"] = port.created_sg
