@@ -120,3 +120,17 @@ def test_delete_with_the_vms_libvirtd_frozen_fails_within_a_bound(
         assert len(recs) == 1 and recs[0]["outcome"].startswith("failed") and "hv2" in recs[0]["outcome"]
     finally:
         silent.close()
+
+
+def test_delete_with_the_vms_host_disabled_removes_nothing(lab_session, lab_inventory, vm_on_hv2, tmp_path):
+    """A host in maintenance (enabled = false) is not searched, but its VMs run and hold ports:
+    "not found on the enabled hosts" must not remove the VM's OVN rows."""
+    name, lsp = vm_on_hv2
+    inv = _inventory_with_hv2(lab_inventory, tmp_path, enabled=False)
+    audit_log = tmp_path / "audit.jsonl"
+    p, took = _delete(inv, audit_log, name)
+    print(f"disabled hv2: rc {p.returncode} after {took:.1f} s: {p.stderr.strip()}")
+    assert p.returncode != 0, p.stdout
+    assert "hv2" in p.stderr and "not deleted" in p.stderr and "--host hv2" in p.stderr
+    _assert_untouched(lab_session, lab_inventory, name, lsp)
+    assert [r["outcome"].startswith("failed") for r in _audit(audit_log)] == [True]

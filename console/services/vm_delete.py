@@ -68,6 +68,12 @@ def delete(session, name: str, host: str | None = None, missing_ok: bool = False
                 # A host that did not answer may hold the VM: removing its OVN rows now would cut
                 # a running VM off its network and report a delete that did not happen.
                 raise HostError(_not_searched(name, exc.unreachable)) from None
+            disabled = [] if host else sorted(h.name for h in session.inventory.hypervisors if not h.enabled)
+            if disabled:
+                # A host in maintenance is not searched, but its VMs still run and hold ports.
+                raise HostError(f"{name} not deleted: no enabled host has it, but {', '.join(disabled)} "
+                                f"(disabled) was not searched and may; nothing was removed. Pass "
+                                f"--host {disabled[0]} to delete it there") from None
             nb = _nb(session)
             rows = vm_ports.rows_of(nb, name)
             if rows:
