@@ -5,6 +5,9 @@ the background) and runs :class:`VirtdeckApp`. The app never blocks on a host: t
 publisher posts :class:`screens.main.CloudChanged` (thread-safe) and the screen redraws from
 the latest immutable snapshot.
 
+One module (~400 lines): the App class, its palette provider and run_console (terminal checks,
+signals) belong together; screens and verbs live elsewhere (screens/, console/verbs/).
+
 Hooks for other screens (wizards, panels) — keep them simple:
 
 - ``app.cloud``: the latest :class:`console.model.Cloud`; ``app.inventory``; ``app.session``:

@@ -14,6 +14,10 @@ SSH got through — and cuts the wait short as soon as that layer answers after 
 host that comes back is seen within a probe interval, not after the backoff's sleep (it was
 12.6 s after sshd, 17.4 s after libvirtd came back). Timings: console/live.py's module doc.
 
+One module (~400 lines) because connect, serve and reconnect share one worker's state (the
+link, the libvirt connection, the backoff) and one loop; the parse and the snapshot parts are
+already elsewhere (backends.domain_facts, console.live_snapshot).
+
 :class:`HostWorker` is :class:`console.live.LiveModel`'s own thread: it reads the model's
 settings, session and ``_stop``, and publishes its :class:`~console.live_snapshot.HostPart`
 through the model's worker-side methods (``_set_part``, ``_update_host``, ``_ask_host_key``).
