@@ -8,19 +8,10 @@ printed all the same) — 1 VMs still on a host that ``remove`` was asked to rem
 
 from __future__ import annotations
 
-import json
 import sys
 
+from .cli_network import emit as _print  # --json: the object, else the text lines
 from .cli_vm_verbs import cli_session
-
-
-def _print(args, result, lines) -> None:
-    if getattr(args, "json", False):
-        json.dump(result, sys.stdout, indent=2, default=str)
-        print()
-    else:
-        for line in lines:
-            print(line)
 
 
 def cmd_check(args) -> int:
