@@ -44,18 +44,24 @@ def _lsps_of(remote: str, vm: str) -> list[str]:
         api.ovsdb_connection.stop()
 
 
-def test_port_created_by_a_timed_out_transaction_is_undone(lab_inventory, nb_server):
-    inv = replace(roomy(lab_inventory), ovn=OvnConfig(connection=nb_server.unix))
+def _net_and_request(nb_server, prefix: str) -> tuple[str, "pv.VmRequest"]:
+    """Overlay network ``net1`` (``PREFIX.0/24``) of tenant demo on ``nb_server``, and a request
+    for a fresh ``nbto*`` VM on it (not started)."""
     setup = open_nb(nb_server.unix)
     try:
         ovn_networks.create_network(setup, ovn_networks.NetworkSpec(
-            tenant="demo", name="net1", kind="overlay", cidr="10.77.0.0/24", gateway="10.77.0.1"))
+            tenant="demo", name="net1", kind="overlay", cidr=f"{prefix}.0/24", gateway=f"{prefix}.1"))
     finally:
         setup.ovsdb_connection.stop()
     name = f"nbto{uuid.uuid4().hex[:6]}"
-    req = pv.VmRequest(name=name, tenant="demo", template="debian12", vcpus=1, ram_mib=256, disk_gib=2,
-                       networks=("net1",), ssh_keys=(KEY,), password_hash=cloudinit.hash_password("nb-timeout"),
-                       start=False)
+    return name, pv.VmRequest(name=name, tenant="demo", template="debian12", vcpus=1, ram_mib=256,
+                              disk_gib=2, networks=("net1",), ssh_keys=(KEY,),
+                              password_hash=cloudinit.hash_password("nb-timeout"), start=False)
+
+
+def test_port_created_by_a_timed_out_transaction_is_undone(lab_inventory, nb_server):
+    inv = replace(roomy(lab_inventory), ovn=OvnConfig(connection=nb_server.unix))
+    name, req = _net_and_request(nb_server, "10.77.0")
     thawed = threading.Event()
 
     def thaw() -> None:
@@ -114,16 +120,7 @@ def test_nb_silent_past_the_undo_wait_fails_in_bounded_time_and_says_what_may_re
     does not hang on the connection's queue."""
     monkeypatch.setattr(pv, "PORT_UNDO_WAIT", 6.0)
     inv = replace(roomy(lab_inventory), ovn=OvnConfig(connection=nb_server.unix))
-    setup = open_nb(nb_server.unix)
-    try:
-        ovn_networks.create_network(setup, ovn_networks.NetworkSpec(
-            tenant="demo", name="net1", kind="overlay", cidr="10.78.0.0/24", gateway="10.78.0.1"))
-    finally:
-        setup.ovsdb_connection.stop()
-    name = f"nbto{uuid.uuid4().hex[:6]}"
-    req = pv.VmRequest(name=name, tenant="demo", template="debian12", vcpus=1, ram_mib=256, disk_gib=2,
-                       networks=("net1",), ssh_keys=(KEY,), password_hash=cloudinit.hash_password("nb-timeout"),
-                       start=False)
+    name, req = _net_and_request(nb_server, "10.78.0")
 
     def hook(phase, step, ctx):
         if (phase, step) == ("before", "ports"):

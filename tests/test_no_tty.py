@@ -83,6 +83,17 @@ def _child_of(pid: int, timeout: float = 10.0) -> int:
     raise AssertionError(f"no child of {pid}")
 
 
+def _drawn_console(sock: str) -> int:
+    """The PID of virtdeck in tmux session ``vd`` (the pane shell's child), once it has drawn its
+    first screen (the unreachable host "nowhere" shows); fails after 30 s."""
+    pid = _child_of(int(_tmux(sock, "display-message", "-p", "-t", "vd", "#{pane_pid}").stdout))
+    end = time.monotonic() + 30
+    while "nowhere" not in _tmux(sock, "capture-pane", "-p", "-t", "vd").stdout:
+        assert time.monotonic() < end, "the console did not draw"
+        time.sleep(0.2)
+    return pid
+
+
 def test_sighup_ends_a_running_console_and_restores_the_terminal(tmp_path):
     if not shutil.which("tmux"):
         pytest.skip("tmux is not installed")
@@ -95,12 +106,7 @@ def test_sighup_ends_a_running_console_and_restores_the_terminal(tmp_path):
               f"sleep 600")
     try:
         _tmux(sock, "new-session", "-d", "-s", "vd", "-x", "100", "-y", "30", script)
-        pane = int(_tmux(sock, "display-message", "-p", "-t", "vd", "#{pane_pid}").stdout)
-        pid = _child_of(pane)
-        end = time.monotonic() + 30
-        while "nowhere" not in _tmux(sock, "capture-pane", "-p", "-t", "vd").stdout:
-            assert time.monotonic() < end, "the console did not draw"
-            time.sleep(0.2)
+        pid = _drawn_console(sock)
         t0 = time.monotonic()
         os.kill(pid, 1)  # SIGHUP, as when the operator's SSH session drops
         while not done.exists():
@@ -128,12 +134,7 @@ def test_terminal_gone_ends_the_console(tmp_path):
           f"env VIRTDECK_AUDIT_LOG={tmp_path}/audit.jsonl TERM=xterm-256color {VIRTDECK} --config {inv}"
           "; echo ended")   # (a second command: the shell stays virtdeck's parent, no exec)
     try:
-        pane = int(_tmux(sock, "display-message", "-p", "-t", "vd", "#{pane_pid}").stdout)
-        pid = _child_of(pane)
-        end = time.monotonic() + 30
-        while "nowhere" not in _tmux(sock, "capture-pane", "-p", "-t", "vd").stdout:
-            assert time.monotonic() < end, "the console did not draw"
-            time.sleep(0.2)
+        pid = _drawn_console(sock)
     finally:
         _tmux(sock, "kill-server", check=False)
     t0 = time.monotonic()
