@@ -8,7 +8,9 @@ Shape (all keys but ``hosts[].name`` / ``hosts[].address`` optional)::
     [ssh]            known_hosts = PATH, identity = PATH        # defaults for every host
     [ovn]            via_host = NAME, nb_socket = PATH          # NB over SSH to a host's socket
                      connection = "tcp:A:6641,tcp:B:6641"       # … or a direct (raft) connection
+                     sb_socket = PATH, sb_connection = "ssl:A:6642,…"  # the southbound, likewise
                      private_key, certificate, ca_cert = PATH   # PEM files for ssl: members
+                     (relative paths are relative to the inventory file's directory)
     [allocation]     cpu_ratio = 4.0, ram_ratio = 1.0           # vCPUs per core, RAM overcommit
     [[hosts]]        name, address, user, port, identity, known_hosts, libvirt_socket,
                      enabled, disabled_reason, hypervisor, domain_type ("kvm" | "qemu")
@@ -67,12 +69,19 @@ class OvnConfig:
 
     ``private_key``/``certificate``/``ca_cert``: PEM files (paths, ``~`` expanded) for
     ``ssl:`` members — the client's key, its certificate, and the CA that signed the servers'
-    certificates. All three are required when a member is ``ssl:``; each is checked at load.
+    certificates. All three are required when a member is ``ssl:``; each is checked at load,
+    and a relative path is made absolute against the inventory file's directory (not the cwd).
+
+    ``sb_socket`` / ``sb_connection``: the same for OVN southbound (read-only consumers): the SB
+    socket on ``via_host``, or an SB connection string (raft member list allowed) that uses
+    the same SSL files.
     """
 
     via_host: str | None = None
     nb_socket: str = "/run/ovn/ovnnb_db.sock"
     connection: str | None = None
+    sb_socket: str = "/run/ovn/ovnsb_db.sock"
+    sb_connection: str | None = None
     private_key: str | None = None
     certificate: str | None = None
     ca_cert: str | None = None
@@ -85,8 +94,9 @@ class OvnConfig:
 
     @property
     def uses_ssl(self) -> bool:
-        """True when ``connection`` has an ``ssl:`` member."""
-        return any(m.strip().startswith("ssl:") for m in (self.connection or "").split(","))
+        """True when ``connection`` or ``sb_connection`` has an ``ssl:`` member."""
+        remotes = f"{self.connection or ''},{self.sb_connection or ''}"
+        return any(m.strip().startswith("ssl:") for m in remotes.split(","))
 
 
 @dataclass(frozen=True)
@@ -246,10 +256,10 @@ def _validate(inv: Inventory, file: Path) -> None:
         raise ConfigError(f"{file}: ovn: set either via_host or connection, not both")
     if inv.ovn.via_host and inv.ovn.via_host not in seen:
         raise ConfigError(f"{file}: ovn.via_host {inv.ovn.via_host!r} is not a host in [[hosts]]")
-    if inv.ovn.connection:
-        for member in inv.ovn.connection.split(","):
+    for key in ("connection", "sb_connection"):
+        for member in (getattr(inv.ovn, key) or "").split(",") if getattr(inv.ovn, key) else ():
             if not re.match(r"^(tcp|ssl|unix):.+", member.strip()):
-                raise ConfigError(f"{file}: ovn.connection member {member!r} must look like tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH")
+                raise ConfigError(f"{file}: ovn.{key} member {member!r} must look like tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH")
     _validate_ovn_ssl(inv.ovn, file)
     for key in ("cpu_ratio", "ram_ratio"):
         if getattr(inv.allocation, key) <= 0:
@@ -277,7 +287,7 @@ def _validate_ovn_ssl(ovn: OvnConfig, file: Path) -> None:
     if ovn.uses_ssl:
         missing = [k for k, v in ovn.ssl_keys.items() if not v]
         if missing:
-            raise ConfigError(f"{file}: ovn.connection has an ssl: member but "
+            raise ConfigError(f"{file}: ovn.connection or ovn.sb_connection has an ssl: member but "
                               f"{', '.join('ovn.' + k for k in missing)} is not set")
     for key, value in ovn.ssl_keys.items():
         if not value:
@@ -308,9 +318,25 @@ def parse(data: dict, file: Path) -> Inventory:
             if not isinstance(data[key], list):
                 raise ConfigError(f"{file}: {key} must be an array of tables ([[{key}]])")
             kwargs[key] = tuple(_build(cls, item, f"{key}[{i}]", file) for i, item in enumerate(data[key]))
+    if "ovn" in kwargs:
+        kwargs["ovn"] = _ssl_paths_absolute(kwargs["ovn"], file)
     inv = Inventory(path=file, **kwargs)
     _validate(inv, file)
     return inv
+
+
+def _ssl_paths_absolute(ovn: OvnConfig, file: Path) -> OvnConfig:
+    """``ovn`` with its SSL file paths made absolute: ``~`` expanded, then a relative path taken
+    against the directory of the inventory ``file`` (an inventory next to its PKI works from any
+    cwd)."""
+    changes = {}
+    for key, value in ovn.ssl_keys.items():
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_absolute():
+                path = Path(file).expanduser().absolute().parent / path
+            changes[key] = str(path)
+    return replace(ovn, **changes)
 
 
 def load(path: str | Path) -> Inventory:
