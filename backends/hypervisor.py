@@ -152,20 +152,46 @@ def _stats_record(dom: libvirt.virDomain, s: dict) -> DomainStats:
         state=state_name(int(s["state.state"])) if "state.state" in s else "nostate",
         vcpus=int(s["vcpu.current"]) if "vcpu.current" in s else None,
         balloon_mib=kib("balloon.current"), rss_mib=kib("balloon.rss"),
-        cpu_time_ns=int(s["cpu.time"]) if "cpu.time" in s else None)
+        cpu_time_ns=_cpu_time_ns(s))
 
 
-def _all_stats(conn: libvirt.virConnect, flags: int, want_cpu: bool) -> tuple[list, bool]:
+def _cpu_time_ns(s: dict) -> int | None:
+    """``cpu.time`` (the domain's cgroup), else the sum of ``vcpu.N.time`` (its vCPU threads,
+    read from /proc: there even without the cpuacct controller, LAB-NOTES); None if neither."""
+    if "cpu.time" in s:
+        return int(s["cpu.time"])
+    times = [int(s[f"vcpu.{i}.time"]) for i in range(int(s.get("vcpu.maximum", 0)))
+             if f"vcpu.{i}.time" in s]
+    return sum(times) if times else None
+
+
+def _all_stats(conn: libvirt.virConnect, flags: int, want_cpu: bool,
+               extra_groups: int = 0) -> tuple[list, bool]:
     """``getAllDomainStats`` → ``([(virDomain, dict)], cpu_ok)``; without the CPU group when
     that fails (a stats error is "no figure"). Raises when even the base call fails."""
     if want_cpu:
         try:
-            return conn.getAllDomainStats(STATS_WITH_CPU, flags), True
+            return conn.getAllDomainStats(STATS_WITH_CPU | extra_groups, flags), True
         except libvirt.libvirtError as exc:
             if not conn.isAlive():
                 raise
             log.debug("CPU stats failed (%s); retrying without", exc)
-    return conn.getAllDomainStats(STATS_BASE, flags), False
+    return conn.getAllDomainStats(STATS_BASE | extra_groups, flags), False
+
+
+def all_stats(conn: libvirt.virConnect, active_only: bool = False, want_cpu: bool = True,
+              extra_groups: int = 0) -> tuple[list, bool]:
+    """ONE ``getAllDomainStats`` as :func:`bulk_stats` makes it, with ``extra_groups``
+    (``VIR_DOMAIN_STATS_*``, e.g. :data:`backends.metrics.EXTRA_GROUPS`) beside the base
+    groups, returning libvirt's raw ``([(virDomain, {key: value})], cpu_ok)`` so one call feeds
+    both :func:`stats_record` and :mod:`backends.metrics`. Raises like :func:`bulk_stats`."""
+    flags = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE if active_only else 0
+    return _all_stats(conn, flags, want_cpu, extra_groups)
+
+
+def stats_record(dom: libvirt.virDomain, s: dict) -> DomainStats:
+    """One raw record of :func:`all_stats` → :class:`DomainStats`."""
+    return _stats_record(dom, s)
 
 
 def bulk_stats(conn: libvirt.virConnect, active_only: bool = False,

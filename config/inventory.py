@@ -12,6 +12,10 @@ Shape (all keys but ``hosts[].name`` / ``hosts[].address`` optional)::
                      private_key, certificate, ca_cert = PATH   # PEM files for ssl: members
                      (relative paths are relative to the inventory file's directory)
     [allocation]     cpu_ratio = 4.0, ram_ratio = 1.0           # vCPUs per core, RAM overcommit
+    [metrics]        interval = 3.0, window = 600.0             # s between polls, s kept
+                     load_window = 300.0, sample = 1.0          # s placement averages / samples
+                     cpu_threshold = 90.0, ram_threshold = 95.0  # % above which placement refuses
+                     cpu_source = "node" | "guests"             # which CPU figure placement uses
     [[hosts]]        name, address, user, port, identity, known_hosts, libvirt_socket,
                      enabled, disabled_reason, hypervisor, domain_type ("kvm" | "qemu")
                      (address: IP, DNS name or ssh alias; user/port unset: ssh_config decides)
@@ -107,6 +111,29 @@ class AllocationConfig:
     ram_ratio: float = 1.0
 
 
+CPU_SOURCES = ("node", "guests")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Metrics polling and the placement pressure filter (console.metrics, backends.scheduler).
+
+    ``interval``: seconds between two stats polls of a host; ``window``: seconds of figures kept
+    per series (ring buffers, 600 s / 3 s = 200 points). ``load_window``: seconds of history the
+    scheduler averages; without that history (a CLI create) it samples each host for ``sample``
+    seconds. ``cpu_threshold`` / ``ram_threshold``: percent of host CPU / RAM in use above which
+    placement refuses the host. ``cpu_source``: "node" (the host kernel's CPU times) or "guests"
+    (the guests' CPU time over the host's CPUs; for hosts sharing one kernel, like the lab's)."""
+
+    interval: float = 3.0
+    window: float = 600.0
+    load_window: float = 300.0
+    sample: float = 1.0
+    cpu_threshold: float = 90.0
+    ram_threshold: float = 95.0
+    cpu_source: str = "node"
+
+
 @dataclass(frozen=True)
 class TenantConfig:
     """A tenant with optional quotas (None = unlimited). RAM in MiB."""
@@ -154,6 +181,7 @@ class Inventory:
     hosts: tuple[HostConfig, ...] = ()
     ovn: OvnConfig = field(default_factory=OvnConfig)
     allocation: AllocationConfig = field(default_factory=AllocationConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     tenants: tuple[TenantConfig, ...] = ()
     templates: tuple[TemplateConfig, ...] = ()
     ssh: SshDefaults = field(default_factory=SshDefaults)
@@ -189,7 +217,8 @@ class Inventory:
         return host.known_hosts or self.ssh.known_hosts
 
 
-_SECTIONS = {"ssh": SshDefaults, "ovn": OvnConfig, "allocation": AllocationConfig}
+_SECTIONS = {"ssh": SshDefaults, "ovn": OvnConfig, "allocation": AllocationConfig,
+             "metrics": MetricsConfig}
 _LISTS = {"hosts": HostConfig, "tenants": TenantConfig, "templates": TemplateConfig}
 
 
@@ -237,6 +266,10 @@ def _check_address(address: str) -> bool:
         return bool(HOSTNAME_RE.match(address))
 
 
+#: An SSH login name as ``user =`` may give it (POSIX portable set, no leading '-').
+_LOGIN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}$")
+
+
 def _validate(inv: Inventory, file: Path) -> None:
     seen: set[str] = set()
     for i, h in enumerate(inv.hosts):
@@ -252,6 +285,9 @@ def _validate(inv: Inventory, file: Path) -> None:
             raise ConfigError(f"{file}: {where}.port {h.port} must be 1-65535")
         if h.domain_type not in DOMAIN_TYPES:
             raise ConfigError(f"{file}: {where}.domain_type {h.domain_type!r} must be one of {', '.join(DOMAIN_TYPES)}")
+        if h.user is not None and not _LOGIN_RE.match(h.user):
+            raise ConfigError(f"{file}: {where}.user {h.user!r} must be a login name (letters, digits, '.', '_', '-'; "
+                              f"leave the key out to let ssh_config decide)")
     if inv.ovn.via_host and inv.ovn.connection:
         raise ConfigError(f"{file}: ovn: set either via_host or connection, not both")
     if inv.ovn.via_host and inv.ovn.via_host not in seen:
@@ -264,6 +300,7 @@ def _validate(inv: Inventory, file: Path) -> None:
     for key in ("cpu_ratio", "ram_ratio"):
         if getattr(inv.allocation, key) <= 0:
             raise ConfigError(f"{file}: allocation.{key} must be greater than 0")
+    _validate_metrics(inv.metrics, file)
     names: set[str] = set()
     for i, t in enumerate(inv.tenants):
         if not NAME_RE.match(t.name):
@@ -271,6 +308,11 @@ def _validate(inv: Inventory, file: Path) -> None:
         if t.name in names:
             raise ConfigError(f"{file}: duplicate tenant {t.name!r}")
         names.add(t.name)
+        for key in ("max_vcpus", "max_ram_mib", "max_vms"):  # None = unlimited; 0 = none allowed
+            value = getattr(t, key)
+            if value is not None and value < 0:
+                raise ConfigError(f"{file}: tenants[{i}].{key} = {value} must be 0 or more "
+                                  f"(leave the key out for no limit)")
     names = set()
     for i, t in enumerate(inv.templates):
         if t.name in names:
@@ -280,6 +322,21 @@ def _validate(inv: Inventory, file: Path) -> None:
             raise ConfigError(f"{file}: templates[{i}].sha256 must be 64 lowercase hex digits (the image's sha256)")
         if t.arch not in ARCHES:
             raise ConfigError(f"{file}: templates[{i}].arch {t.arch!r} must be one of {', '.join(ARCHES)}")
+
+
+def _validate_metrics(m: MetricsConfig, file: Path) -> None:
+    """Positive seconds, a window holding at least one interval, thresholds within 1-100 %."""
+    for key in ("interval", "sample", "load_window"):
+        if getattr(m, key) <= 0:
+            raise ConfigError(f"{file}: metrics.{key} must be greater than 0 seconds")
+    if m.window < m.interval:
+        raise ConfigError(f"{file}: metrics.window ({m.window:g} s) must be at least metrics.interval "
+                          f"({m.interval:g} s)")
+    for key in ("cpu_threshold", "ram_threshold"):
+        if not 1 <= getattr(m, key) <= 100:
+            raise ConfigError(f"{file}: metrics.{key} must be a percent from 1 to 100")
+    if m.cpu_source not in CPU_SOURCES:
+        raise ConfigError(f"{file}: metrics.cpu_source {m.cpu_source!r} must be one of {', '.join(CPU_SOURCES)}")
 
 
 def _validate_ovn_ssl(ovn: OvnConfig, file: Path) -> None:
