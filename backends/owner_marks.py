@@ -1,0 +1,212 @@
+"""Owner marks: how a hypervisor says "these volumes are virtdeck's, made for VM X" — written
+BEFORE the volumes exist, so a create killed at any point leaves volumes reconcile can claim.
+
+libvirt volumes carry no metadata of their own, so the mark is a small JSON file on the host,
+``/var/lib/virtdeck/marks/VM.json`` ::
+
+    {"vm": "web1", "tenant": "demo", "pool": "virtdeck",
+     "volumes": ["web1.qcow2", "web1-seed.iso"], "created": 1796121600.5, "creator": "4711@jump"}
+
+``created`` is the create's start (Unix seconds); ``creator`` the PID and machine that made it
+(for a human reading it). Together with the naming convention (``VM.qcow2``, ``VM-seed.iso``,
+NVRAM ``VM_VARS.fd``) it tells virtdeck's volumes from an operator's: reconcile only ever judges
+volumes a mark names.
+
+In flight: while a create runs it holds ``flock`` on its mark over its SSH link (the way
+:mod:`backends.hostlock` holds the placement lock): a process killed outright, or whose link
+dropped, loses the lock with its channel. So "is this create still running?" is asked of the
+host itself with ``flock -n`` — no PID or clock comparison across machines.
+
+A mark outlives a successful create (the domain then owns the volumes; ``vm delete`` may leave
+it behind: a mark whose volumes and domain are gone is stale, harmless, and dropped by
+``virtdeck check --fix``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import socket
+import time
+from dataclasses import dataclass, field
+
+import asyncssh
+
+from . import ioloop
+from ..console.errors import HostError
+
+MARK_DIR = "/var/lib/virtdeck/marks"
+NVRAM_DIR = "/var/lib/libvirt/qemu/nvram"
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class OwnerMark:
+    """One mark (see the module doc). ``busy``: a create holds it now (read by
+    :func:`read_host`; False for a mark being written)."""
+
+    vm: str
+    tenant: str
+    pool: str
+    volumes: tuple[str, ...]
+    created: float = 0.0
+    creator: str = ""
+    busy: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({"vm": self.vm, "tenant": self.tenant, "pool": self.pool,
+                           "volumes": list(self.volumes), "created": self.created,
+                           "creator": self.creator}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class HostMarks:
+    """What :func:`read_host` found on one host: its ``marks`` and the ``nvram`` file names in
+    :data:`NVRAM_DIR`."""
+
+    host: str
+    marks: tuple[OwnerMark, ...] = ()
+    nvram: tuple[str, ...] = field(default=())
+
+
+def path_of(vm: str) -> str:
+    """The mark file of VM ``vm``. Raises ValueError for a name that is not a plain file name."""
+    if not _SAFE.match(vm):
+        raise ValueError(f"VM name {vm!r} cannot name a mark file")
+    return f"{MARK_DIR}/{vm}.json"
+
+
+def new_mark(vm: str, tenant: str, pool: str, volumes) -> OwnerMark:
+    """A mark made now by this process."""
+    return OwnerMark(vm=vm, tenant=tenant, pool=pool, volumes=tuple(volumes), created=time.time(),
+                     creator=f"{os.getpid()}@{socket.gethostname()}")
+
+
+class HeldMark:
+    """A mark written on ``host`` and flock-held by this process (the create is in flight)."""
+
+    def __init__(self, session, host: str, mark: OwnerMark, proc):
+        self.session, self.host, self.mark, self._proc = session, host, mark, proc
+        self.released = False
+
+    def release(self, timeout: float = 10.0) -> None:
+        """Stop holding the mark (the create is over); the file stays. Never raises."""
+        if self.released:
+            return
+        self.released = True
+        if self._proc is None:
+            return
+        proc = self._proc
+
+        async def _close():
+            try:
+                proc.stdin.write_eof()
+                await asyncio.wait_for(proc.wait_closed(), timeout)
+            except (asyncssh.Error, OSError, asyncio.TimeoutError, BrokenPipeError):
+                proc.close()
+        try:
+            ioloop.call(_close(), timeout=timeout + 2)
+        except Exception:  # noqa: BLE001 - the lock dies with the channel anyway
+            pass
+
+    def drop(self) -> None:
+        """Release and remove the mark file (an undo that removed every volume). Raises
+        HostError when the host did not answer."""
+        self.release()
+        remove(self.session, self.host, self.mark.vm)
+
+
+def claim(session, host: str, mark: OwnerMark, wait: float = 30.0) -> HeldMark:
+    """Write ``mark`` on ``host`` and hold it (flock over this session's SSH link) until
+    :meth:`HeldMark.release`. Blocking. Raises HostError when the host does not answer within
+    ``wait`` seconds or refuses the write. A session without SSH links (libvirt test:// driver
+    sessions) gets a mark that holds nothing."""
+    if not hasattr(session, "link"):
+        return HeldMark(session, host, mark, None)
+    path = path_of(mark.vm)
+    tmp = f"{path}.tmp{os.getpid()}"
+    cmd = (f"mkdir -p {MARK_DIR} && printf '%s\\n' {shlex.quote(mark.to_json())} > {tmp} && "
+           f"mv -f {tmp} {path} && exec flock -w {wait:g} {path} sh -c 'echo locked; exec cat >/dev/null'")
+    link = session.link(host)
+
+    async def _start():
+        proc = await link.conn.create_process(cmd)
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), wait + 5)
+        except asyncio.TimeoutError:
+            proc.close()
+            raise HostError(f"{host}: owner mark {path} not held within {wait:g} s") from None
+        if line.strip() != "locked":
+            err = ""
+            try:
+                err = (await asyncio.wait_for(proc.stderr.read(), 2)).strip()
+            except (asyncio.TimeoutError, asyncssh.Error):
+                pass
+            proc.close()
+            raise HostError(f"{host}: cannot write the owner mark {path}: {err or 'no answer'}")
+        return proc
+
+    try:
+        proc = ioloop.call(_start(), timeout=wait + 15)
+    except HostError:
+        raise
+    except (asyncssh.Error, OSError) as exc:
+        raise HostError(f"{host}: owner mark {path}: {exc}") from None
+    return HeldMark(session, host, mark, proc)
+
+
+_READ = (f"d={MARK_DIR}; for f in $d/*.json; do [ -e \"$f\" ] || continue; "
+         "if flock -n \"$f\" true; then s=idle; else s=busy; fi; "
+         "printf '%s ' \"$s\"; tr -d '\\n' < \"$f\"; echo; done; "
+         f"echo '--nvram'; ls -1 {NVRAM_DIR} 2>/dev/null; true")
+
+
+def read_host(session, host: str, timeout: float = 20.0) -> HostMarks:
+    """Every mark on ``host`` with its in-flight state (``busy``: a create holds it), and the
+    NVRAM file names. One SSH command. Raises HostError when the host does not answer."""
+    res = session.run(host, ["sh", "-c", _READ], timeout=timeout)
+    if res.rc != 0:
+        raise HostError(f"{host}: reading owner marks failed: {res.stderr.strip() or f'exit {res.rc}'}")
+    marks: list[OwnerMark] = []
+    nvram: list[str] = []
+    in_nvram = False
+    for line in res.stdout.splitlines():
+        if line == "--nvram":
+            in_nvram = True
+            continue
+        if in_nvram:
+            if line.strip():
+                nvram.append(line.strip())
+            continue
+        state, _, text = line.partition(" ")
+        try:
+            d = json.loads(text)
+            marks.append(OwnerMark(vm=str(d["vm"]), tenant=str(d.get("tenant", "")),
+                                   pool=str(d.get("pool", "")), volumes=tuple(d.get("volumes", ())),
+                                   created=float(d.get("created", 0)), creator=str(d.get("creator", "")),
+                                   busy=state == "busy"))
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn or foreign file: not ours to judge
+    return HostMarks(host, tuple(marks), tuple(nvram))
+
+
+def remove(session, host: str, vm: str, timeout: float = 20.0) -> None:
+    """Remove VM ``vm``'s mark on ``host`` unless a create holds it. Raises HostError."""
+    path = path_of(vm)
+    res = session.run(host, ["sh", "-c", f"[ ! -e {path} ] || flock -n {path} rm -f {path}"],
+                      timeout=timeout)
+    if res.rc != 0:
+        raise HostError(f"{host}: owner mark {path} not removed (a create holds it, or: "
+                        f"{res.stderr.strip() or f'exit {res.rc}'})")
+
+
+def remove_nvram(session, host: str, filename: str, timeout: float = 20.0) -> None:
+    """Delete NVRAM file ``filename`` (a name in :data:`NVRAM_DIR`). Raises HostError."""
+    if not _SAFE.match(filename):
+        raise HostError(f"{host}: {filename!r} is not an NVRAM file name")
+    res = session.run(host, ["rm", "-f", "--", f"{NVRAM_DIR}/{filename}"], timeout=timeout)
+    if res.rc != 0:
+        raise HostError(f"{host}: removing {NVRAM_DIR}/{filename} failed: {res.stderr.strip()}")
