@@ -8,7 +8,7 @@ volume is there and how many VM disks use it as their backing file (read through
 
 Keys (while the panel has focus): ``a`` add a template (upload to every hypervisor through the
 libvirt volume API with a progress bar per host, sha256 verified on each host; a mismatch keeps
-nothing), ``d`` delete the highlighted one (asks first; refused while a VM disk uses it),
+nothing), ``ctrl+d`` delete the highlighted one (asks first; refused while a VM disk uses it),
 ``g`` reload. After add/delete the app's inventory is replaced by the saved one.
 This module imports no libvirt, ovsdbapp or asyncssh.
 """
@@ -60,13 +60,13 @@ class TemplatesPanel(ServiceRunner, Vertical):
     """
     BINDINGS = [
         Binding("a", "add", "Add template"),
-        Binding("d", "delete", "Delete template"),
+        Binding("ctrl+d", "delete", "Delete template"),
         Binding("g", "reload", "Reload"),
     ]
 
     def compose(self) -> ComposeResult:
         yield DataTable(id="tpl-table", cursor_type="row", zebra_stripes=True)
-        yield Static("a add · d delete · g reload", id="tpl-status")
+        yield Static("a add · ctrl+d delete · g reload", id="tpl-status")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -80,7 +80,7 @@ async def test_add_and_delete_from_the_panel(lab_session, lab_inventory, tmp_pat
                               "hv2 ✓" in str(table.get_row(name)[5]))
             table.move_cursor(row=table.get_row_index(name))
             table.focus()
-            await pilot.press("d")
+            await pilot.press("ctrl+d")
             await pilot.pause()
             assert isinstance(app.screen, TemplateDeleteDialog)
             await pilot.press("y")

@@ -246,7 +246,7 @@ async def test_delete_and_security_group_from_the_networks_panel(api):
         await pilot.pause()
         main = app.screen
         main.table("networks").select_key("router:r1")
-        await pilot.press("D")
+        await pilot.press("ctrl+d")
         await settle(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         assert "router acme/edge" in app.screen.targets
         await pilot.press("y")
@@ -257,7 +257,7 @@ async def test_delete_and_security_group_from_the_networks_panel(api):
         await pilot.press("n")                                  # kept
         await pilot.pause()
         assert netsvc.list_networks(api, "acme")
-        await pilot.press("D")
+        await pilot.press("ctrl+d")
         await settle(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
         await settle(pilot, lambda: netsvc.list_networks(api, "acme") == [], what="network gone")

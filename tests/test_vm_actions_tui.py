@@ -126,7 +126,7 @@ async def test_delete_asks_with_no_as_default_then_removes_everything(sess):
     app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory)
     async with app.run_test(size=(80, 24)) as pilot:
         await goto(pilot, app, "charlie")
-        await pilot.press("D")
+        await pilot.press("ctrl+d")
         assert isinstance(app.screen, ConfirmDialog) and app.screen.danger
         assert app.screen.targets == ["charlie  (hv2, shutoff)"]
         await pilot.press("enter")         # focus is on "No": enter declines
@@ -198,7 +198,7 @@ async def test_readonly_refuses_every_mutating_key(sess):
     app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory, readonly=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await goto(pilot, app, "alpha")
-        for key in ("s", "S", "F", "R", "p", "u", "D", "z", "e", "t", "m"):
+        for key in ("s", "S", "F", "R", "p", "u", "ctrl+d", "z", "e", "t", "m"):
             await pilot.press(key)
             await pilot.pause()
             assert not isinstance(app.screen, (ConfirmDialog, ResizeDialog, MoveDialog)), key
@@ -225,7 +225,7 @@ async def test_help_lists_the_vm_keys(sess):
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         text = "\n".join(f"{k} {w}" for _, items in app.screen.groups for k, w in items)
-        for needle in ("space Mark", "s Start", "S Shutdown", "F Force off", "D / delete Delete",
+        for needle in ("space Mark", "s Start", "S Shutdown", "F Force off", "ctrl+d / delete Delete",
                        "z Resize", "e Edit cloud-config", "t Serial console", "m Move (stopped)"):
             assert needle in text, needle
 
@@ -304,7 +304,7 @@ async def test_lab_tui_start_shutdown_timeout_force_and_bulk_delete(tmp_path, mo
             await pilot.press("space")
             app.screen.table("vms").select_key(row(names[1]).key)
             await pilot.press("space")
-            await pilot.press("D")
+            await pilot.press("ctrl+d")
             assert isinstance(app.screen, ConfirmDialog)
             assert [t.split()[0] for t in app.screen.targets] == list(names)
             await pilot.press("y")

@@ -112,7 +112,7 @@ class Verb:
 
     @property
     def key_display(self) -> str:
-        """The key as the help shows it: ``"D / delete"``."""
+        """The key as the help shows it: ``"ctrl+d / delete"``."""
         return " / ".join((self.key or "").split(","))
 
     def service_fn(self) -> Callable:
@@ -163,7 +163,7 @@ _BY_NAME = {v.name: v for v in VERBS}
 
 #: Keys that several panels share get one legend here (Textual shows one binding per key).
 SHARED_KEY_TEXT = {"c": "Create", "e": "Edit cloud-config (VMs) / network (Nets)",
-                   "D,delete": "Delete (VMs, Nets)"}
+                   "ctrl+d,delete": "Delete (VMs, Nets; asks first)"}
 #: Verb keys the footer shows (the rest are listed by ``?``).
 FOOTER_KEYS = frozenset({"c"})
 
@@ -179,7 +179,7 @@ def get(name: str) -> Verb:
 
 
 def for_key(panel: str, key: str) -> Verb | None:
-    """The verb bound to ``key`` (as declared, e.g. ``"D,delete"``) in ``panel``, or None."""
+    """The verb bound to ``key`` (as declared, e.g. ``"ctrl+d,delete"``) in ``panel``, or None."""
     return next((v for v in VERBS if v.key == key and v.panel == panel), None)
 
 

@@ -73,7 +73,7 @@ VERBS = (
          "network.delete_network", NAME, TENANT,
          arg("--cascade", action="store_true",
              help="confirm: also remove its VM ports, their DHCP rows and router attachments"),
-         label="Delete", key="D,delete", action="network_delete"),
+         label="Delete", key="ctrl+d,delete", action="network_delete"),
     _sg("list", "groups and their rules", "cli_network.cmd_sg_list", "security.list_security_groups",
         ANY_TENANT),
     _sg("create", "create a group (default rules unless --rule given)", "cli_network.cmd_sg_create",

@@ -82,7 +82,7 @@ VERBS = (
     _on_vms("resume", "resume paused VMs", "vm_power.resume", "Resume", "u",
             confirm=Confirm("Resume", always=False)),
     _on_vms("delete", "delete VMs with their disk, seed, ports, DHCP rows and floating IPs", "vm_delete.delete",
-            "Delete", "D,delete",
+            "Delete", "ctrl+d,delete",
             arg("--yes", "-y", action="store_true", help="do not ask for confirmation"),
             arg("--missing-ok", action="store_true", help="a VM that does not exist is a no-op"),
             confirm=Confirm("DELETE", "The domains, their disks, seeds, ports and floating IPs are removed "
