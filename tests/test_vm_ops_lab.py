@@ -89,20 +89,20 @@ def test_lifecycle_verbs_through_cli(lab_session, lab_inventory, net, audit_log,
     assert cli_json(inv, audit_log, "vm", "suspend", "vmops-life")[0]["details"]["state"] == "paused"
     assert cli_json(inv, audit_log, "vm", "suspend", "vmops-life")[0]["outcome"] == "noop"
     p = cli(inv, audit_log, "vm", "shutdown", "vmops-life", "--timeout", "1")
-    assert p.returncode == 6 and "paused" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 4 and "paused" in p.stderr and "Traceback" not in p.stderr
     assert cli_json(inv, audit_log, "vm", "resume", "vmops-life")[0]["outcome"] == "ok"
     assert cli_json(inv, audit_log, "vm", "reboot", "vmops-life", "--hard")[0]["details"]["hard"] is True
     assert cli_json(inv, audit_log, "vm", "reboot", "vmops-life")[0]["outcome"] == "ok"
     # The guest is still in early boot: it ignores the power button, so the timeout path shows.
     p = cli(inv, audit_log, "vm", "shutdown", "vmops-life", "--timeout", "1")
-    assert p.returncode == 7, p.stderr
+    assert p.returncode == 6, p.stderr
     assert "still running 1 s after the ACPI power button" in p.stderr and "vm poweroff vmops-life" in p.stderr
     r = cli_json(inv, audit_log, "vm", "shutdown", "vmops-life", "--timeout", "1", "--force")
     assert r[0]["outcome"] == "ok" and r[0]["details"]["forced"] is True
     assert cli_json(inv, audit_log, "vm", "poweroff", "vmops-life")[0]["outcome"] == "noop"
     assert cli_json(inv, audit_log, "vm", "shutdown", "vmops-life")[0]["outcome"] == "noop"
     p = cli(inv, audit_log, "vm", "resume", "vmops-life")
-    assert p.returncode == 6 and p.stderr.count("\n") == 1
+    assert p.returncode == 4 and p.stderr.count("\n") == 1
     recs = audit(audit_log)
     assert [(r["verb"], r["outcome"].split(":")[0]) for r in recs] == [
         ("vm.start", "ok"), ("vm.start", "noop"), ("vm.suspend", "ok"), ("vm.suspend", "noop"),
@@ -137,7 +137,7 @@ def test_delete_leaves_nothing_in_libvirt_or_ovn(lab_session, lab_inventory, net
     # the template and its volumes are still there
     assert storage.find_volume(lab_session.libvirt("hv1"), "hv1", POOL, "debian12.qcow2") is not None
     p = cli(inv, audit_log, "vm", "delete", "vmops-del", "--yes")
-    assert p.returncode == 5 and "no VM named vmops-del on hv1, hv2" in p.stderr
+    assert p.returncode == 3 and "no VM named vmops-del on hv1, hv2" in p.stderr
     assert cli_json(inv, audit_log, "vm", "delete", "vmops-del", "--yes", "--missing-ok")[0]["outcome"] == "noop"
     ovn_routers.delete_router(nb, TENANT, "r1")
 
@@ -178,9 +178,9 @@ def test_resize_ip_list_readonly(lab_session, lab_inventory, net, audit_log, cle
     # read-only refuses and changes nothing
     n = len(audit(audit_log))
     p = cli(inv, audit_log, "--readonly", "vm", "start", "vmops-rs")
-    assert p.returncode == 3 and "--readonly" in p.stderr
+    assert p.returncode == 7 and "--readonly" in p.stderr
     p = cli(inv, audit_log, "--readonly", "vm", "delete", "vmops-rs", "--yes")
-    assert p.returncode == 3
+    assert p.returncode == 7
     assert lab_session.libvirt(host).lookupByName("vmops-rs").state()[0] == 5  # shut off
     assert [r["outcome"][:7] for r in audit(audit_log)[n:]] == ["failed:", "failed:"]
 
@@ -198,13 +198,13 @@ def test_unreachable_host_fails_fast(lab_inventory, audit_log, tmp_path):
                        env=dict(os.environ, VIRTDECK_AUDIT_LOG=str(audit_log), VIRTDECK_CONNECT_TIMEOUT="3"))
     took = time.monotonic() - t0
     print(f"unreachable host: failed after {took:.1f} s: {p.stderr.strip()}")
-    assert p.returncode == 4 and p.stderr.startswith("virtdeck: hv9") and "Traceback" not in p.stderr
+    assert p.returncode == 5 and p.stderr.startswith("virtdeck: hv9") and "Traceback" not in p.stderr
     assert took < 15
     # searching every host: the VM is not on the reachable ones and hv9 is named as unreachable
     p = subprocess.run([VIRTDECK, "--config", str(inv_path), "vm", "start", "ghost"],
                        capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, VIRTDECK_AUDIT_LOG=str(audit_log), VIRTDECK_CONNECT_TIMEOUT="3"))
-    assert p.returncode == 5 and "no VM named ghost on hv1, hv2" in p.stderr and "hv9" in p.stderr
+    assert p.returncode == 3 and "no VM named ghost on hv1, hv2" in p.stderr and "hv9" in p.stderr
 
 
 def console_capture(inv, audit_log, name, until: bytes, timeout: float, escape_after: float | None = None):
@@ -247,7 +247,7 @@ def test_console_attach_and_detach(lab_session, lab_inventory, net, audit_log, c
     cleanup.append("vmops-con")
     make_vm(lab_session, inv, net, "hv1", "vmops-con")
     p = cli(inv, audit_log, "vm", "console", "vmops-con")
-    assert p.returncode == 6 and "start it to use its console" in p.stderr
+    assert p.returncode == 4 and "start it to use its console" in p.stderr
     cli_json(inv, audit_log, "vm", "start", "vmops-con")
     try:
         out, rc, took = console_capture(inv, audit_log, "vmops-con", b"\n[", 90)
@@ -259,7 +259,7 @@ def test_console_attach_and_detach(lab_session, lab_inventory, net, audit_log, c
         cli(inv, audit_log, "vm", "poweroff", "vmops-con")
     assert [r["verb"] for r in audit(audit_log)].count("vm.console") == 2
     p = cli(inv, audit_log, "--readonly", "vm", "console", "vmops-con")
-    assert p.returncode == 3
+    assert p.returncode == 7
 
 
 def test_edit_config_rebuilds_seed(lab_session, lab_inventory, net, audit_log, cleanup):
@@ -311,7 +311,7 @@ def test_move_stopped_vm(lab_session, lab_inventory, net, audit_log, cleanup):
     uuid_before = lab_session.libvirt(src).lookupByName("vmops-mv").UUIDString()
     cli_json(inv, audit_log, "vm", "start", "vmops-mv")
     p = cli(inv, audit_log, "vm", "move", "vmops-mv", "--to", dst)
-    assert p.returncode == 6 and "shut it down before moving it" in p.stderr
+    assert p.returncode == 4 and "shut it down before moving it" in p.stderr
     cli_json(inv, audit_log, "vm", "poweroff", "vmops-mv")
     r = cli_json(inv, audit_log, "vm", "move", "vmops-mv", "--to", dst)
     assert r["outcome"] == "ok" and r["host"] == dst and sorted(r["details"]["volumes"]) == \

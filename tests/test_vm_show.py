@@ -58,7 +58,7 @@ def test_vm_show_cli_json_and_text(lab_inventory, vm, tmp_path):
 
 def test_vm_show_unknown_vm_exit_code(lab_inventory, tmp_path):
     p = cli(lab_inventory, tmp_path, "vm", "show", "vmops-no-such-vm")
-    assert p.returncode == 5 and "no VM named vmops-no-such-vm" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 3 and "no VM named vmops-no-such-vm" in p.stderr and "Traceback" not in p.stderr
 
 
 async def test_v_key_shows_the_vm_in_the_console(lab_session, lab_inventory, vm):

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import platformdirs
 
-from ...console.errors import VirtdeckError
+from ...console.errors import ExitCode, VirtdeckError
 
 
 class LabError(VirtdeckError):
     """A lab step failed or the machine cannot host the lab; the message says what to do."""
 
-    exit_code = 5
+    exit_code = ExitCode.FAILED
 
 
 def lab_dir() -> Path:

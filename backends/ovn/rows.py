@@ -29,14 +29,14 @@ from typing import Callable, Iterable, Iterator
 
 from ovsdbapp.backend.ovs_idl import transaction as ovs_txn
 
-from ...console.errors import HostError, VirtdeckError
+from ...console.errors import ExitCode, HostError, VirtdeckError
 from .names import EXT_ROLE, EXT_TENANT, is_virtdeck_key
 
 
 class NotFound(VirtdeckError):
     """A network, router, security group or port virtdeck looked for is not in OVN NB."""
 
-    exit_code = 6
+    exit_code = ExitCode.NOT_FOUND
 
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from ...config import inventory as inventory_mod
 from ...config.inventory import HostConfig
-from ..errors import ConfigError, HostError, ValidationError, VirtdeckError
+from ..errors import ConfigError, ExitCode, HostError, ValidationError, VirtdeckError
 from . import host_check
 from . import verb as verb_frame
 
@@ -25,6 +25,8 @@ from . import verb as verb_frame
 class HostCheckFailed(HostError):
     """``host add`` refused: the preflight has fail lines. ``result``: the check (as
     :func:`host_check.check` returns it), for the caller to print."""
+
+    exit_code = ExitCode.FAILED  # the host answered; the check says what fails
 
     def __init__(self, name: str, result: dict):
         fails = [f"{line['fact']}" for h in result["hosts"] for line in h["lines"] if line["status"] == "fail"]

@@ -70,7 +70,7 @@ from ...backends.scheduler import HostFacts, Placement
 from ...backends.seed import build_nocloud_iso
 from ...config.inventory import Inventory, TemplateConfig
 from .. import cloudinit
-from ..errors import HostError, ValidationError, VirtdeckError
+from ..errors import ExitCode, HostError, ValidationError, VirtdeckError
 from . import placement
 from . import verb as verb_frame
 from .provision_checks import (check_disk, check_group, check_host, check_name, check_networks, check_ram,
@@ -171,7 +171,7 @@ class CreateError(VirtdeckError):
     """A create failed at ``step``; everything created before was removed (``left`` lists what an
     undo could not remove, normally empty)."""
 
-    exit_code = 7
+    exit_code = ExitCode.FAILED
 
     def __init__(self, name: str, step: str, reason: str, left: list[str] | None = None):
         self.step, self.reason, self.left = step, reason, list(left or [])
@@ -489,7 +489,7 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
             if isinstance(exc, ValidationError):
                 err.field = exc.field  # the wizard shows it beside the field
             if isinstance(exc, VirtdeckError) and current in ("validate", "placement"):
-                err.exit_code = exc.exit_code  # nothing was made: the cause's own code (2 input, 4 host)
+                err.exit_code = exc.exit_code  # nothing was made: the cause's own code (2 input, 5 host)
             raise err from None
         ledger.release(ctx.claim)
         if ctx.lock is not None:

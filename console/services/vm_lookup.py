@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 from ...backends import domains
 from ...backends.domains import DomainFacts
 from ...backends.ovn import vm_ports
-from ..errors import HostError, ValidationError, VirtdeckError
+from ..errors import ExitCode, HostError, ValidationError, VirtdeckError
 from . import verb as verb_frame
 
 # ---------------------------------------------------------------------------------------------
@@ -43,7 +43,7 @@ class VmNotFound(VirtdeckError):
     would act on "it is gone" (delete removing OVN rows, ``--missing-ok``) must refuse instead.
     """
 
-    exit_code = 5
+    exit_code = ExitCode.NOT_FOUND
 
     def __init__(self, message: str, unreachable: Mapping[str, str] | None = None):
         super().__init__(message)
@@ -58,7 +58,7 @@ class VmNotFound(VirtdeckError):
 class VmStateError(VirtdeckError):
     """The verb does not apply in the VM's current state (e.g. resume on a stopped VM)."""
 
-    exit_code = 6
+    exit_code = ExitCode.CONFLICT
 
 
 @dataclass(frozen=True)

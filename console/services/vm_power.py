@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from ...backends import domains
-from ..errors import VirtdeckError
+from ..errors import ExitCode, VirtdeckError
 from .vm_lookup import OpResult, VmStateError, _find, _Op, _run_verb, state_name
 
 class ShutdownTimeout(VirtdeckError):
@@ -19,7 +19,7 @@ class ShutdownTimeout(VirtdeckError):
     ``vm``/``host``/``timeout`` say which and how long; the caller may offer :func:`poweroff`.
     """
 
-    exit_code = 7
+    exit_code = ExitCode.TIMEOUT
 
     def __init__(self, vm: str, host: str, timeout: float):
         super().__init__(f"{vm} on {host} is still running {timeout:g} s after the ACPI power button; "
