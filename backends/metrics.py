@@ -138,17 +138,18 @@ def domain_counters(dom: libvirt.virDomain, s: dict) -> DomainCounters:
 
 
 def node_counters(conn: libvirt.virConnect, pools: bool = False,
-                  errors: list[str] | None = None) -> NodeCounters:
+                  errors: list[str] | None = None, cpus: int | None = None) -> NodeCounters:
     """The host's CPU times (``getCPUStats``), memory (``getMemoryStats``, KiB → MiB) and, with
-    ``pools``, every active pool's sizes. Each part that fails adds a line to ``errors`` and
-    stays None. Raises ``libvirt.libvirtError`` only when the connection is dead."""
+    ``pools``, every active pool's sizes; ``cpus`` (logical CPUs) is read with ``getInfo()``
+    unless given. Each part that fails adds a line to ``errors`` and stays None. Raises
+    ``libvirt.libvirtError`` only when the connection is dead."""
     errors = errors if errors is not None else []
-    busy = total = cpus = None
+    busy = total = None
     try:
         c = conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS)
         busy = int(c.get("kernel", 0)) + int(c.get("user", 0))
         total = busy + int(c.get("idle", 0)) + int(c.get("iowait", 0))
-        cpus = int(conn.getInfo()[2])
+        cpus = cpus or int(conn.getInfo()[2])
     except libvirt.libvirtError as exc:
         _alive_or_raise(conn)
         errors.append(f"node CPU: {exc.get_error_message()}")
@@ -181,7 +182,7 @@ def _alive_or_raise(conn: libvirt.virConnect) -> None:
 
 
 def sample_from_raw(host: str, conn: libvirt.virConnect, raw: list, cpu_ok: bool,
-                    pools: bool = False) -> HostSample:
+                    pools: bool = False, cpus: int | None = None) -> HostSample:
     """A :class:`HostSample` from the records of a ``getAllDomainStats`` already made (the live
     model's poll: :func:`backends.hypervisor.all_stats` with :data:`EXTRA_GROUPS`) plus the node
     figures read now. Inactive domains in ``raw`` are left out."""
@@ -189,7 +190,7 @@ def sample_from_raw(host: str, conn: libvirt.virConnect, raw: list, cpu_ok: bool
     errors: list[str] = [] if cpu_ok else ["domain CPU_TOTAL group refused (no cpuacct)"]
     doms = tuple(domain_counters(d, s) for d, s in raw
                  if int(s.get("state.state", libvirt.VIR_DOMAIN_SHUTOFF)) != libvirt.VIR_DOMAIN_SHUTOFF)
-    node = node_counters(conn, pools=pools, errors=errors)
+    node = node_counters(conn, pools=pools, errors=errors, cpus=cpus)
     return HostSample(host, at, node, doms, cpu_ok, tuple(errors))
 
 

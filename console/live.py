@@ -59,7 +59,9 @@ from ..backends.ssh import HostKeyUnknown, trust_host_key as _trust_key
 from ..config.inventory import Inventory
 from .live_host import HostWorker
 from .live_nb import NbWorker
+from . import metrics as metrics_store
 from .live_snapshot import HostPart, NbPart, merge_vms
+from .metrics import MetricsStore
 from .model import HOST_CONNECTING, HOST_DISABLED, HOST_REFUSED, NB_CONNECTING, Cloud, Host, NbStatus, Vm
 
 log = logging.getLogger(__name__)
@@ -86,13 +88,16 @@ class LiveModel:
     """
 
     def __init__(self, inventory: Inventory, session: Session | None = None, *,
-                 stats_interval: float = 3.0, reconcile_every: int = 20,
+                 stats_interval: float | None = None, reconcile_every: int = 20,
                  publish_interval: float = 0.05, nb_reset_after: float = 5.0,
                  xml_workers: int = 32):
         self.inventory = inventory
         self.session = session or Session(inventory)
         self._own_session = session is None
-        self.stats_interval = stats_interval
+        # None: the inventory's [metrics] interval; the stats poll feeds self.metrics
+        self.stats_interval = stats_interval or inventory.metrics.interval
+        self.metrics = MetricsStore(self.stats_interval,
+                                    max(inventory.metrics.window, self.stats_interval))
         self.reconcile_every = reconcile_every
         self.publish_interval = publish_interval
         self.nb_reset_after = nb_reset_after
@@ -131,6 +136,7 @@ class LiveModel:
     def start(self) -> "LiveModel":
         """Start the workers (hosts in parallel) and the publisher; returns at once."""
         self.started_at = time.monotonic()
+        metrics_store.STORE = self.metrics      # placement reads the history (services.placement)
         pub = threading.Thread(target=self._publisher, name="live-publish", daemon=True)
         self._threads.append(pub)
         pub.start()
@@ -211,6 +217,8 @@ class LiveModel:
             self._nb_worker.wake()
         for t in self._threads:
             t.join(timeout=3)
+        if metrics_store.STORE is self.metrics:
+            metrics_store.STORE = None
         if self._own_session:
             self.session.close()
 

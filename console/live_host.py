@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Callable
 
 import libvirt
 
-from ..backends import host_facts, hypervisor as hv, ioloop, ssh_config
+from ..backends import host_facts, hypervisor as hv, ioloop, metrics, ssh_config
 from ..backends.ssh import HostKeyChanged, HostKeyUnknown
 from ..config.inventory import HostConfig
 from .errors import HostError
@@ -52,6 +52,7 @@ _CLOSED = "closed"    # first item of the tuple hv.register_events queues when l
 
 PROBE_INTERVAL = 0.25  # s between probes of a host that is down (see the module doc)
 PROBE_TIMEOUT = 0.5    # s a probe waits for an answer
+POOL_EVERY = 10        # polls between two reads of the storage pools' sizes (they move slowly)
 
 
 def ssh_port_answers(hostname: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -120,6 +121,7 @@ class HostWorker(threading.Thread):
         self.vms: dict[str, Vm] = {}
         self.cpu_prev: dict[str, tuple[int, float]] = {}
         self.cpu_ok = True
+        self.polls = 0
 
     def wake(self) -> None:
         self.q.put((None, _WAKE))
@@ -374,12 +376,21 @@ class HostWorker(threading.Thread):
         """Stats of active domains (one bulk call) + free RAM; ``full`` also reconciles the
         whole domain list. A stats failure leaves figures empty and states alone."""
         name, conn = self.name_, self.conn
+        self.polls += 1
         try:
-            recs, cpu_ok = hv.bulk_stats(conn, active_only=not full, want_cpu=self.cpu_ok)
+            # the one bulk call also carries the block/interface groups the metrics use
+            raw, cpu_ok = hv.all_stats(conn, active_only=not full, want_cpu=self.cpu_ok,
+                                       extra_groups=metrics.EXTRA_GROUPS)
+            recs = [hv.stats_record(d, s) for d, s in raw]
             free = hv.free_memory_mib(conn)
+            sample = metrics.sample_from_raw(name, conn, raw, cpu_ok,
+                                             pools=self.polls % POOL_EVERY == 1,
+                                             cpus=self.live._parts[name].host.cores or None)
         except libvirt.libvirtError as exc:
+            self.live.metrics.no_figure(name, time.monotonic())
             self._call_ok(exc)
             return
+        self.live.metrics.add(sample)
         self.cpu_ok = cpu_ok
         now = time.monotonic()
         seen = {r.uuid for r in recs}
