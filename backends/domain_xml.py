@@ -8,9 +8,19 @@
   ``max_memory_mib`` (``<memory>`` = MAX, ``<currentMemory>`` = the size, a virtio balloon: RAM
   grows live up to MAX). The guest sees MAX of RAM until its balloon driver loads early in boot;
   the scheduler counts the CURRENT size;
-- machine 'pc': the seed ISO is an IDE cdrom (hdc) — the Debian cloud kernel has no AHCI;
+- ``arch`` x86_64: machine 'pc', the seed ISO an IDE cdrom (hdc) — the Debian cloud kernel has
+  no AHCI; aarch64: machine 'virt' (no IDE there: the seed is a SCSI cdrom on virtio-scsi), CPU
+  ``host-passthrough`` under KVM or model ``cortex-a57`` under TCG (no pointer authentication,
+  which TCG emulates slowly), the serial console on the PL011 UART (ttyAMA0);
 - disk: a qcow2 file (``disk_path``, usually a per-VM overlay on a template) as virtio ``vda``;
-- optional direct kernel boot (kernel/initrd/cmdline are paths *on the hypervisor*);
+- boot mode (:data:`BOOT_MODES`): 'kernel' — direct kernel boot (kernel/initrd/cmdline are paths
+  *on the hypervisor*); 'bios' — the disk's own bootloader through SeaBIOS; 'uefi' — the disk's
+  EFI system partition through OVMF/AAVMF, chosen by libvirt's firmware autoselection
+  (``<os firmware='efi'>`` + ``<firmware><feature name='secure-boot' enabled='no'/>``, the QEMU
+  firmware descriptors in /usr/share/qemu/firmware). libvirt creates the per-VM NVRAM from the
+  descriptor's varstore template (``/var/lib/libvirt/qemu/nvram/<name>_VARS.fd``); undefining with
+  ``VIR_DOMAIN_UNDEFINE_NVRAM`` (backends/domains.py) removes it with the VM. ``secure_boot``
+  asks for a Secure Boot firmware with enrolled keys (SMM on; x86_64 needs machine q35);
 - NICs on the OVS bridge (default br-int) via ``<virtualport type='openvswitch'>`` with
   ``interfaceid`` = the OVN LSP's UUID (libvirt only accepts a UUID there and copies it to the
   OVS interface's ``external_ids:iface-id``), virtio, with checksum/segmentation offloads off
@@ -36,6 +46,10 @@ NS = "https://virtdeck.dev/xmlns/domain/1.0"
 PREFIX = "virtdeck"
 ET.register_namespace(PREFIX, NS)
 
+#: How a domain boots: direct kernel, the disk's BIOS bootloader, the disk's EFI system partition.
+BOOT_MODES = ("kernel", "bios", "uefi")
+#: Default machine type per guest arch.
+MACHINES = {"x86_64": "pc", "aarch64": "virt"}
 _MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 # Offloads off for the OVS userspace datapath (see module doc).
 HOST_OFFLOADS_OFF = {"csum": "off", "gso": "off", "tso4": "off", "tso6": "off", "ecn": "off", "ufo": "off"}
@@ -75,7 +89,7 @@ class DomainSpec:
     seed_path: str | None = None
     domain_type: str = "kvm"
     arch: str = "x86_64"
-    machine: str = "pc"
+    machine: str | None = None  # None: MACHINES[arch]
     kernel: str | None = None
     initrd: str | None = None
     cmdline: str | None = None
@@ -85,6 +99,8 @@ class DomainSpec:
     disk_format: str = "qcow2"
     max_vcpus: int | None = None
     max_memory_mib: int | None = None
+    boot: str | None = None  # one of BOOT_MODES; None: 'kernel' when a kernel is given, else 'bios'
+    secure_boot: bool = False
     extra: dict = field(default_factory=dict, compare=False)
 
 
@@ -100,10 +116,28 @@ def _validate(spec: DomainSpec) -> None:
     uuidlib.UUID(spec.uuid)
     if (spec.initrd or spec.cmdline) and not spec.kernel:
         raise ValueError("initrd/cmdline need a kernel (direct kernel boot)")
+    if spec.arch not in MACHINES:
+        raise ValueError(f"arch must be one of {', '.join(MACHINES)}, not {spec.arch!r}")
+    boot = boot_mode(spec)
+    if boot not in BOOT_MODES:
+        raise ValueError(f"boot must be one of {', '.join(BOOT_MODES)}, not {spec.boot!r}")
+    if boot == "kernel" and not spec.kernel:
+        raise ValueError("boot 'kernel' needs a kernel path (direct kernel boot)")
+    if boot != "kernel" and spec.kernel:
+        raise ValueError(f"boot {boot!r} boots the disk's own bootloader; kernel/initrd/cmdline are for 'kernel'")
+    if spec.arch == "aarch64" and boot == "bios":
+        raise ValueError("aarch64 guests boot through UEFI or a direct kernel, not BIOS")
+    if spec.secure_boot and boot != "uefi":
+        raise ValueError("secure_boot needs boot 'uefi'")
     for nic in spec.nics:
         if not _MAC.match(nic.mac):
             raise ValueError(f"bad MAC {nic.mac!r} (lower-case xx:xx:xx:xx:xx:xx)")
         uuidlib.UUID(nic.interfaceid)  # libvirt refuses anything but a UUID
+
+
+def boot_mode(spec: DomainSpec) -> str:
+    """The spec's boot mode: ``spec.boot``, else 'kernel' with a kernel path and 'bios' without."""
+    return spec.boot or ("kernel" if spec.kernel else "bios")
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs) -> ET.Element:
@@ -169,9 +203,15 @@ def domain_xml(spec: DomainSpec) -> str:
         _sub(dom, "vcpu", spec.max_vcpus, placement="static", current=spec.vcpus)
     else:
         _sub(dom, "vcpu", spec.vcpus, placement="static")
-    os_ = _sub(dom, "os")
-    _sub(os_, "type", "hvm", arch=spec.arch, machine=spec.machine)
-    if spec.kernel:
+    boot = boot_mode(spec)
+    arm = spec.arch == "aarch64"
+    os_ = _sub(dom, "os", firmware="efi") if boot == "uefi" else _sub(dom, "os")
+    _sub(os_, "type", "hvm", arch=spec.arch, machine=spec.machine or MACHINES[spec.arch])
+    if boot == "uefi":
+        fw = _sub(os_, "firmware")
+        _sub(fw, "feature", enabled="yes" if spec.secure_boot else "no", name="enrolled-keys")
+        _sub(fw, "feature", enabled="yes" if spec.secure_boot else "no", name="secure-boot")
+    if boot == "kernel":
         _sub(os_, "kernel", spec.kernel)
         if spec.initrd:
             _sub(os_, "initrd", spec.initrd)
@@ -181,9 +221,15 @@ def domain_xml(spec: DomainSpec) -> str:
         _sub(os_, "boot", dev="hd")
     feats = _sub(dom, "features")
     _sub(feats, "acpi")
-    _sub(feats, "apic")
+    if not arm:
+        _sub(feats, "apic")
+    if spec.secure_boot:
+        _sub(feats, "smm", state="on")
     if spec.domain_type == "kvm":
         _sub(dom, "cpu", mode="host-passthrough", check="none", migratable="on")
+    elif arm:
+        cpu = _sub(dom, "cpu", mode="custom", match="exact", check="none")
+        _sub(cpu, "model", "cortex-a57", fallback="forbid")
     _sub(dom, "clock", offset="utc")
     _sub(dom, "on_poweroff", "destroy")
     _sub(dom, "on_reboot", "restart")
@@ -197,8 +243,13 @@ def domain_xml(spec: DomainSpec) -> str:
         cd = _sub(dev, "disk", type="file", device="cdrom")
         _sub(cd, "driver", name="qemu", type="raw")
         _sub(cd, "source", file=spec.seed_path)
-        _sub(cd, "target", dev="hdc", bus="ide")
+        if arm:
+            _sub(cd, "target", dev="sda", bus="scsi")
+        else:
+            _sub(cd, "target", dev="hdc", bus="ide")
         _sub(cd, "readonly")
+        if arm:
+            _sub(dev, "controller", type="scsi", index=0, model="virtio-scsi")
     for nic in spec.nics:
         iface = _sub(dev, "interface", type="bridge")
         _sub(iface, "mac", address=nic.mac)
@@ -213,7 +264,10 @@ def domain_xml(spec: DomainSpec) -> str:
     serial = _sub(dev, "serial", type="pty")
     if spec.serial_log:
         _sub(serial, "log", file=spec.serial_log, append="off")
-    _sub(serial, "target", port=0)
+    if arm:
+        _sub(_sub(serial, "target", type="system-serial", port=0), "model", name="pl011")
+    else:
+        _sub(serial, "target", port=0)
     con = _sub(dev, "console", type="pty")
     _sub(con, "target", type="serial", port=0)
     _sub(dev, "memballoon", model="virtio")  # live RAM changes up to <memory>
