@@ -4,6 +4,11 @@
 ``external_ids`` says which provider networks (physnets) the host can reach and through which
 OVS bridge. Read with one ``ovs-vsctl`` over the host's SSH link (``Session.run``).
 
+A non-root operator: ``ovs-vsctl`` needs access to OVS's database socket (root-only on a stock
+Debian host); without it the error says so and how to grant it (:func:`ovs_error`). The domain
+definitions in libvirt's config directory are root-only files: ``cat`` then reads nothing and
+the caller falls back to the libvirt API (``XMLDesc``; :func:`backends.hypervisor.list_domains`).
+
 At start-up the console reads them in the same SSH command as the domain definitions
 (:func:`mappings_and_definitions`): on the busy lab machine each SSH exec costs 0.15-0.4 s, and
 two at once per host made the definitions arrive ~2x later (measured: 2 hosts x (cat + ovs-vsctl)
@@ -34,6 +39,22 @@ def parse_bridge_mappings(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+OVS_SOCKET = "/run/openvswitch/db.sock"
+
+
+def ovs_error(host: str, rc: str | int, output: str) -> HostError:
+    """The HostError for a failed ``ovs-vsctl`` (``output``: what it printed): a permission
+    problem names the socket and the fix, anything else the last line of the output."""
+    msg = output.strip().splitlines()
+    last = msg[-1] if msg else "no output"
+    if "ermission denied" in output:
+        return HostError(f"{host}: the operator may not read the OVS database ({OVS_SOCKET}: "
+                         f"permission denied), so its bridge mappings are unknown; fix on {host}: "
+                         f"give the operator's group read/write access to {OVS_SOCKET} "
+                         f"(or run virtdeck as a user that has it)")
+    return HostError(f"{host}: ovs-vsctl failed (rc {rc}): {last}")
+
+
 def bridge_mappings(session, host: str, timeout: float = 10.0) -> tuple[tuple[str, str], ...]:
     """The ``(physnet, bridge)`` pairs of ``host``'s OVS, read over SSH via ``session.run``.
 
@@ -42,8 +63,7 @@ def bridge_mappings(session, host: str, timeout: float = 10.0) -> tuple[tuple[st
     """
     res = session.run(host, COMMAND, timeout=timeout)
     if not res.ok:
-        msg = (res.stderr or res.stdout).strip().splitlines()
-        raise HostError(f"{host}: ovs-vsctl failed (rc {res.rc}): {msg[-1] if msg else 'no output'}")
+        raise ovs_error(host, res.rc, res.stderr or res.stdout)
     return parse_bridge_mappings(res.stdout)
 
 
@@ -82,7 +102,5 @@ def mappings_and_definitions(session, host: str, config_dir: str,
             data = b""
     text = data.decode("utf-8", "replace")
     if rc_text.strip() != "0":
-        msg = head.strip().splitlines()
-        return HostError(f"{host}: ovs-vsctl failed (rc {rc_text.strip()}): "
-                         f"{msg[-1] if msg else 'no output'}"), text
+        return ovs_error(host, rc_text.strip(), head), text
     return parse_bridge_mappings(head), text

@@ -13,8 +13,17 @@ wake-up). The lock is held while the remote ``cat`` runs; :meth:`HostLock.releas
 stdin, so ``cat`` exits and the kernel drops the lock. If the console dies or its SSH connection
 drops, sshd closes the channel and the lock goes with it — no stale lock files to clean up.
 
-The file name carries the host's own hostname, so hosts that share a /run (the lab's namespaces)
-still lock separately while two inventories naming one host differently still share a lock.
+Who may take it: any operator, root or not. The lock is a DIRECTORY in /run/lock (1777 on a
+stock Debian/Fedora host), made world-readable (``mkdir -m 0755``) by whoever comes first;
+``flock`` opens a directory read-only, so every user can lock it whoever created it. (A lock
+FILE would not do: one made by an operator with umask 077 cannot be opened by the next, and
+under ``fs.protected_regular`` an O_CREAT open of another user's file in a sticky directory is
+refused even for root.) A per-user place ($XDG_RUNTIME_DIR) would not serialise two operators.
+When /run/lock is not writable and the directory does not exist yet, :func:`acquire` fails with
+one sentence naming the directory and the fix (``chmod 1777 /run/lock``).
+
+The name carries the host's own hostname, so hosts that share a /run still lock separately
+while two inventories naming one host differently still share a lock.
 """
 
 from __future__ import annotations
@@ -28,11 +37,16 @@ from . import ioloop
 from ..console.errors import HostError
 
 LOCK_DIR = "/run/lock"
+#: the lock directory's name on the host (``$(hostname)`` expanded there)
+LOCK_NAME = "virtdeck-placement-$(hostname)"
+_DENIED = "@@denied"
 
 
 def _command(wait: float) -> str:
-    return (f"mkdir -p {LOCK_DIR} && exec flock -w {wait:g} {LOCK_DIR}/virtdeck-placement-$(hostname).lock "
-            "sh -c 'echo locked; exec cat >/dev/null'")
+    lock = f"{LOCK_DIR}/{LOCK_NAME}"
+    return (f'l={lock}; [ -d "$l" ] || mkdir -p -m 0755 "$l" 2>/dev/null || [ -d "$l" ] '
+            f'|| {{ echo "{_DENIED} $(id -un) $l"; exit 3; }}; '
+            f'exec flock -w {wait:g} "$l" sh -c \'echo locked; exec cat >/dev/null\'')
 
 
 class HostLock:
@@ -91,6 +105,12 @@ def acquire(session, host: str, wait: float = 60.0) -> HostLock:
         except asyncio.TimeoutError:
             proc.close()
             raise HostError(f"{host}: placement lock not granted within {wait:g} s") from None
+        if line.startswith(_DENIED):
+            _, user, path = line.split()
+            proc.close()
+            raise HostError(f"{host}: cannot take the placement lock: {user} may not create {path} "
+                            f"({LOCK_DIR} is not writable by {user}; fix on {host}: "
+                            f"sudo chmod 1777 {LOCK_DIR}, as a stock system has it)")
         if line.strip() != "locked":
             err = ""
             try:

@@ -10,7 +10,9 @@ message". Sizes: disks in GiB at this API, bytes inside (libvirt's unit).
 - :func:`upload_volume` — create a volume and stream bytes into it (``virStorageVol.upload`` over a
   ``virStream``): used for seed ISOs (bytes) and templates (a local file), with a progress callback.
 - :func:`upload_template` — upload + sha256 verified ON THE HOST (``sha256sum`` over SSH) against
-  the pinned sum; a mismatch deletes the volume.
+  the pinned sum; a mismatch deletes the volume. An operator who may not read the volume's file
+  (non-root, in the ``libvirt`` group) gets the sum of the bytes read back through libvirt
+  (:func:`sha256_of_volume`): nothing here needs root on the host.
 - :func:`delete_volume`, :func:`volumes_backed_by`, :func:`list_volumes`.
 """
 
@@ -291,12 +293,43 @@ def delete_volume(conn: libvirt.virConnect, host: str, pool: str, name: str,
         raise _err(host, f"deleting volume {pool}/{name}", exc) from None
 
 
+def sha256_of_volume(conn: libvirt.virConnect, host: str, vol: libvirt.virStorageVol) -> str:
+    """sha256 (hex) of ``vol``'s bytes as stored on ``host``, read back through the storage API
+    (``virStorageVolDownload`` over the libvirt connection) and hashed here. Needs no file
+    access on the host (a non-root operator in the ``libvirt`` group), at the cost of moving the
+    volume once over the link. Raises HostError naming ``host``."""
+    import hashlib
+
+    class _Sink:
+        def __init__(self):
+            self.h = hashlib.sha256()
+
+        def write(self, data: bytes) -> None:
+            self.h.update(data)
+
+    sink = _Sink()
+    download_volume(conn, host, vol, sink, what=f"reading volume {vol.name()} for its sha256")
+    return sink.h.hexdigest()
+
+
 def sha256_on_host(session, host: str, path: str, timeout: float = 300.0) -> str:
-    """sha256 of the file at ``path`` computed ON ``host`` (``sha256sum`` over SSH)."""
+    """sha256 of the file at ``path`` on ``host``: ``sha256sum`` run there over SSH (the bytes
+    stay on the host). When the operator may not read the file (libvirt makes volumes 0600
+    root; a non-root operator in the ``libvirt`` group), the volume at ``path`` is read back
+    through libvirt instead (:func:`sha256_of_volume`). Raises HostError when neither works
+    (not a pool volume and not readable: the message names the permission)."""
     res = session.run(host, ["sha256sum", "--", path], timeout=timeout)
-    if res.rc != 0 or not res.stdout.strip():
-        raise HostError(f"{host}: sha256sum {path} failed: {res.stderr.strip() or f'exit {res.rc}'}")
-    return res.stdout.split()[0].lower()
+    if res.rc == 0 and res.stdout.strip():
+        return res.stdout.split()[0].lower()
+    err = res.stderr.strip() or f"exit {res.rc}"
+    if "ermission denied" in err:
+        conn = session.libvirt(host)
+        vol = volume_at(conn, host, path)
+        if vol is not None:
+            return sha256_of_volume(conn, host, vol)
+        raise HostError(f"{host}: sha256sum {path}: the operator may not read it and it is not a "
+                        f"libvirt volume (make it readable, or put it in a storage pool)")
+    raise HostError(f"{host}: sha256sum {path} failed: {err}")
 
 
 def upload_template(session, host: str, pool: str, name: str, src: str | os.PathLike,
