@@ -17,10 +17,17 @@ Filters (a host failing any of them is refused, with every failing reason listed
 - ``vcpus``         allocated vCPUs + request <= cores × cpu_ratio (whole vCPUs, never MHz)
 - ``ram``           allocated RAM + request <= total RAM × ram_ratio (MiB), and
                     the host's free RAM (libvirt ``getFreeMemory``) covers the request
+- ``pressure``      measured load (:attr:`HostFacts.cpu_load_pct`, mean over
+                    ``cpu_load_span_s``; :attr:`HostFacts.ram_used_pct`) at or under the
+                    ``cpu_threshold`` / ``ram_threshold`` percent given to :func:`place`; a host
+                    without a figure is not refused for it (no figure is not a pressure)
 
 Weigher over the hosts that pass: ``spread`` (default) picks the host with the most headroom
 left after placing the VM; ``pack`` the least. Headroom = mean of the free vCPU fraction and the
-free RAM fraction (allocation-based, after the request). Ties are broken by host name.
+free RAM fraction (allocation-based, after the request), and, where the host has figures, the
+idle CPU fraction (1 - measured CPU %) and the free RAM fraction measured (1 - used RAM %): a
+host that is allocated lightly but busy scores lower. Ties are broken by host name. The reason
+of each passing host names the figures its score used.
 
 Concurrent creates: :class:`ReservationLedger` holds a claim (host, vCPUs, RAM) from placement
 until the create has defined and started the domain or has failed. Placement through the ledger
@@ -68,6 +75,15 @@ class HostFacts:
     error: str | None = None
     refusals: tuple[str, ...] = ()
     disabled_reason: str | None = None  # the inventory's hosts[].disabled_reason (maintenance)
+    # measured load (console.metrics): CPU % (mean over cpu_load_span_s seconds, from
+    # cpu_load_source: "node" or "guests") and RAM in use, %; None = no figure
+    cpu_load_pct: float | None = None
+    cpu_load_span_s: float = 0.0
+    cpu_load_source: str = "node"
+    ram_used_pct: float | None = None
+    # the inventory's [metrics] thresholds, %, used when place() is given none
+    cpu_threshold: float | None = None
+    ram_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,8 @@ class HostVerdict:
     vcpus_capacity: int | None = None
     ram_used_mib: int | None = None
     ram_capacity_mib: int | None = None
+    cpu_load_pct: float | None = None
+    ram_used_pct: float | None = None
 
     @property
     def summary(self) -> str:
@@ -149,6 +167,8 @@ class Placement:
             "score": None if v.score is None else round(v.score, 4),
             "vcpus": None if v.vcpus_capacity is None else f"{v.vcpus_used}/{v.vcpus_capacity}",
             "ram_mib": None if v.ram_capacity_mib is None else f"{v.ram_used_mib}/{v.ram_capacity_mib}",
+            "cpu_load_pct": None if v.cpu_load_pct is None else round(v.cpu_load_pct, 1),
+            "ram_used_pct": None if v.ram_used_pct is None else round(v.ram_used_pct, 1),
         } for v in self.verdicts]
 
 
@@ -156,22 +176,38 @@ def _fmt_ratio(x: float) -> str:
     return f"{x:g}"
 
 
+def _span(seconds: float) -> str:
+    """A window in words: "5 min", "40 s"."""
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _cpu_figure(h: HostFacts) -> str:
+    """ "CPU 82 % over 5 min" (guests: "guest CPU …")."""
+    what = "guest CPU" if h.cpu_load_source == "guests" else "CPU"
+    return f"{what} {h.cpu_load_pct:.0f} % over {_span(h.cpu_load_span_s)}"
+
+
 def place(hosts: Iterable[HostFacts], request: PlacementRequest, *, cpu_ratio: float = 4.0,
           ram_ratio: float = 1.0, weigher: str = "spread",
-          claims: dict[str, tuple[int, int]] | None = None) -> Placement:
+          claims: dict[str, tuple[int, int]] | None = None,
+          cpu_threshold: float | None = None, ram_threshold: float | None = None) -> Placement:
     """Choose a host for ``request`` among ``hosts``.
 
     ``cpu_ratio``/``ram_ratio``: the inventory's allocation ratios. ``weigher``: "spread" or
     "pack". ``claims``: {host: (vCPUs, RAM MiB)} held by creates in flight (see
     :class:`ReservationLedger`), added to the host's allocations and taken from its free RAM.
     Returns a :class:`Placement`; never raises for a host that does not fit (it is refused with
-    reasons). Raises ValueError for a weigher other than spread/pack or a non-positive size.
+    reasons). ``cpu_threshold``/``ram_threshold``: percent of measured CPU / RAM use above which
+    a host is refused (``pressure``; None: each host's own :attr:`HostFacts.cpu_threshold` /
+    ``ram_threshold``, None there too: no such filter). Raises ValueError for a weigher other
+    than spread/pack or a non-positive size.
     """
     if weigher not in WEIGHERS:
         raise ValueError(f"weigher must be one of {', '.join(WEIGHERS)}, not {weigher!r}")
     if request.vcpus < 1 or request.ram_mib < 1:
         raise ValueError("a VM needs at least 1 vCPU and 1 MiB of RAM")
     claims = claims or {}
+    hosts = list(hosts)
     rows: list[HostVerdict] = []
     passing: list[tuple[float, str]] = []
     for h in hosts:
@@ -209,15 +245,27 @@ def place(hosts: Iterable[HostFacts], request: PlacementRequest, *, cpu_ratio: f
         free_ram = h.ram_free_mib - claim_ram
         if free_ram < request.ram_mib:
             reasons.append(f"ram: only {max(free_ram, 0)} MiB free now, {request.ram_mib} asked")
+        cpu_max = cpu_threshold if cpu_threshold is not None else h.cpu_threshold
+        ram_max = ram_threshold if ram_threshold is not None else h.ram_threshold
+        if cpu_max is not None and h.cpu_load_pct is not None and h.cpu_load_pct > cpu_max:
+            reasons.append(f"pressure: {_cpu_figure(h)} > {cpu_max:g} % threshold")
+        if ram_max is not None and h.ram_used_pct is not None and h.ram_used_pct > ram_max:
+            reasons.append(f"pressure: RAM {h.ram_used_pct:.0f} % in use > {ram_max:g} % threshold")
         reasons.extend(h.refusals)
         usage = dict(vcpus_used=used_vcpus, vcpus_capacity=cap_vcpus,
-                     ram_used_mib=used_ram, ram_capacity_mib=cap_ram)
+                     ram_used_mib=used_ram, ram_capacity_mib=cap_ram,
+                     cpu_load_pct=h.cpu_load_pct, ram_used_pct=h.ram_used_pct)
         if reasons:
             rows.append(HostVerdict(h.name, False, True, tuple(reasons), **usage))
             continue
         free_cpu_frac = (cap_vcpus - used_vcpus - request.vcpus) / cap_vcpus
         free_ram_frac = (cap_ram - used_ram - request.ram_mib) / cap_ram
-        score = (free_cpu_frac + free_ram_frac) / 2
+        terms = [free_cpu_frac, free_ram_frac]
+        if h.cpu_load_pct is not None:
+            terms.append(1 - min(h.cpu_load_pct, 100.0) / 100)
+        if h.ram_used_pct is not None:
+            terms.append(1 - min(h.ram_used_pct, 100.0) / 100)
+        score = sum(terms) / len(terms)
         passing.append((score, h.name))
         rows.append(HostVerdict(h.name, False, False, (), score=score, **usage))
 
@@ -228,17 +276,24 @@ def place(hosts: Iterable[HostFacts], request: PlacementRequest, *, cpu_ratio: f
         else:
             chosen = sorted(passing, key=lambda p: (p[0], p[1]))[0][1]
     best = next((s for s, n in passing if n == chosen), None)
+    facts = {h.name: h for h in hosts}
     out = []
     for v in rows:
+        h = facts.get(v.host)
+        measured = ""
+        if h is not None and (h.cpu_load_pct is not None or h.ram_used_pct is not None):
+            parts = ([_cpu_figure(h)] if h.cpu_load_pct is not None else []) + \
+                    ([f"RAM {h.ram_used_pct:.0f} % in use"] if h.ram_used_pct is not None else [])
+            measured = f"; measured {', '.join(parts)}"
         if v.refused:
             out.append(v)
         elif v.host == chosen:
             why = (f"passes every filter; {'most' if weigher == 'spread' else 'least'} headroom "
-                   f"after placement ({v.score:.0%}, weigher {weigher})")
+                   f"after placement ({v.score:.0%}, weigher {weigher}){measured}")
             out.append(replace(v, chosen=True, reasons=(why,)))
         else:
             why = (f"passes every filter; {v.score:.0%} headroom after placement vs "
-                   f"{best:.0%} on {chosen} (weigher {weigher})")
+                   f"{best:.0%} on {chosen} (weigher {weigher}){measured}")
             out.append(replace(v, reasons=(why,)))
     return Placement(chosen, tuple(out), weigher)
 

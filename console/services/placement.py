@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import time
 from dataclasses import dataclass
 
-from ...backends import domains, storage
+from ...backends import domains, metrics, storage
 from ...backends.scheduler import HostFacts, PlacementRequest
-from ...config.inventory import HostConfig, Inventory, TemplateConfig
+from ...config.inventory import HostConfig, Inventory, MetricsConfig, TemplateConfig
+from .. import metrics as metrics_store
 from ..errors import HostError, ValidationError
 from .provision_checks import check_disk
 
@@ -39,9 +41,49 @@ def bridge_mappings(session, host: str) -> frozenset[str]:
     return frozenset(item.split(":", 1)[0].strip() for item in text.split(",") if ":" in item)
 
 
+@dataclass(frozen=True)
+class MeasuredLoad:
+    """A host's measured load for the scheduler: CPU % (mean over ``span_s`` seconds, of the
+    figure ``source`` names: "node" or "guests") and RAM in use, %; None = no figure.
+    ``origin``: "history" (the console's ring buffers) or "sample" (read just now)."""
+
+    cpu_pct: float | None
+    span_s: float
+    source: str
+    ram_pct: float | None
+    origin: str
+
+
+def measured_load(conn, host: str, cfg: MetricsConfig) -> MeasuredLoad:
+    """``host``'s load as the scheduler weighs it. From the console's metrics history
+    (:data:`console.metrics.STORE`, the last ``cfg.load_window`` s) when it holds at least two
+    intervals of CPU figures for the host; else two samples ``cfg.sample`` s apart
+    (:func:`backends.metrics.sample_host`: one ``getAllDomainStats``, node CPU and memory each).
+    A stats error gives no figure (None), never an error: placement then weighs allocation only.
+    """
+    series = "guest_cpu_pct" if cfg.cpu_source == "guests" else "cpu_pct"
+    store = metrics_store.STORE
+    if store is not None:
+        cpu, span = store.mean(host, series, cfg.load_window)
+        if cpu is not None and span >= 2 * store.interval:
+            fig = store.host(host)
+            return MeasuredLoad(cpu, span, cfg.cpu_source, fig.mem_used_pct if fig else None, "history")
+    try:
+        local = metrics_store.MetricsStore(interval=cfg.sample, window=cfg.sample * 4)
+        local.add(metrics.sample_host(conn, host, pools=False))
+        time.sleep(cfg.sample)
+        local.add(metrics.sample_host(conn, host, pools=False))
+    except Exception:  # noqa: BLE001 - no figure is not a refusal (libvirt errors, a drop)
+        return MeasuredLoad(None, 0.0, cfg.cpu_source, None, "sample")
+    fig = local.host(host)
+    cpu = None if fig is None else (fig.guest_cpu_pct if cfg.cpu_source == "guests" else fig.cpu_pct)
+    return MeasuredLoad(cpu, cfg.sample, cfg.cpu_source, fig.mem_used_pct if fig else None, "sample")
+
+
 def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) -> HostSnapshot:
     """Read one hypervisor: getInfo (arch, cores, RAM MiB), getFreeMemory (bytes → MiB), every
-    domain's XML (vCPUs, RAM, tenant, group), bridge mappings, the template's volumes. An
+    domain's XML (vCPUs, RAM, tenant, group), bridge mappings, the template's volumes, and its
+    measured load (:func:`measured_load`) with the inventory's [metrics] thresholds. An
     unreachable host comes back with ``reachable=False`` and the reason."""
     if not host.enabled:
         return HostSnapshot(HostFacts(host.name, enabled=False, disabled_reason=host.disabled_reason))
@@ -66,11 +108,16 @@ def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) ->
                     tbytes = storage.volume_info(v).capacity_bytes
     except HostError as exc:
         return HostSnapshot(HostFacts(host.name, reachable=False, error=str(exc)))
+    mcfg = getattr(getattr(session, "inventory", None), "metrics", None) or MetricsConfig()
+    load = measured_load(conn, host.name, mcfg)
     facts = HostFacts(
         name=host.name, enabled=True, reachable=True, arch=cap.arch, cores=cap.cores,
         ram_total_mib=cap.ram_total_mib, ram_free_mib=cap.ram_free_mib,
         alloc_vcpus=cap.alloc_vcpus, alloc_ram_mib=cap.alloc_ram_mib,
-        physnets=physnets, refusals=tuple(refusals))
+        physnets=physnets, refusals=tuple(refusals),
+        cpu_load_pct=load.cpu_pct, cpu_load_span_s=load.span_s, cpu_load_source=load.source,
+        ram_used_pct=load.ram_pct, cpu_threshold=mcfg.cpu_threshold,
+        ram_threshold=mcfg.ram_threshold)
     return HostSnapshot(facts, cap.domains, tbytes)
 
 
