@@ -57,26 +57,43 @@ def network_lines(n) -> list[str]:
 
 def cmd_create(args) -> int:
     from .services.network import NetworkRequest, create_network
+    from .services.network_fields import check_known_tenant
     req = NetworkRequest(tenant=args.tenant, name=args.name, kind=args.kind, cidr=args.cidr or "",
                          gateway=args.gateway, dhcp=not args.no_dhcp, lease_time=args.lease_time,
                          dns=args.dns or "", mtu=args.mtu, physnet=args.physnet, vlan=args.vlan,
                          exclude=args.exclude or "")
     with cli_session(args) as s:
+        check_known_tenant(args.tenant, [t.name for t in s.inventory.tenants])
         n = create_network(s, req)
     emit(args, n.to_dict(), ["created " + network_lines(n)[0], *network_lines(n)[1:]])
     return 0
 
 
+NETWORK_COLUMNS = (
+    output.col("TENANT", "tenant"),
+    output.col("NAME", "name"),
+    output.col("KIND", "kind", fixed=True),
+    output.col("CIDR", "cidr", fixed=True),
+    output.col("VLAN", "vlan", fixed=True, right=True),
+    output.col("MTU", "mtu", fixed=True, right=True),
+    output.col("DHCP", lambda n: "on" if n["dhcp"] else "off", fixed=True),
+    output.col("PORTS", lambda n: len(n["vm_ports"]), fixed=True, right=True),
+    output.col("PHYSNET", "physnet", wide_only=True),
+    output.col("ROUTERS", "routers", wide_only=True),
+    output.col("SWITCH", "switch", wide_only=True),
+)
+
+
 def cmd_list(args) -> int:
+    """Networks (``-t`` narrows to one tenant): a table, or the list as JSON/YAML."""
+    from .completion import remember
     from .services.network import list_networks
     with cli_session(args) as s:
         nets = list_networks(s, args.tenant)
-    lines = [f"{'TENANT':<12} {'NAME':<16} {'KIND':<9} {'CIDR':<18} {'VLAN':<6} {'MTU':<5} {'DHCP':<5} PORTS"]
-    for n in nets:
-        vlan = "" if n.vlan is None else str(n.vlan)
-        lines.append(f"{n.tenant:<12} {n.name:<16} {n.kind:<9} {n.cidr:<18} {vlan:<6} {n.mtu:<5} "
-                     f"{'on' if n.dhcp else 'off':<5} {len(n.vm_ports)}")
-    emit(args, [n.to_dict() for n in nets], lines if nets else ["no networks"])
+    rows = [n.to_dict() for n in nets]
+    if not args.tenant:
+        remember("networks", [n.name for n in nets])
+    output.table(args, NETWORK_COLUMNS, rows, empty="no networks")
     return 0
 
 

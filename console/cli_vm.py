@@ -64,7 +64,8 @@ def build_request(args):
     from .services.provision_checks import check_disk, check_networks, check_ram, check_vcpus
     user_data = ""
     if args.user_data:
-        user_data = sys.stdin.read() if args.user_data == "-" else Path(args.user_data).expanduser().read_text()
+        from . import cloudinit
+        user_data = cloudinit.read_user_data(args.user_data)
     networks = check_networks([n for v in args.network for n in v.split(",")])
     ips: tuple = ()
     if args.ip:

@@ -89,10 +89,52 @@ def hash_password(clear: str, field: str = "password") -> str:
 
 
 def validate_password_hash(value: str, field: str = "password-hash") -> str:
-    """Accept an existing SHA-512 crypt hash (``$6$…``, e.g. from ``mkpasswd -m sha-512``)."""
-    if not value or not sha512_crypt.identify(value):
-        raise ValidationError(field, "must be a SHA-512 crypt hash ($6$…), e.g. from `mkpasswd -m sha-512`")
+    """Accept a complete SHA-512 crypt hash (``$6$[rounds=N$]SALT$CHECKSUM``, the checksum 86
+    characters, e.g. from ``mkpasswd -m sha-512``); passlib parses it. A prefix alone (``$6$``)
+    or a hash without its checksum would lock the account, so it is refused."""
+    ok = False
+    if value and sha512_crypt.identify(value):
+        try:
+            parsed = sha512_crypt.from_string(value)
+            ok = bool(parsed.salt) and bool(parsed.checksum)
+        except ValueError:
+            ok = False
+    if not ok:
+        raise ValidationError(field, "must be a complete SHA-512 crypt hash ($6$salt$ and 86 characters), "
+                              "e.g. from `mkpasswd -m sha-512`")
     return value
+
+
+def read_user_data(source: str, stdin=None, field: str = "user-data") -> str:
+    """The text of a ``--user-data`` argument: the file ``source`` (``~`` expanded), or
+    ``stdin`` when ``source`` is ``-``. Reads at most :data:`MAX_EXTRA_BYTES` + 1 bytes (the size
+    rule is :func:`parse_extra_user_data`'s). Raises ValidationError(field, …) in one sentence
+    for a missing or unreadable file, a directory, or bytes that are not UTF-8 text."""
+    import sys
+    from pathlib import Path
+    if source == "-":
+        data = (stdin or sys.stdin.buffer).read(MAX_EXTRA_BYTES + 1)
+        name = "standard input"
+    else:
+        path = Path(source).expanduser()
+        name = str(path)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_EXTRA_BYTES + 1)
+        except FileNotFoundError:
+            raise ValidationError(field, f"no such file {name}") from None
+        except IsADirectoryError:
+            raise ValidationError(field, f"{name} is a directory; give a #cloud-config YAML file") from None
+        except OSError as exc:
+            raise ValidationError(field, f"cannot read {name} ({exc.strerror or exc})") from None
+    if isinstance(data, str):
+        data = data.encode()
+    if b"\0" in data:
+        raise ValidationError(field, f"{name} is binary (it holds NUL bytes); give #cloud-config YAML text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(field, f"{name} is not UTF-8 text; give #cloud-config YAML text") from None
 
 
 def validate_ssh_key(line: str, field: str = "ssh-keys") -> str:

@@ -28,7 +28,8 @@ from ...backends.ovn.networks import NetworkInfo, NetworkSpec
 from ..errors import ValidationError, VirtdeckError
 from . import verb
 from .network_fields import (check_cidr, check_dns, check_exclude, check_gateway, check_kind,
-                             check_lease, check_mtu, check_name, check_physnet, check_vlan)
+                             check_lease, check_mtu, check_name, check_overlay_fields, check_physnet,
+                             check_vlan)
 
 
 def nb_api(session):
@@ -97,6 +98,7 @@ def validate_network(req: NetworkRequest, existing: Sequence[NetworkInfo],
         if n.tenant == tenant and n.name == name:
             raise ValidationError("name", f"tenant {tenant} already has a network called {name}")
     kind = check_kind(req.kind)
+    check_overlay_fields(kind, req.physnet, req.vlan)
     physnet = vlan = None
     if kind == ovn_networks.PROVIDER:
         physnet = check_physnet(req.physnet, physnets)
@@ -239,6 +241,7 @@ def check_fields(req: NetworkRequest, existing: Sequence[NetworkInfo] = (),
     if tenant and name and any(n.tenant == tenant and n.name == name for n in existing):
         errors["name"] = f"tenant {tenant} already has a network called {name}"
     kind = run("kind", check_kind, req.kind)
+    run("vlan", check_overlay_fields, kind, req.physnet, req.vlan)
     if kind == ovn_networks.PROVIDER:
         physnet = run("physnet", check_physnet, req.physnet, physnets)
         vlan = run("vlan", check_vlan, req.vlan)

@@ -48,7 +48,45 @@ def check_cidr(value: str) -> ipaddress.IPv4Network:
         raise ValidationError("cidr", f"{value} has host bits set; did you mean {net}?")
     if not 8 <= net.prefixlen <= 29:
         raise ValidationError("cidr", "prefix length must be between /8 and /29")
+    special = _special_use(net)
+    if special:
+        raise ValidationError("cidr", f"{net} is {special}, not usable for VM addresses; use a private "
+                              f"range such as 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
     return net
+
+
+def _special_use(net: ipaddress.IPv4Network) -> str | None:
+    """What makes ``net`` unusable for a tenant subnet (multicast, reserved, loopback, link-local,
+    "this network" 0.0.0.0/8), or None. Facts: Python's ipaddress flags (IANA special registries)."""
+    for flag, what in (("is_multicast", "multicast (224.0.0.0/4)"), ("is_loopback", "loopback (127.0.0.0/8)"),
+                       ("is_link_local", "link-local (169.254.0.0/16)"),
+                       ("is_reserved", "reserved (240.0.0.0/4)"), ("is_unspecified", "unspecified")):
+        if getattr(net, flag):
+            return what
+    if net.subnet_of(ipaddress.IPv4Network("0.0.0.0/8")):
+        return "'this network' (0.0.0.0/8)"
+    return None
+
+
+def check_overlay_fields(kind: str, physnet: str | None, vlan) -> None:
+    """An overlay network takes no physnet and no VLAN (those describe a provider network);
+    giving one is a mistake, not something to ignore. Raises ValidationError("vlan"/"physnet")."""
+    if kind != OVERLAY:
+        return
+    if vlan is not None and str(vlan).strip().lower() not in ("", "untagged", "none"):
+        raise ValidationError("vlan", "an overlay network has no VLAN; use --kind provider with --physnet for a VLAN")
+    if physnet is not None and str(physnet).strip():
+        raise ValidationError("physnet", "an overlay network has no physnet; use --kind provider for a physnet")
+
+
+def check_known_tenant(value: str, known: Sequence[str]) -> str:
+    """``value`` must be one of the inventory's tenants (``known``, from ``[[tenants]]``) when
+    it declares any; with none declared every valid name is accepted. Raises ValidationError("tenant")."""
+    value = check_name(value, "tenant")
+    if known and value not in known:
+        raise ValidationError("tenant", f"no tenant {value!r} in the inventory (tenants: {', '.join(known)}); "
+                              f"add it under [[tenants]] first")
+    return value
 
 
 def check_address(value: str, field: str) -> ipaddress.IPv4Address:

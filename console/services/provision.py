@@ -74,7 +74,7 @@ from ..errors import ExitCode, HostError, ValidationError, VirtdeckError
 from . import placement
 from . import verb as verb_frame
 from .provision_checks import (check_disk, check_group, check_host, check_name, check_networks, check_ram,
-                               check_template, check_tenant, check_vcpus, growth_limits)
+                               check_ips, check_template, check_tenant, check_vcpus, growth_limits)
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("validate", "Validate the request"),
@@ -240,6 +240,7 @@ def _validate(inventory: Inventory, req: VmRequest, ctx: CreateContext, nb) -> N
         raise
     except VirtdeckError as exc:
         raise HostError(f"OVN northbound: {exc}") from None
+    check_ips(req.ips, ctx.networks)  # before any step: a bad --ip creates nothing, dry run included
 
 @dataclass(frozen=True)
 class Preview:

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from typing import Sequence
 
 from ...config.inventory import Inventory, TemplateConfig
 from .. import cloudinit
@@ -101,6 +103,51 @@ def check_host(inventory: Inventory, value: str | None) -> str | None:
     if value not in names:
         raise ValidationError("host", f"no hypervisor {value!r} (hypervisors: {', '.join(names) or 'none'})")
     return value
+
+
+#: ``--ip`` values that ask for no fixed address: ``auto`` (the first free one, picked at create)
+#: and ``dynamic`` (OVN's IPAM assigns one).
+IP_AUTO = ("auto", "dynamic")
+
+
+def check_ip(value: str | None, network) -> str | None:
+    """A fixed address asked for a NIC on ``network`` (a NetworkInfo: ``name``, ``cidr``,
+    ``gateway``), checked before anything is created: an IPv4 host address inside the network's
+    CIDR, not its network or broadcast address, not its gateway. None/''/``auto``/``dynamic``
+    pass through (None for auto). Whether another port holds it is checked when the port is
+    made (that needs OVN). Raises ValidationError("ip", …) naming the address and the subnet."""
+    if value is None or not str(value).strip() or str(value).strip() == "auto":
+        return None
+    value = str(value).strip()
+    if value == "dynamic":
+        return value
+    subnet = ipaddress.ip_network(network.cidr, strict=False)
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValidationError("ip", f"{value[:40]!r} is not an IPv4 address (network {network.name} is "
+                              f"{subnet}; or use 'auto' / 'dynamic')") from None
+    if ip.version != subnet.version:
+        raise ValidationError("ip", f"{ip} is an IPv{ip.version} address; network {network.name} is IPv4 ({subnet})")
+    if ip not in subnet:
+        raise ValidationError("ip", f"{ip} is outside network {network.name}'s subnet {subnet}")
+    if ip == subnet.network_address:
+        raise ValidationError("ip", f"{ip} is the network address of {subnet}; pick a host address")
+    if ip == subnet.broadcast_address:
+        raise ValidationError("ip", f"{ip} is the broadcast address of {subnet}; pick a host address")
+    if network.gateway and str(ip) == network.gateway:
+        raise ValidationError("ip", f"{ip} is network {network.name}'s gateway; pick another host address")
+    return str(ip)
+
+
+def check_ips(values: Sequence[str | None], networks: Sequence) -> tuple[str | None, ...]:
+    """:func:`check_ip` for each ``--ip`` against the network at the same position (one per
+    network; an empty ``values`` means every address is automatic). Raises ValidationError("ip")."""
+    if not values:
+        return ()
+    if len(values) != len(networks):
+        raise ValidationError("ip", "give one --ip per --network (use 'auto' or 'dynamic' to skip one)")
+    return tuple(check_ip(v, n) for v, n in zip(values, networks))
 
 
 def check_max_vcpus(value, vcpus: int | None = None) -> int | None:

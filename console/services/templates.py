@@ -32,6 +32,7 @@ from ...config.inventory import ARCHES, Inventory, TemplateConfig
 from .. import cloudinit
 from ..errors import HostError, ValidationError, VirtdeckError
 from . import verb as verb_frame
+from .image_checks import check_image
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
@@ -139,6 +140,7 @@ def _add(run: verb_frame.VerbRun, session, inventory: Inventory, name: str, imag
     """The body of :func:`add_template` (inside the verb frame)."""
     check_template_name(inventory, name)
     img = _check_file(image, "image")
+    check_image(img)  # a 0-byte or random-bytes file is refused before anything is uploaded
     if sha256 is not None and not invmod.SHA256_RE.match(sha256.lower()):
         raise ValidationError("sha256", "64 hex digits (the image's sha256)")
     if arch not in ARCHES:
