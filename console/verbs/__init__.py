@@ -108,7 +108,7 @@ class Verb:
     @property
     def leaf(self) -> str:
         """The subcommand word: ``"start"``."""
-        return self.name.rsplit(" ", 1)[1]
+        return self.name.rsplit(" ", 1)[-1]  # a one-word verb ("check") is its own leaf
 
     @property
     def key_display(self) -> str:
@@ -148,9 +148,9 @@ def takes_verb(fn: Callable) -> Callable:
 
 
 def _load() -> tuple[tuple[Group, ...], tuple[Verb, ...]]:
-    from . import host, network, template, vm
-    groups = vm.GROUPS + template.GROUPS + network.GROUPS + host.GROUPS
-    verbs = vm.VERBS + template.VERBS + network.VERBS + host.VERBS
+    from . import check, host, network, template, vm
+    groups = vm.GROUPS + template.GROUPS + network.GROUPS + host.GROUPS + check.GROUPS
+    verbs = vm.VERBS + template.VERBS + network.VERBS + host.VERBS + check.VERBS
     names = [v.name for v in verbs]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -239,7 +239,8 @@ def register_cli(subparsers, group: str) -> None:
     for v in VERBS:
         if v.name.split(" ", 1)[0] != group:
             continue
-        p = sub_of(v.group).add_parser(v.leaf, help=v.help)
+        # a one-word verb ("check") hangs on the top level, not under a group
+        p = (subparsers if " " not in v.name else sub_of(v.group)).add_parser(v.leaf, help=v.help)
         for a in v.args:
             p.add_argument(*a.flags, **a.opts)
         p.set_defaults(func=partial(_run, v))
