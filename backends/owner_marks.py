@@ -115,7 +115,10 @@ class HeldMark:
     def drop(self) -> None:
         """Release and remove the mark file (an undo that removed every volume). Raises
         HostError when the host did not answer."""
+        written = self._proc is not None
         self.release()
+        if not written:
+            return  # a session without SSH links: nothing was written
         remove(self.session, self.host, self.mark.vm)
 
 
