@@ -63,7 +63,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from ...backends import domain_xml as dx
-from ...backends import domains, hostlock, scheduler, storage
+from ...backends import domains, hostlock, owner_marks, scheduler, storage
 from ...backends.domain_facts import PLACEMENT_NS, PLACEMENT_PREFIX
 from ...backends.ovn import ports as ovn_ports
 from ...backends.scheduler import HostFacts, Placement
@@ -343,6 +343,7 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
     target = f"vm {request.tenant}/{request.name}"
     pool_name = lambda: ctx.template.pool  # noqa: E731
     conn = None
+    mark: dict = {}   # "held": the owner mark (backends.owner_marks) while the create runs
 
     def step_validate():
         _validate(inventory, request, ctx, session.nb())
@@ -406,6 +407,12 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
         nonlocal conn
         conn = session.libvirt(ctx.host)
         name = f"{request.name}.qcow2"
+        # The owner mark names both volumes BEFORE they exist and is held while the create
+        # runs: a create killed from here on leaves volumes reconcile can claim (drift check).
+        mark["held"] = owner_marks.claim(session, ctx.host, owner_marks.new_mark(
+            request.name, request.tenant, pool_name(), (name, f"{request.name}-seed.iso")))
+        undo.on_undo("disk", f"drop the owner mark of {request.name} on {ctx.host}",
+                     lambda: _drop_mark(mark["held"], conn, pool_name()))
         ctx.disk = storage.create_overlay(conn, ctx.host, pool_name(), name, ctx.template.volume,
                                           request.disk_gib)
         undo.on_undo("disk", f"delete volume {pool_name()}/{name}",
@@ -493,6 +500,8 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
                 err.exit_code = exc.exit_code  # nothing was made: the cause's own code (2 input, 5 host)
             raise err from None
         ledger.release(ctx.claim)
+        if mark:
+            mark["held"].release()  # the domain owns the volumes now; the mark stays
         if ctx.lock is not None:
             ctx.lock.release()
         run.note(**_audit_details(request, ctx))
@@ -505,6 +514,17 @@ def create_vm(session, inventory: Inventory, request: VmRequest, progress: Progr
 
     # One audit record "vm.create" (refusals under --readonly included), target "vm TENANT/NAME".
     return verb_frame.run("vm.create", target, run_create)
+
+
+def _drop_mark(held, conn, pool: str) -> None:
+    """Undo of the owner mark: release it, and remove it when the undo removed every volume
+    it names (else it stays, for reconcile)."""
+    try:
+        if conn is None or not any(storage.find_volume(conn, held.host, pool, v)
+                                   for v in held.mark.volumes):
+            held.drop()
+    finally:
+        held.release()
 
 
 def _reason(exc: BaseException) -> str:
