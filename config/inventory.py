@@ -20,7 +20,9 @@ Shape (all keys but ``hosts[].name`` / ``hosts[].address`` optional)::
                      enabled, disabled_reason, hypervisor, domain_type ("kvm" | "qemu")
                      (address: IP, DNS name or ssh alias; user/port unset: ssh_config decides)
     [[tenants]]      name, max_vcpus, max_ram_mib, max_vms
-    [[templates]]    name, pool, volume, sha256, arch, os, default_user, kernel, initrd, cmdline
+    [[templates]]    name, pool, volume, sha256, arch, os, default_user, kernel, initrd, cmdline,
+                     boot ("kernel" | "bios" | "uefi"; unset: kernel if a kernel is set, else bios),
+                     secure_boot (UEFI only, default false)
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 ARCHES = ("x86_64", "aarch64")
+BOOT_MODES = ("kernel", "bios", "uefi")  # direct kernel, the disk's BIOS GRUB, the disk's ESP
 DOMAIN_TYPES = ("kvm", "qemu")
 
 
@@ -162,6 +165,13 @@ class TemplateConfig:
     kernel: str | None = None
     initrd: str | None = None
     cmdline: str | None = None
+    boot: str | None = None
+    secure_boot: bool = False
+
+    @property
+    def boot_mode(self) -> str:
+        """``boot``, else 'kernel' when a kernel volume is set and 'bios' when not."""
+        return self.boot or ("kernel" if self.kernel else "bios")
 
 
 @dataclass(frozen=True)
@@ -322,6 +332,11 @@ def _validate(inv: Inventory, file: Path) -> None:
             raise ConfigError(f"{file}: templates[{i}].sha256 must be 64 lowercase hex digits (the image's sha256)")
         if t.arch not in ARCHES:
             raise ConfigError(f"{file}: templates[{i}].arch {t.arch!r} must be one of {', '.join(ARCHES)}")
+        if t.boot is not None and t.boot not in BOOT_MODES:
+            raise ConfigError(f"{file}: templates[{i}].boot {t.boot!r} must be one of {', '.join(BOOT_MODES)}")
+        if (t.boot_mode == "kernel") != bool(t.kernel):
+            raise ConfigError(f"{file}: templates[{i}].boot {t.boot_mode!r} and kernel {t.kernel!r} disagree "
+                              f"(a kernel volume is for boot = \"kernel\" only)")
 
 
 def _validate_metrics(m: MetricsConfig, file: Path) -> None:
