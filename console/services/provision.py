@@ -304,7 +304,7 @@ def build_domain_xml(inventory: Inventory, ctx: CreateContext, conn) -> str:
         max_vcpus=max_v, max_memory_mib=max_m,
         disk_path=ctx.disk.path, seed_path=ctx.seed_volume.path, domain_type=host.domain_type,
         arch=tpl.arch, kernel=path(tpl.kernel), initrd=path(tpl.initrd),
-        cmdline=tpl.cmdline if tpl.kernel else None,
+        cmdline=tpl.cmdline if tpl.kernel else None, boot=tpl.boot_mode, secure_boot=tpl.secure_boot,
         nics=tuple(dx.NicSpec(mac=p.mac, interfaceid=p.name, mtu=n.mtu or None)
                    for p, n in zip(ctx.ports, ctx.networks)),
         serial_log=ctx.serial_log,
