@@ -15,7 +15,7 @@ def _log(msg: str) -> None:
 
 def cmd_up(args) -> int:
     from ..backends.lab.up import up
-    up(args.hypervisors, log=_log)
+    up(args.hypervisors, log=_log, ovn=getattr(args, "ovn", None))
     return 0
 
 
@@ -103,6 +103,10 @@ def register(subparsers) -> None:
     u = sub.add_parser("up", help="build or repair the lab (root; builds the guest template once)")
     u.add_argument("--hypervisors", "-n", type=int, default=topo.DEFAULT_HYPERVISORS, metavar="N",
                    help=f"number of hypervisors, 1..{topo.MAX_HYPERVISORS} (default {topo.DEFAULT_HYPERVISORS})")
+    u.add_argument("--ovn", choices=topo.OVN_FLAVOURS, default=None,
+                   help=f"OVN central: {topo.OVN_STANDALONE} (one NB/SB server, tcp) or "
+                        f"{topo.OVN_CLUSTER_SSL} (3 raft members, SSL with a lab PKI); default: "
+                        f"what the lab runs, else {topo.DEFAULT_OVN}")
     u.set_defaults(func=cmd_up)
     d = sub.add_parser("down", help="destroy guests and remove every namespace, link and process of the lab")
     d.set_defaults(func=cmd_down)

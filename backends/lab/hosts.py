@@ -1,5 +1,5 @@
 """Lab hosts: the holder process of each host, running commands inside a host, and starting
-each host's daemons (sshd, OVN central, OVS + ovn-controller, libvirt).
+each host's daemons (sshd, OVS + ovn-controller, libvirt; OVN central is central.py).
 
 A lab host is a network namespace ``vd-<name>`` plus a long-lived *holder* process (``sleep
 infinity``) that owns a private mount and UTS namespace in which /run is a tmpfs and per-host
@@ -365,26 +365,6 @@ def ensure_sshd(h: topo.LabHost, pid: int) -> bool:
     return _start(h, pid, "/run/sshd.pid", ["/usr/sbin/sshd", "-f", str(cfg)], "sshd")
 
 
-def ensure_central(h: topo.LabHost, pid: int) -> None:
-    """OVN NB and SB ovsdb-servers (unix socket + TCP) and ovn-northd in ``h``."""
-    d = host_dir(h.name) / "var-lib-ovn"
-    for db, schema in (("ovnnb_db.db", "ovn-nb"), ("ovnsb_db.db", "ovn-sb")):
-        if not (d / db).exists():
-            run(["ovsdb-tool", "create", str(d / db), f"/usr/share/ovn/{schema}.ovsschema"])
-    for kind, port in (("nb", topo.NB_PORT), ("sb", topo.SB_PORT)):
-        _start(h, pid, f"/run/ovn/ovn{kind}_db.pid", [
-            "ovsdb-server", f"/var/lib/ovn/ovn{kind}_db.db",
-            f"--remote=punix:/run/ovn/ovn{kind}_db.sock", f"--remote=ptcp:{port}",
-            f"--pidfile=/run/ovn/ovn{kind}_db.pid", f"--unixctl=/run/ovn/ovn{kind}_db.ctl",
-            f"--log-file=/var/log/ovn/ovsdb-server-{kind}.log", "--detach", "--no-chdir",
-        ], f"OVN {kind.upper()} ovsdb-server")
-    _start(h, pid, "/run/ovn/ovn-northd.pid", [
-        "ovn-northd", f"--ovnnb-db=unix:{topo.NB_SOCKET}", f"--ovnsb-db=unix:{topo.SB_SOCKET}",
-        "--pidfile=/run/ovn/ovn-northd.pid", "--log-file=/var/log/ovn/ovn-northd.log",
-        "--detach", "--no-chdir",
-    ], "ovn-northd")
-
-
 def ensure_ovs(h: topo.LabHost, pid: int) -> None:
     """ovsdb-server + ovs-vswitchd (userspace datapath) with the host's own conf.db."""
     db = host_dir(h.name) / "etc-openvswitch" / "conf.db"
@@ -406,10 +386,12 @@ def ensure_ovs(h: topo.LabHost, pid: int) -> None:
     ], "ovs-vswitchd")
 
 
-def configure_hypervisor_ovs(h: topo.LabHost, pid: int) -> None:
-    """br-int, br-phys with eth1, and the Open_vSwitch external_ids ovn-controller reads."""
+def configure_hypervisor_ovs(h: topo.LabHost, pid: int, ovn: str = topo.DEFAULT_OVN) -> None:
+    """br-int, br-phys with eth1, and the Open_vSwitch external_ids ovn-controller reads
+    (``ovn-remote``: the SB of the lab's OVN flavour ``ovn``, the ssl: member list for
+    cluster-ssl)."""
     ids = {
-        "system-id": h.name, "hostname": h.name, "ovn-remote": topo.SB_TCP,
+        "system-id": h.name, "hostname": h.name, "ovn-remote": topo.sb_remote(ovn),
         "ovn-encap-type": "geneve", "ovn-encap-ip": h.tunnel_ip,
         "ovn-bridge-datapath-type": "netdev",
         "ovn-bridge-mappings": f"{topo.PHYSNET_NAME}:br-phys",
@@ -438,9 +420,16 @@ def configure_outside_ovs(h: topo.LabHost, pid: int) -> None:
     run_in(h, argv, pid=pid)
 
 
-def ensure_ovn_controller(h: topo.LabHost, pid: int) -> None:
+def ensure_ovn_controller(h: topo.LabHost, pid: int, ovn: str = topo.DEFAULT_OVN) -> None:
+    """ovn-controller on the host's OVS; for cluster-ssl with the host's key pair of the lab
+    PKI (pki.py, made here when missing) and the lab CA, for its ssl: ``ovn-remote``."""
+    tls = []
+    if ovn == topo.OVN_CLUSTER_SSL:
+        from . import pki
+        p = pki.ensure([h.name])[h.name]
+        tls = [f"--private-key={p.key}", f"--certificate={p.cert}", f"--ca-cert={pki.ca_bundle()}"]
     _start(h, pid, "/run/ovn/ovn-controller.pid", [
-        "ovn-controller", "unix:/run/openvswitch/db.sock", "--pidfile=/run/ovn/ovn-controller.pid",
+        "ovn-controller", "unix:/run/openvswitch/db.sock", *tls, "--pidfile=/run/ovn/ovn-controller.pid",
         "--log-file=/var/log/ovn/ovn-controller.log", "--detach", "--no-chdir",
     ], "ovn-controller")
 

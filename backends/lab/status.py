@@ -8,7 +8,11 @@
   (``ssh -i id_ed25519 -o UserKnownHostsFile=known_hosts root@ADDR true``);
 - every hypervisor's libvirtd answers (``getLibVersion`` over its socket, reached through
   ``/proc/HOLDER/root``);
-- the OVN SB at tcp:192.168.100.10:6642 lists exactly the lab's chassis (``ovn-sbctl``).
+- the OVN SB at tcp:192.168.100.10:6642 lists exactly the lab's chassis (``ovn-sbctl``);
+  for the cluster-ssl flavour through the ssl: member list with the operator's certificate;
+- cluster-ssl only: each of NB and SB has a leader that the members agree on and all three
+  members answer (``ovs-appctl cluster/status`` through each member's control socket), and one
+  ovn-northd is active — the lines say which member leads ("leader central-2 192.168.100.20").
 
 Never raises for a lab that is down: a missing piece is a failed check.
 """
@@ -51,8 +55,14 @@ class LabStatus:
             return ["lab: not up (run `virtdeck lab up`)"]
         out = [f"{'ok  ' if c.ok else 'FAIL'} {c.name}{(': ' + c.detail) if c.detail else ''}"
                for c in self.checks]
+        ovn = ""
+        if self.extra.get("ovn") == topo.OVN_CLUSTER_SSL:
+            lead = {k: self.extra.get(f"{k}_leader") for k in ("nb", "sb")}
+            ovn = ", OVN cluster-ssl: " + ", ".join(
+                f"{k.upper()} leader " + (f"central-{v[0]} ({v[1]})" if v else "none")
+                for k, v in lead.items())
         out.append(f"lab: {'ready' if self.ready else 'NOT ready'} "
-                   f"({self.hypervisors} hypervisors, chassis: {', '.join(self.chassis) or 'none'})")
+                   f"({self.hypervisors} hypervisors, chassis: {', '.join(self.chassis) or 'none'}{ovn})")
         return out
 
 
@@ -74,9 +84,11 @@ def libvirt_ssh_uri(address: str, known_hosts: str | None = None) -> str:
 
 
 def sb_chassis(timeout: int = 5) -> list[str] | None:
-    """Chassis names in the lab SB (over TCP), or None when it does not answer."""
+    """Chassis names in the lab SB (over TCP, or SSL for cluster-ssl), or None when it does
+    not answer."""
+    from .central import ctl_argv
     try:
-        p = subprocess.run(["ovn-sbctl", f"--db={topo.SB_TCP}", f"--timeout={timeout}", "--bare",
+        p = subprocess.run([*ctl_argv("sb", timeout=timeout), "--bare",
                             "--columns=name", "list", "Chassis"],
                            capture_output=True, text=True, timeout=timeout + 2)
     except (OSError, subprocess.TimeoutExpired):
@@ -128,6 +140,22 @@ def _ovs_check(h: topo.LabHost) -> Check:
     return Check(f"{h.name} ovs-vswitchd", ok, "running" if ok else "not running (virtdeck lab up restarts it)")
 
 
+def _raft_checks() -> tuple[list[Check], dict]:
+    """Leader and member count per database and the active northd (cluster-ssl labs)."""
+    from .central import leaders
+    ld = leaders()
+    out = []
+    for kind in ("nb", "sb"):
+        lead, up = ld.get(kind), ld["members"][kind]
+        total = len(topo.CENTRAL_MEMBERS)
+        detail = (f"leader central-{lead[0]} {lead[1]}, " if lead else "no leader, ") + f"{up}/{total} members"
+        out.append(Check(f"OVN {kind.upper()} raft", bool(lead) and up == total, detail))
+    nd = ld.get("northd")
+    out.append(Check("ovn-northd", nd is not None,
+                     f"active northd-{nd} (others standby)" if nd else "none active"))
+    return out, {"nb_leader": ld.get("nb"), "sb_leader": ld.get("sb"), "northd": nd}
+
+
 def check(n: int | None = None) -> LabStatus:
     """The lab's readiness now (see module doc). ``n`` overrides the recorded hypervisor count."""
     from .hosts import find_holder
@@ -145,15 +173,19 @@ def check(n: int | None = None) -> LabStatus:
         virt = list(pool.map(_libvirt_check, hvs))
         ovs = list(pool.map(_ovs_check, hvs))
         chassis_f = pool.submit(sb_chassis)
+        from .central import flavour
+        flav = flavour()
+        raft_f = pool.submit(_raft_checks) if flav == topo.OVN_CLUSTER_SSL else None
         chassis = chassis_f.result()
-    checks += ssh + virt + ovs
+        raft, extra = raft_f.result() if raft_f else ([], {})
+    checks += ssh + virt + ovs + raft
     want = sorted(h.name for h in hvs)
     if chassis is None:
-        checks.append(Check("OVN SB chassis", False, f"{topo.SB_TCP} does not answer"))
+        checks.append(Check("OVN SB chassis", False, f"{topo.sb_remote(flav)} does not answer"))
         chassis = []
     else:
         # Chassis rows someone else added (not named like a lab hypervisor) do not count.
         lab_names = {h.name for h in topo.all_hypervisors()}
         ours = sorted(set(chassis) & lab_names)
         checks.append(Check("OVN SB chassis", ours == want, f"{len(ours)} of {n}"))
-    return LabStatus(n, tuple(checks), tuple(chassis))
+    return LabStatus(n, tuple(checks), tuple(chassis), dict(extra, ovn=flav))

@@ -24,6 +24,15 @@ Layout (N hypervisors, 1 <= N <= 4)::
           tag 200 -> veth into netns vd-ext200: 10.200.0.1/24 ("external host on VLAN 200")
         (the kernel has no 8021q: VLANs end in OVS, see LAB-NOTES.md)
 
+OVN flavours (``virtdeck lab up --ovn FLAVOUR``, recorded in state.json; central.py)::
+
+    standalone   (default) one NB and one SB ovsdb-server in vd-central as above, plain tcp
+    cluster-ssl  3 raft members in vd-central, one per address 192.168.100.10/.20/.30 on eth0:
+        member i: NB ovsdb-server pssl:6641:ADDR (raft ssl:ADDR:6643), SB pssl:6642:ADDR
+        (raft ssl:ADDR:6644), unix sockets /run/ovn/ovn{nb,sb}_db-i.sock, ovn-northd-i on the
+        whole member lists (the SB lock elects the active one); a PKI made with ovs-pki in the
+        lab dir's pki/ (pki.py); hypervisors' ovn-controllers on ssl: with the SB member list.
+
 A provider network on physnet1 is an OVN localnet LSP (``options:network_name=physnet1``,
 ``tag=100`` for VLAN 100): its guests reach 10.100.0.1 across hypervisors through vd-phys.
 All hosts' /etc/hosts list every lab host by name.
@@ -52,6 +61,15 @@ SB_SOCKET = "/run/ovn/ovnsb_db.sock"
 NB_TCP = f"tcp:{CENTRAL_ADDRESS}:{NB_PORT}"
 SB_TCP = f"tcp:{CENTRAL_ADDRESS}:{SB_PORT}"
 LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
+
+OVN_STANDALONE = "standalone"
+OVN_CLUSTER_SSL = "cluster-ssl"
+OVN_FLAVOURS = (OVN_STANDALONE, OVN_CLUSTER_SSL)
+DEFAULT_OVN = OVN_STANDALONE
+# cluster-ssl: the raft members' addresses, all on central's eth0 (member 1 = CENTRAL_ADDRESS)
+CENTRAL_MEMBERS = (CENTRAL_ADDRESS, "192.168.100.20", "192.168.100.30")
+NB_RAFT_PORT = 6643
+SB_RAFT_PORT = 6644
 POOL_NAME = "virtdeck"
 POOL_PATH = "/var/lib/libvirt/images/virtdeck"
 
@@ -101,6 +119,21 @@ class LabHost:
 
 CENTRAL = LabHost("central", "central", CENTRAL_ADDRESS)
 OUTSIDE = LabHost("outside", "outside", None)
+
+
+def nb_remote(flavour: str = DEFAULT_OVN) -> str:
+    """The NB connection string a client on the underlay uses: ``tcp:192.168.100.10:6641`` for
+    standalone, the ``ssl:`` member list for cluster-ssl."""
+    if flavour == OVN_CLUSTER_SSL:
+        return ",".join(f"ssl:{a}:{NB_PORT}" for a in CENTRAL_MEMBERS)
+    return NB_TCP
+
+
+def sb_remote(flavour: str = DEFAULT_OVN) -> str:
+    """The SB connection string (ovn-controller's ``ovn-remote``), like :func:`nb_remote`."""
+    if flavour == OVN_CLUSTER_SSL:
+        return ",".join(f"ssl:{a}:{SB_PORT}" for a in CENTRAL_MEMBERS)
+    return SB_TCP
 
 
 def hypervisor(i: int) -> LabHost:

@@ -87,16 +87,17 @@ def _destroy_host(h: topo.LabHost, log) -> None:
     destroy_host(h, log)
 
 
-def _daemons(h: topo.LabHost, pid: int, tpl: Template) -> None:
+def _daemons(h: topo.LabHost, pid: int, tpl: Template, ovn: str = topo.DEFAULT_OVN) -> None:
     if h.role == "central":
-        H.ensure_central(h, pid)
+        from . import central
+        central.ensure(h, pid, ovn)
         H.ensure_sshd(h, pid)
     elif h.role == "hypervisor":
         H.ensure_ovs(h, pid)
-        H.configure_hypervisor_ovs(h, pid)
+        H.configure_hypervisor_ovs(h, pid, ovn)
         N.ensure_addr(h.netns, "br-phys", h.tunnel_ip, topo.PREFIX)
         H.ethtool_tx_off(h, pid, ["eth1"])
-        H.ensure_ovn_controller(h, pid)
+        H.ensure_ovn_controller(h, pid, ovn)
         H.ensure_libvirt(h, pid)
         H.ensure_sshd(h, pid)
         ensure_pool(h, pid, tpl)
@@ -190,12 +191,25 @@ def write_known_hosts(n: int) -> None:
     write_file(lab_dir() / "known_hosts", "\n".join(lines) + "\n")
 
 
-def inventory(n: int, tpl: Template | None) -> dict:
-    """The inventory dict written to inventory.toml (shape agreed with config/inventory.py)."""
+def _ovn_inventory(ovn: str) -> dict:
+    """[ovn] of the lab's inventory: NB and SB through central's sockets over SSH (standalone),
+    or the ssl: member lists with the operator's key pair of the lab PKI (cluster-ssl)."""
+    if ovn != topo.OVN_CLUSTER_SSL:
+        return {"via_host": "central", "nb_socket": topo.NB_SOCKET, "sb_socket": topo.SB_SOCKET}
+    from . import pki
+    op = pki.pair("operator")
+    return {"connection": topo.nb_remote(ovn), "sb_connection": topo.sb_remote(ovn),
+            "private_key": str(op.key), "certificate": str(op.cert), "ca_cert": str(pki.ca_bundle())}
+
+
+def inventory(n: int, tpl: Template | None, ovn: str | None = None) -> dict:
+    """The inventory dict written to inventory.toml (shape agreed with config/inventory.py).
+    ``ovn``: the lab's OVN flavour (default: the one state.json records)."""
+    from .central import flavour
     d = lab_dir()
     inv: dict = {
         "ssh": {"known_hosts": str(d / "known_hosts"), "identity": str(d / "id_ed25519")},
-        "ovn": {"via_host": "central", "nb_socket": topo.NB_SOCKET},
+        "ovn": _ovn_inventory(ovn or flavour()),
         "allocation": {"cpu_ratio": 4.0, "ram_ratio": 1.0},
         "hosts": [{"name": "central", "address": topo.CENTRAL_ADDRESS, "user": "root", "port": 22,
                    "hypervisor": False}],
@@ -246,14 +260,15 @@ def wait_chassis(n: int, timeout: float = 30) -> None:
             return
         # A lab hypervisor removed while central was down; chassis others added are left alone.
         for stale in (set(got or []) & lab_names) - set(want):
-            run(["ovn-sbctl", f"--db={topo.SB_TCP}", "--timeout=5", "--if-exists", "chassis-del",
-                 stale], check=False)
+            from .central import ctl_argv
+            run([*ctl_argv("sb"), "--if-exists", "chassis-del", stale], check=False)
         time.sleep(0.05)
     raise LabError(f"OVN SB lists chassis {got} instead of {want} after {timeout:.0f} s "
                    f"(logs: {host_dir('hv1') / 'log/ovn'})")
 
 
-def up(n: int = topo.DEFAULT_HYPERVISORS, log=print, owner: int | None = None):
+def up(n: int = topo.DEFAULT_HYPERVISORS, log=print, owner: int | None = None,
+       ovn: str | None = None):
     """Bring the lab to N hypervisors and return its LabStatus (ready, else LabError).
 
     ``owner``: the PID of the process whose end should end the lab (a test session, which
@@ -271,7 +286,7 @@ def up(n: int = topo.DEFAULT_HYPERVISORS, log=print, owner: int | None = None):
     from .owners import reap_orphans
     reap_orphans(log, skip=lab_dir())
     with lab_lock(log):
-        return _up(n, log, owner)
+        return _up(n, log, owner, ovn)
 
 
 def _own(state: dict, fresh: bool, owner: int | None, log) -> None:
@@ -287,7 +302,21 @@ def _own(state: dict, fresh: bool, owner: int | None, log) -> None:
     state["owner"] = owner_record(owner, keep=owner is None or (cur is None and not fresh))
 
 
-def _up(n: int, log, owner: int | None = None):
+def _ovn_flavour(state: dict, ovn: str | None) -> str:
+    """The OVN flavour to build: ``ovn``, else the one recorded, else the default. Changing the
+    flavour of a running central is refused (its databases and listeners differ)."""
+    recorded = state.get("ovn") or topo.DEFAULT_OVN
+    if ovn is None:
+        return recorded
+    if ovn not in topo.OVN_FLAVOURS:
+        raise LabError(f"--ovn must be one of {', '.join(topo.OVN_FLAVOURS)}, not {ovn!r}")
+    if ovn != recorded and H.find_holder(topo.CENTRAL) is not None:
+        raise LabError(f"the lab runs OVN {recorded}; `virtdeck lab down` first, then "
+                       f"`virtdeck lab up --ovn {ovn}`")
+    return ovn
+
+
+def _up(n: int, log, owner: int | None = None, ovn: str | None = None):
     from .down import destroy_host
     from .status import check
     t0 = time.monotonic()
@@ -302,12 +331,19 @@ def _up(n: int, log, owner: int | None = None):
     log(f"network: bridges {topo.UNDERLAY_BRIDGE} ({topo.UNDERLAY_GATEWAY}/24), {topo.PHYSNET_BRIDGE}")
 
     state = load_state()
+    ovn = state["ovn"] = _ovn_flavour(state, ovn)
+    if ovn == topo.OVN_CLUSTER_SSL:  # made before the hosts start in parallel (one CA index)
+        from . import pki
+        t_pki = time.monotonic()
+        pki.ensure([*(f"central-{i}" for i in range(1, len(topo.CENTRAL_MEMBERS) + 1)),
+                    "operator", *(h.name for h in topo.hypervisors(n))])
+        log(f"pki: {pki.pki_dir()} (ovs-pki, {time.monotonic() - t_pki:.1f} s)")
     for extra in topo.all_hypervisors()[n:]:
         if extra.netns in N.list_netns() or extra.name in state.get("holders", {}):
             log(f"{extra.name}: removing (lab now has {n} hypervisors)")
             destroy_host(extra, log)
-            run(["ovn-sbctl", f"--db={topo.SB_TCP}", "--timeout=5", "--if-exists", "chassis-del",
-                 extra.name], check=False)
+            from .central import ctl_argv
+            run([*ctl_argv("sb"), "--if-exists", "chassis-del", extra.name], check=False)
             state.setdefault("holders", {}).pop(extra.name, None)
             state.setdefault("cgroups", {}).pop(extra.name, None)
             state.setdefault("netns", {}).pop(extra.name, None)
@@ -343,7 +379,7 @@ def _up(n: int, log, owner: int | None = None):
     log(f"hosts: {', '.join(h.name for h in topo.hosts(n))} (netns + holders)")
 
     def one(h):
-        _daemons(h, holders[h.name], tpl)
+        _daemons(h, holders[h.name], tpl, ovn)
         return h.name
     with ThreadPoolExecutor(max_workers=len(holders)) as ex:
         futures = {h.name: ex.submit(one, h) for h in topo.hosts(n)}

@@ -1,0 +1,214 @@
+"""The lab's OVN central: NB and SB ovsdb-servers and ovn-northd in host "central", in one of
+two flavours (topology.OVN_FLAVOURS, chosen by `virtdeck lab up --ovn`, recorded in state.json):
+
+- ``standalone``: one NB and one SB ovsdb-server (unix socket + plain ``ptcp:`` 6641/6642 on
+  every address) and one ovn-northd on the unix sockets — the lab as it always was.
+- ``cluster-ssl``: what production runs (MicroOVN, kolla, ovn-kubernetes). Three raft members,
+  one per address of central's eth0 (topology.CENTRAL_MEMBERS, member 1 = 192.168.100.10):
+  member i runs an NB ovsdb-server (clients ``pssl:6641:ADDR``, raft ``ssl:ADDR:6643``) and an SB
+  one (``pssl:6642:ADDR``, raft ``ssl:ADDR:6644``), each with its own unix socket, control
+  socket and PID file under /run/ovn (``ovnnb_db-i.{sock,ctl,pid}``), database under
+  /var/lib/ovn (``ovnnb_db-i.db``: ``ovsdb-tool create-cluster`` for member 1, ``join-cluster``
+  for 2 and 3) and log under /var/log/ovn. Member i's certificate is ``central-i`` of the lab
+  PKI (pki.py); ovsdb-server requires a client certificate signed by the lab CA. Three
+  ovn-northd run, one per member, on the unix-socket member lists (they share central's mount
+  namespace); the SB lock makes one active, the others standby.
+
+Why one namespace with three addresses and not three hosts: the raft and SSL behaviour a client
+sees is the same (three endpoints, one leader, a member that dies), killing one member is
+killing its PIDs (``member_pid``), and `lab down`/sandbox cleanup, which stop every process of
+the vd-central namespace, remove all of it with no new host to track.
+
+Public API: :func:`ensure` ``(h, pid, flavour)``; :func:`flavour` ``() -> str`` (the lab's, from
+state.json); :func:`ctl_argv` ``("nb"|"sb", flavour) -> argv prefix`` for ovn-nbctl/ovn-sbctl from
+the machine; :func:`leaders` ``() -> dict`` which member leads NB and SB and which northd is
+active; :func:`member_pid`, :func:`member_status`. Raises :class:`state.LabError`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+from . import hosts as H
+from . import netns as N
+from . import pki
+from . import topology as topo
+from .state import LabError, host_dir, load_state, read_pidfile, run
+
+KINDS = {"nb": ("OVN_Northbound", "ovn-nb", topo.NB_PORT, topo.NB_RAFT_PORT),
+         "sb": ("OVN_Southbound", "ovn-sb", topo.SB_PORT, topo.SB_RAFT_PORT)}
+MEMBERS = range(1, len(topo.CENTRAL_MEMBERS) + 1)
+
+
+def flavour() -> str:
+    """The OVN flavour of the lab in this lab dir (state.json ``ovn``; standalone if unset)."""
+    return load_state().get("ovn") or topo.DEFAULT_OVN
+
+
+def ctl_argv(kind: str, flav: str | None = None, timeout: int = 5) -> list[str]:
+    """``ovn-nbctl``/``ovn-sbctl`` argv prefix reaching the lab's NB/SB from the machine: the tcp
+    remote, or the ssl member list with the operator's key/certificate and the lab CA."""
+    flav = flav or flavour()
+    tool = "ovn-nbctl" if kind == "nb" else "ovn-sbctl"
+    remote = topo.nb_remote(flav) if kind == "nb" else topo.sb_remote(flav)
+    argv = [tool, f"--db={remote}", f"--timeout={timeout}"]
+    if flav == topo.OVN_CLUSTER_SSL:
+        op = pki.pair("operator")
+        argv += [f"--private-key={op.key}", f"--certificate={op.cert}",
+                 f"--ca-cert={pki.ca_bundle()}"]
+    return argv
+
+
+def ensure(h: topo.LabHost, pid: int, flav: str) -> None:
+    """Start what of ``flav``'s central is not running in ``h`` (idempotent)."""
+    if flav == topo.OVN_CLUSTER_SSL:
+        ensure_cluster(h, pid)
+    else:
+        ensure_standalone(h, pid)
+
+
+def ensure_standalone(h: topo.LabHost, pid: int) -> None:
+    """OVN NB and SB ovsdb-servers (unix socket + TCP) and ovn-northd in ``h``."""
+    d = host_dir(h.name) / "var-lib-ovn"
+    for db, schema in (("ovnnb_db.db", "ovn-nb"), ("ovnsb_db.db", "ovn-sb")):
+        if not (d / db).exists():
+            run(["ovsdb-tool", "create", str(d / db), f"/usr/share/ovn/{schema}.ovsschema"])
+    for kind, port in (("nb", topo.NB_PORT), ("sb", topo.SB_PORT)):
+        H._start(h, pid, f"/run/ovn/ovn{kind}_db.pid", [
+            "ovsdb-server", f"/var/lib/ovn/ovn{kind}_db.db",
+            f"--remote=punix:/run/ovn/ovn{kind}_db.sock", f"--remote=ptcp:{port}",
+            f"--pidfile=/run/ovn/ovn{kind}_db.pid", f"--unixctl=/run/ovn/ovn{kind}_db.ctl",
+            f"--log-file=/var/log/ovn/ovsdb-server-{kind}.log", "--detach", "--no-chdir",
+        ], f"OVN {kind.upper()} ovsdb-server")
+    H._start(h, pid, "/run/ovn/ovn-northd.pid", [
+        "ovn-northd", f"--ovnnb-db=unix:{topo.NB_SOCKET}", f"--ovnsb-db=unix:{topo.SB_SOCKET}",
+        "--pidfile=/run/ovn/ovn-northd.pid", "--log-file=/var/log/ovn/ovn-northd.log",
+        "--detach", "--no-chdir",
+    ], "ovn-northd")
+
+
+def member_path(kind: str, i: int, ext: str) -> str:
+    """Member ``i``'s file inside central: ``/run/ovn/ovnnb_db-1.pid`` (ext pid/ctl/sock),
+    ``/var/lib/ovn/ovnnb_db-1.db`` (ext db)."""
+    return f"/var/lib/ovn/ovn{kind}_db-{i}.db" if ext == "db" else f"/run/ovn/ovn{kind}_db-{i}.{ext}"
+
+
+def ensure_cluster(h: topo.LabHost, pid: int) -> None:
+    """The cluster-ssl central in ``h`` (see the module doc): addresses, PKI, raft databases,
+    six ovsdb-servers, three ovn-northd. Waits until each database has a leader and three
+    members (LabError after 30 s, naming the log)."""
+    for addr in topo.CENTRAL_MEMBERS[1:]:
+        N.ensure_addr(h.netns, "eth0", addr, topo.PREFIX)
+    pairs = pki.ensure([f"central-{i}" for i in MEMBERS])
+    ca = str(pki.ca_bundle())
+    d = host_dir(h.name) / "var-lib-ovn"
+    for kind, (db_name, schema, _port, raft) in KINDS.items():
+        first = f"ssl:{topo.CENTRAL_MEMBERS[0]}:{raft}"
+        for i in MEMBERS:
+            db = d / f"ovn{kind}_db-{i}.db"
+            if db.exists():
+                continue
+            local = f"ssl:{topo.CENTRAL_MEMBERS[i - 1]}:{raft}"
+            if i == 1:
+                run(["ovsdb-tool", "create-cluster", str(db), f"/usr/share/ovn/{schema}.ovsschema", local])
+            else:
+                run(["ovsdb-tool", "join-cluster", str(db), db_name, local, first])
+    for kind, (_db, _schema, port, _raft) in KINDS.items():
+        for i in MEMBERS:
+            p = pairs[f"central-{i}"]
+            H._start(h, pid, member_path(kind, i, "pid"), [
+                "ovsdb-server", member_path(kind, i, "db"),
+                f"--remote=punix:{member_path(kind, i, 'sock')}",
+                f"--remote=pssl:{port}:{topo.CENTRAL_MEMBERS[i - 1]}",
+                f"--private-key={p.key}", f"--certificate={p.cert}", f"--ca-cert={ca}",
+                f"--pidfile={member_path(kind, i, 'pid')}", f"--unixctl={member_path(kind, i, 'ctl')}",
+                f"--log-file=/var/log/ovn/ovsdb-server-{kind}-{i}.log", "--detach", "--no-chdir",
+            ], f"OVN {kind.upper()} raft member {i}")
+    nb = ",".join(f"unix:{member_path('nb', i, 'sock')}" for i in MEMBERS)
+    sb = ",".join(f"unix:{member_path('sb', i, 'sock')}" for i in MEMBERS)
+    for i in MEMBERS:
+        H._start(h, pid, f"/run/ovn/ovn-northd-{i}.pid", [
+            "ovn-northd", f"--ovnnb-db={nb}", f"--ovnsb-db={sb}",
+            f"--pidfile=/run/ovn/ovn-northd-{i}.pid", f"--unixctl=/run/ovn/ovn-northd-{i}.ctl",
+            f"--log-file=/var/log/ovn/ovn-northd-{i}.log", "--detach", "--no-chdir",
+        ], f"ovn-northd {i}")
+    deadline = time.monotonic() + 30
+    while True:
+        st = {k: [member_status(k, i, pid) for i in MEMBERS] for k in KINDS}
+        if all(s.get("leader") and s.get("servers") == len(MEMBERS) for ss in st.values() for s in ss):
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"central: the NB/SB raft clusters did not form within 30 s ({st}); "
+                           f"logs in {host_dir(h.name) / 'log/ovn'}")
+        time.sleep(0.1)
+
+
+def member_pid(kind: str, i: int) -> int | None:
+    """PID of raft member ``i`` (1-based) of ``kind`` ("nb"/"sb"), None when it is not running."""
+    try:
+        return read_pidfile(H.host_path("central", member_path(kind, i, "pid")))
+    except LabError:
+        return None
+
+
+def member_status(kind: str, i: int, pid: int | None = None) -> dict:
+    """Member ``i``'s view from ``cluster/status``: {"role": "leader"|"follower"|"candidate",
+    "leader": member number it sees as leader (None), "servers": how many it lists,
+    "status": "cluster member" …}; {} when it does not answer (down, or not a cluster lab)."""
+    try:
+        ctl = H.host_path("central", member_path(kind, i, "ctl"), pid)
+    except LabError:
+        return {}
+    try:
+        p = subprocess.run(["ovs-appctl", "-t", str(ctl), "--timeout=2", "cluster/status",
+                            KINDS[kind][0]], capture_output=True, text=True, timeout=4)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if p.returncode != 0:
+        return {}
+    out = p.stdout
+    role = re.search(r"^Role: (\S+)", out, re.M)
+    status = re.search(r"^Status: (.+)$", out, re.M)
+    leader_sid = re.search(r"^Leader: (\S+)", out, re.M)
+    servers = re.findall(r"^\s+\S+ \(\S+ at ssl:([\d.]+):\d+\)", out, re.M)
+    leader = None
+    if leader_sid and leader_sid.group(1) not in ("unknown", "self"):
+        m = re.search(rf"^\s+{re.escape(leader_sid.group(1))} \(\S+ at ssl:([\d.]+):", out, re.M)
+        if m and m.group(1) in topo.CENTRAL_MEMBERS:
+            leader = topo.CENTRAL_MEMBERS.index(m.group(1)) + 1
+    elif leader_sid and leader_sid.group(1) == "self":
+        leader = i
+    return {"role": role.group(1) if role else None, "leader": leader, "servers": len(servers),
+            "status": status.group(1).strip() if status else None}
+
+
+def northd_active() -> int | None:
+    """Which ovn-northd (1-based) holds the SB lock ("Status: active"), None if none does."""
+    for i in MEMBERS:
+        try:
+            ctl = H.host_path("central", f"/run/ovn/ovn-northd-{i}.ctl")
+            p = subprocess.run(["ovs-appctl", "-t", str(ctl), "--timeout=2", "status"],
+                               capture_output=True, text=True, timeout=4)
+        except (LabError, OSError, subprocess.TimeoutExpired):
+            continue
+        if p.returncode == 0 and "active" in p.stdout and "standby" not in p.stdout:
+            return i
+    return None
+
+
+def leaders() -> dict:
+    """{"nb": (member, address) or None, "sb": …, "members": {"nb": n up, "sb": n up},
+    "northd": active member or None} from the members that answer (a majority agrees on the
+    leader once an election is over)."""
+    out: dict = {"members": {}}
+    for kind in KINDS:
+        seen = [member_status(kind, i) for i in MEMBERS]
+        up = [s for s in seen if s]
+        out["members"][kind] = len(up)
+        votes = [s["leader"] for s in up if s.get("leader")]
+        lead = max(set(votes), key=votes.count) if votes else None
+        out[kind] = (lead, topo.CENTRAL_MEMBERS[lead - 1]) if lead else None
+    out["northd"] = northd_active()
+    return out
