@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from ...backends import storage
+from ...backends import domains, storage
 from ...config import inventory as invmod
 from ...config.inventory import ARCHES, Inventory, TemplateConfig
 from .. import cloudinit
@@ -42,14 +42,17 @@ UploadProgress = Callable[[str, str, int, int], None]
 
 @dataclass(frozen=True)
 class TemplateHost:
-    """A template's volume on one host: ``present``; ``size_bytes`` (virtual); ``users`` (volumes
-    backed by it); ``error`` when the host could not be asked."""
+    """A template's volume on one host: ``present``; ``size_bytes`` (virtual); ``users`` (the
+    domains whose disk is a volume backed by it: real VMs only); ``leftovers`` (volumes backed by
+    it that no domain uses: a dead create's, see ``virtdeck check``); ``error`` when the host
+    could not be asked."""
 
     host: str
     present: bool
     size_bytes: int | None = None
     users: tuple[str, ...] = ()
     error: str | None = None
+    leftovers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ class TemplateRow:
             "os": t.os, "default_user": t.default_user, "kernel": t.kernel, "initrd": t.initrd,
             "cmdline": t.cmdline,
             "hosts": [{"host": h.host, "present": h.present, "size_bytes": h.size_bytes,
-                       "users": list(h.users), "error": h.error} for h in self.hosts],
+                       "users": list(h.users), "leftovers": list(h.leftovers), "error": h.error}
+                      for h in self.hosts],
         }
 
 
@@ -79,8 +83,21 @@ def _host_row(session, host: str, t: TemplateConfig) -> TemplateHost:
     base = next((v for v in vols if v.name == t.volume), None)
     if base is None:
         return TemplateHost(host, False)
-    users = tuple(v.name for v in vols if v.backing_path == base.path)
-    return TemplateHost(host, True, base.capacity_bytes, users)
+    backed = {v.path: v.name for v in vols if v.backing_path == base.path}
+    try:
+        # users are domains, not volumes: a killed create's overlay is no VM (issue 16)
+        by_domain = {}
+        for dom in domains.list_all(conn, host):
+            f = domains.facts(dom, host, inactive=domains.is_persistent(dom, host))
+            for d in f.disks:
+                vol = backed.get(d.source or "")
+                if vol:
+                    by_domain.setdefault(vol, f.name)
+    except VirtdeckError as exc:
+        return TemplateHost(host, True, base.capacity_bytes, error=str(exc))
+    users = tuple(sorted(set(by_domain.values())))
+    leftovers = tuple(sorted(v for v in backed.values() if v not in by_domain))
+    return TemplateHost(host, True, base.capacity_bytes, users, leftovers=leftovers)
 
 
 def list_templates(session, inventory: Inventory) -> list[TemplateRow]:
@@ -225,6 +242,13 @@ def delete_template(session, inventory: Inventory, name: str, *, save: bool = Tr
             run.note(users=users)
             raise ValidationError("name", f"template {name} is the backing file of {', '.join(users)}; "
                                           f"delete those VMs first")
+        left = [f"{r.host}:{u}" for r in rows for u in r.leftovers]
+        if left:
+            run.failure = "failed: volumes backed by it"
+            run.note(leftovers=left)
+            raise ValidationError("name", f"template {name} is the backing file of {', '.join(left)}, "
+                                          "which no VM uses: `virtdeck check --fix` removes those a "
+                                          "virtdeck create left behind; delete the others yourself")
         removed = []
         for r in rows:
             conn = session.libvirt(r.host)
