@@ -148,9 +148,9 @@ def takes_verb(fn: Callable) -> Callable:
 
 
 def _load() -> tuple[tuple[Group, ...], tuple[Verb, ...]]:
-    from . import check, host, network, template, vm
-    groups = vm.GROUPS + template.GROUPS + network.GROUPS + host.GROUPS + check.GROUPS
-    verbs = vm.VERBS + template.VERBS + network.VERBS + host.VERBS + check.VERBS
+    from . import check, host, metrics, network, template, vm
+    groups = vm.GROUPS + template.GROUPS + network.GROUPS + host.GROUPS + check.GROUPS + metrics.GROUPS
+    verbs = vm.VERBS + template.VERBS + network.VERBS + host.VERBS + check.VERBS + metrics.VERBS
     names = [v.name for v in verbs]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
