@@ -110,6 +110,13 @@ def verb_hits(app) -> list[tuple[str, object, str]]:
             for v in verbs.all_verbs()]
 
 
+def mark_hits(app) -> list[tuple[str, object, str]]:
+    """The palette's marking commands (bulk verbs then act on the marks)."""
+    return [("mark all shown VMs (ctrl+a)", partial(app.run_main_action, "vms", "vm_mark_all"),
+             "every VM row shown: all, or those the filter left"),
+            ("clear VM marks (x)", partial(app.run_main_action, "vms", "vm_clear_marks"), "unmark every VM")]
+
+
 class CloudCommands(Provider):
     """Command palette (``:``): go to a panel, jump to any host, VM, network, tenant, or run a
     verb (every verb of the registry, console/verbs/)."""
@@ -128,6 +135,7 @@ class CloudCommands(Provider):
             yield (f"edit router {r.display_name} (o)",
                    partial(app.open_router_editor, r.tenant, r.display_name), "router screen")
         yield "Router screen (o)", app.open_router_editor, "routers: create, attach, gateway, SNAT, FIPs"
+        yield from mark_hits(app)
         for t in cloud.tenants:
             yield f"tenant {t.name}", partial(app.jump, "tenants", f"tenant:{t.name}"), "tenant"
         for v in cloud.vms:
@@ -137,7 +145,7 @@ class CloudCommands(Provider):
     async def discover(self) -> Hits:
         for i, panel in enumerate(views.PANELS, 1):
             yield DiscoveryHit(f"Go to {views.TITLES[panel]} ({i})", partial(self.app.show_panel, panel))
-        for text, command, help in verb_hits(self.app):   # the verbs, before anything is typed
+        for text, command, help in verb_hits(self.app) + mark_hits(self.app):  # before anything is typed
             yield DiscoveryHit(text, command, help=help)
 
     async def search(self, query: str) -> Hits:
@@ -233,6 +241,13 @@ class VirtdeckApp(App):
         if main is not None:
             main.run_worker(main.run_verb(verb), group="palette-verb")
 
+    def run_main_action(self, panel: str, action: str) -> None:
+        """Show ``panel`` on the main screen and run its ``action`` (``"vm_mark_all"``)."""
+        main = self._main()
+        if main is not None:
+            main.action_panel(panel)
+            main.run_worker(main.run_action(action), group="palette-verb")
+
     def show_panel(self, panel: str) -> None:
         main = self._main()
         if main is not None:
@@ -275,6 +290,9 @@ class VirtdeckApp(App):
         main = self._main()
         if main is not None:
             main.refresh_cloud()
+        follow = getattr(self.screen, "refresh_cloud", None)   # e.g. the details view on top
+        if follow is not None and self.screen is not main:
+            follow()
         self._check_host_keys()
 
     def _check_host_keys(self) -> None:

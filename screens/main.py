@@ -1,13 +1,21 @@
 """The main screen: Hosts, VMs, Networks, Tenants (and Templates) panels with a detail pane.
 
 Keyboard first (k9s-like): ``1``-``5`` or ``tab``/``shift+tab`` switch panels, ``/`` filters the
-current table by a regular expression (``escape`` clears it), ``?`` lists every binding, ``:``
-opens the command palette (jump to a panel or to any host / VM / network / tenant by name),
-``c`` creates in the VMs / Networks panel, ``r`` reconnects the highlighted host, ``q`` quits.
-In the Networks panel ``D``/``delete`` deletes the highlighted network (cascade, asked first) or
+current table by a regular expression (``escape`` clears it; a filter that hides every row says
+"no match for /regex/", an empty panel says so and how to create), ``?`` lists every binding,
+``:`` opens the command palette (jump to a panel or to any host / VM / network / tenant by name,
+or run any verb of the registry on the highlighted row or the marks), ``enter`` (or a click on
+the highlighted row) opens the full details view (screens/details.py), ``<``/``>``/``~`` or a
+header click sort the table (screens/table.py), ``c`` creates in the VMs / Networks panel, ``r``
+reconnects the highlighted host, ``q`` quits. ``ctrl+d`` deletes everywhere, asking first.
+In the Networks panel ``ctrl+d``/``delete`` deletes the highlighted network (cascade, asked first) or
 router, ``a`` opens the tenant's default security group, ``o`` opens the router screen (screens/router_editor.py) for the
 highlighted network's / router's tenant and ``e`` edits the highlighted network (the network
 wizard in edit mode); in the VMs panel ``e`` edits the VM's cloud-config.
+
+Read-only console (``--readonly``): the status line starts with a READ-ONLY badge, the keys of
+mutating verbs (:func:`mutating_key`) are left out of the footer, and pressing one is refused
+with one sentence (the verbs' own guards say it).
 
 The screen reads ``self.app.cloud`` (an immutable :class:`console.model.Cloud`) when the app
 posts :class:`CloudChanged`; it never waits on a host.
@@ -25,6 +33,7 @@ reading ``self.app.cloud`` / ``self.app.inventory``), imported when the tab is f
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from textual import on
 from textual.app import ComposeResult
@@ -61,6 +70,22 @@ NAV_BINDINGS = [
     Binding("o", "routers", "Routers (Networks panel)", show=False),
     Binding("a", "security_group", "Security group (Networks panel)", show=False),
 ]
+
+#: Verbs that only read (the rest change the cloud, or attach a console: refused read-only).
+READ_LEAVES = frozenset({"list", "show", "ip", "check"})
+#: Screen actions (besides verb keys) that open an editing screen.
+EDITING_ACTIONS = frozenset({"routers", "security_group"})
+
+
+def mutating_key(action: str) -> bool:
+    """True when the binding running ``action`` changes the cloud (a read-only console hides it
+    from the footer): a verb key of which some verb is not a read (:data:`READ_LEAVES`), or an
+    editing screen."""
+    if action.startswith("verb_key("):
+        key = action[len("verb_key("):-1].strip("'\"")
+        return any(v.leaf not in READ_LEAVES for v in verbs.all_verbs() if v.key == key)
+    return action in EDITING_ACTIONS
+
 
 #: One binding per verb key of the registry; ``verb_key`` picks the active panel's verb.
 VERB_BINDINGS = [Binding(key, f"verb_key({key!r})", legend, show=show)
@@ -118,8 +143,7 @@ class MainScreen(HostActions, VmActions, Screen):
             from .templates import TemplatesPanel  # lazy: most sessions never open this tab
             return [(TemplatesPanel(), [])]
         return [(Vertical(classes="panel-body"), [
-            (CloudTable(views.COLUMNS[panel], id=f"table-{panel}",
-                        empty=f"no {views.TITLES[panel].lower()} yet"), []),
+            (CloudTable(views.COLUMNS[panel], id=f"table-{panel}", empty=views.EMPTY[panel]), []),
             (VerticalScroll(classes="details", id=f"details-{panel}"),
              [(Static("", id=f"detail-{panel}", classes="detail-text"), [])])])]
 
@@ -166,6 +190,8 @@ class MainScreen(HostActions, VmActions, Screen):
         when they are shown)."""
         cloud = self.app.cloud
         status = views.status_line(cloud)
+        if self.readonly:
+            status = f"{views.READONLY_BADGE} {status}"
         pat = self.filters.get(self.panel)
         if pat:
             status += f" · filter [b]/{pat}/[/b]"
@@ -198,6 +224,8 @@ class MainScreen(HostActions, VmActions, Screen):
         if pat:
             rx = re.compile(pat, re.IGNORECASE)
             rows = [r for r in rows if rx.search(r.text)]
+        # an empty table says why: nothing matches the filter, or nothing exists yet
+        table.empty_text = f"no match for /{pat}/ (escape clears the filter)" if pat else views.EMPTY[panel]
         table.set_rows(rows)
         self._show_details(panel, table.cursor_key)
 
@@ -213,6 +241,28 @@ class MainScreen(HostActions, VmActions, Screen):
         panel = (event.table.id or "").removeprefix("table-")
         if panel in views.ROWS:
             self._show_details(panel, event.key)
+
+    @on(CloudTable.Selected)
+    def _selected(self, event: CloudTable.Selected) -> None:
+        """Enter on a row: the full details view (escape comes back)."""
+        if event.key:
+            from .details import DetailsScreen    # lazy: not paid for at start-up
+            self.app.push_screen(DetailsScreen(event.key))
+
+    @property
+    def readonly(self) -> bool:
+        return bool(getattr(self.app, "readonly", False))
+
+    @property
+    def active_bindings(self):
+        """Textual's active bindings; in a read-only console the mutating keys are not shown
+        (the footer reads this), though pressing one still says why it is refused."""
+        active = super().active_bindings
+        if not self.readonly:
+            return active
+        return {k: (ab._replace(binding=replace(ab.binding, show=False))
+                    if ab.binding.show and mutating_key(ab.binding.action) else ab)
+                for k, ab in active.items()}
 
     @on(TabbedContent.TabActivated)
     async def _tab_changed(self, event: TabbedContent.TabActivated) -> None:

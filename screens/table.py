@@ -6,15 +6,27 @@ just the visible lines (Line API), so replacing all rows costs milliseconds what
 
 Keys: ↑/↓ (k/j), PgUp/PgDn, Home/End (g/G). The highlighted row's key is posted as
 :class:`CloudTable.Highlighted` whenever it changes; Enter posts :class:`CloudTable.Selected`.
+A click on a row highlights it (a second click on the highlighted row selects it, as Enter).
+
+Sorting (k9s/htop-like): ``>`` / ``<`` sort by the next / previous column (starting from the
+order the rows were given in, e.g. host then name), ``~`` reverses; a click on a header sorts by
+that column, a second click reverses. The header shows the column and direction (``Name▲``).
+Cells sort naturally: runs of digits compare as numbers (``web-2`` before ``web-10``, ``512``
+before ``2048``), the rest case-insensitively.
+
+The cursor sticks to the top while rows arrive (hosts answer in any order) until the operator
+moves it (a key, a click, :meth:`select_key`); after that it follows its row's key.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
@@ -36,6 +48,22 @@ class Column:
     right: bool = False
     flex: bool = False
     style: Callable[[str], str] | None = None
+
+
+_NUM = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key of one cell: digit runs as numbers, the rest lower-cased; an empty or ``-``
+    cell sorts after every other (``"web-10"`` → ``("web-", 10, "")``)."""
+    if text in ("", "-", "?"):
+        return (1,)
+    parts = _NUM.split(text.lower())
+    return (0, *(int(p) if i % 2 else p for i, p in enumerate(parts)))
+
+
+#: Markers after the sorted column's label.
+SORT_MARK = {False: "▲", True: "▼"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +103,9 @@ class CloudTable(ScrollView, can_focus=True):
         Binding("home,g", "edge(0)", "First row", show=False),
         Binding("end,G", "edge(1)", "Last row", show=False),
         Binding("enter", "select", "Details", show=False),
+        Binding("greater_than_sign", "sort(1)", "Sort by next column", key_display=">", show=False),
+        Binding("less_than_sign", "sort(-1)", "Sort by previous column", key_display="<", show=False),
+        Binding("tilde", "sort_reverse", "Reverse the sort", key_display="~", show=False),
     ]
 
     cursor = reactive(0, repaint=False, init=False)
@@ -99,7 +130,13 @@ class CloudTable(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self.columns = tuple(columns)
         self.rows: tuple[Row, ...] = ()
+        self._given: tuple[Row, ...] = ()
         self.empty_text = empty
+        #: sorted column's index (None: the order rows were given in) and direction
+        self.sort_column: int | None = None
+        self.sort_reverse = False
+        #: the operator moved the cursor (keys, click, select_key): until then it stays on top
+        self.moved = False
         self._widths: list[int] = [c.min for c in self.columns]
         self._natural: list[int] = [max(c.min, len(c.label)) for c in self.columns]
         self._index: dict[str, int] = {}
@@ -107,13 +144,34 @@ class CloudTable(ScrollView, can_focus=True):
         self._styles: tuple | None = None
         self._lens: dict[int, tuple[Row, tuple[int, ...]]] = {}
         self._cell_styles: dict[tuple, Style] = {}
+        self._sort_keys: tuple[int | None, dict] = (None, {})
 
     # -- data ------------------------------------------------------------------------------
 
     def set_rows(self, rows: Sequence[Row]) -> None:
-        """Replace every row; the cursor stays on the same key when it is still there."""
-        key = self.cursor_key
-        self.rows = tuple(rows)
+        """Replace every row (shown in the current sort order). Until the operator moves the
+        cursor it stays on the first row; after that it stays on the same key when that is
+        still there."""
+        self._given = tuple(rows)
+        self._place_rows()
+
+    def _sorted(self) -> tuple[Row, ...]:
+        col = self.sort_column
+        if col is None:
+            return self._given
+        # keys kept by row identity, as the lengths are (one changed VM among thousands
+        # computes one key); the sort is stable: ties keep the given order (host then name)
+        old = self._sort_keys[1] if self._sort_keys[0] == col else {}
+        keys: dict[int, tuple[Row, tuple]] = {}
+        for r in self._given:
+            hit = old.get(id(r))
+            keys[id(r)] = hit if hit is not None and hit[0] is r else (r, natural_key(r.cells[col]))
+        self._sort_keys = (col, keys)
+        return tuple(sorted(self._given, key=lambda r: keys[id(r)][1], reverse=self.sort_reverse))
+
+    def _place_rows(self) -> None:
+        key = self.cursor_key if self.moved else None
+        self.rows = self._sorted()
         self._index = {r.key: i for i, r in enumerate(self.rows)}
         # cell lengths per row, kept by row identity (callers reuse unchanged Row objects)
         old_lens, lens = self._lens, {}
@@ -123,17 +181,28 @@ class CloudTable(ScrollView, can_focus=True):
         self._lens = lens
         columns = list(zip(*(v[1] for v in lens.values()))) or [()] * len(self.columns)
         natural = []
-        for c, values in zip(self.columns, columns):
-            natural.append(min(c.max, max(c.min, len(c.label), max(values, default=0))))
+        for i, (c, values) in enumerate(zip(self.columns, columns)):
+            label = len(self._label(i))     # the sort marker stays visible
+            natural.append(max(label, min(c.max, max(c.min, label, max(values, default=0)))))
         self._natural = natural
         self._fit()
         self.virtual_size = Size(self.size.width, len(self.rows) + 1)
-        if key is not None and key in self._index:
+        if not self.moved:
+            self.set_cursor(0, post=False)
+        elif key is not None and key in self._index:
             self.set_cursor(self._index[key], post=False)
         else:
             self.set_cursor(min(self.cursor, max(0, len(self.rows) - 1)), post=False)
         self._post_if_changed()
         self.refresh()
+
+    def sort_by(self, column: int | None, reverse: bool = False) -> None:
+        """Sort by column index ``column`` (None: the order the rows were given in), descending
+        when ``reverse``; the cursor keeps its row when the operator had moved it."""
+        if column is not None and not 0 <= column < len(self.columns):
+            raise IndexError(f"column {column}: this table has {len(self.columns)} columns")
+        self.sort_column, self.sort_reverse = column, reverse
+        self._place_rows()
 
     def has_key(self, key: str) -> bool:
         """True when row ``key`` is shown (after filtering)."""
@@ -147,14 +216,20 @@ class CloudTable(ScrollView, can_focus=True):
         return None
 
     def select_key(self, key: str) -> bool:
-        """Move the cursor to row ``key``; False if it is not shown."""
+        """Move the cursor to row ``key`` (an operator's move: it sticks to that row); False if
+        it is not shown."""
         i = self._index.get(key)
         if i is None:
             return False
+        self.moved = True
         self.set_cursor(i)
         return True
 
     def set_cursor(self, index: int, post: bool = True) -> None:
+        """Highlight row ``index`` (clamped) and scroll to it; ``post`` (a move by the operator,
+        which the cursor then sticks to) posts Highlighted when the key changed."""
+        if post:
+            self.moved = True
         index = max(0, min(index, len(self.rows) - 1)) if self.rows else 0
         self.cursor = index
         self._scroll_to_cursor()
@@ -254,7 +329,7 @@ class CloudTable(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         base, header, odd, cursor, empty = self._line_styles()
         if y == 0:
-            return Strip(self._line([c.label for c in self.columns], header, False)) \
+            return Strip(self._line([self._label(i) for i in range(len(self.columns))], header, False)) \
                 .adjust_cell_length(width, header)
         index = int(self.scroll_offset.y) + y - 1
         if not self.rows:
@@ -268,14 +343,62 @@ class CloudTable(ScrollView, can_focus=True):
 
     # -- actions ---------------------------------------------------------------------------
 
+    def _label(self, i: int) -> str:
+        """Column ``i``'s header text, with the sort marker when it is the sorted one."""
+        label = self.columns[i].label
+        return label + SORT_MARK[self.sort_reverse] if i == self.sort_column else label
+
     def action_cursor(self, delta: int) -> None:
+        self.moved = True
         self.set_cursor(self.cursor + delta)
 
     def action_page(self, direction: int) -> None:
+        self.moved = True
         self.set_cursor(self.cursor + direction * max(1, self.scrollable_content_region.height - 2))
 
     def action_edge(self, end: int) -> None:
+        self.moved = True
         self.set_cursor(len(self.rows) - 1 if end else 0)
+
+    def action_sort(self, delta: int) -> None:
+        """Sort by the next (``delta`` 1) / previous (-1) column; past the last or before the
+        first comes the given order again."""
+        n = len(self.columns)
+        cur = n if self.sort_column is None else self.sort_column
+        nxt = (cur + delta) % (n + 1)
+        self.sort_by(None if nxt == n else nxt, self.sort_reverse if nxt != n else False)
+
+    def action_sort_reverse(self) -> None:
+        self.sort_by(0 if self.sort_column is None else self.sort_column, not self.sort_reverse)
+
+    def column_at(self, x: int) -> int | None:
+        """The index of the column drawn at content offset ``x`` (cells), or None (a gap)."""
+        left = 0
+        for i, w in enumerate(self._widths):
+            if left <= x < left + w:
+                return i
+            left += w + 1
+        return None
+
+    def on_click(self, event: events.Click) -> None:
+        """Header: sort by the clicked column (again: reverse). Row: highlight it; a click on
+        the highlighted row selects it (as Enter)."""
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        event.stop()
+        if offset.y == 0:
+            col = self.column_at(offset.x)
+            if col is not None:
+                self.sort_by(col, not self.sort_reverse if col == self.sort_column else False)
+            return
+        index = int(self.scroll_offset.y) + offset.y - 1
+        if 0 <= index < len(self.rows):
+            again = index == self.cursor and self.moved
+            self.moved = True
+            self.set_cursor(index)
+            if again or event.chain > 1:
+                self.action_select()
 
     def action_select(self) -> None:
         self.post_message(self.Selected(self, self.cursor_key))

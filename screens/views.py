@@ -18,6 +18,13 @@ from .table import Column, Row
 PANELS = ("hosts", "vms", "networks", "tenants", "templates")
 TITLES = {"hosts": "Hosts", "vms": "VMs", "networks": "Networks", "tenants": "Tenants",
           "templates": "Templates"}
+#: What an empty panel says when no filter hides its rows (a filter says "no match for /re/").
+EMPTY = {"hosts": "no hosts in the inventory — virtdeck host add NAME ADDRESS adds one",
+         "vms": "no VMs yet — c creates one",
+         "networks": "no networks yet — c creates one",
+         "tenants": "no tenants yet — they appear with their first VM or network"}
+#: The status line's first word in a read-only console (``virtdeck --readonly``).
+READONLY_BADGE = "[b reverse] READ-ONLY [/]"
 
 _STATE_STYLE = {
     "up": "green", "running": "green", "connecting": "yellow", "paused": "yellow",

@@ -4,8 +4,8 @@
 The verbs, their keys, confirmations and service functions are declared once in the verb
 registry (console/verbs/vm.py); the main screen binds each declared key and runs the verb's
 ``action`` here (``vm_verb('start')``, ``vm_resize``, ``vm_read('vm show')``, …). The marks
-(``space`` mark / unmark the highlighted VM, ``x`` clear every mark: bulk verbs act on marks) are
-this panel's own keys, :data:`MARK_BINDINGS`. It needs from the screen: ``self.panel`` (the
+(``space`` mark / unmark the highlighted VM, ``ctrl+a`` mark every VM shown — all of them, or the
+ones a ``/`` filter left —, ``x`` clear every mark: bulk verbs act on marks) are this panel's own keys, :data:`MARK_BINDINGS`. It needs from the screen: ``self.panel`` (the
 active panel name), ``self.table()`` (the CloudTable of the active panel, rows keyed
 ``vm:HOST:UUID``) and ``self.refresh_cloud(force)``; the screen calls
 :meth:`VmActions.decorate_rows` on each panel's rows so marked VMs show a mark.
@@ -91,6 +91,7 @@ class ConfirmDialog(ModalScreen[bool]):
 #: plain mixin's BINDINGS would be ignored).
 MARK_BINDINGS = [
     Binding("space", "vm_mark", "Mark", show=False),
+    Binding("ctrl+a", "vm_mark_all", "Mark all shown (the filtered ones under a filter)", show=False),
     Binding("x", "vm_clear_marks", "Clear marks", show=False),
 ]
 
@@ -174,6 +175,19 @@ class VmActions:
         self.vm_marks.symmetric_difference_update({key})
         self.refresh_cloud(force=True)
         table.set_cursor(table.cursor + 1)
+
+    def action_vm_mark_all(self) -> None:
+        """Mark every VM the VMs table shows: all of them, or those a filter left."""
+        if not self._in_vms_panel():
+            return
+        table = self.table("vms")
+        shown = {r.key for r in table.rows} if table else set()
+        if not shown:
+            self.notify("no VM shown to mark", timeout=3)
+            return
+        self.vm_marks.update(shown)
+        self.refresh_cloud(force=True)
+        self.notify(f"{len(self.vm_marks)} VM(s) marked (x clears)", timeout=3)
 
     def action_vm_clear_marks(self) -> None:
         if self.vm_marks:

@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rich.markup import escape
+from rich.segment import Segment
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.strip import Strip
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, DataTable, Input, Label, Select, SelectionList, Static, TextArea
+from textual.widgets.option_list import OptionDoesNotExist
 
 from ..console import cloudinit
 from ..console.errors import ValidationError
@@ -78,7 +81,11 @@ def basics_page(tenant: str, tenants: list[str], templates: list[str], hosts: li
 class NetworkPicker(SelectionList):
     """A tenant's networks as a keyboard multi-select (space toggles); :attr:`order` is what is
     picked, in the order picked — the VM's NIC order. Its SelectedChanged still bubbles up (the
-    wizard re-checks the form on it) after ``order`` follows."""
+    wizard re-checks the form on it) after ``order`` follows.
+
+    Each row starts with its pick number (`` 1``, `` 2``, … = NIC 0, 1, …) or blanks when not
+    picked, instead of the SelectionList's check box (which draws the same ``X`` on every row
+    and tells picked from not picked by colour only)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -97,6 +104,7 @@ class NetworkPicker(SelectionList):
             self.clear_options()
             self.add_options([(network_label(facts.get((tenant, n)), n), n, n in keep) for n in names])
         self.order = keep
+        self.refresh()
 
     def pick(self, *names: str) -> None:
         """Pick exactly ``names``, in this NIC order (what space on each does), quietly."""
@@ -105,11 +113,31 @@ class NetworkPicker(SelectionList):
             for n in names:
                 self.select(n)
         self.order = list(names)
+        self.refresh()
 
     @on(SelectionList.SelectedChanged)
     def _follow_order(self) -> None:
         picked = [str(v) for v in self.selected]
         self.order = [n for n in self.order if n in picked] + [n for n in picked if n not in self.order]
+        self.refresh()
+
+    def pick_mark(self, value: str) -> str:
+        """The 3 cells before row ``value``: its pick number right-aligned (``" 1 "``), or blank."""
+        n = self.order.index(value) + 1 if value in self.order else None
+        return f"{n:>2} " if n is not None else "   "
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        segments = list(strip)
+        try:
+            option = self.get_option_at_index(int(self.scroll_offset.y) + y)
+        except OptionDoesNotExist:
+            return strip
+        if len(segments) < 3:
+            return strip
+        # segments 0-2 are the check box (▐X▌); the number keeps the box's colour
+        mark = Segment(self.pick_mark(str(option.value)), segments[1].style)
+        return Strip([mark, *segments[3:]], strip.cell_length)
 
 
 class PasswordField(Input):
@@ -252,5 +280,5 @@ def networks_hint(known: dict[str, list[str]] | None, tenant: str, order: list[s
     if not known.get(tenant, []):
         return f"tenant {tenant or '…'} has no networks"
     if order:
-        return "NICs: " + ", ".join(f"{i}={n}" for i, n in enumerate(order)) + "  (space toggles)"
+        return "NICs in order: " + ", ".join(f"{i} {n}" for i, n in enumerate(order, 1)) + "  (space toggles)"
     return "space picks a network (NICs in the order picked)"

@@ -121,7 +121,15 @@ async def test_fields_check_as_you_type(pubkey):
         assert "pick at least one network" in why(wiz, "networks")
         await pick(pilot, wiz, "net2", "net1")  # NICs in the order picked
         assert why(wiz, "networks") == "" and wiz.form()["networks"] == "net2,net1"
-        assert "NICs: 0=net2, 1=net1" in str(wiz.query_one("#hint-networks", Static).render())
+        assert "NICs in order: 1 net2, 2 net1" in str(wiz.query_one("#hint-networks", Static).render())
+        # each row starts with its pick number, unpicked rows blank: no colour needed to tell
+        sel = wiz.query_one("#networks")
+        drawn = {str(sel.get_option_at_index(i).value): sel.render_line(i).text
+                 for i in range(sel.option_count)}
+        assert drawn["net2"].startswith(" 1  net2") and drawn["net1"].startswith(" 2  net1")
+        assert all(line.startswith("    ") and "X" not in line[:3]
+                   for name, line in drawn.items() if name not in ("net1", "net2"))
+        assert "▐" not in "".join(drawn.values())
         # the anti-affinity group the CLI has
         await type_into(pilot, wiz, "anti_affinity", "Web Tier")
         assert "lowercase" in why(wiz, "anti_affinity")
