@@ -19,7 +19,7 @@ from typing import Iterable
 import libvirt
 
 from . import ioloop
-from .ovn import connection as ovn_nb
+from .ovn import connection as ovn_nb, rows as ovn_rows
 from .ovn.remote import SslFiles, is_cluster
 from .ssh import CompletedCommand, HostLink, open_link
 from ..config.inventory import HostConfig, Inventory
@@ -33,7 +33,8 @@ LIBVIRT_KEEPALIVE = (2, 2)
 NbIdl = ovn_nb.NbIdl
 
 
-def open_nb(remote: str, timeout: float = 10.0, *, ssl=None, leader_only: bool = True):
+def open_nb(remote: str, timeout: float = 10.0, *, ssl=None, leader_only: bool = True,
+            label: str | None = None):
     """Open an ovsdbapp OVN NB API on ``remote`` (``unix:PATH``, ``tcp:H:P``, comma list for raft).
 
     Each call makes a fresh ``OvnNbApiIdlImpl`` subclass, because ovsdbapp keeps the backend
@@ -42,14 +43,18 @@ def open_nb(remote: str, timeout: float = 10.0, *, ssl=None, leader_only: bool =
     coalesced change signals: :func:`backends.ovn.connection.set_sink`. ``ssl``: a
     :class:`backends.ovn.remote.SslFiles` for ``ssl:`` members; ``leader_only``: see connect.
     Raises HostError when the database cannot be reached within ``timeout`` seconds, or (its
-    own one sentence naming the file) when an SSL file or certificate is wrong.
+    own one sentence naming the file) when an SSL file or certificate is wrong. ``label``: where
+    the NB is as the operator knows it (the inventory's via_host), for messages; default ``remote``.
     """
+    where = label or remote
     try:
-        return ovn_nb.connect(remote, timeout=timeout, ssl=ssl, leader_only=leader_only)
+        api = ovn_nb.connect(remote, timeout=timeout, ssl=ssl, leader_only=leader_only)
     except HostError:
         raise
     except Exception as exc:  # ovsdbapp raises assorted types (TimeoutException, Exception)
-        raise HostError(f"OVN northbound at {remote}: {exc or type(exc).__name__}") from None
+        raise HostError(f"OVN northbound on {where}: {ovn_rows.describe(exc)}") from None
+    setattr(api, ovn_rows.LABEL_ATTR, where)  # transaction errors name it too (rows.checked_txn)
+    return api
 
 
 def _close_link(link: HostLink, timeout: float = 1.0) -> None:
@@ -210,7 +215,8 @@ class Session:
             if self._nb is not None:
                 return self._nb
         # leader_only: services write through this connection (the leader commits)
-        api = open_nb(self.nb_remote(), timeout=self.connect_timeout, ssl=self._nb_ssl())
+        api = open_nb(self.nb_remote(), timeout=self.connect_timeout, ssl=self._nb_ssl(),
+                      label=self.inventory.ovn.via_host)
         with self._lock:
             if self._nb is None:
                 self._nb = api

@@ -52,6 +52,25 @@ log = logging.getLogger(__name__)
 
 _counter = itertools.count(1)
 
+#: The libraries' loggers: python-ovs (``ovs.*``: "Unable to open stream", "connection dropped
+#: (Broken pipe)", reconnect chatter) and ovsdbapp (a failed command's traceback via LOG.error).
+QUIET_LOGGERS = ("ovs", "ovsdbapp")
+
+
+def quiet_library_logs() -> None:
+    """Keep the OVS libraries' log lines off stderr: with no handler configured, Python's
+    last-resort handler prints their WARNING/ERROR records there, between the CLI's one-line
+    errors and over the console's screen (Textual draws on stderr). A NullHandler on each
+    library logger stops that; records still propagate to handlers the program configures
+    (a debug log), and virtdeck reports the failure itself in one sentence. Idempotent."""
+    for name in QUIET_LOGGERS:
+        lg = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in lg.handlers):
+            lg.addHandler(logging.NullHandler())
+
+
+quiet_library_logs()  # on import: every NB connection is opened through this module
+
 
 @dataclass(frozen=True)
 class NbChange:
@@ -186,7 +205,7 @@ def connect(remote: str, timeout: float = 10.0, probe_interval_ms: int | None = 
     members = ovn_remote.members(remote)
     if any(ovn_remote.scheme(m) == "ssl" for m in members):
         if ssl is None:
-            raise HostError(f"OVN NB at {remote}: ssl: needs ovn.private_key, ovn.certificate "
+            raise HostError(f"OVN northbound on {remote}: ssl: needs ovn.private_key, ovn.certificate "
                             "and ovn.ca_cert in the inventory")
         ssl.check()
         # handshake first: a wrong CA becomes one sentence here, not a bare timeout later

@@ -33,7 +33,7 @@ from ...console.errors import HostError, VirtdeckError, ValidationError
 from . import networks
 from .names import DEFAULT_SG, EXT_NAME, EXT_NETWORK, EXT_TENANT, EXT_VM, sg_port_group, vm_port_label
 from .networks import NetworkInfo
-from .rows import NotFound
+from .rows import NotFound, describe
 from .security_groups import add_port_to_default_sg
 
 
@@ -57,7 +57,7 @@ def _ext(row) -> dict:
 
 
 def _wrap(what: str, exc: Exception) -> HostError:
-    return HostError(f"OVN northbound: {what}: {exc or type(exc).__name__}")
+    return HostError(f"OVN northbound: {what}: {describe(exc)}")
 
 
 def find_network(nb, name: str, tenant: str) -> NetworkInfo:

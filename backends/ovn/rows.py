@@ -17,13 +17,16 @@ attempt, the first included (a caller retrying after a TimeoutException, whose f
 is still queued or committed meanwhile, is caught the same way), and when true the attempt is
 skipped and the transaction counts as committed.
 
-Errors: a failed transaction raises :class:`HostError` ("OVN NB: … failed: …"); a lookup of
-something that is not there raises :class:`NotFound` (a VirtdeckError, exit code 6).
+Errors: a failed transaction raises :class:`HostError` ("OVN northbound on central: … failed:
+…", the place from :func:`label`); a lookup of something that is not there raises
+:class:`NotFound` (a VirtdeckError, exit code 3). :func:`describe` words ovsdbapp/python-ovs
+exceptions for an operator: no command repr, no ``UUID('…')``, no private socket path.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
@@ -90,7 +93,57 @@ def checked_txn(api, what: str, done: Callable[[], bool] | None = None) -> Itera
     except VirtdeckError:
         raise
     except Exception as exc:  # ovsdbapp raises RuntimeError, TimeoutException, …
-        raise HostError(f"OVN NB: {what} failed: {exc}") from exc
+        raise HostError(f"OVN northbound on {label(api)}: {what} failed: {describe(exc)}") from None
+
+
+#: ``api.virtdeck_label``: where the NB is, as the operator knows it (the inventory's via_host
+#: name or connection string), set by whoever opened the connection; never a forwarded socket.
+LABEL_ATTR = "virtdeck_label"
+
+
+def label(api) -> str:
+    """Where ``api``'s NB is for an error message ("central", "tcp:10.0.0.2:6641"), or
+    "its configured address" when the opener did not say."""
+    return getattr(api, LABEL_ATTR, None) or "its configured address"
+
+
+# ovsdbapp's Command.__repr__ lists every attribute (several hundred characters for lsp_add)
+_COMMAND_RE = re.compile(r"<?\b([A-Z][A-Za-z0-9]*?)Command\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)>?")
+_COMMAND_OBJ_RE = re.compile(r"<[\w.]*?\.([A-Z][A-Za-z0-9]*?)Command object at 0x[0-9a-f]+>")
+_UUID_RE = re.compile(r"UUID\('([0-9a-fA-F-]{36})'\)")
+_FWD_RE = re.compile(r"(unix:)?/[^\s,:]*virtdeck-fwd-[^\s,:]*")
+_TIMEOUT_RE = re.compile(r"exceeded timeout (\d+(?:\.\d+)?) seconds")
+MAX_TEXT = 240
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+
+
+def describe(exc: BaseException) -> str:
+    """``exc`` (from ovsdbapp or python-ovs) as operator text, one line, at most
+    :data:`MAX_TEXT` characters: a transaction timeout says how long it waited and that the
+    change may still be applied; a row that vanished says which; command reprs become their
+    ovsdbapp verb (``lsp_add``), ``UUID('…')`` the bare UUID, a forwarded socket path "the
+    forwarded NB socket". A KeyError of a UUID (a row deleted while the transaction ran)
+    becomes "a row it refers to (UUID) was deleted meanwhile"."""
+    name = type(exc).__name__
+    text = str(exc)
+    if name == "TimeoutException" or _TIMEOUT_RE.search(text):
+        m = _TIMEOUT_RE.search(text)
+        waited = f" within {float(m.group(1)):g} s" if m else " in time"
+        return f"no answer{waited}; the change may still be applied once it answers"
+    if isinstance(exc, KeyError) and exc.args:
+        key = _UUID_RE.sub(r"\1", repr(exc.args[0])).strip("'")
+        return f"a row it refers to ({key}) was deleted meanwhile; try again"
+    if text.startswith("Could not retrieve schema"):
+        return "no answer (no database schema came back; is ovsdb-server running there?)"
+    text = _COMMAND_OBJ_RE.sub(lambda m: _snake(m.group(1)), text)
+    text = _COMMAND_RE.sub(lambda m: _snake(m.group(1)), text)
+    text = _UUID_RE.sub(r"\1", text)
+    text = _FWD_RE.sub("the forwarded NB socket", text)
+    text = " ".join(text.split()) or name
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
 
 
 def _rereads(api) -> bool:
