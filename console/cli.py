@@ -7,19 +7,47 @@ its own hand-written parser (console/cli_lab.py ``register(subparsers)``).
 Errors the operator can act on are raised as :class:`console.errors.VirtdeckError`
 and printed as one line, never as a traceback. SIGTERM and SIGHUP end a verb as Ctrl-C does
 (its undo runs, its SSH links close), with exit status 128 + the signal number.
+
+Every verb takes ``--json`` / ``-o table|json|yaml`` / ``--wide`` before the group, after the
+group or after the verb (console/output.py). Exit statuses: one table,
+:class:`console.errors.ExitCode`, printed at the end of ``virtdeck --help``.
+``virtdeck completion bash|zsh|fish`` prints a completion script (argcomplete; hosts, VMs,
+networks and templates complete from console/completion.py's fast paths).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
-from . import cli_lab, verbs
-from .errors import VirtdeckError
+from . import cli_lab, output, verbs
+from .errors import ExitCode, VirtdeckError, exit_code_table
 
 # Verb groups, in the order `virtdeck --help` lists them: the lab, then the registry's groups.
 GROUPS = ("lab", *verbs.cli_groups())
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("virtdeck")
+    except PackageNotFoundError:  # run from a tree that is not installed
+        return "unknown"
+
+
+EPILOG = f"""exit status (one meaning per code; every verb):
+{exit_code_table()}
+
+shell completion:  eval "$(virtdeck completion bash)"   (or zsh; fish: virtdeck completion fish | source)
+output:  --json / -o table|json|yaml / --wide go before the group, after it or after the verb"""
+
+
+def _completion(args) -> int:
+    from .completion import script
+    sys.stdout.write(script(args.shell))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,16 +55,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="virtdeck",
         description="Console for a small libvirt + OVN cloud. With no verb, opens the TUI.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"virtdeck {_version()}")
     parser.add_argument("--config", metavar="PATH",
                         help="inventory TOML (default: $VIRTDECK_CONFIG, then the XDG config dir, then the lab's)")
     parser.add_argument("--readonly", action="store_true",
                         help="refuse every mutating verb")
-    parser.add_argument("--json", action="store_true", help="machine-readable output where a verb supports it")
+    output.add_format_args(parser, top=True)
     sub = parser.add_subparsers(dest="group", metavar="VERB")
     cli_lab.register(sub)
     for group in GROUPS[1:]:
         verbs.register_cli(sub, group)
+    comp = sub.add_parser("completion", help="print the shell completion script (bash, zsh or fish)",
+                          description="Print a completion script for SHELL on stdout.",
+                          epilog='examples:\n  eval "$(virtdeck completion bash)"\n'
+                                 '  virtdeck completion zsh > "${fpath[1]}/_virtdeck"\n'
+                                 '  virtdeck completion fish > ~/.config/fish/completions/virtdeck.fish',
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    comp.add_argument("shell", choices=("bash", "zsh", "fish"))
+    comp.set_defaults(func=_completion)
     return parser
 
 
@@ -64,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `virtdeck` script. Returns the process exit code (128 + n when signal
     n — SIGINT, SIGTERM, SIGHUP — ended a verb)."""
     parser = build_parser()
+    if argv is None and "_ARGCOMPLETE" in os.environ:  # a shell asks for completions
+        from .completion import autocomplete
+        autocomplete(parser)  # exits
     args = parser.parse_args(argv)
+    output.normalise(args)
     try:
         if args.group is None:
             from .app import run_console
@@ -75,13 +117,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except VirtdeckError as exc:
         print(f"virtdeck: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return int(exc.exit_code)
     except Signalled as exc:
         print(f"virtdeck: ended by {signal.Signals(exc.signum).name}", file=sys.stderr)
         return 128 + exc.signum
+    except BrokenPipeError:  # `virtdeck vm list | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
     except KeyboardInterrupt:
         print("virtdeck: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -2,15 +2,16 @@
 
 The CLI handlers; the subcommands, options and help are declared in the verb registry
 (console/verbs/network.py). Every verb goes through console/services (network.py, security.py);
-``--json`` prints the result as JSON. Exit codes: 0 ok, 2 invalid input (nothing written), 3 read-only, 4 OVN/host
-error, 6 not found.
+``--json`` / ``-o json|yaml`` prints the result (console/output.py). Exit codes
+(:class:`console.errors.ExitCode`): 0 ok, 2 invalid input (nothing written), 3 not found,
+4 in use / exists, 5 OVN/host error, 7 read-only.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from contextlib import contextmanager
+
+from . import output
 
 
 @contextmanager
@@ -31,13 +32,9 @@ def cli_session(args):
 
 
 def emit(args, obj, text_lines) -> None:
-    """Print ``obj`` as JSON under --json, else the text lines."""
-    if getattr(args, "json", False):
-        json.dump(obj, sys.stdout, indent=2, default=str)
-        print()
-    else:
-        for line in text_lines:
-            print(line)
+    """Print ``obj`` as JSON/YAML under --json / -o json|yaml, else the text lines
+    (console/output.py ``emit``)."""
+    output.emit(args, obj, text_lines)
 
 
 def network_lines(n) -> list[str]:
@@ -135,11 +132,23 @@ def sg_lines(g) -> list[str]:
             *[f"  {r.text()}" for r in g.rules]]
 
 
+SG_COLUMNS = (
+    output.col("TENANT", "tenant"),
+    output.col("NAME", "name"),
+    output.col("PORTS", lambda g: len(g.get("ports") or ()), fixed=True, right=True),
+    output.col("RULES", lambda g: "; ".join(r if isinstance(r, str) else r.get("text", str(r))
+                                              for r in g.get("rules") or ()) or None),
+    output.col("PORT GROUP", "port_group", wide_only=True),
+)
+
+
 def cmd_sg_list(args) -> int:
+    """Security groups (``-t`` narrows to one tenant): a table, or the list as JSON/YAML."""
     from .services.security import list_security_groups
     with cli_session(args) as s:
         groups = list_security_groups(s, args.tenant)
-    emit(args, [g.to_dict() for g in groups], [l for g in groups for l in sg_lines(g)] or ["no security groups"])
+    rows = [dict(g.to_dict(), rules=[r.text() for r in g.rules]) for g in groups]
+    output.table(args, SG_COLUMNS, rows, empty="no security groups", data=[g.to_dict() for g in groups])
     return 0
 
 

@@ -5,23 +5,24 @@ function its registry entry names (console/verbs/vm.py declares the subcommands,
 help; the TUI calls the same functions). :func:`cmd_lifecycle` serves every lifecycle verb and
 :func:`cmd_read` any read verb whose service returns a dict.
 
-Output: one line per VM, or JSON with ``--json`` (before or after the verb). Lifecycle verbs
-take several names and print a JSON list (one entry per VM: the result, or
-``{"vm", "outcome": "failed", "error"}``); the others print one object. Exit codes: 0 ok (also a
-no-op), 2 invalid input, 3 read-only, 4 host/OVN error, 5 no such VM, 6 wrong state, 7 shutdown
-timed out; with several VMs the first failure's code.
+Output: one line per VM, or JSON/YAML with ``--json`` / ``-o json|yaml`` (in any position;
+console/output.py). Lifecycle verbs take several names and print a list (one entry per VM: the
+result, or ``{"vm", "outcome": "failed", "error"}``); the others print one object. Exit codes:
+:class:`console.errors.ExitCode` (0 ok, also a no-op; 2 invalid input; 3 no such VM; 4 wrong
+state; 5 host/OVN error, or ``vm list`` missing a host; 6 shutdown timed out; 7 read-only); with
+several VMs the first failure's code.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
 
-from .errors import ValidationError, VirtdeckError
+from . import output
+from .errors import ExitCode, ValidationError, VirtdeckError
 from .verbs import takes_verb
 
 
@@ -43,12 +44,12 @@ def cli_session(args):
 
 
 def _json(args) -> bool:
-    return bool(getattr(args, "json", False))
+    return output.fmt(args) != "table"
 
 
-def _print_json(obj) -> None:
-    json.dump(obj, sys.stdout, indent=2, default=str)
-    print()
+def _print_json(obj, args=None) -> None:
+    """``obj`` as JSON (or YAML under ``-o yaml``)."""
+    output.print_data(args, obj)
 
 
 def _err(msg: str) -> None:
@@ -70,7 +71,7 @@ def _report(args, results, names) -> int:
                 note = " (nothing to do)" if res.outcome == "noop" else ""
                 print(res.message + note)
     if _json(args):
-        _print_json(out)
+        _print_json(out, args)
     return code
 
 
@@ -137,7 +138,7 @@ def cmd_read(args, verb) -> int:
         res = verb.service_fn()(s, args.name, host=args.host)
     render = verb.render_fn()
     if _json(args) or render is None:
-        _print_json(res)
+        _print_json(res, args)
     else:
         for line in render(res):
             print(line)
@@ -150,7 +151,7 @@ def cmd_resize(args) -> int:
         res = vm_resize.resize(s, args.name, vcpus=args.vcpus, memory_mib=args.memory,
                             host=args.host, live=not args.offline)
     if _json(args):
-        _print_json(res.as_dict())
+        _print_json(res.as_dict(), args)
     else:
         print(res.message + (" (nothing to do)" if res.outcome == "noop" else ""))
     return 0
@@ -161,7 +162,7 @@ def cmd_ip(args) -> int:
     with cli_session(args) as s:
         nics = vm_lookup.ip(s, args.name, host=args.host)
     if _json(args):
-        _print_json(nics)
+        _print_json(nics, args)
         return 0
     for n in nics:
         ips = ", ".join(n["ips"]) or ("no port in OVN" if n.get("missing") else "no address yet")
@@ -171,25 +172,33 @@ def cmd_ip(args) -> int:
     return 0
 
 
+VM_COLUMNS = (
+    output.col("NAME", "name"),
+    output.col("HOST", "host"),
+    output.col("STATE", "state", fixed=True),
+    output.col("VCPU", "vcpus", fixed=True, right=True),
+    output.col("RAM MiB", "memory_mib", fixed=True, right=True),
+    output.col("TENANT", "tenant"),
+    output.col("TEMPLATE", "template", wide_only=True),
+    output.col("NETWORKS", "networks", wide_only=True),
+    output.col("IPS", "ips"),
+)
+
+
 def cmd_list(args) -> int:
+    """Every VM (``--host``, ``-t/--tenant`` narrow it): a table, or ``{"vms", "unreachable"}``
+    as JSON/YAML. A host (or OVN) that did not answer: its rows are missing, a warning per host on
+    stderr, exit 5 (partial result) — also when nothing could be listed."""
+    from .completion import remember
     from .services import vm_lookup
     with cli_session(args) as s:
         rows, down = vm_lookup.list_vms(s, host=args.host, tenant=args.tenant)
-    try:
-        if _json(args):
-            _print_json({"vms": rows, "unreachable": down})
-        else:
-            print(f"{'NAME':<20} {'HOST':<8} {'STATE':<9} {'VCPU':>4} {'RAM MiB':>8}  {'TENANT':<10} IPS")
-            for r in rows:
-                print(f"{r['name']:<20} {r['host']:<8} {r['state']:<9} {r['vcpus']:>4} {r['memory_mib']:>8}  "
-                      f"{(r['tenant'] or '-'):<10} {', '.join(r['ips'])}")
-        sys.stdout.flush()
-    except BrokenPipeError:  # `virtdeck vm list | head`: the reader has had enough
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    if not down and not args.host and not args.tenant:
+        remember("vms", [r["name"] for r in rows])
+    output.table(args, VM_COLUMNS, rows, empty="no VMs", data={"vms": rows, "unreachable": down})
     for h, why in sorted(down.items()):
-        _err(f"{h} not listed: {why}")
-    return 4 if down and not rows else 0
+        output.warn(f"{h} not listed (partial result): {why}")
+    return ExitCode.UNREACHABLE if down else ExitCode.OK
 
 
 def cmd_edit_config(args) -> int:
@@ -217,7 +226,7 @@ def cmd_edit_config(args) -> int:
                         return exc.exit_code
         res = vm_seed.edit_config(s, args.name, text, host=args.host)
     if _json(args):
-        _print_json(res.as_dict())
+        _print_json(res.as_dict(), args)
     else:
         print(res.message)
     return 0
@@ -246,7 +255,7 @@ def cmd_move(args) -> int:
     with cli_session(args) as s:
         res = vm_move.move(s, args.name, args.to, host=args.host)
     if _json(args):
-        _print_json(res.as_dict())
+        _print_json(res.as_dict(), args)
     else:
         print(res.message + (" (nothing to do)" if res.outcome == "noop" else ""))
     return 0

@@ -134,7 +134,7 @@ def test_missing_pool_fails_then_create_pool_makes_it(lab_inventory, lab_session
     save(replace(lab_inventory, templates=(*lab_inventory.templates, tpl)), inv)
     path = f"/var/tmp/{pool}"
     try:
-        assert main(["--config", str(inv), "host", "check", "hv1", "--json"]) == 4
+        assert main(["--config", str(inv), "host", "check", "hv1", "--json"]) == 1
         lines = {line["fact"]: line for line in json.loads(capsys.readouterr().out)["hosts"][0]["lines"]}
         assert lines[f"pool {pool}"]["status"] == "fail"
         assert lines[f"pool {pool}"]["fix"] == f"virtdeck host check hv1 --pool {pool} --create-pool /var/lib/libvirt/images/{pool}"

@@ -64,7 +64,7 @@ def test_add_refused_when_the_check_fails_unless_forced(inv_copy, tmp_path, caps
     before = inv_copy.read_text()
     # a loopback port nobody listens on: SSH fails at once
     argv = ["--config", str(inv_copy), "host", "add", "hvx", "127.0.0.1", "--port", "1"]
-    assert main(argv) == 4
+    assert main(argv) == 1
     cap = capsys.readouterr()
     assert "  fail  ssh" in cap.out and "hvx failed the host check (ssh); the inventory is unchanged" in cap.err
     assert inv_copy.read_text() == before
@@ -73,7 +73,7 @@ def test_add_refused_when_the_check_fails_unless_forced(inv_copy, tmp_path, caps
     assert res["forced"] is True and load(inv_copy).host("hvx").port == 1
     assert [a["outcome"] for a in audit(tmp_path)] == ["failed: the host check has fail lines (not written)", "ok"]
     # a host nothing lives on (it does not answer: --force) goes again
-    assert main(["--config", str(inv_copy), "host", "remove", "hvx"]) == 4
+    assert main(["--config", str(inv_copy), "host", "remove", "hvx"]) == 5
     assert main(["--config", str(inv_copy), "host", "remove", "hvx", "--force"]) == 0
     assert [h.name for h in load(inv_copy).hosts] == [h.name for h in load(inv_copy.with_suffix(".toml.bak")).hosts
                                                        if h.name != "hvx"]
@@ -127,7 +127,7 @@ def test_drain_lists_and_remove_is_refused_while_domains_live_there(inv_copy, la
         res = json.loads(capsys.readouterr().out)
         mine = next(r for r in res["left"] if r["name"] == name)
         assert mine == {"name": name, "state": "shutoff", "fix": "virtdeck host drain hv2 --move-to HOST"}
-        assert main(["--config", str(inv_copy), "host", "remove", "hv2"]) == 1
+        assert main(["--config", str(inv_copy), "host", "remove", "hv2"]) == 4
         err = capsys.readouterr().err
         assert f"{name} (shutoff)" in err and "virtdeck host drain hv2" in err
         assert load(inv_copy).host("hv2")

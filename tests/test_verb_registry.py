@@ -43,7 +43,9 @@ def test_every_verb_has_a_cli_subcommand_running_its_handler(verb):
 
 def test_cli_groups_are_the_registry_and_the_lab():
     top = _subparsers(build_parser())
-    assert list(top) == ["lab", "vm", "template", "network", "router", "host"]  # no phantom group
+    # no phantom group: the lab, the registry's groups and one-word verbs, the completion script
+    assert list(top) == ["lab", *verbs.cli_groups(), "completion"]
+    assert list(top)[:6] == ["lab", "vm", "template", "network", "router", "host"]
 
 
 @pytest.mark.parametrize("verb", ALL, ids=lambda v: v.name)

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from ...config import inventory as inventory_mod
 from ...config.inventory import HostConfig
-from ..errors import ConfigError, ExitCode, HostError, ValidationError, VirtdeckError
+from ..errors import ConfigError, ConflictError, ExitCode, HostError, ValidationError
 from . import host_check
 from . import verb as verb_frame
 
@@ -113,7 +113,7 @@ def remove(session, name: str, force: bool = False) -> dict:
     defined on it, or while OVN NB is reached through it (``[ovn] via_host``). A hypervisor
     that does not answer is refused too (what lives there is unknown) unless ``force``.
 
-    Returns ``{"host", "written", "backup"}``. Raises VirtdeckError (VMs there; via_host),
+    Returns ``{"host", "written", "backup"}``. Raises ConflictError (VMs there; via_host: exit 4),
     HostError (unreachable, no ``force``), ConfigError (no such host), ReadOnlyError.
     """
     def body(run: verb_frame.VerbRun) -> dict:
@@ -122,7 +122,7 @@ def remove(session, name: str, force: bool = False) -> dict:
         inv = session.inventory
         hc = inv.host(name)
         if inv.ovn.via_host == name:
-            raise VirtdeckError(f"{name} carries the OVN northbound ([ovn] via_host); point via_host "
+            raise ConflictError(f"{name} carries the OVN northbound ([ovn] via_host); point via_host "
                                 f"elsewhere first")
         if hc.hypervisor:
             try:
@@ -134,7 +134,7 @@ def remove(session, name: str, force: bool = False) -> dict:
                 vms = []
             if vms:
                 listed = ", ".join(f"{v.name} ({v.state})" for v in vms)
-                raise VirtdeckError(f"{name} still holds {len(vms)} VM(s): {listed}; move or delete them "
+                raise ConflictError(f"{name} still holds {len(vms)} VM(s): {listed}; move or delete them "
                                     f"first (virtdeck host drain {name})")
         session.drop(name)
         return {"host": name, **_write(session, replace(inv, hosts=tuple(h for h in inv.hosts if h.name != name)))}

@@ -6,7 +6,7 @@ when the verb runs so ``virtdeck --help`` and the console's start-up stay cheap)
 on one VM or on several (``targets``), its confirmation (:class:`Confirm`, or none), its key and
 the panel that key works in, the TUI action the key and the palette run, its argparse arguments
 (:func:`arg`, the ``add_argument`` call spelled once) and its help line. From the declarations
-in :mod:`.vm`, :mod:`.network`, :mod:`.template` and :mod:`.host` come:
+in :mod:`.vm`, :mod:`.network`, :mod:`.template`, :mod:`.host`, :mod:`.tenant`, … come:
 
 - the CLI subcommands: :func:`register_cli` (called by console/cli.py);
 - the panel key bindings: :func:`keys` / :func:`for_key` (screens/main.py turns them into
@@ -84,7 +84,8 @@ class Verb:
     None: the verb is on the command line only and the palette says how to run it);
     ``confirm``: :class:`Confirm` or None; ``args``: :class:`Arg` in ``--help`` order;
     ``render``: ``"module.function"`` under :mod:`console.services` giving a read result's text
-    lines (generic read handler).
+    lines (generic read handler); ``examples``: command lines shown in the verb's ``--help``
+    epilog (``"virtdeck vm start web1 db1"``; a ``# comment`` after two spaces is kept).
     """
 
     name: str
@@ -99,6 +100,7 @@ class Verb:
     confirm: Confirm | None = None
     args: tuple[Arg, ...] = ()
     render: str | None = None
+    examples: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:
@@ -148,9 +150,9 @@ def takes_verb(fn: Callable) -> Callable:
 
 
 def _load() -> tuple[tuple[Group, ...], tuple[Verb, ...]]:
-    from . import check, host, metrics, network, template, vm
-    groups = vm.GROUPS + template.GROUPS + network.GROUPS + host.GROUPS + check.GROUPS + metrics.GROUPS
-    verbs = vm.VERBS + template.VERBS + network.VERBS + host.VERBS + check.VERBS + metrics.VERBS
+    from . import check, host, metrics, network, template, tenant, vm
+    groups = vm.GROUPS + template.GROUPS + network.GROUPS + host.GROUPS + tenant.GROUPS + check.GROUPS + metrics.GROUPS
+    verbs = vm.VERBS + template.VERBS + network.VERBS + host.VERBS + tenant.VERBS + check.VERBS + metrics.VERBS
     names = [v.name for v in verbs]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -222,9 +224,25 @@ def _run(verb: Verb, args) -> int:
     return fn(args, verb) if getattr(fn, "takes_verb", False) else fn(args)
 
 
+def _epilog(v: Verb) -> str | None:
+    if not v.examples:
+        return None
+    return "examples:\n" + "\n".join(f"  {e}" for e in v.examples)
+
+
 def register_cli(subparsers, group: str) -> None:
     """Add top-level group ``group`` (``"vm"``) with every verb of it and of its subgroups to
-    argparse ``subparsers``; each subcommand's ``func(args)`` runs the verb's CLI handler."""
+    argparse ``subparsers``; each subcommand's ``func(args)`` runs the verb's CLI handler.
+
+    Every group and verb parser also takes ``--json``, ``-o/--output`` and ``--wide``
+    (console/output.py ``add_format_args``: accepted in every position), shows the verb's
+    ``examples`` in its ``--help`` epilog, and gets shell-completion hints for hosts, VMs,
+    networks and templates (console/completion.py)."""
+    import argparse
+
+    from .. import output
+    from ..completion import attach_completers
+
     by_name = {g.name: g for g in GROUPS}
     made: dict[str, Any] = {}
 
@@ -232,7 +250,8 @@ def register_cli(subparsers, group: str) -> None:
         if gname not in made:
             g = by_name[gname]
             parent = subparsers if " " not in gname else sub_of(gname.rsplit(" ", 1)[0])
-            p = parent.add_parser(gname.rsplit(" ", 1)[-1], help=g.help)
+            p = parent.add_parser(gname.rsplit(" ", 1)[-1], help=g.help, description=g.help)
+            output.add_format_args(p)
             made[gname] = p.add_subparsers(dest=g.dest, metavar="ACTION", required=True)
         return made[gname]
 
@@ -240,9 +259,13 @@ def register_cli(subparsers, group: str) -> None:
         if v.name.split(" ", 1)[0] != group:
             continue
         # a one-word verb ("check") hangs on the top level, not under a group
-        p = (subparsers if " " not in v.name else sub_of(v.group)).add_parser(v.leaf, help=v.help)
+        parent = subparsers if " " not in v.name else sub_of(v.group)
+        p = parent.add_parser(v.leaf, help=v.help, description=v.help, epilog=_epilog(v),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
         for a in v.args:
             p.add_argument(*a.flags, **a.opts)
+        output.add_format_args(p)
+        attach_completers(v, p)
         p.set_defaults(func=partial(_run, v))
 
 

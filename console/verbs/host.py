@@ -1,7 +1,7 @@
 """The ``host`` verbs: declarations only (see :mod:`console.verbs`).
 
 Services: console/services/host_check.py (check), host_admin.py (add, disable, enable, remove),
-host_drain.py (drain); the probing itself is backends/preflight.py. CLI handlers:
+host_drain.py (drain), hosts_read.py (list, show); the probing itself is backends/preflight.py. CLI handlers:
 console/cli_host.py. In the console, check / disable / enable are keys of the Hosts panel
 (screens/host_actions.py) on the highlighted host.
 """
@@ -22,8 +22,21 @@ CREATE_POOL = arg("--create-pool", metavar="PATH",
                   help="define, build and autostart the missing pool as a directory at PATH on the host")
 
 
+_EXAMPLES = {
+    "check": ("virtdeck host check", "virtdeck host check hv1 --json"),
+    "add": ("virtdeck host add hv3 192.168.100.13 --user root",),
+    "disable": ("virtdeck host disable hv1 --reason 'new RAM'",),
+    "enable": ("virtdeck host enable hv1",),
+    "drain": ("virtdeck host drain hv1", "virtdeck host drain hv1 --move-to hv2"),
+    "remove": ("virtdeck host remove hv3",),
+    "list": ("virtdeck host list", "virtdeck host list -o yaml"),
+    "show": ("virtdeck host show hv1", "virtdeck host show hv1 --json"),
+}
+
+
 def _host(leaf: str, help: str, service: str, *args, **kw) -> Verb:
-    return Verb(name=f"host {leaf}", help=help, cli=f"cli_host.cmd_{leaf}", service=service, args=args, **kw)
+    return Verb(name=f"host {leaf}", help=help, cli=f"cli_host.cmd_{leaf}", service=service, args=args,
+                examples=_EXAMPLES.get(leaf, ()), **kw)
 
 
 VERBS = (
@@ -54,4 +67,8 @@ VERBS = (
     _host("remove", "remove a host from the inventory (refused while VMs live there)", "host_admin.remove",
           NAME, arg("--force", action="store_true", help="remove it even if it does not answer"), JSON,
           targets="one"),
+    _host("list", "every host: state, VMs, vCPUs and RAM allocated against capacity (cores x ratio)",
+          "hosts_read.list_hosts", JSON, panel="hosts", action="panel('hosts')"),
+    _host("show", "one host: capacity, allocation, its VMs, its physnets", "hosts_read.show_host",
+          NAME, JSON, targets="one", render="hosts_read.show_lines"),
 )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from typing import Any
+
 from . import Group, Verb, arg
 
 GROUPS = (
@@ -17,25 +19,55 @@ GROUPS = (
     Group("router", "OVN logical routers: attach networks, gateway, SNAT, floating IPs", "router_cmd"),
 )
 
-NAME = arg("name")
+NAME = arg("name", help="network (or security group) name")
 TENANT = arg("--tenant", "-t", required=True, help="tenant name")
 ANY_TENANT = arg("--tenant", "-t", required=False, help="tenant name")
 
 
+_NET_EXAMPLES = {
+    "create": ("virtdeck network create web -t demo --cidr 10.0.0.0/24",
+               "virtdeck network create ext -t demo --kind provider --physnet physnet1 --vlan 100 --cidr 172.16.0.0/24"),
+    "list": ("virtdeck network list -t demo", "virtdeck network list --wide -o yaml"),
+    "show": ("virtdeck network show web -t demo --json",),
+    "edit": ("virtdeck network edit web -t demo --dns 9.9.9.9 --mtu 1400",),
+    "delete": ("virtdeck network delete web -t demo --cascade",),
+}
+_SG_EXAMPLES = {
+    "list": ("virtdeck network sg list -t demo",),
+    "create": ("virtdeck network sg create web -t demo --rule 'ingress tcp 22 from 10.0.0.0/8'",),
+    "delete": ("virtdeck network sg delete web -t demo",),
+    "rule-add": ("virtdeck network sg rule-add web 'ingress tcp 443' -t demo",),
+    "rule-del": ("virtdeck network sg rule-del web 'ingress tcp 443' -t demo",),
+    "port-add": ("virtdeck network sg port-add web <LSP UUID> -t demo",),
+}
+
+
 def _net(leaf: str, help: str, service: str, *args, **kw) -> Verb:
     return Verb(name=f"network {leaf}", help=help, cli=f"cli_network.cmd_{leaf}", service=service,
-                panel="networks", args=args, **kw)
+                panel="networks", args=args, examples=_NET_EXAMPLES.get(leaf, ()), **kw)
 
 
 def _sg(leaf: str, help: str, cli: str, service: str, *args) -> Verb:
     return Verb(name=f"network sg {leaf}", help=help, cli=cli, service=service, panel="networks",
-                action="security_group", args=args)
+                action="security_group", args=args, examples=_SG_EXAMPLES.get(leaf, ()))
 
 
-def _router(leaf: str, help: str, service: str, *positional: str, extra=(), cli: str | None = None) -> Verb:
-    args = (*(arg(p) for p in positional), TENANT if leaf != "list" else ANY_TENANT, *extra)
-    return Verb(name=f"router {leaf}", help=help, cli=cli or f"cli_router.cmd_{leaf}", service=service,
-                panel="networks", action="routers", args=args)
+_POSITIONAL_HELP = {"name": "router name", "network": "network name (of the tenant)",
+                    "external_ip": "the floating IP (IPv4, on the gateway network)"}
+
+
+def _router(leaf: str, help: str, service: str, *positional: str, extra=(), cli: str | None = None,
+            examples: tuple[str, ...] = ()) -> Verb:
+    args = (*(arg(p, help=_POSITIONAL_HELP.get(p)) for p in positional),
+            TENANT if leaf != "list" else ANY_TENANT, *extra)
+    return Verb(name=f"router {leaf}", help=help, cli=cli or f"cli_router.cmd_{leaf.replace('-', '_')}",
+                service=service, panel="networks", action="routers", args=args, examples=examples)
+
+
+def _deprecated(flag: str, verb: str) -> Any:
+    """An old removal flag (``--delete``, ``--clear``) kept so old scripts work: hidden from
+    --help; the handler warns that ``verb`` replaces it (console/cli_router.py)."""
+    return arg(flag, action="store_true", help=argparse.SUPPRESS, dest=flag.strip("-"), default=False)
 
 
 _RULE = "'ingress|egress any|icmp|tcp|udp [PORT[-PORT]] [from|to CIDR|self]'"
@@ -43,11 +75,12 @@ _RULE = "'ingress|egress any|icmp|tcp|udp [PORT[-PORT]] [from|to CIDR|self]'"
 VERBS = (
     _net("create", "create a network (validated first; one OVN transaction)", "network.create_network",
          NAME, TENANT,
-         arg("--kind", choices=("overlay", "provider"), default="overlay"),
+         arg("--kind", choices=("overlay", "provider"), default="overlay",
+             help="overlay (GENEVE between hosts, default) or provider (a physnet, maybe a VLAN)"),
          arg("--cidr", required=True, help="IPv4 network, e.g. 10.0.0.0/24"),
          arg("--gateway", help="gateway address inside the CIDR (default: first host)"),
          arg("--no-dhcp", action="store_true", help="no OVN DHCP on this network"),
-         arg("--lease-time", default="3600", metavar="SECONDS"),
+         arg("--lease-time", default="3600", metavar="SECONDS", help="DHCP lease in seconds (default 3600)"),
          arg("--dns", help="DNS servers, comma separated"),
          arg("--mtu", help="bytes (default 1400 overlay, 1500 provider)"),
          arg("--physnet", help="provider: physnet from the hosts' ovn-bridge-mappings"),
@@ -62,7 +95,7 @@ VERBS = (
          NAME, TENANT,
          arg("--dhcp", action=argparse.BooleanOptionalAction, default=None,
              help="OVN DHCP on (--dhcp) or off (--no-dhcp)"),
-         arg("--dhcp-lease", "--lease-time", dest="lease_time", metavar="SECONDS"),
+         arg("--dhcp-lease", "--lease-time", dest="lease_time", metavar="SECONDS", help="DHCP lease in seconds"),
          arg("--dns", help="DNS servers, comma separated ('' clears)"),
          arg("--mtu", help="bytes ('' = 1400 overlay / 1500 provider)"),
          arg("--exclude", help="addresses/ranges OVN must not hand out ('' clears)"),
@@ -85,23 +118,33 @@ VERBS = (
     _sg("rule-del", "remove a rule", "cli_network.cmd_sg_rule", "security.delete_rule",
         NAME, arg("rule", help=_RULE), TENANT),
     _sg("port-add", "put a VM port (LSP name) in a group", "cli_network.cmd_sg_port", "security.add_port",
-        NAME, arg("port"), TENANT),
-    _router("create", "create a router", "router.create_router", "name"),
-    _router("list", "list routers", "router.list_routers"),
+        NAME, arg("port", help="the VM port's LSP name (UUID; virtdeck vm show NAME lists them)"), TENANT),
+    _router("create", "create a router", "router.create_router", "name",
+            examples=("virtdeck router create r1 -t demo",)),
+    _router("list", "list routers", "router.list_routers", examples=("virtdeck router list -t demo -o yaml",)),
     _router("delete", "delete a router with its ports and NAT", "router.delete_router", "name"),
     _router("attach", "attach a network (router port at the network's gateway address)", "router.attach_network",
-            "name", "network"),
+            "name", "network", examples=("virtdeck router attach r1 web -t demo   # port at web's gateway address",)),
     _router("detach", "detach a network", "router.detach_network", "name", "network"),
     _router("gateway", "put the router's external side on a provider network", "router.set_gateway", "name",
             extra=(arg("network", nargs="?", help="provider network"),
                    arg("--address", help="the router's address on it (IPv4)"),
                    arg("--chassis", help="gateway chassis (hypervisor system-id, e.g. hv1)"),
                    arg("--nexthop", help="default route next hop (default: the network's gateway)"),
-                   arg("--clear", action="store_true", help="remove gateway, default route and NAT"))),
+                   _deprecated("--clear", "router gateway-clear")),
+            examples=("virtdeck router gateway r1 ext --address 172.16.0.100 --chassis hv1 -t demo",)),
+    _router("gateway-clear", "remove the router's gateway, default route and NAT", "router.clear_gateway", "name",
+            examples=("virtdeck router gateway-clear r1 -t demo",)),
     _router("snat", "SNAT an attached network to the gateway address", "router.add_snat", "name", "network",
-            extra=(arg("--delete", action="store_true"),)),
+            extra=(_deprecated("--delete", "router snat-del"),),
+            examples=("virtdeck router snat r1 web -t demo   # web's CIDR -> the gateway address",)),
+    _router("snat-del", "remove an attached network's SNAT", "router.del_snat", "name", "network",
+            examples=("virtdeck router snat-del r1 web -t demo",)),
     _router("fip", "floating IP (dnat_and_snat) for a VM port", "router.add_fip", "name", "external_ip",
             extra=(arg("--port", help="the VM's LSP name (UUID)"),
                    arg("--ip", help="…or the VM's address on an attached network"),
-                   arg("--delete", action="store_true"))),
+                   _deprecated("--delete", "router fip-del")),
+            examples=("virtdeck router fip r1 172.16.0.101 --ip 10.0.0.5 -t demo",)),
+    _router("fip-del", "remove a floating IP", "router.del_fip", "name", "external_ip",
+            examples=("virtdeck router fip-del r1 172.16.0.101 -t demo",)),
 )
