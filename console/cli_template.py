@@ -9,10 +9,10 @@ Exit codes: 0 ok, 2 invalid input or template in use (nothing changed), 3 read-o
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
+from . import output  # --json / -o json|yaml and tables (the CLI's shared conventions)
 from .cli_network import cli_session  # the same Session opener as the network verbs
 
 
@@ -39,24 +39,32 @@ class ProgressBar:
         stream.flush()
 
 
+TEMPLATE_COLUMNS = (
+    output.col("NAME", "name"),
+    output.col("ARCH", "arch", fixed=True),
+    output.col("OS", "os"),
+    output.col("USER", "user"),
+    output.col("SHA256", lambda r: r["sha256"][:12], fixed=True),
+    output.col("HOSTS", "where"),
+)
+
+
+def _where(r) -> str:
+    return ", ".join(
+        f"{h.host}:{'?' if h.error else ('%d GiB' % round((h.size_bytes or 0) / 2**30)) if h.present else 'missing'}"
+        + (f" ({len(h.users)} VMs)" if h.users else "") for h in r.hosts)
+
+
 def cmd_list(args) -> int:
+    """Templates and where they are: a table (console/output.py: fits 80 columns, --wide for
+    all), or the list as JSON/YAML."""
     from .services.templates import list_templates
     with cli_session(args) as s:
         rows = list_templates(s, s.inventory)
-    if args.json:
-        json.dump([r.to_dict() for r in rows], sys.stdout, indent=2)
-        print()
-        return 0
-    if not rows:
-        print("no templates (virtdeck template add NAME IMAGE)")
-        return 0
-    print(f"{'NAME':<14} {'ARCH':<8} {'OS':<10} {'USER':<8} {'SHA256':<14} HOSTS")
-    for r in rows:
-        t = r.template
-        where = ", ".join(
-            f"{h.host}:{'?' if h.error else ('%d GiB' % round((h.size_bytes or 0) / 2**30)) if h.present else 'missing'}"
-            + (f" ({len(h.users)} VMs)" if h.users else "") for h in r.hosts)
-        print(f"{t.name:<14} {t.arch:<8} {t.os:<10} {t.default_user:<8} {t.sha256[:12]:<14} {where}")
+    table = [{"name": r.template.name, "arch": r.template.arch, "os": r.template.os,
+              "user": r.template.default_user, "sha256": r.template.sha256, "where": _where(r)} for r in rows]
+    output.table(args, TEMPLATE_COLUMNS, table, empty="no templates (virtdeck template add NAME IMAGE)",
+                 data=[r.to_dict() for r in rows])
     return 0
 
 
@@ -69,9 +77,8 @@ def cmd_add(args) -> int:
             initrd=args.initrd, cmdline=args.cmdline,
             progress=None if args.json else ProgressBar())
     if args.json:
-        json.dump({"name": tpl.name, "volume": tpl.volume, "sha256": tpl.sha256, "pool": tpl.pool,
-                   "arch": tpl.arch}, sys.stdout, indent=2)
-        print()
+        output.print_data(args, {"name": tpl.name, "volume": tpl.volume, "sha256": tpl.sha256, "pool": tpl.pool,
+                                 "arch": tpl.arch})
     else:
         print(f"template {tpl.name} added (sha256 {tpl.sha256}, verified on every host)")
     return 0
@@ -82,8 +89,7 @@ def cmd_delete(args) -> int:
     with cli_session(args) as s:
         delete_template(s, s.inventory, args.name)
     if args.json:
-        json.dump({"name": args.name, "deleted": True}, sys.stdout)
-        print()
+        output.print_data(args, {"name": args.name, "deleted": True})
     else:
         print(f"template {args.name} deleted")
     return 0
