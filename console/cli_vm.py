@@ -7,24 +7,25 @@ resize, …) have their handlers in console/cli_vm_verbs.py.
 `vm create` (console/services/provision.py): every wizard field as an option. The password never
 goes on the command line: ``--password-stdin`` reads it (hashed at once), ``--password-hash``
 takes a ``$6$`` hash, and on a terminal it is asked for. Progress goes to stderr, one line per step;
-``--json`` prints the result (or the failure) as JSON on stdout. ``--dry-run`` shows the placement
-table and the seed (password as its hash) and creates nothing.
-Exit codes: 0 created, 2 invalid input (nothing created), 3 read-only, 4 host error before any
-step, 7 a step failed (everything undone).
+``--json`` / ``-o json|yaml`` prints the result (or the failure) on stdout. ``--dry-run`` shows
+the placement table (80 columns, reasons wrapped) and the seed (password as its hash) and creates
+nothing. Exit codes (:class:`console.errors.ExitCode`): 0 created, 1 a step failed (everything
+undone), 2 invalid input or no host fits (nothing created), 5 host error before any step,
+7 read-only.
 """
 
 from __future__ import annotations
 
 import getpass
-import json
 import sys
 from pathlib import Path
 
-from .errors import ValidationError
+from . import output
+from .errors import ExitCode, ValidationError
 
 
 def _json(args) -> bool:
-    return bool(getattr(args, "json", False))
+    return output.fmt(args) != "table"
 
 
 def _read_keys(values: list[str]) -> tuple[str, ...]:
@@ -81,12 +82,22 @@ def build_request(args):
         ips=ips, start=not args.no_start)
 
 
-def _print_table(rows: list[dict], out=None) -> None:
+PLACEMENT_COLUMNS = (
+    output.col("HOST", "host"),
+    output.col("VERDICT", "verdict", fixed=True),
+    output.col("vCPU", "vcpus", fixed=True, right=True),
+    output.col("RAM MiB", "ram_mib", fixed=True, right=True),
+    output.col("WHY", lambda r: "; ".join(r["reasons"]) or None, wrap=True),
+)
+
+
+def _print_table(rows: list[dict], out=None, args=None) -> None:
+    """The placement verdicts (``Placement.as_rows()``) as a table that fits the terminal (80
+    columns off a terminal; the reasons wrap), indented by two, on ``out`` (default stderr)."""
     out = out or sys.stderr
-    print(f"  {'HOST':<10} {'VERDICT':<8} {'vCPU':<7} {'RAM MiB':<11} WHY", file=out)
-    for r in rows:
-        print(f"  {r['host']:<10} {r['verdict']:<8} {r['vcpus'] or '-':<7} {r['ram_mib'] or '-':<11} "
-              f"{'; '.join(r['reasons'])}", file=out)
+    width = output.table_width(args) if args else output.PIPE_WIDTH
+    for line in output.render_table(PLACEMENT_COLUMNS, rows, None if width is None else width - 2):
+        print(f"  {line}" if line else line, file=out)
 
 
 def cmd_create(args) -> int:
@@ -110,36 +121,34 @@ def cmd_create(args) -> int:
             placement, seed = preview.placement, preview.seed
             if as_json:
                 lim = preview.limits
-                json.dump({"placement": placement.as_rows(), "host": placement.host,
-                           "max_vcpus": lim[0] if lim else None, "max_ram_mib": lim[1] if lim else None,
-                           "seed": {"meta-data": seed.meta_data, "user-data": seed.user_data,
-                                    "network-config": seed.network_config}}, sys.stdout, indent=2)
-                print()
+                output.print_data(args, {
+                    "placement": placement.as_rows(), "host": placement.host,
+                    "max_vcpus": lim[0] if lim else None, "max_ram_mib": lim[1] if lim else None,
+                    "seed": {"meta-data": seed.meta_data, "user-data": seed.user_data,
+                             "network-config": seed.network_config}})
             else:
                 print(f"placement ({placement.weigher}): {placement.host or 'no host fits'}")
-                _print_table(placement.as_rows(), sys.stdout)
+                _print_table(placement.as_rows(), sys.stdout, args)
                 if preview.limits:
                     print(f"live growth up to {preview.limits[0]} vCPUs, {preview.limits[1]} MiB "
                           f"({'given' if req.max_vcpus else 'automatic'} / "
                           f"{'given' if req.max_ram_mib else 'automatic'})")
                 print(seed.preview())
-            return 0 if placement.host else 2
+            return ExitCode.OK if placement.host else ExitCode.USAGE
         try:
             result = pv.create_vm(session, inv, req, progress=progress)
         except pv.CreateError as exc:
             if as_json:
-                json.dump({"name": req.name, "outcome": "failed", "step": exc.step, "error": exc.reason,
-                           "left_behind": exc.left}, sys.stdout, indent=2)
-                print()
+                output.print_data(args, {"name": req.name, "outcome": "failed", "step": exc.step,
+                                         "error": exc.reason, "left_behind": exc.left})
                 return exc.exit_code
             raise
     if as_json:
-        json.dump(result.to_dict(), sys.stdout, indent=2)
-        print()
+        output.print_data(args, result.to_dict())
     else:
         ips = ", ".join(f"{p.network}={p.ip or 'dynamic'}" for p in result.ports)
         print(f"vm {result.tenant}/{result.name} created on {result.host} "
               f"({'running' if result.running else 'defined, not started'}; {ips}; "
               f"submit→running {result.submit_to_running or 0:.1f} s)")
-        _print_table(result.placement.as_rows(), sys.stdout)
+        _print_table(result.placement.as_rows(), sys.stdout, args)
     return 0

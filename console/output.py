@@ -103,13 +103,15 @@ def warn(message: str) -> None:
 class Column:
     """One table column: ``header``; ``get``: row dict → cell (str() is applied; None → ``-``);
     ``fixed``: never truncated (states, numbers); ``right``: right-aligned (numbers);
-    ``wide_only``: shown only with ``--wide``."""
+    ``wide_only``: shown only with ``--wide``; ``wrap``: a long cell wraps onto more lines
+    instead of ending in ``…`` (reasons the operator must read in full)."""
 
     header: str
     get: Callable[[dict], Any]
     fixed: bool = False
     right: bool = False
     wide_only: bool = False
+    wrap: bool = False
 
 
 def col(header: str, key: str | Callable[[dict], Any], **kw) -> Column:
@@ -140,7 +142,8 @@ def table_width(args) -> int | None:
 def render_table(columns: Sequence[Column], rows: Sequence[dict], width: int | None,
                  colour: bool = False) -> list[str]:
     """The table as text lines, each at most ``width`` columns (None: no limit), trailing blanks
-    cut. Flexible columns shrink first and end in ``…``; fixed ones keep their full width."""
+    cut. Flexible columns shrink first and end in ``…`` (or wrap: ``Column.wrap``); fixed ones
+    keep their full width."""
     from rich.console import Console
     from rich.table import Table
 
@@ -159,8 +162,8 @@ def render_table(columns: Sequence[Column], rows: Sequence[dict], width: int | N
     t = Table(box=None, show_edge=False, pad_edge=False, expand=False, padding=(0, 1),
               header_style="bold" if colour else None)
     for c, w in zip(columns, widths):
-        t.add_column(c.header, no_wrap=True, overflow="ellipsis", justify="right" if c.right else "left",
-                     width=w, min_width=w, max_width=w)
+        t.add_column(c.header, no_wrap=not c.wrap, overflow="fold" if c.wrap else "ellipsis",
+                     justify="right" if c.right else "left", width=w, min_width=w, max_width=w)
     for row in cells:
         t.add_row(*row)
     buf = io.StringIO()
