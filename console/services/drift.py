@@ -14,7 +14,7 @@ kind                disagreement                                                
 ==================  =================================================================  =====
 lsp-orphan          an LSP tagged ``virtdeck:vm`` whose VM exists on no hypervisor      yes
 nic-no-lsp          a domain NIC whose interfaceid names no LSP                         no
-binding-elsewhere   a running VM's port bound (SB) on a chassis other than its host's   no
+binding-elsewhere   a VM's port bound (SB) on a chassis other than its host's          no
 physnet-missing     a VM on a provider network on a host without that physnet mapping   no
 dhcp-cidr           a switch's DHCP options CIDR differs from its subnet                no
 fip-orphan          a floating IP whose logical port is gone                            yes
@@ -214,11 +214,13 @@ def findings(facts: Facts) -> list[Finding]:
                     continue
                 net = net_by_switch.get(p.switch)
                 b = sb.binding(p.name)
-                if d.running and b is not None and b.chassis and sb.host_of_chassis(b.chassis) != d.host:
+                # running or not: a stopped VM's port bound anywhere means someone else claims it
+                if b is not None and b.chassis and sb.host_of_chassis(b.chassis) != d.host:
                     where = sb.host_of_chassis(b.chassis) or "no inventory host"
                     out.append(Finding(
                         "binding-elsewhere", f"VM {d.name} port {p.name}",
-                        f"runs on {d.host} but the SB binds its port on chassis {b.chassis} ({where})",
+                        f"is on {d.host} ({'running' if d.running else 'not running'}) but the SB binds "
+                        f"its port on chassis {b.chassis} ({where})",
                         f"remove the stale OVS interface on {where} (ovs-vsctl find Interface "
                         f"external_ids:iface-id={p.name}, then del-port); {d.host}'s ovn-controller "
                         "claims the port", host=d.host,
