@@ -230,6 +230,36 @@ async def test_help_lists_the_vm_keys(sess):
             assert needle in text, needle
 
 
+async def test_palette_runs_a_verb_on_the_vms_a_filter_left_marked(sess):
+    """The : palette runs registry verbs (typing the verb's word finds it) on the marks; ctrl+a
+    marks what the filter shows; the delete found by typing "delete" asks first."""
+    from console_fixtures import palette_pick
+    app = VirtdeckApp(SessionModel(cloud_of(sess), sess), inventory=sess.inventory)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2", "slash", *"alpha|charlie", "enter", "ctrl+a")
+        await pilot.pause()
+        assert len(app.screen.vm_marks) == 2
+        await pilot.press("1")                        # from another panel
+        await palette_pick(pilot, "vm start")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert app.screen.targets == ["alpha  (hv1, shutoff)", "charlie  (hv2, shutoff)"]
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert (state(sess, "hv1", "alpha"), state(sess, "hv1", "bravo"), state(sess, "hv2", "charlie")) == \
+            ("running", "shutoff", "running")
+        await pilot.press("x")
+        app.screen.table("vms").select_key(next(r.key for r in app.screen.table("vms").rows
+                                                if r.cells[0] == "alpha"))
+        await palette_pick(pilot, "delete")          # the first hit: vm delete
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ConfirmDialog) and app.screen.danger
+        assert app.screen.targets == ["alpha  (hv1, shutoff)"]   # as the fixed Cloud shows it
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert state(sess, "hv1", "alpha") == "running"
+
+
 # ---------------------------------------------------------------------------------------------
 # On the lab: the live console, real hypervisors, real OVN
 
