@@ -9,6 +9,10 @@ Shared by `virtdeck template list | add | delete` (console/cli_template.py) and 
   callback), verify the sha256 ON each host (``sha256sum`` over SSH), then record the template in
   the inventory (TOML, saved). A mismatch anywhere deletes what this call uploaded on every host
   and nothing is recorded. A host that already holds the volume with the right sum is left as is.
+  With ``url``, each hypervisor downloads the image itself instead (backends/download.py: curl
+  on the host, resumable, progress per host, sha256 verified there before the volume exists; a
+  mismatch keeps nothing on any host). The boot mode is read from the image when not given
+  (backends/image_probe.py: GPT/MBR, ESP, BIOS boot partition; aarch64 → UEFI).
 - :func:`delete_template` — refused while any volume on any host has the template as its backing
   file, or while a hypervisor cannot be asked; else the volumes go from every host and the
   template from the inventory.
@@ -26,9 +30,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from ...backends import domains, storage
+from ...backends import domains, download, image_probe, storage
 from ...config import inventory as invmod
-from ...config.inventory import ARCHES, Inventory, TemplateConfig
+from ...config.inventory import ARCHES, BOOT_MODES, Inventory, TemplateConfig
 from .. import cloudinit
 from ..errors import HostError, ValidationError, VirtdeckError
 from . import verb as verb_frame
@@ -67,7 +71,7 @@ class TemplateRow:
         return {
             "name": t.name, "volume": t.volume, "pool": t.pool, "sha256": t.sha256, "arch": t.arch,
             "os": t.os, "default_user": t.default_user, "kernel": t.kernel, "initrd": t.initrd,
-            "cmdline": t.cmdline,
+            "cmdline": t.cmdline, "boot": t.boot_mode, "secure_boot": t.secure_boot,
             "hosts": [{"host": h.host, "present": h.present, "size_bytes": h.size_bytes,
                        "users": list(h.users), "leftovers": list(h.leftovers), "error": h.error}
                       for h in self.hosts],
@@ -131,29 +135,175 @@ def _check_file(path, field: str) -> Path:
     return p
 
 
-def add_template(session, inventory: Inventory, name: str, image: str | os.PathLike, *,
+def add_template(session, inventory: Inventory, name: str, image: str | os.PathLike | None = None, *,
                  sha256: str | None = None, arch: str = "x86_64", os_name: str = "linux",
                  default_user: str = "debian", pool: str = "virtdeck",
                  kernel: str | os.PathLike | None = None, initrd: str | os.PathLike | None = None,
                  cmdline: str | None = None, progress: UploadProgress | None = None,
-                 save: bool = True) -> tuple[Inventory, TemplateConfig]:
-    """Upload and record template ``name``; returns (the new inventory, the template).
+                 save: bool = True, url: str | None = None, sha256_url: str | None = None,
+                 boot: str | None = None, secure_boot: bool = False,
+                 limit_rate: str | None = None) -> tuple[Inventory, TemplateConfig]:
+    """Upload (or have each host download) and record template ``name``; returns (the new
+    inventory, the template).
 
-    ``sha256``: the pinned sum of ``image`` (None: computed from the local file, which still
-    proves the transfer on each host). ``kernel``/``initrd``/``cmdline``: local files and the
-    kernel command line for direct-kernel-boot templates. ``save``: write the inventory file.
-    Raises ValidationError (bad input, or a local file that does not match ``sha256``: nothing
-    uploaded), HostError (upload or checksum mismatch on a host: everything uploaded removed).
+    ``image``: a local file, or ``url``: an http(s) URL every enabled hypervisor downloads itself
+    (exactly one of them). ``sha256``: the pinned sum (None for a local file: computed from it,
+    which still proves the transfer on each host; a URL needs ``sha256`` or ``sha256_url``, a
+    SHA256SUMS file whose line for the URL's file name is used). ``boot``: one of BOOT_MODES, None
+    to read it from the image (GPT/MBR, ESP, BIOS boot partition; a kernel file means 'kernel').
+    ``kernel``/``initrd``/``cmdline``: local files and the kernel command line for
+    direct-kernel-boot templates. ``limit_rate``: curl's --limit-rate for URL downloads.
+    ``save``: write the inventory file. Raises ValidationError (bad input, a local file that does
+    not match ``sha256``, a boot mode the image cannot do: nothing uploaded), HostError (upload,
+    download or checksum mismatch on a host: everything this call made removed on every host).
     """
     def body(run: verb_frame.VerbRun) -> tuple[Inventory, TemplateConfig]:
+        if url is not None:
+            return _add_url(run, session, inventory, name, url, sha256=sha256, sha256_url=sha256_url, arch=arch,
+                            os_name=os_name, default_user=default_user, pool=pool, boot=boot,
+                            secure_boot=secure_boot, progress=progress, save=save, limit_rate=limit_rate)
+        if image is None:
+            raise ValidationError("image", "give a local image file or --url URL")
         return _add(run, session, inventory, name, image, sha256=sha256, arch=arch, os_name=os_name,
                     default_user=default_user, pool=pool, kernel=kernel, initrd=initrd, cmdline=cmdline,
-                    progress=progress, save=save)
+                    progress=progress, save=save, boot=boot, secure_boot=secure_boot)
     return verb_frame.run("template.add", f"template {name}", body)
 
 
+def resolve_boot(layout: image_probe.DiskLayout, arch: str, boot: str | None, kernel: bool,
+                 secure_boot: bool = False) -> str:
+    """The template's boot mode: ``boot`` when given (checked against what ``layout`` shows),
+    'kernel' with a kernel file, else :func:`image_probe.suggest_boot`. Raises ValidationError
+    naming 'boot' when the image cannot boot that way or shows no way at all."""
+    if boot is not None and boot not in BOOT_MODES:
+        raise ValidationError("boot", f"one of {', '.join(BOOT_MODES)}")
+    if kernel and boot not in (None, "kernel"):
+        raise ValidationError("boot", f"--kernel/--initrd/--cmdline are for boot 'kernel', not {boot!r}")
+    # An image with no table and no filesystem (blank, or a layout not read here) gives no hint:
+    # an explicit --boot is trusted, else it is 'bios' as disk templates always were.
+    opaque = layout.table == "none" and not layout.filesystem
+    chosen = "kernel" if kernel else (boot or image_probe.suggest_boot(layout, arch)
+                                      or ("bios" if opaque and arch == "x86_64" else None))
+    if chosen is None:
+        raise ValidationError("boot", f"the image shows no bootloader ({layout.describe()}); give --boot "
+                                      "bios|uefi, or --kernel (direct kernel boot)")
+    if chosen == "kernel" and not kernel:
+        raise ValidationError("boot", "boot 'kernel' needs --kernel (and usually --initrd and --cmdline)")
+    if chosen in ("bios", "uefi") and not opaque and chosen not in layout.boot_modes():
+        what = "an EFI system partition" if chosen == "uefi" else "BIOS boot code (MBR code or a BIOS boot partition)"
+        raise ValidationError("boot", f"boot {chosen!r} needs {what}; the image has {layout.describe()}")
+    if arch == "aarch64" and chosen == "bios":
+        raise ValidationError("boot", "aarch64 boots by 'uefi' or 'kernel', there is no BIOS")
+    if secure_boot and chosen != "uefi":
+        raise ValidationError("secure-boot", "secure boot needs boot 'uefi'")
+    return chosen
+
+
+def parse_sha256sums(text: str, filename: str) -> str | None:
+    """The sum for ``filename`` in a SHA256SUMS text (GNU ``HEX  NAME`` / ``HEX *NAME`` or BSD
+    ``SHA256 (NAME) = HEX`` lines), lower-case; None when it has no such line."""
+    for line in text.splitlines():
+        line = line.strip()
+        m = re.match(r"^([0-9a-fA-F]{64})\s+\*?(.+)$", line)
+        if m and m.group(2).strip().lstrip("./") == filename:
+            return m.group(1).lower()
+        m = re.match(r"^SHA256 \((.+)\) = ([0-9a-fA-F]{64})$", line)
+        if m and m.group(1).lstrip("./") == filename:
+            return m.group(2).lower()
+    return None
+
+
+def _add_url(run: verb_frame.VerbRun, session, inventory: Inventory, name: str, url: str, *, sha256, sha256_url,
+             arch, os_name, default_user, pool, boot, secure_boot, progress, save,
+             limit_rate) -> tuple[Inventory, TemplateConfig]:
+    """The body of :func:`add_template` for ``url``: every enabled hypervisor downloads in parallel."""
+    import concurrent.futures
+    import threading
+    from urllib.parse import urlparse
+    check_template_name(inventory, name)
+    u = urlparse(url)
+    if u.scheme not in ("http", "https", "ftp") or not u.netloc:
+        raise ValidationError("url", f"an http://, https:// or ftp:// URL, not {url!r}")
+    if (sha256 is None) == (sha256_url is None):
+        raise ValidationError("sha256", "a URL is pinned by --sha256 HEX or --sha256-url URL (one of them)")
+    if sha256 is not None and not invmod.SHA256_RE.match(sha256.lower()):
+        raise ValidationError("sha256", "64 hex digits (the image's sha256)")
+    if arch not in ARCHES:
+        raise ValidationError("arch", f"one of {', '.join(ARCHES)}")
+    if boot is not None and boot not in BOOT_MODES:
+        raise ValidationError("boot", f"one of {', '.join(BOOT_MODES)}")
+    if boot == "kernel":
+        raise ValidationError("boot", "a URL template boots from its disk ('bios' or 'uefi'); "
+                                      "direct kernel boot needs local --kernel files")
+    cloudinit.validate_username(default_user, "default-user")
+    hosts = [h.name for h in inventory.hypervisors if h.enabled]
+    if not hosts:
+        raise ValidationError("hosts", "no enabled hypervisor in the inventory")
+    if sha256 is None:
+        fname = u.path.rsplit("/", 1)[-1]
+        digest = parse_sha256sums(download.fetch_text(session, hosts[0], sha256_url), fname)
+        if digest is None:
+            raise ValidationError("sha256-url", f"{sha256_url} has no line for {fname}")
+    else:
+        digest = sha256.lower()
+    vol = f"{name}.qcow2"
+    run.note(hosts=hosts, sha256=digest, url=url)
+    made: list[str] = []
+    lock = threading.Lock()
+    cancel = threading.Event()
+
+    def one(host: str) -> None:
+        conn = session.libvirt(host)
+        existing = storage.find_volume(conn, host, pool, vol)
+        if existing is not None:
+            got = storage.sha256_on_host(session, host, storage.volume_info(existing).path)
+            if got != digest:
+                raise HostError(f"{host}: volume {pool}/{vol} exists with sha256 {got}, not {digest}; delete it first")
+            return
+        cb = (lambda s, t: progress(host, vol, s, t)) if progress else None
+        download.download_volume(session, conn, host, pool, vol, url, digest, progress=cb,
+                                 limit_rate=limit_rate, cancel=cancel)
+        with lock:
+            made.append(host)
+
+    errors: list[BaseException] = []
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as ex:
+            futs = [ex.submit(one, h) for h in hosts]
+            try:
+                for f in futs:
+                    try:
+                        f.result()
+                    except VirtdeckError as exc:
+                        errors.append(exc)
+            except BaseException:
+                cancel.set()  # the hosts' curls stop; their partials stay for a resume
+                raise
+        if errors:
+            raise HostError("; ".join(str(e) for e in errors) + "; nothing was recorded")
+        layout = image_probe.probe_on_host(session, hosts[0], storage.volume_info(
+            storage.find_volume(session.libvirt(hosts[0]), hosts[0], pool, vol)).path)
+        chosen = resolve_boot(layout, arch, boot, False, secure_boot)
+    except BaseException as exc:
+        for host in made:
+            try:
+                storage.delete_volume(session.libvirt(host), host, pool, vol, missing_ok=True)
+            except VirtdeckError:
+                pass
+        run.failure = f"failed: {exc}"
+        raise
+    tpl = TemplateConfig(name=name, volume=vol, sha256=digest, pool=pool, arch=arch, os=os_name,
+                         default_user=default_user, boot=chosen, secure_boot=secure_boot)
+    new_inv = replace(inventory, templates=inventory.templates + (tpl,))
+    if save:
+        invmod.save(new_inv)
+    run.note(downloaded=made, boot=chosen, layout=layout.describe())
+    return new_inv, tpl
+
+
 def _add(run: verb_frame.VerbRun, session, inventory: Inventory, name: str, image, *, sha256, arch, os_name,
-         default_user, pool, kernel, initrd, cmdline, progress, save) -> tuple[Inventory, TemplateConfig]:
+         default_user, pool, kernel, initrd, cmdline, progress, save, boot=None,
+         secure_boot=False) -> tuple[Inventory, TemplateConfig]:
     """The body of :func:`add_template` (inside the verb frame)."""
     check_template_name(inventory, name)
     img = _check_file(image, "image")
@@ -169,6 +319,7 @@ def _add(run: verb_frame.VerbRun, session, inventory: Inventory, name: str, imag
     local = sha256_file(img)
     if sha256 is not None and local != sha256.lower():
         raise ValidationError("sha256", f"{img} has sha256 {local}, not {sha256.lower()}; nothing was uploaded")
+    chosen = resolve_boot(image_probe.probe_local(img), arch, boot, bool(kernel or initrd or cmdline), secure_boot)
     files.append((f"{name}.qcow2", img, local))
     if kernel:
         k = _check_file(kernel, "kernel")
@@ -211,7 +362,7 @@ def _add(run: verb_frame.VerbRun, session, inventory: Inventory, name: str, imag
                          os=os_name, default_user=default_user,
                          kernel=f"{name}.vmlinuz" if kernel else None,
                          initrd=f"{name}.initrd" if initrd else None,
-                         cmdline=cmdline if kernel else None)
+                         cmdline=cmdline if kernel else None, boot=chosen, secure_boot=secure_boot)
     new_inv = replace(inventory, templates=inventory.templates + (tpl,))
     if save:
         invmod.save(new_inv)

@@ -1,0 +1,162 @@
+"""A hypervisor downloads an image itself (curl over its SSH link), resumably, sha256-verified.
+
+:func:`download_volume` fetches ``url`` ON the host into a hidden partial file in the storage
+pool's directory (``.<volume>.<sha256[:16]>.part``: libvirt's dir pool lists no dot files, and the
+sum in the name keeps a partial of another image from being resumed), with ``curl -C -`` so a
+partial left by an interrupted run is continued, not restarted. Progress comes from polling the
+partial's size (``stat``) beside the running curl. Then ``sha256sum`` runs on the host: a mismatch
+deletes the partial (nothing kept); a match renames it to the volume's name and refreshes the pool,
+so the volume exists only once its content is proven.
+
+An interrupted call (Ctrl-C, SIGTERM, a failure elsewhere) stops the host's curl by the PID it
+wrote and keeps the partial for the next run; :func:`discard_partial` removes it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+import xml.etree.ElementTree as ET
+from typing import Callable
+
+import libvirt
+
+from ..console.errors import HostError
+from .storage import get_pool
+
+#: progress(sent bytes, total bytes or 0 when the server gave no length)
+Progress = Callable[[int, int], None]
+
+
+def pool_dir(conn: libvirt.virConnect, host: str, pool: str) -> str:
+    """The directory of dir pool ``pool`` on ``host`` (its ``<target><path>``). Raises HostError
+    when the pool is missing or not a directory pool."""
+    p = get_pool(conn, host, pool)
+    try:
+        root = ET.fromstring(p.XMLDesc(0))
+    except libvirt.libvirtError as exc:
+        raise HostError(f"{host}: pool {pool}: {exc.get_error_message()}") from None
+    path = root.findtext("target/path")
+    if root.get("type") != "dir" or not path:
+        raise HostError(f"{host}: pool {pool} is a {root.get('type')!r} pool; downloads need a 'dir' pool")
+    return path
+
+
+def refresh_pool(conn: libvirt.virConnect, host: str, pool: str) -> None:
+    """Make libvirt list files that appeared in ``pool``'s directory. Raises HostError."""
+    try:
+        get_pool(conn, host, pool).refresh(0)
+    except libvirt.libvirtError as exc:
+        raise HostError(f"{host}: refreshing pool {pool}: {exc.get_error_message()}") from None
+
+
+def partial_path(directory: str, volume: str, sha256: str) -> str:
+    """Where the download of ``volume`` pinned to ``sha256`` is kept until verified."""
+    return f"{directory}/.{volume}.{sha256[:16]}.part"
+
+
+def remote_length(session, host: str, url: str) -> int:
+    """The ``Content-Length`` the server announces for ``url``, asked from ``host`` (0 when it
+    gives none or the request fails: progress then shows bytes only)."""
+    res = session.run(host, ["curl", "-fsSLI", "--max-time", "20", url], timeout=30)
+    length = 0
+    for line in res.stdout.splitlines():
+        k, _, v = line.partition(":")
+        if k.strip().lower() == "content-length" and v.strip().isdigit():
+            length = int(v.strip())  # the last one wins (after redirects)
+    return length
+
+
+def download_volume(session, conn: libvirt.virConnect, host: str, pool: str, volume: str, url: str,
+                    sha256: str, *, progress: Progress | None = None, poll: float = 0.5,
+                    timeout: float = 6 * 3600, limit_rate: str | None = None,
+                    cancel: threading.Event | None = None) -> str:
+    """Download ``url`` on ``host`` as volume ``volume`` of dir pool ``pool``; returns its path.
+
+    ``sha256``: the pinned sum (64 hex). ``limit_rate``: curl's ``--limit-rate`` (e.g. '20M'),
+    for slow links or tests. ``cancel``: set by another thread to stop the download (curl on
+    the host is stopped, the partial kept; raises InterruptedError). Raises HostError: curl failed (its message; the partial is kept
+    for a resume), the sum differs (the partial is deleted, nothing kept), or the volume name
+    is taken. A BaseException while waiting (interrupt) stops curl on the host and propagates.
+    """
+    directory = pool_dir(conn, host, pool)
+    final = f"{directory}/{volume}"
+    part = partial_path(directory, volume, sha256)
+    pidfile = part + ".pid"
+    total = remote_length(session, host, url) if progress else 0
+    curl = ["curl", "-fsSL", "--retry", "3", "-C", "-", "-o", part]
+    if limit_rate:
+        curl += ["--limit-rate", limit_rate]
+    script = (f"[ -e {shlex.quote(final)} ] && {{ echo 'volume exists' >&2; exit 90; }}; "
+              f"echo $$ > {shlex.quote(pidfile)}; exec {shlex.join(curl + ['--', url])}")
+    result: dict = {}
+
+    def fetch():
+        try:
+            result["res"] = session.run(host, ["sh", "-c", script], timeout=timeout)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            result["exc"] = exc
+
+    worker = threading.Thread(target=fetch, name=f"download-{host}", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(poll)
+            if cancel is not None and cancel.is_set():
+                raise InterruptedError(f"{host}: download of {url} stopped; the partial file is kept")
+            if progress and worker.is_alive():
+                size = session.run(host, ["sh", "-c", f"stat -c %s {shlex.quote(part)} 2>/dev/null || echo 0"],
+                                   timeout=15).stdout.strip()
+                progress(int(size) if size.isdigit() else 0, total)
+    except BaseException:
+        _stop(session, host, pidfile)
+        raise
+    if "exc" in result:
+        _stop(session, host, pidfile)
+        raise result["exc"]
+    res = result["res"]
+    session.run(host, ["rm", "-f", pidfile], timeout=15)
+    if res.rc == 90:
+        raise HostError(f"{host}: {final} exists already; delete the volume first")
+    if res.rc != 0:
+        raise HostError(f"{host}: download of {url} failed (curl exit {res.rc}: "
+                        f"{res.stderr.strip()[-200:] or 'no message'}); the partial file is kept for a resume")
+    got = session.run(host, ["sha256sum", "--", part], timeout=1800)
+    digest = got.stdout.split()[0].lower() if got.rc == 0 and got.stdout.strip() else ""
+    if digest != sha256.lower():
+        session.run(host, ["rm", "-f", "--", part], timeout=15)
+        raise HostError(f"{host}: sha256 mismatch for {url}: the host computed {digest or '(nothing)'}, "
+                        f"pinned {sha256.lower()}; the download was deleted")
+    size = session.run(host, ["stat", "-c", "%s", part], timeout=15).stdout.strip()
+    mv = session.run(host, ["mv", "-n", "--", part, final], timeout=15)
+    if mv.rc != 0:
+        raise HostError(f"{host}: cannot move the download into place: {mv.stderr.strip()}")
+    refresh_pool(conn, host, pool)
+    if progress and size.isdigit():
+        progress(int(size), int(size))
+    return final
+
+
+def _stop(session, host: str, pidfile: str) -> None:
+    """Stop the host's curl (by the PID it recorded); the partial stays for a resume."""
+    try:
+        session.run(host, ["sh", "-c", f"p=$(cat {shlex.quote(pidfile)} 2>/dev/null) && kill \"$p\" 2>/dev/null; "
+                                       f"rm -f {shlex.quote(pidfile)}"], timeout=15)
+    except BaseException:  # noqa: BLE001 - best effort while already failing
+        pass
+
+
+def discard_partial(session, conn: libvirt.virConnect, host: str, pool: str, volume: str, sha256: str) -> None:
+    """Remove a kept partial download of ``volume`` on ``host`` (no error when there is none)."""
+    part = partial_path(pool_dir(conn, host, pool), volume, sha256)
+    session.run(host, ["rm", "-f", "--", part, part + ".pid"], timeout=15)
+
+
+def fetch_text(session, host: str, url: str, limit: int = 1 << 20) -> str:
+    """A small text file (SHA256SUMS) fetched ON ``host``. Raises HostError when curl fails."""
+    res = session.run(host, ["sh", "-c", f"curl -fsSL --max-time 60 -- {shlex.quote(url)} | head -c {limit}"],
+                      timeout=90)
+    if res.rc != 0 or not res.stdout:
+        raise HostError(f"{host}: cannot fetch {url}: {res.stderr.strip()[-200:] or f'exit {res.rc}'}")
+    return res.stdout
