@@ -97,7 +97,8 @@ class LiveModel:
         # None: the inventory's [metrics] interval; the stats poll feeds self.metrics
         self.stats_interval = stats_interval or inventory.metrics.interval
         self.metrics = MetricsStore(self.stats_interval,
-                                    max(inventory.metrics.window, self.stats_interval))
+                                    max(inventory.metrics.window, self.stats_interval),
+                                    cpu_source=inventory.metrics.cpu_source)
         self.reconcile_every = reconcile_every
         self.publish_interval = publish_interval
         self.nb_reset_after = nb_reset_after
@@ -257,7 +258,8 @@ class LiveModel:
             hosts=tuple(p.host for p in parts), vms=self._vms, networks=data.networks,
             ports=data.ports, routers=data.routers, tenants=self._tenants,
             nb=nb.status, cpu_ratio=self.inventory.allocation.cpu_ratio,
-            ram_ratio=self.inventory.allocation.ram_ratio, generation=self._generation)
+            ram_ratio=self.inventory.allocation.ram_ratio, generation=self._generation,
+            metrics=self.metrics.view())
 
     def _publisher(self) -> None:
         while not self._stop.is_set():

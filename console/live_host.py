@@ -388,9 +388,11 @@ class HostWorker(threading.Thread):
                                              cpus=self.live._parts[name].host.cores or None)
         except libvirt.libvirtError as exc:
             self.live.metrics.no_figure(name, time.monotonic())
+            self.live._dirty.set()
             self._call_ok(exc)
             return
         self.live.metrics.add(sample)
+        self.live._dirty.set()          # new figures: the next snapshot carries them
         self.cpu_ok = cpu_ok
         now = time.monotonic()
         seen = {r.uuid for r in recs}

@@ -26,14 +26,28 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
 
 from ..backends.metrics import DomainCounters, HostSample
 
 HOST_SERIES = ("cpu_pct", "guest_cpu_pct", "mem_used_mib", "mem_used_pct", "pool_free_gib")
 VM_SERIES = ("cpu_pct", "rss_mib", "rx_bps", "tx_bps", "rd_bps", "wr_bps", "rd_iops", "wr_iops")
 GIB = 1024 ** 3
+SPARK = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Iterable[float | None], width: int, top: float = 100.0) -> str:
+    """The last ``width`` values as block characters scaled 0..``top`` (a percent by default);
+    a gap (None) is a space; fewer values than ``width`` are padded on the left with spaces."""
+    vals = list(values)[-width:] if width > 0 else []
+    out = []
+    for v in vals:
+        if v is None:
+            out.append(" ")
+        else:
+            out.append(SPARK[max(1, min(8, round(v / top * 8)))] if v > 0 else SPARK[1])
+    return " " * (width - len(out)) + "".join(out)
 
 
 class Ring:
@@ -103,6 +117,29 @@ class VmFigures:
     cpu_history: tuple[float | None, ...] = ()
 
 
+@dataclass(frozen=True)
+class MetricsView:
+    """An immutable picture of the store for one snapshot of the live model
+    (:attr:`console.model.Cloud.metrics`): ``hosts`` by name, ``vms`` by uuid; ``cpu_source`` is
+    the inventory's metrics.cpu_source ("node" or "guests": which CPU figure a host row shows).
+    Figures of a VM that got no new sample are the same objects as in the previous view, so
+    rows built from them can be kept by identity."""
+
+    hosts: Mapping[str, HostFigures] = field(default_factory=dict)
+    vms: Mapping[str, VmFigures] = field(default_factory=dict)
+    cpu_source: str = "node"
+    interval: float = 3.0
+    samples: int = 0
+
+    def host_cpu(self, f: HostFigures | None) -> tuple[float | None, tuple[float | None, ...]]:
+        """The host CPU figure and history this view shows (by :attr:`cpu_source`)."""
+        if f is None:
+            return None, ()
+        if self.cpu_source == "guests":
+            return f.guest_cpu_pct, f.guest_cpu_history
+        return f.cpu_pct, f.cpu_history
+
+
 def _rate(new: int | None, old: int | None, dt: float) -> float | None:
     if new is None or old is None or dt <= 0 or new < old:
         return None
@@ -110,7 +147,7 @@ def _rate(new: int | None, old: int | None, dt: float) -> float | None:
 
 
 class _VmState:
-    __slots__ = ("name", "host", "prev", "prev_at", "rings")
+    __slots__ = ("name", "host", "prev", "prev_at", "rings", "fig")
 
     def __init__(self, name: str, host: str, size: int):
         self.name = name
@@ -118,6 +155,7 @@ class _VmState:
         self.prev: DomainCounters | None = None
         self.prev_at = 0.0
         self.rings = {k: Ring(size) for k in VM_SERIES}
+        self.fig: VmFigures | None = None      # the last view's figures (None: changed since)
 
 
 class MetricsStore:
@@ -127,7 +165,7 @@ class MetricsStore:
     seen in its host's sample for ``window`` seconds is forgotten (deleted or stopped long ago).
     """
 
-    def __init__(self, interval: float = 3.0, window: float = 600.0):
+    def __init__(self, interval: float = 3.0, window: float = 600.0, cpu_source: str = "node"):
         if interval <= 0 or window < interval:
             raise ValueError("metrics interval must be > 0 s and window >= interval")
         self.interval = interval
@@ -139,6 +177,8 @@ class MetricsStore:
         self._host_extra: dict[str, dict] = {}
         self._vms: dict[str, _VmState] = {}
         self.samples = 0
+        self.cpu_source = cpu_source
+        self._view = MetricsView(cpu_source=cpu_source, interval=interval)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -197,6 +237,7 @@ class MetricsStore:
                     st.rings[key].add(t, _rate(getattr(d, field),
                                                getattr(p, field) if p else None, vdt))
                 st.prev, st.prev_at = d, t
+                st.fig = None
             cpus = extra.get("cpus")
             rings["guest_cpu_pct"].add(
                 t, min(100.0, guest_ns / 1e9 / cpus * 100) if guest_known and cpus and dt > 0 else None)
@@ -217,6 +258,27 @@ class MetricsStore:
                 r.add(at, None)
 
     # -- reading ------------------------------------------------------------------------
+
+    def view(self) -> MetricsView:
+        """A :class:`MetricsView` of the newest figures; the same object while no sample came
+        in since the last call (the live model calls it on every publish)."""
+        with self._lock:
+            if self._view.samples == self.samples:
+                return self._view
+            samples = self.samples
+        hosts = {h: f for h in self.hosts() if (f := self.host(h)) is not None}
+        vms = {}
+        with self._lock:
+            states = list(self._vms.items())
+        for uuid, st in states:
+            fig = st.fig
+            if fig is None:
+                fig = self.vm(uuid)
+                st.fig = fig
+            if fig is not None:
+                vms[uuid] = fig
+        self._view = MetricsView(hosts, vms, self.cpu_source, self.interval, samples)
+        return self._view
 
     def hosts(self) -> list[str]:
         with self._lock:

@@ -462,6 +462,9 @@ class Cloud:
     cpu_ratio: float = 4.0
     ram_ratio: float = 1.0
     generation: int = 0
+    #: the live model's measured figures (a console.metrics.MetricsView; None: no metrics):
+    #: a new object only when a poll brought figures, so panels can skip work by identity
+    metrics: object | None = None
 
     # -- lookups (linear scans: the model is small enough; callers on hot paths build maps) --
 

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from ..console.model import Cloud, Host, Network, Router, Vm
+from . import metrics_widgets as mw
 from .table import Column, Row
 
 PANELS = ("hosts", "vms", "networks", "tenants", "templates")
@@ -56,6 +57,7 @@ HOST_COLUMNS = (
     Column("vms", "VMs", 3, 9, right=True),
     Column("vcpu", "vCPU", 4, 9, right=True),
     Column("alloc", "RAM alloc", 6, 13, right=True),
+    *mw.HOST_METRIC_COLUMNS,
     Column("physnets", "Physnets", 4, 30, flex=True),
 )
 
@@ -69,6 +71,7 @@ VM_COLUMNS = (
     Column("network", "Network", 4, 20),
     Column("ips", "IPs", 3, 31, flex=True),
     Column("cpu", "CPU%", 4, 5, right=True),
+    *mw.VM_METRIC_COLUMNS,
 )
 
 NET_COLUMNS = (
@@ -111,7 +114,8 @@ def host_rows(cloud: Cloud) -> list[Row]:
         alloc = f"{u.ram_mib}/{_n(u.ram_capacity_mib)}"
         physnets = ",".join(h.physnets) or "-"
         rows.append(Row(f"host:{h.name}", (h.name, h.state, h.arch or "?", _n(h.cores), ram,
-                                            f"{u.running}/{u.vms}", vcpu, alloc, physnets)))
+                                            f"{u.running}/{u.vms}", vcpu, alloc,
+                                            *mw.host_cells(cloud, h), physnets)))
     return rows
 
 
@@ -121,7 +125,7 @@ class RowMemo:
 
     def __init__(self) -> None:
         self.guard: tuple = ()
-        self.rows: dict[int, tuple[object, Row]] = {}
+        self.rows: dict[int, tuple[object, Row, object]] = {}   # id → (vm, row, its figures)
 
 
 def vm_rows(cloud: Cloud, memo: RowMemo | None = None) -> list[Row]:
@@ -130,13 +134,14 @@ def vm_rows(cloud: Cloud, memo: RowMemo | None = None) -> list[Row]:
                                  and memo.guard[1] is cloud.networks):
         memo.guard, memo.rows = (cloud.ports, cloud.networks), {}
     old = memo.rows if memo is not None else {}
-    new: dict[int, tuple[object, Row]] = {}
+    new: dict[int, tuple[object, Row, object]] = {}
     port_switch: dict[str, str] | None = None
     net_names: dict[str, str] = {}
     rows = []
     for v in cloud.vms:
         hit = old.get(id(v))
-        if hit is not None and hit[0] is v:
+        fig = mw.vm_figures(cloud, v)       # same object until a poll brings new figures
+        if hit is not None and hit[0] is v and hit[2] is fig:
             row = hit[1]
         else:
             if port_switch is None:
@@ -147,8 +152,8 @@ def vm_rows(cloud: Cloud, memo: RowMemo | None = None) -> list[Row]:
             cpu = "" if v.cpu_percent is None else f"{v.cpu_percent:.0f}"
             row = Row(f"vm:{v.host}:{v.uuid}", (
                 v.name, v.host, v.state, str(v.vcpus), str(v.memory_mib), v.tenant or "-",
-                ",".join(nets) or "-", ",".join(v.ips) or "", cpu))
-        new[id(v)] = (v, row)
+                ",".join(nets) or "-", ",".join(v.ips) or "", cpu, *mw.vm_cells(fig)))
+        new[id(v)] = (v, row, fig)
         rows.append(row)
     if memo is not None:
         memo.rows = new
@@ -194,7 +199,7 @@ def tenant_rows(cloud: Cloud) -> list[Row]:
 ROWS = {"hosts": host_rows, "vms": vm_rows, "networks": network_rows, "tenants": tenant_rows}
 
 #: The Cloud fields each panel's rows (and details) are built from.
-INPUTS = {"hosts": ("hosts", "vms"), "vms": ("vms", "ports", "networks"),
+INPUTS = {"hosts": ("hosts", "vms", "metrics"), "vms": ("vms", "ports", "networks", "metrics"),
           "networks": ("networks", "routers", "ports"), "tenants": ("tenants", "vms", "networks")}
 
 
@@ -221,6 +226,8 @@ def host_details(cloud: Cloud, h: Host) -> Text:
     _kv(lines, "domains", f"{u.running} running of {u.vms}")
     _kv(lines, "libvirt / types", f"{h.libvirt_version or '?'} / {','.join(h.domain_types) or '?'}")
     _kv(lines, "bridge mappings", ", ".join(f"{p}:{b}" for p, b in h.bridge_mappings) or "none")
+    for label, value in mw.host_detail_lines(cloud, h):
+        _kv(lines, label, value)
     return Text.from_markup("\n".join(lines))
 
 
@@ -233,6 +240,8 @@ def vm_details(cloud: Cloud, v: Vm) -> Text:
     if v.cpu_percent is not None or v.rss_mib is not None:
         _kv(lines, "CPU / RSS", f"{'-' if v.cpu_percent is None else v.cpu_percent}% / "
                                 f"{'-' if v.rss_mib is None else v.rss_mib} MiB")
+    for label, value in mw.vm_detail_lines(cloud, v):
+        _kv(lines, label, value)
     _kv(lines, "persistent / autostart", f"{'yes' if v.persistent else 'no'} / "
                                          f"{'yes' if v.autostart else 'no'}")
     _kv(lines, "tenant / template / seed", f"{v.tenant or '-'} / {v.template or '-'} / {v.seed or '-'}")
