@@ -10,7 +10,7 @@
   or OVN; a stale name is harmless: the verb then says "not found").
 
 :func:`attach_completers` (called by the verb registry's CLI generation) picks a completer for
-each argument by its name: ``--host``/``--to``/``--move-to``/``--chassis`` → hosts, the VM
+each argument by its name: ``--host``/``--to``/``--move-to``/``--chassis`` → hypervisors, the VM
 verbs' NAME → VMs, ``--network`` → networks, ``--template`` → templates, and the NAME of the
 ``host``, ``template`` and ``network`` groups.
 """
@@ -66,6 +66,12 @@ def hosts(prefix: str = "", parsed_args=None, **_) -> list[str]:
     return [h.name for h in inv.hosts if h.name.startswith(prefix)] if inv else []
 
 
+def hypervisors(prefix: str = "", parsed_args=None, **_) -> list[str]:
+    """Hypervisor names from the inventory (where a VM can be)."""
+    inv = _inventory(parsed_args)
+    return [h.name for h in inv.hosts if h.hypervisor and h.name.startswith(prefix)] if inv else []
+
+
 def templates(prefix: str = "", parsed_args=None, **_) -> list[str]:
     """Template names from the inventory."""
     inv = _inventory(parsed_args)
@@ -82,7 +88,8 @@ def networks(prefix: str = "", **_) -> list[str]:
     return [n for n in _read().get("networks", []) if n.startswith(prefix)]
 
 
-_BY_OPTION: dict[str, Callable] = {"--host": hosts, "--to": hosts, "--move-to": hosts, "--chassis": hosts,
+_BY_OPTION: dict[str, Callable] = {"--host": hypervisors, "--to": hypervisors, "--move-to": hypervisors,
+                                   "--chassis": hypervisors,
                                    "--network": networks, "--template": templates}
 _BY_GROUP_NAME: dict[str, Callable] = {"vm": vms, "host": hosts, "template": templates, "network": networks}
 

@@ -85,6 +85,10 @@ def show_host(session, name: str) -> dict:
                 physnets=physnets)
 
 
+def _cut(text: str, width: int) -> str:
+    return (text if len(text) <= width else text[:width - 1] + "…").ljust(width)
+
+
 def show_lines(res: dict) -> list[str]:
     """:func:`show_host`'s result as text lines."""
     head = f"{res['name']} ({res['address']}): {res['state']}"
@@ -97,7 +101,7 @@ def show_lines(res: dict) -> list[str]:
                   f"({res['memory_free_mib']} MiB free of {res['memory_total_mib']})",
                   f"  VMs     {res['vms']} defined, {res.get('running') or 0} running",
                   f"  physnets {', '.join(res.get('physnets') or []) or 'none'}"]
-    for v in res.get("vm_list") or []:
-        lines.append(f"    {v['name']:<24} {v['state']:<9} {v['vcpus']:>2} vCPU {v['memory_mib']:>6} MiB  "
-                     f"{v['tenant'] or '-'}")
+    for v in res.get("vm_list") or []:  # names cut to keep a line within 80 columns
+        lines.append(f"    {_cut(v['name'], 28)} {v['state']:<9} {v['vcpus']:>2} vCPU {v['memory_mib']:>6} MiB  "
+                     f"{_cut(v['tenant'] or '-', 16).rstrip()}")
     return lines

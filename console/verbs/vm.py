@@ -22,13 +22,13 @@ def _on_vms(name: str, help: str, service: str, label: str, key: str, *extra, co
             many: bool = True, action: str | None = None, cli: str = "cli_vm_verbs.cmd_lifecycle",
             render: str | None = None, examples: tuple[str, ...] = ()) -> Verb:
     """A verb on existing VMs: NAME(s), --host, --json, then its own arguments. ``examples``
-    default to the plain call (``virtdeck vm start web1 db1``)."""
+    follow the plain call (``virtdeck vm start web1 db1``), shown when no option is required."""
     plain = f"virtdeck vm {name} web1" + (" db1" if many else "")
     return Verb(name=f"vm {name}", help=help, cli=cli, service=service,
                 targets="many" if many else "one", label=label, key=key, panel="vms",
                 action=action or f"vm_verb({name!r})", confirm=confirm,
                 args=(NAMES if many else NAME, HOST, JSON, *extra), render=render,
-                examples=(plain, *examples))
+                examples=examples if any(a.opts.get("required") for a in extra) else (plain, *examples))
 
 
 CREATE_ARGS = (
@@ -87,6 +87,8 @@ VERBS = (
             confirm=Confirm("Force off", _PLUG, danger=True)),
     _on_vms("reboot", "reboot running VMs (ACPI; --hard: reset)", "vm_power.reboot", "Reboot", "R",
             arg("--hard", action="store_true", help="reset without asking the guest"),
+            arg("--timeout", type=float, default=60.0, metavar="S",
+                help="seconds to wait for the guest to go down and come back (0: do not wait; default 60)"),
             confirm=Confirm("Reboot"), examples=("virtdeck vm reboot web1 --hard",)),
     _on_vms("suspend", "pause running VMs", "vm_power.suspend", "Pause", "p",
             confirm=Confirm("Pause", always=False)),
