@@ -280,6 +280,11 @@ class MainScreen(HostActions, VmActions, Screen):
 
     # -- actions --------------------------------------------------------------------------
 
+    def action_drift_view(self) -> None:
+        """The drift check (`virtdeck check`) as a view: screens/drift.py."""
+        from .drift import DriftScreen
+        self.app.push_screen(DriftScreen())
+
     def action_panel(self, panel: str) -> None:
         self._build(panel)
         if self.table(panel) is None:
