@@ -236,6 +236,55 @@ def reboot(dom, host: str, hard: bool = False) -> None:
         _acpi(host, f"reboot {dom.name()}", dom.reboot, libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
 
 
+class PowerWatch:
+    """What one domain did after a power request, from libvirt's events (pushed over the host's
+    connection, delivered on the "libvirt-events" thread, backends.ioloop): ``went_down`` is
+    set by a lifecycle SHUTDOWN or STOPPED event (the guest acted on the button), ``came_back``
+    by a REBOOT event (QEMU reset the machine: the guest rebooted, or libvirt restarted it after
+    the shutdown an ACPI reboot asks for). ``at``: ``time.monotonic()`` of each, for seconds.
+    Use as a context manager (the callbacks are deregistered on exit)."""
+
+    def __init__(self, dom, host: str):
+        import threading
+
+        from .ioloop import start_libvirt_events
+        start_libvirt_events()  # idempotent; a connection without SSH (test driver) has none yet
+        self.went_down, self.came_back = threading.Event(), threading.Event()
+        self.at: dict[str, float] = {}
+        self._conn, self._ids = dom.connect(), []
+        try:
+            self._ids.append(self._conn.domainEventRegisterAny(
+                dom, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None))
+            self._ids.append(self._conn.domainEventRegisterAny(
+                dom, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, self._reboot, None))
+        except libvirt.libvirtError as exc:
+            self.close()
+            raise host_error(exc, host, f"watching {dom.name()}") from None
+
+    def _lifecycle(self, _conn, _dom, event, _detail, _opaque) -> None:
+        if event in (libvirt.VIR_DOMAIN_EVENT_SHUTDOWN, libvirt.VIR_DOMAIN_EVENT_STOPPED):
+            self.at.setdefault("down", time.monotonic())
+            self.went_down.set()
+
+    def _reboot(self, _conn, _dom, _opaque) -> None:
+        self.at.setdefault("back", time.monotonic())
+        self.came_back.set()
+
+    def close(self) -> None:
+        """Deregister the callbacks (idempotent, never raises)."""
+        while self._ids:
+            try:
+                self._conn.domainEventDeregisterAny(self._ids.pop())
+            except libvirt.libvirtError:
+                pass
+
+    def __enter__(self) -> "PowerWatch":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
 def suspend(dom, host: str) -> None:
     """Pause the domain's vCPUs (it keeps its memory). Raises HostError."""
     _call(host, f"suspend {dom.name()}", dom.suspend)

@@ -40,6 +40,7 @@ PACKAGES = [
     "usr-is-merged", "systemd-sysv", "udev", "cloud-init", "linux-image-cloud-amd64",
     "initramfs-tools", "zstd", "e2fsprogs", "ifupdown", "isc-dhcp-client", "iproute2",
     "openssh-server", "sudo", "ca-certificates", "netbase",
+    "dbus", "acpid",  # systemd-logind needs the bus to act on the ACPI power button (vm shutdown/reboot)
 ]
 
 # Documentation and translations are dead weight in a template (~218 MB instead of ~300 MB).

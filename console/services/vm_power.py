@@ -27,6 +27,24 @@ class ShutdownTimeout(VirtdeckError):
         self.vm, self.host, self.timeout = vm, host, timeout
 
 
+class RebootIgnored(VirtdeckError):
+    """An ACPI reboot changed nothing within the wait: the guest did not act on the power button
+    (no shutdown, no reset event from libvirt). ``vm``/``host``/``timeout`` (seconds) say which
+    and how long; ``went_down``: it did shut down but was not reset in time."""
+
+    exit_code = ExitCode.TIMEOUT
+
+    def __init__(self, vm: str, host: str, timeout: float, went_down: bool = False):
+        if went_down:
+            text = (f"{vm} on {host}: the guest went down but did not come back within {timeout:g} s; "
+                    f"`virtdeck vm start {vm}` if it stays off")
+        else:
+            text = (f"{vm} on {host}: the guest ignored the power button after {timeout:g} s; "
+                    f"--hard resets it")
+        super().__init__(text)
+        self.vm, self.host, self.timeout, self.went_down = vm, host, timeout, went_down
+
+
 def _find_state(op: _Op, session, host: str | None):
     """The VM's domain (:func:`vm_lookup._find`, which sets ``op.host``) and its state name
     (``running``, ``paused``, ``shutoff``, … from :func:`vm_lookup.state_name`).
@@ -94,17 +112,36 @@ def poweroff(session, name: str, host: str | None = None) -> OpResult:
     return _run_verb("vm.poweroff", name, body)
 
 
-def reboot(session, name: str, host: str | None = None, hard: bool = False) -> OpResult:
-    """Reboot a running VM: ACPI request to the guest, or ``hard`` = reset (like the reset
-    button, no guest cooperation). Not running → VmStateError."""
+def reboot(session, name: str, host: str | None = None, hard: bool = False,
+           timeout: float = 60.0) -> OpResult:
+    """Reboot a running VM and say what happened. ``hard``: reset at once (the reset button, no
+    guest cooperation). Else the ACPI power button, then wait up to ``timeout`` seconds for
+    libvirt's events (:class:`backends.domains.PowerWatch`): the guest went down and QEMU reset
+    it → ``ok`` with ``down_s``/``back_s`` (seconds after the request); ``timeout=0`` → ``ok``
+    at once, ``waited=False``. Nothing happened in time → :class:`RebootIgnored` (exit 6), whose
+    message gives the seconds and ``--hard``. Not running → VmStateError."""
     def body(op: _Op) -> OpResult:
         dom, st = _find_state(op, session, host)
         if st not in ("running", "blocked"):
             raise VmStateError(f"{name} on {op.host} is {st}, not running; start it instead of rebooting")
-        domains.reboot(dom, op.host, hard=hard)
         if hard:
+            domains.reboot(dom, op.host, hard=True)
             return op.result("ok", f"{name} on {op.host} reset", hard=True)
-        return op.result("ok", f"{name} on {op.host}: reboot requested from the guest", hard=False)
+        op.details["timeout_s"] = timeout
+        with domains.PowerWatch(dom, op.host) as watch:  # registered before the button: no event missed
+            t0 = time.monotonic()
+            domains.reboot(dom, op.host, hard=False)
+            if timeout <= 0:
+                return op.result("ok", f"{name} on {op.host}: power button pressed (not waiting)",
+                                 hard=False, waited=False)
+            if watch.came_back.wait(timeout):
+                back = round(watch.at["back"] - t0, 1)
+                down = round(watch.at["down"] - t0, 1) if "down" in watch.at else None
+                went = f"went down after {down:.1f} s and " if down is not None else ""
+                return op.result("ok", f"{name} on {op.host} rebooted: the guest {went}came back "
+                                 f"(reset) {back:.1f} s after the power button", hard=False,
+                                 down_s=down, back_s=back, state=state_name(dom))
+            raise RebootIgnored(name, op.host, timeout, went_down=watch.went_down.is_set())
     return _run_verb("vm.reboot", name, body)
 
 
