@@ -14,8 +14,13 @@ def _log(msg: str) -> None:
 
 
 def cmd_up(args) -> int:
+    from ..backends.lab import fleet
+    from ..backends.lab.topology import DEFAULT_HYPERVISORS
     from ..backends.lab.up import up
-    up(args.hypervisors, log=_log, ovn=getattr(args, "ovn", None))
+    if getattr(args, "fleet", False) or fleet.recorded():
+        fleet.up(args.hypervisors, log=_log, ovn=getattr(args, "ovn", None))
+        return 0
+    up(DEFAULT_HYPERVISORS if args.hypervisors is None else args.hypervisors, log=_log, ovn=getattr(args, "ovn", None))
     return 0
 
 
@@ -101,8 +106,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("lab", help="the embedded lab: OVN central + N libvirt hypervisors in namespaces")
     sub = p.add_subparsers(dest="lab_cmd", metavar="ACTION", required=True)
     u = sub.add_parser("up", help="build or repair the lab (root; builds the guest template once)")
-    u.add_argument("--hypervisors", "-n", type=int, default=topo.DEFAULT_HYPERVISORS, metavar="N",
-                   help=f"number of hypervisors, 1..{topo.MAX_HYPERVISORS} (default {topo.DEFAULT_HYPERVISORS})")
+    u.add_argument("--hypervisors", "-n", type=int, default=None, metavar="N",
+                   help=f"number of hypervisors, 1..{topo.MAX_HYPERVISORS} (default {topo.DEFAULT_HYPERVISORS}, "
+                        f"3 with --fleet)")
+    u.add_argument("--fleet", action="store_true",
+                   help="shape the lab as an operator's fleet (backends/lab/fleet.py): non-root operator "
+                        "vdop, a bastion on port 2222, hv2 only through it, the last hypervisor fresh; "
+                        "kept by every later up until `lab down`")
     u.add_argument("--ovn", choices=topo.OVN_FLAVOURS, default=None,
                    help=f"OVN central: {topo.OVN_STANDALONE} (one NB/SB server, tcp) or "
                         f"{topo.OVN_CLUSTER_SSL} (3 raft members, SSL with a lab PKI); default: "

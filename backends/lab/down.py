@@ -129,6 +129,7 @@ def _down(log) -> list[str]:
         except FileNotFoundError:
             pass
     shutil.rmtree(d / "hosts", ignore_errors=True)
+    shutil.rmtree(d / "fleet" / "home", ignore_errors=True)  # the fleet operator's HOME (fleet.py)
     left = leftovers()
     log("lab: down" + (f"; left: {', '.join(left)}" if left else " (nothing left)"))
     return left

@@ -126,9 +126,10 @@ def _libvirt_check(h: topo.LabHost) -> Check:
     except Exception as exc:  # libvirt.libvirtError and socket errors alike: a failed check
         return Check(f"{h.name} libvirtd", False, str(exc).splitlines()[0])
     ok = topo.POOL_NAME in pools
-    return Check(f"{h.name} libvirtd", ok,
+    fresh = h.name == load_state().get("fleet_fresh")  # fleet.py: no pool until `host add`
+    return Check(f"{h.name} libvirtd", ok or fresh,
                  f"libvirt {v // 1000000}.{v // 1000 % 1000}.{v % 1000}, pool {topo.POOL_NAME}"
-                 + ("" if ok else " missing"))
+                 + ("" if ok else " missing" + (" (fresh: `host add --create-pool` makes it)" if fresh else "")))
 
 
 def _ovs_check(h: topo.LabHost) -> Check:
@@ -179,6 +180,9 @@ def check(n: int | None = None) -> LabStatus:
         chassis = chassis_f.result()
         raft, extra = raft_f.result() if raft_f else ([], {})
     checks += ssh + virt + ovs + raft
+    if load_state().get("fleet"):  # what each fleet host is, reached as its operator (fleet.py)
+        from . import fleet
+        checks += fleet.checks(n)
     want = sorted(h.name for h in hvs)
     if chassis is None:
         checks.append(Check("OVN SB chassis", False, f"{topo.sb_remote(flav)} does not answer"))

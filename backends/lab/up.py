@@ -399,6 +399,9 @@ def _up(n: int, log, owner: int | None = None, ovn: str | None = None):
     write_inventory(n, tpl)
     wait_chassis(n)
     log(f"inventory: {lab_dir() / 'inventory.toml'}")
+    if state.get("fleet"):  # `lab up --fleet` (fleet.py): the operator, bastion, fresh host
+        from . import fleet
+        fleet.apply(n, tpl, log, state)
     pings = warm_tunnels(n)  # answered or not, they prime OVS; the check needs not wait for them
     st = check(n)
     for p in pings:
