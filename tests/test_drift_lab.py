@@ -186,6 +186,23 @@ def test_check_cli_json_and_scope(world, lab, capsys, monkeypatch):
     assert rc == 0 and "no drift" in capsys.readouterr().out
 
 
+def test_vm_chain_checks_each_link(world, lab_session):
+    rep = drift.check(lab_session, "vm", f"{TAG}-bound")
+    links = {c["link"]: c for c in rep["chain"]}
+    assert links["vm"]["text"].startswith(f"VM {TAG}-bound on hv1")
+    assert links["nic"]["state"] == "ok" and world["bound_lsp"] in links["nic"]["text"]
+    assert links["switch"]["state"] == "ok" and f"network {TAG}a" in links["switch"]["text"]
+    assert links["binding"]["state"] == "drift" and "chassis hv2" in links["binding"]["text"]
+    rep = drift.check(lab_session, "vm", f"{TAG}-phys")
+    (phys,) = [c for c in rep["chain"] if c["link"] == "physnet"]
+    assert phys["state"] == "drift" and "not mapped" in phys["text"]
+    rep = drift.check(lab_session, "vm", f"{TAG}-ok")
+    assert [c["state"] for c in rep["chain"]] == ["ok"] * len(rep["chain"]) and len(rep["chain"]) >= 4
+    assert "  <- drift" not in "\n".join(drift.check_text(rep))
+    rep = drift.check(lab_session, "vm", f"{TAG}-none")
+    assert "no VM named" in drift.check_text(rep)[-2]
+
+
 def test_fix_removes_these_orphans_and_nothing_else(world, lab, lab_session, monkeypatch, tmp_path):
     monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     r = world["report"]

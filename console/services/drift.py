@@ -305,6 +305,71 @@ def stale_marks(facts: Facts) -> list[tuple[str, str]]:
     return out
 
 
+def chain(facts: Facts, vm: str) -> list[dict]:
+    """The dependency chain of VM ``vm``, each link checked against both systems of record:
+    VM (host, state) → NIC (MAC) → LSP → logical switch (network, kind) → SB binding chassis →
+    router port → router → gateway chassis (SB active) → provider network / physnet mapping on the
+    VM's host. Returns ``[{"link", "state": "ok"|"drift"|"info", "text"}]`` in that order (empty
+    when no answered hypervisor has the VM)."""
+    doms = [d for hv in facts.hosts.values() for d in hv.domains if d.name == vm]
+    if not doms:
+        return []
+    out: list[dict] = []
+
+    def add(link, state, text):
+        out.append({"link": link, "state": state, "text": text})
+
+    nb, sb = facts.nb, facts.sb
+    lsp_by_name = {p.name: p for p in nb.ports}
+    net_by_switch = {n.name: n for n in nb.networks}
+    for d in doms:
+        add("vm", "ok", f"VM {d.name} on {d.host} ({'running' if d.running else 'not running'})")
+        chassis = sb.chassis_of_host(d.host) if sb else None
+        for nic in d.nics:
+            p = lsp_by_name.get(nic.interfaceid or "")
+            if p is None:
+                add("nic", "drift", f"  NIC {nic.mac} → LSP {nic.interfaceid}: missing in the NB")
+                continue
+            add("nic", "ok", f"  NIC {nic.mac} → LSP {p.name} ({p.label or '-'})")
+            net = net_by_switch.get(p.switch)
+            kind = (f"provider {net.physnet}" + (f" VLAN {net.vlan}" if net.vlan is not None else "")
+                    if net and net.kind == "provider" else "overlay")
+            add("switch", "ok", f"    LSP → switch {p.switch} (network {net.label if net else '?'}, {kind})")
+            if sb is not None:
+                b = sb.binding(p.name)
+                where = sb.host_of_chassis(b.chassis) if b and b.chassis else None
+                if b is None or not b.chassis:
+                    add("binding", "ok" if not d.running else "drift",
+                        f"    SB: port not bound{'' if not d.running else ' although the VM runs'}")
+                else:
+                    ok = where == d.host
+                    add("binding", "ok" if ok else "drift",
+                        f"    SB: bound on chassis {b.chassis} ({where or 'no inventory host'})"
+                        f"{'' if ok else ' - not the VM host ' + d.host}; up={b.up}")
+            if net and net.kind == "provider" and net.physnet:
+                maps = chassis.bridge_mappings if chassis else {}
+                mapped = net.physnet in maps
+                add("physnet", "ok" if mapped else "drift",
+                    f"    physnet {net.physnet} on {d.host}: "
+                    + (f"bridge {maps[net.physnet]}" if mapped else "not mapped"))
+            for r in nb.routers:
+                for rp in r.ports:
+                    if rp.peer_switch != p.switch:
+                        continue
+                    add("router", "ok", f"    switch → router port {rp.name} ({', '.join(rp.networks)}) "
+                                        f"on router {r.label or r.name}")
+                    gws = [g for g in r.ports if g.gateway_chassis]
+                    if not gws:
+                        add("gateway", "info", f"      router {r.label or r.name}: no gateway port")
+                    for g in gws:
+                        active = next((x.active for x in (sb.gateways if sb else ())
+                                       if x.port == g.name), None)
+                        add("gateway", "ok" if active or sb is None else "drift",
+                            f"      gateway {g.name} on {g.peer_switch or '?'}: chassis "
+                            f"{', '.join(g.gateway_chassis)}; active {active or ('?' if sb is None else 'none')}")
+    return out
+
+
 def _in_scope(f: Finding, kind: str | None, name: str | None) -> bool:
     if not kind:
         return True
@@ -323,6 +388,7 @@ def check(session, kind: str | None = None, name: str | None = None) -> dict:
     facts = gather(session)
     fs = [f for f in findings(facts) if _in_scope(f, kind, name)]
     return {"ok": not fs and not facts.unreachable, "partial": bool(facts.unreachable),
+            "chain": chain(facts, name) if kind == "vm" else [],
             "unreachable": dict(facts.unreachable), "sb_error": facts.sb_error,
             "findings": [f.to_dict() for f in fs], "safe": sum(f.safe for f in fs),
             "stale_marks": len(stale_marks(facts)),
@@ -332,7 +398,7 @@ def check(session, kind: str | None = None, name: str | None = None) -> dict:
 
 def check_text(report: dict) -> list[str]:
     """The report as text lines: one block per finding (kind, subject, detail, fix)."""
-    lines = []
+    lines = [c["text"] + ("   <- drift" if c["state"] == "drift" else "") for c in report.get("chain", ())]
     for f in report["findings"]:
         lines.append(f"{f['kind']:<18} {f['subject']}{'  [--fix removes it]' if f['safe'] else ''}")
         lines.append(f"{'':<18} {f['detail']}")
@@ -341,6 +407,9 @@ def check_text(report: dict) -> list[str]:
         lines.append(f"partial: {host} did not answer ({why}); no VM is judged gone")
     if report["sb_error"]:
         lines.append(f"partial: OVN southbound not read ({report['sb_error']}); bindings and chassis not checked")
+    scope = report.get("scope") or {}
+    if scope.get("kind") == "vm" and not report.get("chain") and not report["findings"]:
+        lines.append(f"no VM named {scope['name']} on the hypervisors that answered")
     n = len(report["findings"])
     lines.append("no drift" if n == 0 else f"{n} finding(s), {report['safe']} removable with --fix")
     return lines
