@@ -10,6 +10,7 @@ Exit codes: 0 ok, 2 invalid input or template in use (nothing changed), 3 read-o
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 from . import output  # --json / -o json|yaml and tables (the CLI's shared conventions)
@@ -39,9 +40,60 @@ class ProgressBar:
         stream.flush()
 
 
+class HostsProgress:
+    """Progress of parallel per-host downloads on stderr: at a terminal one rich bar per host,
+    otherwise a line per host at each quarter (``hv2 img.qcow2  50%  64.0/128.0 MiB``)."""
+
+    def __init__(self, stream=None):
+        self._stream = stream or sys.stderr
+        self._lock = threading.Lock()
+        self._seen: dict[str, int] = {}
+        self._rich = None
+        self._tasks: dict[str, int] = {}
+        if self._stream.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+            self._rich = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                  console=Console(file=self._stream), transient=False)
+            self._rich.start()
+
+    def __call__(self, host: str, label: str, sent: int, total: int) -> None:
+        with self._lock:
+            if self._rich is not None:
+                if host not in self._tasks:
+                    self._tasks[host] = self._rich.add_task(f"{host} {label}", total=total or None)
+                self._rich.update(self._tasks[host], completed=sent, total=total or None)
+                return
+            step = 4 if not total else min(4, sent * 4 // total)
+            if self._seen.get(host, -1) >= step:
+                return
+            self._seen[host] = step
+            pct = f"{sent / total:4.0%}" if total else "   ?"
+            self._stream.write(f"{host} {label} {pct} {sent / 1048576:.1f}/{total / 1048576:.1f} MiB\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+
+
+def _ask(args, field: str, prompt: str, default: str) -> str:
+    """``args.<field>`` if given; else asked at a terminal (Enter keeps ``default``), else ``default``."""
+    value = getattr(args, field, None)
+    if value is not None:
+        return value
+    if sys.stdin.isatty() and sys.stderr.isatty() and not getattr(args, "json", False):
+        sys.stderr.write(f"{prompt} [{default}]: ")
+        sys.stderr.flush()
+        got = sys.stdin.readline().strip()
+        return got or default
+    return default
+
+
 TEMPLATE_COLUMNS = (
     output.col("NAME", "name"),
     output.col("ARCH", "arch", fixed=True),
+    output.col("BOOT", "boot", fixed=True),
     output.col("OS", "os"),
     output.col("USER", "user"),
     output.col("SHA256", lambda r: r["sha256"][:12], fixed=True),
@@ -61,7 +113,7 @@ def cmd_list(args) -> int:
     from .services.templates import list_templates
     with cli_session(args) as s:
         rows = list_templates(s, s.inventory)
-    table = [{"name": r.template.name, "arch": r.template.arch, "os": r.template.os,
+    table = [{"name": r.template.name, "arch": r.template.arch, "boot": r.template.boot_mode, "os": r.template.os,
               "user": r.template.default_user, "sha256": r.template.sha256, "where": _where(r)} for r in rows]
     output.table(args, TEMPLATE_COLUMNS, table, empty="no templates (virtdeck template add NAME IMAGE)",
                  data=[r.to_dict() for r in rows])
@@ -70,17 +122,39 @@ def cmd_list(args) -> int:
 
 def cmd_add(args) -> int:
     from .services.templates import add_template
-    with cli_session(args) as s:
-        _, tpl = add_template(
-            s, s.inventory, args.name, args.image, sha256=args.sha256, arch=args.arch,
-            os_name=args.os, default_user=args.default_user, pool=args.pool, kernel=args.kernel,
-            initrd=args.initrd, cmdline=args.cmdline,
-            progress=None if args.json else ProgressBar())
+    from .errors import ValidationError
+    url = getattr(args, "url", None)
+    if (args.image is None) == (url is None):
+        raise ValidationError("image", "give a local image file or --url URL (one of them)")
+    if args.image is not None and args.boot is None and not args.kernel and not args.json:
+        from ..backends.image_probe import probe_local
+        from .services.image_checks import check_image
+        check_image(args.image)  # refused in one sentence before anything else is said
+        layout = probe_local(args.image)  # what the image shows; the service decides the same way
+        print(f"image: {layout.describe()}; boot modes it can use: "
+              f"{', '.join(layout.boot_modes()) or 'none seen'}", file=sys.stderr)
+    arch = _ask(args, "arch", "architecture (x86_64, aarch64)", "x86_64")
+    os_name = _ask(args, "os", "operating system (shown in lists, e.g. debian12)", "linux")
+    user = _ask(args, "default_user", "the image's default user", "debian")
+    progress = None if args.json else (HostsProgress() if url else ProgressBar())
+    try:
+        with cli_session(args) as s:
+            _, tpl = add_template(
+                s, s.inventory, args.name, args.image, sha256=args.sha256, arch=arch,
+                os_name=os_name, default_user=user, pool=args.pool, kernel=args.kernel,
+                initrd=args.initrd, cmdline=args.cmdline, progress=progress, url=url,
+                sha256_url=getattr(args, "sha256_url", None), boot=args.boot,
+                secure_boot=bool(getattr(args, "secure_boot", False)))
+    finally:
+        if isinstance(progress, HostsProgress):
+            progress.close()
     if args.json:
         output.print_data(args, {"name": tpl.name, "volume": tpl.volume, "sha256": tpl.sha256, "pool": tpl.pool,
-                                 "arch": tpl.arch})
+                                 "arch": tpl.arch, "boot": tpl.boot_mode, "os": tpl.os,
+                                 "default_user": tpl.default_user})
     else:
-        print(f"template {tpl.name} added (sha256 {tpl.sha256}, verified on every host)")
+        print(f"template {tpl.name} added ({tpl.arch}, boot {tpl.boot_mode}, sha256 {tpl.sha256}, "
+              f"verified on every host)")
     return 0
 
 
