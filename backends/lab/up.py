@@ -35,7 +35,7 @@ from .state import LabError, host_dir, lab_dir, lab_lock, load_state, run, save_
 TOOLS = {
     "ovsdb-server": "openvswitch-switch", "ovs-vswitchd": "openvswitch-switch",
     "ovs-vsctl": "openvswitch-switch", "ovn-northd": "ovn-central", "ovn-controller": "ovn-host",
-    "ovn-sbctl": "ovn-common", "libvirtd": "libvirt-daemon-system", "virtlogd": "libvirt-daemon",
+    "ovn-sbctl": "ovn-common", "ovs-pki": "openvswitch-common", "libvirtd": "libvirt-daemon-system", "virtlogd": "libvirt-daemon",
     "virsh": "libvirt-clients", "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
     "sshd": "openssh-server", "ssh": "openssh-client", "ssh-keygen": "openssh-client",
     "nsenter": "util-linux", "unshare": "util-linux", "ip": "iproute2", "ethtool": "ethtool",
