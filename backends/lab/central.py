@@ -43,8 +43,9 @@ MEMBERS = range(1, len(topo.CENTRAL_MEMBERS) + 1)
 
 
 def flavour() -> str:
-    """The OVN flavour of the lab in this lab dir (state.json ``ovn``; standalone if unset)."""
-    return load_state().get("ovn") or topo.DEFAULT_OVN
+    """The OVN flavour of the lab in this lab dir (state.json ``ovn``). Unset: standalone, what
+    every lab built before flavours runs (whatever DEFAULT_OVN says)."""
+    return load_state().get("ovn") or topo.OVN_STANDALONE
 
 
 def ctl_argv(kind: str, flav: str | None = None, timeout: int = 5) -> list[str]:
@@ -153,10 +154,32 @@ def member_pid(kind: str, i: int) -> int | None:
         return None
 
 
+def parse_cluster_status(text: str) -> dict:
+    """The facts of one ``ovs-appctl cluster/status DB`` reply: {"role": "leader"|"follower"|
+    "candidate"|None, "status": "cluster member"|…|None, "address": this server's raft address
+    ("ssl:192.168.100.10:6643"), "servers": [raft addresses it lists], "leader": the leader's raft
+    address or None (unknown, e.g. during an election)}."""
+    role = re.search(r"^Role: (\S+)", text, re.M)
+    status = re.search(r"^Status: (.+)$", text, re.M)
+    address = re.search(r"^Address: (\S+)", text, re.M)
+    servers = dict(re.findall(r"^\s+(\S+) \(\S+ at ((?:ssl|tcp):\S+?)\)", text, re.M))
+    sid = re.search(r"^Leader: (\S+)", text, re.M)
+    leader = None
+    if sid and sid.group(1) == "self":
+        leader = address.group(1) if address else None
+    elif sid:
+        leader = servers.get(sid.group(1))
+    return {"role": role.group(1) if role else None,
+            "status": status.group(1).strip() if status else None,
+            "address": address.group(1) if address else None,
+            "servers": list(servers.values()), "leader": leader}
+
+
 def member_status(kind: str, i: int, pid: int | None = None) -> dict:
-    """Member ``i``'s view from ``cluster/status``: {"role": "leader"|"follower"|"candidate",
-    "leader": member number it sees as leader (None), "servers": how many it lists,
-    "status": "cluster member" …}; {} when it does not answer (down, or not a cluster lab)."""
+    """Member ``i``'s view from ``cluster/status`` (:func:`parse_cluster_status`), its raft
+    addresses turned into member numbers: {"role", "status", "leader": member number it sees as
+    leader or None, "servers": how many it lists}; {} when it does not answer (down, or not a
+    cluster lab). ``pid``: central's holder (default: from state.json)."""
     try:
         ctl = H.host_path("central", member_path(kind, i, "ctl"), pid)
     except LabError:
@@ -168,20 +191,11 @@ def member_status(kind: str, i: int, pid: int | None = None) -> dict:
         return {}
     if p.returncode != 0:
         return {}
-    out = p.stdout
-    role = re.search(r"^Role: (\S+)", out, re.M)
-    status = re.search(r"^Status: (.+)$", out, re.M)
-    leader_sid = re.search(r"^Leader: (\S+)", out, re.M)
-    servers = re.findall(r"^\s+\S+ \(\S+ at ssl:([\d.]+):\d+\)", out, re.M)
-    leader = None
-    if leader_sid and leader_sid.group(1) not in ("unknown", "self"):
-        m = re.search(rf"^\s+{re.escape(leader_sid.group(1))} \(\S+ at ssl:([\d.]+):", out, re.M)
-        if m and m.group(1) in topo.CENTRAL_MEMBERS:
-            leader = topo.CENTRAL_MEMBERS.index(m.group(1)) + 1
-    elif leader_sid and leader_sid.group(1) == "self":
-        leader = i
-    return {"role": role.group(1) if role else None, "leader": leader, "servers": len(servers),
-            "status": status.group(1).strip() if status else None}
+    st = parse_cluster_status(p.stdout)
+    host = st["leader"].split(":")[1] if st["leader"] else None
+    leader = topo.CENTRAL_MEMBERS.index(host) + 1 if host in topo.CENTRAL_MEMBERS else None
+    return {"role": st["role"], "status": st["status"], "leader": leader,
+            "servers": len(st["servers"])}
 
 
 def northd_active() -> int | None:

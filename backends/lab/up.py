@@ -305,12 +305,14 @@ def _own(state: dict, fresh: bool, owner: int | None, log) -> None:
 def _ovn_flavour(state: dict, ovn: str | None) -> str:
     """The OVN flavour to build: ``ovn``, else the one recorded, else the default. Changing the
     flavour of a running central is refused (its databases and listeners differ)."""
-    recorded = state.get("ovn") or topo.DEFAULT_OVN
+    running = H.find_holder(topo.CENTRAL) is not None
+    # a running lab without the key was built before flavours: standalone
+    recorded = state.get("ovn") or (topo.OVN_STANDALONE if running else topo.DEFAULT_OVN)
     if ovn is None:
         return recorded
     if ovn not in topo.OVN_FLAVOURS:
         raise LabError(f"--ovn must be one of {', '.join(topo.OVN_FLAVOURS)}, not {ovn!r}")
-    if ovn != recorded and H.find_holder(topo.CENTRAL) is not None:
+    if ovn != recorded and running:
         raise LabError(f"the lab runs OVN {recorded}; `virtdeck lab down` first, then "
                        f"`virtdeck lab up --ovn {ovn}`")
     return ovn
