@@ -24,6 +24,7 @@ ever changes a host's or a VM's state.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -38,15 +39,19 @@ SPARK = " ▁▂▃▄▅▆▇█"
 
 
 def sparkline(values: Iterable[float | None], width: int, top: float = 100.0) -> str:
-    """The last ``width`` values as block characters scaled 0..``top`` (a percent by default);
-    a gap (None) is a space; fewer values than ``width`` are padded on the left with spaces."""
+    """The last ``width`` values as block characters on a fixed 0..``top`` scale (a percent by
+    default): up to 1/8 of ``top`` is ``▁`` (idle), above it rounded up over ``▂`` … ``█`` so
+    any load above that shows higher than idle; a gap (None) is a space; fewer values than ``width`` are padded on
+    the left with spaces."""
     vals = list(values)[-width:] if width > 0 else []
     out = []
     for v in vals:
         if v is None:
             out.append(" ")
         else:
-            out.append(SPARK[max(1, min(8, round(v / top * 8)))] if v > 0 else SPARK[1])
+            low = top / 8
+            level = 1 if v <= low else 1 + math.ceil((min(v, top) - low) / (top - low) * 7)
+            out.append(SPARK[level])
     return " " * (width - len(out)) + "".join(out)
 
 
