@@ -104,3 +104,22 @@ def mappings_and_definitions(session, host: str, config_dir: str,
     if rc_text.strip() != "0":
         return ovs_error(host, rc_text.strip(), head), text
     return parse_bridge_mappings(head), text
+
+
+def guest_arches(conn, host: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Guest arches ``host``'s libvirt can run and the domain types for each, from its
+    capabilities (``<guest><arch name><domain type>``): ``(("x86_64", ("qemu", "kvm")),
+    ("aarch64", ("qemu",)))``. 'kvm' = hardware-assisted, 'qemu' = TCG (emulated: for a
+    foreign arch, the only way). Raises HostError when libvirt does not answer."""
+    import xml.etree.ElementTree as ET
+
+    import libvirt
+    try:
+        caps = ET.fromstring(conn.getCapabilities())
+    except libvirt.libvirtError as exc:
+        raise HostError(f"{host}: capabilities: {exc.get_error_message()}") from None
+    out: dict[str, list[str]] = {}
+    for arch in caps.findall("guest/arch"):
+        types = out.setdefault(arch.get("name") or "?", [])
+        types += [d.get("type") for d in arch.findall("domain") if d.get("type") and d.get("type") not in types]
+    return tuple((a, tuple(t)) for a, t in out.items())

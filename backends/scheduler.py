@@ -9,7 +9,11 @@ Filters (a host failing any of them is refused, with every failing reason listed
 - ``enabled``       the inventory's ``hosts[].enabled`` (``host disable``: its reason is shown)
 - ``reachable``     the console could talk to its libvirt when the facts were gathered
 - ``pinned``        the operator pinned another host
-- ``arch``          host arch (libvirt ``getInfo()[0]``) equals the template's arch
+- ``arch``          the host runs the template's arch (libvirt capabilities ``<guest><arch>``,
+                    ``guest_arches``): natively (the host's own arch, KVM or TCG as the inventory
+                    says) or emulated (another arch, TCG only: ~10x slower), which is refused unless
+                    the host (``allow_emulation``) or the request allows it; without
+                    ``guest_arches`` the host arch must equal the template's
 - ``anti-affinity`` the host already holds a member of the request's anti-affinity group
 - ``physnet``       the host has a bridge mapping for every physnet the VM's provider networks need
                     (overlay networks need none; mappings come from OVS
@@ -75,6 +79,10 @@ class HostFacts:
     error: str | None = None
     refusals: tuple[str, ...] = ()
     disabled_reason: str | None = None  # the inventory's hosts[].disabled_reason (maintenance)
+    # guest arch -> libvirt domain types offered for it (("x86_64", ("qemu", "kvm")), ...), from
+    # the capabilities; None = not read (then only the host's own arch is assumed)
+    guest_arches: tuple[tuple[str, tuple[str, ...]], ...] | None = None
+    allow_emulation: bool = False  # the host accepts guests of a foreign arch (TCG)
     # measured load (console.metrics): CPU % (mean over cpu_load_span_s seconds, from
     # cpu_load_source: "node" or "guests") and RAM in use, %; None = no figure
     cpu_load_pct: float | None = None
@@ -98,6 +106,7 @@ class PlacementRequest:
     ram_mib: int
     arch: str = "x86_64"
     physnets: frozenset[str] = frozenset()
+    allow_emulation: bool = False  # a foreign-arch host (TCG emulation) may be chosen
     anti_affinity_group: str | None = None
     group_hosts: frozenset[str] = frozenset()
     pinned_host: str | None = None
@@ -223,8 +232,9 @@ def place(hosts: Iterable[HostFacts], request: PlacementRequest, *, cpu_ratio: f
             # Nothing else is known about an unreachable host, or a disabled one nobody asked.
             rows.append(HostVerdict(h.name, False, True, tuple(reasons)))
             continue
-        if h.arch != request.arch:
-            reasons.append(f"arch: host is {h.arch}, the template needs {request.arch}")
+        refusal, _ = arch_fit(h, request)
+        if refusal:
+            reasons.append(refusal)
         if request.anti_affinity_group and h.name in request.group_hosts:
             reasons.append(f"anti-affinity: already holds a member of group {request.anti_affinity_group!r}")
         missing = sorted(request.physnets - h.physnets)
@@ -285,6 +295,9 @@ def place(hosts: Iterable[HostFacts], request: PlacementRequest, *, cpu_ratio: f
             parts = ([_cpu_figure(h)] if h.cpu_load_pct is not None else []) + \
                     ([f"RAM {h.ram_used_pct:.0f} % in use"] if h.ram_used_pct is not None else [])
             measured = f"; measured {', '.join(parts)}"
+        note = arch_fit(h, request)[1] if h is not None and not v.refused else ""
+        if note:
+            measured += f"; {note}"
         if v.refused:
             out.append(v)
         elif v.host == chosen:
@@ -296,6 +309,28 @@ def place(hosts: Iterable[HostFacts], request: PlacementRequest, *, cpu_ratio: f
                    f"{best:.0%} on {chosen} (weigher {weigher}){measured}")
             out.append(replace(v, reasons=(why,)))
     return Placement(chosen, tuple(out), weigher)
+
+
+def arch_fit(h: HostFacts, request: PlacementRequest) -> tuple[str | None, str]:
+    """(refusal or None, note) for running ``request.arch`` on ``h``: the refusal names what the
+    host offers; the note says when the guest would be emulated (TCG) and who allowed it."""
+    if h.guest_arches is None:
+        if h.arch != request.arch:
+            return f"arch: host is {h.arch}, the template needs {request.arch}", ""
+        return None, ""
+    offered = dict(h.guest_arches)
+    if request.arch not in offered:
+        have = ", ".join(f"{a} ({'/'.join(t)})" for a, t in h.guest_arches) or "none"
+        return (f"arch: the host's libvirt cannot run {request.arch} guests (it offers {have}; "
+                f"install qemu-system for {request.arch})"), ""
+    if request.arch == h.arch:
+        return None, ""
+    who = "the request" if request.allow_emulation else "the host" if h.allow_emulation else None
+    if who is None:
+        return (f"arch: {request.arch} is only emulated on this {h.arch} host (TCG, ~10x slower); "
+                f"refused unless the host allows emulation (domain_type = \"qemu\") or the request "
+                f"does (--allow-emulation)"), ""
+    return None, f"{request.arch} emulated on {h.arch} (TCG), allowed by {who}"
 
 
 @dataclass

@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from ...backends import domains, metrics, storage
+from ...backends import domains, host_facts, metrics, storage
 from ...backends.scheduler import HostFacts, PlacementRequest
 from ...config.inventory import HostConfig, Inventory, MetricsConfig, TemplateConfig
 from .. import metrics as metrics_store
@@ -94,6 +94,7 @@ def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) ->
         except HostError as exc:  # "<host>: <libvirt's message>"; the verdict names the host
             raise HostError(_strip_host(str(exc), host.name)) from None
         physnets = bridge_mappings(session, host.name)
+        arches = host_facts.guest_arches(conn, host.name)  # which arches, natively or emulated
         refusals: list[str] = []
         tbytes = None
         if template is not None:
@@ -114,7 +115,8 @@ def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) ->
         name=host.name, enabled=True, reachable=True, arch=cap.arch, cores=cap.cores,
         ram_total_mib=cap.ram_total_mib, ram_free_mib=cap.ram_free_mib,
         alloc_vcpus=cap.alloc_vcpus, alloc_ram_mib=cap.alloc_ram_mib,
-        physnets=physnets, refusals=tuple(refusals),
+        physnets=physnets, refusals=tuple(refusals), guest_arches=arches,
+        allow_emulation=host.domain_type == "qemu",  # a TCG host emulates any arch at no extra cost
         cpu_load_pct=load.cpu_pct, cpu_load_span_s=load.span_s, cpu_load_source=load.source,
         ram_used_pct=load.ram_pct, cpu_threshold=mcfg.cpu_threshold,
         ram_threshold=mcfg.ram_threshold)
@@ -142,6 +144,7 @@ def placement_request(req, ctx, snaps: list[HostSnapshot]) -> PlacementRequest:
                             if req.anti_affinity and any(d.group == req.anti_affinity for d in s.domains))
     return PlacementRequest(
         vcpus=req.vcpus, ram_mib=req.ram_mib, arch=ctx.template.arch,
+        allow_emulation=bool(getattr(req, "allow_emulation", False)),
         physnets=frozenset(n.physnet for n in ctx.networks if n.physnet),
         anti_affinity_group=req.anti_affinity, group_hosts=group_hosts, pinned_host=req.host)
 
