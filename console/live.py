@@ -90,11 +90,13 @@ class LiveModel:
     def __init__(self, inventory: Inventory, session: Session | None = None, *,
                  stats_interval: float | None = None, reconcile_every: int = 20,
                  publish_interval: float = 0.05, nb_reset_after: float = 5.0,
-                 xml_workers: int = 32):
+                 xml_workers: int = 32, metrics: bool = True):
         self.inventory = inventory
         self.session = session or Session(inventory)
         self._own_session = session is None
         # None: the inventory's [metrics] interval; the stats poll feeds self.metrics
+        # (metrics=False: the poll reads only what the VM rows need, no node figures)
+        self.metrics_on = metrics
         self.stats_interval = stats_interval or inventory.metrics.interval
         self.metrics = MetricsStore(self.stats_interval,
                                     max(inventory.metrics.window, self.stats_interval),

@@ -379,20 +379,23 @@ class HostWorker(threading.Thread):
         self.polls += 1
         try:
             # the one bulk call also carries the block/interface groups the metrics use
+            on = self.live.metrics_on
             raw, cpu_ok = hv.all_stats(conn, active_only=not full, want_cpu=self.cpu_ok,
-                                       extra_groups=metrics.EXTRA_GROUPS)
+                                       extra_groups=metrics.EXTRA_GROUPS if on else 0)
             recs = [hv.stats_record(d, s) for d, s in raw]
             free = hv.free_memory_mib(conn)
             sample = metrics.sample_from_raw(name, conn, raw, cpu_ok,
                                              pools=self.polls % POOL_EVERY == 1,
-                                             cpus=self.live._parts[name].host.cores or None)
+                                             cpus=self.live._parts[name].host.cores or None) \
+                if on else None
         except libvirt.libvirtError as exc:
             self.live.metrics.no_figure(name, time.monotonic())
             self.live._dirty.set()
             self._call_ok(exc)
             return
-        self.live.metrics.add(sample)
-        self.live._dirty.set()          # new figures: the next snapshot carries them
+        if sample is not None:
+            self.live.metrics.add(sample)
+            self.live._dirty.set()      # new figures: the next snapshot carries them
         self.cpu_ok = cpu_ok
         now = time.monotonic()
         seen = {r.uuid for r in recs}
