@@ -465,6 +465,9 @@ class Cloud:
     #: the live model's measured figures (a console.metrics.MetricsView; None: no metrics):
     #: a new object only when a poll brought figures, so panels can skip work by identity
     metrics: object | None = None
+    #: the OVN southbound as last read (a backends.ovn.southbound.SbData: chassis, port
+    #: bindings, gateway chassis; console.live_sb); None: not read (yet) or not configured
+    sb: object | None = None
 
     # -- lookups (linear scans: the model is small enough; callers on hot paths build maps) --
 
