@@ -59,6 +59,7 @@ from ..backends.ssh import HostKeyUnknown, trust_host_key as _trust_key
 from ..config.inventory import Inventory
 from .live_host import HostWorker
 from .live_nb import NbWorker
+from .live_sb import SbWorker
 from . import metrics as metrics_store
 from .live_snapshot import HostPart, NbPart, merge_vms
 from .metrics import MetricsStore
@@ -125,6 +126,7 @@ class LiveModel:
                             ram_ratio=inventory.allocation.ram_ratio)
         self._workers: dict[str, HostWorker] = {}
         self._nb_worker: NbWorker | None = None
+        self._sb = None   # southbound.SbData from the SB worker (optional facts)
         self._threads: list[threading.Thread] = []
         self._generation = 0
         self._vms_key: tuple = ()
@@ -153,6 +155,9 @@ class LiveModel:
             self._nb_worker = NbWorker(self)
             self._threads.append(self._nb_worker)
             self._nb_worker.start()
+            sb = SbWorker(self)   # chassis and bindings: optional, never holds up readiness
+            self._threads.append(sb)
+            sb.start()
         self._dirty.set()
         return self
 
@@ -235,6 +240,10 @@ class LiveModel:
         part = self._parts[name]
         self._set_part(name, replace(part, host=replace(part.host, **changes), answered=True))
 
+    def _set_sb(self, data) -> None:
+        self._sb = data
+        self._dirty.set()
+
     def _set_nb(self, part: NbPart) -> None:
         self._nb = part
         self._dirty.set()
@@ -261,7 +270,7 @@ class LiveModel:
             ports=data.ports, routers=data.routers, tenants=self._tenants,
             nb=nb.status, cpu_ratio=self.inventory.allocation.cpu_ratio,
             ram_ratio=self.inventory.allocation.ram_ratio, generation=self._generation,
-            metrics=self.metrics.view())
+            metrics=self.metrics.view(), sb=self._sb)
 
     def _publisher(self) -> None:
         while not self._stop.is_set():
