@@ -58,6 +58,7 @@ HOST_COLUMNS = (
     Column("vcpu", "vCPU", 4, 9, right=True),
     Column("alloc", "RAM alloc", 6, 13, right=True),
     *mw.HOST_METRIC_COLUMNS,
+    Column("chassis", "Chassis (ports)", 3, 28, flex=True),
     Column("physnets", "Physnets", 4, 30, flex=True),
 )
 
@@ -107,6 +108,7 @@ COLUMNS = {"hosts": HOST_COLUMNS, "vms": VM_COLUMNS, "networks": NET_COLUMNS,
 def host_rows(cloud: Cloud) -> list[Row]:
     """One row per hypervisor: state, facts, VMs running/all, allocation against ratios."""
     rows = []
+    chassis = _chassis_cells(cloud)
     for h in cloud.hosts:
         u = cloud.usage(h.name)
         ram = f"{_n(h.ram_free_mib)}/{_n(h.ram_total_mib)}" if h.ram_total_mib else "?"
@@ -115,8 +117,24 @@ def host_rows(cloud: Cloud) -> list[Row]:
         physnets = ",".join(h.physnets) or "-"
         rows.append(Row(f"host:{h.name}", (h.name, h.state, h.arch or "?", _n(h.cores), ram,
                                             f"{u.running}/{u.vms}", vcpu, alloc,
-                                            *mw.host_cells(cloud, h), physnets)))
+                                            *mw.host_cells(cloud, h), chassis.get(h.name, "-"),
+                                            physnets)))
     return rows
+
+
+def _bound_ports(sb, chassis: str) -> list:
+    """The VM port bindings (type "") the SB places on ``chassis``."""
+    return [b for b in sb.bindings if b.chassis == chassis and not b.type]
+
+
+def _chassis_cells(cloud: Cloud) -> dict[str, str]:
+    """{host: "CHASSIS ENCAP-IP (N)"} from the southbound (N: VM ports bound there); empty when
+    the SB was not read."""
+    sb = cloud.sb
+    if sb is None:
+        return {}
+    return {c.host: f"{c.name} {c.encap_ip or '?'} ({len(_bound_ports(sb, c.name))})"
+            for c in sb.chassis if c.host}
 
 
 class RowMemo:
@@ -226,6 +244,15 @@ def host_details(cloud: Cloud, h: Host) -> Text:
     _kv(lines, "domains", f"{u.running} running of {u.vms}")
     _kv(lines, "libvirt / types", f"{h.libvirt_version or '?'} / {','.join(h.domain_types) or '?'}")
     _kv(lines, "bridge mappings", ", ".join(f"{p}:{b}" for p, b in h.bridge_mappings) or "none")
+    c = cloud.sb.chassis_of_host(h.name) if cloud.sb is not None else None
+    if c is not None:
+        _kv(lines, "OVN chassis", f"{c.name} (hostname {c.hostname or '?'}), encap "
+                                  + (", ".join(f"{t} {ip}" for t, ip in c.encaps) or "none"))
+        vm_of = {p.name: p.vm or p.display_name for p in cloud.ports}
+        bound = [vm_of.get(b.logical_port, b.logical_port) for b in _bound_ports(cloud.sb, c.name)]
+        _kv(lines, "bound ports", f"{len(bound)}" + (f": {', '.join(sorted(bound))}" if bound else ""))
+    elif cloud.sb is not None:
+        _kv(lines, "OVN chassis", "none in the southbound claims this host")
     for label, value in mw.host_detail_lines(cloud, h):
         _kv(lines, label, value)
     return Text.from_markup("\n".join(lines))
@@ -256,6 +283,11 @@ def vm_details(cloud: Cloud, v: Vm) -> Text:
         up = {True: "up", False: "down", None: "?"}[p.up]
         where = f"{net.display_name} ({net.kind_label}, {net.subnet or 'no subnet'})" if net else p.switch
         _kv(lines, "port", f"{p.display_name} {ips} {up} on {where}")
+        b = cloud.sb.binding(p.name) if cloud.sb is not None else None
+        if cloud.sb is not None:
+            on = cloud.sb.host_of_chassis(b.chassis) if b and b.chassis else None
+            _kv(lines, "  bound", "not bound" if not b or not b.chassis else
+                f"on chassis {b.chassis} ({'its host' if on == v.host else (on or 'no inventory host') + ', not ' + v.host})")
     if not ports and v.networks:
         _kv(lines, "networks (metadata)", ", ".join(v.networks))
     return Text.from_markup("\n".join(lines))
@@ -284,6 +316,9 @@ def router_details(cloud: Cloud, r: Router) -> Text:
     for p in r.ports:
         gw = f" gateway {','.join(p.gateway_chassis)}" if p.gateway_chassis else ""
         _kv(lines, f"port {p.name}", f"{','.join(p.networks)} {p.mac} → {p.peer_switch or '-'}{gw}")
+        if p.gateway_chassis and cloud.sb is not None:
+            active = next((g.active for g in cloud.sb.gateways if g.port == p.name), None)
+            _kv(lines, "  active gateway", f"{active} (southbound)" if active else "none bound (southbound)")
     for x in r.nats:
         port = x.port
         vm = next((p.vm for p in cloud.ports if p.name == port), None) if port else None
