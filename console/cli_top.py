@@ -50,3 +50,39 @@ def cmd_top(args) -> int:
     for host, err in sorted(errors.items()):
         print(f"virtdeck: {host}: no figures: {err}", file=sys.stderr)
     return ExitCode.UNREACHABLE if names and len(errors) == len(names) else ExitCode.OK
+
+
+def cmd_metrics(args) -> int:
+    """Serve the hypervisors' figures as Prometheus text at ``http://ADDR:PORT/metrics`` until
+    Ctrl-C (or ``-n`` samples), sampling every ``-d`` seconds (re-armed after each sample)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from .services import metrics as svc
+    addr, port = svc.parse_listen(args.listen)
+    if args.delay is not None and args.delay <= 0:
+        raise ValidationError("delay", "-d must be a number of seconds greater than 0")
+    with cli_session(args) as s:
+        delay = args.delay or s.inventory.metrics.interval
+        store = svc.new_store(s.inventory, delay)
+        errors: dict[str, str] = {}
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(svc.StoreCollector(store, errors))
+        try:
+            server, thread = start_http_server(port, addr=addr, registry=registry)
+        except OSError as exc:
+            raise ValidationError("listen", f"cannot listen on {args.listen}: {exc.strerror}") from None
+        host, real_port = server.server_address[:2]
+        print(f"virtdeck metrics: serving http://{host}:{real_port}/metrics, a sample every "
+              f"{delay:g} s (Ctrl-C stops)", flush=True)
+        try:
+            done = 0
+            while args.iterations == 0 or done < args.iterations:
+                new = svc.sample_all(s, store)
+                errors.clear()
+                errors.update(new)
+                done += 1
+                time.sleep(delay)
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+    return ExitCode.OK

@@ -123,3 +123,71 @@ def figures_text(fig: dict) -> list[str]:
     if not fig["vms"]:
         lines.append("(no running VMs)")
     return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Prometheus exposition (`virtdeck metrics --listen`)
+
+
+class StoreCollector:
+    """A ``prometheus_client`` collector serving ``store``'s newest figures as gauges, every
+    scrape (nothing is kept twice). ``errors``: ``{host: message}`` of the last sample, read at
+    scrape time (a host in it has ``virtdeck_host_up 0`` and no other figure for that round).
+
+    Series (labels ``host``; VMs also ``vm`` and ``uuid``): ``virtdeck_host_up``,
+    ``virtdeck_host_cpu_percent`` (node CPU), ``virtdeck_host_guest_cpu_percent``,
+    ``virtdeck_host_memory_used_bytes``, ``virtdeck_host_memory_used_percent``,
+    ``virtdeck_host_pool_free_bytes``, ``virtdeck_vm_cpu_percent`` (of its vCPUs),
+    ``virtdeck_vm_rss_bytes``, ``virtdeck_vm_net_{rx,tx}_bytes_per_second``,
+    ``virtdeck_vm_disk_{read,write}_bytes_per_second``."""
+
+    HOST = (("cpu_percent", "cpu_pct", 1, "host CPU busy, % of all its CPUs (virNodeGetCPUStats deltas)"),
+            ("guest_cpu_percent", "guest_cpu_pct", 1, "the guests' CPU time, % of the host's CPUs"),
+            ("memory_used_bytes", "mem_used_mib", 1 << 20, "host RAM in use (total - free - buffers/cache)"),
+            ("memory_used_percent", "mem_used_pct", 1, "host RAM in use, % of total"),
+            ("pool_free_bytes", "pool_free_gib", 1 << 30, "free space of the active storage pools"))
+    VM = (("cpu_percent", "cpu_pct", 1, "VM CPU, % of its vCPUs"),
+          ("rss_bytes", "rss_mib", 1 << 20, "VM resident memory (balloon.rss)"),
+          ("net_rx_bytes_per_second", "rx_bps", 1, "VM network receive rate"),
+          ("net_tx_bytes_per_second", "tx_bps", 1, "VM network transmit rate"),
+          ("disk_read_bytes_per_second", "rd_bps", 1, "VM disk read rate"),
+          ("disk_write_bytes_per_second", "wr_bps", 1, "VM disk write rate"))
+
+    def __init__(self, store: MetricsStore, errors: dict[str, str]):
+        self.store, self.errors = store, errors
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+        up = GaugeMetricFamily("virtdeck_host_up", "1 when the last sample of the host answered",
+                               labels=["host"])
+        fams = {k: GaugeMetricFamily(f"virtdeck_host_{k}", h, labels=["host"]) for k, _f, _s, h in self.HOST}
+        for name in self.store.hosts():
+            f = self.store.host(name)
+            up.add_metric([name], 0.0 if name in self.errors else 1.0)
+            if f is None or name in self.errors:
+                continue
+            for key, field, scale, _h in self.HOST:
+                v = getattr(f, field)
+                if v is not None:
+                    fams[key].add_metric([name], float(v) * scale)
+        yield up
+        yield from fams.values()
+        vfams = {k: GaugeMetricFamily(f"virtdeck_vm_{k}", h, labels=["host", "vm", "uuid"])
+                 for k, _f, _s, h in self.VM}
+        for v in self.store.vms():
+            for key, field, scale, _h in self.VM:
+                x = getattr(v, field)
+                if x is not None:
+                    vfams[key].add_metric([v.host, v.name, v.uuid], float(x) * scale)
+        yield from vfams.values()
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``ADDR:PORT`` (``[v6]:PORT`` too) → ``(addr, port)``. Raises ValidationError naming the
+    field ``listen`` when it is not an address and a port 0-65535 (0: any free port)."""
+    from ..errors import ValidationError
+    addr, sep, port = text.rpartition(":")
+    addr = addr.strip("[]")
+    if not sep or not addr or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValidationError("listen", f"--listen wants ADDR:PORT (e.g. 127.0.0.1:9177), not {text!r}")
+    return addr, int(port)

@@ -23,4 +23,13 @@ VERBS = (
                    help="VM order (highest first; name: A-Z)"),
                arg("--limit", type=int, metavar="N", help="at most N VMs per screen")),
     ),
+    Verb(name="metrics", help="serve the hosts' and VMs' figures as Prometheus text at "
+                              "http://ADDR:PORT/metrics (loopback by default) until Ctrl-C",
+         cli="cli_top.cmd_metrics", service="metrics.sample_all", targets="none",
+         args=(arg("--listen", default="127.0.0.1:9177", metavar="ADDR:PORT",
+                   help="where to serve (default 127.0.0.1:9177; port 0: any free port)"),
+               arg("-d", "--delay", type=float, metavar="SECONDS",
+                   help="seconds between samples (default: the inventory's metrics.interval)"),
+               arg("-n", "--iterations", type=int, default=0, metavar="N",
+                   help="stop after N samples (default 0: until Ctrl-C)"))),
 )

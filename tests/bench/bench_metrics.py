@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Benchmark what metrics cost: the console's CPU and RSS with metrics on against off, and the
+libvirtd CPU the polling costs on each host. Prints figures; asserts nothing.
+
+    .venv/bin/python tests/bench/bench_metrics.py [--per-host 1000] [--running 10] [--idle 60]
+
+1. defines ``--per-host`` tiny shut-off domains (``vdbench-*``, as bench_console.py does) and
+   starts ``--running`` tiny transient domains (``vdmet-*``: 32 MiB, no disk, TCG, SeaBIOS
+   waiting for a boot device) on every lab hypervisor;
+2. for each phase (off, on, off, on by default: ``--rounds``), a fresh process runs the console
+   headless (LiveModel + App, 160x48, on the VMs panel: the panel whose rows the metrics make
+   change each interval) with ``LiveModel(metrics=…)``, waits for the first complete picture and
+   a settle time, then idles ``--idle`` seconds: its CPU time (% of one core) and RSS are
+   measured over that window, and meanwhile the CPU time of every host's libvirtd
+   (``/proc/PID/stat``, the PID from the host's ``/run/libvirt/libvirtd.pid``);
+3. undefines / destroys everything it made.
+
+The interval is the inventory's ``metrics.interval`` (default 3 s). Run it in a sandbox, never on
+the shared lab (it defines thousands of domains)::
+
+    .venv/bin/virtdeck lab sandbox -- bash -c '.venv/bin/virtdeck lab up -n 3 &&
+        .venv/bin/python tests/bench/bench_metrics.py; .venv/bin/virtdeck lab down'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_console import cleanup, cpu_seconds, define_many, rss_mib  # noqa: E402
+from virtdeck.backends.session import Session  # noqa: E402
+from virtdeck.config import inventory as inv_mod  # noqa: E402
+from virtdeck.config.paths import lab_dir  # noqa: E402
+
+RUN_PREFIX = "vdmet-"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def running_xml(name: str) -> str:
+    return f"""<domain type='qemu'>
+  <name>{name}</name><uuid>{uuid.uuid4()}</uuid>
+  <memory unit='MiB'>32</memory><vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
+</domain>"""
+
+
+def start_running(session: Session, hosts: list[str], per_host: int) -> None:
+    def one(host: str) -> None:
+        conn = session.libvirt(host)
+        for i in range(per_host):
+            conn.createXML(running_xml(f"{RUN_PREFIX}{host}-{i:03d}"), 0)
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        list(pool.map(one, hosts))
+
+
+def stop_running(session: Session, hosts: list[str]) -> int:
+    n = 0
+    for host in hosts:
+        for d in session.libvirt(host).listAllDomains():
+            if d.name().startswith(RUN_PREFIX):
+                d.destroy()
+                n += 1
+    return n
+
+
+def libvirtd_pids(session: Session, hosts: list[str]) -> dict[str, int]:
+    return {h: int(session.run(h, ["cat", "/run/libvirt/libvirtd.pid"]).stdout.strip()) for h in hosts}
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` so far (the lab shares this PID namespace)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+# ---------------------------------------------------------------------------------------------
+# One phase, in its own process
+
+
+async def phase(config: str, on: bool, idle: float, settle: float) -> dict:
+    from virtdeck.console.app import VirtdeckApp
+    from virtdeck.console.live import LiveModel
+    inv = inv_mod.load(config)
+    live = LiveModel(inv, metrics=on).start()
+    app = VirtdeckApp(live, inventory=inv, panel="vms")
+    app.animation_level = "none"
+    async with app.run_test(size=(160, 48)):
+        await asyncio.to_thread(live.wait_ready, 120)
+        await asyncio.sleep(settle)
+        print("READY", flush=True)
+        c0, t0 = cpu_seconds(), time.monotonic()
+        await asyncio.sleep(idle)
+        cpu, wall = cpu_seconds() - c0, time.monotonic() - t0
+        out = {"metrics": on, "cpu_pct": 100 * cpu / wall, "rss_mib": rss_mib(), "wall_s": wall,
+               "vms": len(app.cloud.vms), "samples": live.metrics.samples,
+               "interval_s": live.stats_interval}
+        print("END", flush=True)
+    live.stop()
+    return out
+
+
+def run_phase(config: str, on: bool, idle: float, settle: float, session: Session,
+              pids: dict[str, int]) -> dict:
+    proc = subprocess.Popen([sys.executable, __file__, "--phase", "on" if on else "off",
+                             "--idle", str(idle), "--settle", str(settle), "--config", config],
+                            stdout=subprocess.PIPE, text=True)
+    before: dict[str, float] = {}
+    t0 = 0.0
+    result: dict = {}
+    for line in proc.stdout:
+        line = line.strip()
+        if line == "READY":
+            before, t0 = {h: proc_cpu(p) for h, p in pids.items()}, time.monotonic()
+        elif line == "END":
+            wall = time.monotonic() - t0
+            result["libvirtd_pct"] = {h: 100 * (proc_cpu(p) - before[h]) / wall for h, p in pids.items()}
+        elif line.startswith("{"):
+            result.update(json.loads(line))
+    proc.wait()
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--per-host", type=int, default=1000)
+    ap.add_argument("--running", type=int, default=10, help="running tiny domains per host")
+    ap.add_argument("--idle", type=float, default=60.0, help="seconds measured per phase")
+    ap.add_argument("--settle", type=float, default=10.0, help="seconds after ready before measuring")
+    ap.add_argument("--rounds", type=int, default=2, help="off/on pairs")
+    ap.add_argument("--config", default=str(lab_dir() / "inventory.toml"))
+    ap.add_argument("--phase", choices=("on", "off"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.phase:
+        print(json.dumps(asyncio.run(phase(args.config, args.phase == "on", args.idle, args.settle))),
+              flush=True)
+        return 0
+    inv = inv_mod.load(args.config)
+    hosts = [h.name for h in inv.hypervisors if h.enabled]
+    with Session(inv) as s:
+        cleanup(s, hosts)
+        stop_running(s, hosts)
+        try:
+            took = define_many(s, hosts, args.per_host)
+            start_running(s, hosts, args.running)
+            print(f"{len(hosts)} hosts x {args.per_host} domains defined in {took:.1f} s, "
+                  f"{args.running} running per host; interval {inv.metrics.interval:g} s; "
+                  f"idle window {args.idle:g} s per phase", flush=True)
+            pids = libvirtd_pids(s, hosts)
+            results = []
+            for _ in range(args.rounds):
+                for on in (False, True):
+                    r = run_phase(args.config, on, args.idle, args.settle, s, pids)
+                    results.append(r)
+                    lv = ", ".join(f"{h} {v:.3f} %" for h, v in sorted(r.get("libvirtd_pct", {}).items()))
+                    print(f"metrics {'on ' if on else 'off'}: console CPU {r.get('cpu_pct', float('nan')):.3f} % "
+                          f"of a core, RSS {r.get('rss_mib', 0):.0f} MiB ({r.get('vms')} VMs, "
+                          f"{r.get('samples')} samples); libvirtd {lv}", flush=True)
+            for on in (False, True):
+                rs = [r for r in results if r.get("metrics") is on]
+                if not rs:
+                    continue
+                cpu = sum(r["cpu_pct"] for r in rs) / len(rs)
+                lv = {h: sum(r["libvirtd_pct"][h] for r in rs) / len(rs) for h in hosts}
+                print(f"mean metrics {'on ' if on else 'off'}: console {cpu:.3f} % of a core, "
+                      f"RSS {sum(r['rss_mib'] for r in rs) / len(rs):.0f} MiB; libvirtd "
+                      + ", ".join(f"{h} {v:.3f} %" for h, v in lv.items()))
+        finally:
+            print(f"cleanup: {stop_running(s, hosts)} running, {cleanup(s, hosts)} defined domains removed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
