@@ -33,6 +33,8 @@ def _read_keys(values: list[str]) -> tuple[str, ...]:
     from . import cloudinit
     keys: list[str] = []
     for v in values or []:
+        if not isinstance(v, str):  # argparse's [] for a value of exactly '--'
+            raise ValidationError("ssh-keys", "give a public key line or a .pub file after --ssh-key")
         p = Path(v).expanduser()
         if not v.startswith(("ssh-", "ecdsa-", "sk-")) and p.is_file():
             keys += cloudinit.parse_ssh_keys(p.read_text(), required=False)
@@ -67,7 +69,8 @@ def build_request(args):
     if args.user_data:
         from . import cloudinit
         user_data = cloudinit.read_user_data(args.user_data)
-    networks = check_networks([n for v in args.network for n in v.split(",")])
+    # argparse turns a value of exactly '--' into [] (not a string): such a value names nothing
+    networks = check_networks([n for v in args.network if isinstance(v, str) for n in v.split(",")])
     ips: tuple = ()
     if args.ip:
         if len(args.ip) != len(networks):
