@@ -52,6 +52,30 @@ def test_hosts_panel_shows_each_chassis(live, lab_inventory):
         assert f"OVN chassis: {chassis.name}" in text and "geneve 172.16.0." in text
 
 
+def test_router_view_shows_the_active_gateway_chassis(live, lab_session):
+    """A router with its gateway on a provider network pinned to hv2: the SB binds its
+    chassisredirect port on hv2, the router details and the drift chain say so."""
+    from virtdeck.backends.ovn import routers as ovn_routers
+    tag = f"sbg{uuid.uuid4().hex[:5]}"
+    nb = lab_session.nb()
+    ovn_networks.create_network(nb, ovn_networks.NetworkSpec(
+        tenant="demo", name=f"{tag}x", kind="provider", physnet="physnet1", cidr="192.0.2.0/24",
+        gateway="192.0.2.1", mtu=1500))
+    ovn_routers.create_router(nb, "demo", tag)
+    try:
+        info = ovn_routers.set_gateway(nb, "demo", tag, f"{tag}x", "192.0.2.50", "hv2")
+        cloud = _wait(lambda: (c := live.snapshot()).sb is not None and any(
+            g.router == info.router and g.active for g in c.sb.gateways) and c, 60, "gateway binding")
+        (gw,) = [g for g in cloud.sb.gateways if g.router == info.router]
+        assert gw.active == "hv2" and gw.candidates == ("hv2",)
+        router = next(r for r in cloud.routers if r.name == info.router)
+        text = views.router_details(cloud, router).plain
+        assert "active gateway: hv2 (southbound)" in text, text
+    finally:
+        ovn_routers.delete_router(nb, "demo", tag)
+        ovn_networks.delete_network(nb, "demo", f"{tag}x", cascade=True)
+
+
 @pytest.mark.slow
 def test_started_vm_port_bound_on_its_hosts_chassis(live, lab_session, lab_inventory):
     """One VM per hypervisor, started (TCG): the SB binds each port on that host's chassis and
