@@ -14,7 +14,8 @@ Shape (all keys but ``hosts[].name`` / ``hosts[].address`` optional)::
     [allocation]     cpu_ratio = 4.0, ram_ratio = 1.0           # vCPUs per core, RAM overcommit
     [metrics]        interval = 3.0, window = 600.0             # s between polls, s kept
                      load_window = 300.0, sample = 1.0          # s placement averages / samples
-                     cpu_threshold = 90.0, ram_threshold = 95.0  # % above which placement refuses
+                     cpu_threshold = 85.0, ram_threshold = 95.0  # % above which placement refuses
+                                                                 # (unset: no pressure filter)
                      cpu_source = "node" | "guests"             # which CPU figure placement uses
     [[hosts]]        name, address, user, port, identity, known_hosts, libvirt_socket,
                      enabled, disabled_reason, hypervisor, domain_type ("kvm" | "qemu")
@@ -124,16 +125,18 @@ class MetricsConfig:
     ``interval``: seconds between two stats polls of a host; ``window``: seconds of figures kept
     per series (ring buffers, 600 s / 3 s = 200 points). ``load_window``: seconds of history the
     scheduler averages; without that history (a CLI create) it samples each host for ``sample``
-    seconds. ``cpu_threshold`` / ``ram_threshold``: percent of host CPU / RAM in use above which
-    placement refuses the host. ``cpu_source``: "node" (the host kernel's CPU times) or "guests"
+    seconds (only when a threshold is set: a create then waits that long). ``cpu_threshold`` /
+    ``ram_threshold``: percent of host CPU / RAM in use above which placement refuses the host;
+    unset (the default), no host is refused for its load (a refusal on a measured figure is
+    the operator's choice, and a lab whose hosts share one busy kernel would refuse them all). ``cpu_source``: "node" (the host kernel's CPU times) or "guests"
     (the guests' CPU time over the host's CPUs; for hosts sharing one kernel, like the lab's)."""
 
     interval: float = 3.0
     window: float = 600.0
     load_window: float = 300.0
     sample: float = 1.0
-    cpu_threshold: float = 90.0
-    ram_threshold: float = 95.0
+    cpu_threshold: float | None = None
+    ram_threshold: float | None = None
     cpu_source: str = "node"
 
 
@@ -348,7 +351,7 @@ def _validate_metrics(m: MetricsConfig, file: Path) -> None:
         raise ConfigError(f"{file}: metrics.window ({m.window:g} s) must be at least metrics.interval "
                           f"({m.interval:g} s)")
     for key in ("cpu_threshold", "ram_threshold"):
-        if not 1 <= getattr(m, key) <= 100:
+        if getattr(m, key) is not None and not 1 <= getattr(m, key) <= 100:
             raise ConfigError(f"{file}: metrics.{key} must be a percent from 1 to 100")
     if m.cpu_source not in CPU_SOURCES:
         raise ConfigError(f"{file}: metrics.cpu_source {m.cpu_source!r} must be one of {', '.join(CPU_SOURCES)}")

@@ -105,3 +105,14 @@ def test_inventory_metrics_keys(tmp_path: Path):
                       ({"cpu_source": "x"}, "metrics.cpu_source"), ({"speed": 1}, "metrics.speed")):
         with pytest.raises(ConfigError, match=word.replace(".", r"\.")):
             parse({"metrics": bad}, tmp_path / "inv.toml")
+
+
+def test_no_threshold_no_sample_in_the_cli():
+    """Without thresholds and without the console's history a CLI create reads no figures
+    (and so does not wait for a sample): placement stays allocation-only."""
+    from virtdeck.config.inventory import MetricsConfig
+    from virtdeck.console import metrics as store_mod
+    from virtdeck.console.services.placement import measured_load
+    assert store_mod.STORE is None
+    load = measured_load(None, "hv1", MetricsConfig())      # None: no connection is touched
+    assert (load.cpu_pct, load.ram_pct, load.origin) == (None, None, "none")

@@ -45,7 +45,7 @@ def bridge_mappings(session, host: str) -> frozenset[str]:
 class MeasuredLoad:
     """A host's measured load for the scheduler: CPU % (mean over ``span_s`` seconds, of the
     figure ``source`` names: "node" or "guests") and RAM in use, %; None = no figure.
-    ``origin``: "history" (the console's ring buffers) or "sample" (read just now)."""
+    ``origin``: "history" (the console's ring buffers), "sample" (read just now) or "none"."""
 
     cpu_pct: float | None
     span_s: float
@@ -57,9 +57,11 @@ class MeasuredLoad:
 def measured_load(conn, host: str, cfg: MetricsConfig) -> MeasuredLoad:
     """``host``'s load as the scheduler weighs it. From the console's metrics history
     (:data:`console.metrics.STORE`, the last ``cfg.load_window`` s) when it holds at least two
-    intervals of CPU figures for the host; else two samples ``cfg.sample`` s apart
-    (:func:`backends.metrics.sample_host`: one ``getAllDomainStats``, node CPU and memory each).
-    A stats error gives no figure (None), never an error: placement then weighs allocation only.
+    intervals of CPU figures for the host; else, when the inventory sets a pressure threshold,
+    two samples ``cfg.sample`` s apart (:func:`backends.metrics.sample_host`: one
+    ``getAllDomainStats``, node CPU and memory each); else no figure (a CLI create without
+    thresholds costs nothing more). A stats error gives no figure (None), never an error:
+    placement then weighs allocation only.
     """
     series = "guest_cpu_pct" if cfg.cpu_source == "guests" else "cpu_pct"
     store = metrics_store.STORE
@@ -68,6 +70,8 @@ def measured_load(conn, host: str, cfg: MetricsConfig) -> MeasuredLoad:
         if cpu is not None and span >= 2 * store.interval:
             fig = store.host(host)
             return MeasuredLoad(cpu, span, cfg.cpu_source, fig.mem_used_pct if fig else None, "history")
+    if cfg.cpu_threshold is None and cfg.ram_threshold is None:
+        return MeasuredLoad(None, 0.0, cfg.cpu_source, None, "none")
     try:
         local = metrics_store.MetricsStore(interval=cfg.sample, window=cfg.sample * 4)
         local.add(metrics.sample_host(conn, host, pools=False))
