@@ -21,7 +21,6 @@ This module imports no libvirt, ovsdbapp or asyncssh.
 
 from __future__ import annotations
 
-import json
 import os
 
 from rich.markup import escape
@@ -36,8 +35,6 @@ from ..console.model import Cloud, Host, Vm
 from . import views
 from .footer import KeyFooter
 
-#: audit records read from the end of the trail (bytes): enough for the last few hundred verbs
-EVENTS_TAIL_BYTES = 256 * 1024
 #: events shown per VM
 EVENTS_SHOWN = 10
 
@@ -150,30 +147,18 @@ def full_details(cloud: Cloud, key: str | None) -> list[str] | None:
 
 
 def vm_events(name: str, path: str | os.PathLike | None = None, limit: int = EVENTS_SHOWN) -> list[dict]:
-    """The last ``limit`` audit records whose target names VM ``name`` (``"vm NAME"`` or
-    ``"vm TENANT/NAME"``), oldest first, from the end of the audit trail (the last
-    :data:`EVENTS_TAIL_BYTES`; ``path`` default: console.audit.log_path()). A missing or
-    unreadable trail gives []; lines that are not JSON are skipped."""
-    from ..console import audit
-    path = path or audit.log_path()
+    """The last ``limit`` audit records whose target is VM ``name`` (``"vm NAME"`` or
+    ``"vm TENANT/NAME"``; not ``web-10`` for ``web-1``), oldest first, read by the ``audit``
+    verb's service (console/services/audit_read.py; ``path`` default: the trail,
+    console.audit.log_path()). A missing trail gives []; unreadable lines are skipped."""
+    from ..console.services import audit_read
     try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - EVENTS_TAIL_BYTES))
-            data = f.read().decode("utf-8", "replace")
+        records = audit_read.read(path=path, target=name)["records"]
     except OSError:
         return []
-    out = []
-    for line in data.splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue          # the first line of the tail may be cut
-        target = str(rec.get("target", "")) if isinstance(rec, dict) else ""
-        if target.startswith("vm ") and target[3:].rsplit("/", 1)[-1] == name:
-            out.append(rec)
-    return out[-limit:]
+    mine = [r for r in records
+            if str(r.get("target", "")).startswith("vm ") and str(r["target"])[3:].rsplit("/", 1)[-1] == name]
+    return mine[-limit:]
 
 
 def event_lines(records: list[dict] | None) -> list[str]:

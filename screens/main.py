@@ -285,6 +285,22 @@ class MainScreen(HostActions, VmActions, Screen):
         from .drift import DriftScreen
         self.app.push_screen(DriftScreen())
 
+    def action_audit_view(self) -> None:
+        """The audit trail's recent records (the ``audit`` verb): screens/audit.py."""
+        from .audit import AuditScreen
+        self.app.push_screen(AuditScreen())
+
+    def action_show_details(self) -> None:
+        """The full details view of the active panel's highlighted row (``host show``,
+        ``tenant show`` from the palette; ``enter`` in a table)."""
+        table = self.table()
+        key = table.cursor_key if table else None
+        if not key:
+            self.notify(f"no row highlighted in the {views.TITLES.get(self.panel, self.panel)} panel", timeout=3)
+            return
+        from .details import DetailsScreen
+        self.app.push_screen(DetailsScreen(key))
+
     def action_panel(self, panel: str) -> None:
         self._build(panel)
         if self.table(panel) is None:
@@ -358,7 +374,11 @@ class MainScreen(HostActions, VmActions, Screen):
         """Run ``verb`` from the command palette: show its panel, then its action (on the
         highlighted row); a command-line-only verb says how to run it."""
         if verb.panel:
+            for mounting in self._build(verb.panel):   # first use of the panel: rows before the action
+                await mounting
             self.action_panel(verb.panel)
+            if verb.panel in views.ROWS:
+                self._refresh_panel(verb.panel)
         if verb.action:
             await self.run_action(verb.action)
         else:

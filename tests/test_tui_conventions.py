@@ -327,3 +327,51 @@ async def test_after_the_operator_moved_the_cursor_follows_its_row():
         app.source.set(cloud_with("hv1", "hv2"))        # 100 rows arrive above it
         await pilot.pause()
         assert table.cursor_key == key and table.cursor == 102
+
+
+# -- the read verbs in the console: audit, tenant show, host show ---------------------------------------
+
+
+async def test_audit_view_from_the_palette_lists_filters_and_opens_records():
+    from console_fixtures import palette_pick
+    from virtdeck.screens.audit import AuditScreen
+    from virtdeck.screens.vm_dialogs import DetailsDialog
+    app = app_of()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await palette_pick(pilot, "audit")
+        for _ in range(100):
+            if isinstance(app.screen, AuditScreen) and app.screen.records is not None:
+                break
+            await pilot.pause(0.02)
+        screen = app.screen
+        assert isinstance(screen, AuditScreen)
+        table = screen.query_one("#audit-table")
+        assert [r.cells[2] for r in table.rows] == ["vm.reboot", "vm.start", "vm.create"]   # newest first
+        assert table.rows[0].cells[0] == "2026-11-28 10:10:00"
+        assert "3 records" in str(screen.query_one("#audit-status").render())
+        await pilot.press("slash", *"ann", "enter")
+        await pilot.pause()
+        assert [r.cells[2] for r in table.rows] == ["vm.create"]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailsDialog) and '"target": "vm acme/web-1"' in "\n".join(app.screen.lines)
+        await pilot.press("escape", "escape")        # the record, then the filter
+        await pilot.pause()
+        assert app.screen is screen and len(table.rows) == 3
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_tenant_show_and_host_show_from_the_palette_open_the_details_view():
+    from console_fixtures import palette_pick
+    app = app_of()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await palette_pick(pilot, "tenant show")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, DetailsScreen) and app.screen.key == "tenant:acme"
+        assert "VMs (2)" in body(app) and "db-1" in body(app)
+        await pilot.press("escape")
+        await palette_pick(pilot, "host show")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, DetailsScreen) and app.screen.key == "host:hv1"

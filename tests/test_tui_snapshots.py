@@ -60,3 +60,26 @@ def test_tenants_sorted_by_ram_descending(snap_compare, size):
 def test_filter_without_match(snap_compare, size):
     keys = ("4", "slash", *"nosuch", "enter")
     assert snap_compare(make_app(), press=keys, terminal_size=size, run_before=_settled)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_audit_view(snap_compare, size, tmp_path, monkeypatch):
+    import json
+    path = tmp_path / "trail.jsonl"
+    recs = [("2026-11-28T10:00:00.000+00:00", "ann@jump", "vm.create", "vm acme/web-1", "ok"),
+            ("2026-11-28T10:05:00.000+00:00", "bob@jump", "network.delete", "network acme/db", "ok"),
+            ("2026-11-28T10:10:00.000+00:00", "bob@jump", "vm.reboot", "vm web-1",
+             "failed: the guest ignored the power button after 60 s; --hard resets it")]
+    path.write_text("".join(json.dumps(dict(zip(("time", "operator", "verb", "target", "outcome"), r))) + "\n"
+                            for r in recs))
+    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(path))
+
+    async def opened(pilot):
+        from virtdeck.screens.audit import AuditScreen
+        pilot.app.screen.action_audit_view()
+        for _ in range(100):
+            if isinstance(pilot.app.screen, AuditScreen) and pilot.app.screen.records is not None:
+                break
+            await pilot.pause(0.02)
+        await pilot.pause()
+    assert snap_compare(make_app(), terminal_size=size, run_before=opened)

@@ -70,5 +70,5 @@ VERBS = (
     _host("list", "every host: state, VMs, vCPUs and RAM allocated against capacity (cores x ratio)",
           "hosts_read.list_hosts", JSON, panel="hosts", action="panel('hosts')"),
     _host("show", "one host: capacity, allocation, its VMs, its physnets", "hosts_read.show_host",
-          NAME, JSON, targets="one", render="hosts_read.show_lines"),
+          NAME, JSON, targets="one", render="hosts_read.show_lines", panel="hosts", action="show_details"),
 )

@@ -1,7 +1,8 @@
 """The ``tenant`` verbs and ``audit`` (one word, no group): read verbs: declarations only (see :mod:`console.verbs`).
 
 Services: console/services/tenants.py (usage against quota), audit_read.py (the audit trail).
-CLI handlers: console/cli_tenant.py. No key of their own yet; the palette lists them.
+CLI handlers: console/cli_tenant.py. No key of their own; in the console the palette runs them:
+the Tenants panel, the highlighted tenant's details view, the Audit view (screens/audit.py).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ JSON = arg("--json", action="store_true", default=argparse.SUPPRESS, help="JSON 
 VERBS = (
     Verb("tenant list", "every tenant: VMs, vCPUs, RAM MiB and networks used, against its quota",
          cli="cli_tenant.cmd_list", service="tenants.list_tenants", args=(JSON,),
+         panel="tenants", action="panel('tenants')",
          examples=("virtdeck tenant list", "virtdeck tenant list -o yaml")),
     Verb("tenant show", "one tenant: usage against quota, its VMs and networks",
          cli="cli_tenant.cmd_show", service="tenants.show_tenant", targets="one",
          args=(arg("name", metavar="NAME", help="tenant name"), JSON), render="tenants.show_lines",
+         panel="tenants", action="show_details",
          examples=("virtdeck tenant show demo", "virtdeck tenant show demo --json")),
     Verb("audit", "the audit trail, oldest first (filter by operator, verb, target, time)",
-         cli="cli_tenant.cmd_audit", service="audit_read.read",
+         cli="cli_tenant.cmd_audit", service="audit_read.read", action="audit_view",
          args=(arg("--operator", metavar="WHO", help="who (alice) or who@jumphost"),
                arg("--verb", metavar="VERB", help="vm.create, 'vm create' or a group (vm, router)"),
                arg("--target", metavar="TEXT", help="part of the target (web1, demo/web1)"),
