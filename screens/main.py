@@ -75,12 +75,16 @@ NAV_BINDINGS = [
 READ_LEAVES = frozenset({"list", "show", "ip", "check"})
 #: Screen actions (besides verb keys) that open an editing screen.
 EDITING_ACTIONS = frozenset({"routers", "security_group"})
+#: Mutating actions of widgets inside the panels, by widget class (the Templates panel's keys).
+WIDGET_MUTATING = {"TemplatesPanel": frozenset({"add", "delete"})}
 
 
-def mutating_key(action: str) -> bool:
-    """True when the binding running ``action`` changes the cloud (a read-only console hides it
-    from the footer): a verb key of which some verb is not a read (:data:`READ_LEAVES`), or an
-    editing screen."""
+def mutating_key(action: str, node: object = None) -> bool:
+    """True when the binding running ``action`` (bound on ``node``) changes the cloud (a
+    read-only console hides it from the footer): a verb key of which some verb is not a read
+    (:data:`READ_LEAVES`), an editing screen, or a panel widget's add/delete."""
+    if action in WIDGET_MUTATING.get(type(node).__name__, ()):
+        return True
     if action.startswith("verb_key("):
         key = action[len("verb_key("):-1].strip("'\"")
         return any(v.leaf not in READ_LEAVES for v in verbs.all_verbs() if v.key == key)
@@ -261,7 +265,7 @@ class MainScreen(HostActions, VmActions, Screen):
         if not self.readonly:
             return active
         return {k: (ab._replace(binding=replace(ab.binding, show=False))
-                    if ab.binding.show and mutating_key(ab.binding.action) else ab)
+                    if ab.binding.show and mutating_key(ab.binding.action, ab.node) else ab)
                 for k, ab in active.items()}
 
     @on(TabbedContent.TabActivated)

@@ -223,6 +223,21 @@ async def test_readonly_badge_footer_without_mutating_keys_and_one_sentence_refu
         assert "READ-ONLY" not in str(writable.screen.query_one("#status").render())
 
 
+async def test_readonly_templates_panel_hides_add_and_delete():
+    from wizard_helpers import INV
+    app = app_of(readonly=True, inventory=INV)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("5")
+        await pilot.pause(0.3)
+        app.screen.query_one("#tpl-table").focus()
+        await pilot.pause()
+        keys = footer_keys(app)
+        assert "a" not in keys and "ctrl+d" not in keys and "g" in keys
+        await pilot.press("ctrl+d")
+        await pilot.pause()
+        assert [str(n.message) for n in app._notifications][-1:] == ["read-only console"]
+
+
 async def test_no_match_is_not_an_empty_cloud():
     app = app_of()
     async with app.run_test(size=(80, 24)) as pilot:
