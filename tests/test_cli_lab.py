@@ -62,11 +62,13 @@ def bare_xml(name: str) -> str:
 @pytest.fixture(scope="module")
 def inv(lab_inventory, tmp_path_factory):
     """A roomy copy of the lab's inventory (host and template verbs write to it), with the test
-    tenant and a quota."""
+    tenant and a quota, and no placement pressure filter."""
     path = tmp_path_factory.mktemp("cli") / "inventory.toml"
     i = roomy(lab_inventory)
     tenants = tuple(t for t in i.tenants if t.name != TENANT) + (TenantConfig(TENANT, max_vms=500, max_vcpus=900),)
-    save(replace(i, tenants=tenants), path)
+    # the shared lab's CPU is busy with everyone's tests: pressure is not what these tests are about
+    metrics = replace(i.metrics, cpu_threshold=100.0, ram_threshold=100.0)
+    save(replace(i, tenants=tenants, metrics=metrics), path)
     return path
 
 
@@ -270,7 +272,8 @@ def test_every_verb_prints_json_that_parses(inv, env, cloud, tmp_path):
         ("top", [], {0, 5}),
     ]
     # verbs that print no JSON by nature: the reason is the test
-    no_json = {"vm console": "attaches a terminal; without one it exits 2 with a sentence"}
+    no_json = {"vm console": "the guest's serial console: its bytes, to a terminal or a pipe",
+               "metrics": "serves Prometheus text over HTTP until Ctrl-C"}
     covered = {name for name, _, _ in steps} | set(no_json)
     missing = {v.name for v in verbs.all_verbs()} - covered
     assert not missing, f"verbs without a --json step here: {sorted(missing)}"
@@ -290,8 +293,6 @@ def test_every_verb_prints_json_that_parses(inv, env, cloud, tmp_path):
         assert p.stdout.strip(), (argv, p.stderr[-2000:])
         json.loads(p.stdout)  # the whole of stdout is one JSON document
         assert "Traceback" not in p.stderr, (argv, p.stderr)
-    p = cli(inv, env, "vm", "console", BARE, "--json")
-    assert p.returncode == ExitCode.USAGE and "terminal" in p.stderr and p.stderr.count("\n") == 1, p.stderr
     # the old removal flags still work, with a warning
     assert cli(inv, env, "router", "create", ROUTER, *T).returncode == 0
     p = cli(inv, env, "router", "gateway", ROUTER, "--clear", *T)
