@@ -201,3 +201,22 @@ def sample_host(conn: libvirt.virConnect, host: str, *, pools: bool = True,
     Raises ``libvirt.libvirtError`` when the host does not answer at all."""
     raw, cpu_ok = hv.all_stats(conn, active_only=True, want_cpu=want_cpu, extra_groups=EXTRA_GROUPS)
     return sample_from_raw(host, conn, raw, cpu_ok, pools=pools)
+
+
+def sample_domain(conn: libvirt.virConnect, dom: libvirt.virDomain,
+                  host: str = "") -> HostSample | None:
+    """ONE ``domainListGetStats`` of the one domain ``dom`` (the groups of :func:`sample_host`),
+    as a :class:`HostSample` holding only that domain and no node figures; None when the host
+    gave no stats for it (stopped meanwhile, a stats error on a live connection). Raises
+    ``libvirt.libvirtError`` only when the connection is dead."""
+    groups = hv.STATS_BASE | EXTRA_GROUPS
+    for flags in (groups | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL, groups):
+        try:
+            raw = conn.domainListGetStats([dom], flags)
+            break
+        except libvirt.libvirtError:
+            _alive_or_raise(conn)
+    else:
+        return None
+    doms = tuple(domain_counters(d, s) for d, s in raw)
+    return HostSample(host, time.monotonic(), NodeCounters(), doms) if doms else None

@@ -54,3 +54,16 @@ def stop_busy(conn: libvirt.virConnect, name: str) -> None:
         conn.lookupByName(name).destroy()
     except libvirt.libvirtError:
         pass
+
+
+def running_xml(name: str) -> str:
+    """A tiny transient domain that runs without booting anything: TCG, 32 MiB, one vCPU, no
+    disk (SeaBIOS waits for a boot device, idle). Start it with ``createXML``; ``destroy``
+    leaves nothing behind. tests/bench/bench_metrics.py starts ~10 per host."""
+    import uuid
+    return f"""<domain type='qemu'>
+  <name>{name}</name><uuid>{uuid.uuid4()}</uuid>
+  <memory unit='MiB'>32</memory><vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
+</domain>"""

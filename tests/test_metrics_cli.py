@@ -80,3 +80,26 @@ def test_listen_and_delay_bad_input_is_one_line():
     r = subprocess.run([*VIRTDECK, "metrics", "--listen", "nowhere"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.lab
+def test_vm_show_carries_the_current_figures_of_a_running_vm(lab, lab_inv):
+    """A transient domain idling in SeaBIOS (no disk, 32 MiB: no guest OS boots) shows CPU and
+    RSS under ``now``; a stopped VM has ``now: null``."""
+    import uuid as _uuid
+
+    from virtdeck.backends.session import Session
+    from metrics_helpers import running_xml
+    name = "metrics-now-" + _uuid.uuid4().hex[:6]
+    host = lab.hypervisors[-1]
+    with Session(lab_inv) as s:
+        s.libvirt(host).createXML(running_xml(name), 0)
+        try:
+            r = _cli(lab, "vm", "show", name, "--host", host, "--json")
+            assert r.returncode == 0, r.stderr
+            now = json.loads(r.stdout)["now"]
+            assert now is not None and now["cpu_pct"] is not None and now["rss_mib"] > 0, now
+            text = _cli(lab, "vm", "show", name, "--host", host)
+            assert "  now: CPU " in text.stdout, text.stdout
+        finally:
+            s.libvirt(host).lookupByName(name).destroy()

@@ -191,3 +191,38 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not addr or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValidationError("listen", f"--listen wants ADDR:PORT (e.g. 127.0.0.1:9177), not {text!r}")
     return addr, int(port)
+
+
+def vm_now(session, host: str, dom, window: float = 0.5) -> dict | None:
+    """A running VM's current figures for ``vm show``: two one-domain stats reads ``window``
+    seconds apart (:func:`backends.metrics.sample_domain`) → :func:`vm_row`'s dict (CPU % of
+    its vCPUs, RSS MiB, net/disk bytes per second over that window); None when it gave no
+    figures (not running, a stats error). Never raises for a stats error."""
+    store = MetricsStore(interval=window, window=window * 4)
+    try:
+        conn = session.libvirt(host)
+        for i in range(2):
+            s = collect.sample_domain(conn, dom, host)
+            if s is None:
+                return None
+            store.add(s)
+            if i == 0:
+                time.sleep(window)
+    except Exception:  # noqa: BLE001 - libvirtError, HostError: "no figure" for a read verb
+        return None
+    figs = store.vms()
+    if not figs:
+        return None
+    row = vm_row(figs[0])
+    row.pop("uuid", None)
+    return row
+
+
+def vm_now_line(f: dict | None) -> str | None:
+    """``vm show``'s text line for :func:`vm_now`'s dict (None: no line)."""
+    if not f:
+        return None
+    cpu = "-" if f["cpu_pct"] is None else f"{f['cpu_pct']:.0f} %"
+    rss = "-" if f["rss_mib"] is None else f"{f['rss_mib']} MiB"
+    return (f"  now: CPU {cpu}, RSS {rss}, net rx/tx {human_rate(f['rx_bps'])}/{human_rate(f['tx_bps'])} B/s, "
+            f"disk r/w {human_rate(f['rd_bps'])}/{human_rate(f['wr_bps'])} B/s")

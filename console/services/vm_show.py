@@ -13,7 +13,7 @@ from __future__ import annotations
 from ...backends import storage
 from ...backends.ovn import ports as ovn_ports
 from ..errors import HostError
-from . import vm_lookup
+from . import metrics, vm_lookup
 
 GiB = 1 << 30
 
@@ -35,7 +35,9 @@ def show(session, name: str, host: str | None = None) -> dict:
 
     Returns ``{"vm", "host", "state", "tenant", "template", "vcpus", "max_vcpus", "memory_mib",
     "max_memory_mib", "seed", "disks": [{"target", "device", "source", "size_gib"}],
-    "nics": [{"mac", "lsp", "ips", "switch", "network", "up"}]}``: memory in MiB, disk sizes in
+    "nics": [{"mac", "lsp", "ips", "switch", "network", "up"}], "now": {…} | None}``: memory in
+    MiB, ``now`` a running VM's current figures (:func:`services.metrics.vm_now`: CPU %, RSS MiB,
+    net/disk bytes per second over half a second; None when stopped or no figure), disk sizes in
     GiB (None when not a pool volume), ``seed`` the NoCloud seed volume's path (the cdrom), a NIC
     whose LSP is missing in OVN has ``lsp`` from the domain and no IPs/switch.
     Raises VmNotFound, HostError (host or OVN NB unreachable), ValidationError (bad host).
@@ -65,6 +67,7 @@ def show(session, name: str, host: str | None = None) -> dict:
         "disks": disks,
         "nics": [{"mac": n["mac"], "lsp": n["lsp"], "ips": n["ips"], "switch": n["switch"],
                   "network": networks.get(n["lsp"]), "up": n.get("up")} for n in nics],
+        "now": metrics.vm_now(session, h, dom) if facts["state"] == "running" else None,
     }
 
 
@@ -76,6 +79,9 @@ def show_lines(d: dict) -> list[str]:
              f"  vCPUs {d['vcpus']} (max {d['max_vcpus']}), RAM {d['memory_mib']} MiB "
              f"(max {d['max_memory_mib']} MiB)",
              f"  seed {d['seed'] or '-'}"]
+    now = metrics.vm_now_line(d.get("now"))
+    if now:
+        lines.append(now)
     for k in d["disks"]:
         size = f"{k['size_gib']:g} GiB" if k["size_gib"] is not None else "-"
         lines.append(f"  disk {k['target']:<5} {k['device']:<6} {size:>9}  {k['source'] or '-'}")
