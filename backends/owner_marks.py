@@ -131,8 +131,11 @@ def claim(session, host: str, mark: OwnerMark, wait: float = 30.0) -> HeldMark:
         return HeldMark(session, host, mark, None)
     path = path_of(mark.vm)
     tmp = f"{path}.tmp{os.getpid()}"
+    # The lock is taken on the temporary file and the file then renamed into place (a flock
+    # follows the inode): the mark never exists unheld, so reconcile cannot drop it as stale
+    # between its write and its lock.
     cmd = (f"mkdir -p {MARK_DIR} && printf '%s\\n' {shlex.quote(mark.to_json())} > {tmp} && "
-           f"mv -f {tmp} {path} && exec flock -w {wait:g} {path} sh -c 'echo locked; exec cat >/dev/null'")
+           f"exec flock -w {wait:g} {tmp} sh -c 'mv -f {tmp} {path} && echo locked; exec cat >/dev/null'")
     link = session.link(host)
 
     async def _start():

@@ -164,3 +164,57 @@ def test_in_flight_then_killed_create(world, lab, lab_session, inv_file, capsys)
     assert not [m for m in owner_marks.read_host(s, "hv1").marks if m.vm == dead]
     assert f"{dead}_VARS.fd" not in owner_marks.read_host(s, "hv1").nvram
     assert _mine(drift.check(s), dead) == []
+
+
+def test_marks_outlive_a_create_and_go_with_its_undo(world, lab, inv_file, tmp_path, monkeypatch):
+    """A finished create keeps its mark (so a domain undefined behind virtdeck's back leaves
+    volumes the check claims); a create that fails after its seed and is undone drops it."""
+    from virtdeck.backends.session import Session
+    from virtdeck.config.inventory import load
+    from virtdeck.console import cloudinit
+    from virtdeck.console.services import provision as pv
+    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    inv = load(inv_file)
+    pw = cloudinit.hash_password("orphan-pass")
+
+    def req(name):
+        return pv.VmRequest(name=name, tenant=TENANT, template="debian12", vcpus=1, ram_mib=128,
+                            disk_gib=3, networks=(f"{TAG}n",), ssh_keys=(KEY,), password_hash=pw,
+                            host="hv2", start=False)
+
+    with Session(inv) as s:
+        undone = f"{TAG}-undone"
+
+        def fail(phase, step, ctx):
+            if phase == "after" and step == "seed":
+                raise RuntimeError("injected after seed")
+        with pytest.raises(pv.CreateError):
+            pv.create_vm(s, inv, req(undone), hook=fail)
+        assert not [m for m in owner_marks.read_host(s, "hv2").marks if m.vm == undone]
+
+        kept = f"{TAG}-kept"
+        res = pv.create_vm(s, inv, req(kept))
+        try:
+            (m,) = [m for m in owner_marks.read_host(s, "hv2").marks if m.vm == kept]
+            assert not m.busy and m.volumes == (f"{kept}.qcow2", f"{kept}-seed.iso")
+            assert _mine(drift.check(s), kept) == []          # a VM with its domain: nothing to say
+            lab.run_in("hv2", ["virsh", "-c", "qemu:///system", "undefine", kept])
+            rep = drift.check(s)
+            assert _mine(rep, kept) == sorted([
+                ("lsp-orphan", f"LSP {res.ports[0].name} ({TENANT}/{kept} {kept}-nic0)"),
+                ("volume-orphan", f"volume hv2:{POOL}/{kept}-seed.iso"),
+                ("volume-orphan", f"volume hv2:{POOL}/{kept}.qcow2")])
+            out = drift.fix(s, dict(rep, _findings=[f for f in rep["_findings"]
+                                                    if f.scope.get("vm") == kept]))
+            assert len(out["removed"]) == 3 and not out["failed"]
+            assert not [m for m in owner_marks.read_host(s, "hv2").marks if m.vm == kept]
+        finally:
+            conn = s.libvirt("hv2")
+            try:
+                conn.lookupByName(kept).undefine()
+            except Exception:  # noqa: BLE001
+                pass
+            for vol in (f"{kept}.qcow2", f"{kept}-seed.iso"):
+                storage.delete_volume(conn, "hv2", POOL, vol)
+            lab.run_in("hv2", ["rm", "-f", owner_marks.path_of(kept), owner_marks.path_of(undone)],
+                       check=False)
