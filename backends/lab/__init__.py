@@ -13,6 +13,10 @@ Modules and the API other code uses:
   ``.checks``, ``.chassis``, ``.lines()``), ``ssh_argv(address, argv)``, ``sb_chassis()``.
 - :mod:`hosts` — ``run_in(host, argv)``, ``popen_in``, ``holder_pid``, ``host_path(host, path)``,
   ``libvirt_uri(host)`` (local socket route, no SSH), ``run_in_netns(netns, argv)``.
+- :mod:`central` — OVN central per flavour (``--ovn standalone|cluster-ssl``): ``ensure``,
+  ``flavour()``, ``ctl_argv("nb"|"sb")`` (ovn-nbctl/sbctl argv reaching it, SSL included),
+  ``leaders()`` (which raft member leads NB/SB, active northd), ``member_pid(kind, i)``;
+  :mod:`pki` — the lab PKI made with ovs-pki (``ensure(names)``, ``pair(name)``, ``ca_bundle()``).
 - :mod:`image` — ``ensure_template() -> Template`` (cached Debian 12 + cloud-init build).
 - :mod:`smoke` — ``boot_probe(host) -> ProbeResult`` (boot a seeded guest, watch cloud-init).
 - :mod:`state` — paths (``lab_dir()``, ``image_cache_dir()``), ``LabError``.
