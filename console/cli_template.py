@@ -144,7 +144,8 @@ def cmd_add(args) -> int:
                 os_name=os_name, default_user=user, pool=args.pool, kernel=args.kernel,
                 initrd=args.initrd, cmdline=args.cmdline, progress=progress, url=url,
                 sha256_url=getattr(args, "sha256_url", None), boot=args.boot,
-                secure_boot=bool(getattr(args, "secure_boot", False)))
+                secure_boot=bool(getattr(args, "secure_boot", False)),
+                limit_rate=getattr(args, "limit_rate", None))
     finally:
         if isinstance(progress, HostsProgress):
             progress.close()

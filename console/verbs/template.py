@@ -30,6 +30,7 @@ VERBS = (
          arg("--url", help="http(s) URL each hypervisor downloads itself (resumable; needs --sha256 or --sha256-url)"),
          arg("--sha256", help="the image's pinned sha256 (refused if the file differs)"),
          arg("--sha256-url", help="a SHA256SUMS file holding the sum of the URL's file name"),
+         arg("--limit-rate", help="cap each host's download rate (curl --limit-rate, e.g. 20M)"),
          arg("--boot", choices=("kernel", "bios", "uefi"),
              help="how it boots (default: read from the image: ESP, BIOS boot partition, aarch64 → uefi)"),
          arg("--secure-boot", action="store_true", help="UEFI with Secure Boot (default off)"),
