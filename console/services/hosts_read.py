@@ -12,6 +12,7 @@ import concurrent.futures
 
 from ...backends import domains
 from ..errors import NotFoundError, VirtdeckError
+from .metrics import host_now, host_now_line
 
 
 def _row(inv, hc, cap=None, error: str | None = None) -> dict:
@@ -37,15 +38,19 @@ def list_hosts(session) -> tuple[list[dict], dict[str, str]]:
     "reason", "domain_type", "state" (up | unreachable | disabled | not a hypervisor), "error",
     "vms" (defined domains), "cores", "vcpus" (allocated), "vcpus_max" (cores × cpu_ratio),
     "memory_mib" (allocated, MiB), "memory_max_mib" (total × ram_ratio), "memory_total_mib",
-    "memory_free_mib"}`` (capacity fields None when not read); ``unreachable``: ``{host: reason}``
+    "memory_free_mib", "now"}`` (capacity fields None when not read; ``now``: the current
+    figures, :func:`services.metrics.host_now`, half a second of samples); ``unreachable``: ``{host: reason}``
     of enabled hypervisors that did not answer. Disabled hosts are not contacted."""
     inv = session.inventory
     probe = [h for h in inv.hosts if h.hypervisor and h.enabled]
     caps: dict[str, object] = {}
     down: dict[str, str] = {}
+    nows: dict[str, dict | None] = {}
 
     def one(name: str):
-        return domains.host_capacity(session.libvirt(name), name)
+        cap = domains.host_capacity(session.libvirt(name), name)
+        nows[name] = host_now(session, name)
+        return cap
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(probe))) as pool:
         futures = {pool.submit(one, h.name): h.name for h in probe}
@@ -55,7 +60,8 @@ def list_hosts(session) -> tuple[list[dict], dict[str, str]]:
                 caps[name] = fut.result()
             except VirtdeckError as exc:
                 down[name] = str(exc)
-    rows = [_row(inv, h, caps.get(h.name), down.get(h.name)) for h in inv.hosts]
+    rows = [dict(_row(inv, h, caps.get(h.name), down.get(h.name)), now=nows.get(h.name))
+            for h in inv.hosts]
     return rows, down
 
 
@@ -80,6 +86,7 @@ def show_host(session, name: str) -> dict:
     except VirtdeckError:
         physnets = []
     return dict(_row(inv, hc, cap), running=sum(1 for v in vms if v.state == "running"),
+                now=host_now(session, name),
                 vm_list=[{"name": v.name, "state": v.state, "tenant": v.tenant, "vcpus": v.vcpus,
                           "memory_mib": v.memory_mib} for v in vms],
                 physnets=physnets)
@@ -101,6 +108,9 @@ def show_lines(res: dict) -> list[str]:
                   f"({res['memory_free_mib']} MiB free of {res['memory_total_mib']})",
                   f"  VMs     {res['vms']} defined, {res.get('running') or 0} running",
                   f"  physnets {', '.join(res.get('physnets') or []) or 'none'}"]
+        now = host_now_line(res.get("now"))
+        if now:
+            lines.append(now)
     for v in res.get("vm_list") or []:  # names cut to keep a line within 80 columns
         lines.append(f"    {_cut(v['name'], 28)} {v['state']:<9} {v['vcpus']:>2} vCPU {v['memory_mib']:>6} MiB  "
                      f"{_cut(v['tenant'] or '-', 16).rstrip()}")

@@ -226,3 +226,35 @@ def vm_now_line(f: dict | None) -> str | None:
     rss = "-" if f["rss_mib"] is None else f"{f['rss_mib']} MiB"
     return (f"  now: CPU {cpu}, RSS {rss}, net rx/tx {human_rate(f['rx_bps'])}/{human_rate(f['tx_bps'])} B/s, "
             f"disk r/w {human_rate(f['rd_bps'])}/{human_rate(f['wr_bps'])} B/s")
+
+
+def host_now(session, host: str, window: float = 0.5) -> dict | None:
+    """A hypervisor's current figures for ``host list`` / ``host show``: two samples ``window``
+    seconds apart (:func:`backends.metrics.sample_host`, pools on the first) → :func:`host_row`'s
+    dict without ``host``/``error``; None when the host gave no figures. Never raises."""
+    store = MetricsStore(interval=window, window=window * 4)
+    try:
+        conn = session.libvirt(host)
+        store.add(collect.sample_host(conn, host, pools=True))
+        time.sleep(window)
+        store.add(collect.sample_host(conn, host, pools=False))
+    except Exception:  # noqa: BLE001 - libvirtError, HostError: "no figure" for a read verb
+        return None
+    f = store.host(host)
+    if f is None:
+        return None
+    row = host_row(f)
+    row.pop("host", None)
+    row.pop("error", None)
+    return row
+
+
+def host_now_line(f: dict | None) -> str | None:
+    """``host show``'s text line for :func:`host_now`'s dict (None: no line)."""
+    if not f:
+        return None
+    pct = lambda x: "-" if x is None else f"{x:.0f} %"  # noqa: E731
+    used = "-" if f["mem_used_mib"] is None else f"{f['mem_used_mib']} MiB ({pct(f['mem_used_pct'])})"
+    pool = "-" if f["pool_free_gib"] is None else f"{f['pool_free_gib']:.1f} GiB"
+    return (f"  now     CPU {pct(f['cpu_pct'])} (guests {pct(f['guest_cpu_pct'])}), "
+            f"RAM used {used}, pools free {pool}")
