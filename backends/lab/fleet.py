@@ -9,7 +9,9 @@ own mount namespace (nothing on the machine changes):
   through a lab-written /etc/passwd and /etc/group bind-mounted over the machine's, and a /home
   of the host's own holding ``~vdop/.ssh/authorized_keys`` (the operator key only);
 - a second sshd per host, the operator's, on port 2222 (``AllowUsers vdop``), with the host's
-  usual host key; /run/lock is 1777 as on a stock host (the placement lock);
+  usual host key; /run/lock is 1777 as on a stock host (the placement lock); the owner marks'
+  directory /var/lib/virtdeck/marks is the host's own, root:libvirt 2775 (the one step an
+  operator's host needs from its admin for a non-root operator: ``install -d -m 2775 -g libvirt``);
 - a management network 10.77.0.0/24 on the underlay link that only central and ``hv2`` have
   addresses in: hv2's operator sshd listens on 10.77.0.12 only, so the machine (no route there)
   reaches it only through central — the bastion, 192.168.100.10:2222 (``ProxyJump``);
@@ -60,6 +62,7 @@ BEHIND = "hv2"
 MGMT_NET = "10.77.0"          # /24 on the underlay link: central .10, hv2 .12 only
 MIN_HYPERVISORS = 3
 OVS_SOCKET = "/run/openvswitch/db.sock"
+MARKS_PARENT = "/var/lib/virtdeck"
 
 
 def fresh_host(n: int) -> str:
@@ -189,14 +192,25 @@ def prepare_host(h: topo.LabHost, pid: int) -> None:
         if not _mounted(pid, target):
             H.run_in(h, ["mount", "--bind", str(src), target], pid=pid)
     H.run_in(h, ["chmod", "1777", "/run/lock"], pid=pid)
+    if h.is_hypervisor:
+        # virtdeck's owner marks (backends/owner_marks.py) live in /var/lib/virtdeck/marks: a
+        # directory of the host's own here (the lab's hosts share the machine's /var/lib), made
+        # group-writable for libvirt as an operator's host needs it (`host check` says so).
+        state_dir = d / "var-lib-virtdeck"
+        state_dir.mkdir(exist_ok=True)
+        H.run_in(h, ["mkdir", "-p", MARKS_PARENT], pid=pid)  # the mount point (an empty directory)
+        if not _mounted(pid, MARKS_PARENT):
+            H.run_in(h, ["mount", "--bind", str(state_dir), MARKS_PARENT], pid=pid)
+        H.run_in(h, ["install", "-d", "-m", "2775", "-g", "libvirt", f"{MARKS_PARENT}/marks"], pid=pid)
     if h.name in (BASTION, BEHIND):
         N.ensure_addr(h.netns, "eth0", mgmt_address(h), 24)
 
 
 def _socket_access(h: topo.LabHost, pid: int) -> None:
-    """libvirtd's and OVS's sockets for the groups the operator is in (libvirtd.conf says the
-    same for a restart; OVS has no such option: ovsdb-server recreates it root-only, so every
-    `up` sets it again)."""
+    """libvirtd's and OVS's sockets for the groups the operator is in, set on the sockets after
+    every `up` (a daemon `up` restarts makes its socket root-only again). On a real host this is
+    libvirtd.conf's ``unix_sock_group = "libvirt"`` + ``unix_sock_rw_perms = "0770"``; the lab's
+    libvirtd.conf (hosts.py, shared with the plain lab) stays root-only. OVS has no such option."""
     script = (f"chgrp libvirt {topo.LIBVIRT_SOCKET} && chmod 0770 {topo.LIBVIRT_SOCKET} && "
               f"chgrp openvswitch {OVS_SOCKET} && chmod 0770 {OVS_SOCKET}")
     H.run_in(h, ["sh", "-c", script], pid=pid)
