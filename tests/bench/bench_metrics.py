@@ -12,7 +12,7 @@ libvirtd CPU the polling costs on each host. Prints figures; asserts nothing.
    change each interval) with ``LiveModel(metrics=…)``, waits for the first complete picture and
    a settle time, then idles ``--idle`` seconds: its CPU time (% of one core) and RSS are
    measured over that window, and meanwhile the CPU time of every host's libvirtd
-   (``/proc/PID/stat``, the PID from the host's ``/run/libvirt/libvirtd.pid``);
+   (``/proc/PID/stat``; the libvirtd in the host's mount namespace);
 3. undefines / destroys everything it made.
 
 The interval is the inventory's ``metrics.interval`` (default 3 s). Run it in a sandbox, never on
@@ -74,7 +74,11 @@ def stop_running(session: Session, hosts: list[str]) -> int:
 
 
 def libvirtd_pids(session: Session, hosts: list[str]) -> dict[str, int]:
-    return {h: int(session.run(h, ["cat", "/run/libvirt/libvirtd.pid"]).stdout.strip()) for h in hosts}
+    """Each host's libvirtd: the one in the host's mount namespace (lab hosts share the PID
+    namespace, and ``libvirtd -d`` there writes no pid file)."""
+    script = ('me=$(readlink /proc/self/ns/mnt); for p in $(pgrep -x libvirtd); do '
+              '[ "$(readlink /proc/$p/ns/mnt)" = "$me" ] && echo $p; done')
+    return {h: int(session.run(h, ["sh", "-c", script]).stdout.split()[0]) for h in hosts}
 
 
 def proc_cpu(pid: int) -> float:
