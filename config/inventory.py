@@ -37,7 +37,7 @@ from typing import Any
 
 import tomli_w
 
-from ..console.errors import ConfigError
+from ..console.errors import ConfigError, NotInInventory
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -211,7 +211,7 @@ class Inventory:
             if h.name == name:
                 return h
         known = ", ".join(h.name for h in self.hosts) or "none"
-        raise ConfigError(f"no host named {name!r} in the inventory (hosts: {known})")
+        raise NotInInventory(f"no host named {name!r} in the inventory (hosts: {known})")
 
     def template(self, name: str) -> TemplateConfig:
         """The template called ``name``; raises ConfigError naming the known templates."""
@@ -219,7 +219,7 @@ class Inventory:
             if t.name == name:
                 return t
         known = ", ".join(t.name for t in self.templates) or "none"
-        raise ConfigError(f"no template named {name!r} in the inventory (templates: {known})")
+        raise NotInInventory(f"no template named {name!r} in the inventory (templates: {known})")
 
     def identity_for(self, host: HostConfig) -> str | None:
         """The private key path for ``host``: its own, else the [ssh] default."""

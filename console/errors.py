@@ -62,6 +62,13 @@ class ConfigError(VirtdeckError):
     exit_code = ExitCode.USAGE
 
 
+class NotInInventory(ConfigError):
+    """No host or template of that name in the inventory (a ConfigError that callers may catch
+    as such; the CLI exits 3, not found)."""
+
+    exit_code = ExitCode.NOT_FOUND
+
+
 class ValidationError(VirtdeckError):
     """Operator input is invalid; ``field`` names the input, the message says what is allowed."""
 
@@ -71,6 +78,19 @@ class ValidationError(VirtdeckError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.reason = message
+
+
+class AlreadyExists(ValidationError):
+    """A field's value names something that exists already (a VM name taken): exit 4. Still a
+    ValidationError, so a form shows it beside ``field``."""
+
+    exit_code = ExitCode.CONFLICT
+
+
+class QuotaExceeded(ValidationError):
+    """The tenant's quota refuses the request (``field`` is ``tenant``): exit 7."""
+
+    exit_code = ExitCode.REFUSED
 
 
 class NotFoundError(VirtdeckError):

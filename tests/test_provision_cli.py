@@ -59,11 +59,11 @@ def test_create_json_and_dry_run(env, lab_session, lab_inventory, capsys, monkey
         for step in ("validate", "placement", "disk", "seed", "ports", "domain", "define"):
             assert f"{step:<9}" in cap.err
         assert "cli-password" not in (tmp_path / "audit.jsonl").read_text()
-        # the same name again: refused at placement, exit 2, JSON names the step
+        # the same name again: refused at placement, exit 4 (exists), JSON names the step
         monkeypatch.setattr("sys.stdin", io.StringIO("cli-password\n"))
         rc = main(argv(env, name, "--json"))
         fail = json.loads(capsys.readouterr().out)
-        assert rc == 2 and fail["step"] == "placement" and "already exists" in fail["error"]
+        assert rc == 4 and fail["step"] == "placement" and "already exists" in fail["error"]
     finally:
         remove_vm(lab_session, lab_inventory, env["tenant"], name)
 

@@ -16,7 +16,7 @@ from ...backends import domains, host_facts, metrics, storage
 from ...backends.scheduler import HostFacts, PlacementRequest
 from ...config.inventory import HostConfig, Inventory, MetricsConfig, TemplateConfig
 from .. import metrics as metrics_store
-from ..errors import HostError, ValidationError
+from ..errors import AlreadyExists, HostError, QuotaExceeded
 from .provision_checks import check_disk
 
 
@@ -155,21 +155,22 @@ def placement_request(req, ctx, snaps: list[HostSnapshot]) -> PlacementRequest:
 
 def check_cluster(inventory: Inventory, req, snaps: list[HostSnapshot]) -> None:
     """For ``req`` (a provision.VmRequest): name unique in the cluster, tenant quota (vCPUs and
-    RAM MiB as placement counts them), disk ≥ template size. Raises ValidationError."""
+    RAM MiB as placement counts them), disk ≥ template size. Raises ValidationError (AlreadyExists:
+    name taken, exit 4; QuotaExceeded: exit 7)."""
     for s in snaps:
         if any(d.name == req.name for d in s.domains):
-            raise ValidationError("name", f"a VM named {req.name!r} already exists on {s.facts.name}")
+            raise AlreadyExists("name", f"a VM named {req.name!r} already exists on {s.facts.name}")
     tenant = next((t for t in inventory.tenants if t.name == req.tenant), None)
     if tenant is not None:
         mine = [d for s in snaps for d in s.domains if d.tenant == req.tenant]
         used_v, used_r = sum(d.vcpus for d in mine), sum(d.memory_mib for d in mine)
         if tenant.max_vms is not None and len(mine) + 1 > tenant.max_vms:
-            raise ValidationError("tenant", f"quota: {req.tenant} has {len(mine)} of {tenant.max_vms} VMs")
+            raise QuotaExceeded("tenant", f"quota: {req.tenant} has {len(mine)} of {tenant.max_vms} VMs")
         if tenant.max_vcpus is not None and used_v + req.vcpus > tenant.max_vcpus:
-            raise ValidationError("tenant", f"quota: {req.tenant} uses {used_v} of {tenant.max_vcpus} vCPUs, "
+            raise QuotaExceeded("tenant", f"quota: {req.tenant} uses {used_v} of {tenant.max_vcpus} vCPUs, "
                                             f"{req.vcpus} more do not fit")
         if tenant.max_ram_mib is not None and used_r + req.ram_mib > tenant.max_ram_mib:
-            raise ValidationError("tenant", f"quota: {req.tenant} uses {used_r} of {tenant.max_ram_mib} MiB, "
+            raise QuotaExceeded("tenant", f"quota: {req.tenant} uses {used_r} of {tenant.max_ram_mib} MiB, "
                                             f"{req.ram_mib} more do not fit")
     sizes = [s.template_bytes for s in snaps if s.template_bytes]
     if sizes:
