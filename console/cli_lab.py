@@ -50,7 +50,8 @@ def cmd_status(args) -> int:
     st = check()
     if getattr(args, "json", False):
         json.dump({"ready": st.ready, "hypervisors": st.hypervisors, "chassis": list(st.chassis),
-                   "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in st.checks]},
+                   "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in st.checks],
+                   "ovn": st.extra},  # flavour; cluster-ssl: nb_leader/sb_leader [member, address], northd
                   sys.stdout, indent=2)
         print()
     else:

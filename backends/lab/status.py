@@ -39,7 +39,9 @@ class Check:
 @dataclass(frozen=True)
 class LabStatus:
     """``hypervisors``: expected count (0 when no lab was brought up); ``checks`` in print order;
-    ``chassis``: names registered in the SB."""
+    ``chassis``: names registered in the SB; ``extra``: the OVN ``flavour`` and, for
+    cluster-ssl, ``nb_leader``/``sb_leader`` ((member number, address) or None) and ``northd``
+    (the active one's member number or None)."""
 
     hypervisors: int
     checks: tuple[Check, ...] = ()
@@ -56,7 +58,7 @@ class LabStatus:
         out = [f"{'ok  ' if c.ok else 'FAIL'} {c.name}{(': ' + c.detail) if c.detail else ''}"
                for c in self.checks]
         ovn = ""
-        if self.extra.get("ovn") == topo.OVN_CLUSTER_SSL:
+        if self.extra.get("flavour") == topo.OVN_CLUSTER_SSL:
             lead = {k: self.extra.get(f"{k}_leader") for k in ("nb", "sb")}
             ovn = ", OVN cluster-ssl: " + ", ".join(
                 f"{k.upper()} leader " + (f"central-{v[0]} ({v[1]})" if v else "none")
@@ -192,4 +194,4 @@ def check(n: int | None = None) -> LabStatus:
         lab_names = {h.name for h in topo.all_hypervisors()}
         ours = sorted(set(chassis) & lab_names)
         checks.append(Check("OVN SB chassis", ours == want, f"{len(ours)} of {n}"))
-    return LabStatus(n, tuple(checks), tuple(chassis), dict(extra, ovn=flav))
+    return LabStatus(n, tuple(checks), tuple(chassis), dict(extra, flavour=flav))

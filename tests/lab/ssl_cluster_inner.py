@@ -76,6 +76,10 @@ def test_status_says_which_member_leads(cluster_lab):
     assert "NB leader central-" in st.lines()[-1] and "SB leader central-" in st.lines()[-1]
     p = subprocess.run([VIRTDECK, "lab", "status"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "OVN NB raft: leader central-" in p.stdout, p.stdout + p.stderr
+    p = subprocess.run([VIRTDECK, "--json", "lab", "status"], capture_output=True, text=True, timeout=60)
+    ovn = __import__("json").loads(p.stdout)["ovn"]
+    assert ovn["flavour"] == "cluster-ssl" and ovn["nb_leader"][0] in (1, 2, 3), ovn
+    assert ovn["nb_leader"][1] == topo.CENTRAL_MEMBERS[ovn["nb_leader"][0] - 1] and ovn["northd"]
     # ovn-controller reached the SB over ssl: (the chassis is there) and uses the lab PKI
     from virtdeck.backends.lab.hosts import run_in
     ovs = run_in("hv1", ["ovs-vsctl", "get", "Open_vSwitch", ".", "external_ids:ovn-remote"])
