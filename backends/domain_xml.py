@@ -4,7 +4,8 @@
 
 - ``type`` 'kvm' (real hypervisors, the default) or 'qemu' (TCG: the lab, nested KVM hangs);
 - memory in MiB (written with ``unit='MiB'``; libvirt reports KiB back), whole vCPUs; optional
-  live-growth ceilings ``max_vcpus`` (``<vcpu current=N>MAX``: vCPU hot-plug up to MAX) and
+  live-growth ceilings ``max_vcpus`` (``<vcpu current=N>MAX``: vCPU hot-plug up to MAX; not on
+  aarch64, whose `virt` machine has no vCPU hot-plug) and
   ``max_memory_mib`` (``<memory>`` = MAX, ``<currentMemory>`` = the size, a virtio balloon: RAM
   grows live up to MAX). The guest sees MAX of RAM until its balloon driver loads early in boot;
   the scheduler counts the CURRENT size;
@@ -199,7 +200,7 @@ def domain_xml(spec: DomainSpec) -> str:
         _sub(dom, "metadata").append(_meta_element(spec.metadata))
     _sub(dom, "memory", spec.max_memory_mib or spec.memory_mib, unit="MiB")
     _sub(dom, "currentMemory", spec.memory_mib, unit="MiB")
-    if spec.max_vcpus and spec.max_vcpus > spec.vcpus:
+    if spec.max_vcpus and spec.max_vcpus > spec.vcpus and spec.arch != "aarch64":  # QEMU's virt: no vCPU hot-plug
         _sub(dom, "vcpu", spec.max_vcpus, placement="static", current=spec.vcpus)
     else:
         _sub(dom, "vcpu", spec.vcpus, placement="static")
