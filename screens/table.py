@@ -145,6 +145,7 @@ class CloudTable(ScrollView, can_focus=True):
         self._lens: dict[int, tuple[Row, tuple[int, ...]]] = {}
         self._cell_styles: dict[tuple, Style] = {}
         self._sort_keys: tuple[int | None, dict] = (None, {})
+        self._sorted_for: tuple = (None, (), ())     # (sort, given rows, their sorted order)
 
     # -- data ------------------------------------------------------------------------------
 
@@ -159,6 +160,10 @@ class CloudTable(ScrollView, can_focus=True):
         col = self.sort_column
         if col is None:
             return self._given
+        done = self._sorted_for
+        if done[0] == (col, self.sort_reverse) and len(done[1]) == len(self._given) and \
+                all(a is b for a, b in zip(done[1], self._given)):
+            return done[2]          # the same rows again (another panel's change): same order
         # keys kept by row identity, as the lengths are (one changed VM among thousands
         # computes one key); the sort is stable: ties keep the given order (host then name)
         old = self._sort_keys[1] if self._sort_keys[0] == col else {}
@@ -167,7 +172,9 @@ class CloudTable(ScrollView, can_focus=True):
             hit = old.get(id(r))
             keys[id(r)] = hit if hit is not None and hit[0] is r else (r, natural_key(r.cells[col]))
         self._sort_keys = (col, keys)
-        return tuple(sorted(self._given, key=lambda r: keys[id(r)][1], reverse=self.sort_reverse))
+        out = tuple(sorted(self._given, key=lambda r: keys[id(r)][1], reverse=self.sort_reverse))
+        self._sorted_for = ((col, self.sort_reverse), self._given, out)
+        return out
 
     def _place_rows(self) -> None:
         key = self.cursor_key if self.moved else None
