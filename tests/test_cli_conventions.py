@@ -192,3 +192,12 @@ def test_audit_filters(tmp_path, monkeypatch, capsys):
     assert len(cap.out.splitlines()) == 4 and all(len(line) <= 80 for line in cap.out.splitlines())
     assert "1 unreadable line(s)" in cap.err
     assert main(["audit", "--since", "soon"]) == ExitCode.USAGE
+
+
+@pytest.mark.parametrize("verb", ALL, ids=lambda v: v.name)
+def test_every_argument_has_a_help_line(verb):
+    import argparse
+    for a in verb.args:
+        assert a.opts.get("help"), (verb.name, a.flags)  # SUPPRESS (a hidden alias) counts
+        if a.opts["help"] is not argparse.SUPPRESS:
+            assert a.opts["help"].strip()

@@ -102,7 +102,7 @@ VERBS = (
                             "for good.", danger=True), examples=("virtdeck vm delete web1 --yes --json",)),
     _on_vms("resize", "change vCPUs / RAM (live where the domain allows, else at next boot)", "vm_resize.resize",
             "Resize", "z",
-            arg("--vcpus", type=int, metavar="N"),
+            arg("--vcpus", type=int, metavar="N", help="vCPUs"),
             arg("--memory", type=int, metavar="MiB", help="RAM in MiB"),
             arg("--ram", type=int, dest="memory", default=argparse.SUPPRESS, help=argparse.SUPPRESS),
             arg("--offline", action="store_true", help="change the config only, not the running guest"),
