@@ -5,7 +5,7 @@ Output: one block per finding (kind, subject, what disagrees, the fix), or JSON 
 ``--fix`` lists the safe findings (orphans) and asks before removing them (``--yes`` for
 scripts; without a terminal and without ``--yes`` nothing is removed). Exit codes: 0 no drift
 (or every safe finding removed and none other left), 1 drift found (or a removal failed),
-2 bad input, 3 ``check vm NAME`` found no such VM, 5 a host or the southbound did not answer (the check is partial).
+2 bad input, 3 ``check KIND NAME`` found no such vm/network/router/host, 5 a host or the southbound did not answer (the check is partial).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .cli_vm_verbs import cli_session
 
 EXIT_DRIFT = 1      # findings left
 EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3  # check vm NAME: no such VM on the hosts that answered
+EXIT_NOT_FOUND = 3  # check KIND NAME: no such vm (on the hosts that answered), network, router or host
 EXIT_PARTIAL = 5    # a host (or the SB) did not answer: what was checked is printed
 
 
@@ -74,7 +74,7 @@ def cmd_check(args) -> int:
             if res["failed"] or left:
                 return EXIT_DRIFT
             return EXIT_PARTIAL if report["partial"] else 0
-    if kind == "vm" and not report["chain"] and not report["findings"]:
+    if kind and not report["chain"] and not report["findings"]:
         return EXIT_NOT_FOUND
     if report["partial"] or report["sb_error"]:
         return EXIT_PARTIAL if not report["findings"] else EXIT_DRIFT

@@ -200,7 +200,26 @@ def test_vm_chain_checks_each_link(world, lab_session):
     assert [c["state"] for c in rep["chain"]] == ["ok"] * len(rep["chain"]) and len(rep["chain"]) >= 4
     assert "  <- drift" not in "\n".join(drift.check_text(rep))
     rep = drift.check(lab_session, "vm", f"{TAG}-none")
-    assert "no VM named" in drift.check_text(rep)[-2]
+    assert drift.check_text(rep)[-1].startswith(f"no vm named {TAG}-none")
+
+
+def test_network_router_and_host_chains(world, lab_session):
+    rep = drift.check(lab_session, "network", f"{TAG}b")
+    (dhcp,) = [c for c in rep["chain"] if c["link"] == "dhcp"]
+    assert dhcp["state"] == "drift" and "192.0.2.0/24 != subnet" in dhcp["text"]
+    rep = drift.check(lab_session, "network", f"{TAG}a")
+    ports = {c["text"].split()[1]: c for c in rep["chain"] if c["link"] == "port"}
+    assert ports[world["ok_lsp"]]["state"] == "ok" and ports[world["bound_lsp"]]["state"] == "drift"
+    assert ports[world["ghost_lsp"]]["state"] == "drift" and "no domain uses it" in ports[world["ghost_lsp"]]["text"]
+    rep = drift.check(lab_session, "host", "hv1")
+    assert rep["chain"][1]["link"] == "chassis" and rep["chain"][1]["state"] == "ok"
+    (bound,) = [c for c in rep["chain"] if world["bound_lsp"] in c["text"]]
+    assert bound["state"] == "drift" and "bound on hv2" in bound["text"]
+    rep = drift.check(lab_session, "router", f"{TAG}r")
+    assert rep["chain"][0]["text"].startswith(f"router {TAG}r") and \
+        [c["link"] for c in rep["chain"]] == ["router", "nat"]
+    rep = drift.check(lab_session, "network", f"{TAG}-none")
+    assert rep["chain"] == [] and drift.check_text(rep) == [f"no network named {TAG}-none"]
 
 
 def test_fix_removes_these_orphans_and_nothing_else(world, lab, lab_session, monkeypatch, tmp_path):
