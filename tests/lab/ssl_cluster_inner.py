@@ -101,7 +101,14 @@ def test_connect_over_ssl_with_the_lab_pki(cluster_lab):
         lead = central.leaders()["nb"]
         assert ovn_nb.member(writer) == f"ssl:{lead[1]}:{topo.NB_PORT}"       # writer on the leader
         assert ovn_nb.member(reader) in topo.nb_remote(topo.OVN_CLUSTER_SSL).split(",")
-    # the SB over the same files (what the hypervisors and an SB reader use)
+    # the SB over the same files: virtdeck's SB reader through the inventory's sb_connection
+    from virtdeck.backends.ovn import southbound
+    with Session(inv, connect_timeout=10) as s:
+        sb = southbound.snapshot(s)
+    assert [(c.name, c.host, c.encaps) for c in sb.chassis] == [
+        ("hv1", "hv1", (("geneve", topo.hypervisor(1).tunnel_ip),))], sb.chassis
+    assert sb.member in topo.sb_remote(topo.OVN_CLUSTER_SSL).split(","), sb.member
+    # and ovn-sbctl as an operator runs it (central.ctl_argv: the operator's certificate)
     p = subprocess.run([*central.ctl_argv("sb"), "--bare", "--columns=name", "list", "Chassis"],
                        capture_output=True, text=True, timeout=30)
     assert p.stdout.split() == ["hv1"], p.stderr
