@@ -39,7 +39,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from . import verbs
-from .errors import VirtdeckError
+from .errors import NO_TERMINAL, NoTerminal  # defined with the other errors: the CLI checks first
 from .model import Cloud
 from ..screens import views
 from ..screens.dialogs import HelpScreen, HostKeyDialog
@@ -357,18 +357,6 @@ def _setup_logging() -> None:
     root.setLevel(logging.INFO)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
-
-class NoTerminal(VirtdeckError):
-    """The console was started without a terminal (stdin or stderr is not a TTY: Textual reads
-    keys from stdin and draws on stderr): it refuses at once instead of spinning on a closed
-    stdin and drawing escape codes into a file."""
-
-    exit_code = 2
-
-
-NO_TERMINAL = ("the console needs a terminal (stdin and stderr a TTY; over SSH use `ssh -t`); "
-               "without one use the command-line verbs, which all work without a terminal: "
-               "`virtdeck vm list`, `virtdeck network list`, … (`virtdeck --help` lists them)")
 
 # Signals that end a running console through the app's own exit, so the terminal is restored,
 # the live model stopped and every SSH link closed (with its forward directory). The exit code

@@ -23,7 +23,7 @@ import signal
 import sys
 
 from . import cli_lab, output, verbs
-from .errors import ExitCode, VirtdeckError, exit_code_table
+from .errors import NO_TERMINAL, ExitCode, NoTerminal, VirtdeckError, exit_code_table
 
 # Verb groups, in the order `virtdeck --help` lists them: the lab, then the registry's groups.
 GROUPS = ("lab", *verbs.cli_groups())
@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     output.normalise(args)
     try:
         if args.group is None:
+            if not (sys.stdin.isatty() and sys.stderr.isatty()):
+                # before importing the console (Textual: ~1 s): `virtdeck </dev/null` answers at once
+                raise NoTerminal(NO_TERMINAL)
             from .app import run_console
             return run_console(args)
         if args.group != "lab":

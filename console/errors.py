@@ -128,3 +128,16 @@ class HostError(VirtdeckError):
     """
 
     exit_code = ExitCode.UNREACHABLE
+
+
+class NoTerminal(VirtdeckError):
+    """The console was started without a terminal (stdin or stderr is not a TTY: Textual reads
+    keys from stdin and draws on stderr): it refuses at once instead of spinning on a closed
+    stdin and drawing escape codes into a file. Exit 2 (usage)."""
+
+    exit_code = ExitCode.USAGE
+
+
+NO_TERMINAL = ("the console needs a terminal (stdin and stderr a TTY; over SSH use `ssh -t`); "
+               "without one use the command-line verbs, which all work without a terminal: "
+               "`virtdeck vm list`, `virtdeck network list`, … (`virtdeck --help` lists them)")
