@@ -2,13 +2,15 @@
 
 ``TemplatesPanel()`` (no arguments) reads ``self.app.inventory`` / ``self.app.session``; the main
 screen mounts it in its Templates tab (screens/main.py looks for this class). Rows: every
-inventory template with arch, OS, default user, the pinned sha256 and, per hypervisor, whether the
+inventory template with arch, OS, default user, the pinned sha256, per hypervisor whether the
 volume is there and how many VM disks use it as their backing file (read through
-``console.services.templates.list_templates`` in a thread worker).
+``console.services.templates.list_templates`` in a thread worker), and its boot mode (kernel,
+bios, uefi).
 
 Keys (while the panel has focus): ``a`` add a template (upload to every hypervisor through the
-libvirt volume API with a progress bar per host, sha256 verified on each host; a mismatch keeps
-nothing), ``ctrl+d`` delete the highlighted one (asks first; refused while a VM disk uses it),
+libvirt volume API, or an http(s) URL each hypervisor downloads itself, with a progress bar per
+host, sha256 verified on each host; a mismatch keeps nothing; the boot mode is read from the
+image unless given), ``ctrl+d`` delete the highlighted one (asks first; refused while a VM disk uses it),
 ``g`` reload. After add/delete the app's inventory is replaced by the saved one.
 This module imports no libvirt, ovsdbapp or asyncssh.
 """
@@ -70,7 +72,7 @@ class TemplatesPanel(ServiceRunner, Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("name", "arch", "os", "user", "sha256", "hosts")
+        table.add_columns("name", "arch", "os", "user", "sha256", "hosts", "boot")
         self.action_reload()
 
     def _status(self, text: str) -> None:
@@ -81,7 +83,8 @@ class TemplatesPanel(ServiceRunner, Vertical):
         table.clear()
         for r in rows:
             t = r.template
-            table.add_row(t.name, t.arch, t.os, t.default_user, t.sha256[:12], _hosts_cell(r), key=t.name)
+            table.add_row(t.name, t.arch, t.os, t.default_user, t.sha256[:12], _hosts_cell(r), t.boot_mode,
+                          key=t.name)
         self._status(f"{len(rows)} template(s) · a add · d delete · g reload")
 
     def action_reload(self) -> None:
@@ -146,9 +149,10 @@ class TemplateAddDialog(FormScreen):
     #tpl-add .buttons { height: 1; align-horizontal: right; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "upload", "Upload")]
-    FIELDS = (("name", "Name", "debian13"), ("image", "Image", "/path/to/image.qcow2"),
+    FIELDS = (("name", "Name", "debian13"), ("image", "Image", "/path/image.qcow2 or https://…"),
               ("sha256", "sha256", "pinned sum (empty: computed here)"), ("user", "User", "debian"),
-              ("arch", "Arch", "x86_64"), ("os", "OS", "linux"), ("kernel", "Kernel", "optional file"),
+              ("arch", "Arch", "x86_64"), ("boot", "Boot", "read from the image (bios|uefi|kernel)"),
+              ("os", "OS", "linux"), ("kernel", "Kernel", "optional file"),
               ("initrd", "Initrd", "optional file"), ("cmdline", "Cmdline", "root=/dev/vda ro console=ttyS0"))
 
     class Added(ServiceDone):
@@ -198,10 +202,17 @@ class TemplateAddDialog(FormScreen):
                 tsvc.check_template_name(inv, self._v("name"))
             except ValidationError as exc:
                 errors["name"] = exc.reason
+        url = self._is_url()
         for fid in ("image", "kernel", "initrd"):
             v = self._v(fid)
+            if fid == "image" and url:
+                continue  # each hypervisor downloads it
             if (v or fid == "image") and not os.path.isfile(os.path.expanduser(v)):
                 errors[fid] = "not a readable file" if v else "required"
+        if url and not self._v("sha256"):
+            errors["sha256"] = "a URL is pinned by its sha256"
+        if self._v("boot") not in ("", "bios", "uefi", "kernel"):
+            errors["boot"] = "bios, uefi, kernel or empty"
         sha = self._v("sha256").lower()
         if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
             errors["sha256"] = "64 hex digits"
@@ -211,6 +222,9 @@ class TemplateAddDialog(FormScreen):
             self.query_one(f"#why-{fid}", Static).update(escape(errors.get(fid, "")))
         self.query_one("#upload", Button).disabled = self.busy or bool(errors)
         return errors
+
+    def _is_url(self) -> bool:
+        return self._v("image").startswith(("http://", "https://", "ftp://"))
 
     @on(Input.Changed)
     def _changed(self) -> None:
@@ -232,8 +246,10 @@ class TemplateAddDialog(FormScreen):
         args = dict(sha256=self._v("sha256") or None, arch=self._v("arch") or "x86_64",
                     os_name=self._v("os") or "linux", default_user=self._v("user") or "debian",
                     kernel=self._v("kernel") or None, initrd=self._v("initrd") or None,
-                    cmdline=self._v("cmdline") or None)
-        name, image = self._v("name"), os.path.expanduser(self._v("image"))
+                    cmdline=self._v("cmdline") or None, boot=self._v("boot") or None)
+        if self._is_url():
+            args["url"] = self._v("image")
+        name, image = self._v("name"), None if self._is_url() else os.path.expanduser(self._v("image"))
         self.query_one("#tpl-add-status", Static).update("checking the image's sha256 here…")
 
         def progress(host, label, sent, total):   # in the worker thread: post, never draw
