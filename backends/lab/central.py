@@ -50,7 +50,8 @@ def flavour() -> str:
 
 def ctl_argv(kind: str, flav: str | None = None, timeout: int = 5) -> list[str]:
     """``ovn-nbctl``/``ovn-sbctl`` argv prefix reaching the lab's NB/SB from the machine: the tcp
-    remote, or the ssl member list with the operator's key/certificate and the lab CA."""
+    remote, or the ssl member list with the operator's key/certificate and the lab CA.
+    ``kind``: "nb" or "sb"; ``flav``: default the lab's; ``timeout``: seconds (``--timeout``)."""
     flav = flav or flavour()
     tool = "ovn-nbctl" if kind == "nb" else "ovn-sbctl"
     remote = topo.nb_remote(flav) if kind == "nb" else topo.sb_remote(flav)
