@@ -117,10 +117,18 @@ def volume_info(vol: libvirt.virStorageVol) -> VolumeInfo:
 
 
 def list_volumes(conn: libvirt.virConnect, host: str, pool: str) -> list[VolumeInfo]:
-    """Every volume in ``pool`` (after a refresh), sorted by name."""
+    """Every volume in ``pool`` (after a refresh), sorted by name.
+
+    libvirt refuses a refresh while a volume is being created or uploaded in the pool
+    ("asynchronous jobs running"); then the listing libvirt holds is used as it is (volumes made
+    through libvirt are in it; only files put there behind its back may be missing)."""
     p = get_pool(conn, host, pool)
     try:
-        p.refresh(0)
+        try:
+            p.refresh(0)
+        except libvirt.libvirtError as exc:
+            if "asynchronous jobs" not in _msg(exc):
+                raise
         return sorted((volume_info(v) for v in p.listAllVolumes(0)), key=lambda v: v.name)
     except libvirt.libvirtError as exc:
         raise _err(host, f"listing pool {pool!r}", exc) from None

@@ -92,6 +92,7 @@ class HostView:
     volumes: dict[str, list] = field(default_factory=dict)   # pool -> [storage.VolumeInfo]
     marks: tuple = ()
     nvram: tuple[str, ...] = ()
+    pool_errors: dict[str, str] = field(default_factory=dict)   # pool -> why it was not listed
 
 
 @dataclass
@@ -125,8 +126,9 @@ def _host_view(session, inventory, name: str) -> HostView:
     for pool in sorted(pools):
         try:
             hv.volumes[pool] = storage.list_volumes(conn, name, pool)
-        except HostError:
-            hv.volumes[pool] = []
+        except HostError as exc:
+            hv.volumes[pool] = []      # nothing judged there; said as partial
+            hv.pool_errors[pool] = str(exc)
     return hv
 
 
@@ -533,6 +535,8 @@ def check(session, kind: str | None = None, name: str | None = None) -> dict:
             "unreachable": dict(facts.unreachable), "sb_error": facts.sb_error,
             "findings": [f.to_dict() for f in fs], "safe": sum(f.safe for f in fs),
             "stale_marks": len(stale_marks(facts)),
+            "pool_errors": {f"{h}:{p}": why for h, hv in facts.hosts.items()
+                            for p, why in hv.pool_errors.items()},
             "scope": {"kind": kind, "name": name} if kind else None,
             "_findings": fs, "_facts": facts}
 
@@ -546,6 +550,8 @@ def check_text(report: dict) -> list[str]:
         lines.append(f"{'':<18} fix: {f['fix']}")
     for host, why in report["unreachable"].items():
         lines.append(f"partial: {host} did not answer ({why}); no VM is judged gone")
+    for where, why in report.get("pool_errors", {}).items():
+        lines.append(f"partial: pool {where} not listed ({why}); its volumes not judged")
     if report["sb_error"]:
         lines.append(f"partial: OVN southbound not read ({report['sb_error']}); bindings and chassis not checked")
     scope = report.get("scope") or {}
