@@ -33,13 +33,15 @@ def _disk_size_gib(conn, source: str | None) -> float | None:
 def show(session, name: str, host: str | None = None) -> dict:
     """Everything virtdeck knows about VM ``name`` (on ``host``, else found on any enabled one).
 
-    Returns ``{"vm", "host", "state", "tenant", "template", "vcpus", "max_vcpus", "memory_mib",
+    Returns ``{"vm", "host", "state", "tenant", "template", "arch", "os", "vcpus", "max_vcpus", "memory_mib",
     "max_memory_mib", "seed", "disks": [{"target", "device", "source", "size_gib"}],
     "nics": [{"mac", "lsp", "ips", "switch", "network", "up"}], "now": {…} | None}``: memory in
     MiB, ``now`` a running VM's current figures (:func:`services.metrics.vm_now`: CPU %, RSS MiB,
     net/disk bytes per second over half a second; None when stopped or no figure), disk sizes in
     GiB (None when not a pool volume), ``seed`` the NoCloud seed volume's path (the cdrom), a NIC
-    whose LSP is missing in OVN has ``lsp`` from the domain and no IPs/switch.
+    whose LSP is missing in OVN has ``lsp`` from the domain and no IPs/switch. ``arch`` is the
+    domain's ``<os><type arch>``, ``os`` its template's OS name in the inventory (None when the
+    template is not in the inventory).
     Raises VmNotFound, HostError (host or OVN NB unreachable), ValidationError (bad host).
     """
     facts = vm_lookup.status(session, name, host)
@@ -59,7 +61,8 @@ def show(session, name: str, host: str | None = None) -> dict:
         networks = {p.name: p.network for p in ovn_ports.ports_of_vm(vm_lookup._nb(session), facts["tenant"], name)}
     return {
         "vm": name, "host": h, "state": facts["state"], "tenant": facts["tenant"],
-        "template": facts["template"], "vcpus": facts["vcpus"], "max_vcpus": facts["max_vcpus"],
+        "template": facts["template"], "arch": dfacts.arch, "os": _template_os(session, facts["template"]),
+        "vcpus": facts["vcpus"], "max_vcpus": facts["max_vcpus"],
         "memory_mib": facts["memory_mib"], "max_memory_mib": facts["max_memory_mib"],
         # the NoCloud seed is the domain's cdrom (the metadata's seed field holds the volume for
         # some VMs and the instance-id for others: the device is the one fact that holds for both)
@@ -71,11 +74,18 @@ def show(session, name: str, host: str | None = None) -> dict:
     }
 
 
+def _template_os(session, template: str | None) -> str | None:
+    """The inventory's OS name for ``template`` (None when unknown)."""
+    t = next((t for t in session.inventory.templates if t.name == template), None) if template else None
+    return t.os if t is not None else None
+
+
 def show_lines(d: dict) -> list[str]:
     """The text form of :func:`show`'s dict (the CLI without ``--json`` and the console's
     details dialog)."""
     lines = [f"{d['vm']} on {d['host']}: {d['state']}, tenant {d['tenant'] or '-'}, "
              f"template {d['template'] or '-'}",
+             f"  OS {d.get('os') or '?'}, arch {d.get('arch') or '?'}",
              f"  vCPUs {d['vcpus']} (max {d['max_vcpus']}), RAM {d['memory_mib']} MiB "
              f"(max {d['max_memory_mib']} MiB)",
              f"  seed {d['seed'] or '-'}"]
