@@ -113,13 +113,17 @@ class Facts:
 def _host_view(session, inventory, name: str) -> HostView:
     conn = session.libvirt(name)
     hv = HostView(name)
-    for dom in domains.list_all(conn, name):
+
+    def one(dom):
         try:
             f = domains.facts(dom, name, inactive=domains.is_persistent(dom, name))
-            running = domains.is_active(dom, name)
+            return DomainView(name, f.name, domains.is_active(dom, name), tuple(f.nics),
+                              tuple(f.disks), f.tenant)
         except HostError:
-            continue  # undefined meanwhile
-        hv.domains.append(DomainView(name, f.name, running, tuple(f.nics), tuple(f.disks), f.tenant))
+            return None  # undefined meanwhile
+    # one XML read per domain: a few in parallel over the host's one libvirt connection
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        hv.domains = [d for d in pool.map(one, domains.list_all(conn, name)) if d is not None]
     hm = owner_marks.read_host(session, name)
     hv.marks, hv.nvram = hm.marks, hm.nvram
     pools = {m.pool for m in hm.marks if m.pool} | {t.pool for t in inventory.templates}
@@ -143,7 +147,8 @@ def gather(session, inventory=None) -> Facts:
         futs = {pool.submit(_host_view, session, inventory, n): n for n in names}
         sb_fut = pool.submit(southbound.snapshot, session)
         try:
-            nb_api = session.nb()
+            # a read: any raft member will do (Session.nb_reader), the writer's leader otherwise
+            nb_api = session.nb_reader() if hasattr(session, "nb_reader") else session.nb()
         except VirtdeckError:
             raise
         except Exception as exc:  # noqa: BLE001 - ovsdbapp raises assorted types
