@@ -82,7 +82,7 @@ def build_request(args):
         ssh_keys=_read_keys(args.ssh_key), password_hash=_password_hash(args), user=args.user,
         user_data=user_data, host=args.host, weigher=args.weigher, anti_affinity=args.anti_affinity,
         max_vcpus=getattr(args, "max_vcpus", None), max_ram_mib=getattr(args, "max_ram", None),
-        ips=ips, start=not args.no_start)
+        ips=ips, start=not args.no_start, allow_emulation=bool(getattr(args, "allow_emulation", False)))
 
 
 PLACEMENT_COLUMNS = (

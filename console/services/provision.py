@@ -126,6 +126,7 @@ class VmRequest:
     host: str | None = None
     weigher: str = "spread"
     anti_affinity: str | None = None
+    allow_emulation: bool = False  # a host that only emulates the template's arch (TCG) may be chosen
     ips: tuple[str | None, ...] = ()
     macs: tuple[str, ...] = ()
     instance_id: str | None = None

@@ -54,6 +54,8 @@ CREATE_ARGS = (
     arg("--weigher", choices=("spread", "pack"), default="spread",
         help="placement: spread (most free room first, default) or pack (fill hosts in turn)"),
     arg("--anti-affinity", metavar="GROUP", help="never on a host holding another VM of GROUP"),
+    arg("--allow-emulation", action="store_true",
+        help="accept a host that only emulates the template's arch (TCG: aarch64 on x86_64, ~10x slower)"),
     arg("--max-vcpus", type=int, metavar="N",
         help="live-growth ceiling for vm resize (default: 4x --vcpus, at most the host's cores)"),
     arg("--max-memory", type=int, dest="max_ram", metavar="MiB",
