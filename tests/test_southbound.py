@@ -134,3 +134,49 @@ def test_lab_southbound_claims_every_hypervisor(lab_session, lab_inventory):
             assert c.encaps and c.encaps[0][0] == "geneve" and c.encap_ip.startswith("172.16.0.")
             assert "physnet1" in c.bridge_mappings
     assert data.member and data.member.startswith("unix:")
+
+
+@pytest.fixture
+def ssl_isolated(monkeypatch):
+    """python-ovs keeps one set of SSL files per process (backends/ovn/remote.py): whatever this
+    test sets is undone afterwards, so other modules' PKIs are not disturbed."""
+    from ovs import stream as ovs_stream
+    from virtdeck.backends.ovn import remote
+    monkeypatch.setattr(remote, "_ssl_in_use", None)
+    for attr in ("_SSL_private_key_file", "_SSL_certificate_file", "_SSL_ca_cert_file"):
+        monkeypatch.setattr(ovs_stream.Stream, attr, getattr(ovs_stream.Stream, attr))
+
+
+def test_sb_over_ssl_and_a_wrong_ca(tmp_path, ssl_isolated):
+    """An SB ovsdb-server on pssl: with a PKI: read over ssl: with the client key/cert; a CA
+    that did not sign the server's certificate is one sentence naming ovn.ca_cert."""
+    from fixtures_real import free_port, make_pki
+    from virtdeck.backends.ovn import southbound as sb
+    from virtdeck.backends.ovn.remote import SslFiles
+    from virtdeck.console.errors import HostError
+    pki = make_pki(tmp_path / "pki")
+    db = tmp_path / "sb.db"
+    subprocess.run(["ovsdb-tool", "create", str(db), SB_SCHEMA], check=True)
+    port = free_port()
+    sock = tmp_path / "sb.sock"
+    proc = subprocess.Popen(["ovsdb-server", str(db), f"--remote=pssl:{port}:127.0.0.1",
+                             f"--remote=punix:{sock}", f"--private-key={pki.server_key}",
+                             f"--certificate={pki.server_cert}", f"--ca-cert={pki.ca_cert}",
+                             f"--unixctl={tmp_path}/sb.ctl", "--no-chdir", f"--log-file={tmp_path}/sb.log"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _unix_accepts(sock), 10, "SB ovsdb-server socket")
+        sbctl(Sb(f"unix:{sock}", proc.pid), "chassis-add", "hv1", "geneve", "172.16.0.11")
+        with pytest.raises(HostError, match="ovn.ca_cert"):
+            sb.connect(f"ssl:127.0.0.1:{port}", timeout=5,
+                       ssl=SslFiles(str(pki.client_key), str(pki.client_cert), str(pki.other_ca)))
+        api = sb.connect(f"ssl:127.0.0.1:{port}", timeout=5,
+                         ssl=SslFiles(str(pki.client_key), str(pki.client_cert), str(pki.ca_cert)))
+        try:
+            data = sb.read(api, HOSTS)
+        finally:
+            sb.close(api)
+        assert [(c.name, c.host) for c in data.chassis] == [("hv1", "hv1")]
+        assert data.member == f"ssl:127.0.0.1:{port}"
+    finally:
+        stop_pid(proc.pid)
