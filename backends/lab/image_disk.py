@@ -297,6 +297,10 @@ def build_image(r: DiskRecipe, cache: Path | None = None, log=print) -> DiskImag
     for tool in ("mmdebstrap", "mkfs.ext4", "qemu-img", "sgdisk", "mkfs.vfat", "mcopy", "grub-mkimage"):
         if shutil.which(tool) is None:
             raise LabError(f"{tool} is not installed; run `bash .ci/setup` as root")
+    if r.arch != "amd64" and not Path(f"/proc/sys/fs/binfmt_misc/qemu-{r.guest_arch}").exists():
+        raise LabError(f"{r.name}: binfmt_misc has no qemu-{r.guest_arch} entry, so {r.arch} programs cannot "
+                       f"run here; `bash .ci/setup` as root mounts binfmt_misc and runs update-binfmts "
+                       f"--enable qemu-{r.guest_arch} (qemu-user-static)")
     t0 = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix=f".build-{r.name}-", dir=cache))
     try:
