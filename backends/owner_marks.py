@@ -152,6 +152,9 @@ def claim(session, host: str, mark: OwnerMark, wait: float = 30.0) -> HeldMark:
             except (asyncio.TimeoutError, asyncssh.Error):
                 pass
             proc.close()
+            if "ermission denied" in err:  # a non-root operator and a root-only directory
+                raise HostError(f"{host}: cannot write the owner mark {path}: the operator may not write "
+                                f"{MARK_DIR}; fix on {host}: sudo install -d -m 2775 -g libvirt {MARK_DIR}")
             raise HostError(f"{host}: cannot write the owner mark {path}: {err or 'no answer'}")
         return proc
 

@@ -42,6 +42,7 @@ import libvirt
 from . import hypervisor
 from .host_facts import parse_bridge_mappings
 from .hostlock import LOCK_DIR
+from .owner_marks import MARK_DIR
 from ..console.errors import HostError
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -75,6 +76,8 @@ PROBE = "; ".join([
     *(f'echo "{_MARK}tool.{t}=$(command -v {t})"' for t in TOOLS),
     f'if [ -d {LOCK_DIR} ] && [ -w {LOCK_DIR} ] || mkdir -p {LOCK_DIR} 2>/dev/null; '
     f'then echo "{_MARK}lockdir=writable"; else echo "{_MARK}lockdir=not writable"; fi',
+    f'if [ -d {MARK_DIR} ] && [ -w {MARK_DIR} ] || mkdir -p {MARK_DIR} 2>/dev/null; '
+    f'then echo "{_MARK}marksdir=writable"; else echo "{_MARK}marksdir=not writable"; fi',
     f'echo "{_MARK}ovs-vsctl=$(command -v ovs-vsctl)"',
     f'out=$(ovs-vsctl --timeout=5 br-exists br-int 2>&1); echo "{_MARK}br-int=$? $out" | tr "\\n" " "; echo',
     f'out=$(ovs-vsctl --timeout=5 --if-exists get Open_vSwitch . '
@@ -132,8 +135,11 @@ def tools_line(host: str, v: dict[str, str]) -> CheckLine:
     """flock / gzip / sha256sum present, and the placement lock's directory writable."""
     missing = [t for t in TOOLS if not v.get(f"tool.{t}")]
     lock_ok = v.get("lockdir") == "writable"
+    marks_ok = v.get("marksdir") != "not writable"  # not probed: nothing to say
     found = ", ".join(t for t in TOOLS if t not in missing) or "none"
-    detail = f"{found} found; {LOCK_DIR} {'writable' if lock_ok else 'NOT writable'} (placement lock)"
+    marks = "" if "marksdir" not in v else \
+        f"{MARK_DIR} {'writable' if marks_ok else 'NOT writable'} (owner marks); "
+    detail = f"{found} found; {marks}{LOCK_DIR} {'writable' if lock_ok else 'NOT writable'} (placement lock)"
     if missing:
         pkgs = " ".join(dict.fromkeys({"flock": "util-linux", "gzip": "gzip",
                                         "sha256sum": "coreutils"}[t] for t in missing))
@@ -141,6 +147,8 @@ def tools_line(host: str, v: dict[str, str]) -> CheckLine:
                          _on(host, f"sudo apt-get install {pkgs}"))
     if not lock_ok:
         return CheckLine("tools", FAIL, detail, _on(host, f"sudo chmod 1777 {LOCK_DIR}"))
+    if not marks_ok:  # a non-root operator: vm create writes its owner mark there
+        return CheckLine("tools", FAIL, detail, _on(host, f"sudo install -d -m 2775 -g libvirt {MARK_DIR}"))
     return CheckLine("tools", OK, detail)
 
 
@@ -177,6 +185,8 @@ def ovn_lines(host: str, v: dict[str, str]) -> list[CheckLine]:
     sysid, remote = v.get("ovs.system-id", ""), v.get("ovs.ovn-remote", "")
     if pid and comm == "ovn-controller":
         sb = status if status else "unknown"
+        if "ermission denied" in status:  # its control socket is root's: say so, not the raw log line
+            sb = f"not readable by {v.get('user', 'the operator')} (ovn-appctl needs root)"
         ok = status == "connected" or not status or "ermission" in status or "cannot connect" in status
         lines.append(CheckLine("ovn-controller", OK if ok else WARN,
                                f"running (pid {pid}), southbound connection: {sb}",
@@ -359,7 +369,8 @@ def ssh_line(link, host: str) -> CheckLine:
     user = conn.get_extra_info("username") or "?"
     key = conn.get_server_host_key()
     fp = key.get_fingerprint("sha256") if key is not None else "?"
-    return CheckLine("ssh", OK, f"{user}@{peer[0]}:{peer[1]}, host key {fp} known")
+    where = f"{peer[0]}:{peer[1]}" if peer[0] else "(through its ProxyJump)"  # a tunnel has no peer
+    return CheckLine("ssh", OK, f"{user}@{where}, host key {fp} known")
 
 
 def ssh_fail_line(host: str, address: str, exc: BaseException) -> CheckLine:
