@@ -390,12 +390,12 @@ class HostWorker(threading.Thread):
                 if on else None
         except libvirt.libvirtError as exc:
             self.live.metrics.no_figure(name, time.monotonic())
-            self.live._dirty.set()
+            self.live._metrics_changed()
             self._call_ok(exc)
             return
         if sample is not None:
             self.live.metrics.add(sample)
-            self.live._dirty.set()      # new figures: the next snapshot carries them
+            self.live._metrics_changed()
         self.cpu_ok = cpu_ok
         now = time.monotonic()
         seen = {r.uuid for r in recs}

@@ -65,6 +65,12 @@ def host_cells(cloud: Cloud, h: Host) -> tuple[str, ...]:
             "-" if f.pool_free_gib is None else f"{f.pool_free_gib:.0f}G")
 
 
+def vm_figure_map(cloud: Cloud) -> dict:
+    """``{uuid: VmFigures}`` of the sampled VMs (empty without figures)."""
+    view = _view(cloud)
+    return view.vms if view else {}
+
+
 def vm_figures(cloud: Cloud, v: Vm):
     """The VM's :class:`console.metrics.VmFigures` (None without figures)."""
     view = _view(cloud)

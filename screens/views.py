@@ -153,12 +153,14 @@ def vm_rows(cloud: Cloud, memo: RowMemo | None = None) -> list[Row]:
         memo.guard, memo.rows = (cloud.ports, cloud.networks), {}
     old = memo.rows if memo is not None else {}
     new: dict[int, tuple[object, Row, object]] = {}
+    figs = mw.vm_figure_map(cloud)
     port_switch: dict[str, str] | None = None
     net_names: dict[str, str] = {}
     rows = []
     for v in cloud.vms:
         hit = old.get(id(v))
-        fig = mw.vm_figures(cloud, v)       # same object until a poll brings new figures
+        # same object until a poll brings new figures (one dict lookup: 3,000 rows per publish)
+        fig = figs.get(v.uuid) if figs and v.uuid in figs and v.active else None
         if hit is not None and hit[0] is v and hit[2] is fig:
             row = hit[1]
         else:
