@@ -116,3 +116,19 @@ def test_no_threshold_no_sample_in_the_cli():
     assert store_mod.STORE is None
     load = measured_load(None, "hv1", MetricsConfig())      # None: no connection is touched
     assert (load.cpu_pct, load.ram_pct, load.origin) == (None, None, "none")
+
+
+def test_figures_alone_publish_at_most_once_per_interval():
+    from virtdeck.config.inventory import Inventory
+    from virtdeck.console.live import LiveModel
+    live = LiveModel(Inventory(), stats_interval=30.0)
+    live._dirty.clear()
+    live._metrics_changed()
+    assert live._dirty.is_set()          # the first figures go out at once
+    live._dirty.clear()
+    live._metrics_changed()              # another host's poll within the interval: held back
+    assert not live._dirty.is_set()
+    live._metrics_published -= 30.0
+    live._metrics_changed()
+    assert live._dirty.is_set()
+    live.session.close()

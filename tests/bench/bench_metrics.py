@@ -31,27 +31,19 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_console import cleanup, cpu_seconds, define_many, rss_mib  # noqa: E402
+from metrics_helpers import running_xml  # noqa: E402
 from virtdeck.backends.session import Session  # noqa: E402
 from virtdeck.config import inventory as inv_mod  # noqa: E402
 from virtdeck.config.paths import lab_dir  # noqa: E402
 
 RUN_PREFIX = "vdmet-"
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def running_xml(name: str) -> str:
-    return f"""<domain type='qemu'>
-  <name>{name}</name><uuid>{uuid.uuid4()}</uuid>
-  <memory unit='MiB'>32</memory><vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
-</domain>"""
 
 
 def start_running(session: Session, hosts: list[str], per_host: int) -> None:
