@@ -222,6 +222,30 @@ def test_network_router_and_host_chains(world, lab_session):
     assert rep["chain"] == [] and drift.check_text(rep) == [f"no network named {TAG}-none"]
 
 
+def test_a_silent_host_makes_the_check_partial_not_wrong(world, lab_inventory):
+    """A hypervisor whose sshd accepts and never speaks (a frozen sshd, on loopback): the check
+    returns within its bound, says the host did not answer, and concludes no VM is gone (the
+    ghost LSP's VM could live there)."""
+    import socket
+    from virtdeck.backends.session import Session
+    from virtdeck.config.inventory import HostConfig
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    silent = HostConfig(name="hvsilent", address="127.0.0.1", port=srv.getsockname()[1], user="root")
+    inv = replace(lab_inventory, hosts=lab_inventory.hosts + (silent,))
+    try:
+        with Session(inv, connect_timeout=30) as s:
+            t0 = time.monotonic()
+            facts = drift.gather(s, wait=4)
+            took = time.monotonic() - t0
+        print(f"check with a silent host: {took:.1f} s")
+        assert took < 15 and "hvsilent" in facts.unreachable
+        assert not [f for f in drift.findings(facts) if f.kind == "lsp-orphan"]
+    finally:
+        srv.close()
+
+
 def test_fix_removes_these_orphans_and_nothing_else(world, lab, lab_session, monkeypatch, tmp_path):
     monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     r = world["report"]

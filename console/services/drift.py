@@ -33,6 +33,7 @@ create is in flight (its mark is held) is never an orphan anywhere.
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -46,6 +47,7 @@ KINDS = ("lsp-orphan", "nic-no-lsp", "binding-elsewhere", "physnet-missing", "dh
          "fip-orphan", "chassis-unclaimed", "volume-orphan", "nvram-orphan")
 SAFE_KINDS = frozenset({"lsp-orphan", "fip-orphan", "volume-orphan", "nvram-orphan"})
 SCOPES = ("vm", "network", "router", "host")
+_SB = ":southbound"   # the SB job's key beside the host names (no host name has a colon)
 
 
 @dataclass(frozen=True)
@@ -136,34 +138,59 @@ def _host_view(session, inventory, name: str) -> HostView:
     return hv
 
 
-def gather(session, inventory=None) -> Facts:
+def gather(session, inventory=None, wait: float | None = None) -> Facts:
     """Read every enabled hypervisor (in parallel), the NB replica and one SB snapshot.
-    Blocking. Raises HostError only when the NB cannot be read (the rest is optional)."""
+
+    Blocking, and bounded: a host (or the SB) that has not answered within ``wait`` seconds
+    (default :func:`vm_lookup.lookup_wait` + 20 s for the reads) is left out as unreachable, so a
+    frozen libvirtd makes the check partial instead of hanging it. Daemon threads, not an
+    executor, for the same reason as ``vm_lookup._lookup_all``: a thread stuck in a frozen
+    daemon must hold neither this call nor the process's exit. Raises HostError only when the NB
+    cannot be read (the rest is optional)."""
+    from .vm_lookup import lookup_wait
     inventory = inventory or session.inventory
+    wait = wait if wait is not None else lookup_wait(session) + 20.0
     names = [h.name for h in inventory.hypervisors if h.enabled]
-    hosts: dict[str, HostView] = {}
-    unreachable: dict[str, str] = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(names) + 1)) as pool:
-        futs = {pool.submit(_host_view, session, inventory, n): n for n in names}
-        sb_fut = pool.submit(southbound.snapshot, session)
+    answers: dict[str, tuple[bool, Any]] = {}
+    lock = threading.Lock()
+    all_in = threading.Event()
+    jobs = {n: (lambda n=n: _host_view(session, inventory, n)) for n in names}
+    jobs[_SB] = lambda: southbound.snapshot(session)
+
+    def work(key: str) -> None:
         try:
-            # a read: any raft member will do (Session.nb_reader), the writer's leader otherwise
-            nb_api = session.nb_reader() if hasattr(session, "nb_reader") else session.nb()
-        except VirtdeckError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - ovsdbapp raises assorted types
-            raise HostError(f"OVN northbound: {exc or type(exc).__name__}") from None
+            res = (True, jobs[key]())
+        except Exception as exc:  # noqa: BLE001 - a host that did not answer: partial
+            res = (False, verb_frame.reason(exc))
+        with lock:
+            answers[key] = res
+            if len(answers) == len(jobs):
+                all_in.set()
+
+    for key in jobs:
+        threading.Thread(target=work, args=(key,), name=f"drift-{key}", daemon=True).start()
+    try:
+        # a read: any raft member will do (Session.nb_reader), the writer's leader otherwise
+        nb_api = session.nb_reader() if hasattr(session, "nb_reader") else session.nb()
         nb = ovn_nb.read(nb_api)
         fips = drift_rows.fips(nb_api)
-        for fut, n in futs.items():
-            try:
-                hosts[n] = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a host that did not answer: partial
-                unreachable[n] = verb_frame.reason(exc)
-        try:
-            sb, sb_error = sb_fut.result(), None
-        except Exception as exc:  # noqa: BLE001 - the SB is optional for most findings
-            sb, sb_error = None, verb_frame.reason(exc)
+    except VirtdeckError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ovsdbapp raises assorted types
+        raise HostError(f"OVN northbound: {exc or type(exc).__name__}") from None
+    all_in.wait(wait)
+    hosts: dict[str, HostView] = {}
+    unreachable: dict[str, str] = {}
+    with lock:
+        got = dict(answers)
+    for n in names:
+        ok, val = got.get(n, (False, f"{n}: no answer within {wait:g} s (libvirtd or sshd frozen?)"))
+        if ok:
+            hosts[n] = val
+        else:
+            unreachable[n] = val
+    ok, val = got.get(_SB, (False, f"no answer within {wait:g} s"))
+    sb, sb_error = (val, None) if ok else (None, val)
     return Facts(hosts, unreachable, nb, fips, sb, sb_error, inventory)
 
 
