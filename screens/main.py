@@ -286,8 +286,10 @@ class MainScreen(HostActions, VmActions, Screen):
 
     def action_drift_view(self) -> None:
         """The drift check (`virtdeck check`) as a view: screens/drift.py."""
-        from .drift import DriftScreen
-        self.app.push_screen(DriftScreen())
+        from .drift import DriftScreen, scope_of
+        table = self.table(self.panel)   # on the highlighted host / VM / network / router
+        key = table.cursor_key if table is not None else None
+        self.app.push_screen(DriftScreen(scope=scope_of(self.app.cloud, key)))
 
     def action_audit_view(self) -> None:
         """The audit trail's recent records (the ``audit`` verb): screens/audit.py."""
