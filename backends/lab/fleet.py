@@ -207,10 +207,11 @@ def prepare_host(h: topo.LabHost, pid: int) -> None:
 
 
 def _socket_access(h: topo.LabHost, pid: int) -> None:
-    """libvirtd's and OVS's sockets for the groups the operator is in, set on the sockets after
-    every `up` (a daemon `up` restarts makes its socket root-only again). On a real host this is
-    libvirtd.conf's ``unix_sock_group = "libvirt"`` + ``unix_sock_rw_perms = "0770"``; the lab's
-    libvirtd.conf (hosts.py, shared with the plain lab) stays root-only. OVS has no such option."""
+    """libvirtd's and OVS's sockets for the groups the operator is in. libvirtd gets it from
+    its libvirtd.conf in a fleet lab (hosts.ensure_libvirt: ``unix_sock_group = "libvirt"``,
+    ``unix_sock_rw_perms = "0770"``, as on a real host); set here too for a libvirtd started
+    before the lab became a fleet. OVS has no such option: ovsdb-server makes its socket
+    root-only whenever it starts, so every `up` sets it again."""
     script = (f"chgrp libvirt {topo.LIBVIRT_SOCKET} && chmod 0770 {topo.LIBVIRT_SOCKET} && "
               f"chgrp openvswitch {OVS_SOCKET} && chmod 0770 {OVS_SOCKET}")
     H.run_in(h, ["sh", "-c", script], pid=pid)

@@ -243,6 +243,9 @@ def prepare_host_dir(h: topo.LabHost, n: int) -> Path:
         (d / "log" / sub).mkdir(parents=True, exist_ok=True)
     write_file(d / "hosts", topo.etc_hosts(n), in_place=True)
     write_file(d / "resolv.conf", "", in_place=True)
+    # A plain root shell start-up: the machine's ~/.bashrc (read by every SSH exec's bash) runs
+    # `pyenv init`, whose rehash lock serialised execs across all lab hosts (~0.1 s each).
+    write_file(d / "bashrc", "", in_place=True)
     return d
 
 
@@ -263,7 +266,8 @@ def spawn_holder(h: topo.LabHost, n: int) -> subprocess.Popen:
     for target, sub in BINDS.items():
         lines.append(f"mount --bind '{d / sub}' {target}")
     lines += [f"mount --bind '{d / 'hosts'}' /etc/hosts",
-              f"mount --bind '{d / 'resolv.conf'}' /etc/resolv.conf"]
+              f"mount --bind '{d / 'resolv.conf'}' /etc/resolv.conf",
+              f"if [ -f /root/.bashrc ]; then mount --bind '{d / 'bashrc'}' /root/.bashrc; fi"]
     cgroups = ensure_cgroups(h) if h.is_hypervisor else []
     if cgroups:
         # `ip netns exec` mounted a fresh sysfs: no cgroup hierarchies in it. Mounted here, in
@@ -445,11 +449,11 @@ security_driver = "none"
 """
 
 LIBVIRTD_CONF = """\
-# virtdeck lab: written by `virtdeck lab up`. The socket is root-only (0700 dir perms below);
-# no polkit daemon runs here.
-unix_sock_group = "root"
+# virtdeck lab: written by `virtdeck lab up`. The socket is root-only (0700 dir perms below),
+# the libvirt group's in a fleet lab (fleet.py: its non-root operator); no polkit daemon runs here.
+unix_sock_group = "{group}"
 unix_sock_ro_perms = "0700"
-unix_sock_rw_perms = "0700"
+unix_sock_rw_perms = "{perms}"
 auth_unix_ro = "none"
 auth_unix_rw = "none"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
@@ -470,7 +474,9 @@ def ensure_libvirt(h: topo.LabHost, pid: int) -> None:
         cgroups = []  # a holder from before the lab mounted cgroups: keep libvirt cgroup-less
     ctrls = "[ " + ", ".join(f'"{c}"' for c in CGROUP_CONTROLLERS) + " ]" if cgroups else "[ ]"
     write_file(etc / "qemu.conf", QEMU_CONF.format(controllers=ctrls))
-    write_file(etc / "libvirtd.conf", LIBVIRTD_CONF)
+    fleet = bool(load_state().get("fleet"))
+    write_file(etc / "libvirtd.conf", LIBVIRTD_CONF.format(group="libvirt" if fleet else "root",
+                                                           perms="0770" if fleet else "0700"))
     _start(h, pid, "/run/virtlogd.pid", ["virtlogd", "-d"], "virtlogd")
     # libvirtd joins the host's cgroup (the root of the host's cgroup namespace) before it
     # starts; it creates /machine/qemu-N-NAME.libvirt-qemu below that root.
