@@ -10,7 +10,8 @@
   grows live up to MAX). The guest sees MAX of RAM until its balloon driver loads early in boot;
   the scheduler counts the CURRENT size;
 - ``arch`` x86_64: machine 'pc', the seed ISO an IDE cdrom (hdc) — the Debian cloud kernel has
-  no AHCI; aarch64: machine 'virt' (no IDE there: the seed is a SCSI cdrom on virtio-scsi), CPU
+  no AHCI — or, booting UEFI, a SCSI cdrom on virtio-scsi (seen failing on IDE under OVMF);
+  aarch64: machine 'virt' (no IDE there: the seed is a SCSI cdrom on virtio-scsi), CPU
   ``host-passthrough`` under KVM or model ``cortex-a57`` under TCG (no pointer authentication,
   which TCG emulates slowly), the serial console on the PL011 UART (ttyAMA0);
 - disk: a qcow2 file (``disk_path``, usually a per-VM overlay on a template) as virtio ``vda``;
@@ -244,12 +245,15 @@ def domain_xml(spec: DomainSpec) -> str:
         cd = _sub(dev, "disk", type="file", device="cdrom")
         _sub(cd, "driver", name="qemu", type="raw")
         _sub(cd, "source", file=spec.seed_path)
-        if arm:
+        # aarch64 has no IDE; under OVMF a Debian 11 guest never saw the IDE cdrom (no sr0, so
+        # cloud-init fell back to DataSourceNone): UEFI guests get it on virtio-scsi
+        scsi = arm or boot == "uefi"
+        if scsi:
             _sub(cd, "target", dev="sda", bus="scsi")
         else:
             _sub(cd, "target", dev="hdc", bus="ide")
         _sub(cd, "readonly")
-        if arm:
+        if scsi:
             _sub(dev, "controller", type="scsi", index=0, model="virtio-scsi")
     for nic in spec.nics:
         iface = _sub(dev, "interface", type="bridge")

@@ -46,6 +46,8 @@ def test_uefi_asks_libvirt_for_efi_firmware_without_secure_boot():
     feats = {f.get("name"): f.get("enabled") for f in os_.findall("firmware/feature")}
     assert feats == {"secure-boot": "no", "enrolled-keys": "no"}
     assert root.find("features/smm") is None
+    assert root.find("devices/disk[@device='cdrom']/target").get("bus") == "scsi"
+    assert root.find("devices/controller[@type='scsi']").get("model") == "virtio-scsi"
     sb = _xml(boot="uefi", secure_boot=True, machine="q35")
     assert {f.get("name"): f.get("enabled") for f in sb.findall("os/firmware/feature")}["secure-boot"] == "yes"
     assert sb.find("features/smm").get("state") == "on"
