@@ -257,15 +257,21 @@ class CloudTable(ScrollView, can_focus=True):
         widths = list(self._natural)
         gaps = len(widths) - 1
         over = sum(widths) + gaps - avail
-        # give up space: flex columns first, then the widest ones, never below min
-        order = [i for i, c in enumerate(self.columns) if c.flex] + \
-            sorted((i for i, c in enumerate(self.columns) if not c.flex), key=lambda i: -widths[i])
-        for i in order:
-            if over <= 0:
-                break
-            take = min(over, widths[i] - self.columns[i].min)
+        # give up space, never below a column's min: flex columns first; then the others one
+        # cell at a time from the widest, so no single column (a long VM name) is cut to its
+        # min while the others keep their width
+        for i in (i for i, c in enumerate(self.columns) if c.flex):
+            take = max(0, min(over, widths[i] - self.columns[i].min))
             widths[i] -= take
             over -= take
+        rest = [i for i, c in enumerate(self.columns) if not c.flex]
+        while over > 0:
+            cut = [i for i in rest if widths[i] > self.columns[i].min]
+            if not cut:
+                break
+            widest = max(cut, key=lambda i: widths[i])
+            widths[widest] -= 1
+            over -= 1
         if over < 0:  # room to spare: the flex column takes it
             flex = [i for i, c in enumerate(self.columns) if c.flex]
             if flex:
