@@ -133,13 +133,13 @@ def test_each_injected_drift_is_listed_with_its_fix(world):
     assert world["ghost_lsp"] in f.subject and f.safe and "remove the LSP" in f.fix
     (f,) = by_kind(r, "nic-no-lsp")
     assert f.scope["vm"] == f"{TAG}-nolsp" and world["nolsp_lsp"] in f.detail and not f.safe
-    assert "vm nic remove" in f.fix
+    assert "virsh detach-interface" in f.fix and "lsp-add" in f.fix
     (f,) = by_kind(r, "binding-elsewhere")
     assert f.scope["vm"] == f"{TAG}-bound" and "chassis hv2" in f.detail and "iface-id=" in f.fix
     (f,) = by_kind(r, "physnet-missing")
     assert f.scope["vm"] == f"{TAG}-phys" and f"{TAG}phys" in f.detail and "ovn-bridge-mappings" in f.fix
     (f,) = by_kind(r, "dhcp-cidr")
-    assert f.scope["network"] == f"{TAG}b" and "192.0.2.0/24" in f.detail and "network edit" in f.fix
+    assert f.scope["network"] == f"{TAG}b" and "192.0.2.0/24" in f.detail and "ovn-nbctl set DHCP_Options" in f.fix
     (f,) = by_kind(r, "fip-orphan")
     assert world["fip_port"] in f.detail and f.safe and f.scope["router"] == f"{TAG}r"
     kinds = sorted(f.kind for f in mine(r))

@@ -234,8 +234,9 @@ def findings(facts: Facts) -> list[Finding]:
                 out.append(Finding(
                     "nic-no-lsp", f"VM {d.name} NIC {nic.mac}",
                     f"on {d.host}: interfaceid {nic.interfaceid} names no LSP in the NB",
-                    f"remove the NIC (virtdeck vm nic remove {d.name} {nic.mac}) and add it again "
-                    f"on its network, or recreate LSP {nic.interfaceid} with ovn-nbctl",
+                    f"on {d.host}: virsh detach-interface {d.name} bridge --mac {nic.mac} --config "
+                    f"(the NIC reaches nothing), or recreate LSP {nic.interfaceid} with ovn-nbctl "
+                    f"lsp-add SWITCH {nic.interfaceid} and lsp-set-addresses '{nic.mac} IP'",
                     host=d.host, scope={"vm": d.name, "host": d.host}))
 
     sb = facts.sb
@@ -266,7 +267,7 @@ def findings(facts: Facts) -> list[Finding]:
                         f"{d.host} (chassis {chassis.name}) maps no bridge to physnet {net.physnet} "
                         f"(ovn-bridge-mappings: {','.join(f'{k}:{v}' for k, v in chassis.bridge_mappings.items()) or 'none'})",
                         f"add {net.physnet}:BRIDGE to ovn-bridge-mappings on {d.host}, or move the VM "
-                        f"to a host that has it (virtdeck vm move {d.name} --host HOST)", host=d.host,
+                        f"to a host that has it (virtdeck vm shutdown {d.name}; virtdeck vm move {d.name} --to HOST)", host=d.host,
                         scope={"vm": d.name, "host": d.host, "network": net.label or net.name}))
         for c in sb.chassis:
             if c.host is None:
@@ -284,8 +285,8 @@ def findings(facts: Facts) -> list[Finding]:
                 "dhcp-cidr", f"network {n.label or n.name}",
                 f"switch {n.name} has subnet {subnet} but its DHCP options (row {n.dhcp.uuid[:8]}) "
                 f"serve {n.dhcp.cidr}",
-                f"virtdeck network edit {n.label or n.name} (rewrites the DHCP options for the "
-                f"subnet), or ovn-nbctl set DHCP_Options {n.dhcp.uuid} cidr={subnet}",
+                f"ovn-nbctl set DHCP_Options {n.dhcp.uuid} cidr={subnet} (virtdeck network edit "
+                f"{n.label or n.name} -t {n.tenant or 'TENANT'} rewrites the other DHCP options)",
                 scope={"network": n.label or n.name}))
 
     for f in facts.fips:
