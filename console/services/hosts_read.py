@@ -109,8 +109,9 @@ def show_lines(res: dict) -> list[str]:
                   f"  VMs     {res['vms']} defined, {res.get('running') or 0} running",
                   f"  physnets {', '.join(res.get('physnets') or []) or 'none'}"]
         now = host_now_line(res.get("now"))
-        if now:
-            lines.append(now)
+        if now:  # wrapped under its label to stay within 80 columns
+            import textwrap
+            lines += textwrap.wrap(now, 80, subsequent_indent=" " * 10, break_on_hyphens=False)
     for v in res.get("vm_list") or []:  # names cut to keep a line within 80 columns
         lines.append(f"    {_cut(v['name'], 28)} {v['state']:<9} {v['vcpus']:>2} vCPU {v['memory_mib']:>6} MiB  "
                      f"{_cut(v['tenant'] or '-', 16).rstrip()}")
