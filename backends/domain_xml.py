@@ -10,7 +10,7 @@
   grows live up to MAX). The guest sees MAX of RAM until its balloon driver loads early in boot;
   the scheduler counts the CURRENT size;
 - ``arch`` x86_64: machine 'pc', the seed ISO an IDE cdrom (hdc) — the Debian cloud kernel has
-  no AHCI — or, booting UEFI, a SCSI cdrom on virtio-scsi (seen failing on IDE under OVMF);
+  no AHCI — or, booting UEFI, a SCSI cdrom on virtio-scsi (an IDE probe once missed it under load);
   aarch64: machine 'virt' (no IDE there: the seed is a SCSI cdrom on virtio-scsi), CPU
   ``host-passthrough`` under KVM or model ``cortex-a57`` under TCG (no pointer authentication,
   which TCG emulates slowly), the serial console on the PL011 UART (ttyAMA0);
@@ -245,8 +245,9 @@ def domain_xml(spec: DomainSpec) -> str:
         cd = _sub(dev, "disk", type="file", device="cdrom")
         _sub(cd, "driver", name="qemu", type="raw")
         _sub(cd, "source", file=spec.seed_path)
-        # aarch64 has no IDE; under OVMF a Debian 11 guest never saw the IDE cdrom (no sr0, so
-        # cloud-init fell back to DataSourceNone): UEFI guests get it on virtio-scsi
+        # aarch64 has no IDE. A Debian 11 UEFI guest on a loaded lab (load ~15 on 2 cores) once
+        # found no device behind the IDE port (no sr0: cloud-init fell back to DataSourceNone);
+        # alone under OVMF it attached. virtio-scsi has no legacy ATA probe timing to miss.
         scsi = arm or boot == "uefi"
         if scsi:
             _sub(cd, "target", dev="sda", bus="scsi")
