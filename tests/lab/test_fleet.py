@@ -11,8 +11,8 @@ Inner tests, in order (each leaves what the next one needs):
 lab status says what each host is; `host check` as the operator on the healthy hosts; the fresh
 hv3 (pool missing → `host add` refused → `host add --create-pool` → ok, inventory written);
 the placement lock and a volume's sha256 as the operator (non-root paths); disable → placement
-refuses with the reason, enable; a VM created stopped on hv1 and `host drain hv1 --move-to hv2`,
-then deleted; ovn-controller stopped on hv1 → the fail line names it.
+refuses with the reason, enable; a VM created stopped on hv1 (its root-only definition file read
+through libvirt instead) and `host drain hv1 --move-to hv2`, then deleted; ovn-controller stopped on hv1 → the fail line names it.
 Cost in CI: one sandbox lab of 3 hypervisors, no guest boot (~1-2 min on the busy 2-core machine).
 """
 
@@ -211,6 +211,15 @@ def test_inner_drain_moves_a_stopped_vm(net, session):
     res = op_json(*create_args(name, "--host", "hv1", "--no-start"))
     assert res["host"] == "hv1" and res["running"] is False
     try:
+        # its definition file is root's (0600): the console's one-command read gets nothing for
+        # it, and the listing falls back to libvirt's XMLDesc; the OVS mappings come through
+        from virtdeck.backends import host_facts, hypervisor as hv
+        maps, text = host_facts.mappings_and_definitions(session, "hv1", hv.CONFIG_DIR)
+        assert maps == (("physnet1", "br-phys"),) and name not in text
+        listing = hv.list_domains(session.libvirt("hv1"), "hv1", config_min=0,
+                                  config_xml=lambda: hv.parse_config_text(text))
+        vm = next(v for v in listing.vms if v.name == name)
+        assert (vm.state, vm.vcpus, vm.memory_mib) == ("shutoff", 1, 256)
         out = op_json("host", "drain", "hv1", "--move-to", "hv2")
         assert out["moved"] == [name] and out["failed"] == {}, out
         assert name in [d.name() for d in session.libvirt("hv2").listAllDomains(0)]
