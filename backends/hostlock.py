@@ -31,8 +31,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import asyncssh
-
 from . import ioloop
 from ..console.errors import HostError
 
@@ -65,6 +63,7 @@ class HostLock:
         self.released = True
         if self._proc is None:
             return
+        import asyncssh  # here, not at the top: the console's first frame does not wait for it
 
         async def _close():
             try:
@@ -95,6 +94,8 @@ def acquire(session, host: str, wait: float = 60.0) -> HostLock:
     """
     if not hasattr(session, "link"):
         return HostLock(host, None, 0.0)  # no SSH (libvirt test:// driver sessions): nothing to lock
+    import asyncssh  # here, not at the top: the console's first frame does not wait for it
+
     link = session.link(host)
     t0 = time.monotonic()
 
