@@ -389,7 +389,7 @@ def run_console(args) -> int:
     by the CLI)."""
     from ..config import inventory as inventory_mod
     from ..config.paths import resolve_inventory_path
-    from .live import LiveModel
+    from .live_start import DeferredLive
     from .services.guard import set_readonly
 
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
@@ -399,7 +399,9 @@ def run_console(args) -> int:
     readonly = bool(getattr(args, "readonly", False))
     set_readonly(readonly)
     _setup_logging()
-    live = LiveModel(inv).start()
+    # the live model (libvirt, asyncssh, ovsdbapp) imports and starts on a thread: the first
+    # frame paints meanwhile (console/live_start.py)
+    live = DeferredLive(inv).start()
     app = VirtdeckApp(live, inventory=inv, readonly=readonly)
     try:
         _run_app(app)

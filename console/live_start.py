@@ -1,0 +1,142 @@
+"""The live model, started behind the console's first frame.
+
+``console.live`` pulls in libvirt, asyncssh and ovsdbapp (0.2-0.6 s of imports on a loaded
+machine). :class:`DeferredLive` is what the App gets instead: it imports and starts
+:class:`console.live.LiveModel` on a thread of its own, so the App's first frame (status line,
+panel headers, every host "connecting") paints while those imports run. Until the model exists
+its snapshot is built from the inventory alone; subscribers registered meanwhile are handed on,
+and told once the model's first snapshot is out. Light on purpose: this module imports only
+the domain model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from .model import HOST_CONNECTING, HOST_DISABLED, HOST_UNREACHABLE, NB_CONNECTING, Cloud, Host, NbStatus
+
+log = logging.getLogger(__name__)
+
+
+def placeholder_cloud(inventory, error: str | None = None) -> Cloud:
+    """The cloud as the inventory alone knows it: every enabled hypervisor ``connecting`` (or
+    ``unreachable`` with ``error``), disabled ones ``disabled``, the NB connecting."""
+    hosts = []
+    for h in inventory.hypervisors:
+        if not h.enabled:
+            hosts.append(Host(name=h.name, address=h.address, state=HOST_DISABLED,
+                              error=f"disabled in the inventory: {h.disabled_reason or 'no reason given'}"))
+        else:
+            hosts.append(Host(name=h.name, address=h.address,
+                              state=HOST_UNREACHABLE if error else HOST_CONNECTING, error=error))
+    remote = inventory.ovn.connection or (
+        f"{inventory.ovn.via_host}:{inventory.ovn.nb_socket}" if inventory.ovn.via_host else "")
+    return Cloud(hosts=tuple(hosts), nb=NbStatus(NB_CONNECTING, remote=remote, since=time.time()),
+                 cpu_ratio=inventory.allocation.cpu_ratio, ram_ratio=inventory.allocation.ram_ratio)
+
+
+class DeferredLive:
+    """A :class:`console.app.CloudSource` that becomes a :class:`console.live.LiveModel` once
+    its imports are done (see module doc). :meth:`start` returns at once; :meth:`stop` stops the
+    model (or keeps it from starting). ``session`` waits (up to ``wait`` s) for the model: verbs
+    ask for it from worker threads, never before the operator can press a key."""
+
+    def __init__(self, inventory, wait: float = 30.0):
+        self.inventory = inventory
+        self.wait = wait
+        self.live = None                      # the LiveModel, once built
+        self._cloud = placeholder_cloud(inventory)
+        self._lock = threading.Lock()
+        self._subs: dict[Callable[[], None], Callable[[], None] | None] = {}
+        self._built = threading.Event()
+        self._stopped = False
+        self.started_at: float | None = None
+
+    def start(self) -> "DeferredLive":
+        """Import and start the live model on a thread; returns at once."""
+        self.started_at = time.monotonic()
+        threading.Thread(target=self._build, name="live-start", daemon=True).start()
+        return self
+
+    def _build(self) -> None:
+        try:
+            from .live import LiveModel
+            live = LiveModel(self.inventory)
+        except Exception as exc:  # noqa: BLE001 - shown on every host instead of a silent screen
+            log.exception("live model did not start")
+            self._cloud = placeholder_cloud(self.inventory, f"console could not start: {exc}")
+            self._built.set()
+            for cb in list(self._subs):
+                cb()
+            return
+        with self._lock:
+            if self._stopped:
+                self._built.set()
+                return
+            self.live = live
+            for cb in self._subs:
+                self._subs[cb] = live.subscribe(cb)
+        live.start()
+        self._built.set()
+
+    @property
+    def session(self):
+        """The live model's :class:`backends.session.Session`; None if it did not start."""
+        self._built.wait(self.wait)
+        return self.live.session if self.live else None
+
+    @property
+    def ready_at(self) -> float | None:
+        return self.live.ready_at if self.live else None
+
+    def snapshot(self) -> Cloud:
+        """The model's latest snapshot, or the inventory's placeholder until it has one."""
+        live = self.live
+        if live is not None and live.snapshot().generation:
+            return live.snapshot()
+        return self._cloud
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """As :meth:`console.live.LiveModel.subscribe` (handed on once the model exists)."""
+        with self._lock:
+            self._subs[callback] = self.live.subscribe(callback) if self.live else None
+
+        def unsubscribe() -> None:
+            with self._lock:
+                inner = self._subs.pop(callback, None)
+            if inner:
+                inner()
+        return unsubscribe
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """As :meth:`console.live.LiveModel.wait_ready`, from this object's start."""
+        t0 = time.monotonic()
+        if not self._built.wait(timeout) or self.live is None:
+            return False
+        return self.live.wait_ready(None if timeout is None else max(0.0, timeout - (time.monotonic() - t0)))
+
+    def host_key_requests(self) -> tuple:
+        return self.live.host_key_requests() if self.live else ()
+
+    def trust_host_key(self, host: str) -> None:
+        if self.live:
+            self.live.trust_host_key(host)
+
+    def refuse_host_key(self, host: str) -> None:
+        if self.live:
+            self.live.refuse_host_key(host)
+
+    def reconnect(self, host: str | None = None) -> None:
+        if self.live:
+            self.live.reconnect(host)
+
+    def stop(self) -> None:
+        """Stop the live model, or keep it from starting if its imports are still running."""
+        with self._lock:
+            self._stopped = True
+            live = self.live
+        if live is not None:
+            live.stop()
