@@ -73,6 +73,13 @@ def _check_move(session, name: str, to_host: str, preq, snap=None, after_copy: b
         raise VirtdeckError(f"cannot move {name} to {to_host}: {verdict.summary}{when}")
 
 
+def _drop_mark(held, tconn) -> None:
+    """Undo of the target's owner mark: remove it when no copy it names is left."""
+    from ...backends import storage
+    if not any(storage.find_volume(tconn, held.host, held.mark.pool, v) for v in held.mark.volumes):
+        held.drop()
+
+
 def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
     """Move a STOPPED VM to hypervisor ``to_host``: copy its disk volumes (overlay, seed) through
     the libvirt storage API, define the domain there (same UUID, XML and metadata), re-home its
@@ -137,7 +144,16 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
         # Everything made on the target is undone, in reverse, if a later step fails (the source
         # copy is only touched once the target holds the VM).
         undo = verb_frame.Undo()
+        held = None
         try:
+            if to_copy:
+                # the target's owner mark names the copies before they exist (drift check: a
+                # move killed mid-copy leaves volumes reconcile can claim), held while this runs
+                from ...backends import owner_marks
+                held = owner_marks.claim(session, to_host, owner_marks.new_mark(
+                    name, facts.tenant or "", to_copy[0][1], [v.name() for v, _, _ in to_copy]))
+                undo.on_undo("copy", f"drop the owner mark of {name} on {to_host}",
+                             lambda: _drop_mark(held, tconn))
             for vol, pool, path in to_copy:
                 new_path = _copy_volume(sconn, src, vol, tconn, to_host, pool)
                 undo.on_undo("copy", f"delete volume {pool}/{vol.name()} on {to_host}",
@@ -162,6 +178,9 @@ def move(session, name: str, to_host: str, host: str | None = None) -> OpResult:
         except BaseException:
             undo.rollback()
             raise
+        finally:
+            if held is not None:
+                held.release()
         problems = []
         for vol, pool, _ in to_copy:
             try:
