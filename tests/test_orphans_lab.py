@@ -218,3 +218,27 @@ def test_marks_outlive_a_create_and_go_with_its_undo(world, lab, inv_file, tmp_p
                 storage.delete_volume(conn, "hv2", POOL, vol)
             lab.run_in("hv2", ["rm", "-f", owner_marks.path_of(kept), owner_marks.path_of(undone)],
                        check=False)
+
+
+def test_a_move_marks_its_copies_on_the_target(world, lab, lab_session, lab_inventory, tmp_path, monkeypatch):
+    """vm move writes the VM's owner mark on the target before copying (held while it runs): the
+    moved VM's volumes there are claimable, and a finished move leaves nothing to report."""
+    from virtdeck.console.services import vm_move
+    monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    s, name = lab_session, f"{TAG}-mv"
+    make_vm(s, lab_inventory, world["net"], "hv1", name)
+    try:
+        vm_move.move(s, name, "hv2")
+        (m,) = [m for m in owner_marks.read_host(s, "hv2").marks if m.vm == name]
+        assert not m.busy and set(m.volumes) == {f"{name}.qcow2", f"{name}-seed.iso"}
+        assert _mine(drift.check(s), name) == []
+    finally:
+        for host in ("hv1", "hv2"):
+            conn = s.libvirt(host)
+            try:
+                conn.lookupByName(name).undefine()
+            except Exception:  # noqa: BLE001
+                pass
+            for vol in (f"{name}.qcow2", f"{name}-seed.iso"):
+                storage.delete_volume(conn, host, POOL, vol)
+            lab.run_in(host, ["rm", "-f", owner_marks.path_of(name)], check=False)
