@@ -201,3 +201,24 @@ def test_every_argument_has_a_help_line(verb):
         assert a.opts.get("help"), (verb.name, a.flags)  # SUPPRESS (a hidden alias) counts
         if a.opts["help"] is not argparse.SUPPRESS:
             assert a.opts["help"].strip()
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_TEXT = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=70)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(st.fixed_dictionaries({"a": _TEXT, "b": _TEXT, "n": st.integers(0, 10**6), "c": _TEXT}),
+                     min_size=1, max_size=6),
+       width=st.integers(40, 160))
+def test_any_table_fits_its_width(rows, width):
+    """Whatever the cells, every line of a table is within the width (fixed columns here are
+    narrow enough to fit), and the fixed column is never cut."""
+    cols = (output.col("NAME", "a"), output.col("HOST", "b"), output.col("RAM MiB", "n", fixed=True, right=True),
+            output.col("IPS", "c"))
+    lines = output.render_table(cols, rows, width)
+    assert all(len(line) <= width for line in lines), (width, lines)
+    assert len(lines) == len(rows) + 1
+    for row, line in zip(rows, lines[1:]):
+        assert str(row["n"]) in line
