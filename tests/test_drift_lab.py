@@ -153,26 +153,43 @@ def test_the_well_made_vm_network_and_router_have_no_finding(world, lab_session)
     assert rep["findings"] == [] and not rep["partial"], rep["findings"]
 
 
-def test_no_finding_is_contradicted_from_outside(world, lab):
-    """Every finding of the whole lab (others' VMs included) checked with virsh / ovn-nbctl."""
-    r = world["report"]
+def _contradicted(lab, findings) -> list:
+    """The findings that virsh / ovn-nbctl, asked now, contradict."""
     domains = set()
     for hv in ("hv1", "hv2"):
         out = lab.run_in(hv, ["virsh", "-c", "qemu:///system", "list", "--all", "--name"]).stdout
         domains |= {(hv, n.strip()) for n in out.splitlines() if n.strip()}
     names = {n for _, n in domains}
     lsps = set(nbctl(lab, "--bare", "--columns=name", "list", "Logical_Switch_Port").split())
-    for f in r["_findings"]:
+    bad = []
+    for f in findings:
         if f.kind == "lsp-orphan":
-            assert f.target["vm"] not in names and f.target["lsp"] in lsps, f
+            ok = f.target["vm"] not in names and f.target["lsp"] in lsps
         elif f.kind == "nic-no-lsp":
             iid = f.detail.split("interfaceid ")[1].split()[0]
-            assert iid not in lsps and (f.host, f.scope["vm"]) in domains, f
+            ok = iid not in lsps and (f.host, f.scope["vm"]) in domains
         elif f.kind == "volume-orphan":
-            assert (f.host, f.target["vm"]) not in domains, f
+            ok = (f.host, f.target["vm"]) not in domains
         elif f.kind == "fip-orphan":
-            port = f.detail.split("LSP ")[1].split()[0]
-            assert port not in lsps, f
+            ok = f.detail.split("LSP ")[1].split()[0] not in lsps
+        else:
+            ok = True
+        if not ok:
+            bad.append(f)
+    return bad
+
+
+def test_no_finding_is_contradicted_from_outside(world, lab, lab_session):
+    """Every finding of the whole lab (others' VMs included) checked with virsh / ovn-nbctl. A
+    finding the outside look contradicts must not survive a second check: other engineers' test
+    helpers make an LSP a moment before its domain, without the owner mark a real create holds,
+    and such a moment is not a false finding if it is gone on the next look."""
+    bad = _contradicted(lab, world["report"]["_findings"])
+    if bad:
+        time.sleep(3)
+        again = {(f.kind, f.subject) for f in drift.check(lab_session)["_findings"]}
+        bad = [f for f in _contradicted(lab, [f for f in bad if (f.kind, f.subject) in again])]
+    assert bad == [], [(f.kind, f.subject) for f in bad]
 
 
 def test_check_cli_json_and_scope(world, lab, capsys, monkeypatch):
