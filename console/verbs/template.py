@@ -16,9 +16,18 @@ GROUPS = (Group("template", "base images in every hypervisor's pool, pinned by s
 JSON = arg("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
 
 
+_EXAMPLES = {  # shown in each verb's --help
+    "list": ("virtdeck template list", "virtdeck template list --wide -o yaml"),
+    "add": ("virtdeck template add debian12 ./debian-12-genericcloud-amd64.qcow2 --sha256 SUM",
+            "virtdeck template add debian12 --url https://example.org/debian-12.qcow2 --sha256-url "
+            "https://example.org/SHA256SUMS"),
+    "delete": ("virtdeck template delete debian12",),
+}
+
+
 def _tpl(leaf: str, help: str, service: str, *args) -> Verb:
     return Verb(name=f"template {leaf}", help=help, cli=f"cli_template.cmd_{leaf}", service=service,
-                panel="templates", action="panel('templates')", args=args)
+                panel="templates", action="panel('templates')", args=args, examples=_EXAMPLES.get(leaf, ()))
 
 
 VERBS = (
