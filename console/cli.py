@@ -40,8 +40,9 @@ def _version() -> str:
 EPILOG = f"""exit status (one meaning per code; every verb):
 {exit_code_table()}
 
-shell completion:  eval "$(virtdeck completion bash)"   (or zsh; fish: virtdeck completion fish | source)
-output:  --json / -o table|json|yaml / --wide go before the group, after it or after the verb"""
+output: --json, -o table|json|yaml and --wide go before the group, after it or
+  after the verb; tables fit 80 columns in a pipe (--wide: every column in full)
+completion: eval "$(virtdeck completion bash)" (or zsh; fish: ... fish | source)"""
 
 
 def _completion(args) -> int:

@@ -222,3 +222,9 @@ def test_any_table_fits_its_width(rows, width):
     assert len(lines) == len(rows) + 1
     for row, line in zip(rows, lines[1:]):
         assert str(row["n"]) in line
+
+
+def test_top_help_fits_80_columns():
+    p = subprocess.run([VIRTDECK, "--help"], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, COLUMNS="80"))
+    assert p.returncode == 0 and all(len(line) <= 80 for line in p.stdout.splitlines()), p.stdout
