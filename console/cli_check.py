@@ -60,11 +60,11 @@ def cmd_check(args) -> int:
             left = [f for f in report["findings"] if not f["safe"]]
             if res["failed"] or left:
                 return ExitCode.FAILED
-            return ExitCode.UNREACHABLE if report["partial"] else ExitCode.OK
+            return ExitCode.UNREACHABLE if report["unreachable"] else ExitCode.OK
     if kind and not report["chain"] and not report["findings"]:
         return ExitCode.NOT_FOUND
     if report["findings"]:
         return ExitCode.FAILED
-    if report["partial"] or report["sb_error"]:
+    if report["unreachable"] or report["sb_error"]:   # a disabled host is policy, not a failure
         return ExitCode.UNREACHABLE
     return ExitCode.OK

@@ -263,6 +263,19 @@ def test_a_silent_host_makes_the_check_partial_not_wrong(world, lab_inventory):
         srv.close()
 
 
+def test_a_host_in_maintenance_makes_the_check_partial(world, lab_inventory):
+    """hv2 disabled (maintenance: not connected to, not searched): the ghost LSP's VM could be
+    there, so no LSP is called an orphan; the report says why."""
+    from virtdeck.backends.session import Session
+    hosts = tuple(replace(h, enabled=False, disabled_reason="test") if h.name == "hv2" else h
+                  for h in lab_inventory.hosts)
+    with Session(replace(lab_inventory, hosts=hosts)) as s:
+        rep = drift.check(s)
+    assert rep["partial"] and rep["disabled"] == ["hv2"]
+    assert not [f for f in rep["_findings"] if f.kind == "lsp-orphan"]
+    assert "partial: hv2 is disabled (maintenance, not searched); no VM is judged gone" in drift.check_text(rep)
+
+
 def test_fix_removes_these_orphans_and_nothing_else(world, lab, lab_session, monkeypatch, tmp_path):
     monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     r = world["report"]

@@ -110,6 +110,7 @@ class Facts:
     sb: southbound.SbData | None
     sb_error: str | None
     inventory: Any
+    disabled: tuple[str, ...] = ()   # hypervisors in maintenance: not searched, so no VM is judged gone
 
 
 def _host_view(session, inventory, name: str) -> HostView:
@@ -191,7 +192,8 @@ def gather(session, inventory=None, wait: float | None = None) -> Facts:
             unreachable[n] = val
     ok, val = got.get(_SB, (False, f"no answer within {wait:g} s"))
     sb, sb_error = (val, None) if ok else (None, val)
-    return Facts(hosts, unreachable, nb, fips, sb, sb_error, inventory)
+    disabled = tuple(h.name for h in inventory.hypervisors if not h.enabled)
+    return Facts(hosts, unreachable, nb, fips, sb, sb_error, inventory, disabled)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +214,9 @@ def findings(facts: Facts) -> list[Finding]:
     lsp_by_name = {p.name: p for p in nb.ports}
     net_by_switch = {n.name: n for n in nb.networks}
     interfaceids = {nic.interfaceid for d in all_domains for nic in d.nics if nic.interfaceid}
-    complete = not facts.unreachable
+    # "gone" only when every hypervisor was searched: a host that did not answer, or one in
+    # maintenance (not connected to), may hold the VM
+    complete = not facts.unreachable and not facts.disabled
 
     # LSP tagged for a VM that exists nowhere
     if complete:
@@ -562,7 +566,8 @@ def check(session, kind: str | None = None, name: str | None = None) -> dict:
         raise ValidationError("name", f"check {kind}: a {kind} name is needed")
     facts = gather(session)
     fs = [f for f in findings(facts) if _in_scope(f, kind, name)]
-    return {"ok": not fs and not facts.unreachable, "partial": bool(facts.unreachable),
+    return {"ok": not fs and not facts.unreachable, "partial": bool(facts.unreachable or facts.disabled),
+            "disabled": list(facts.disabled),
             "chain": ({"vm": chain, "network": network_chain, "router": router_chain,
                        "host": host_chain}[kind](facts, name) if kind else []),
             "unreachable": dict(facts.unreachable), "sb_error": facts.sb_error,
@@ -583,6 +588,8 @@ def check_text(report: dict) -> list[str]:
         lines.append(f"{'':<18} fix: {f['fix']}")
     for host, why in report["unreachable"].items():
         lines.append(f"partial: {host} did not answer ({why}); no VM is judged gone")
+    for host in report.get("disabled", ()):
+        lines.append(f"partial: {host} is disabled (maintenance, not searched); no VM is judged gone")
     for where, why in report.get("pool_errors", {}).items():
         lines.append(f"partial: pool {where} not listed ({why}); its volumes not judged")
     if report["sb_error"]:
