@@ -38,6 +38,35 @@ GIB = 1024 ** 3
 SPARK = " ▁▂▃▄▅▆▇█"
 
 
+def rate_text(bps: float | None) -> str:
+    """Bytes per second in at most 5 characters: ``0``, ``950``, ``12K``, ``3.4M`` (1024-based);
+    ``-``: no figure. The panels show rates this way (and the view keys on it, see
+    :meth:`MetricsStore.view`)."""
+    if bps is None:
+        return "-"
+    for unit in ("", "K", "M", "G"):
+        if bps < 1000 or unit == "G":
+            return f"{bps:.0f}{unit}" if bps >= 10 or not unit else f"{bps:.1f}{unit}"
+        bps /= 1024
+    return "-"
+
+
+#: Points of a VM's CPU history the details' plot draws, and those the VMs table's cell draws:
+#: figures whose table drawing would not change keep their object in the next view (see
+#: MetricsStore.view), so a steady VM's details plot may show a new point an interval late
+SHOWN_POINTS = 40
+CELL_POINTS = 8
+
+
+def shown_key(f: "VmFigures") -> tuple:
+    """What the VMs table draws of a VM's figures: its CPU sparkline (:data:`CELL_POINTS`),
+    CPU % and RSS rounded, the rates as :func:`rate_text` prints them."""
+    return (sparkline(f.cpu_history, CELL_POINTS),
+            None if f.cpu_pct is None else round(f.cpu_pct),
+            None if f.rss_mib is None else round(f.rss_mib),
+            rate_text(f.rx_bps), rate_text(f.tx_bps), rate_text(f.rd_bps), rate_text(f.wr_bps))
+
+
 def sparkline(values: Iterable[float | None], width: int, top: float = 100.0) -> str:
     """The last ``width`` values as block characters on a fixed 0..``top`` scale (a percent by
     default): up to 1/8 of ``top`` is ``▁`` (idle), above it rounded up over ``▂`` … ``█`` so
@@ -127,8 +156,9 @@ class MetricsView:
     """An immutable picture of the store for one snapshot of the live model
     (:attr:`console.model.Cloud.metrics`): ``hosts`` by name, ``vms`` by uuid; ``cpu_source`` is
     the inventory's metrics.cpu_source ("node" or "guests": which CPU figure a host row shows).
-    Figures of a VM that got no new sample are the same objects as in the previous view, so
-    rows built from them can be kept by identity."""
+    A VM's figures are the same object as in the previous view while what the panels draw of
+    them (:func:`shown_key`) did not change, and ``vms`` is the same dict while no VM's did: the
+    VMs panel (3,000 rows) is then left alone (:attr:`console.model.Cloud.vm_metrics`)."""
 
     hosts: Mapping[str, HostFigures] = field(default_factory=dict)
     vms: Mapping[str, VmFigures] = field(default_factory=dict)
@@ -152,7 +182,7 @@ def _rate(new: int | None, old: int | None, dt: float) -> float | None:
 
 
 class _VmState:
-    __slots__ = ("name", "host", "prev", "prev_at", "rings", "fig")
+    __slots__ = ("name", "host", "prev", "prev_at", "rings", "fig", "shown")
 
     def __init__(self, name: str, host: str, size: int):
         self.name = name
@@ -161,6 +191,7 @@ class _VmState:
         self.prev_at = 0.0
         self.rings = {k: Ring(size) for k in VM_SERIES}
         self.fig: VmFigures | None = None      # the last view's figures (None: changed since)
+        self.shown: VmFigures | None = None    # the figures the last view handed out
 
 
 class MetricsStore:
@@ -280,8 +311,14 @@ class MetricsStore:
             if fig is None:
                 fig = self.vm(uuid)
                 st.fig = fig
+                if st.shown is not None and fig is not None and shown_key(fig) == shown_key(st.shown):
+                    fig = st.fig = st.shown      # drawn the same: keep the object
+            st.shown = fig
             if fig is not None:
                 vms[uuid] = fig
+        old = self._view.vms
+        if len(old) == len(vms) and all(old.get(u) is f for u, f in vms.items()):
+            vms = old                            # no VM's drawing changed: the same dict
         self._view = MetricsView(hosts, vms, self.cpu_source, self.interval, samples)
         return self._view
 

@@ -469,6 +469,12 @@ class Cloud:
     #: bindings, gateway chassis; console.live_sb); None: not read (yet) or not configured
     sb: object | None = None
 
+    @property
+    def vm_metrics(self) -> object | None:
+        """The VMs' part of :attr:`metrics` (``{uuid: VmFigures}``), the same object while no
+        VM's drawn figures changed: what the VMs panel redraws on (None: no metrics)."""
+        return getattr(self.metrics, "vms", None)
+
     # -- lookups (linear scans: the model is small enough; callers on hot paths build maps) --
 
     def host(self, name: str) -> Host | None:

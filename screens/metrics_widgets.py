@@ -14,14 +14,14 @@ the inventory's ``metrics.cpu_source = "guests"``), ``RAM used`` (MiB, total - f
 
 from __future__ import annotations
 
-from ..console.metrics import MetricsView, sparkline
+from ..console.metrics import CELL_POINTS, SHOWN_POINTS, MetricsView, rate_text, sparkline
 from ..console.model import Cloud, Host, Vm
 from .table import Column
 
 # A sparkline cell has a fixed width: the table cuts a long cell at its end, which would drop
 # the newest points; 8 points = 24 s at the default 3 s interval, and the row still fits 80x24.
-SPARK_CELL = 8
-SPARK_DETAIL = 40      # points the details plot shows (2 min at 3 s): label + plot < 80 columns
+SPARK_CELL = CELL_POINTS
+SPARK_DETAIL = SHOWN_POINTS   # points the details plot shows (2 min at 3 s): label + plot < 80 columns
 
 HOST_METRIC_COLUMNS = (
     Column("cpu_pct", "CPU%", 4, 5, right=True),
@@ -42,15 +42,7 @@ def _view(cloud: Cloud) -> MetricsView | None:
     return m if isinstance(m, MetricsView) else None
 
 
-def rate(bps: float | None) -> str:
-    """Bytes per second in at most 5 characters: ``0``, ``950``, ``12K``, ``3.4M``; ``-``: none."""
-    if bps is None:
-        return "-"
-    for unit in ("", "K", "M", "G"):
-        if bps < 1000 or unit == "G":
-            return f"{bps:.0f}{unit}" if bps >= 10 or not unit else f"{bps:.1f}{unit}"
-        bps /= 1024
-    return "-"
+rate = rate_text      # bytes per second in at most 5 characters (console.metrics.rate_text)
 
 
 def host_cells(cloud: Cloud, h: Host) -> tuple[str, ...]:

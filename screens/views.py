@@ -219,7 +219,7 @@ def tenant_rows(cloud: Cloud) -> list[Row]:
 ROWS = {"hosts": host_rows, "vms": vm_rows, "networks": network_rows, "tenants": tenant_rows}
 
 #: The Cloud fields each panel's rows (and details) are built from.
-INPUTS = {"hosts": ("hosts", "vms", "metrics"), "vms": ("vms", "ports", "networks", "metrics"),
+INPUTS = {"hosts": ("hosts", "vms", "metrics"), "vms": ("vms", "ports", "networks", "vm_metrics"),
           "networks": ("networks", "routers", "ports"), "tenants": ("tenants", "vms", "networks")}
 
 

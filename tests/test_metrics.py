@@ -132,3 +132,18 @@ def test_figures_alone_publish_at_most_once_per_interval():
     live._metrics_changed()
     assert live._dirty.is_set()
     live.session.close()
+
+
+def test_view_keeps_objects_while_the_drawing_does_not_change():
+    """A steady VM (same sparkline cell, CPU %, rates as drawn) keeps its figures object and the
+    view keeps its ``vms`` dict: the VMs panel is not refilled; a change gives new ones."""
+    s = MetricsStore(interval=1, window=60)
+    for i in range(12):                               # 1 % CPU, steady: the cell fills up
+        s.add(_sample(float(i), i, 2 * i, i * 10_000_000))
+        v1 = s.view()
+    s.add(_sample(12.0, 12, 24, 12 * 10_000_000))
+    v2 = s.view()
+    assert v2 is not v1 and v2.vms is v1.vms and v2.vms["u1"] is v1.vms["u1"]
+    s.add(_sample(13.0, 13, 26, 12 * 10_000_000 + 900_000_000))   # 90 % now
+    v3 = s.view()
+    assert v3.vms is not v2.vms and v3.vms["u1"].cpu_pct == pytest.approx(90.0)
