@@ -272,6 +272,8 @@ class VirtdeckApp(App):
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen(self.first_panel))
+        if hasattr(self.source, "first_frame"):   # console/live_start.py: imports after paint
+            self.call_after_refresh(self.source.first_frame)
         self._unsubscribe = self.source.subscribe(self._source_changed)
         self._check_host_keys()
 
@@ -401,7 +403,7 @@ def run_console(args) -> int:
     _setup_logging()
     # the live model (libvirt, asyncssh, ovsdbapp) imports and starts on a thread: the first
     # frame paints meanwhile (console/live_start.py)
-    live = DeferredLive(inv).start()
+    live = DeferredLive(inv, after_paint=2.0).start()
     app = VirtdeckApp(live, inventory=inv, readonly=readonly)
     try:
         _run_app(app)

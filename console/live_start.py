@@ -44,9 +44,13 @@ class DeferredLive:
     model (or keeps it from starting). ``session`` waits (up to ``wait`` s) for the model: verbs
     ask for it from worker threads, never before the operator can press a key."""
 
-    def __init__(self, inventory, wait: float = 30.0):
+    def __init__(self, inventory, wait: float = 30.0, after_paint: float = 0.0):
         self.inventory = inventory
         self.wait = wait
+        # > 0: the imports wait (at most this many s) for :meth:`first_frame`. On a busy machine
+        # they would share one GIL with Textual's start-up and hold the first frame back.
+        self.after_paint = after_paint
+        self._painted = threading.Event()
         self.live = None                      # the LiveModel, once built
         self._cloud = placeholder_cloud(inventory)
         self._lock = threading.Lock()
@@ -61,7 +65,13 @@ class DeferredLive:
         threading.Thread(target=self._build, name="live-start", daemon=True).start()
         return self
 
+    def first_frame(self) -> None:
+        """The App drew its first frame: the model's imports may start (see ``after_paint``)."""
+        self._painted.set()
+
     def _build(self) -> None:
+        if self.after_paint > 0:
+            self._painted.wait(self.after_paint)
         try:
             from .live import LiveModel
             live = LiveModel(self.inventory)
