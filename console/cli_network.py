@@ -56,7 +56,7 @@ def cmd_create(args) -> int:
     from .services.network import NetworkRequest, create_network
     from .services.network_fields import check_known_tenant
     req = NetworkRequest(tenant=args.tenant, name=args.name, kind=args.kind, cidr=args.cidr or "",
-                         gateway=args.gateway, dhcp=not args.no_dhcp, lease_time=args.lease_time,
+                         gateway=args.gateway, dhcp=args.dhcp, lease_time=args.lease_time,
                          dns=args.dns or "", mtu=args.mtu, physnet=args.physnet, vlan=args.vlan,
                          exclude=args.exclude or "")
     with cli_session(args) as s:

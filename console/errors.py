@@ -87,6 +87,12 @@ class AlreadyExists(ValidationError):
     exit_code = ExitCode.CONFLICT
 
 
+class InUse(ValidationError):
+    """The object is still used (a network with VM ports, a template backing disks): exit 4."""
+
+    exit_code = ExitCode.CONFLICT
+
+
 class QuotaExceeded(ValidationError):
     """The tenant's quota refuses the request (``field`` is ``tenant``): exit 7."""
 

@@ -56,7 +56,7 @@ def test_add_writes_a_valid_inventory_after_the_check(inv_copy, tmp_path, capsys
     assert (tmp_path / "inventory.toml.bak").read_text() == before
     assert [(a["verb"], a["outcome"]) for a in audit(tmp_path)] == [("host.add", "ok")]
     rc = main(["--config", str(inv_copy), "host", "add", "hv2", hv2.address])
-    assert rc == 2 and "already has a host named 'hv2'" in capsys.readouterr().err
+    assert rc == 4 and "already has a host named 'hv2'" in capsys.readouterr().err
 
 
 @pytest.mark.lab

@@ -113,8 +113,8 @@ def test_cli_network_edit(nb_server, tmp_path, audit_log, capsys):
     assert main(base + ["network", "edit", "web", "-t", "demo", "--cidr", "10.1.0.0/24"]) == 2
     err = capsys.readouterr().err
     assert "cidr:" in err and "create a new network" in err
-    assert main(base + ["network", "edit", "nope", "-t", "demo", "--mtu", "1400"]) == 6
-    assert main(base + ["--readonly", "network", "edit", "web", "-t", "demo", "--dhcp"]) == 3
+    assert main(base + ["network", "edit", "nope", "-t", "demo", "--mtu", "1400"]) == 3
+    assert main(base + ["--readonly", "network", "edit", "web", "-t", "demo", "--dhcp"]) == 7
     from virtdeck.console.services import guard
     guard.set_readonly(False)
 

@@ -236,8 +236,8 @@ def test_cli_network_and_router_verbs(nb_server, tmp_path, audit_log, capsys):
     assert (n["name"], n["cidr"], n["mtu"], n["dns"]) == ("web", "10.0.0.0/24", 1400, ["192.0.2.53"])
     assert main(base + ["router", "create", "r1", "-t", "demo"]) == 0
     assert main(base + ["router", "attach", "r1", "web", "-t", "demo"]) == 0
-    assert main(base + ["--readonly", "network", "delete", "web", "-t", "demo"]) == 3
-    assert main(base + ["network", "delete", "web", "-t", "demo"]) == 2
+    assert main(base + ["--readonly", "network", "delete", "web", "-t", "demo"]) == 7
+    assert main(base + ["network", "delete", "web", "-t", "demo"]) == 4  # in use
     assert "is attached to router(s) r1" in capsys.readouterr().err
     assert main(base + ["network", "delete", "web", "-t", "demo", "--cascade"]) == 0
     assert main(base + ["router", "delete", "r1", "-t", "demo"]) == 0

@@ -58,7 +58,7 @@ def test_add_list_delete(inv_path, image, lab_session, capsys):
         conn = lab_session.libvirt(hosts[0])
         storage.create_overlay(conn, hosts[0], "virtdeck", f"{name}-user.qcow2", tpl.volume, 1)
         rc = main(["--config", str(inv_path), "template", "delete", name])
-        assert rc == 2 and f"{hosts[0]}:{name}-user.qcow2" in capsys.readouterr().err
+        assert rc == 4 and f"{hosts[0]}:{name}-user.qcow2" in capsys.readouterr().err  # in use
         assert load(inv_path).template(name)
         storage.delete_volume(conn, hosts[0], "virtdeck", f"{name}-user.qcow2")
         assert main(["--config", str(inv_path), "template", "delete", name]) == 0

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from ...config import inventory as inventory_mod
 from ...config.inventory import HostConfig
-from ..errors import ConfigError, ConflictError, ExitCode, HostError, ValidationError
+from ..errors import AlreadyExists, ConfigError, ConflictError, ExitCode, HostError
 from . import host_check
 from . import verb as verb_frame
 
@@ -61,7 +61,7 @@ def add(session, name: str, address: str, *, user: str | None = None, port: int 
         run.host = name
         inv = session.inventory
         if any(h.name == name for h in inv.hosts):
-            raise ValidationError("name", f"the inventory already has a host named {name!r}")
+            raise AlreadyExists("name", f"the inventory already has a host named {name!r}")
         hc = HostConfig(name=name, address=address, user=user, port=port, domain_type=domain_type)
         new = inventory_mod.with_host(inv, hc)
         # validate before connecting: a bad name/address/port is one ConfigError

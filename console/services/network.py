@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 
 from ...backends.ovn import networks as ovn_networks, ports as ovn_ports, routers as ovn_routers
 from ...backends.ovn.networks import NetworkInfo, NetworkSpec
-from ..errors import ValidationError, VirtdeckError
+from ..errors import AlreadyExists, InUse, ValidationError, VirtdeckError
 from . import verb
 from .network_fields import (check_cidr, check_dns, check_exclude, check_gateway, check_kind,
                              check_lease, check_mtu, check_name, check_overlay_fields, check_physnet,
@@ -96,7 +96,7 @@ def validate_network(req: NetworkRequest, existing: Sequence[NetworkInfo],
     name = check_name(req.name, "name")
     for n in existing:
         if n.tenant == tenant and n.name == name:
-            raise ValidationError("name", f"tenant {tenant} already has a network called {name}")
+            raise AlreadyExists("name", f"tenant {tenant} already has a network called {name}")
     kind = check_kind(req.kind)
     check_overlay_fields(kind, req.physnet, req.vlan)
     physnet = vlan = None
@@ -106,7 +106,7 @@ def validate_network(req: NetworkRequest, existing: Sequence[NetworkInfo],
         for n in existing:
             if n.kind == ovn_networks.PROVIDER and n.physnet == physnet and n.vlan == vlan:
                 what = f"VLAN {vlan}" if vlan is not None else "untagged traffic"
-                raise ValidationError("vlan", f"{what} on {physnet} is already used by network {n.tenant}/{n.name}")
+                raise AlreadyExists("vlan", f"{what} on {physnet} is already used by network {n.tenant}/{n.name}")
     cidr = check_cidr(req.cidr)
     for n in existing:
         if n.tenant == tenant and n.cidr and cidr.overlaps(ipaddress.IPv4Network(n.cidr)):
@@ -197,13 +197,13 @@ def delete_network(session, tenant: str, name: str, cascade: bool = False,
             gw_of = [r.name for r in ovn_routers.list_routers(api, tenant) if r.gateway_network == name]
             if gw_of:
                 parts.append(f"is the gateway network of router(s) {', '.join(gw_of)}")
-            raise ValidationError("cascade", f"network {tenant}/{name} {' and '.join(parts)}; "
-                                  "confirm the cascade (--cascade) to remove them with it")
+            raise InUse("cascade", f"network {tenant}/{name} {' and '.join(parts)}; "
+                        "confirm the cascade (--cascade) to remove them with it")
         if not cascade:
             gw_of = [r.name for r in ovn_routers.list_routers(api, tenant) if r.gateway_network == name]
             if gw_of:
-                raise ValidationError("cascade", f"network {tenant}/{name} is the gateway network of router(s) "
-                                      f"{', '.join(gw_of)}; confirm the cascade (--cascade) to remove their gateway and NAT")
+                raise InUse("cascade", f"network {tenant}/{name} is the gateway network of router(s) "
+                            f"{', '.join(gw_of)}; confirm the cascade (--cascade) to remove their gateway and NAT")
         ovn_networks.delete_network(api, tenant, name, cascade=cascade)
         nics: dict = {"detached": [], "problems": []}
         if cascade and info.vm_ports and hasattr(session, "inventory"):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ...backends.ovn import networks as ovn_networks, ports as ovn_ports, routers as ovn_routers, rows as ovn_rows
 from ...backends.ovn.routers import RouterInfo
-from ..errors import ValidationError
+from ..errors import AlreadyExists, ValidationError
 from . import verb
 from .network import nb_api
 from .network_fields import check_address, check_name
@@ -56,7 +56,7 @@ def create_router(session, tenant: str, name: str) -> RouterInfo:
         check_name(tenant, "tenant")
         check_name(name, "name")
         if any(r.name == name for r in ovn_routers.list_routers(api, tenant)):
-            raise ValidationError("name", f"tenant {tenant} already has a router called {name}")
+            raise AlreadyExists("name", f"tenant {tenant} already has a router called {name}")
         return ovn_routers.create_router(api, tenant, name)
     return verb.run("router.create", f"router {tenant}/{name}", body)
 
@@ -79,8 +79,8 @@ def attach_network(session, tenant: str, router: str, network: str) -> RouterInf
         r = ovn_routers.find_router(api, router, tenant)
         net = ovn_networks.find_network(api, network, tenant)
         if net.routers:
-            raise ValidationError("network", f"{network} is already attached to router {', '.join(net.routers)} "
-                                  f"(its gateway {net.gateway} is taken)")
+            raise AlreadyExists("network", f"{network} is already attached to router {', '.join(net.routers)} "
+                                f"(its gateway {net.gateway} is taken)")
         if r.gateway_network == network:
             raise ValidationError("network", f"{network} is the gateway network of {router}")
         return ovn_routers.attach_network(api, tenant, router, network)
@@ -134,7 +134,7 @@ def set_gateway(session, tenant: str, router: str, network: str, address: str,
         used.update({n.external_ip: f"a floating IP of router {tenant}/{router}"
                      for x in own for n in x.nat if n.kind == "fip"})
         if str(a) in used:
-            raise ValidationError("address", f"{a} is already {used[str(a)]}")
+            raise AlreadyExists("address", f"{a} is already {used[str(a)]}")
         if not (chassis or "").strip():
             raise ValidationError("chassis", "name the gateway chassis (a hypervisor whose bridge mappings carry the physnet)")
         hop = str(check_address(nexthop, "nexthop")) if nexthop else None
@@ -201,7 +201,7 @@ def add_fip(session, tenant: str, router: str, external_ip: str, port: str | Non
             raise ValidationError("external_ip", f"{ext} is not a free host address of {gw.name} ({cidr})")
         used = _used_external(ovn_routers.list_routers(api))
         if str(ext) in used:
-            raise ValidationError("external_ip", f"{ext} is already {used[str(ext)]}")
+            raise AlreadyExists("external_ip", f"{ext} is already {used[str(ext)]}")
         if port:
             logical = port_ipv4(api, port)
             if logical is None:

@@ -15,7 +15,7 @@ from typing import Iterable
 
 from ...backends.ovn import names as ovn_names, rows as ovn_rows, security_groups as ovn_sg
 from ...backends.ovn.security_groups import SecurityGroupInfo, SgRule
-from ..errors import ValidationError
+from ..errors import AlreadyExists, ValidationError
 from . import verb
 from .network import nb_api
 from .network_fields import check_name
@@ -53,7 +53,7 @@ def create_security_group(session, tenant: str, name: str, rules: Iterable[str] 
         parsed = ovn_sg.DEFAULT_RULES if rules is None else parse_rules(rules)
         api = nb_api(session)
         if any(s.name == name for s in ovn_sg.list_security_groups(api, tenant)):
-            raise ValidationError("name", f"tenant {tenant} already has a security group called {name}")
+            raise AlreadyExists("name", f"tenant {tenant} already has a security group called {name}")
         return ovn_sg.create_security_group(api, tenant, name, parsed)
     return verb.run("sg.create", _target(tenant, name), body)
 

@@ -34,7 +34,7 @@ from ...backends import domains, download, image_probe, storage
 from ...config import inventory as invmod
 from ...config.inventory import ARCHES, BOOT_MODES, Inventory, TemplateConfig
 from .. import cloudinit
-from ..errors import HostError, ValidationError, VirtdeckError
+from ..errors import AlreadyExists, HostError, InUse, ValidationError, VirtdeckError
 from . import verb as verb_frame
 from .image_checks import check_image
 
@@ -124,7 +124,7 @@ def check_template_name(inventory: Inventory, name: str) -> str:
     if not name or not NAME_RE.match(name):
         raise ValidationError("name", "lowercase letters, digits, '.', '_' and '-' (1-63), starting with a letter or digit")
     if any(t.name == name for t in inventory.templates):
-        raise ValidationError("name", f"a template named {name!r} exists already")
+        raise AlreadyExists("name", f"a template named {name!r} exists already")
     return name
 
 
@@ -391,15 +391,15 @@ def delete_template(session, inventory: Inventory, name: str, *, save: bool = Tr
         if users:
             run.failure = "failed: in use"
             run.note(users=users)
-            raise ValidationError("name", f"template {name} is the backing file of {', '.join(users)}; "
-                                          f"delete those VMs first")
+            raise InUse("name", f"template {name} is the backing file of {', '.join(users)}; "
+                                f"delete those VMs first")
         left = [f"{r.host}:{u}" for r in rows for u in r.leftovers]
         if left:
             run.failure = "failed: volumes backed by it"
             run.note(leftovers=left)
-            raise ValidationError("name", f"template {name} is the backing file of {', '.join(left)}, "
-                                          "which no VM uses: `virtdeck check --fix` removes those a "
-                                          "virtdeck create left behind; delete the others yourself")
+            raise InUse("name", f"template {name} is the backing file of {', '.join(left)}, "
+                                "which no VM uses: `virtdeck check --fix` removes those a "
+                                "virtdeck create left behind; delete the others yourself")
         removed = []
         for r in rows:
             conn = session.libvirt(r.host)
