@@ -39,7 +39,9 @@ from textual.strip import Strip
 class Column:
     """A column: ``key``, header ``label``, ``min``/``max`` width, ``right`` aligned,
     ``flex`` (takes the space left / gives it up first), ``style`` (cell text → Rich style
-    string, e.g. colour by state)."""
+    string, e.g. colour by state), ``hide_below``: hidden while the table is narrower than
+    that many cells (k9s's wide columns: figures that matter less than the name and state at
+    80 columns)."""
 
     key: str
     label: str
@@ -48,6 +50,7 @@ class Column:
     right: bool = False
     flex: bool = False
     style: Callable[[str], str] | None = None
+    hide_below: int = 0
 
 
 _NUM = re.compile(r"(\d+)")
@@ -61,6 +64,9 @@ def natural_key(text: str) -> tuple:
     parts = _NUM.split(text.lower())
     return (0, *(int(p) if i % 2 else p for i, p in enumerate(parts)))
 
+
+#: Cells the first column (a row's name) keeps while other columns can still give up space.
+NAME_KEEP = 12
 
 #: Markers after the sorted column's label.
 SORT_MARK = {False: "▲", True: "▼"}
@@ -138,6 +144,7 @@ class CloudTable(ScrollView, can_focus=True):
         #: the operator moved the cursor (keys, click, select_key): until then it stays on top
         self.moved = False
         self._widths: list[int] = [c.min for c in self.columns]
+        self._shown_columns: list[int] = list(range(len(self.columns)))   # not hidden by width
         self._natural: list[int] = [max(c.min, len(c.label)) for c in self.columns]
         self._index: dict[str, int] = {}
         self._last_key: str | None = None
@@ -254,26 +261,32 @@ class CloudTable(ScrollView, can_focus=True):
 
     def _fit(self) -> None:
         avail = max(10, self.scrollable_content_region.width or self.size.width or 80)
-        widths = list(self._natural)
-        gaps = len(widths) - 1
-        over = sum(widths) + gaps - avail
+        shown = [i for i, c in enumerate(self.columns) if avail >= c.hide_below]
+        self._shown_columns = shown
+        widths = [n if i in shown else 0 for i, n in enumerate(self._natural)]
+        over = sum(widths) + len(shown) - 1 - avail
         # give up space, never below a column's min: flex columns first; then the others one
         # cell at a time from the widest, so no single column (a long VM name) is cut to its
         # min while the others keep their width
-        for i in (i for i, c in enumerate(self.columns) if c.flex):
+        for i in (i for i in shown if self.columns[i].flex):
             take = max(0, min(over, widths[i] - self.columns[i].min))
             widths[i] -= take
             over -= take
-        rest = [i for i, c in enumerate(self.columns) if not c.flex]
-        while over > 0:
-            cut = [i for i in rest if widths[i] > self.columns[i].min]
-            if not cut:
-                break
-            widest = max(cut, key=lambda i: widths[i])
-            widths[widest] -= 1
-            over -= 1
+        # the first column (the row's name) keeps NAME_KEEP cells until the others are at their min
+        rest = [i for i in shown if not self.columns[i].flex]
+        soft = [c.min for c in self.columns]
+        if rest and rest[0] == 0:
+            soft[0] = max(soft[0], min(widths[0], NAME_KEEP))
+        for floor in (soft, [c.min for c in self.columns]):
+            while over > 0:
+                cut = [i for i in rest if widths[i] > floor[i]]
+                if not cut:
+                    break
+                widest = max(cut, key=lambda i: widths[i])
+                widths[widest] -= 1
+                over -= 1
         if over < 0:  # room to spare: the flex column takes it
-            flex = [i for i, c in enumerate(self.columns) if c.flex]
+            flex = [i for i in shown if self.columns[i].flex]
             if flex:
                 widths[flex[-1]] += -over
         self._widths = widths
@@ -301,8 +314,9 @@ class CloudTable(ScrollView, can_focus=True):
 
     def _line(self, cells: Sequence[str], base: Style, styled: bool) -> list[Segment]:
         segs: list[Segment] = []
-        for i, (c, w) in enumerate(zip(self.columns, self._widths)):
-            if i:
+        for i in self._shown_columns:
+            c, w = self.columns[i], self._widths[i]
+            if segs:
                 segs.append(Segment(" ", base))
             text = self._cell(cells[i], w, c.right)
             style = base
@@ -376,10 +390,10 @@ class CloudTable(ScrollView, can_focus=True):
     def action_sort(self, delta: int) -> None:
         """Sort by the next (``delta`` 1) / previous (-1) column; past the last or before the
         first comes the given order again."""
-        n = len(self.columns)
-        cur = n if self.sort_column is None else self.sort_column
-        nxt = (cur + delta) % (n + 1)
-        self.sort_by(None if nxt == n else nxt, self.sort_reverse if nxt != n else False)
+        order = [*self._shown_columns, None]       # hidden columns are skipped
+        cur = order.index(self.sort_column) if self.sort_column in order else len(order) - 1
+        nxt = order[(cur + delta) % len(order)]
+        self.sort_by(nxt, self.sort_reverse if nxt is not None else False)
 
     def action_sort_reverse(self) -> None:
         self.sort_by(0 if self.sort_column is None else self.sort_column, not self.sort_reverse)
@@ -387,7 +401,8 @@ class CloudTable(ScrollView, can_focus=True):
     def column_at(self, x: int) -> int | None:
         """The index of the column drawn at content offset ``x`` (cells), or None (a gap)."""
         left = 0
-        for i, w in enumerate(self._widths):
+        for i in self._shown_columns:
+            w = self._widths[i]
             if left <= x < left + w:
                 return i
             left += w + 1

@@ -8,6 +8,7 @@ on every change and easy to test. Row keys: ``host:NAME``, ``vm:HOST:UUID``, ``n
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from rich.markup import escape
 from rich.text import Text
@@ -47,6 +48,18 @@ def _n(v) -> str:
 # ---------------------------------------------------------------------------------------------
 # Columns
 
+#: Table width (cells) below which the "wide" metric columns are hidden (Column.hide_below): at
+#: 80x24 the name, state, allocation and IPs stay whole; at 160x48 (a ~95-cell table beside the
+#: details) they show.
+WIDE = 90
+_WIDE_KEYS = frozenset({"ram_used", "pool_free", "net", "disk"})
+
+
+def _metric_columns(columns) -> tuple:
+    """The metric columns, the wide ones (:data:`_WIDE_KEYS`) hidden below :data:`WIDE` cells."""
+    return tuple(replace(c, hide_below=WIDE) if c.key in _WIDE_KEYS else c for c in columns)
+
+
 
 HOST_COLUMNS = (
     Column("name", "Host", 4, 16),
@@ -57,7 +70,7 @@ HOST_COLUMNS = (
     Column("vms", "VMs", 3, 9, right=True),
     Column("vcpu", "vCPU", 4, 9, right=True),
     Column("alloc", "RAM alloc", 6, 13, right=True),
-    *mw.HOST_METRIC_COLUMNS,
+    *_metric_columns(mw.HOST_METRIC_COLUMNS),
     Column("chassis", "Chassis (ports)", 3, 28, flex=True),
     Column("physnets", "Physnets", 4, 30, flex=True),
 )
@@ -70,9 +83,9 @@ VM_COLUMNS = (
     Column("ram", "RAM", 3, 7, right=True),
     Column("tenant", "Tenant", 4, 14),
     Column("network", "Network", 4, 20),
-    Column("ips", "IPs", 3, 31, flex=True),
+    Column("ips", "IPs", 15, 31, flex=True),      # a whole IPv4 address (192.168.100.250)
     Column("cpu", "CPU%", 4, 5, right=True),
-    *mw.VM_METRIC_COLUMNS,
+    *_metric_columns(mw.VM_METRIC_COLUMNS),
 )
 
 NET_COLUMNS = (

@@ -390,3 +390,25 @@ async def test_tenant_show_and_host_show_from_the_palette_open_the_details_view(
         await palette_pick(pilot, "host show")
         await pilot.pause(0.2)
         assert isinstance(app.screen, DetailsScreen) and app.screen.key == "host:hv1"
+
+
+# -- 80 columns: the name, state and IPs stay whole; the wide figures wait for a wider table -----------
+
+
+@pytest.mark.parametrize("width", [80, 160])
+async def test_narrow_table_hides_wide_columns_and_keeps_names_and_ips_whole(width):
+    cloud = sample_cloud()
+    vm = replace(cloud.vms[0], name="vmops-tmux", uuid="u-long")
+    app = app_of(replace(cloud, vms=cloud.vms + (vm,)))
+    async with app.run_test(size=(width, 24)) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        table = app.screen.table()
+        header = table.render_line(0).text
+        assert ("Net rx/" in header) is (width == 160)
+        lines = [table.render_line(y).text for y in range(1, 6)]
+        assert any(line.startswith("vmops-tmux ") for line in lines)
+        assert any("192.168.50.20" in line for line in lines) and "running" in lines[0]
+        await pilot.press(*["greater_than_sign"] * 12)   # the sort skips hidden columns
+        await pilot.pause()
+        assert table.sort_column in (None, *table._shown_columns)
