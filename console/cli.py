@@ -8,7 +8,7 @@ Errors the operator can act on are raised as :class:`console.errors.VirtdeckErro
 and printed as one line, never as a traceback. SIGTERM and SIGHUP end a verb as Ctrl-C does
 (its undo runs, its SSH links close), with exit status 128 + the signal number.
 
-Every verb takes ``--json`` / ``-o table|json|yaml`` / ``--wide`` before the group, after the
+Every verb takes ``--json`` / ``-o table|wide|json|yaml`` / ``--wide`` before the group, after the
 group or after the verb (console/output.py). Exit statuses: one table,
 :class:`console.errors.ExitCode`, printed at the end of ``virtdeck --help``.
 ``virtdeck completion bash|zsh|fish`` prints a completion script (argcomplete; hosts, VMs,

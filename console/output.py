@@ -4,8 +4,8 @@ Every verb accepts ``--json`` and ``-o/--output table|json|yaml`` in every posit
 group, after the group, after the verb: :func:`add_format_args` adds them to each parser, the
 top-level one with real defaults and the others with ``argparse.SUPPRESS`` so a value given
 earlier survives). :func:`normalise` (run once by console/cli.py ``main``) turns them into
-``args.output`` (``"table"``, ``"json"`` or ``"yaml"``) and ``args.json`` (True for json and yaml,
-so a handler's machine-readable path runs for both).
+``args.output`` (``"table"``, ``"json"`` or ``"yaml"``; ``-o wide`` is a table with ``--wide``)
+and ``args.json`` (True for json and yaml, so a handler's machine-readable path runs for both).
 
 A handler prints with:
 
@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 FORMATS = ("table", "json", "yaml")
+#: ``-o`` choices: the formats, and ``wide`` (kubectl's spelling of a table with every column)
+OUTPUT_CHOICES = ("table", "wide", "json", "yaml")
 #: Width of a table when stdout is not a terminal (a pipe, a file, cron).
 PIPE_WIDTH = 80
 
@@ -47,8 +49,8 @@ def add_format_args(parser: argparse.ArgumentParser, top: bool = False) -> None:
         parser.add_argument("--json", action="store_true", default=dflt(False),
                             help="JSON output (same as -o json)")
     if "--output" not in have and "-o" not in have:
-        parser.add_argument("-o", "--output", choices=FORMATS, default=dflt(None),
-                            help="output format: table (text), json or yaml")
+        parser.add_argument("-o", "--output", choices=OUTPUT_CHOICES, default=dflt(None),
+                            help="output format: table (text), wide (= --wide), json or yaml")
     if "--wide" not in have:
         parser.add_argument("--wide", action="store_true", default=dflt(False),
                             help="tables: every column in full, however wide")
@@ -58,9 +60,9 @@ def normalise(args: argparse.Namespace) -> None:
     """Settle ``args.output`` (``-o`` wins over ``--json``) and ``args.json`` (True for json
     and yaml) once, after parsing."""
     out = getattr(args, "output", None) or ("json" if getattr(args, "json", False) else "table")
-    args.output = out
-    args.json = out in ("json", "yaml")
-    args.wide = bool(getattr(args, "wide", False))
+    args.wide = bool(getattr(args, "wide", False)) or out == "wide"
+    args.output = "table" if out == "wide" else out
+    args.json = args.output in ("json", "yaml")
 
 
 def fmt(args) -> str:

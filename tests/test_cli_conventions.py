@@ -64,6 +64,9 @@ def test_json_and_output_flags_parse_in_every_position(verb):
     args = parser.parse_args([*words, *rest])
     output.normalise(args)
     assert (args.json, args.output, args.wide) == (False, "table", False)
+    args = parser.parse_args([*words, *rest, "-o", "wide"])  # kubectl's spelling
+    output.normalise(args)
+    assert (args.json, args.output, args.wide) == (False, "table", True)
 
 
 def test_exit_codes_are_unique_and_in_help_and_readme(capsys):
