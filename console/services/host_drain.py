@@ -10,7 +10,7 @@ does that; the result says when placement can still pick the host).
 from __future__ import annotations
 
 from ...backends import domains
-from ..errors import VirtdeckError
+from ..errors import ValidationError, VirtdeckError
 from . import verb as verb_frame
 
 
@@ -28,10 +28,17 @@ def drain(session, name: str, move_to: str | None = None) -> dict:
 
     Returns ``{"host", "enabled", "vms": [...], "moved": [vm, …], "failed": {vm: reason},
     "left": [{"name", "state", "fix"}, …]}`` — ``left``: what still lives there and the command
-    that moves it on. Raises HostError (the host does not answer), ConfigError (no such host),
+    that moves it on. Raises HostError (the host does not answer), ConfigError (no such host, or
+    no such ``move_to``), ValidationError (``move_to`` is ``name`` itself or not a hypervisor),
     ReadOnlyError (``move_to`` under --readonly). Only ``move_to`` is audited (``host.drain``).
     """
     hc = session.inventory.host(name)
+    if move_to is not None:  # refused before anything is read or moved
+        target = session.inventory.host(move_to)  # ConfigError naming the known hosts
+        if move_to == name:
+            raise ValidationError("--move-to", f"{name} is the host being drained; name another hypervisor")
+        if not target.hypervisor:
+            raise ValidationError("--move-to", f"{move_to} is not a hypervisor")
     if not move_to:
         return verb_frame.run("host.drain", f"host {name}", lambda _r: _listing(session, name, hc),
                               mutating=False)

@@ -220,6 +220,9 @@ def test_inner_drain_moves_a_stopped_vm(net, session):
                                   config_xml=lambda: hv.parse_config_text(text))
         vm = next(v for v in listing.vms if v.name == name)
         assert (vm.state, vm.vcpus, vm.memory_mib) == ("shutoff", 1, 256)
+        same = op("host", "drain", "hv1", "--move-to", "hv1")
+        assert (same.returncode, same.stderr) == (2, "virtdeck: --move-to: hv1 is the host being drained; "
+                                                     "name another hypervisor\n")
         out = op_json("host", "drain", "hv1", "--move-to", "hv2")
         assert out["moved"] == [name] and out["failed"] == {}, out
         assert name in [d.name() for d in session.libvirt("hv2").listAllDomains(0)]
