@@ -220,9 +220,10 @@ def test_marks_outlive_a_create_and_go_with_its_undo(world, lab, inv_file, tmp_p
                        check=False)
 
 
-def test_a_move_marks_its_copies_on_the_target(world, lab, lab_session, lab_inventory, tmp_path, monkeypatch):
+def test_a_move_marks_its_copies_on_the_target_and_delete_drops_it(world, lab, lab_session, lab_inventory, tmp_path, monkeypatch):
     """vm move writes the VM's owner mark on the target before copying (held while it runs): the
-    moved VM's volumes there are claimable, and a finished move leaves nothing to report."""
+    moved VM's volumes there are claimable, a finished move leaves nothing to report, and vm
+    delete removes the mark with the volumes."""
     from virtdeck.console.services import vm_move
     monkeypatch.setenv("VIRTDECK_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     s, name = lab_session, f"{TAG}-mv"
@@ -232,6 +233,9 @@ def test_a_move_marks_its_copies_on_the_target(world, lab, lab_session, lab_inve
         (m,) = [m for m in owner_marks.read_host(s, "hv2").marks if m.vm == name]
         assert not m.busy and set(m.volumes) == {f"{name}.qcow2", f"{name}-seed.iso"}
         assert _mine(drift.check(s), name) == []
+        from virtdeck.console.services import vm_delete
+        vm_delete.delete(s, name)             # a whole delete drops the mark with the volumes
+        assert not [m for m in owner_marks.read_host(s, "hv2").marks if m.vm == name]
     finally:
         for host in ("hv1", "hv2"):
             conn = s.libvirt(host)
