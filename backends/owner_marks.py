@@ -17,9 +17,10 @@ In flight: while a create runs it holds ``flock`` on its mark over its SSH link 
 dropped, loses the lock with its channel. So "is this create still running?" is asked of the
 host itself with ``flock -n`` — no PID or clock comparison across machines.
 
-A mark outlives a successful create (the domain then owns the volumes; ``vm delete`` may leave
-it behind: a mark whose volumes and domain are gone is stale, harmless, and dropped by
-``virtdeck check --fix``).
+A mark outlives a successful create (the domain then owns the volumes) and follows a moved VM
+(``vm move`` writes one on the target); ``vm delete`` removes it with the volumes. A mark whose
+volumes and domain are gone (a delete that failed half-way, a move's source) is stale, harmless,
+and dropped by ``virtdeck check --fix``.
 """
 
 from __future__ import annotations
