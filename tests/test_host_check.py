@@ -173,7 +173,7 @@ def test_ovn_controller_stopped_is_a_fail_line_in_a_sandbox():
     env = dict(os.environ, VIRTDECK_LAB_KEEP="", PATH=f"{bindir}:{os.environ.get('PATH', '')}")
     p = run_sandboxed(["sh", "-c", script], capture=True, timeout=300,
                       cwd=Path(__file__).resolve().parents[1], env=env)
-    assert p.stdout.rstrip().endswith("rc=4"), p.stdout[-3000:] + p.stderr[-2000:]
+    assert p.stdout.rstrip().endswith("rc=1"), p.stdout[-3000:] + p.stderr[-2000:]  # a fail line: ExitCode.FAILED
     res = json.loads(p.stdout.rstrip().rpartition("rc=")[0])
     lines = {line["fact"]: line for line in res["hosts"][0]["lines"]}
     assert (lines["ovn-controller"]["status"], lines["ovn-controller"]["detail"]) == (
