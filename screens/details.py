@@ -9,11 +9,12 @@ a row that goes away says so instead of closing under the operator.
 What it shows (pure functions of a :class:`console.model.Cloud`, :func:`full_details`):
 
 - VM: the domain XML facts (uuid, type/arch, persistent sizes, autostart), its disks, each NIC
-  followed through its LSP to the switch and the LSP's IPs (``nic MAC → LSP → switch → IPs``),
+  followed through its LSP to the switch, the LSP's IPs and, when the southbound was read,
+  the chassis that binds it (``nic MAC → LSP → switch → IPs → chassis``), its figures,
   the NoCloud seed and template, and its recent events: the audit records naming it
   (``$XDG_STATE_HOME/virtdeck/audit.jsonl``, read in a thread worker, newest last).
-- host: connection state, capacity and allocation against the ratios, bridge mappings, and
-  every VM it holds (state, vCPUs, RAM MiB).
+- host: the Hosts panel's detail text (connection state, capacity and allocation against the
+  ratios, bridge mappings, OVN chassis, figures) and every VM it holds (state, vCPUs, RAM MiB).
 - network / router / tenant: the pane's text plus what did not fit (every port, every VM).
 
 This module imports no libvirt, ovsdbapp or asyncssh.
@@ -32,6 +33,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from ..console.model import Cloud, Host, Vm
+from . import metrics_widgets as mw
 from . import views
 from .footer import KeyFooter
 
@@ -87,6 +89,11 @@ def vm_full(cloud: Cloud, v: Vm) -> list[str]:
     lines += ["", "[b u]Seed and template[/b u]"]
     _kv(lines, "seed", v.seed or "-")
     _kv(lines, "template", v.template or "-")
+    figures = mw.vm_detail_lines(cloud, v)
+    if figures:
+        lines += ["", "[b u]Figures[/b u]"]
+        for label, value in figures:
+            _kv(lines, label, value)
     return lines
 
 
@@ -94,28 +101,27 @@ def _port_lines(cloud: Cloud, p) -> list[str]:
     net = cloud.network(p.switch)
     up = {True: "up", False: "down", None: "?"}[p.up]
     switch = f"{net.display_name} ({net.kind_label}, {net.subnet or 'no subnet'})" if net else p.switch
-    return [f"    → LSP {escape(p.display_name)} ({escape(p.name)}) {up}",
-            f"    → switch {escape(switch)}",
-            f"    → IPs {escape(', '.join(p.ips) or 'none yet')}"]
+    lines = [f"    → LSP {escape(p.display_name)} ({escape(p.name)}) {up}",
+             f"    → switch {escape(switch)}",
+             f"    → IPs {escape(', '.join(p.ips) or 'none yet')}"]
+    sb = cloud.sb
+    if sb is not None:        # where the southbound binds it (console.live_sb; None: not read)
+        b = sb.binding(p.name)
+        where = "not bound" if b is None or not b.chassis else \
+            f"bound on chassis {b.chassis}" + (f" (host {sb.host_of_chassis(b.chassis)})"
+                                              if sb.host_of_chassis(b.chassis) else " (no host claims it)")
+        lines.append(f"    → {escape(where)}")
+    return lines
 
 
 def host_full(cloud: Cloud, h: Host) -> list[str]:
-    """Markup lines: a hypervisor's state, capacity, allocation, bridge mappings and VMs."""
+    """Markup lines: the Hosts panel's detail text (state, capacity, allocation, bridge
+    mappings, OVN chassis, figures: screens/views.py host_details) and every VM the host holds
+    (state, vCPUs, RAM MiB, tenant)."""
     u = cloud.usage(h.name)
-    n = views._n
-    lines = [f"[b]host {escape(h.name)}[/b] ({escape(h.address)})  "
-             f"[{views.state_style(h.state)}]{escape(h.state)}[/]"]
-    if h.error:
-        lines.append(f"[red]{escape(h.error)}[/red]")
-    lines += ["", "[b u]Capacity[/b u]"]
-    _kv(lines, "hostname / arch", f"{h.hostname or '?'} / {h.arch or '?'}")
-    _kv(lines, "cores", n(h.cores))
-    _kv(lines, "RAM total / free", f"{n(h.ram_total_mib)} / {n(h.ram_free_mib)} MiB")
-    _kv(lines, "allocated vCPUs", f"{u.vcpus} of {n(u.vcpu_capacity)} (cores × {cloud.cpu_ratio:g})")
-    _kv(lines, "allocated RAM", f"{u.ram_mib} of {n(u.ram_capacity_mib)} MiB (× {cloud.ram_ratio:g})")
-    _kv(lines, "libvirt / domain types", f"{h.libvirt_version or '?'} / {','.join(h.domain_types) or '?'}")
-    lines += ["", "[b u]Bridge mappings[/b u]"]
-    lines += [f"  {escape(p)} → {escape(b)}" for p, b in h.bridge_mappings] or ["  none"]
+    lines = views.host_details(cloud, h).markup.splitlines()
+    lines[0] = "host " + lines[0]
+    lines = [lines[0], ""] + ["  " + line for line in lines[1:]]
     vms = sorted(cloud.vms_on(h.name), key=lambda v: v.name)
     lines += ["", f"[b u]VMs ({u.running} running of {u.vms})[/b u]"]
     for v in vms:

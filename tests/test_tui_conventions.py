@@ -96,6 +96,20 @@ async def test_enter_opens_vm_details_scrollable_by_keys_and_escape_returns():
         assert isinstance(app.screen, MainScreen) and app.screen.panel == "vms"
 
 
+def test_vm_chain_ends_at_the_chassis_the_southbound_binds():
+    from virtdeck.backends.ovn.southbound import Binding, Chassis, SbData
+    from virtdeck.screens.details import full_details
+    from console_fixtures import P1, P2
+    sb = SbData(chassis=(Chassis("hv1", "hv1", (("geneve", "172.16.0.11"),), host="hv1"),),
+                bindings=(Binding(P1, "", "hv1", True, "vd.acme.web"), Binding(P2, "", None, None, "vd.acme.db")))
+    cloud = replace(sample_cloud(), sb=sb)
+    web, db = cloud.vms[0], cloud.vms[1]
+    text = "\n".join(full_details(cloud, f"vm:{web.host}:{web.uuid}"))
+    assert "→ IPs 10.10.0.11\n    → bound on chassis hv1 (host hv1)" in text
+    assert "→ not bound" in "\n".join(full_details(cloud, f"vm:{db.host}:{db.uuid}"))
+    assert "bound on" not in "\n".join(full_details(sample_cloud(), f"vm:{web.host}:{web.uuid}"))  # SB not read
+
+
 async def test_host_details_list_capacity_mappings_and_vms():
     app = app_of()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -103,8 +117,8 @@ async def test_host_details_list_capacity_mappings_and_vms():
         await pilot.pause()
         text = body(app)
         assert "host hv1 (192.168.100.11)" in text
-        assert "allocated vCPUs: 6 of 32 (cores × 4)" in text
-        assert "physnet1 → br-phys" in text
+        assert "allocated vCPU: 6 of 32 (cores × 4)" in text
+        assert "bridge mappings: physnet1:br-phys" in text
         assert "VMs (1 running of 2)" in text
         assert "db-1" in text and "web-1" in text and "build" not in text
         await pilot.press("q")
