@@ -55,6 +55,9 @@ BINDS = {
     "/etc/libvirt": "etc-libvirt",
     "/var/lib/libvirt": "var-lib-libvirt",
     "/var/cache/libvirt": "var-cache-libvirt",
+    # virtdeck's own state on a host (owner marks): one per host, as on real machines; shared,
+    # a mark made on hv1 showed on hv2 as stale and reconcile there deleted it
+    "/var/lib/virtdeck": "var-lib-virtdeck",
 }
 RUN_DIRS = ("/run/sshd", "/run/openvswitch", "/run/ovn", "/run/libvirt", "/run/lock")
 LOG_DIRS = ("openvswitch", "ovn", "libvirt", "libvirt/qemu")
@@ -264,7 +267,7 @@ def spawn_holder(h: topo.LabHost, n: int) -> subprocess.Popen:
     lines = ["set -e", "mount -t tmpfs -o mode=0755,size=64m tmpfs /run"]
     lines += [f"mkdir -p {x}" for x in RUN_DIRS]
     for target, sub in BINDS.items():
-        lines.append(f"mount --bind '{d / sub}' {target}")
+        lines.append(f"mkdir -p {target} && mount --bind '{d / sub}' {target}")
     lines += [f"mount --bind '{d / 'hosts'}' /etc/hosts",
               f"mount --bind '{d / 'resolv.conf'}' /etc/resolv.conf",
               f"if [ -f /root/.bashrc ]; then mount --bind '{d / 'bashrc'}' /root/.bashrc; fi"]

@@ -7,7 +7,7 @@ Brings a 2-hypervisor lab up (in the sandbox's namespaces), makes one overlay ne
 each case of :data:`CASES`: a verb runs in a child process (the service the CLI calls, with the
 create's step hook holding it at a step boundary, or the real `virtdeck` CLI); the fault is
 injected (SIGKILL or SIGSTOP of sshd, libvirtd or the OVN NB ovsdb-server, by PID, in the
-sandbox; or SIGKILL of the verb's own process); the verb must end by itself within
+sandbox; the hypervisor's underlay link cut; or SIGKILL of the verb's own process); the verb must end by itself within
 :data:`BOUND_S` while the fault lasts. Then the fault is cleared (SIGCONT, or the lab's own
 idempotent `up` restarts what was killed), and a census of every hypervisor (domains, volumes,
 NVRAM files) and of OVN (rows whose external_ids name the VM) is taken before and after the
@@ -38,8 +38,8 @@ NET = "fltnet"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl faults"
 POOL = "virtdeck"
 
-# (case id, verb, fault, step or delay): fault = "<what>-<how>", what in sshd|libvirtd|nb|cli,
-# how in kill|freeze; for create the fault lands after that step (the next step meets it).
+# (case id, verb, fault, step or delay): fault = "<what>-<how>", what in sshd|libvirtd|nb|cli
+# with how in kill|freeze, or link-cut (the host's underlay veth down); for create the fault lands after that step (the next step meets it).
 CASES = (
     ("create-libvirtd-freeze-disk", "create", "libvirtd-freeze", "disk"),
     ("create-libvirtd-kill-seed", "create", "libvirtd-kill", "seed"),
@@ -49,9 +49,11 @@ CASES = (
     ("create-nb-kill-ports", "create", "nb-kill", "ports"),
     ("create-cli-kill-ports", "create", "cli-kill", "ports"),
     ("create-cli-kill-define", "create", "cli-kill", "define"),
+    ("create-link-cut-seed", "create", "link-cut", "seed"),
     ("delete-libvirtd-freeze", "delete", "libvirtd-freeze", None),
+    ("delete-link-cut", "delete", "link-cut", None),
     ("delete-nb-freeze", "delete", "nb-freeze", None),
-    ("delete-cli-kill", "delete", "cli-kill", 0.6),
+    ("delete-cli-kill", "delete", "cli-kill", 0.3),
     ("move-target-libvirtd-kill", "move", "libvirtd-kill", None),
     ("resize-libvirtd-freeze", "resize", "libvirtd-freeze", None),
 )
@@ -139,6 +141,11 @@ def inject(fault: str, host: str, child: subprocess.Popen) -> dict:
     if what == "cli":
         child.send_signal(signal.SIGKILL)
         return {"pids": [child.pid], "what": what, "how": how, "host": host}
+    if what == "link":  # the host's underlay veth (its end on the lab bridge) goes down
+        from virtdeck.backends.lab import topology as topo
+        veth = topo.by_name(host).underlay_veth
+        subprocess.run(["ip", "link", "set", veth, "down"], check=True)
+        return {"pids": [], "what": what, "how": how, "host": host, "veth": veth}
     where = "central" if what == "nb" else host
     pids = [p for p in targets(what, where) if p]
     for pid in pids:
@@ -149,6 +156,9 @@ def inject(fault: str, host: str, child: subprocess.Popen) -> dict:
 def clear(inj: dict) -> None:
     """Undo the fault: SIGCONT what was frozen; the lab's idempotent up restarts what was killed."""
     if inj["what"] == "cli":
+        return
+    if inj["what"] == "link":
+        subprocess.run(["ip", "link", "set", inj["veth"], "up"], check=True)
         return
     if inj["how"] == "freeze":
         for pid in inj["pids"]:
@@ -302,6 +312,8 @@ def reconcile(session) -> tuple[float, dict]:
         time.sleep(0.5)
     fixed = drift.fix(session, rep) if rep["safe"] or rep.get("stale_marks") else {}
     return time.monotonic(), {"safe": rep["safe"], "partial": rep["partial"],
+                              "stale": [list(x) for x in drift.stale_marks(rep["_facts"])],
+                              "seen": [[f.kind, f.subject] for f in rep["_findings"] if "flt" in f.subject],
                               "fixed": {k: v for k, v in fixed.items() if not k.startswith("_")}}
 
 
@@ -343,6 +355,7 @@ def run_case(case: tuple, inv_path: Path, env: dict, n: int) -> dict:
     t_clear = time.monotonic()
     with Session(inv) as s:
         before = census_when_reachable(s, inv, name)
+        rec["marks_before"] = marks_of(s, inv, name)
         rounds = []
         deadline = time.monotonic() + 45
         while True:  # a killed verb's owner mark is held until sshd notices the dead client
