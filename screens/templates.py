@@ -115,13 +115,13 @@ class TemplatesPanel(ServiceRunner, Vertical):
 
     def action_add(self) -> None:
         if getattr(self.app, "readonly", False):
-            self.notify("read-only console", severity="warning")
+            self.notify("read-only console: templates cannot be added", severity="warning")
             return
         self.app.push_screen(TemplateAddDialog(), self._changed)
 
     def action_delete(self) -> None:
         if getattr(self.app, "readonly", False):
-            self.notify("read-only console", severity="warning")
+            self.notify("read-only console: templates cannot be deleted", severity="warning")
             return
         name = self._selected()
         if name:

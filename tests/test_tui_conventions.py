@@ -249,7 +249,7 @@ async def test_readonly_templates_panel_hides_add_and_delete():
         assert "a" not in keys and "ctrl+d" not in keys and "g" in keys
         await pilot.press("ctrl+d")
         await pilot.pause()
-        assert [str(n.message) for n in app._notifications][-1:] == ["read-only console"]
+        assert [str(n.message) for n in app._notifications][-1:] == ["read-only console: templates cannot be deleted"]
 
 
 async def test_no_match_is_not_an_empty_cloud():
