@@ -246,13 +246,13 @@ class LiveModel:
         self._dirty.set()
 
     def _metrics_changed(self) -> None:
-        """A host's poll brought figures (or a gap). Each snapshot redraws the panels (a VMs
-        table of 3,000 rows costs ~50 ms of CPU), and hosts poll at their own times: figures
-        alone publish at most once per interval; until then they ride along with any other
-        change, or with the next poll after the interval (they are then at most one interval
-        old)."""
+        """A host's poll brought figures (or a gap). Each snapshot redraws the visible panel,
+        and hosts poll at their own times: figures alone publish at most twice per interval
+        (ten hosts would otherwise publish ten times); until then they ride along with any
+        other change or the next host's poll (held back half an interval at most, so a figure
+        still shows within two intervals of the change it measures)."""
         now = time.monotonic()
-        if now - self._metrics_published >= 0.9 * self.stats_interval:
+        if now - self._metrics_published >= 0.45 * self.stats_interval:
             self._metrics_published = now
             self._dirty.set()
 

@@ -118,7 +118,7 @@ def test_no_threshold_no_sample_in_the_cli():
     assert (load.cpu_pct, load.ram_pct, load.origin) == (None, None, "none")
 
 
-def test_figures_alone_publish_at_most_once_per_interval():
+def test_figures_alone_publish_at_most_twice_per_interval():
     from virtdeck.config.inventory import Inventory
     from virtdeck.console.live import LiveModel
     live = LiveModel(Inventory(), stats_interval=30.0)
