@@ -109,7 +109,7 @@ def _where(r) -> str:
 
 def cmd_list(args) -> int:
     """Templates and where they are: a table (console/output.py: fits 80 columns, --wide for
-    all), or the list as JSON/YAML."""
+    all), or the list as JSON/YAML; exit 5 when a hypervisor did not answer."""
     from .services.templates import list_templates
     with cli_session(args) as s:
         rows = list_templates(s, s.inventory)
@@ -117,7 +117,11 @@ def cmd_list(args) -> int:
               "user": r.template.default_user, "sha256": r.template.sha256, "where": _where(r)} for r in rows]
     output.table(args, TEMPLATE_COLUMNS, table, empty="no templates (virtdeck template add NAME IMAGE)",
                  data=[r.to_dict() for r in rows])
-    return 0
+    # a host that did not answer: its column says '?'; a partial listing exits 5 (errors.ExitCode)
+    down = dict.fromkeys(f"{h.host}: {h.error}" for r in rows for h in r.hosts if h.error)
+    for why in down:
+        output.warn(f"not listed (partial result): {why}")
+    return output.ExitCode.UNREACHABLE if down else 0
 
 
 def cmd_add(args) -> int:

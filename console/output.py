@@ -31,6 +31,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+from .errors import ExitCode  # noqa: F401  (re-exported: a handler returns output.ExitCode.…)
+
 FORMATS = ("table", "json", "yaml")
 #: ``-o`` choices: the formats, and ``wide`` (kubectl's spelling of a table with every column)
 OUTPUT_CHOICES = ("table", "wide", "json", "yaml")

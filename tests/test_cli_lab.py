@@ -150,7 +150,7 @@ def test_each_exit_code(inv, env, cloud, tmp_path):
 
 def test_partial_listing_exits_5(inv, env, cloud, tmp_path):
     """A hypervisor that does not answer: vm list prints the others' VMs, names it on stderr,
-    exits 5; host list and tenant list likewise."""
+    exits 5; host list, tenant list and template list likewise."""
     part = tmp_path / "inventory.toml"
     i = load(inv)
     save(replace(i, hosts=(*i.hosts, HostConfig(name="hvdown", address="127.0.0.1", port=1, user="root"))), part)
@@ -164,6 +164,8 @@ def test_partial_listing_exits_5(inv, env, cloud, tmp_path):
     rows = {r["name"]: r for r in yaml.safe_load(p.stdout)["hosts"]}
     assert p.returncode == 5 and rows["hvdown"]["state"] == "unreachable" and rows["hv1"]["state"] == "up"
     assert cli(part, env, "tenant", "list").returncode == 5
+    p = cli(part, env, "template", "list")
+    assert p.returncode == 5 and "hvdown" in p.stderr and "debian12" in p.stdout, p.stderr
 
 
 def test_every_listing_fits_80_columns_with_long_names(inv, env, cloud):
