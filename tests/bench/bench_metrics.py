@@ -73,6 +73,23 @@ def libvirtd_pids(session: Session, hosts: list[str]) -> dict[str, int]:
     return {h: int(session.run(h, ["sh", "-c", script]).stdout.split()[0]) for h in hosts}
 
 
+def threads_cpu() -> tuple[float, float]:
+    """CPU seconds of this process's main thread (the UI loop) and of all its other threads
+    (live-model workers, the I/O loop, libvirt's event loop); threads that ended are lost."""
+    main = other = 0.0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            f = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        s = (int(f[11]) + int(f[12])) / TICK
+        if int(task.name) == os.getpid():
+            main += s
+        else:
+            other += s
+    return main, other
+
+
 def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) of ``pid`` so far (the lab shares this PID namespace)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -94,10 +111,12 @@ async def phase(config: str, on: bool, idle: float, settle: float) -> dict:
         await asyncio.to_thread(live.wait_ready, 120)
         await asyncio.sleep(settle)
         print("READY", flush=True)
-        c0, t0 = cpu_seconds(), time.monotonic()
+        c0, t0, (m0, o0) = cpu_seconds(), time.monotonic(), threads_cpu()
         await asyncio.sleep(idle)
         cpu, wall = cpu_seconds() - c0, time.monotonic() - t0
+        m1, o1 = threads_cpu()
         out = {"metrics": on, "cpu_pct": 100 * cpu / wall, "rss_mib": rss_mib(), "wall_s": wall,
+               "ui_pct": 100 * (m1 - m0) / wall, "workers_pct": 100 * (o1 - o0) / wall,
                "vms": len(app.cloud.vms), "samples": live.metrics.samples,
                "interval_s": live.stats_interval}
         print("END", flush=True)
@@ -159,7 +178,8 @@ def main() -> int:
                     results.append(r)
                     lv = ", ".join(f"{h} {v:.3f} %" for h, v in sorted(r.get("libvirtd_pct", {}).items()))
                     print(f"metrics {'on ' if on else 'off'}: console CPU {r.get('cpu_pct', float('nan')):.3f} % "
-                          f"of a core, RSS {r.get('rss_mib', 0):.0f} MiB ({r.get('vms')} VMs, "
+                          f"of a core (UI thread {r.get('ui_pct', float('nan')):.3f}, other threads "
+                          f"{r.get('workers_pct', float('nan')):.3f}), RSS {r.get('rss_mib', 0):.0f} MiB ({r.get('vms')} VMs, "
                           f"{r.get('samples')} samples); libvirtd {lv}", flush=True)
             for on in (False, True):
                 rs = [r for r in results if r.get("metrics") is on]
