@@ -242,6 +242,10 @@ class LiveModel:
         self._set_part(name, replace(part, host=replace(part.host, **changes), answered=True))
 
     def _set_sb(self, data) -> None:
+        # the SB's change counter moves on rows the console does not show (ovn-controller's
+        # nb_cfg, timestamps): an equal read publishes nothing (idle: no redraw)
+        if data == self._sb:
+            return
         self._sb = data
         self._dirty.set()
 
@@ -257,6 +261,8 @@ class LiveModel:
             self._dirty.set()
 
     def _set_nb(self, part: NbPart) -> None:
+        if part == self._nb:        # a re-read that found nothing new: nothing to redraw
+            return
         self._nb = part
         self._dirty.set()
 

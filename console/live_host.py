@@ -53,6 +53,11 @@ _CLOSED = "closed"    # first item of the tuple hv.register_events queues when l
 PROBE_INTERVAL = 0.25  # s between probes of a host that is down (see the module doc)
 PROBE_TIMEOUT = 0.5    # s a probe waits for an answer
 POOL_EVERY = 10        # polls between two reads of the storage pools' sizes (they move slowly)
+# Free RAM moves by a few MiB on every poll of a shared machine; each new value redraws every
+# panel. Smaller moves than this (MiB, or 1 % of the host's RAM if more) wait until
+# FREE_RAM_MAX_AGE s have passed since the value shown.
+FREE_RAM_STEP_MIB = 64
+FREE_RAM_MAX_AGE = 30.0
 
 
 def ssh_port_answers(hostname: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -122,6 +127,7 @@ class HostWorker(threading.Thread):
         self.cpu_prev: dict[str, tuple[int, float]] = {}
         self.cpu_ok = True
         self.polls = 0
+        self._free_shown_at = 0.0       # monotonic s when the free RAM shown was read
 
     def wake(self) -> None:
         self.q.put((None, _WAKE))
@@ -380,8 +386,11 @@ class HostWorker(threading.Thread):
         try:
             # the one bulk call also carries the block/interface groups the metrics use
             on = self.live.metrics_on
-            raw, cpu_ok = hv.all_stats(conn, active_only=not full, want_cpu=self.cpu_ok,
-                                       extra_groups=metrics.EXTRA_GROUPS if on else 0)
+            if full or any(v.active for v in self.vms.values()):
+                raw, cpu_ok = hv.all_stats(conn, active_only=not full, want_cpu=self.cpu_ok,
+                                           extra_groups=metrics.EXTRA_GROUPS if on else 0)
+            else:   # nothing runs (events say when something starts): no figure can change
+                raw, cpu_ok = [], self.cpu_ok
             recs = [hv.stats_record(d, s) for d, s in raw]
             free = hv.free_memory_mib(conn)
             sample = metrics.sample_from_raw(name, conn, raw, cpu_ok,
@@ -422,7 +431,11 @@ class HostWorker(threading.Thread):
                 self.vms[r.uuid] = replace(vm, cpu_percent=cpu, rss_mib=r.rss_mib)
                 changed = True
         part = self.live._parts[name]
-        if free != part.host.ram_free_mib:
+        shown = part.host.ram_free_mib
+        step = max(FREE_RAM_STEP_MIB, (part.host.ram_total_mib or 0) // 100)
+        if free != shown and (shown is None or free is None or abs(free - shown) >= step
+                              or now - self._free_shown_at >= FREE_RAM_MAX_AGE):
+            self._free_shown_at = now
             self.live._set_part(name, replace(part, host=replace(part.host, ram_free_mib=free)))
         if changed:
             self._publish_vms()
