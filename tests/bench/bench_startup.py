@@ -149,7 +149,8 @@ def complete(text: str, n_hosts: int, expected: int) -> bool:
     if not m or m.group(5) != "up" or int(m.group(1)) != n_hosts or int(m.group(4)) < expected:
         return False
     rows = [ln for ln in text.splitlines() if ln.startswith("vdbench-")]   # not the details
-    good = [ln for ln in rows if re.search(r"vdbench-\S+\s+\S+\s+shutoff\s+1\s+32\s+bench", ln)]
+    # cells may end in "…" where the table gives a column less room (16 host names)
+    good = [ln for ln in rows if re.search(r"vdbench-\S+\s+\S+\s+shut(off|o…|…)\s+1\s+32\s+bench", ln)]
     return len(rows) >= 20 and len(good) == len(rows)
 
 
