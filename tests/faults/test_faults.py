@@ -10,7 +10,7 @@ agrees with what the verb reported (no success that did not happen, no failure t
 half-made VM). Prints per case: detect time, recover time, orphans before/after the reconcile.
 
 Cost: one sandbox lab up (2 hypervisors, ~10 s with a cached template) plus 10-75 s per case,
-~6.5 min in all (13 cases). ``VIRTDECK_FAULT_CASES=a,b`` runs only those cases;
+~4.5 min in all (15 cases). ``VIRTDECK_FAULT_CASES=a,b`` runs only those cases;
 ``VIRTDECK_FAULT_RESULT=PATH`` keeps the full records (census before/after, marks, findings).
 """
 
