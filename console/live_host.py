@@ -392,11 +392,15 @@ class HostWorker(threading.Thread):
             else:   # nothing runs (events say when something starts): no figure can change
                 raw, cpu_ok = [], self.cpu_ok
             recs = [hv.stats_record(d, s) for d, s in raw]
-            free = hv.free_memory_mib(conn)
             sample = metrics.sample_from_raw(name, conn, raw, cpu_ok,
                                              pools=self.polls % POOL_EVERY == 1,
                                              cpus=self.live._parts[name].host.cores or None) \
                 if on else None
+            # the node memory stats carry the same MemFree (KiB) as getFreeMemory (bytes):
+            # one round trip over SSH fewer per poll when the metrics read them
+            free = sample.node.mem_free_mib if sample is not None else None
+            if free is None:
+                free = hv.free_memory_mib(conn)
         except libvirt.libvirtError as exc:
             self.live.metrics.no_figure(name, time.monotonic())
             self.live._metrics_changed()
