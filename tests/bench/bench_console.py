@@ -79,6 +79,11 @@ Session 2, round 3 (no code change kept; first screen alone, fresh process per r
   artifact (a real hypervisor's root shell does not do this), not fixable in virtdeck; the
   lab could give its hosts a plain root shell start-up. It costs the first screen here about
   0.1-0.3 s (the last host's definitions arrive ~0.2 s after the first's).
+
+Session 3: the headline figure moved to bench_startup.py (from process start, in tmux, beside
+the floor and the virsh loop in the same run, at 3x1,000, 4x2,500 and 16x625); this script's
+figures start after the imports. The lab's hosts now have a plain root shell start-up (an
+empty ~/.bashrc bound in each host's mount namespace: backends/lab/hosts.py).
 """
 
 from __future__ import annotations
