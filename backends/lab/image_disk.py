@@ -91,6 +91,14 @@ rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/arch
 rm -f "$1"/var/log/*.log "$1"/var/log/apt/*
 """
 
+# cloud-init picks ENI first while ifupdown is installed (bullseye's cloud-init depends on it):
+# name netplan alone, and let systemd-networkd (which netplan configures) run from the first boot.
+NETPLAN_HOOK = r"""
+set -e
+printf 'system_info:\n  network:\n    renderers: [netplan]\n' > "$1/etc/cloud/cloud.cfg.d/91-virtdeck-netplan.cfg"
+chroot "$1" systemctl enable systemd-networkd
+"""
+
 RECIPE_VERSION = 1
 
 
@@ -107,6 +115,10 @@ class DiskRecipe:
     default_user: str = "debian"
     merged_usr: bool = True  # bookworm and later ship usr-is-merged; bullseye does not
     security: bool = True    # add <suite>-security to the sources
+    # "ifupdown" (ENI), or "netplan" (systemd-networkd): cloud-init 20.4 (bullseye) renders a
+    # v2 NIC matched by MAC without set-name into ENI under the config's key ("iface nic0"),
+    # so ifup fails on the real name (ens2); netplan hands the MAC match to networkd
+    network: str = "ifupdown"
 
     @property
     def guest_arch(self) -> str:
@@ -115,11 +127,20 @@ class DiskRecipe:
 
     def packages(self) -> list[str]:
         extra = ["usr-is-merged"] if self.merged_usr else []
-        return extra + COMMON_PACKAGES + ARCH_PACKAGES[self.arch]
+        common = COMMON_PACKAGES
+        if self.network == "netplan":
+            common = [p for p in common if p not in ("ifupdown", "isc-dhcp-client")] + ["netplan.io"]
+        return extra + common + ARCH_PACKAGES[self.arch]
 
     def body(self) -> dict:
-        """Everything that decides the image's bytes; its hash keys the cache."""
-        return {"version": RECIPE_VERSION, **asdict(self), "packages": self.packages(),
+        """Everything that decides the image's bytes; its hash keys the cache. (A field at its
+        default is left out, so adding a field does not rebuild every cached image.)"""
+        fields = asdict(self)
+        if fields["network"] == "ifupdown":
+            del fields["network"]
+        else:
+            fields["network_hook"] = NETPLAN_HOOK
+        return {"version": RECIPE_VERSION, **fields, "packages": self.packages(),
                 "mirror": MIRROR, "security": SECURITY_MIRROR, "dpkg": DPKG_OPTS,
                 "essential_hook": ESSENTIAL_HOOK, "customize_hook": CUSTOMIZE_HOOK,
                 "grub": [GRUB_MODULES, GRUB_PLATFORM_MODULES], "layout":
@@ -135,7 +156,7 @@ RECIPES = {
         # bullseye-security (LTS) on the mirror lists kernels whose .deb is not there (404): the
         # point release in bullseye + bullseye-updates is used instead.
         DiskRecipe("debian11-gpt", "bullseye", "amd64", "bios+uefi", "debian11", merged_usr=False,
-                   security=False),
+                   security=False, network="netplan"),
         DiskRecipe("debian12-arm64", "bookworm", "arm64", "uefi", "debian12"),
     )
 }
@@ -209,6 +230,7 @@ def _mmdebstrap(r: DiskRecipe, rootfs: Path, logf: Path) -> None:
     argv += ["--include=" + ",".join(r.packages()), *[f"--dpkgopt={o}" for o in DPKG_OPTS],
              "--essential-hook=" + ESSENTIAL_HOOK, "--customize-hook=" + CUSTOMIZE_HOOK,
              f"--customize-hook=echo {r.name} > \"$1/etc/hostname\"",
+             *([f"--customize-hook={NETPLAN_HOOK}"] if r.network == "netplan" else []),
              "--aptopt=Acquire::Retries \"3\"", r.suite, str(rootfs),
              f"deb {MIRROR} {r.suite} main", f"deb {MIRROR} {r.suite}-updates main"]
     if r.security:
