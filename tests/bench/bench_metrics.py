@@ -112,11 +112,13 @@ async def phase(config: str, on: bool, idle: float, settle: float) -> dict:
         await asyncio.sleep(settle)
         print("READY", flush=True)
         c0, t0, (m0, o0) = cpu_seconds(), time.monotonic(), threads_cpu()
+        g0 = live.snapshot().generation
         await asyncio.sleep(idle)
         cpu, wall = cpu_seconds() - c0, time.monotonic() - t0
         m1, o1 = threads_cpu()
         out = {"metrics": on, "cpu_pct": 100 * cpu / wall, "rss_mib": rss_mib(), "wall_s": wall,
                "ui_pct": 100 * (m1 - m0) / wall, "workers_pct": 100 * (o1 - o0) / wall,
+               "snapshots": live.snapshot().generation - g0,
                "vms": len(app.cloud.vms), "samples": live.metrics.samples,
                "interval_s": live.stats_interval}
         print("END", flush=True)
@@ -179,7 +181,7 @@ def main() -> int:
                     lv = ", ".join(f"{h} {v:.3f} %" for h, v in sorted(r.get("libvirtd_pct", {}).items()))
                     print(f"metrics {'on ' if on else 'off'}: console CPU {r.get('cpu_pct', float('nan')):.3f} % "
                           f"of a core (UI thread {r.get('ui_pct', float('nan')):.3f}, other threads "
-                          f"{r.get('workers_pct', float('nan')):.3f}), RSS {r.get('rss_mib', 0):.0f} MiB ({r.get('vms')} VMs, "
+                          f"{r.get('workers_pct', float('nan')):.3f}; {r.get('snapshots')} snapshots), RSS {r.get('rss_mib', 0):.0f} MiB ({r.get('vms')} VMs, "
                           f"{r.get('samples')} samples); libvirtd {lv}", flush=True)
             for on in (False, True):
                 rs = [r for r in results if r.get("metrics") is on]
