@@ -244,7 +244,10 @@ class LiveModel:
     def _set_sb(self, data) -> None:
         # the SB's change counter moves on rows the console does not show (ovn-controller's
         # nb_cfg, timestamps): an equal read publishes nothing (idle: no redraw)
-        if data == self._sb:
+        old = self._sb
+        if (old is not None and data == old
+                # Chassis equality leaves bridge_mappings out (a dict): compared here
+                and [c.bridge_mappings for c in data.chassis] == [c.bridge_mappings for c in old.chassis]):
             return
         self._sb = data
         self._dirty.set()

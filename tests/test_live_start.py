@@ -41,3 +41,33 @@ def test_deferred_live_shows_inventory_hosts_then_the_lab(lab_inv):
         assert live.session is live.live.session
     finally:
         live.stop()
+
+
+def test_equal_sb_and_nb_reads_publish_nothing(lab_inv):
+    """Idle: the SB's change counter moves on rows the console does not show; a read equal to
+    the last one must not make a new snapshot (each redraws every panel)."""
+    from dataclasses import replace
+
+    from virtdeck.backends.ovn.southbound import Chassis, SbData
+    from virtdeck.console.live import LiveModel
+
+    live = LiveModel(lab_inv)            # not started: only the publishing decision is tested
+    try:
+        sb = SbData(chassis=(Chassis(name="hv1", hostname="hv1"),))
+        live._set_sb(sb)
+        assert live._dirty.is_set()
+        live._dirty.clear()
+        live._set_sb(SbData(chassis=(Chassis(name="hv1", hostname="hv1"),)))
+        assert not live._dirty.is_set()
+        live._set_sb(SbData(chassis=(Chassis(name="hv1", hostname="hv1",
+                                             bridge_mappings={"physnet1": "br-phys"}),)))
+        assert live._dirty.is_set()     # a new mapping is news, though Chassis == ignores it
+        live._dirty.clear()
+        nb = replace(live._nb, answered=True)
+        live._set_nb(nb)
+        assert live._dirty.is_set()
+        live._dirty.clear()
+        live._set_nb(replace(live._nb))
+        assert not live._dirty.is_set()
+    finally:
+        live.session.close()
