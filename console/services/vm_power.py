@@ -137,7 +137,9 @@ def reboot(session, name: str, host: str | None = None, hard: bool = False,
             if watch.came_back.wait(timeout):
                 back = round(watch.at["back"] - t0, 1)
                 down = round(watch.at["down"] - t0, 1) if "down" in watch.at else None
-                went = f"went down after {down:.1f} s and " if down is not None else ""
+                # a reset after the button: the guest went down (libvirt then restarts it) or
+                # rebooted itself; libvirt reports the shutdown of a fake reboot only sometimes
+                went = f"went down after {down:.1f} s and " if down is not None else "went down and "
                 return op.result("ok", f"{name} on {op.host} rebooted: the guest {went}came back "
                                  f"(reset) {back:.1f} s after the power button", hard=False,
                                  down_s=down, back_s=back, state=state_name(dom))
