@@ -48,6 +48,8 @@ class VmNotFound(VirtdeckError):
     def __init__(self, message: str, unreachable: Mapping[str, str] | None = None):
         super().__init__(message)
         self.unreachable: dict[str, str] = dict(unreachable or {})
+        if self.unreachable:  # absence not established: a host did not answer (exit 5, not 3)
+            self.exit_code = ExitCode.UNREACHABLE
 
     @property
     def conclusive(self) -> bool:
