@@ -86,6 +86,9 @@ VM_COLUMNS = (
     Column("ips", "IPs", 15, 31, flex=True),      # a whole IPv4 address (192.168.100.250)
     Column("cpu", "CPU%", 4, 5, right=True),
     *_metric_columns(mw.VM_METRIC_COLUMNS),
+    # the guest arch (domain XML; also in the details pane): at 160x48 it would cut State and the
+    # rates short, so only a table of 110+ cells shows it
+    Column("arch", "Arch", 4, 7, hide_below=110),
 )
 
 NET_COLUMNS = (
@@ -185,7 +188,7 @@ def vm_rows(cloud: Cloud, memo: RowMemo | None = None) -> list[Row]:
             cpu = "" if v.cpu_percent is None else f"{v.cpu_percent:.0f}"
             row = Row(f"vm:{v.host}:{v.uuid}", (
                 v.name, v.host, v.state, str(v.vcpus), str(v.memory_mib), v.tenant or "-",
-                ",".join(nets) or "-", ",".join(v.ips) or "", cpu, *mw.vm_cells(fig)))
+                ",".join(nets) or "-", ",".join(v.ips) or "", cpu, *mw.vm_cells(fig), v.arch or "?"))
         new[id(v)] = (v, row, fig)
         rows.append(row)
     if memo is not None:

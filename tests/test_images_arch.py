@@ -54,3 +54,11 @@ def test_guest_arches_from_the_lab_capabilities(lab_session, lab_inventory):
 
 
 from provision_helpers import lab_inventory, lab_session  # noqa: E402,F401
+
+
+def test_vms_panel_rows_carry_the_guest_arch():
+    from console_fixtures import sample_cloud
+    from virtdeck.screens.views import VM_COLUMNS, vm_rows
+    rows = vm_rows(sample_cloud())
+    assert VM_COLUMNS[-1].key == "arch" and VM_COLUMNS[-1].hide_below > 0  # wide tables only
+    assert all(len(r.cells) == len(VM_COLUMNS) and r.cells[-1] == "x86_64" for r in rows)
