@@ -3,8 +3,10 @@
 The CLI handlers; the subcommands and options are declared in the verb registry
 (console/verbs/template.py).
 
-Exit codes: 0 ok, 2 invalid input or template in use (nothing changed), 3 read-only, 4 host error
-(a checksum mismatch on a host included: nothing kept).
+Exit codes (console/errors.py ExitCode): 0 ok, 2 invalid input or template in use (nothing
+changed), 5 a host failed or did not answer (a checksum mismatch or failed download on a host
+included: nothing kept), 7 read-only, 130 interrupted (a URL download's partial files stay on
+the hosts for the next run to resume).
 """
 
 from __future__ import annotations
