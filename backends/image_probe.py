@@ -44,6 +44,8 @@ class DiskLayout:
     filesystem: str | None = None
     format: str | None = None
     virtual_size: int | None = None
+    esp_lba: tuple[int, int] | None = None  # first and last sector of the (first) ESP
+    efi_arches: tuple[str, ...] = ()        # arches of the ESP's removable-media loaders
 
     def boot_modes(self) -> tuple[str, ...]:
         """The boot modes this image can use, best guess first (see :func:`suggest_boot`)."""
@@ -67,6 +69,8 @@ class DiskLayout:
             parts.append("MBR boot code")
         if self.filesystem:
             parts.append(f"bare {self.filesystem} filesystem")
+        if self.efi_arches:
+            parts.append(f"EFI loader for {'/'.join(self.efi_arches)}")
         size = f", {self.virtual_size / 2**30:.1f} GiB" if self.virtual_size else ""
         return ", ".join(parts) + (f" ({self.format}{size})" if self.format else "")
 
@@ -94,14 +98,17 @@ def parse_head(head: bytes) -> DiskLayout:
     if 0xEE in types and len(head) >= 2 * SECTOR and head[SECTOR:SECTOR + 8] == b"EFI PART":
         entries_lba, count, size = struct.unpack_from("<QII", head, SECTOR + 72)
         esp = bios = False
+        esp_lba = None
         for i in range(min(count, 256)):
             off = entries_lba * SECTOR + i * size
-            if size < 16 or off + 16 > len(head):
+            if size < 48 or off + 48 > len(head):
                 break
             guid = uuid.UUID(bytes_le=bytes(head[off:off + 16]))
+            if guid == ESP_GUID and esp_lba is None:
+                esp_lba = struct.unpack_from("<QQ", head, off + 32)
             esp |= guid == ESP_GUID
             bios |= guid == BIOS_BOOT_GUID
-        return DiskLayout("gpt", esp=esp, bios_boot=bios, boot_code=boot_code)
+        return DiskLayout("gpt", esp=esp, bios_boot=bios, boot_code=boot_code, esp_lba=esp_lba)
     return DiskLayout("mbr", esp=0xEF in types, boot_code=boot_code)
 
 
@@ -122,7 +129,32 @@ def probe_local(path: str | os.PathLike) -> DiskLayout:
         detail = getattr(exc, "stderr", "") or str(exc)
         raise ValidationError("image", f"{path}: qemu-img cannot read it ({detail.strip()[:200]})") from None
     layout = parse_head(head)
-    return DiskLayout(**{**layout.__dict__, "format": info["format"], "virtual_size": info.get("virtual-size")})
+    arches = _efi_arches(path, info["format"], layout.esp_lba) if layout.esp_lba else ()
+    return DiskLayout(**{**layout.__dict__, "format": info["format"], "virtual_size": info.get("virtual-size"),
+                         "efi_arches": arches})
+
+
+#: removable-media loader name in EFI/BOOT → guest arch (UEFI spec 3.5.1.1)
+EFI_LOADERS = {"BOOTX64.EFI": "x86_64", "BOOTAA64.EFI": "aarch64"}
+ESP_READ_MAX = 128 * 1024 * 2  # sectors: read at most 128 MiB of an ESP
+
+
+def _efi_arches(path, fmt: str, lba: tuple[int, int]) -> tuple[str, ...]:
+    """The arches whose loader the ESP holds in /EFI/BOOT (read with qemu-img dd + mtools' mdir);
+    () when mtools is missing or the FAT cannot be read (detection only: never an error)."""
+    first, last = lba
+    count = min(last - first + 1, ESP_READ_MAX)
+    try:
+        with tempfile.NamedTemporaryFile(prefix="virtdeck-esp-") as tmp:
+            subprocess.run(["qemu-img", "dd", "-f", fmt, "-O", "raw", f"bs={SECTOR}", f"skip={first}",
+                            f"count={count}", f"if={path}", f"of={tmp.name}"],
+                           capture_output=True, check=True, timeout=120)
+            out = subprocess.run(["mdir", "-b", "-i", tmp.name, "::/EFI/BOOT"], capture_output=True, text=True,
+                                 timeout=30, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    names = {line.rsplit("/", 1)[-1].strip().upper() for line in out.splitlines()}
+    return tuple(a for n, a in EFI_LOADERS.items() if n in names)
 
 
 def probe_on_host(session, host: str, path: str) -> DiskLayout:

@@ -132,14 +132,18 @@ def cmd_add(args) -> int:
     url = getattr(args, "url", None)
     if (args.image is None) == (url is None):
         raise ValidationError("image", "give a local image file or --url URL (one of them)")
-    if args.image is not None and args.boot is None and not args.kernel and not args.json:
+    default_arch = "x86_64"
+    if args.image is not None and not args.kernel:
         from ..backends.image_probe import probe_local
         from .services.image_checks import check_image
         check_image(args.image)  # refused in one sentence before anything else is said
         layout = probe_local(args.image)  # what the image shows; the service decides the same way
-        print(f"image: {layout.describe()}; boot modes it can use: "
-              f"{', '.join(layout.boot_modes()) or 'none seen'}", file=sys.stderr)
-    arch = _ask(args, "arch", "architecture (x86_64, aarch64)", "x86_64")
+        if len(layout.efi_arches) == 1:
+            default_arch = layout.efi_arches[0]  # the ESP's only loader says the arch
+        if not args.json:
+            print(f"image: {layout.describe()}; boot modes it can use: "
+                  f"{', '.join(layout.boot_modes()) or 'none seen'}", file=sys.stderr)
+    arch = _ask(args, "arch", "architecture (x86_64, aarch64)", default_arch)
     os_name = _ask(args, "os", "operating system (shown in lists, e.g. debian12)", "linux")
     user = _ask(args, "default_user", "the image's default user", "debian")
     progress = None if args.json else (HostsProgress() if url else ProgressBar())

@@ -41,9 +41,17 @@ def test_probe_reads_the_lab_images(gpt_image):
     assert layout.boot_modes() == ("bios", "uefi")
     assert resolve_boot(layout, "x86_64", None, False) == "bios"
     assert resolve_boot(layout, "x86_64", "uefi", False) == "uefi"
-    assert resolve_boot(layout, "aarch64", None, False) == "uefi"
-    bare = image_probe.DiskLayout("none", filesystem="ext")
+    assert layout.efi_arches == ("x86_64",)  # EFI/BOOT/BOOTX64.EFI on the ESP
     from virtdeck.console.errors import ValidationError
+    with pytest.raises(ValidationError, match="boots x86_64 .*give --arch x86_64"):
+        resolve_boot(layout, "aarch64", None, False)
+    from virtdeck.backends.lab.image_disk import RECIPES, cached_image
+    arm = cached_image(RECIPES["debian12-arm64"])  # built by the e2e test (minutes): only when cached
+    if arm is not None:
+        arm_layout = image_probe.probe_local(arm.qcow2)
+        assert arm_layout.efi_arches == ("aarch64",)
+        assert resolve_boot(arm_layout, "aarch64", None, False) == "uefi"
+    bare = image_probe.DiskLayout("none", filesystem="ext")
     with pytest.raises(ValidationError, match="needs an EFI system partition"):
         resolve_boot(bare, "x86_64", "uefi", False)
     assert resolve_boot(bare, "x86_64", None, True) == "kernel"

@@ -192,6 +192,9 @@ def resolve_boot(layout: image_probe.DiskLayout, arch: str, boot: str | None, ke
     if chosen in ("bios", "uefi") and not opaque and chosen not in layout.boot_modes():
         what = "an EFI system partition" if chosen == "uefi" else "BIOS boot code (MBR code or a BIOS boot partition)"
         raise ValidationError("boot", f"boot {chosen!r} needs {what}; the image has {layout.describe()}")
+    if chosen == "uefi" and layout.efi_arches and arch not in layout.efi_arches:
+        raise ValidationError("arch", f"the image's EFI system partition boots {'/'.join(layout.efi_arches)} "
+                                      f"(EFI/BOOT), not {arch}; give --arch {layout.efi_arches[0]}")
     if arch == "aarch64" and chosen == "bios":
         raise ValidationError("boot", "aarch64 boots by 'uefi' or 'kernel', there is no BIOS")
     if secure_boot and chosen != "uefi":
