@@ -38,3 +38,45 @@ def lab_inv(lab):
     reuses a running lab). Module scope."""
     from virtdeck.config import inventory as inv_mod
     return inv_mod.load(lab.inventory)
+
+
+# The cloud images of tests/e2e/test_cloud_images.py take minutes to build on a fresh machine
+# (the arm64 one runs under qemu-user); start their builds when the session starts, one process
+# per image, so they overlap the rest of the suite instead of adding to it. ensure_image's flock
+# makes the test wait for a build still running; a cached image costs nothing here.
+_IMAGE_TESTS = "tests/e2e/test_cloud_images.py"
+_image_builds: list = []
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection
+def pytest_collection_modifyitems(session, config, items):
+    """Start background builds of the uncached cloud images when their e2e test is selected."""
+    if os.environ.get("VIRTDECK_NO_IMAGE_PREBUILD") or config.option.collectonly:
+        return
+    if not any(item.nodeid.startswith(_IMAGE_TESTS) for item in items):
+        return
+    import subprocess
+    import sys
+    from virtdeck.backends.lab.image_disk import RECIPES, cached_image
+    from virtdeck.backends.lab.state import image_cache_dir
+    cache = image_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    for name, recipe in RECIPES.items():
+        if cached_image(recipe) is None:
+            log = open(cache / f"{name}.prebuild.log", "ab")
+            _image_builds.append(subprocess.Popen(
+                [sys.executable, "-m", "virtdeck.backends.lab.image_disk", name],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop a background image build the session no longer needs (its own process group)."""
+    import signal
+    for proc in _image_builds:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=30)
