@@ -50,11 +50,16 @@ _image_builds: list = []
 
 @pytest.hookimpl(trylast=True)  # after -m/-k deselection
 def pytest_collection_modifyitems(session, config, items):
-    """Start background builds of the uncached cloud images when their e2e test is selected."""
+    """Start background builds of the uncached cloud images when their e2e test is selected,
+    and move that test to the end of the run."""
     if os.environ.get("VIRTDECK_NO_IMAGE_PREBUILD") or config.option.collectonly:
         return
-    if not any(item.nodeid.startswith(_IMAGE_TESTS) for item in items):
+    image_items = [item for item in items if item.nodeid.startswith(_IMAGE_TESTS)]
+    if not image_items:
         return
+    # Run them last (they would come first, tests/e2e/ sorts early): the builds get the
+    # whole suite's length to finish in.
+    items[:] = [item for item in items if item not in image_items] + image_items
     import subprocess
     import sys
     from virtdeck.backends.lab.image_disk import RECIPES, cached_image
