@@ -89,7 +89,7 @@ class DeferredLive:
             self.live = live
             for cb in self._subs:
                 self._subs[cb] = live.subscribe(cb)
-        live.start()
+            live.start()    # returns at once; under the lock so that stop() cannot come between
         self._built.set()
 
     @property
