@@ -39,24 +39,26 @@ the ratios less so since floor, virsh loop and console ran in the same minute):
 =============================  ==========  ==========  ===========================
                                3x1,000     4x2,500     16x625 (4 hosts x 4 names)
 =============================  ==========  ==========  ===========================
-load                           3.1-3.4     7.4-9.2     5.5-6.4
-first paint (tmux)             0.74 s      0.53 s      0.52 s     (target 0.40)
-first complete screen (tmux)   1.50 s      1.84 s      2.20 s
-  headless, from its start     2.17 s      1.99 s      3.13 s
-floor                          0.44 s      0.45 s      1.38 s
-virsh list loop                1.14 s      2.09 s      4.66 s
-complete / floor               3.39x       4.12x       1.59x      (target 1.5x)
-complete / virsh loop          1.31x       0.88x       0.47x      (target 0.6x)
-event -> screen p50 / p95      53/183 ms   56/193 ms   111/390 ms (target p95 200)
-idle CPU console               0.40 %      0.60 %      1.70 %     (target 0.15)
+load                           2.3-3.8     7.4-9.2     5.5-6.4
+first paint (tmux)             0.53 s      0.53 s      0.52 s     (target 0.40)
+first complete screen (tmux)   1.22 s      1.84 s      2.20 s
+  headless, from its start     0.85 s      1.99 s      3.13 s
+floor                          0.43 s      0.45 s      1.38 s
+virsh list loop                0.97 s      2.09 s      4.66 s
+complete / floor               2.84x       4.12x       1.59x      (target 1.5x)
+complete / virsh loop          1.25x       0.88x       0.47x      (target 0.6x)
+event -> screen p50 / p95      35/72 ms    56/193 ms   111/390 ms (target p95 200)
+idle CPU console               0.43 %      0.60 %      1.70 %     (target 0.15)
 idle CPU each libvirtd         0.03 %      0.03 %      0.07-0.13 % (4 connections each)
-RSS                            108 MiB     125 MiB     116 MiB    (target 120 at 10,000)
-RSS slope, MiB per 1,000 dom.  7.3         3.95        2.64
+RSS                            104 MiB     125 MiB     116 MiB    (target 120 at 10,000)
+RSS slope, MiB per 1,000 dom.  6.5         3.95        2.64
 =============================  ==========  ==========  ===========================
 
-(The 3x1,000 column predates the malloc_trim change; at 4x2,500 before it: RSS 141-147 MiB,
-slope 5.4-6.0; 16x625 before it: 142 MiB, slope 5.1. 16x625 runs 16 console connections
-against 4 lab hosts: the lab has no light hosts yet, see the report.)
+(Before the malloc_trim change: 4x2,500 RSS 141-147 MiB, slope 5.4-6.0; 16x625 142 MiB,
+slope 5.1; 3x1,000 103-108 MiB. 3x1,000 at load 7.8-8.4 earlier: paint 1.26 s, complete
+2.56 s, floor 0.84 s, virsh loop 1.75 s, ratios 3.04x / 1.46x. 16x625 runs 16 console
+connections against 4 lab hosts (``--aliases 4``): the lab has no sshd + libvirtd-only hosts
+(``lab up --light N``) yet, and stops at 4 hypervisors.)
 
 A/B, first paint and every host + NB up (``--paint-ab``, the shared lab, 4 pairs each):
 session start tree vs the live model imported behind the first frame (console/live_start.py):
