@@ -155,17 +155,18 @@ def api_class() -> type:
                  "rereads_before_retry": True})
 
 
-def _fetch_schema(remote: str, timeout: float):
-    """``get_schema`` over a fresh connection, bounded by ``timeout`` (python-ovs blocks
-    without one on a server that accepts but does not answer)."""
+def fetch_schema(remote: str, timeout: float, schema: str = "OVN_Northbound"):
+    """``get_schema`` of ``schema`` (OVN_Northbound / OVN_Southbound) over a fresh connection,
+    bounded by ``timeout`` seconds (python-ovs blocks without one on a server that accepts but
+    does not answer). Raises TimeoutError, or what python-ovs raised."""
     box: dict = {}
 
     def work() -> None:
         try:
-            box["helper"] = idlutils.get_schema_helper(remote, "OVN_Northbound")
+            box["helper"] = idlutils.get_schema_helper(remote, schema)
         except Exception as exc:  # noqa: BLE001
             box["error"] = exc
-    t = threading.Thread(target=work, name="nb-schema", daemon=True)
+    t = threading.Thread(target=work, name="ovsdb-schema", daemon=True)
     t.start()
     t.join(timeout)
     if t.is_alive():
@@ -211,7 +212,7 @@ def connect(remote: str, timeout: float = 10.0, probe_interval_ms: int | None = 
         # handshake first: a wrong CA becomes one sentence here, not a bare timeout later
         ovn_remote.preflight_ssl(remote, ssl, timeout=min(timeout, 5.0))
         ovn_remote.use_ssl(ssl)
-    helper = _fetch_schema(remote, timeout)
+    helper = fetch_schema(remote, timeout)
     helper.register_all()
     idl = NbIdl(remote, helper, probe_interval=probe_interval_ms, leader_only=leader_only)
     if len(members) > 1:

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from ovsdbapp.backend.ovs_idl import connection as ovs_connection
-from ovsdbapp.backend.ovs_idl import idlutils
 from ovsdbapp.schema.ovn_southbound import impl_idl
 
-from . import remote as ovn_remote
+from . import connection as ovn_connection, remote as ovn_remote
 from ...console.errors import HostError
 
 log = logging.getLogger(__name__)
@@ -175,21 +173,12 @@ def _ssl_files(inventory) -> ovn_remote.SslFiles | None:
 
 
 def _schema(remote_: str, timeout: float):
-    box: dict = {}
-
-    def work() -> None:
-        try:
-            box["helper"] = idlutils.get_schema_helper(remote_, "OVN_Southbound")
-        except Exception as exc:  # noqa: BLE001
-            box["error"] = exc
-    t = threading.Thread(target=work, name="sb-schema", daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        raise HostError(f"OVN southbound at {remote_}: no answer within {timeout:g} s")
-    if "error" in box:
-        raise HostError(f"OVN southbound at {remote_}: {box['error']}")
-    return box["helper"]
+    try:
+        return ovn_connection.fetch_schema(remote_, timeout, "OVN_Southbound")
+    except TimeoutError:
+        raise HostError(f"OVN southbound at {remote_}: no answer within {timeout:g} s") from None
+    except Exception as exc:  # noqa: BLE001 - python-ovs raises plain Exceptions
+        raise HostError(f"OVN southbound at {remote_}: {exc}") from None
 
 
 def connect(remote_: str, timeout: float = 10.0, ssl: ovn_remote.SslFiles | None = None):
