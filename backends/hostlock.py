@@ -47,13 +47,31 @@ def _command(wait: float) -> str:
             f'exec flock -w {wait:g} "$l" sh -c \'echo locked; exec cat >/dev/null\'')
 
 
-class HostLock:
-    """A held placement lock on ``host``; ``waited``: seconds spent waiting for it."""
+def end_holder(proc, timeout: float = 10.0) -> None:
+    """End an SSH process that holds an flock on a host (the placement lock, an owner mark):
+    EOF on its stdin, then up to ``timeout`` seconds for the channel to close; closed outright
+    after that. Blocking. Never raises: a lost connection has dropped the lock already."""
+    import asyncssh  # here, not at the top: the console's first frame does not wait for it
 
-    def __init__(self, host: str, proc, waited: float):
-        self.host = host
+    async def _close():
+        try:
+            proc.stdin.write_eof()
+            await asyncio.wait_for(proc.wait_closed(), timeout)
+        except (asyncssh.Error, OSError, asyncio.TimeoutError, BrokenPipeError):
+            proc.close()
+
+    try:
+        ioloop.call(_close(), timeout=timeout + 2)
+    except Exception:  # noqa: BLE001 - the lock dies with the channel anyway
+        pass
+
+
+class FlockHolder:
+    """An SSH process on a host that holds an flock until :meth:`release` (or until its
+    connection dies, which drops the lock too). Context manager."""
+
+    def __init__(self, proc):
         self._proc = proc
-        self.waited = waited
         self.released = False
 
     def release(self, timeout: float = 10.0) -> None:
@@ -61,27 +79,23 @@ class HostLock:
         if self.released:
             return
         self.released = True
-        if self._proc is None:
-            return
-        import asyncssh  # here, not at the top: the console's first frame does not wait for it
+        if self._proc is not None:
+            end_holder(self._proc, timeout)
 
-        async def _close():
-            try:
-                self._proc.stdin.write_eof()
-                await asyncio.wait_for(self._proc.wait_closed(), timeout)
-            except (asyncssh.Error, OSError, asyncio.TimeoutError, BrokenPipeError):
-                self._proc.close()
-
-        try:
-            ioloop.call(_close(), timeout=timeout + 2)
-        except Exception:  # noqa: BLE001 - the lock dies with the channel anyway
-            pass
-
-    def __enter__(self) -> "HostLock":
+    def __enter__(self) -> "FlockHolder":
         return self
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class HostLock(FlockHolder):
+    """A held placement lock on ``host``; ``waited``: seconds spent waiting for it."""
+
+    def __init__(self, host: str, proc, waited: float):
+        super().__init__(proc)
+        self.host = host
+        self.waited = waited
 
 
 def acquire(session, host: str, wait: float = 60.0) -> HostLock:

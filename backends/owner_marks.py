@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
-from . import ioloop
+from . import hostlock, ioloop
 from ..console.errors import HostError
 
 MARK_DIR = "/var/lib/virtdeck/marks"
@@ -86,32 +86,13 @@ def new_mark(vm: str, tenant: str, pool: str, volumes) -> OwnerMark:
                      creator=f"{os.getpid()}@{socket.gethostname()}")
 
 
-class HeldMark:
-    """A mark written on ``host`` and flock-held by this process (the create is in flight)."""
+class HeldMark(hostlock.FlockHolder):
+    """A mark written on ``host`` and flock-held by this process (the create is in flight);
+    :meth:`release` stops holding it (the create is over) and leaves the file."""
 
     def __init__(self, session, host: str, mark: OwnerMark, proc):
-        self.session, self.host, self.mark, self._proc = session, host, mark, proc
-        self.released = False
-
-    def release(self, timeout: float = 10.0) -> None:
-        """Stop holding the mark (the create is over); the file stays. Never raises."""
-        if self.released:
-            return
-        self.released = True
-        if self._proc is None:
-            return
-        proc = self._proc
-
-        async def _close():
-            try:
-                proc.stdin.write_eof()
-                await asyncio.wait_for(proc.wait_closed(), timeout)
-            except (asyncssh.Error, OSError, asyncio.TimeoutError, BrokenPipeError):
-                proc.close()
-        try:
-            ioloop.call(_close(), timeout=timeout + 2)
-        except Exception:  # noqa: BLE001 - the lock dies with the channel anyway
-            pass
+        super().__init__(proc)
+        self.session, self.host, self.mark = session, host, mark
 
     def drop(self) -> None:
         """Release and remove the mark file (an undo that removed every volume). Raises
