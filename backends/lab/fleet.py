@@ -274,9 +274,8 @@ def known_hosts_text(n: int) -> str:
 def inventory(n: int, tpl) -> dict:
     """The fleet inventory: hypervisors by alias, no user/port (ssh_config decides), the fresh
     host left out; NB over TCP."""
-    from .image import CMDLINE
     from .central import flavour
-    from .up import _ovn_inventory
+    from .up import _ovn_inventory, template_entry
     ovn = flavour()
     inv: dict = {
         # standalone: NB over TCP (the operator may not open central's root-only unix socket)
@@ -291,11 +290,7 @@ def inventory(n: int, tpl) -> dict:
             inv["hosts"].append({"name": h.name, "address": alias(h.name),
                                  "libvirt_socket": topo.LIBVIRT_SOCKET, "domain_type": "qemu"})
     if tpl is not None:
-        inv["templates"] = [{
-            "name": tpl.name, "pool": topo.POOL_NAME, "volume": f"{tpl.name}.qcow2",
-            "kernel": f"{tpl.name}.vmlinuz", "initrd": f"{tpl.name}.initrd", "cmdline": CMDLINE,
-            "sha256": tpl.sha256, "arch": "x86_64", "os": "debian12", "default_user": "debian",
-        }]
+        inv["templates"] = [template_entry(tpl)]
     return inv
 
 

@@ -219,12 +219,18 @@ def inventory(n: int, tpl: Template | None, ovn: str | None = None) -> dict:
         inv["hosts"].append({"name": h.name, "address": h.address, "user": "root", "port": 22,
                              "libvirt_socket": topo.LIBVIRT_SOCKET, "domain_type": "qemu"})
     if tpl is not None:
-        inv["templates"] = [{
-            "name": tpl.name, "pool": topo.POOL_NAME, "volume": f"{tpl.name}.qcow2",
-            "kernel": f"{tpl.name}.vmlinuz", "initrd": f"{tpl.name}.initrd", "cmdline": CMDLINE,
-            "sha256": tpl.sha256, "arch": "x86_64", "os": "debian12", "default_user": "debian",
-        }]
+        inv["templates"] = [template_entry(tpl)]
     return inv
+
+
+def template_entry(tpl: Template) -> dict:
+    """The inventory's [[templates]] entry of the lab's direct-kernel template (its volumes in
+    every hypervisor's pool, pinned by its sha256)."""
+    return {
+        "name": tpl.name, "pool": topo.POOL_NAME, "volume": f"{tpl.name}.qcow2",
+        "kernel": f"{tpl.name}.vmlinuz", "initrd": f"{tpl.name}.initrd", "cmdline": CMDLINE,
+        "sha256": tpl.sha256, "arch": "x86_64", "os": "debian12", "default_user": "debian",
+    }
 
 
 def write_inventory(n: int, tpl: Template | None) -> None:
