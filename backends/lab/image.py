@@ -55,8 +55,10 @@ DPKG_OPTS = [
 ]
 
 # Runs after the essential packages, before the kernel: the initramfs is then built once, small,
-# with the drivers that make the root disk and the seed cdrom visible early.
-ESSENTIAL_HOOK = r"""
+# with the drivers that make the root disk and the seed cdrom visible early. The disk images
+# (image_disk.py) use the same hooks with their own modules and no fixed hostname; a hook's text
+# is part of each recipe's hash.
+_ESSENTIAL = r"""
 set -e
 mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/etc/initramfs-tools/hooks"
 printf 'MODULES=list\nCOMPRESS=zstd\n' > "$1/etc/initramfs-tools/conf.d/virtdeck.conf"
@@ -64,14 +66,14 @@ cat > "$1/etc/initramfs-tools/hooks/virtdeck" <<'EOF'
 #!/bin/sh
 [ "$1" = prereqs ] && exit 0
 . /usr/share/initramfs-tools/hook-functions
-for m in virtio_pci virtio_blk virtio_scsi virtio_net sd_mod sr_mod ata_piix ata_generic ext4; do
+for m in @MODULES@; do
   force_load "$m" || true
 done
 EOF
 chmod 755 "$1/etc/initramfs-tools/hooks/virtdeck"
 """
 
-CUSTOMIZE_HOOK = r"""
+_CUSTOMIZE = r"""
 set -e
 echo 'LANG=C.UTF-8' > "$1/etc/default/locale"
 echo 'LABEL=rootfs / ext4 defaults,errors=remount-ro 0 1' > "$1/etc/fstab"
@@ -80,13 +82,30 @@ cat > "$1/etc/cloud/cloud.cfg.d/90-virtdeck.cfg" <<'EOF'
 datasource_list: [NoCloud, None]
 locale: C.UTF-8
 EOF
-echo debian12 > "$1/etc/hostname"
-rm -f "$1"/etc/ssh/ssh_host_*
+@HOSTNAME@rm -f "$1"/etc/ssh/ssh_host_*
 : > "$1/etc/machine-id"
 rm -f "$1/var/lib/dbus/machine-id"
 rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/archives/*.deb
 rm -f "$1"/var/log/*.log "$1"/var/log/apt/*
 """
+
+
+def essential_hook(modules: str) -> str:
+    """mmdebstrap --essential-hook text: a small zstd initramfs with ``modules`` (kernel module
+    names, space-separated) forced in."""
+    return _ESSENTIAL.replace("@MODULES@", modules)
+
+
+def customize_hook(hostname: str | None) -> str:
+    """mmdebstrap --customize-hook text: locale, fstab by label, cloud-init's NoCloud datasource,
+    ``/etc/hostname`` when ``hostname`` is given, no host keys, machine-id, apt lists or logs."""
+    line = f'echo {hostname} > "$1/etc/hostname"\n' if hostname else ""
+    return _CUSTOMIZE.replace("@HOSTNAME@", line)
+
+
+ESSENTIAL_HOOK = essential_hook(
+    "virtio_pci virtio_blk virtio_scsi virtio_net sd_mod sr_mod ata_piix ata_generic ext4")
+CUSTOMIZE_HOOK = customize_hook("debian12")
 
 RECIPE_VERSION = 1
 

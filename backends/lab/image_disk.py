@@ -33,7 +33,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .image import DPKG_OPTS, MIRROR, SECURITY_MIRROR, sha256_file
+from .image import DPKG_OPTS, MIRROR, SECURITY_MIRROR, customize_hook, essential_hook, sha256_file
 from .state import LabError, image_cache_dir, run
 
 SECTOR = 512
@@ -60,36 +60,11 @@ GRUB_PLATFORM_MODULES = {
     "arm64-efi": [],
 }
 
-ESSENTIAL_HOOK = r"""
-set -e
-mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/etc/initramfs-tools/hooks"
-printf 'MODULES=list\nCOMPRESS=zstd\n' > "$1/etc/initramfs-tools/conf.d/virtdeck.conf"
-cat > "$1/etc/initramfs-tools/hooks/virtdeck" <<'EOF'
-#!/bin/sh
-[ "$1" = prereqs ] && exit 0
-. /usr/share/initramfs-tools/hook-functions
-for m in virtio_pci virtio_mmio virtio_blk virtio_scsi virtio_net sd_mod sr_mod ata_piix ata_generic ext4; do
-  force_load "$m" || true
-done
-EOF
-chmod 755 "$1/etc/initramfs-tools/hooks/virtdeck"
-"""
-
-CUSTOMIZE_HOOK = r"""
-set -e
-echo 'LANG=C.UTF-8' > "$1/etc/default/locale"
-echo 'LABEL=rootfs / ext4 defaults,errors=remount-ro 0 1' > "$1/etc/fstab"
-mkdir -p "$1/etc/cloud/cloud.cfg.d"
-cat > "$1/etc/cloud/cloud.cfg.d/90-virtdeck.cfg" <<'EOF'
-datasource_list: [NoCloud, None]
-locale: C.UTF-8
-EOF
-rm -f "$1"/etc/ssh/ssh_host_*
-: > "$1/etc/machine-id"
-rm -f "$1/var/lib/dbus/machine-id"
-rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/archives/*.deb
-rm -f "$1"/var/log/*.log "$1"/var/log/apt/*
-"""
+# The lab template's hooks (image.py) with virtio_mmio added (aarch64's virt machine) and no
+# fixed hostname (cloud-init sets it).
+ESSENTIAL_HOOK = essential_hook(
+    "virtio_pci virtio_mmio virtio_blk virtio_scsi virtio_net sd_mod sr_mod ata_piix ata_generic ext4")
+CUSTOMIZE_HOOK = customize_hook(None)
 
 # cloud-init picks ENI first while ifupdown is installed (bullseye's cloud-init depends on it):
 # name netplan alone, and let systemd-networkd (which netplan configures) run from the first boot.
