@@ -212,7 +212,7 @@ async def test_scenario_3_from_the_tui(session, lab, tenants, probes):  # noqa: 
             async def delete_row(key: str) -> None:
                 main.table("networks").select_key(key)
                 main.table("networks").focus()
-                await pilot.press("D")
+                await pilot.press("ctrl+d")
                 await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), 5, "confirmation")
                 await pilot.press("y")
 
