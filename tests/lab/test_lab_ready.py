@@ -223,7 +223,9 @@ def test_same_named_guests_on_two_hypervisors_get_their_own_cgroups_and_cpu_stat
         groups = []
         for conn, dom in started:
             assert dom.getCPUStats(True)[0]["cpu_time"] >= 0
-            (stats,) = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_CPU_TOTAL)
+            # other running guests (a shared lab, an earlier test's) are listed too: find ours
+            (stats,) = [s for s in conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_CPU_TOTAL)
+                        if s[0].name() == name]
             assert "cpu.time" in stats[1]
             pid = _qemu_pid(dom)
             line = [ln for ln in open(f"/proc/{pid}/cgroup") if ":cpuacct:" in ln][0]
