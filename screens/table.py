@@ -159,9 +159,102 @@ class CloudTable(ScrollView, can_focus=True):
     def set_rows(self, rows: Sequence[Row]) -> None:
         """Replace every row (shown in the current sort order). Until the operator moves the
         cursor it stays on the first row; after that it stays on the same key when that is
-        still there."""
-        self._given = tuple(rows)
-        self._place_rows()
+        still there.
+
+        When the keys are the same, in the same order, as the last call's (a metrics snapshot:
+        a few running VMs' figures moved among thousands of rows), only the rows whose cells
+        differ are replaced, moved to their sort position if the sorted cell changed, and
+        redrawn if on screen; added or removed rows rebuild the whole table."""
+        given = tuple(rows)
+        if not self._update_rows(given):
+            self._given = given
+            self._place_rows()
+
+    def _update_rows(self, given: tuple[Row, ...]) -> bool:
+        """The incremental path of :meth:`set_rows`; False (nothing changed here) when the
+        keys differ from the shown ones and a full rebuild is needed."""
+        old = self._given
+        if len(old) != len(given) or not old or len(self.rows) != len(old):
+            return False
+        changed = [i for i, (a, b) in enumerate(zip(old, given)) if a is not b]
+        if any(old[i].key != given[i].key for i in changed):
+            return False
+        if not changed:
+            return True
+        col = self.sort_column
+        keys = self._sort_keys[1] if col is not None and self._sort_keys[0] == col else None
+        if col is not None and keys is None:
+            return False            # no sort keys kept for this column: the full path makes them
+        cursor_key = self.cursor_key
+        self._given = given
+        rows = list(self.rows)
+        resort = False
+        for i in changed:
+            a, b = old[i], given[i]
+            rows[self._index[a.key]] = b
+            if keys is not None:
+                hit = keys.pop(id(a), None)
+                if a.cells[col] != b.cells[col] or hit is None or hit[0] is not a:
+                    resort = True
+                    keys[id(b)] = (b, natural_key(b.cells[col]))
+                else:
+                    keys[id(b)] = (b, hit[1])
+        if resort:
+            # ties keep the given order, as the full sort's do: (cell, given index) ascending,
+            # or cell descending with the given index ascending
+            at = {id(r): i for i, r in enumerate(given)}
+            if self.sort_reverse:
+                rows.sort(key=lambda r: (keys[id(r)][1], -at[id(r)]), reverse=True)
+            else:
+                rows.sort(key=lambda r: (keys[id(r)][1], at[id(r)]))
+            self._index = {r.key: i for i, r in enumerate(rows)}
+        self.rows = tuple(rows)
+        if col is not None:
+            self._sorted_for = ((col, self.sort_reverse), self._given, self.rows)
+        # column widths: grow to a longer cell; a column whose widest cell got shorter is
+        # measured again
+        lens = self._lens
+        natural = list(self._natural)
+        remeasure: set[int] = set()
+        for i in changed:
+            a, b = old[i], given[i]
+            hit = lens.pop(id(a), None)
+            before = hit[1] if hit is not None and hit[0] is a else tuple(map(len, a.cells))
+            after = tuple(map(len, b.cells))
+            lens[id(b)] = (b, after)
+            for c, (x, y) in enumerate(zip(before, after)):
+                if x != y:
+                    remeasure.add(c)
+        for c in remeasure:
+            column = self.columns[c]
+            label = len(self._label(c))
+            widest = max((v[1][c] for v in lens.values()), default=0)
+            natural[c] = max(label, min(column.max, max(column.min, label, widest)))
+        relayout = natural != self._natural
+        if relayout:
+            self._natural = natural
+            self._fit()
+        if self.moved and resort and cursor_key is not None:
+            self.set_cursor(self._index[cursor_key], post=False)    # it follows its row
+        self._post_if_changed()
+        if relayout or resort:
+            self.refresh()
+        else:
+            # rows rebuilt with the same cells (new objects) need no redraw
+            self._refresh_rows([self._index[given[i].key] for i in changed
+                                if given[i].cells != old[i].cells])
+        return True
+
+    def _refresh_rows(self, indexes: list[int]) -> None:
+        """Redraw just the rows at ``indexes`` that are on screen (one line each)."""
+        top = int(self.scroll_offset.y)
+        height = max(0, self.scrollable_content_region.height - 1)
+        shown = [i for i in indexes if top <= i < top + height]
+        if len(shown) > height // 2:
+            self.refresh()
+            return
+        for index in shown:
+            self.refresh_lines(index + 1)       # line 0 is the header
 
     def _sorted(self) -> tuple[Row, ...]:
         col = self.sort_column
