@@ -20,6 +20,7 @@ moves it (a key, a click, :meth:`select_key`); after that it follows its row's k
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -67,6 +68,21 @@ def natural_key(text: str) -> tuple:
 
 #: Cells the first column (a row's name) keeps while other columns can still give up space.
 NAME_KEEP = 12
+
+class _Order:
+    """Where a row sorts: its cell's natural key, then its given index (ties keep the given
+    order); ``reverse`` flips the cells' order, not the ties'."""
+
+    __slots__ = ("cell", "at", "reverse")
+
+    def __init__(self, cell: tuple, at: int, reverse: bool):
+        self.cell, self.at, self.reverse = cell, at, reverse
+
+    def __lt__(self, other: "_Order") -> bool:
+        if self.cell != other.cell:
+            return (self.cell > other.cell) if self.reverse else (self.cell < other.cell)
+        return self.at < other.at
+
 
 #: Markers after the sorted column's label.
 SORT_MARK = {False: "▲", True: "▼"}
@@ -153,6 +169,7 @@ class CloudTable(ScrollView, can_focus=True):
         self._cell_styles: dict[tuple, Style] = {}
         self._sort_keys: tuple[int | None, dict] = (None, {})
         self._sorted_for: tuple = (None, (), ())     # (sort, given rows, their sorted order)
+        self._given_at: dict[str, int] | None = None  # key → given index, while the keys stay
 
     # -- data ------------------------------------------------------------------------------
 
@@ -188,25 +205,31 @@ class CloudTable(ScrollView, can_focus=True):
         cursor_key = self.cursor_key
         self._given = given
         rows = list(self.rows)
-        resort = False
+        moving: list[Row] = []
         for i in changed:
             a, b = old[i], given[i]
             rows[self._index[a.key]] = b
             if keys is not None:
                 hit = keys.pop(id(a), None)
                 if a.cells[col] != b.cells[col] or hit is None or hit[0] is not a:
-                    resort = True
+                    moving.append(b)
                     keys[id(b)] = (b, natural_key(b.cells[col]))
                 else:
                     keys[id(b)] = (b, hit[1])
+        resort = bool(moving)
         if resort:
-            # ties keep the given order, as the full sort's do: (cell, given index) ascending,
-            # or cell descending with the given index ascending
-            at = {id(r): i for i, r in enumerate(given)}
-            if self.sort_reverse:
-                rows.sort(key=lambda r: (keys[id(r)][1], -at[id(r)]), reverse=True)
-            else:
-                rows.sort(key=lambda r: (keys[id(r)][1], at[id(r)]))
+            # take the rows whose sorted cell changed out and insert each at its place (a
+            # binary search); ties keep the given order, as the full sort's do
+            if self._given_at is None:
+                self._given_at = {r.key: i for i, r in enumerate(given)}
+            at, reverse = self._given_at, self.sort_reverse
+
+            def order(r: Row) -> _Order:
+                return _Order(keys[id(r)][1], at[r.key], reverse)
+            out = {id(r) for r in moving}
+            rows = [r for r in rows if id(r) not in out]
+            for r in moving:
+                bisect.insort(rows, r, key=order)
             self._index = {r.key: i for i, r in enumerate(rows)}
         self.rows = tuple(rows)
         if col is not None:
@@ -278,6 +301,7 @@ class CloudTable(ScrollView, can_focus=True):
 
     def _place_rows(self) -> None:
         key = self.cursor_key if self.moved else None
+        self._given_at = None
         self.rows = self._sorted()
         self._index = {r.key: i for i, r in enumerate(self.rows)}
         # cell lengths per row, kept by row identity (callers reuse unchanged Row objects)
