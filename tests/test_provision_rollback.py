@@ -161,9 +161,19 @@ def test_real_failures_roll_back(lab_session, lab_inventory, tenant, key, pw_has
     storage.delete_volume(conn, "hv1", tpl.pool, f"{req.name}-seed.iso")
     assert leftovers(lab_session, lab_inventory, tenant, req.name) == {"domains": [], "volumes": [], "ports": []}
 
-    # ports: the address asked for is taken by then (OVN's rows say so)
-    req = request(tenant, key, pw_hash, ips=("10.45.0.1",))
-    run(req, lambda ctx: None, "ports", "already used")
+    # ports: the address asked for is taken by then (another port got it after the checks;
+    # OVN's rows say so). The gateway's address is refused before any step now.
+    req = request(tenant, key, pw_hash, ips=("10.45.0.77",))
+    squatter = f"squat-{uuid.uuid4().hex[:6]}"
+
+    def take_ip(ctx):
+        sw = ovn_networks.find_network(nb, "net1", tenant).switch
+        nb.lsp_add(sw, squatter).execute(check_error=True)
+        nb.lsp_set_addresses(squatter, ["02:00:00:45:00:77 10.45.0.77"]).execute(check_error=True)
+    try:
+        run(req, take_ip, "ports", "already used")
+    finally:
+        nb.lsp_del(squatter, if_exists=True).execute(check_error=True)
     assert leftovers(lab_session, lab_inventory, tenant, req.name) == {"domains": [], "volumes": [], "ports": []}
 
     # domain: the template's kernel volume is not on the host
