@@ -44,7 +44,6 @@ from ovsdbapp.schema.ovn_northbound import impl_idl
 
 from . import remote as ovn_remote
 from .rows import RereadTransaction
-from ...console.errors import HostError
 from ...console.model import Dhcp, Nat, Network, Port, Router, RouterPort, frozen_map
 from .names import EXT_NAME, EXT_NETWORK, EXT_PORT, EXT_ROLE, EXT_ROUTER, EXT_TENANT, EXT_VM
 
@@ -204,14 +203,7 @@ def connect(remote: str, timeout: float = 10.0, probe_interval_ms: int | None = 
     answers in ``timeout`` seconds; callers (Session) wrap them in HostError.
     """
     members = ovn_remote.members(remote)
-    if any(ovn_remote.scheme(m) == "ssl" for m in members):
-        if ssl is None:
-            raise HostError(f"OVN northbound on {remote}: ssl: needs ovn.private_key, ovn.certificate "
-                            "and ovn.ca_cert in the inventory")
-        ssl.check()
-        # handshake first: a wrong CA becomes one sentence here, not a bare timeout later
-        ovn_remote.preflight_ssl(remote, ssl, timeout=min(timeout, 5.0))
-        ovn_remote.use_ssl(ssl)
+    ovn_remote.prepare(remote, ssl, timeout, "OVN northbound")
     helper = fetch_schema(remote, timeout)
     helper.register_all()
     idl = NbIdl(remote, helper, probe_interval=probe_interval_ms, leader_only=leader_only)

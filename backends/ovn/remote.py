@@ -186,3 +186,19 @@ def preflight_ssl(remote: str, files: SslFiles, timeout: float = 5.0) -> None:
             continue  # not reachable now: the IDL's own reconnect handles it
     if failure:
         raise HostError(failure)
+
+
+def prepare(remote: str, files: SslFiles | None, timeout: float, what: str) -> None:
+    """Before connecting to ``remote`` (``what``: "OVN northbound" / "OVN southbound", for the
+    messages): when a member is ``ssl:``, check the inventory's SSL files, handshake first (a
+    wrong CA or a refused certificate becomes one sentence here, not a bare timeout later,
+    within min(``timeout``, 5) seconds) and install them in python-ovs (:func:`use_ssl`).
+    Nothing to do for tcp:/unix: members. Raises HostError naming the key or file at fault."""
+    if not any(scheme(m) == "ssl" for m in members(remote)):
+        return
+    if files is None:
+        raise HostError(f"{what} on {remote}: ssl: needs ovn.private_key, ovn.certificate "
+                        "and ovn.ca_cert in the inventory")
+    files.check()
+    preflight_ssl(remote, files, timeout=min(timeout, 5.0))
+    use_ssl(files)

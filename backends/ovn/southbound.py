@@ -189,14 +189,7 @@ def connect(remote_: str, timeout: float = 10.0, ssl: ovn_remote.SslFiles | None
     Raises HostError: an ``ssl:`` member without the SSL files, a file problem or a refused
     certificate (one sentence naming the file), no schema within ``timeout`` seconds.
     """
-    members = ovn_remote.members(remote_)
-    if any(ovn_remote.scheme(m) == "ssl" for m in members):
-        if ssl is None:
-            raise HostError(f"OVN SB at {remote_}: ssl: needs ovn.private_key, ovn.certificate "
-                            "and ovn.ca_cert in the inventory")
-        ssl.check()
-        ovn_remote.preflight_ssl(remote_, ssl, timeout=min(timeout, 5.0))
-        ovn_remote.use_ssl(ssl)
+    ovn_remote.prepare(remote_, ssl, timeout, "OVN southbound")
     helper = _schema(remote_, timeout)
     for table, columns in TABLES.items():
         known = helper.schema_json["tables"].get(table, {}).get("columns", {})
