@@ -66,6 +66,29 @@ def end_holder(proc, timeout: float = 10.0) -> None:
         pass
 
 
+async def open_holder(link, cmd: str, first_line: float):
+    """Start ``cmd`` over ``link`` (an SSH link: ``link.conn`` is an asyncssh connection); the
+    command prints ``locked`` once it holds its flock, then keeps it while its stdin is open.
+    Returns ``(proc, line, err)``: the first stdout line (stripped) and, when that line is not
+    ``locked``, up to 2 s of stderr (stripped). Raises asyncio.TimeoutError (``proc`` closed)
+    when no line came within ``first_line`` seconds; asyncssh.Error / OSError from the link."""
+    import asyncssh  # here, not at the top: the console's first frame does not wait for it
+
+    proc = await link.conn.create_process(cmd)
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), first_line)).strip()
+    except asyncio.TimeoutError:
+        proc.close()
+        raise
+    err = ""
+    if line != "locked":
+        try:
+            err = (await asyncio.wait_for(proc.stderr.read(), 2)).strip()
+        except (asyncio.TimeoutError, asyncssh.Error):
+            pass
+    return proc, line, err
+
+
 class FlockHolder:
     """An SSH process on a host that holds an flock until :meth:`release` (or until its
     connection dies, which drops the lock too). Context manager."""
@@ -114,11 +137,9 @@ def acquire(session, host: str, wait: float = 60.0) -> HostLock:
     t0 = time.monotonic()
 
     async def _start():
-        proc = await link.conn.create_process(_command(wait))
         try:
-            line = await asyncio.wait_for(proc.stdout.readline(), wait + 10)
+            proc, line, err = await open_holder(link, _command(wait), wait + 10)
         except asyncio.TimeoutError:
-            proc.close()
             raise HostError(f"{host}: placement lock not granted within {wait:g} s") from None
         if line.startswith(_DENIED):
             _, user, path = line.split()
@@ -126,12 +147,7 @@ def acquire(session, host: str, wait: float = 60.0) -> HostLock:
             raise HostError(f"{host}: cannot take the placement lock: {user} may not create {path} "
                             f"({LOCK_DIR} is not writable by {user}; fix on {host}: "
                             f"sudo chmod 1777 {LOCK_DIR}, as a stock system has it)")
-        if line.strip() != "locked":
-            err = ""
-            try:
-                err = (await asyncio.wait_for(proc.stderr.read(), 2)).strip()
-            except (asyncio.TimeoutError, asyncssh.Error):
-                pass
+        if line != "locked":
             await asyncio.wait_for(proc.wait_closed(), 5)
             rc = proc.exit_status
             proc.close()

@@ -121,18 +121,11 @@ def claim(session, host: str, mark: OwnerMark, wait: float = 30.0) -> HeldMark:
     link = session.link(host)
 
     async def _start():
-        proc = await link.conn.create_process(cmd)
         try:
-            line = await asyncio.wait_for(proc.stdout.readline(), wait + 5)
+            proc, line, err = await hostlock.open_holder(link, cmd, wait + 5)
         except asyncio.TimeoutError:
-            proc.close()
             raise HostError(f"{host}: owner mark {path} not held within {wait:g} s") from None
-        if line.strip() != "locked":
-            err = ""
-            try:
-                err = (await asyncio.wait_for(proc.stderr.read(), 2)).strip()
-            except (asyncio.TimeoutError, asyncssh.Error):
-                pass
+        if line != "locked":
             proc.close()
             if "ermission denied" in err:  # a non-root operator and a root-only directory
                 raise HostError(f"{host}: cannot write the owner mark {path}: the operator may not write "
