@@ -86,6 +86,26 @@ def _lookup(p: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | Non
         raise
 
 
+def _refresh(p: libvirt.virStoragePool, wait: float = 10.0) -> bool:
+    """Re-scan pool ``p`` (``virStoragePoolRefresh``). libvirt refuses while another client
+    creates or uploads a volume in it ("asynchronous jobs running", e.g. a second create on the
+    same host); that is retried every 0.2 s for up to ``wait`` seconds, then given up: volumes
+    made through libvirt are in its listing anyway, only files put there behind its back and
+    a fresh format probe are missed. Returns True when the refresh ran; other libvirt errors
+    raise libvirtError."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            p.refresh(0)
+            return True
+        except libvirt.libvirtError as exc:
+            if "asynchronous jobs" not in _msg(exc):
+                raise
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+
 def find_volume(conn: libvirt.virConnect, host: str, pool: str, name: str,
                 refresh: bool = True) -> libvirt.virStorageVol | None:
     """The volume ``name`` in ``pool``, or None. With ``refresh`` a miss re-scans the pool once
@@ -93,8 +113,7 @@ def find_volume(conn: libvirt.virConnect, host: str, pool: str, name: str,
     p = get_pool(conn, host, pool)
     try:
         vol = _lookup(p, name)
-        if vol is None and refresh:
-            p.refresh(0)
+        if vol is None and refresh and _refresh(p):
             vol = _lookup(p, name)
         return vol
     except libvirt.libvirtError as exc:
@@ -119,16 +138,11 @@ def volume_info(vol: libvirt.virStorageVol) -> VolumeInfo:
 def list_volumes(conn: libvirt.virConnect, host: str, pool: str) -> list[VolumeInfo]:
     """Every volume in ``pool`` (after a refresh), sorted by name.
 
-    libvirt refuses a refresh while a volume is being created or uploaded in the pool
-    ("asynchronous jobs running"); then the listing libvirt holds is used as it is (volumes made
-    through libvirt are in it; only files put there behind its back may be missing)."""
+    While another client creates or uploads a volume libvirt refuses the refresh
+    (:func:`_refresh`); the listing libvirt holds is then used as it is."""
     p = get_pool(conn, host, pool)
     try:
-        try:
-            p.refresh(0)
-        except libvirt.libvirtError as exc:
-            if "asynchronous jobs" not in _msg(exc):
-                raise
+        _refresh(p, wait=0)
         return sorted((volume_info(v) for v in p.listAllVolumes(0)), key=lambda v: v.name)
     except libvirt.libvirtError as exc:
         raise _err(host, f"listing pool {pool!r}", exc) from None
@@ -265,7 +279,7 @@ def upload_volume(conn: libvirt.virConnect, host: str, pool: str, name: str,
             raise _err(host, f"creating volume {pool}/{name}", exc) from None
         try:
             _send_all(conn, host, vol, src, total, progress, f"uploading {pool}/{name}")
-            p.refresh(0)
+            _refresh(p)  # re-probes the format; waits out another client's upload
             vol = p.storageVolLookupByName(name)
         except BaseException:
             _delete_quietly(p, name)
