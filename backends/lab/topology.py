@@ -26,8 +26,8 @@ Layout (N hypervisors, 1 <= N <= 4)::
 
 OVN flavours (``virtdeck lab up --ovn FLAVOUR``, recorded in state.json; central.py)::
 
-    standalone   (default) one NB and one SB ovsdb-server in vd-central as above, plain tcp
-    cluster-ssl  3 raft members in vd-central, one per address 192.168.100.10/.20/.30 on eth0:
+    standalone   one NB and one SB ovsdb-server in vd-central as above, plain tcp
+    cluster-ssl  (default) 3 raft members in vd-central, one per address 192.168.100.10/.20/.30 on eth0:
         member i: NB ovsdb-server pssl:6641:ADDR (raft ssl:ADDR:6643), SB pssl:6642:ADDR
         (raft ssl:ADDR:6644), unix sockets /run/ovn/ovn{nb,sb}_db-i.sock, ovn-northd-i on the
         whole member lists (the SB lock elects the active one); a PKI made with ovs-pki in the
@@ -65,7 +65,7 @@ LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
 OVN_STANDALONE = "standalone"
 OVN_CLUSTER_SSL = "cluster-ssl"
 OVN_FLAVOURS = (OVN_STANDALONE, OVN_CLUSTER_SSL)
-DEFAULT_OVN = OVN_STANDALONE
+DEFAULT_OVN = OVN_CLUSTER_SSL   # what production runs; the suite runs against it
 # cluster-ssl: the raft members' addresses, all on central's eth0 (member 1 = CENTRAL_ADDRESS)
 CENTRAL_MEMBERS = (CENTRAL_ADDRESS, "192.168.100.20", "192.168.100.30")
 NB_RAFT_PORT = 6643
