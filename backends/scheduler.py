@@ -76,6 +76,9 @@ class HostFacts:
     alloc_vcpus: int = 0
     alloc_ram_mib: int = 0
     physnets: frozenset[str] = frozenset()
+    # why the bridge mappings could not be read (OVS down or not readable by the operator);
+    # ``physnets`` is then empty, and a provider network's refusal says this instead of "none"
+    physnets_error: str | None = None
     error: str | None = None
     refusals: tuple[str, ...] = ()
     disabled_reason: str | None = None  # the inventory's hosts[].disabled_reason (maintenance)
@@ -238,7 +241,9 @@ def place(hosts: Iterable[HostFacts], request: PlacementRequest, *, cpu_ratio: f
         if request.anti_affinity_group and h.name in request.group_hosts:
             reasons.append(f"anti-affinity: already holds a member of group {request.anti_affinity_group!r}")
         missing = sorted(request.physnets - h.physnets)
-        if missing:
+        if missing and h.physnets_error:
+            reasons.append(f"physnet: cannot tell whether it maps {', '.join(missing)}: {h.physnets_error}")
+        elif missing:
             have = ", ".join(sorted(h.physnets)) or "none"
             reasons.append(f"physnet: no bridge mapping for {', '.join(missing)} (host maps: {have})")
         claim_vcpus, claim_ram = claims.get(h.name, (0, 0))

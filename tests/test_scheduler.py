@@ -84,6 +84,17 @@ def test_physnet_filter():
     assert place([host("hv1", physnets=frozenset())], REQ).host == "hv1"
 
 
+def test_unreadable_bridge_mappings_are_not_reported_as_none():
+    # a non-root operator without the OVS socket: the refusal says why, not "host maps: none"
+    why = "the operator may not read the OVS database (/run/openvswitch/db.sock: permission denied)"
+    req = PlacementRequest(vcpus=1, ram_mib=512, physnets=frozenset({"physnet1"}))
+    p = place([host("hv1", physnets=frozenset(), physnets_error=why)], req)
+    assert p.host is None
+    assert f"physnet: cannot tell whether it maps physnet1: {why}" in p.verdict("hv1").reasons
+    # an overlay VM does not care
+    assert place([host("hv1", physnets=frozenset(), physnets_error=why)], REQ).host == "hv1"
+
+
 def test_anti_affinity():
     req = PlacementRequest(vcpus=1, ram_mib=512, anti_affinity_group="web",
                            group_hosts=frozenset({"hv2"}))

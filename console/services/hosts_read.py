@@ -82,14 +82,14 @@ def show_host(session, name: str) -> dict:
     cap = domains.host_capacity(session.libvirt(name), name)
     vms = sorted(domains.list_vms(session.libvirt(name), name), key=lambda v: v.name)
     try:
-        physnets = sorted(bridge_mappings(session, name))
-    except VirtdeckError:
-        physnets = []
+        physnets, physnets_error = sorted(bridge_mappings(session, name)), None
+    except VirtdeckError as exc:
+        physnets, physnets_error = [], str(exc)
     return dict(_row(inv, hc, cap), running=sum(1 for v in vms if v.state == "running"),
                 now=host_now(session, name),
                 vm_list=[{"name": v.name, "state": v.state, "tenant": v.tenant, "vcpus": v.vcpus,
                           "memory_mib": v.memory_mib} for v in vms],
-                physnets=physnets)
+                physnets=physnets, physnets_error=physnets_error)
 
 
 def _cut(text: str, width: int) -> str:
@@ -107,7 +107,11 @@ def show_lines(res: dict) -> list[str]:
                   f"  RAM     {res['memory_mib']} of {res['memory_max_mib']} MiB "
                   f"({res['memory_free_mib']} MiB free of {res['memory_total_mib']})",
                   f"  VMs     {res['vms']} defined, {res.get('running') or 0} running",
-                  f"  physnets {', '.join(res.get('physnets') or []) or 'none'}"]
+                  f"  physnets {', '.join(res.get('physnets') or []) or ('unknown' if res.get('physnets_error') else 'none')}"]
+        if res.get("physnets_error"):  # unreadable is not "maps none": say why, wrapped to 80
+            import textwrap
+            lines += textwrap.wrap(res["physnets_error"], 80, initial_indent=" " * 10,
+                                   subsequent_indent=" " * 10, break_on_hyphens=False)
         now = host_now_line(res.get("now"))
         if now:  # wrapped under its label to stay within 80 columns
             import textwrap

@@ -32,13 +32,11 @@ class HostSnapshot:
 
 
 def bridge_mappings(session, host: str) -> frozenset[str]:
-    """Physnets of ``host``'s ``ovn-bridge-mappings`` (OVS external_ids, read over SSH)."""
-    res = session.run(host, ["ovs-vsctl", "--if-exists", "get", "Open_vSwitch", ".",
-                             "external_ids:ovn-bridge-mappings"], timeout=15)
-    if res.rc != 0:
-        return frozenset()
-    text = res.stdout.strip().strip('"')
-    return frozenset(item.split(":", 1)[0].strip() for item in text.split(",") if ":" in item)
+    """Physnets of ``host``'s ``ovn-bridge-mappings`` (OVS external_ids, read over SSH; empty when
+    the key is unset). Raises HostError when ``ovs-vsctl`` fails — OVS down, or a non-root operator
+    without access to its socket (the message names the socket and the fix,
+    :func:`backends.host_facts.ovs_error`) — so no caller mistakes "unreadable" for "maps none"."""
+    return frozenset(physnet for physnet, _ in host_facts.bridge_mappings(session, host, timeout=15))
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,10 @@ def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) ->
             cap = domains.host_capacity(conn, host.name)
         except HostError as exc:  # "<host>: <libvirt's message>"; the verdict names the host
             raise HostError(_strip_host(str(exc), host.name)) from None
-        physnets = bridge_mappings(session, host.name)
+        try:
+            physnets, physnets_error = bridge_mappings(session, host.name), None
+        except HostError as exc:  # SSH answered (libvirt did above): OVS is what failed
+            physnets, physnets_error = frozenset(), _strip_host(str(exc), host.name)
         arches = host_facts.guest_arches(conn, host.name)  # which arches, natively or emulated
         refusals: list[str] = []
         tbytes = None
@@ -119,7 +120,7 @@ def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) ->
         name=host.name, enabled=True, reachable=True, arch=cap.arch, cores=cap.cores,
         ram_total_mib=cap.ram_total_mib, ram_free_mib=cap.ram_free_mib,
         alloc_vcpus=cap.alloc_vcpus, alloc_ram_mib=cap.alloc_ram_mib,
-        physnets=physnets, refusals=tuple(refusals), guest_arches=arches,
+        physnets=physnets, physnets_error=physnets_error, refusals=tuple(refusals), guest_arches=arches,
         allow_emulation=host.domain_type == "qemu",  # a TCG host emulates any arch at no extra cost
         cpu_load_pct=load.cpu_pct, cpu_load_span_s=load.span_s, cpu_load_source=load.source,
         ram_used_pct=load.ram_pct, cpu_threshold=mcfg.cpu_threshold,
