@@ -66,6 +66,24 @@ class Lab:
         from virtdeck.backends.lab.hosts import run_in
         return run_in(host, argv, check=check)
 
+    @property
+    def flavour(self) -> str:
+        """The lab's OVN flavour ("standalone" or "cluster-ssl", from its state.json)."""
+        from virtdeck.backends.lab.central import flavour
+        return flavour()
+
+    def nbctl(self, *args: str, timeout: int = 10, check: bool = True) -> str:
+        """``ovn-nbctl ARGS`` against the lab's NB whatever its flavour (tcp, or the ssl member
+        list with the operator's certificate: backends/lab/central.ctl); its stdout, stripped.
+        LabError (command and stderr) when ``check`` and it fails."""
+        from virtdeck.backends.lab.central import ctl
+        return ctl("nb", list(args), timeout=timeout, check=check).stdout.strip()
+
+    def sbctl(self, *args: str, timeout: int = 10, check: bool = True) -> str:
+        """``ovn-sbctl ARGS`` against the lab's SB, like :meth:`nbctl`."""
+        from virtdeck.backends.lab.central import ctl
+        return ctl("sb", list(args), timeout=timeout, check=check).stdout.strip()
+
     def libvirt_uri(self, host: str) -> str:
         """``qemu+libssh://`` URI of ``host``'s libvirtd: the lab key, host key checked against
         the lab's known_hosts (libvirt's ``qemu+ssh://`` runs the ssh binary, which ignores

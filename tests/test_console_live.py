@@ -75,8 +75,11 @@ def test_lab_live_domains_and_switches_follow_within_1s(lab_inv):
         assert t_define < 1.0
 
         sw = "vdlive-" + uuid.uuid4().hex[:6]
-        nb = f"--db=unix:{lab_inv.ovn.nb_socket}"
-        via = lab_inv.ovn.via_host
+        # ovn-nbctl in central over the session's SSH: the NB's unix socket (standalone) or
+        # the members' sockets (cluster-ssl, no via_host: ovn-nbctl finds the leader itself)
+        from virtdeck.backends.lab.central import local_remote
+        nb = f"--db={local_remote('nb')}"
+        via = lab_inv.ovn.via_host or "central"
         assert s.run(via, ["ovn-nbctl", nb, "ls-add", sw]).ok
         try:
             wait_for(lambda: live.snapshot().network(sw) is not None, 1.0, "new switch")

@@ -31,7 +31,7 @@ TENANT = "demo"
 
 
 def nbctl(lab, *args) -> str:
-    return lab.run_in("central", ["ovn-nbctl", "--timeout=20", *args]).stdout.strip()
+    return lab.nbctl(*args, timeout=20)
 
 
 def _net(nb, name, kind="overlay", physnet=None):

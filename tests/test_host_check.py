@@ -113,12 +113,14 @@ def test_healthy_lab_hosts_are_all_ok(lab_inventory, capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["ok"] is True
     assert [h["host"] for h in res["hosts"]] == [h.name for h in lab_inventory.hypervisors]
+    from virtdeck.backends.lab import central, topology as topo
+    sb = topo.sb_remote(central.flavour())  # each ovn-controller's ovn-remote: tcp or the ssl members
     for h in res["hosts"]:
         facts = {line["fact"]: line for line in h["lines"]}
         assert [s for s in (line["status"] for line in h["lines"]) if s != "ok"] == [], h
         assert list(facts) == ["ssh", "libvirt", "kvm", "guest arches", "pool virtdeck", "br-int",
                                "ovn-controller", "sb chassis", "bridge mappings", "tools"]
-        assert facts["sb chassis"]["detail"].startswith(f"chassis {h['host']} in tcp:192.168.100.10:6642, encap geneve")
+        assert facts["sb chassis"]["detail"].startswith(f"chassis {h['host']} in {sb}, encap geneve")
         assert facts["bridge mappings"]["detail"] == "physnet1 → br-phys"
 
 

@@ -158,8 +158,7 @@ def test_in_flight_then_killed_create(world, lab, lab_session, inv_file, capsys)
     for vol in (f"{world['ok']}.qcow2", f"{world['ok']}-seed.iso"):
         assert storage.find_volume(conn, "hv1", POOL, vol) is not None
     assert conn.lookupByName(world["ok"]) is not None
-    lsps = lab.run_in("central", ["ovn-nbctl", "--bare", "--columns=name", "list",
-                                  "Logical_Switch_Port"]).stdout.split()
+    lsps = lab.nbctl("--bare", "--columns=name", "list", "Logical_Switch_Port").split()
     assert world["dead_lsp"] not in lsps and world["ok_lsp"] in lsps
     assert not [m for m in owner_marks.read_host(s, "hv1").marks if m.vm == dead]
     assert f"{dead}_VARS.fd" not in owner_marks.read_host(s, "hv1").nvram

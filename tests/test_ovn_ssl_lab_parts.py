@@ -41,7 +41,7 @@ def test_remotes_per_flavour():
     assert topo.nb_remote(topo.OVN_STANDALONE) == "tcp:192.168.100.10:6641"
     assert topo.sb_remote(topo.OVN_CLUSTER_SSL) == (
         "ssl:192.168.100.10:6642,ssl:192.168.100.20:6642,ssl:192.168.100.30:6642")
-    assert topo.DEFAULT_OVN == topo.OVN_STANDALONE      # the shared lab stays as it is
+    assert topo.DEFAULT_OVN == topo.OVN_CLUSTER_SSL     # what production runs; the suite runs on it
 
 
 def _verify(ca, cert) -> str:
@@ -85,6 +85,14 @@ def test_flavour_of_a_lab_recorded_before_flavours_is_standalone(tmp_path, monke
     monkeypatch.setenv("VIRTDECK_LAB_DIR", str(tmp_path / "lab"))
     assert central.flavour() == topo.OVN_STANDALONE
     assert central.ctl_argv("nb")[:2] == ["ovn-nbctl", "--db=tcp:192.168.100.10:6641"]
+    # the other doors to it follow the flavour: unix sockets in central, daemons' PID files
+    assert central.local_remote("nb") == "unix:/run/ovn/ovnnb_db.sock"
+    assert central.pidfiles("northd") == ["/run/ovn/ovn-northd.pid"]
+    cl = topo.OVN_CLUSTER_SSL
+    assert central.local_remote("sb", cl) == ",".join(f"unix:/run/ovn/ovnsb_db-{i}.sock" for i in (1, 2, 3))
+    assert central.pidfiles("nb", cl) == [f"/run/ovn/ovnnb_db-{i}.pid" for i in (1, 2, 3)]
+    assert central.pidfiles("northd", cl) == [f"/run/ovn/ovn-northd-{i}.pid" for i in (1, 2, 3)]
+    assert central.pids("nb") == []  # no lab in this lab dir
     from virtdeck.backends.lab.state import LabError
     from virtdeck.backends.lab.up import _ovn_flavour
     assert _ovn_flavour({}, None) == topo.DEFAULT_OVN

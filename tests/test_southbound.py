@@ -121,7 +121,8 @@ def test_ssl_member_without_files_is_one_sentence():
 
 @pytest.mark.lab
 def test_lab_southbound_claims_every_hypervisor(lab_session, lab_inventory):
-    """The lab's SB through central's SB socket forwarded over SSH: one chassis per hypervisor,
+    """The lab's SB as its inventory names it (the ssl member list, or central's SB socket over
+    SSH on a standalone lab): one chassis per hypervisor,
     each claimed by its inventory host, with a geneve encap on the tunnel network and physnet1
     mapped."""
     from virtdeck.backends.ovn import southbound as sb

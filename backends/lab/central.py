@@ -21,8 +21,11 @@ the vd-central namespace, remove all of it with no new host to track.
 
 Public API: :func:`ensure` ``(h, pid, flavour)``; :func:`flavour` ``() -> str`` (the lab's, from
 state.json); :func:`ctl_argv` ``("nb"|"sb", flavour) -> argv prefix`` for ovn-nbctl/ovn-sbctl from
-the machine; :func:`leaders` ``() -> dict`` which member leads NB and SB and which northd is
-active; :func:`member_pid`, :func:`member_status`. Raises :class:`state.LabError`.
+the machine; :func:`ctl` ``("nb"|"sb", args) -> CompletedProcess`` runs one; :func:`local_remote`
+``("nb"|"sb") -> str`` the unix remote(s) inside central; :func:`pidfiles`/:func:`pids`
+``("nb"|"sb"|"northd")`` its daemons; :func:`leaders` ``() -> dict`` which member leads NB and SB
+and which northd is active; :func:`member_pid`, :func:`member_status`. Raises
+:class:`state.LabError`.
 """
 
 from __future__ import annotations
@@ -61,6 +64,56 @@ def ctl_argv(kind: str, flav: str | None = None, timeout: int = 5) -> list[str]:
         argv += [f"--private-key={op.key}", f"--certificate={op.cert}",
                  f"--ca-cert={pki.ca_bundle()}"]
     return argv
+
+
+def ctl(kind: str, args: list[str], *, timeout: int = 10, check: bool = True,
+        flav: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``ovn-nbctl``/``ovn-sbctl`` ARGS from the machine against the lab's NB/SB, whatever
+    its flavour (:func:`ctl_argv`: plain tcp, or the ssl member list with the operator's
+    certificate — ovn-nbctl finds the leader itself). Returns the CompletedProcess (text);
+    raises LabError naming the command and its stderr when ``check`` and it fails.
+    ``timeout``: seconds (ovn-nbctl's own ``--timeout``; the process gets 10 s more)."""
+    argv = [*ctl_argv(kind, flav, timeout), *args]
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 10)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{' '.join(argv[:1] + args)}: no answer within {timeout + 10} s") from None
+    if check and p.returncode != 0:
+        raise LabError(f"{' '.join(argv[:1] + args)} failed: {p.stderr.strip()}")
+    return p
+
+
+def local_remote(kind: str, flav: str | None = None) -> str:
+    """The NB/SB remote as a client INSIDE central reaches it: ``unix:/run/ovn/ovnnb_db.sock``
+    (standalone) or the members' unix sockets, comma-separated (cluster-ssl; a unix socket
+    needs no certificate). ``kind``: "nb" or "sb"; ``flav``: default the lab's."""
+    if (flav or flavour()) == topo.OVN_CLUSTER_SSL:
+        return ",".join(f"unix:{member_path(kind, i, 'sock')}" for i in MEMBERS)
+    return f"unix:{topo.NB_SOCKET if kind == 'nb' else topo.SB_SOCKET}"
+
+
+def pidfiles(what: str, flav: str | None = None) -> list[str]:
+    """PID files inside central of ``what`` ("nb", "sb" ovsdb-servers or "northd"): one for
+    standalone, one per raft member (member order) for cluster-ssl. ``flav``: default the lab's."""
+    if (flav or flavour()) == topo.OVN_CLUSTER_SSL:
+        if what == "northd":
+            return [f"/run/ovn/ovn-northd-{i}.pid" for i in MEMBERS]
+        return [member_path(what, i, "pid") for i in MEMBERS]
+    return ["/run/ovn/ovn-northd.pid" if what == "northd" else f"/run/ovn/ovn{what}_db.pid"]
+
+
+def pids(what: str, flav: str | None = None) -> list[int]:
+    """PIDs (as the machine sees them) of the running ``what`` ("nb"/"sb"/"northd", see
+    :func:`pidfiles`); the ones not running are left out."""
+    out = []
+    for f in pidfiles(what, flav):
+        try:
+            pid = read_pidfile(H.host_path("central", f))
+        except LabError:
+            pid = None
+        if pid:
+            out.append(pid)
+    return out
 
 
 def ensure(h: topo.LabHost, pid: int, flav: str) -> None:

@@ -5,7 +5,7 @@ DHCP_Options, and 100 LSPs each with "MAC IP" addresses, port security and the D
 reference. The ovn-nbctl side makes the switch + DHCP row in 2 calls, then one call per port
 (each call = a process, a connection, a transaction: what a shell script would do).
 
-    .venv/bin/python tests/bench/bench_networks.py [--ports 100] [--rounds 3] [--remote tcp:H:P]
+    .venv/bin/python tests/bench/bench_networks.py [--ports 100] [--rounds 3] [--remote tcp:H:P|lab]
 
 Without --remote it starts a throwaway ovsdb-server with the OVN NB schema (unix socket) and
 stops it at the end. Prints each round and the median ratio (no timed assertions). The bench rows are removed
@@ -41,6 +41,29 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
     return proc, f"unix:{sock}"
 
 
+def nbctl_argv(remote: str) -> list[str]:
+    """ovn-nbctl argv prefix for ``remote``; "lab" = the lab's NB whatever its flavour (tcp, or the
+    ssl member list with the operator's certificate: backends/lab/central.ctl_argv)."""
+    if remote == "lab":
+        from virtdeck.backends.lab import central
+        return central.ctl_argv("nb", timeout=30)
+    return ["ovn-nbctl", f"--db={remote}"]
+
+
+def open_remote(remote: str):
+    """The ovsdbapp NB API on ``remote`` ("lab": the lab inventory's connection, SSL included)."""
+    if remote != "lab":
+        return open_nb(remote)
+    from virtdeck.backends.lab import pki, topology as topo
+    from virtdeck.backends.lab.central import flavour
+    from virtdeck.backends.ovn.remote import SslFiles
+    flav = flavour()
+    if flav != topo.OVN_CLUSTER_SSL:
+        return open_nb(topo.nb_remote(flav))
+    op = pki.pair("operator")
+    return open_nb(topo.nb_remote(flav), ssl=SslFiles(str(op.key), str(op.cert), str(pki.ca_bundle())))
+
+
 def ports(n: int, third: int) -> list[tuple[str, str, str]]:
     out = []
     for i in range(n):
@@ -70,7 +93,7 @@ def nbctl_calls(remote: str, tag: int, n: int) -> float:
     sw = f"vd.bench.net{tag}"
 
     def nbctl(*args: str) -> str:
-        return subprocess.run(["ovn-nbctl", f"--db={remote}", *args], check=True, capture_output=True,
+        return subprocess.run([*nbctl_argv(remote), *args], check=True, capture_output=True,
                               text=True).stdout.strip()
 
     t0 = time.perf_counter()
@@ -87,27 +110,28 @@ def nbctl_calls(remote: str, tag: int, n: int) -> float:
 
 
 def count_ports(remote: str) -> int:
-    out = subprocess.run(["ovn-nbctl", f"--db={remote}", "--bare", "--columns=name", "find", "Logical_Switch_Port",
+    out = subprocess.run([*nbctl_argv(remote), "--bare", "--columns=name", "find", "Logical_Switch_Port",
                           "external_ids:virtdeck\\:tenant=bench"], check=True, capture_output=True, text=True).stdout
     return len([l for l in out.splitlines() if l.strip()])
 
 
 def cleanup(remote: str) -> None:
-    out = subprocess.run(["ovn-nbctl", f"--db={remote}", "--bare", "--columns=name", "find", "Logical_Switch",
+    out = subprocess.run([*nbctl_argv(remote), "--bare", "--columns=name", "find", "Logical_Switch",
                           "external_ids:virtdeck\\:tenant=bench"], capture_output=True, text=True).stdout
     for sw in out.split():
-        subprocess.run(["ovn-nbctl", f"--db={remote}", "ls-del", sw], check=True)
-    out = subprocess.run(["ovn-nbctl", f"--db={remote}", "--bare", "--columns=_uuid", "find", "DHCP_Options",
+        subprocess.run([*nbctl_argv(remote), "ls-del", sw], check=True)
+    out = subprocess.run([*nbctl_argv(remote), "--bare", "--columns=_uuid", "find", "DHCP_Options",
                           "external_ids:virtdeck\\:tenant=bench"], capture_output=True, text=True).stdout
     for u in out.split():
-        subprocess.run(["ovn-nbctl", f"--db={remote}", "dhcp-options-del", u], check=True)
+        subprocess.run([*nbctl_argv(remote), "dhcp-options-del", u], check=True)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ports", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--remote", help="an existing NB (e.g. tcp:192.168.100.10:6641); default: a throwaway one")
+    ap.add_argument("--remote", help="an existing NB (e.g. tcp:H:6641, or lab: the lab's NB, tcp or ssl "
+                                     "by its flavour); default: a throwaway one")
     args = ap.parse_args()
 
     proc = None
@@ -118,7 +142,7 @@ def main() -> int:
     try:
         cleanup(remote)  # leftovers of an interrupted run
         t0 = time.perf_counter()
-        api = open_nb(remote)
+        api = open_remote(remote)
         connect = time.perf_counter() - t0
         print(f"NB {remote}; ovsdbapp connect + schema + initial sync: {connect * 1000:.1f} ms (not counted below)")
         print(f"{'round':>5} {'1 txn (s)':>10} {'nbctl (s)':>10} {'ratio':>7}")

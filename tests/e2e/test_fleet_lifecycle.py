@@ -112,8 +112,8 @@ def test_inner_create_boot_cloud_init_console_delete_on_hv2():
         assert [v.name() for v in pool.listAllVolumes(0) if v.name().startswith(name)] == []
     finally:
         conn.close()
-    from virtdeck.backends.lab import topology as topo
-    lsps = subprocess.run(["ovn-nbctl", f"--db={topo.NB_TCP}", "--bare", "--columns=external_ids", "list",
-                           "Logical_Switch_Port"], capture_output=True, text=True, timeout=30)
-    assert lsps.returncode == 0 and name not in lsps.stdout  # no port of the VM left
+    from virtdeck.backends.lab import central  # tcp or the ssl member list, by the lab's flavour
+    lsps = central.ctl("nb", ["--bare", "--columns=external_ids", "list", "Logical_Switch_Port"],
+                       timeout=20, check=False)
+    assert lsps.returncode == 0 and name not in lsps.stdout, lsps.stderr  # no port of the VM left
     assert op("network", "delete", "net1", "--tenant", "demo").returncode == 0

@@ -24,7 +24,6 @@ import pytest
 
 from virtdeck.backends.ovn import rows as ovn_rows
 from virtdeck.backends.lab import topology as topo
-from virtdeck.backends.lab.hosts import run_in
 from virtdeck.console.services import network as netsvc
 from virtdeck.console.services import router as rsvc
 from virtdeck.console.services import security as sgsvc
@@ -52,10 +51,8 @@ def test_1_overlay_across_hypervisors_dhcp_ping_tcp(session, lab, tenants, probe
     assert a.lease["dns"] == "192.0.2.53" and a.mtu() == 1400
     assert a.ping(pb.ip, tries=3) and b.ping(pa.ip)
     # The tunnel is really used: hv1 has a GENEVE port to hv2 and the LSPs are bound apart.
-    chassis = run_in("central", ["ovn-sbctl", "--bare", "--columns=chassis", "find", "Port_Binding",
-                                 f"logical_port={pa.name}"]).stdout.strip()
-    chassis_b = run_in("central", ["ovn-sbctl", "--bare", "--columns=chassis", "find", "Port_Binding",
-                                   f"logical_port={pb.name}"]).stdout.strip()
+    chassis = lab.sbctl("--bare", "--columns=chassis", "find", "Port_Binding", f"logical_port={pa.name}")
+    chassis_b = lab.sbctl("--bare", "--columns=chassis", "find", "Port_Binding", f"logical_port={pb.name}")
     assert chassis and chassis_b and chassis != chassis_b
     res = tcp_transfer(b, a, pb.ip, size=1 << 20)
     assert res["bytes"] == 1 << 20 and res["sent"] == res["received"] and res["peer"] == pa.ip
@@ -180,7 +177,7 @@ def test_5_delete_everything_leaves_no_rows(session, lab, tenants, probes):
     assert ovn_rows.virtdeck_rows(nb, [t]) == {}
     # and nothing of it is left in the southbound either (northd removed the datapaths)
     time.sleep(1)
-    sb = run_in("central", ["ovn-sbctl", "--bare", "--columns=external_ids", "list", "Datapath_Binding"]).stdout
+    sb = lab.sbctl("--bare", "--columns=external_ids", "list", "Datapath_Binding")
     assert f"vd.{t}." not in sb
 
 

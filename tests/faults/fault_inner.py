@@ -124,7 +124,9 @@ def lab_pids(host: str, comm: str) -> list[int]:
 
 def targets(what: str, host: str) -> list[int]:
     """The PIDs a fault on ``what`` hits: every sshd of the host (listener and sessions: the
-    link dies), its libvirtd, or central's NB ovsdb-server (from its PID file)."""
+    link dies), its libvirtd, or central's NB ovsdb-server(s) from their PID files: the one of a
+    standalone lab, every raft member of a cluster-ssl one (the NB as a whole goes away; losing
+    only the leader is a failover, tests/lab/ssl_cluster_inner.py)."""
     from virtdeck.backends.lab import hosts as H
     from virtdeck.backends.lab.state import read_pidfile
     if what == "sshd":
@@ -132,7 +134,8 @@ def targets(what: str, host: str) -> list[int]:
     if what == "libvirtd":
         return [read_pidfile(H.host_path(host, "/run/libvirtd.pid"))]
     if what == "nb":
-        return [read_pidfile(H.host_path("central", "/run/ovn/ovnnb_db.pid"))]
+        from virtdeck.backends.lab import central
+        return central.pids("nb")
     raise ValueError(what)
 
 

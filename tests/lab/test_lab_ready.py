@@ -78,21 +78,30 @@ def test_libvirtd_through_strict_ssh_uses_the_hosts_own_socket(lab):
 
 
 def test_sb_lists_one_geneve_chassis_per_hypervisor(lab):
-    p = subprocess.run(["ovn-sbctl", f"--db={topo.SB_TCP}", "--timeout=10", "show"],
-                       capture_output=True, text=True, check=True, timeout=20)
-    chassis = re.findall(r"^Chassis (\S+)", p.stdout, re.M)
+    out = lab.sbctl("show")  # over tcp, or ssl to the member list (cluster-ssl)
+    chassis = re.findall(r"^Chassis (\S+)", out, re.M)
     assert sorted(c.strip('"') for c in chassis) == sorted(lab.hypervisors)
-    assert p.stdout.count("Encap geneve") == len(lab.hypervisors)
+    assert out.count("Encap geneve") == len(lab.hypervisors)
     for i, _ in enumerate(lab.hypervisors, 1):
-        assert f'ip: "172.16.0.{10 + i}"' in p.stdout
+        assert f'ip: "172.16.0.{10 + i}"' in out
 
 
-def test_nb_reachable_on_tcp_and_on_central_unix_socket(lab):
-    p = subprocess.run(["ovn-nbctl", f"--db={topo.NB_TCP}", "--timeout=10", "get-connection"],
+def test_nb_reachable_from_the_underlay_and_on_central_unix_sockets(lab):
+    """Standalone: plain tcp 6641 and central's unix socket. Cluster-ssl: the ssl member list
+    with the operator's certificate, each member's own unix socket inside central, and plain
+    tcp refused (the members listen on ssl only, as production's do)."""
+    from virtdeck.backends.lab import central
+    p = subprocess.run([*central.ctl_argv("nb", timeout=10), "get-connection"],
                        capture_output=True, text=True, timeout=20)
     assert p.returncode == 0, p.stderr
-    p = lab.ssh("central", ["ovn-nbctl", f"--db=unix:{topo.NB_SOCKET}", "--timeout=10", "show"])
-    assert p.returncode == 0
+    for remote in central.local_remote("nb").split(","):
+        p = lab.ssh("central", ["ovn-nbctl", f"--db={remote}", "--no-leader-only", "--timeout=10", "show"])
+        assert p.returncode == 0
+    if lab.flavour != topo.OVN_CLUSTER_SSL:
+        return
+    p = subprocess.run(["ovn-nbctl", f"--db={topo.NB_TCP}", "--timeout=3", "show"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode != 0  # the members listen on ssl only
 
 
 def test_hypervisor_ovs_config(lab):
@@ -146,7 +155,15 @@ def test_inventory_matches_the_lab(lab):
     inv = load(lab.inventory)
     names = [h.name for h in inv.hosts]
     assert names == ["central", *lab.hypervisors]
-    assert inv.ovn.via_host == "central"
+    if lab.flavour == topo.OVN_CLUSTER_SSL:  # the ssl member lists and the operator's pair
+        from virtdeck.backends.lab import pki
+        assert inv.ovn.via_host is None and inv.ovn.uses_ssl
+        assert inv.ovn.connection == topo.nb_remote(lab.flavour)
+        assert inv.ovn.sb_connection == topo.sb_remote(lab.flavour)
+        assert inv.ovn.ca_cert == str(pki.ca_bundle())
+        assert inv.ovn.certificate == str(pki.pair("operator").cert)
+    else:
+        assert inv.ovn.via_host == "central"
     assert inv.ssh.known_hosts == str(lab.known_hosts)
     tpl = cached_template()
     assert tpl is not None
@@ -180,15 +197,20 @@ def test_second_up_repairs_nothing_and_duplicates_nothing(lab):
 def test_up_restarts_a_dead_daemon(lab):
     # ovn-northd: restarting it disturbs nobody (it recomputes the same SB flows), unlike
     # ovn-controller (flow reinstall) or an sshd (new logins refused meanwhile).
+    # Cluster-ssl runs one northd per member: the last one's (a standby when the first is
+    # active, so nothing fails over; the check below wants one active either way).
+    from virtdeck.backends.lab import central
     from virtdeck.backends.lab.hosts import host_path
     from virtdeck.backends.lab.state import kill_pids, read_pidfile
     from virtdeck.backends.lab.status import check
-    pid = read_pidfile(host_path("central", "/run/ovn/ovn-northd.pid"))
+    pidfile = host_path("central", central.pidfiles("northd")[-1])
+    pid = read_pidfile(pidfile)
+    assert pid, f"no northd running by {pidfile}"
     kill_pids([pid])
     p = subprocess.run([VIRTDECK, "lab", "up", "-n", str(len(lab.hypervisors))],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
-    new = read_pidfile(host_path("central", "/run/ovn/ovn-northd.pid"))
+    new = read_pidfile(pidfile)
     assert new and new != pid
     assert check().ready
 
