@@ -18,7 +18,8 @@ Shape (all keys but ``hosts[].name`` / ``hosts[].address`` optional)::
                                                                  # (unset: no pressure filter)
                      cpu_source = "node" | "guests"             # which CPU figure placement uses
     [[hosts]]        name, address, user, port, identity, known_hosts, libvirt_socket,
-                     enabled, disabled_reason, hypervisor, domain_type ("kvm" | "qemu")
+                     enabled, disabled_reason, hypervisor, domain_type ("kvm" | "qemu"),
+                     ovn (default true; false: libvirt only, no OVS/ovn-controller here)
                      (address: IP, DNS name or ssh alias; user/port unset: ssh_config decides)
     [[tenants]]      name, max_vcpus, max_ram_mib, max_vms
     [[templates]]    name, pool, volume, sha256, arch, os, default_user, kernel, initrd, cmdline,
@@ -54,7 +55,9 @@ class HostConfig:
     ``address`` is an IP, a DNS name or an ssh_config alias. ``user``, ``port`` (and the
     identity/known_hosts here or in [ssh]) override ssh_config only when set; unset (None), the
     host's entry in ``~/.ssh/config`` / ``/etc/ssh/ssh_config`` decides, as for ``ssh ADDRESS``
-    (then the local user, port 22).
+    (then the local user, port 22). ``ovn = false``: a hypervisor without OVS/ovn-controller
+    (e.g. the lab's light hosts): `host check` says so instead of failing its OVN facts, and
+    placement refuses it (every VM has an OVN network).
     """
 
     name: str
@@ -68,6 +71,7 @@ class HostConfig:
     disabled_reason: str | None = None  # why enabled = false (maintenance), shown by placement
     hypervisor: bool = True
     domain_type: str = "kvm"
+    ovn: bool = True
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`virtdeck lab up [--hypervisors N] | down | status [--all] | sandbox -- CMD`: the embedded lab
+"""`virtdeck lab up [--hypervisors N] [--light L] | down | status [--all] | sandbox -- CMD`: the embedded lab
 (backends/lab). `up`, `status` and `sandbox` first reap sandboxes whose owner is gone
 (backends/lab/owners.py); `status --all` lists every lab and sandbox on the machine."""
 
@@ -17,10 +17,16 @@ def cmd_up(args) -> int:
     from ..backends.lab import fleet
     from ..backends.lab.topology import DEFAULT_HYPERVISORS
     from ..backends.lab.up import up
+    light = getattr(args, "light", None)
     if getattr(args, "fleet", False) or fleet.recorded():
+        if light:
+            from ..backends.lab.state import LabError
+            raise LabError("--light is not for a fleet lab; `virtdeck lab down` first, then "
+                           "`virtdeck lab up --light N` without --fleet")
         fleet.up(args.hypervisors, log=_log, ovn=getattr(args, "ovn", None))
         return 0
-    up(DEFAULT_HYPERVISORS if args.hypervisors is None else args.hypervisors, log=_log, ovn=getattr(args, "ovn", None))
+    up(DEFAULT_HYPERVISORS if args.hypervisors is None else args.hypervisors, log=_log,
+       ovn=getattr(args, "ovn", None), light=light)
     return 0
 
 
@@ -49,7 +55,8 @@ def cmd_status(args) -> int:
         return _status_all(args)
     st = check()
     if getattr(args, "json", False):
-        json.dump({"ready": st.ready, "hypervisors": st.hypervisors, "chassis": list(st.chassis),
+        json.dump({"ready": st.ready, "hypervisors": st.hypervisors, "light": st.light,
+                   "chassis": list(st.chassis),
                    "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in st.checks],
                    "ovn": st.extra},  # flavour; cluster-ssl: nb_leader/sb_leader [member, address], northd
                   sys.stdout, indent=2)
@@ -109,7 +116,11 @@ def register(subparsers) -> None:
     u = sub.add_parser("up", help="build or repair the lab (root; builds the guest template once)")
     u.add_argument("--hypervisors", "-n", type=int, default=None, metavar="N",
                    help=f"number of hypervisors, 1..{topo.MAX_HYPERVISORS} (default {topo.DEFAULT_HYPERVISORS}, "
-                        f"3 with --fleet)")
+                        f"3 with --fleet; 0 with --light: central + light hosts only)")
+    u.add_argument("--light", type=int, default=None, metavar="L",
+                   help=f"light hypervisors lh1..lhL, 0..{topo.MAX_LIGHT}, at 192.168.100.201.. (sshd + "
+                        f"libvirtd + pool only: no OVS/OVN, for scale tests; default: as many as "
+                        f"the lab has)")
     u.add_argument("--fleet", action="store_true",
                    help="shape the lab as an operator's fleet (backends/lab/fleet.py): non-root operator "
                         "vdop, a bastion on port 2222, hv2 only through it, the last hypervisor fresh; "

@@ -45,7 +45,7 @@ def destroy_domains(h: topo.LabHost, pid: int) -> int:
 def destroy_host(h: topo.LabHost, log=print) -> None:
     """Stop everything of one host and remove its namespaces, links and per-host directory."""
     pid = H.find_holder(h)
-    if pid is not None and h.is_hypervisor:
+    if pid is not None and h.runs_libvirt:
         n = destroy_domains(h, pid)
         if n:
             log(f"{h.name}: destroyed {n} guest(s)")
@@ -111,7 +111,7 @@ def down(log=print) -> list[str]:
 
 
 def _down(log) -> list[str]:
-    for h in [*topo.all_hypervisors(), topo.CENTRAL, topo.OUTSIDE]:
+    for h in [*topo.all_hypervisors(), *topo.all_lights(), topo.CENTRAL, topo.OUTSIDE]:
         present = (h.netns in N.list_netns() or host_dir(h.name).exists()
                    or h.name in load_state().get("holders", {}))
         if present:

@@ -237,14 +237,15 @@ def remove_cgroups(dirs: list[str | Path]) -> None:
 
 # --------------------------------------------------------------------------- holder
 
-def prepare_host_dir(h: topo.LabHost, n: int) -> Path:
-    """Create hosts/<name>/ with the bind sources, /etc/hosts and an empty resolv.conf."""
+def prepare_host_dir(h: topo.LabHost, n: int, n_light: int = 0) -> Path:
+    """Create hosts/<name>/ with the bind sources, /etc/hosts (``n`` hypervisors and
+    ``n_light`` light ones named) and an empty resolv.conf."""
     d = host_dir(h.name)
     for sub in BINDS.values():
         (d / sub).mkdir(parents=True, exist_ok=True)
     for sub in LOG_DIRS:
         (d / "log" / sub).mkdir(parents=True, exist_ok=True)
-    write_file(d / "hosts", topo.etc_hosts(n), in_place=True)
+    write_file(d / "hosts", topo.etc_hosts(n, n_light), in_place=True)
     write_file(d / "resolv.conf", "", in_place=True)
     # A plain root shell start-up: the machine's ~/.bashrc (read by every SSH exec's bash) runs
     # `pyenv init`, whose rehash lock serialised execs across all lab hosts (~0.1 s each).
@@ -252,18 +253,18 @@ def prepare_host_dir(h: topo.LabHost, n: int) -> Path:
     return d
 
 
-def start_holder(h: topo.LabHost, n: int) -> int:
+def start_holder(h: topo.LabHost, n: int, n_light: int = 0) -> int:
     """Start the holder of ``h`` (its netns must exist) and wait until its mounts are in place.
 
     Returns the holder PID. Raises LabError with the shell's error when a mount fails.
     """
-    return wait_holder(h, spawn_holder(h, n))
+    return wait_holder(h, spawn_holder(h, n, n_light))
 
 
-def spawn_holder(h: topo.LabHost, n: int) -> subprocess.Popen:
+def spawn_holder(h: topo.LabHost, n: int, n_light: int = 0) -> subprocess.Popen:
     """Start the holder of ``h`` without waiting (see :func:`wait_holder`); several holders
     come up in parallel this way. Must be called from the main thread (preexec_fn)."""
-    d = prepare_host_dir(h, n)
+    d = prepare_host_dir(h, n, n_light)
     lines = ["set -e", "mount -t tmpfs -o mode=0755,size=64m tmpfs /run"]
     lines += [f"mkdir -p {x}" for x in RUN_DIRS]
     for target, sub in BINDS.items():

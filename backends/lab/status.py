@@ -41,19 +41,20 @@ class LabStatus:
     """``hypervisors``: expected count (0 when no lab was brought up); ``checks`` in print order;
     ``chassis``: names registered in the SB; ``extra``: the OVN ``flavour`` and, for
     cluster-ssl, ``nb_leader``/``sb_leader`` ((member number, address) or None) and ``northd``
-    (the active one's member number or None)."""
+    (the active one's member number or None); ``light``: light hypervisors (lab up --light)."""
 
     hypervisors: int
     checks: tuple[Check, ...] = ()
     chassis: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
+    light: int = 0
 
     @property
     def ready(self) -> bool:
-        return self.hypervisors > 0 and all(c.ok for c in self.checks)
+        return (self.hypervisors > 0 or self.light > 0) and all(c.ok for c in self.checks)
 
     def lines(self) -> list[str]:
-        if self.hypervisors == 0:
+        if self.hypervisors == 0 and not self.light:
             return ["lab: not up (run `virtdeck lab up`)"]
         out = [f"{'ok  ' if c.ok else 'FAIL'} {c.name}{(': ' + c.detail) if c.detail else ''}"
                for c in self.checks]
@@ -64,7 +65,7 @@ class LabStatus:
                 f"{k.upper()} leader " + (f"central-{v[0]} ({v[1]})" if v else "none")
                 for k, v in lead.items())
         out.append(f"lab: {'ready' if self.ready else 'NOT ready'} "
-                   f"({self.hypervisors} hypervisors, chassis: {', '.join(self.chassis) or 'none'}{ovn})")
+                   f"({self.hypervisors} hypervisors{f' + {self.light} light' if self.light else ''}, chassis: {', '.join(self.chassis) or 'none'}{ovn})")
         return out
 
 
@@ -162,18 +163,19 @@ def _raft_checks() -> tuple[list[Check], dict]:
 def check(n: int | None = None) -> LabStatus:
     """The lab's readiness now (see module doc). ``n`` overrides the recorded hypervisor count."""
     from .hosts import find_holder
+    light = int(load_state().get("light", 0))  # light hypervisors: host, sshd, libvirtd checks
     if n is None:
         n = int(load_state().get("hypervisors", 0))
-        if n == 0:
+        if n == 0 and not light:
             return LabStatus(0)
     hvs = topo.hypervisors(n)
     checks: list[Check] = []
-    for h in topo.hosts(n):
+    for h in topo.hosts(n, light):
         pid = find_holder(h)
         checks.append(Check(f"{h.name} host", pid is not None, f"holder pid {pid}" if pid else "not running"))
     with ThreadPoolExecutor(max_workers=8) as pool:
-        ssh = list(pool.map(_ssh_check, [h for h in topo.hosts(n) if h.has_sshd]))
-        virt = list(pool.map(_libvirt_check, hvs))
+        ssh = list(pool.map(_ssh_check, [h for h in topo.hosts(n, light) if h.has_sshd]))
+        virt = list(pool.map(_libvirt_check, hvs + topo.lights(light)))
         ovs = list(pool.map(_ovs_check, hvs))
         chassis_f = pool.submit(sb_chassis)
         from .central import flavour
@@ -194,4 +196,4 @@ def check(n: int | None = None) -> LabStatus:
         lab_names = {h.name for h in topo.all_hypervisors()}
         ours = sorted(set(chassis) & lab_names)
         checks.append(Check("OVN SB chassis", ours == want, f"{len(ours)} of {n}"))
-    return LabStatus(n, tuple(checks), tuple(chassis), dict(extra, flavour=flav))
+    return LabStatus(n, tuple(checks), tuple(chassis), dict(extra, flavour=flav), light=light)

@@ -16,6 +16,10 @@ Layout (N hypervisors, 1 <= N <= 4)::
         ovn-controller (system-id hvN, geneve, ovn-bridge-mappings=physnet1:br-phys)
         virtlogd + libvirtd (/run/libvirt/libvirt-sock), storage pool "virtdeck"
         (dir /var/lib/libvirt/images/virtdeck) with the template volumes, sshd :22
+    netns vd-lhN      host "lhN"      eth0 192.168.100.(200+N)/24  (lh1 = .201 … lh16 = .216)
+        a *light* hypervisor (``lab up --light N``, 0 <= N <= 16): sshd, virtlogd, libvirtd
+        and the "virtdeck" pool only — no OVS, no ovn-controller, no physnet, no chassis
+        (inventory ``ovn = false``): for scale tests of listing and events (light.py)
     netns vd-outside  host "outside"  (no sshd)
         eth0 172.16.0.254/24 on vd-phys, untagged: stands for "the internet behind NAT"
         (give an OVN router's external port an address in 172.16.0.0/24, SNAT to it, ping .254)
@@ -44,6 +48,8 @@ from dataclasses import dataclass
 
 MAX_HYPERVISORS = 4
 DEFAULT_HYPERVISORS = 2
+MAX_LIGHT = 16          # light hypervisors (sshd + libvirtd only), `lab up --light N`
+LIGHT_BASE = 200        # lhN's underlay address is 192.168.100.(200+N): clear of .10-.30, .1N
 
 UNDERLAY_BRIDGE = "vd-under"
 PHYSNET_BRIDGE = "vd-phys"
@@ -87,7 +93,8 @@ class LabHost:
     """One lab host: a network namespace plus a holder process owning its mount/UTS namespace.
 
     ``address`` is the underlay (management) IPv4 address; ``tunnel_ip`` the GENEVE endpoint on
-    physnet1 (hypervisors only); ``role`` is "central", "hypervisor" or "outside".
+    physnet1 (hypervisors only); ``role`` is "central", "hypervisor", "light" (libvirt over SSH,
+    no OVS/OVN) or "outside".
     Host-side interface names are ``vu-<name>`` (underlay) and ``vp-<name>`` (physnet).
     """
 
@@ -113,8 +120,17 @@ class LabHost:
         return self.role == "hypervisor"
 
     @property
+    def is_light(self) -> bool:
+        return self.role == "light"
+
+    @property
+    def runs_libvirt(self) -> bool:
+        """A hypervisor or a light one: libvirtd, its pool and domains."""
+        return self.role in ("hypervisor", "light")
+
+    @property
     def has_sshd(self) -> bool:
-        return self.role in ("central", "hypervisor")
+        return self.role in ("central", "hypervisor", "light")
 
 
 CENTRAL = LabHost("central", "central", CENTRAL_ADDRESS)
@@ -149,23 +165,36 @@ def all_hypervisors() -> list[LabHost]:
     return hypervisors(MAX_HYPERVISORS)
 
 
-def hosts(n: int) -> list[LabHost]:
-    """Every host of a lab with ``n`` hypervisors, in bring-up order."""
-    return [CENTRAL, *hypervisors(n), OUTSIDE]
+def light(i: int) -> LabHost:
+    """lh{i}, a light hypervisor: underlay 192.168.100.(200+i), no tunnel (1 <= i <= MAX_LIGHT)."""
+    return LabHost(f"lh{i}", "light", f"192.168.100.{LIGHT_BASE + i}")
+
+
+def lights(n: int) -> list[LabHost]:
+    return [light(i) for i in range(1, n + 1)]
+
+
+def all_lights() -> list[LabHost]:
+    return lights(MAX_LIGHT)
+
+
+def hosts(n: int, n_light: int = 0) -> list[LabHost]:
+    """Every host of a lab with ``n`` hypervisors and ``n_light`` light ones, in bring-up order."""
+    return [CENTRAL, *hypervisors(n), *lights(n_light), OUTSIDE]
 
 
 def by_name(name: str) -> LabHost:
-    """The host called ``name`` (central, outside, hv1..hv4); KeyError otherwise."""
-    for h in [CENTRAL, OUTSIDE, *all_hypervisors()]:
+    """The host called ``name`` (central, outside, hv1..hv4, lh1..lh16); KeyError otherwise."""
+    for h in [CENTRAL, OUTSIDE, *all_hypervisors(), *all_lights()]:
         if h.name == name:
             return h
     raise KeyError(name)
 
 
-def etc_hosts(n: int) -> str:
+def etc_hosts(n: int, n_light: int = 0) -> str:
     """/etc/hosts content every lab host gets (names resolve without DNS)."""
     lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback",
              f"{UNDERLAY_GATEWAY} lab-gateway"]
-    for h in [CENTRAL, *hypervisors(n)]:
+    for h in [CENTRAL, *hypervisors(n), *lights(n_light)]:
         lines.append(f"{h.address} {h.name}")
     return "\n".join(lines) + "\n"

@@ -1,6 +1,8 @@
 """`virtdeck lab up`: build (or repair) the lab with N hypervisors, idempotently.
 
-:func:`up` ``(n=2, log=print) -> LabStatus``. Steps, each logged as one short line:
+:func:`up` ``(n=2, log=print, …, light=None) -> LabStatus``. ``light``: the number of light
+hypervisors lh1..lhL (sshd + libvirtd only, light.py) beside the N full ones; None keeps the
+number the lab has. Steps, each logged as one short line:
 
 1. preflight: root, the tools of the Debian packages, the underlay subnet not used elsewhere;
 2. the lab SSH key (kept across `down`), the template image (built once, cached, see image.py);
@@ -92,6 +94,9 @@ def _daemons(h: topo.LabHost, pid: int, tpl: Template, ovn: str = topo.DEFAULT_O
         from . import central
         central.ensure(h, pid, ovn)
         H.ensure_sshd(h, pid)
+    elif h.is_light:
+        from . import light
+        light.ensure(h, pid, tpl)
     elif h.role == "hypervisor":
         H.ensure_ovs(h, pid)
         H.configure_hypervisor_ovs(h, pid, ovn)
@@ -182,9 +187,9 @@ def ensure_pool(h: topo.LabHost, pid: int, tpl: Template) -> None:
         conn.close()
 
 
-def write_known_hosts(n: int) -> None:
+def write_known_hosts(n: int, n_light: int = 0) -> None:
     lines = []
-    for h in topo.hosts(n):
+    for h in topo.hosts(n, n_light):
         if h.has_sshd:
             pub = H.host_key_path(h).with_suffix(".pub").read_text().split()
             lines.append(f"{h.name},{h.address} {pub[0]} {pub[1]}")
@@ -202,9 +207,10 @@ def _ovn_inventory(ovn: str) -> dict:
             "private_key": str(op.key), "certificate": str(op.cert), "ca_cert": str(pki.ca_bundle())}
 
 
-def inventory(n: int, tpl: Template | None, ovn: str | None = None) -> dict:
+def inventory(n: int, tpl: Template | None, ovn: str | None = None, n_light: int = 0) -> dict:
     """The inventory dict written to inventory.toml (shape agreed with config/inventory.py).
-    ``ovn``: the lab's OVN flavour (default: the one state.json records)."""
+    ``ovn``: the lab's OVN flavour (default: the one state.json records); ``n_light`` light
+    hypervisors follow the full ones, with ``ovn = false`` (no OVS, no chassis)."""
     from .central import flavour
     d = lab_dir()
     inv: dict = {
@@ -218,6 +224,10 @@ def inventory(n: int, tpl: Template | None, ovn: str | None = None) -> dict:
     for h in topo.hypervisors(n):
         inv["hosts"].append({"name": h.name, "address": h.address, "user": "root", "port": 22,
                              "libvirt_socket": topo.LIBVIRT_SOCKET, "domain_type": "qemu"})
+    for h in topo.lights(n_light):
+        inv["hosts"].append({"name": h.name, "address": h.address, "user": "root", "port": 22,
+                             "libvirt_socket": topo.LIBVIRT_SOCKET, "domain_type": "qemu",
+                             "ovn": False})
     if tpl is not None:
         inv["templates"] = [template_entry(tpl)]
     return inv
@@ -233,12 +243,12 @@ def template_entry(tpl: Template) -> dict:
     }
 
 
-def write_inventory(n: int, tpl: Template | None) -> None:
+def write_inventory(n: int, tpl: Template | None, n_light: int = 0) -> None:
     path = lab_dir() / "inventory.toml"
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as f:
         f.write(b"# Written by `virtdeck lab up`; rewritten on every up.\n")
-        tomli_w.dump(inventory(n, tpl), f)
+        tomli_w.dump(inventory(n, tpl, n_light=n_light), f)
     tmp.replace(path)
 
 
@@ -274,7 +284,7 @@ def wait_chassis(n: int, timeout: float = 30) -> None:
 
 
 def up(n: int = topo.DEFAULT_HYPERVISORS, log=print, owner: int | None = None,
-       ovn: str | None = None):
+       ovn: str | None = None, light: int | None = None):
     """Bring the lab to N hypervisors and return its LabStatus (ready, else LabError).
 
     ``owner``: the PID of the process whose end should end the lab (a test session, which
@@ -284,15 +294,25 @@ def up(n: int = topo.DEFAULT_HYPERVISORS, log=print, owner: int | None = None,
     orphaned one is adopted by this caller. Orphaned sandboxes elsewhere on the machine are
     reaped first (owners.reap_orphans, lines to ``log``).
 
+    ``light``: light hypervisors lh1..lhL (0..16; None: as many as the lab has). ``n`` may be
+    0 when the lab has light ones (central + light hosts: a scale lab without OVN hypervisors).
+
     Serialized with other `up`/`down` runs by :class:`state.lab_lock`.
     """
-    if not 1 <= n <= topo.MAX_HYPERVISORS:
-        raise LabError(f"--hypervisors must be between 1 and {topo.MAX_HYPERVISORS}, not {n}")
+    if light is not None and not 0 <= light <= topo.MAX_LIGHT:
+        raise LabError(f"--light must be between 0 and {topo.MAX_LIGHT}, not {light}")
+    if not (0 if light else 1) <= n <= topo.MAX_HYPERVISORS:
+        raise LabError(f"--hypervisors must be between 1 and {topo.MAX_HYPERVISORS}, not {n} "
+                       f"(0 only with --light N)")
     preflight()
     from .owners import reap_orphans
     reap_orphans(log, skip=lab_dir())
     with lab_lock(log):
-        return _up(n, log, owner, ovn)
+        if light is None:
+            light = int(load_state().get("light", 0))
+        if n == 0 and light == 0:
+            raise LabError("--hypervisors 0 needs light hypervisors: add --light N")
+        return _up(n, log, owner, ovn, light)
 
 
 def _own(state: dict, fresh: bool, owner: int | None, log) -> None:
@@ -324,7 +344,7 @@ def _ovn_flavour(state: dict, ovn: str | None) -> str:
     return ovn
 
 
-def _up(n: int, log, owner: int | None = None, ovn: str | None = None):
+def _up(n: int, log, owner: int | None = None, ovn: str | None = None, n_light: int = 0):
     from .down import destroy_host
     from .status import check
     t0 = time.monotonic()
@@ -355,11 +375,18 @@ def _up(n: int, log, owner: int | None = None, ovn: str | None = None):
             state.setdefault("holders", {}).pop(extra.name, None)
             state.setdefault("cgroups", {}).pop(extra.name, None)
             state.setdefault("netns", {}).pop(extra.name, None)
+    for extra in topo.all_lights()[n_light:]:
+        if extra.netns in N.list_netns() or extra.name in state.get("holders", {}):
+            log(f"{extra.name}: removing (lab now has {n_light} light hypervisors)")
+            destroy_host(extra, log)
+            state.setdefault("holders", {}).pop(extra.name, None)
+            state.setdefault("netns", {}).pop(extra.name, None)
 
+    everyone = topo.hosts(n, n_light)
     holders = state.setdefault("holders", {})
-    _own(state, not any(H.find_holder(h) for h in topo.hosts(n)), owner, log)
+    _own(state, not any(H.find_holder(h) for h in everyone), owner, log)
     spawned = {}
-    for h in topo.hosts(n):
+    for h in everyone:
         pid = H.find_holder(h)
         if pid is None and (h.netns in N.list_netns() or host_dir(h.name).exists()):
             log(f"{h.name}: previous run left it half-built (holder gone); rebuilding")
@@ -368,12 +395,12 @@ def _up(n: int, log, owner: int | None = None, ovn: str | None = None):
         # Namespace inodes: what finds this host's processes once its holder is gone.
         state.setdefault("netns", {})[h.name] = os.stat(f"/run/netns/{h.netns}").st_ino
         if pid is None:
-            spawned[h.name] = (h, H.spawn_holder(h, n))  # holders come up in parallel
+            spawned[h.name] = (h, H.spawn_holder(h, n, n_light))  # holders come up in parallel
             if h.is_hypervisor:  # down removes exactly these, whatever cgroup it runs from
                 state.setdefault("cgroups", {})[h.name] = [str(d) for d in H.cgroup_dirs(h)]
         else:
             holders[h.name] = pid
-            write_file(host_dir(h.name) / "hosts", topo.etc_hosts(n), in_place=True)
+            write_file(host_dir(h.name) / "hosts", topo.etc_hosts(n, n_light), in_place=True)
             if h.is_hypervisor and H.cgroup_dirs(h) and not H.host_path(
                     h, "/sys/fs/cgroup/cpuacct/cgroup.procs", pid).exists():
                 log(f"{h.name}: runs from before per-host cgroups (no guest CPU stats); "
@@ -383,14 +410,19 @@ def _up(n: int, log, owner: int | None = None, ovn: str | None = None):
             holders[name] = H.wait_holder(h, proc)
     finally:
         state["hypervisors"] = n
+        state["light"] = n_light
         save_state(state)
-    log(f"hosts: {', '.join(h.name for h in topo.hosts(n))} (netns + holders)")
+    log(f"hosts: {', '.join(h.name for h in everyone)} (netns + holders)")
+
+    took: dict[str, float] = {}
 
     def one(h):
+        t = time.monotonic()
         _daemons(h, holders[h.name], tpl, ovn)
+        took[h.name] = time.monotonic() - t
         return h.name
-    with ThreadPoolExecutor(max_workers=len(holders)) as ex:
-        futures = {h.name: ex.submit(one, h) for h in topo.hosts(n)}
+    with ThreadPoolExecutor(max_workers=len(everyone)) as ex:
+        futures = {h.name: ex.submit(one, h) for h in everyone}
         errors = []
         for name, fut in futures.items():
             try:
@@ -401,10 +433,16 @@ def _up(n: int, log, owner: int | None = None, ovn: str | None = None):
                 errors.append(f"{name}: {type(exc).__name__}: {exc}")
         if errors:
             raise LabError(errors[0])
-    log("daemons: central (OVN NB/SB, northd), hypervisors (OVS, ovn-controller, libvirtd, pool), sshd")
+    log("daemons: central (OVN NB/SB, northd), hypervisors (OVS, ovn-controller, libvirtd, pool), sshd"
+        + (", light hypervisors (libvirtd, pool)" if n_light else ""))
+    if n_light:
+        lt = [took[h.name] for h in topo.lights(n_light) if h.name in took]
+        log(f"light: {n_light} hosts (sshd, virtlogd, libvirtd, pool) up in {time.monotonic() - t1:.1f} s "
+            f"from the start of `up`; each host's daemons took {min(lt, default=0):.1f}-"
+            f"{max(lt, default=0):.1f} s (run in parallel)")
 
-    write_known_hosts(n)
-    write_inventory(n, tpl)
+    write_known_hosts(n, n_light)
+    write_inventory(n, tpl, n_light)
     wait_chassis(n)
     log(f"inventory: {lab_dir() / 'inventory.toml'}")
     if state.get("fleet"):  # `lab up --fleet` (fleet.py): the operator, bastion, fresh host
@@ -419,6 +457,9 @@ def _up(n: int, log, owner: int | None = None, ovn: str | None = None):
     save_state(state)
     for line in st.lines():
         log(line)
+    if n_light:
+        from .light import rss_line
+        log(rss_line(topo.lights(n_light)))
     if not st.ready:
         raise LabError("the lab came up but is not ready (see the FAIL lines); run `virtdeck lab up` again "
                        "or `virtdeck lab down` first")

@@ -46,7 +46,8 @@ def _create_pool(session, host: str, pool: str, path: str) -> CheckLine:
 def check_one(session, name: str, pools: list[str], create_pool: str | None = None) -> list[CheckLine]:
     """Every fact of host ``name`` (see :mod:`backends.preflight`), in a fixed order: ssh, libvirt,
     kvm, guest arches, pools, br-int, ovn-controller, sb chassis, bridge mappings, tools (a
-    non-hypervisor host: ssh and tools only). SSH failing ends the list there.
+    non-hypervisor host: ssh and tools only; a host with ``ovn = false``: one ok "ovn" line
+    instead of the four OVN facts). SSH failing ends the list there.
 
     ``create_pool`` (a directory path on the host): create the ONE missing pool of ``pools``
     there (audited as ``host.create-pool``); its line is then the new pool's. Raises
@@ -66,8 +67,11 @@ def check_one(session, name: str, pools: list[str], create_pool: str | None = No
         lines.append(CheckLine("probe", FAIL, str(exc), f"ssh {hc.address} sh -c true  (a shell must run)"))
     if hc.hypervisor:
         lines += _libvirt_part(session, name, hc, values, pools, create_pool)
-        if values:
+        if values and hc.ovn:
             lines += preflight.ovn_lines(name, values)
+        elif values:  # inventory `ovn = false`: not a broken host, one without OVN by design
+            lines.append(CheckLine("ovn", OK, "none on this host (inventory ovn = false): libvirt "
+                                   "only, no br-int/ovn-controller/chassis; placement skips it"))
     if values:
         lines.append(preflight.tools_line(name, values))
     if not hc.enabled:

@@ -101,6 +101,8 @@ def host_snapshot(session, host: HostConfig, template: TemplateConfig | None) ->
             physnets, physnets_error = frozenset(), _strip_host(str(exc), host.name)
         arches = host_facts.guest_arches(conn, host.name)  # which arches, natively or emulated
         refusals: list[str] = []
+        if not host.ovn:  # every VM has an OVN network (provision_checks.check_networks)
+            refusals.append("ovn: no OVN on this host (inventory ovn = false); VMs need an OVN network")
         tbytes = None
         if template is not None:
             for vol in (template.volume, template.kernel, template.initrd):
