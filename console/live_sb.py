@@ -3,8 +3,9 @@
 The python-ovs IDL keeps a replica of the SB tables :mod:`backends.ovn.southbound` monitors
 (chassis, encaps, port bindings, gateway chassis) up to date by itself: the server pushes every
 change. This thread only looks at the replica's change counter (``change_seqno``, in memory, no
-round trip) every :data:`LOOK` seconds and, when it moved, re-reads the replica into a
-:class:`backends.ovn.southbound.SbData` published as ``Cloud.sb``. A connection that cannot be
+round trip) and the member it reads from every :data:`LOOK` seconds and, when either moved,
+re-reads the replica into a :class:`backends.ovn.southbound.SbData` published as ``Cloud.sb``
+(its ``member`` is the status line's "SB via"). A connection that cannot be
 opened (no SB configured, SB down) is retried with a backoff of 2, 4 … 60 s; meanwhile
 ``Cloud.sb`` keeps its last value (None until the first read). The SB is optional: the console
 works without it, it only loses the chassis and binding facts.
@@ -63,7 +64,9 @@ class SbWorker(threading.Thread):
         live = self.live
         seen = None
         while not live._stop.is_set():
-            seq = api.idl.change_seqno
+            # a failover to another member may bring no row change (monitor_cond_since): the
+            # member in use is looked at too, so the status line's "SB via" follows it
+            seq = (api.idl.change_seqno, southbound.member(api))
             if seq != seen:
                 seen = seq
                 live._set_sb(southbound.read(api, live.inventory.hosts))

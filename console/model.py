@@ -470,6 +470,16 @@ class Cloud:
     sb: object | None = None
 
     @property
+    def sb_member(self) -> str | None:
+        """The SB member the console reads from ("ssl:10.0.0.1:6642", from :attr:`sb`'s
+        ``member``) when the SB connection is a raft member list; None otherwise (SB not read
+        or disconnected, or one server / a forwarded socket, whose name says nothing)."""
+        sb = self.sb
+        if sb is None or not getattr(sb, "member_list", False):
+            return None
+        return getattr(sb, "member", None)
+
+    @property
     def vm_metrics(self) -> object | None:
         """The VMs' part of :attr:`metrics` (``{uuid: VmFigures}``), the same object while no
         VM's drawn figures changed: what the VMs panel redraws on (None: no metrics)."""

@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -176,6 +177,9 @@ class MainScreen(HostActions, VmActions, Screen):
         self.refresh_cloud()
         self._focus_table()
 
+    def on_resize(self) -> None:
+        self.refresh_cloud()  # the status line's members shorten or lengthen with the width
+
     # -- data -----------------------------------------------------------------------------
 
     @property
@@ -193,12 +197,12 @@ class MainScreen(HostActions, VmActions, Screen):
         """Redraw the status line and the visible panel from ``app.cloud`` (others refresh
         when they are shown)."""
         cloud = self.app.cloud
-        status = views.status_line(cloud)
-        if self.readonly:
-            status = f"{views.READONLY_BADGE} {status}"
+        prefix = f"{views.READONLY_BADGE} " if self.readonly else ""
         pat = self.filters.get(self.panel)
-        if pat:
-            status += f" · filter [b]/{pat}/[/b]"
+        suffix = f" · filter [b]/{pat}/[/b]" if pat else ""
+        # the cells left for the line (#status has 1 cell of padding each side): members shorten
+        room = self.size.width - 2 - Text.from_markup(prefix + suffix).cell_len if self.size.width else None
+        status = prefix + views.status_line(cloud, room) + suffix
         if status != self._status:
             self._status = status
             self.query_one("#status", Static).update(status)

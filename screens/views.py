@@ -399,9 +399,47 @@ def nb_banner(cloud: Cloud) -> str | None:
 _running: list = [None, 0]   # [the vms tuple counted, its active count]
 
 
-def status_line(cloud: Cloud) -> str:
-    """One line of Rich markup: hosts up, VMs, NB state (and ``via MEMBER``, the NB member in
-    use, when the NB connection is a raft member list)."""
+def _split_member(member: str) -> tuple[str, str, str]:
+    """"ssl:192.168.100.20:6641" -> ("ssl", "192.168.100.20", "6641"); ("", member, "") for
+    anything else."""
+    if not member.startswith(("tcp:", "ssl:")):
+        return "", member, ""
+    host, _, port = member[4:].rpartition(":")
+    return member[:3], host or port, port if host else ""
+
+
+def _distinct(member: str, members) -> str:
+    """What tells ``member`` apart from the other ``members`` of its list: its address when the
+    scheme and port are the same for all ("192.168.100.20"), its port when the address is
+    (":41234", members on one machine), both otherwise; ``member`` itself outside a list."""
+    parts = [_split_member(m) for m in members]
+    if len(parts) < 2 or member not in members:
+        return member
+    scheme, host, port = _split_member(member)
+    same = [len({p[i] for p in parts}) == 1 for i in range(3)]
+    out = ("" if same[0] else scheme + ":") + ("" if same[1] else host)
+    return out + ("" if same[2] else ":" + port) or host
+
+
+def _after_shared(addr: str, other: str) -> str:
+    """``addr`` without the dotted fields it shares with ``other``: "192.168.100.10" next to
+    "192.168.100.20" -> ".10"; unchanged when nothing is shared or either is no dotted address."""
+    a, b = addr.split("."), other.split(".")
+    if len(a) < 2 or len(b) < 2:
+        return addr
+    n = 0
+    while n < min(len(a), len(b)) - 1 and a[n] == b[n]:
+        n += 1
+    return "." + ".".join(a[n:]) if n else addr
+
+
+def status_line(cloud: Cloud, width: int | None = None) -> str:
+    """One line of Rich markup: hosts up, VMs, NB state, and the raft members the console reads
+    from when the NB / SB connections are member lists (``via MEMBER``; they move on
+    failover). ``width``: cells the line may take (None: no limit); a wider line shows the
+    members shorter, step by step: by what tells each apart in its list (the address, without
+    the scheme and port all share), then the SB's address as what differs from the NB's (".10"
+    next to 192.168.100.20), then without "via"."""
     up = sum(1 for h in cloud.hosts if h.up)
     bad = [h.name for h in cloud.hosts if h.state in ("unreachable", "refused", "host-key")]
     if _running[0] is not cloud.vms:     # counted once per VM list, not once per redraw
@@ -413,10 +451,24 @@ def status_line(cloud: Cloud) -> str:
     if bad:
         parts.append(f"[bold red]{escape(','.join(bad))} down[/]")
     parts.append(f"VMs [b]{running}/{len(cloud.vms)}[/b] running")
-    via = ""
-    if nb == "up" and cloud.nb.member and cloud.nb.member_list:
-        # which raft member the console reads from (it moves on failover); a forwarded
-        # socket's path is a random temporary name, not worth a column
-        via = f" via {escape(cloud.nb.member)}"
-    parts.append(f"NB [{nb_style}]{nb}[/]" + via + (" (stale data)" if nb == "stale" else ""))
-    return " · ".join(parts)
+    # which raft member the console reads from; a forwarded socket's path is a random
+    # temporary name, not worth a column
+    nb_member = cloud.nb.member if nb == "up" and cloud.nb.member_list else None
+    sb_member = cloud.sb_member
+    stale = " (stale data)" if nb == "stale" else ""
+    line = ""
+    for step in range(4):
+        nbm, sbm = nb_member, sb_member
+        if step >= 1:
+            nbm = nbm and _distinct(nbm, [m.strip() for m in cloud.nb.remote.split(",")])
+            sbm = sbm and _distinct(sbm, getattr(cloud.sb, "members", ()))
+        if step >= 2 and nbm and sbm:
+            sbm = _after_shared(sbm, nbm)
+        via = "" if step == 3 else "via "
+        tail = [f"NB [{nb_style}]{nb}[/]" + (f" {via}{escape(nbm)}" if nbm else "") + stale]
+        if sbm:
+            tail.append(f"SB {via}{escape(sbm)}")
+        line = " · ".join(parts + tail)
+        if width is None or not (nb_member or sb_member) or Text.from_markup(line).cell_len <= width:
+            break
+    return line

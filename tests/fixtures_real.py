@@ -206,6 +206,7 @@ class NbCluster:
     pids: list[int]
     ctls: list[Path]
     dir: Path
+    database: str = "OVN_Northbound"   # or OVN_Southbound (start_nb_cluster's ``kind``)
 
     @property
     def remote(self) -> str:
@@ -214,7 +215,7 @@ class NbCluster:
     def status(self, i: int) -> str:
         """``cluster/status`` of member ``i`` (empty when it does not answer)."""
         out = subprocess.run(["ovs-appctl", "-t", str(self.ctls[i]), "cluster/status",
-                              "OVN_Northbound"], capture_output=True, text=True, timeout=5)
+                              self.database], capture_output=True, text=True, timeout=5)
         return out.stdout
 
     def leader(self) -> int | None:
@@ -239,21 +240,24 @@ class NbCluster:
                 stop_pid(pid)
 
 
-def start_nb_cluster(dir: Path, pki: Pki | None = None, n: int = 3) -> NbCluster:
-    """Create and start an ``n``-member NB raft cluster (``ovsdb-tool create-cluster`` /
-    ``join-cluster``, raft over TCP on free ports); clients reach each member on ``ptcp:`` or,
-    with ``pki``, on ``pssl:`` with the server key/cert (client certificates required by
-    ovsdb-server). Returns once every member is a cluster member and one leads."""
+def start_nb_cluster(dir: Path, pki: Pki | None = None, n: int = 3, kind: str = "nb") -> NbCluster:
+    """Create and start an ``n``-member NB (``kind`` "nb") or SB ("sb") raft cluster
+    (``ovsdb-tool create-cluster`` / ``join-cluster``, raft over TCP on free ports); clients
+    reach each member on ``ptcp:`` or, with ``pki``, on ``pssl:`` with the server key/cert
+    (client certificates required by ovsdb-server). Returns once every member is a cluster
+    member and one leads."""
     dir.mkdir(parents=True, exist_ok=True)
+    schema, database = ((NB_SCHEMA, "OVN_Northbound") if kind == "nb"
+                        else ("/usr/share/ovn/ovn-sb.ovsschema", "OVN_Southbound"))
     raft = [f"tcp:127.0.0.1:{free_port()}" for _ in range(n)]
     client_ports = [free_port() for _ in range(n)]
-    dbs = [dir / f"nb{i}.db" for i in range(n)]
-    subprocess.run(["ovsdb-tool", "create-cluster", str(dbs[0]), NB_SCHEMA, raft[0]],
+    dbs = [dir / f"{kind}{i}.db" for i in range(n)]
+    subprocess.run(["ovsdb-tool", "create-cluster", str(dbs[0]), schema, raft[0]],
                    check=True, capture_output=True)
     for i in range(1, n):
-        subprocess.run(["ovsdb-tool", "join-cluster", str(dbs[i]), "OVN_Northbound", raft[i],
+        subprocess.run(["ovsdb-tool", "join-cluster", str(dbs[i]), database, raft[i],
                         raft[0]], check=True, capture_output=True)
-    cluster = NbCluster([], [], [], dir)
+    cluster = NbCluster([], [], [], dir, database)
     try:
         for i in range(n):
             ctl = dir / f"nb{i}.ctl"
@@ -290,5 +294,13 @@ def nb_pki(tmp_path_factory):
 def nb_cluster(tmp_path):
     """A 3-member NB raft cluster on tcp (function scope: tests kill members)."""
     c = start_nb_cluster(tmp_path / "cluster")
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def sb_cluster(tmp_path):
+    """A 3-member SB raft cluster on tcp (function scope: tests kill members)."""
+    c = start_nb_cluster(tmp_path / "sb-cluster", kind="sb")
     yield c
     c.stop()

@@ -92,12 +92,22 @@ class Gateway:
 
 @dataclass(frozen=True)
 class SbData:
-    """A consistent read of the SB replica (see :func:`read`)."""
+    """A consistent read of the SB replica (see :func:`read`). ``member``: the server it was
+    read from (:func:`member`: "ssl:10.0.0.1:6642", ``unix:PATH`` for a forwarded socket; None
+    while disconnected); ``members``: every member its connection names (:func:`members`)."""
 
     chassis: tuple[Chassis, ...] = ()
     bindings: tuple[Binding, ...] = ()
     gateways: tuple[Gateway, ...] = ()
     member: str | None = None
+    members: tuple[str, ...] = ()
+
+    @property
+    def member_list(self) -> bool:
+        """True when the connection names more than one ``tcp:``/``ssl:`` member (a raft
+        cluster): only then is the member in use worth showing (a forwarded socket's path is a
+        random temporary name)."""
+        return len(self.members) > 1 and all(m.startswith(("tcp:", "ssl:")) for m in self.members)
 
     def chassis_named(self, name: str | None) -> Chassis | None:
         """The chassis called ``name``, or None."""
@@ -258,14 +268,29 @@ def read(api, hosts: Iterable = ()) -> SbData:
     for name, (b, cands) in sorted(cr_ports.items()):
         port = name[3:] if name.startswith("cr-") else name
         gateways.append(Gateway(router=b.datapath, port=port, active=b.chassis, candidates=cands))
-    member = None
-    try:
-        member = idl._session.get_name() if idl._session.is_connected() else None
-    except Exception:  # noqa: BLE001 - the status line can live without it
-        pass
     return SbData(chassis=tuple(sorted(chassis, key=lambda c: c.name)),
                   bindings=tuple(sorted(bindings, key=lambda b: b.logical_port)),
-                  gateways=tuple(gateways), member=member)
+                  gateways=tuple(gateways), member=member(api), members=members(api))
+
+
+def member(api) -> str | None:
+    """The SB member ``api`` reads from now ("ssl:10.0.0.1:6642", from python-ovs' session
+    name), None while disconnected. With a raft member list it changes after a failover, even
+    when no row does (the replica then has nothing new to say)."""
+    try:
+        s = api.idl._session
+        return s.get_name() if s.is_connected() else None
+    except Exception:  # noqa: BLE001 - the status line can live without it
+        return None
+
+
+def members(api) -> tuple[str, ...]:
+    """Every member ``api``'s connection names (python-ovs' session remotes, sorted): one for a
+    single server, three for a 3-member raft cluster."""
+    try:
+        return tuple(sorted(getattr(api.idl._session, "remotes", None) or ()))
+    except Exception:  # noqa: BLE001 - the status line can live without it
+        return ()
 
 
 def snapshot(session, timeout: float | None = None) -> SbData:
