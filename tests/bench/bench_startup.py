@@ -7,7 +7,15 @@ Prints figures with the load average beside each; asserts nothing.
 
 Never on the shared lab: it defines ``--per-host`` shut-off domains (``vdbench-*``, tenant
 ``bench``) on every hypervisor of the inventory (sizes 3x1,000: ``lab up -n 3``; 4x2,500: ``-n 4
---per-host 2500``). Steps:
+--per-host 2500``; 16x625: ``lab up -n 0 --light 16 --per-host 625``, 16 real light
+hypervisors — sshd + libvirtd each, backends/lab/light.py). The three sizes in one go::
+
+    .venv/bin/virtdeck lab sandbox -- bash -c 'B=tests/bench/bench_startup.py;
+        .venv/bin/virtdeck lab up -n 3 --ovn standalone && .venv/bin/python $B --per-host 1000;
+        .venv/bin/virtdeck lab up -n 4 && .venv/bin/python $B --per-host 2500;
+        .venv/bin/virtdeck lab up -n 0 --light 16 && .venv/bin/python $B --per-host 625 --small 62'
+
+Steps:
 
 1. defines ``--small`` domains per host, measures the console's RSS in tmux (for the slope),
    then defines up to ``--per-host`` and warms each libvirtd's capabilities (the first
@@ -23,12 +31,14 @@ Never on the shared lab: it defines ``--per-host`` shut-off domains (``vdbench-*
    screen (status line: every host up, every domain counted, NB up; the VMs panel's visible
    rows are bench rows with state shutoff, 1 vCPU, 32 MiB, tenant bench);
 3. after the last run the console stays open ``--idle`` s: CPU of the console and of each
-   libvirtd (from /proc/PID/stat), the console's RSS;
+   libvirtd (from /proc/PID/stat), the console's RSS and each libvirtd's;
 4. a headless second column: a fresh ``python`` that runs the App headless (run_test, as
    bench_console.py does): when its VMs table holds every row, from its process start (its
    own imports of the bench's modules included), then the event -> screen latency (define /
    undefine from outside, p50 / p95);
-5. undefines every ``vdbench-*`` domain.
+5. every target of the issue as one line: ``TARGET name: figure | target | ratio | met or
+   MISSED | load`` (the slope has no fixed target: flat or falling across sizes, compare them);
+6. undefines every ``vdbench-*`` domain.
 
 The 0.1 s polling rounds figures up by up to 0.1 s (plus one ``capture-pane``, ~5-20 ms).
 
@@ -279,6 +289,16 @@ def headless_child(args) -> int:
     return 0
 
 
+def target(name: str, figure: float, unit: str, limit: float, ld: float, note: str = "") -> None:
+    """One line per target of the issue: figure, target, ratio figure/target, met or MISSED,
+    the 1-minute load average beside it."""
+    fmt = {"s": ".2f", "x": ".2f", "%": ".3f", "ms": ".0f", "MiB": ".0f"}[unit]
+    sep = "" if unit in ("%", "x") else " "
+    print(f"TARGET {name}: {figure:{fmt}}{sep}{unit} | <= {limit:g}{sep}{unit} | ratio "
+          f"{figure / limit:.2f} | {'met' if figure <= limit else 'MISSED'} | load {ld:.1f}"
+          + (f"  ({note})" if note else ""), flush=True)
+
+
 def med(xs: list[float]) -> str:
     return f"{statistics.median(xs):.2f} s ({min(xs):.2f}-{max(xs):.2f})"
 
@@ -291,10 +311,6 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=20)
     ap.add_argument("--idle", type=float, default=30.0)
     ap.add_argument("--config", default=None)
-    ap.add_argument("--aliases", type=int, default=1, metavar="K",
-                    help="the console (and the floor and virsh loop) list each hypervisor under "
-                         "K names, K connections each: 4 lab hosts x 625 domains with K=4 stand "
-                         "in for 16 hypervisors x 625 (each libvirtd then serves 4 connections)")
     ap.add_argument("--paint-ab", action="store_true",
                     help="only first paint and hosts-up, on any lab (no domains defined), "
                          "alternating with --old")
@@ -317,17 +333,18 @@ def main() -> int:
 
     inv = inv_mod.load(args.config)
     hosts = [h.name for h in inv.hypervisors if h.enabled]
-    cinv, config = inv, args.config      # what the console, the floor and the virsh loop list
-    if args.aliases > 1:
-        from dataclasses import replace
-        extra = tuple(replace(inv.host(h), name=f"{h}x{k}") for k in range(2, args.aliases + 1)
-                      for h in hosts)
-        cinv = replace(inv, hosts=inv.hosts + extra)
-        config = str(inv_mod.save(cinv, Path(tempfile.mkdtemp(prefix="vdalias-")) / "inventory.toml"))
-    shown = [h.name for h in cinv.hypervisors if h.enabled]
+    cinv, config, shown = inv, args.config, hosts   # what the console, floor and virsh loop list
     n, expected = len(shown), args.per_host * len(shown)
-    size = f"{n}x{args.per_host}" + (f" ({len(hosts)} hosts x {args.aliases} names)"
-                                     if args.aliases > 1 else "")
+    light = sum(1 for h in inv.hypervisors if h.enabled and not h.ovn)
+    size = f"{n}x{args.per_host}" + (f" ({light} light hosts)" if light else "")
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %cI"],
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = "?"
+    print(f"[{size}] tree at {commit}" + (" (+ uncommitted changes)" if subprocess.run(
+        ["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "console", "backends", "screens",
+         "config"]).returncode else ""), flush=True)
     outside = Session(inv)
     try:
         left = bc.cleanup(outside, hosts)
@@ -346,7 +363,7 @@ def main() -> int:
         print(f"[{size}] defined {expected} shut-off domains in {took:.1f} s")
         for h in hosts:
             outside.libvirt(h).getCapabilities()
-        rows = []
+        rows, loads = [], []
         for i in range(args.runs):
             fl, nfl = floor(cinv, shown)
             fl_load = load()
@@ -355,6 +372,7 @@ def main() -> int:
             last = i == args.runs - 1
             paint, done, c_load, t = tmux_run(config, n, expected, keep=last)
             rows.append((fl, vt, paint, done))
+            loads.append(c_load)
             print(f"[{size}] run {i + 1}: floor {fl:.2f} s ({nfl} domains, load {fl_load:.1f}) · "
                   f"virsh loop {vt:.2f} s ({vlines} lines, load {v_load:.1f}) · console first "
                   f"paint {paint:.2f} s, first complete {done:.2f} s (load {c_load:.1f}) · "
@@ -369,6 +387,7 @@ def main() -> int:
         idle_console = (proc_cpu(t.pid) - k0) / w * 100
         idle_lv = {h: (proc_cpu(lv[h]) - c) / w * 100 for h, c in c0.items()}
         rss = proc_rss_mib(t.pid)
+        lv_rss = [proc_rss_mib(p) for p in lv.values() if p]
         idle_load = load()
         t.close()
         hl = headless(config, args.per_host, args.events)
@@ -392,10 +411,33 @@ def main() -> int:
         print(f"idle over {args.idle:.0f} s: console {idle_console:.2f} % of a core (target <= 0.15), "
               f"libvirtd " + ", ".join(f"{h} {v:.2f} %" for h, v in idle_lv.items())
               + f" (target <= 0.1 each); load {idle_load:.1f}")
+        slope = ((rss - rss_small) / ((args.per_host - args.small) * n / 1000)) if rss_small else None
         print(f"console RSS: {rss:.0f} MiB at {size}" + (
-            f", {rss_small:.0f} MiB at {n}x{args.small}: slope "
-            f"{(rss - rss_small) / ((args.per_host - args.small) * n / 1000):.2f} MiB per 1,000 domains"
+            f", {rss_small:.0f} MiB at {n}x{args.small}: slope {slope:.2f} MiB per 1,000 domains"
             if rss_small else ""))
+        if lv_rss:
+            print(f"libvirtd RSS at {args.per_host} domains each: median {statistics.median(lv_rss):.0f} MiB "
+                  f"({min(lv_rss):.0f}-{max(lv_rss):.0f}) over {len(lv_rss)} hosts")
+        ml = statistics.median(loads)
+        print(f"\n-- targets at {size} (figure | target | ratio | verdict | load) --")
+        target("first paint (tmux)", statistics.median(paints), "s", 0.40, ml)
+        target("complete / floor", md / mf, "x", 1.5, ml,
+               f"{md:.2f} s / {mf:.2f} s")
+        target("complete / virsh loop", md / mv, "x", 0.6, ml,
+               f"{md:.2f} s / {mv:.2f} s" + ("" if n <= 4 else "; the issue sets it at 3x1,000 and 4x2,500"))
+        if lat != [0.0]:
+            target("event -> screen p95", bc.pct(lat, .95) * 1000, "ms", 200, hl.get("first_load", ml),
+                   f"p50 {bc.pct(lat, .5) * 1000:.0f} ms, {len(lat)} events, headless")
+        target("console RSS", rss, "MiB", 120, idle_load,
+               "" if n * args.per_host >= 10000 else "the issue sets it at 16x625 (10,000 domains)")
+        target("idle CPU, console", idle_console, "%", 0.15, idle_load)
+        if idle_lv:
+            worst = max(idle_lv, key=idle_lv.get)
+            target("idle CPU, each libvirtd (worst)", idle_lv[worst], "%", 0.1, idle_load,
+                   f"{worst}; median {statistics.median(idle_lv.values()):.3f} %")
+        if slope is not None:
+            print(f"TARGET RSS slope: {slope:.2f} MiB per 1,000 domains | flat or falling as the "
+                  f"cloud grows (compare the sizes) | - | - | load {idle_load:.1f}")
     finally:
         removed = bc.cleanup(outside, hosts)
         print(f"cleaned up {removed} vdbench-* domains")

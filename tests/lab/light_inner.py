@@ -11,7 +11,6 @@ lab down` and checks which of them survive. Prints one JSON line (the outer test
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
