@@ -28,9 +28,10 @@ import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
-from ..backends.metrics import DomainCounters, HostSample
+if TYPE_CHECKING:   # annotations only: backends.metrics imports libvirt, which the console's
+    from ..backends.metrics import DomainCounters, HostSample   # first frame must not wait for
 
 HOST_SERIES = ("cpu_pct", "guest_cpu_pct", "mem_used_mib", "mem_used_pct", "pool_free_gib")
 VM_SERIES = ("cpu_pct", "rss_mib", "rx_bps", "tx_bps", "rd_bps", "wr_bps", "rd_iops", "wr_iops")

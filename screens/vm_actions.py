@@ -34,9 +34,11 @@ from textual.widgets import Button, Static
 from ..console import verbs
 from ..console.errors import VirtdeckError
 from ..console.services import guard
-from ..console.services import vm_console, vm_lookup, vm_move, vm_power, vm_resize, vm_seed
 from ..console.services.verb import _detached
 from .vm_dialogs import DetailsDialog, MoveDialog, ResizeDialog
+
+# The vm_* services are imported where a verb runs, not here: they pull in backends.domains
+# and libvirt (~20-40 ms), which the main screen would otherwise load before its first frame.
 
 MARK = "● "
 
@@ -239,6 +241,7 @@ class VmActions:
         self.run_worker(work, thread=True, group="vm-ops", exit_on_error=False)
 
     def _report(self, verb: str, vm, res) -> None:
+        from ..console.services import vm_power
         if isinstance(res, vm_power.ShutdownTimeout):
             self.app.push_screen(
                 ConfirmDialog(f"{vm.name} did not shut down within {res.timeout:g} s. Force it off?",
@@ -274,6 +277,7 @@ class VmActions:
             return
 
         def done(vals) -> None:
+            from ..console.services import vm_resize
             if vals:
                 self._background(lambda s: vm_resize.resize(s, vm.name, vcpus=vals[0], memory_mib=vals[1], host=vm.host),
                                  "resize", vm)
@@ -290,6 +294,7 @@ class VmActions:
             return
 
         def done(to) -> None:
+            from ..console.services import vm_move
             if to:
                 self._background(lambda s: vm_move.move(s, vm.name, to, host=vm.host), "move", vm)
         self.app.push_screen(MoveDialog(vm.name, vm.host, hosts), done)
@@ -300,6 +305,7 @@ class VmActions:
             return
 
         def work() -> None:
+            from ..console.services import vm_lookup
             try:
                 nics = vm_lookup.ip(self.app.session, vm.name, host=vm.host)
                 text = "; ".join(f"{n['mac']}: {', '.join(n['ips']) or 'no address yet'}" for n in nics) or "no NICs"
@@ -352,6 +358,7 @@ class VmActions:
         session = self.app.session
 
         def fetch() -> None:
+            from ..console.services import vm_seed
             try:
                 text = vm_seed.get_user_data(session, vm.name, host=vm.host)
             except VirtdeckError as exc:
@@ -363,6 +370,7 @@ class VmActions:
     def _edit_user_data(self, vm, original: str, text: str) -> None:
         """Open ``text`` in $EDITOR with the TUI suspended; validate; apply or offer a re-edit."""
         from ..console.cli_vm_verbs import edit_text
+        from ..console.services import vm_seed
         try:
             with self.app.suspend():
                 new = edit_text(text, suffix=".yaml")
@@ -394,6 +402,7 @@ class VmActions:
         if vm.state not in ("running", "blocked", "paused"):
             self.notify(f"{vm.name} is {vm.state}; start it to use its console", severity="warning")
             return
+        from ..console.services import vm_console
         try:
             with self.app.suspend():
                 vm_console.console(self.app.session, vm.name, host=vm.host)

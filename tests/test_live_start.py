@@ -14,13 +14,40 @@ from virtdeck.console.model import HOST_CONNECTING, HOST_UP, NB_UP
 from live_helpers import isolated_user_known_hosts  # noqa: F401 (autouse fixture)
 
 
-def test_first_frame_imports_leave_out_asyncssh_and_ovsdbapp():
-    """What the console imports before its first frame (the App and the deferred model) holds
-    neither asyncssh nor ovsdbapp nor python-ovs: those load on the live model's thread."""
-    code = ("import sys, virtdeck.console.app, virtdeck.console.live_start; "
-            "print(' '.join(m for m in ('asyncssh', 'ovsdbapp', 'ovs') if m in sys.modules))")
+def test_first_frame_imports_leave_out_the_backend_libraries():
+    """What the console imports before its first frame (the CLI's console path, the App and the
+    deferred model) holds no libvirt, asyncssh, ovsdbapp, python-ovs, pycdlib, yaml, passlib or
+    pyroute2, and not importlib.metadata (the version is read only for --version): those load
+    on the live model's thread or where a verb runs."""
+    heavy = ("libvirt", "asyncssh", "ovsdbapp", "ovs", "pycdlib", "yaml", "passlib", "pyroute2",
+             "importlib.metadata", "virtdeck.backends.domains", "virtdeck.backends.hypervisor")
+    code = ("import sys, virtdeck.console.cli as cli; "
+            "assert cli.console_args(['--config', 'x', '--readonly']) is not None; "
+            "import virtdeck.console.app, virtdeck.console.live_start; "
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("argv", [[], ["--readonly"], ["--config", "inv.toml"],
+                                  ["--config=inv.toml", "--readonly"],
+                                  ["--readonly", "--config", "inv.toml"]])
+def test_console_start_arguments_match_the_full_parser(argv):
+    """``virtdeck [--config PATH] [--readonly]`` skips building every verb's parser and gives
+    what the full parser gives."""
+    from virtdeck.console.cli import build_parser, console_args
+    fast, full = console_args(argv), build_parser().parse_args(argv)
+    assert fast is not None
+    assert (fast.config, fast.readonly, fast.group) == (full.config, full.readonly, full.group)
+
+
+@pytest.mark.parametrize("argv", [["vm", "list"], ["--help"], ["--version"], ["--read"],
+                                  ["--config"], ["--config", "--readonly"], ["--config="],
+                                  ["--readonly", "--readonly"], ["--config", "a", "--config", "b"],
+                                  ["--json"], ["extra"]])
+def test_anything_else_goes_to_the_full_parser(argv):
+    from virtdeck.console.cli import console_args
+    assert console_args(argv) is None
 
 
 @pytest.mark.lab
