@@ -22,6 +22,8 @@ a minute on two cores. The first light host probes; the others start with a copy
 libvirt finds it valid and skips the probe). The probed cache is also kept beside the image
 cache (``qemu-capabilities/``), so the next lab or sandbox skips the probe too; libvirt checks
 each file itself (binary and libvirtd ctimes, kernel, microcode) and probes again when stale.
+Full hypervisors start from that kept cache too (:func:`seed_capabilities`, up.py), so their
+first client no longer waits for the probe.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def _copy_caps(src, dst) -> None:
         os.replace(tmp, dst / f.name)
 
 
-def _seed_capabilities(h: topo.LabHost) -> bool:
+def seed_capabilities(h: topo.LabHost) -> bool:
     """Copy a QEMU capabilities cache into ``h``'s (when ``h`` has none): another host's of
     this lab, else the machine's kept one. True when ``h`` has a cache afterwards."""
     mine = host_dir(h.name) / CAPS
@@ -86,7 +88,7 @@ def ensure(h: topo.LabHost, pid: int, tpl) -> None:
     links, see up.ensure_pool) on light host ``h`` whose holder is ``pid``."""
     from .up import ensure_pool
     with _probe_lock:  # the first host without a cache to copy probes QEMU; the rest copy it
-        probe = not _seed_capabilities(h)
+        probe = not seed_capabilities(h)
         if probe:
             H.ensure_libvirt(h, pid)
             _warm(h, pid)

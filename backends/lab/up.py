@@ -103,6 +103,8 @@ def _daemons(h: topo.LabHost, pid: int, tpl: Template, ovn: str = topo.DEFAULT_O
         N.ensure_addr(h.netns, "br-phys", h.tunnel_ip, topo.PREFIX)
         H.ethtool_tx_off(h, pid, ["eth1"])
         H.ensure_ovn_controller(h, pid, ovn)
+        from .light import seed_capabilities
+        seed_capabilities(h)  # a kept QEMU probe (light.py): the first client does not wait ~4 s
         H.ensure_libvirt(h, pid)
         H.ensure_sshd(h, pid)
         ensure_pool(h, pid, tpl)
