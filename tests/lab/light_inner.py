@@ -4,7 +4,7 @@ Brings up central + 1 full hypervisor + 3 light ones (`virtdeck lab up -n 1 --li
 standalone OVN flavour: the cheapest central), defines 1, 2 and 3 shut-off domains on lh1, lh2,
 lh3 (through each host's libvirt socket, as another operator's virsh would), then, as an
 operator does, through the CLI: `virtdeck host list --json`, `virtdeck host check lh2 --json`,
-`virtdeck lab status --json`; records the PIDs in the light hosts' namespaces, runs `virtdeck
+an overlay network and `virtdeck vm create --dry-run` (placement), `virtdeck lab status`; records the PIDs in the light hosts' namespaces, runs `virtdeck
 lab down` and checks which of them survive. Prints one JSON line (the outer test judges it).
 """
 
@@ -24,6 +24,10 @@ XML = """<domain type='qemu'><name>{name}</name><uuid>{uuid}</uuid>
 <memory unit='MiB'>32</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type></os>
 <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices></domain>"""
+
+
+# A SHA-512 crypt string by shape ($6$salt$ + 86 characters): the dry run checks it, logs nothing
+HASH = "$6$ltsalt$" + "x" * 86
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -67,6 +71,18 @@ def main() -> None:
     out["check_rc"] = p.returncode
     out["check"] = ([(line["fact"], line["status"]) for line in json.loads(p.stdout)["hosts"][0]["lines"]]
                     if p.stdout.strip().startswith("{") else (p.stdout + p.stderr)[-800:])
+    # placement: a VM (every VM has an OVN network) never lands on a light host
+    from virtdeck.config import inventory as inv_mod
+    from virtdeck.config.paths import lab_dir
+    tpl = inv_mod.load(lab_dir() / "inventory.toml").templates[0].name
+    p = cli("network", "create", "ltnet", "--tenant", "demo", "--cidr", "10.77.0.0/24")
+    out["net_rc"] = p.returncode
+    p = cli("vm", "create", "ltvm", "--tenant", "demo", "--template", tpl, "--network", "ltnet",
+            "--memory", "128", "--ssh-key", str(lab_dir() / "id_ed25519.pub"),
+            "--password-hash", HASH, "--dry-run", "--json")
+    out["place_rc"] = p.returncode
+    out["place"] = ({r["host"]: [r["verdict"], *r["reasons"]] for r in json.loads(p.stdout)["placement"]}
+                    if p.stdout.strip().startswith("{") else (p.stdout + p.stderr)[-1500:])
     p = cli("--json", "lab", "status")
     st = json.loads(p.stdout) if p.stdout.strip().startswith("{") else {}
     out["status"] = {"rc": p.returncode, "ready": st.get("ready"), "light": st.get("light"),

@@ -1,6 +1,6 @@
 """Light hypervisors (`virtdeck lab up --light N`): listed by the console's CLI with their
-domain counts, plainly "no OVN" in `host check`, known to `lab status`, and gone after `lab
-down` — in a sandbox (tests/lab/light_inner.py), never on the shared lab.
+domain counts, plainly "no OVN" in `host check`, refused by placement, known to `lab status`,
+and gone after `lab down` — in a sandbox (tests/lab/light_inner.py), never on the shared lab.
 
 Cost: ~10-25 s (lab up with 1 full + 3 light hypervisors, the standalone OVN flavour; no
 guest boots). Whatever the inner run leaves is stopped by the sandbox, and reported here.
@@ -41,6 +41,11 @@ def test_light_hosts_listed_checked_and_torn_down():
     assert out["check_rc"] == 0 and facts.get("ovn") == "ok", out["check"]
     assert not {"br-int", "ovn-controller", "sb chassis"} & set(facts), out["check"]
     assert all(s == "ok" for s in facts.values()), out["check"]
+    # placement: every VM has an OVN network, so a light host is refused, saying why
+    assert out["net_rc"] == 0 and out["place_rc"] == 0, out["place"]
+    assert out["place"]["hv1"][0] == "chosen", out["place"]
+    for h in ("lh1", "lh2", "lh3"):
+        assert out["place"][h][0] == "refused" and out["place"][h][1].startswith("ovn: no OVN"), out["place"]
     st = out["status"]
     assert st["rc"] == 0 and st["ready"] and st["light"] == 3, st
     assert {"lh1 host", "lh2 sshd", "lh3 libvirtd"} <= set(st["checks"]), st
