@@ -10,6 +10,13 @@ so the volume exists only once its content is proven.
 
 An interrupted call (Ctrl-C, SIGTERM, a failure elsewhere) stops the host's curl by the PID it
 wrote and keeps the partial for the next run; :func:`discard_partial` removes it.
+
+A non-root operator (in the ``libvirt`` group) may not write the pool's directory, which root
+owns: then the partial is kept in the operator's cache on the host
+(``${XDG_CACHE_HOME:-~/.cache}/virtdeck/downloads``) and, once verified, handed to libvirtd with
+``virsh vol-create-as`` + ``vol-upload`` on the host itself (a local copy through libvirtd's
+socket; the image crosses no network twice), then the cached file is removed. The host needs the
+image's size free twice while that runs.
 """
 
 from __future__ import annotations
@@ -68,10 +75,46 @@ def remote_length(session, host: str, url: str) -> int:
     return length
 
 
+# where a non-root operator's partial waits on the host (the pool directory is root's)
+STAGE_DIR = '"${XDG_CACHE_HOME:-$HOME/.cache}/virtdeck/downloads"'
+
+
+def stage_dir(session, host: str, directory: str) -> str | None:
+    """None when the SSH user may write ``directory`` (the pool's) on ``host``; else the absolute
+    path of the operator's download cache there (:data:`STAGE_DIR`, created). Raises HostError
+    when neither is writable."""
+    script = (f"[ -w {shlex.quote(directory)} ] && exit 0; d={STAGE_DIR}; "
+              f"mkdir -p \"$d\" && cd \"$d\" && pwd -P && exit 0; exit 3")
+    res = session.run(host, ["sh", "-c", script], timeout=15)
+    if res.rc == 0:
+        return res.stdout.strip() or None
+    raise HostError(f"{host}: the operator may write neither pool directory {directory} nor a "
+                    f"download cache in its home ({res.stderr.strip()[-160:] or 'mkdir failed'}); "
+                    f"fix on {host}: give it a writable home, or make the pool directory group-writable")
+
+
+def _upload(session, host: str, pool: str, volume: str, part: str, size: int) -> None:
+    """Make ``part`` (a verified file the operator owns on ``host``) the volume ``volume`` of
+    ``pool`` through libvirtd on that host (``virsh vol-create-as`` raw of ``size`` bytes +
+    ``vol-upload``; the pool refresh after it probes the real format, qcow2 or raw). A failed
+    upload deletes the half-made volume. Raises HostError."""
+    q, v = shlex.quote(pool), shlex.quote(volume)
+    virsh = "virsh -q -c qemu:///system"
+    script = (f"{virsh} vol-create-as --pool {q} --name {v} --capacity {size}b --format raw >/dev/null "
+              f"|| exit 91; {virsh} vol-upload --pool {q} --vol {v} --file {shlex.quote(part)} && exit 0; "
+              f"rc=$?; {virsh} vol-delete --pool {q} --vol {v} >/dev/null 2>&1; exit $rc")
+    res = session.run(host, ["sh", "-c", script], timeout=3600)
+    if res.rc != 0:
+        what = "create" if res.rc == 91 else "upload into"
+        raise HostError(f"{host}: libvirt could not {what} volume {pool}/{volume}: "
+                        f"{res.stderr.strip()[-200:] or f'virsh exit {res.rc}'}; the verified download is kept at {part}")
+
+
 def download_volume(session, conn: libvirt.virConnect, host: str, pool: str, volume: str, url: str,
                     sha256: str, *, progress: Progress | None = None, poll: float = 0.5,
                     timeout: float = 6 * 3600, limit_rate: str | None = None,
-                    cancel: threading.Event | None = None) -> str:
+                    cancel: threading.Event | None = None,
+                    inspect: Callable[[str], object] | None = None) -> str:
     """Download ``url`` on ``host`` as volume ``volume`` of dir pool ``pool``; returns its path.
 
     ``sha256``: the pinned sum (64 hex). ``limit_rate``: curl's ``--limit-rate`` (e.g. '20M'),
@@ -79,10 +122,14 @@ def download_volume(session, conn: libvirt.virConnect, host: str, pool: str, vol
     the host is stopped, the partial kept; raises InterruptedError). Raises HostError: curl failed (its message; the partial is kept
     for a resume), the sum differs (the partial is deleted, nothing kept), or the volume name
     is taken. A BaseException while waiting (interrupt) stops curl on the host and propagates.
+    ``inspect``: called with the verified file's path on the host before it becomes a volume (the
+    template's image probe, which a non-root operator could not run on the root-owned volume);
+    what it raises deletes the download and propagates.
     """
     directory = pool_dir(conn, host, pool)
     final = f"{directory}/{volume}"
-    part = partial_path(directory, volume, sha256)
+    staged = stage_dir(session, host, directory)
+    part = partial_path(staged or directory, volume, sha256)
     pidfile = part + ".pid"
     total = remote_length(session, host, url) if progress else 0
     curl = ["curl", "-fsSL", "--retry", "3", "-C", "-", "-o", part]
@@ -129,9 +176,19 @@ def download_volume(session, conn: libvirt.virConnect, host: str, pool: str, vol
         raise HostError(f"{host}: sha256 mismatch for {url}: the host computed {digest or '(nothing)'}, "
                         f"pinned {sha256.lower()}; the download was deleted")
     size = session.run(host, ["stat", "-c", "%s", part], timeout=15).stdout.strip()
-    mv = session.run(host, ["mv", "-n", "--", part, final], timeout=15)
-    if mv.rc != 0:
-        raise HostError(f"{host}: cannot move the download into place: {mv.stderr.strip()}")
+    if inspect is not None:
+        try:
+            inspect(part)
+        except BaseException:
+            session.run(host, ["rm", "-f", "--", part], timeout=15)
+            raise
+    if staged:
+        _upload(session, host, pool, volume, part, int(size) if size.isdigit() else 0)
+        session.run(host, ["rm", "-f", "--", part], timeout=15)
+    else:
+        mv = session.run(host, ["mv", "-n", "--", part, final], timeout=15)
+        if mv.rc != 0:
+            raise HostError(f"{host}: cannot move the download into place: {mv.stderr.strip()}")
     refresh_pool(conn, host, pool)
     if progress and size.isdigit():
         progress(int(size), int(size))
@@ -148,9 +205,13 @@ def _stop(session, host: str, pidfile: str) -> None:
 
 
 def discard_partial(session, conn: libvirt.virConnect, host: str, pool: str, volume: str, sha256: str) -> None:
-    """Remove a kept partial download of ``volume`` on ``host`` (no error when there is none)."""
+    """Remove a kept partial download of ``volume`` on ``host``, in the pool's directory or the
+    operator's download cache (no error when there is none)."""
     part = partial_path(pool_dir(conn, host, pool), volume, sha256)
-    session.run(host, ["rm", "-f", "--", part, part + ".pid"], timeout=15)
+    name = part.rsplit("/", 1)[1]
+    session.run(host, ["sh", "-c", f"rm -f -- {shlex.quote(part)} {shlex.quote(part + '.pid')} "
+                                   f"{STAGE_DIR}/{shlex.quote(name)} {STAGE_DIR}/{shlex.quote(name + '.pid')}"],
+                timeout=15)
 
 
 def fetch_text(session, host: str, url: str, limit: int = 1 << 20) -> str:

@@ -252,6 +252,7 @@ def _add_url(run: verb_frame.VerbRun, session, inventory: Inventory, name: str, 
     vol = f"{name}.qcow2"
     run.note(hosts=hosts, sha256=digest, url=url)
     made: list[str] = []
+    layouts: dict[str, image_probe.DiskLayout] = {}  # hosts[0]'s probe of its download
     lock = threading.Lock()
     cancel = threading.Event()
 
@@ -264,8 +265,12 @@ def _add_url(run: verb_frame.VerbRun, session, inventory: Inventory, name: str, 
                 raise HostError(f"{host}: volume {pool}/{vol} exists with sha256 {got}, not {digest}; delete it first")
             return
         cb = (lambda s, t: progress(host, vol, s, t)) if progress else None
+
+        def inspect(path: str) -> None:  # the verified file, which a non-root operator can read
+            layouts[host] = image_probe.probe_on_host(session, host, path)
         download.download_volume(session, conn, host, pool, vol, url, digest, progress=cb,
-                                 limit_rate=limit_rate, cancel=cancel)
+                                 limit_rate=limit_rate, cancel=cancel,
+                                 inspect=inspect if host == hosts[0] else None)
         with lock:
             made.append(host)
 
@@ -284,7 +289,7 @@ def _add_url(run: verb_frame.VerbRun, session, inventory: Inventory, name: str, 
                 raise
         if errors:
             raise HostError("; ".join(str(e) for e in errors) + "; nothing was recorded")
-        layout = image_probe.probe_on_host(session, hosts[0], storage.volume_info(
+        layout = layouts.get(hosts[0]) or image_probe.probe_on_host(session, hosts[0], storage.volume_info(
             storage.find_volume(session.libvirt(hosts[0]), hosts[0], pool, vol)).path)
         chosen = resolve_boot(layout, arch, boot, False, secure_boot)
     except BaseException as exc:

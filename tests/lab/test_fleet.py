@@ -46,6 +46,8 @@ def test_fleet_in_a_sandbox(capsys):
     from virtdeck.backends.lab.sandbox import run_sandboxed
     from virtdeck.backends.lab.image import ensure_template
     ensure_template(log=lambda m: None)  # built outside: the sandbox has no route to the mirror
+    from virtdeck.backends.lab.image_disk import ensure_image
+    gpt = ensure_image("debian12-gpt", log=lambda m: None)  # for `template add --url` (waits for a prebuild)
     here = Path(__file__).resolve()
     script = (f"t0=$(date +%s%N); virtdeck lab up --fleet > \"$VIRTDECK_LAB_DIR/up.log\" 2>&1 "
               f"|| {{ cat \"$VIRTDECK_LAB_DIR/up.log\"; exit 99; }}; "
@@ -54,6 +56,7 @@ def test_fleet_in_a_sandbox(capsys):
               f"virtdeck lab down >/dev/null 2>&1; exit $rc")
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, VIRTDECK_FLEET_INNER="1", VIRTDECK_LAB_KEEP="",
+               VIRTDECK_FLEET_GPT=f"{gpt.qcow2} {gpt.sha256}",  # inside, HOME (and its cache) is the fleet's
                PATH=f"{bindir}:{os.environ.get('PATH', '')}")
     p = run_sandboxed(["sh", "-c", script], capture=True, timeout=1200, cwd=here.parents[2], env=env)
     with capsys.disabled():
@@ -174,6 +177,36 @@ def test_inner_placement_lock_and_volume_sum_need_no_root(session):
         assert storage.sha256_on_host(session, "hv2", info.path) == hashlib.sha256(data).hexdigest()
     finally:
         storage.delete_volume(conn, "hv2", "virtdeck", name)
+
+
+@inner
+def test_inner_template_add_url_as_the_operator(session):
+    """`template add --url` as vdop: the pool directory is root's, so each host downloads into the
+    operator's cache and libvirtd takes the verified file in (vol-create-as + vol-upload); the
+    volume ends in the pool, the cache ends empty, and `template delete` removes it again."""
+    from virtdeck.backends import storage
+    from virtdeck.backends.lab import http as lab_http
+    qcow2, sha256 = os.environ["VIRTDECK_FLEET_GPT"].split()  # the outer test's debian12-gpt
+    lab_http.ensure()
+    name = f"fleeturl{uuid.uuid4().hex[:5]}"
+    url = lab_http.publish({f"{name}.qcow2": Path(qcow2)})[f"{name}.qcow2"]
+    hosts = [h.name for h in session.inventory.hypervisors if h.enabled]
+    denied = session.run(hosts[0], ["test", "-w", "/var/lib/libvirt/images/virtdeck"], timeout=15)
+    assert denied.rc != 0  # what the operator's world is: the pool directory is not theirs
+    p = op("template", "add", name, "--url", url, "--sha256", sha256, timeout=900)
+    try:
+        assert p.returncode == 0, p.stdout + p.stderr
+        for h in hosts:
+            vol = storage.find_volume(session.libvirt(h), h, "virtdeck", f"{name}.qcow2")
+            assert vol is not None, f"{h}: no volume {name}.qcow2"
+            assert storage.sha256_on_host(session, h, storage.volume_info(vol).path) == sha256
+            left = session.run(h, ["sh", "-c", "ls -A \"${XDG_CACHE_HOME:-$HOME/.cache}/virtdeck/downloads\""],
+                               timeout=15).stdout.split()
+            assert left == [], f"{h}: the download cache kept {left}"
+        print(f"\n[fleet] template add --url as vdop on {len(hosts)} hosts: ok ({p.stderr.strip()[-120:]})")
+    finally:
+        op("template", "delete", name)
+    assert all(storage.find_volume(session.libvirt(h), h, "virtdeck", f"{name}.qcow2") is None for h in hosts)
 
 
 @pytest.fixture(scope="module")
