@@ -8,7 +8,9 @@ Modules and the API other code uses:
   192.168.100.10, ``hypervisor(i).address`` 192.168.100.1i, ``NB_TCP``/``SB_TCP``,
   ``NB_SOCKET``, ``OUTSIDE_ADDRESS`` 172.16.0.254, ``VLAN_HOSTS`` {100: ("vd-ext100",
   "10.100.0.1"), 200: ("vd-ext200", "10.200.0.1")}, ``POOL_NAME`` "virtdeck".
-- :mod:`up` — ``up(n=2, log=print) -> LabStatus``; :mod:`down` — ``down(log=print) -> list[str]``
+- :mod:`light` — light hypervisors lh1..lh16 (``topology.light(i)``, 192.168.100.(200+i)):
+  sshd + libvirtd + pool only, ``up(n, light=L)``; ``daemon_rss(host)`` (MiB per daemon).
+- :mod:`up` — ``up(n=2, log=print, light=None) -> LabStatus``; :mod:`down` — ``down(log=print) -> list[str]``
   (leftovers, [] when clean); :mod:`status` — ``check(n=None) -> LabStatus`` (``.ready``,
   ``.checks``, ``.chassis``, ``.lines()``), ``ssh_argv(address, argv)``, ``sb_chassis()``.
 - :mod:`hosts` — ``run_in(host, argv)``, ``popen_in``, ``holder_pid``, ``host_path(host, path)``,
