@@ -11,7 +11,7 @@ Never on the shared lab: it defines ``--per-host`` shut-off domains (``vdbench-*
 hypervisors — sshd + libvirtd each, backends/lab/light.py). The three sizes in one go::
 
     .venv/bin/virtdeck lab sandbox -- bash -c 'B=tests/bench/bench_startup.py;
-        .venv/bin/virtdeck lab up -n 3 --ovn standalone && .venv/bin/python $B --per-host 1000;
+        .venv/bin/virtdeck lab up -n 3 && .venv/bin/python $B --per-host 1000;
         .venv/bin/virtdeck lab up -n 4 && .venv/bin/python $B --per-host 2500;
         .venv/bin/virtdeck lab up -n 0 --light 16 && .venv/bin/python $B --per-host 625 --small 62'
 
