@@ -4,10 +4,11 @@ It connects (SSH first, then libvirt over the forwarded socket, with ONE SSH com
 bridge mappings and shut-off domain definitions beside it), lists every domain once, then
 serves: libvirt lifecycle/metadata events re-read that one domain (the event pump, bursts
 coalesced), and what nothing pushes is polled — stats of active domains with ONE
-``getAllDomainStats`` per host plus free RAM (MiB), re-armed after each poll returns, a full
-listing every ``reconcile_every`` polls (the stats poller). A drop, an unknown or changed host
-key, or a libvirt error on a dead connection ends the serve loop; it reconnects with backoff
-(1, 2, 4 … 30 s) unless the operator must answer first. While it waits, a cheap probe every
+``getAllDomainStats`` per host plus free RAM (MiB), re-armed after each poll returns, every
+stats interval while a domain is active and backed off up to ``IDLE_POLL_MAX`` s while none is
+(no stats call then), a full listing every ``reconcile_every`` intervals (the stats poller).
+A drop, an unknown or changed host key, or a libvirt error on a dead connection ends the serve
+loop; it reconnects with backoff (1, 2, 4 … 30 s) unless the operator must answer first. While it waits, a cheap probe every
 ``PROBE_INTERVAL`` s watches the layer that failed — the SSH port's banner (a TCP connect and one
 read, no handshake), or the libvirt socket through the host's SSH link (one channel open) when
 SSH got through — and cuts the wait short as soon as that layer answers after it did not, so a
@@ -58,6 +59,10 @@ POOL_EVERY = 10        # polls between two reads of the storage pools' sizes (th
 # FREE_RAM_MAX_AGE s have passed since the value shown.
 FREE_RAM_STEP_MIB = 64
 FREE_RAM_MAX_AGE = 30.0
+# A host with no active domain has no guest figure that can move (events say when one starts):
+# its poll (free RAM, node CPU/memory) backs off from the stats interval, doubling per poll,
+# up to this many seconds; the first active domain brings the interval back at once.
+IDLE_POLL_MAX = 30.0
 
 
 def ssh_port_answers(hostname: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -316,17 +321,35 @@ class HostWorker(threading.Thread):
 
     # -- serve ---------------------------------------------------------------------------
 
+    def _poll_delay(self, delay: float) -> float:
+        """Seconds until the next poll, after one that waited ``delay``: the stats interval
+        while a domain is active (its figures move; the metrics interval is honoured), else
+        twice ``delay`` up to :data:`IDLE_POLL_MAX` (nothing a guest reports can change)."""
+        base = self.live.stats_interval
+        if any(v.active for v in self.vms.values()):
+            return base
+        return min(max(delay * 2, base), max(IDLE_POLL_MAX, base))
+
     def _serve(self) -> None:
         live = self.live
-        next_stats = time.monotonic() + live.stats_interval
-        polls = 0
+        base = live.stats_interval
+        delay = self._poll_delay(base / 2)
+        next_stats = time.monotonic() + delay
+        # the full listing that catches a missed event: every reconcile_every intervals of
+        # time, whatever the polls' cadence
+        full_every = live.reconcile_every * base
+        next_full = time.monotonic() + full_every
         while not live._stop.is_set():
             try:
                 gen, item = self.q.get(timeout=max(0.0, next_stats - time.monotonic()))
             except queue.Empty:
-                polls += 1
-                self._poll(full=polls % live.reconcile_every == 0)
-                next_stats = time.monotonic() + live.stats_interval   # re-armed after return
+                full = time.monotonic() >= next_full
+                self._poll(full=full)
+                now = time.monotonic()
+                if full:
+                    next_full = now + full_every
+                delay = self._poll_delay(delay)
+                next_stats = now + delay                                  # re-armed after return
                 continue
             batch = [(gen, item)]
             while True:                                               # coalesce a burst
@@ -345,6 +368,9 @@ class HostWorker(threading.Thread):
                     uuids.append(item.uuid)
             if uuids:
                 self._refresh(uuids)
+                if delay > base and any(v.active for v in self.vms.values()):
+                    delay = base                    # a guest started: its figures from now on
+                    next_stats = min(next_stats, time.monotonic() + base)
 
     def _call_ok(self, exc: libvirt.libvirtError) -> None:
         """After a libvirt error: reconnect if the connection is gone, else carry on."""
