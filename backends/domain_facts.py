@@ -13,6 +13,7 @@ more at this scale) and the ``<virtdeck:instance>`` metadata is read on the tree
 
 from __future__ import annotations
 
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ PLACEMENT_NS = "https://virtdeck.dev/xmlns/placement/1.0"
 PLACEMENT_PREFIX = "vdp"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DomainFacts:
     """What virtdeck reads from one domain XML. Memory in MiB (KiB → MiB in :func:`_mib`, once).
 
@@ -105,6 +106,15 @@ def _text(el: ET.Element | None) -> str | None:
     return ((el.text or "").strip() or None) if el is not None else None
 
 
+# Values that repeat across domains (tenant, template, arch, bus, …) are interned: the live
+# model keeps every domain's facts, and each parse makes new string objects (~50 bytes each).
+_intern = sys.intern
+
+
+def _shared(v: str | None) -> str | None:
+    return _intern(v) if v else v
+
+
 def _metadata(meta: ET.Element | None):
     """``(tenant, template, seed, networks, group)`` from ``<metadata>``: the
     ``<virtdeck:instance>`` element as :func:`backends.domain_xml.metadata_xml` writes it
@@ -119,9 +129,10 @@ def _metadata(meta: ET.Element | None):
         return None, None, None, (), group
     kids = _children(inst)
     nets_el = kids.get(_M + "networks")
-    nets = tuple(t for t in ((n.text or "").strip() for n in nets_el) if t) if nets_el is not None else ()
-    return (_text(kids.get(_M + "tenant")), _text(kids.get(_M + "template")), _text(kids.get(_M + "seed")),
-            nets, group)
+    nets = tuple(_intern(t) for t in ((n.text or "").strip() for n in nets_el) if t) \
+        if nets_el is not None else ()
+    return (_shared(_text(kids.get(_M + "tenant"))), _shared(_text(kids.get(_M + "template"))),
+            _text(kids.get(_M + "seed")), nets, _shared(group))
 
 
 def _disk_source(src: ET.Element | None) -> str | None:
@@ -161,20 +172,20 @@ def parse(text: str, keep_text: bool = True) -> DomainFacts:
             params = _children(vp).get("parameters") if vp is not None else None
             nics.append(Nic(
                 mac=(_attr(k.get("mac"), "address") or "").lower(),
-                type=dev.get("type") or "",
-                source=_attr(k.get("source"), "bridge", "network", "dev"),
+                type=_intern(dev.get("type") or ""),
+                source=_shared(_attr(k.get("source"), "bridge", "network", "dev")),
                 interfaceid=_attr(params, "interfaceid"),
-                model=_attr(k.get("model"), "type"),
+                model=_shared(_attr(k.get("model"), "type")),
                 target=_attr(k.get("target"), "dev")))
         elif tag == "disk":
             k = _children(dev)
             tgt = k.get("target")
             disks.append(Disk(
-                device=dev.get("device") or "disk",
-                target=_attr(tgt, "dev") or "",
+                device=_intern(dev.get("device") or "disk"),
+                target=_intern(_attr(tgt, "dev") or ""),
                 source=_disk_source(k.get("source")),
-                format=_attr(k.get("driver"), "type"),
-                bus=_attr(tgt, "bus")))
+                format=_shared(_attr(k.get("driver"), "type")),
+                bus=_shared(_attr(tgt, "bus"))))
         elif tag == "serial" and serial_log is None:
             log = _children(dev).get("log")
             serial_log = _attr(log, "file")
@@ -183,10 +194,10 @@ def parse(text: str, keep_text: bool = True) -> DomainFacts:
     return DomainFacts(
         name=(name_el.text or "") if name_el is not None else "",
         uuid=(uuid_el.text or "") if uuid_el is not None else "",
-        domain_type=root.get("type"), vcpus=vcpus, max_vcpus=max_vcpus,
+        domain_type=_shared(root.get("type")), vcpus=vcpus, max_vcpus=max_vcpus,
         memory_mib=cur_mem, max_memory_mib=max_mem,
         tenant=tenant, template=template, seed=seed, networks=networks,
         disks=tuple(disks), nics=tuple(nics), serial_log=serial_log, group=group,
-        arch=os_type.get("arch") if os_type is not None else None,
+        arch=_shared(os_type.get("arch")) if os_type is not None else None,
         kernel=_text(os_kids.get("kernel")), initrd=_text(os_kids.get("initrd")),
         xml=text if keep_text else "")

@@ -118,7 +118,7 @@ class Host:
 # Domains
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Nic:
     """A domain interface from its XML.
 
@@ -134,7 +134,7 @@ class Nic:
     target: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Disk:
     """A domain disk from its XML: ``device`` (disk/cdrom), ``target`` (vda), ``source`` path."""
 
@@ -145,7 +145,7 @@ class Disk:
     bus: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Vm:
     """One libvirt domain on one hypervisor.
 
@@ -160,6 +160,7 @@ class Vm:
       (None / empty for domains virtdeck did not create).
     - ``nics``/``disks``: from the domain XML. ``ips``: filled from the OVN ports bound to the
       domain's NICs when known (see :meth:`Cloud.vm_ips`), empty here.
+    - Slots, no ``__dict__``: 10,000 of these live at once (~0.4 KiB less each).
     - ``cpu_percent``: CPU use over the last stats interval as a percent of all the domain's
       vCPUs (100 = every vCPU busy); ``None`` when there is no figure (stats failed, or not yet
       two samples). ``rss_mib``: ``balloon.rss`` (KiB → MiB) or None.
