@@ -21,7 +21,10 @@ Where each fact comes from:
   ``ovn-sbctl`` wherever it has ovn-controller (same package family), and it needs no SB
   connection of the console's own (the console talks only to NB, which may be reached
   directly, without any SSH host that sees the SB). An ``ssl:`` remote is queried with the
-  host's own OVS SSL files (``ovs-vsctl get-ssl``); if they are not readable, the line says so.
+  host's own OVS SSL files (``ovs-vsctl get-ssl``, else the ``--private-key=``/``--certificate=``
+  /``--ca-cert=`` ovn-controller was started with: ovn-ctl, MicroOVN); if the operator may not
+  read them, the service asks the inventory's ``sb_connection`` when it names the same members
+  (:func:`sb_values`), else the line says so.
 
 Works for a non-root operator: nothing here needs root; what a user cannot read (the OVS
 database socket, libvirt without the ``libvirt`` group) is a fail line naming the permission.
@@ -97,7 +100,13 @@ PROBE = "; ".join([
     'ssl=; case "$remote" in *ssl:*) ssl=$(ovs-vsctl --timeout=5 get-ssl 2>/dev/null | '
     "awk -F': ' '/^Private key/{k=$2}/^Certificate/{c=$2}/^CA Certificate/{a=$2}"
     "END{if(k!=\"\")printf \"-p %s -c %s -C %s\", k, c, a}'); esac",
-    f'if [ -n "$remote" ] && [ -n "$sysid" ]; then '
+    # ... else the files ovn-controller was started with (ovn-ctl, MicroOVN: --private-key=…)
+    'case "$remote" in *ssl:*) [ -z "$ssl" ] && [ -n "$pid" ] && ssl=$(tr "\\0" "\\n" < /proc/$pid/cmdline '
+    '2>/dev/null | sed -n -e "s/^--private-key=/-p /p" -e "s/^--certificate=/-c /p" '
+    '-e "s/^--ca-cert=/-C /p" | tr "\\n" " "); esac',
+    'bad=; for f in $ssl; do case "$f" in -*) ;; *) [ -r "$f" ] || bad="$f";; esac; done',
+    f'if [ -n "$remote" ] && [ -n "$sysid" ] && [ -n "$bad" ]; then echo "{_MARK}sb.rc=unreadable $bad"; '
+    f'elif [ -n "$remote" ] && [ -n "$sysid" ]; then '
     f'out=$(ovn-sbctl --db="$remote" $ssl --timeout=5 --bare --columns=name find Chassis name="$sysid" 2>&1); '
     f'echo "{_MARK}sb.rc=$? $out" | tr "\\n" " "; echo; '
     f'out=$(ovn-sbctl --db="$remote" $ssl --timeout=5 --format=csv --data=bare --no-headings '
@@ -218,6 +227,11 @@ def _chassis_line(host: str, v: dict[str, str], sysid: str, remote: str) -> Chec
                                    "external_ids:ovn-encap-type=geneve external_ids:ovn-encap-ip=TUNNEL_IP"))
     rc, _, names = v.get("sb.rc", "").partition(" ")
     want_ip = v.get("ovs.ovn-encap-ip", "")
+    if rc == "unreadable":  # ovn-controller's SSL file, root's; no SB of the inventory to ask instead
+        return CheckLine("sb chassis", WARN, f"cannot ask the southbound {remote} from {host}: "
+                         f"{v.get('user', 'the operator')} may not read ovn-controller's SSL file "
+                         f"{names.strip()}", "set [ovn] sb_connection in the inventory (the same "
+                         "members): the check then asks it with the operator's certificate")
     if rc != "0":
         return CheckLine("sb chassis", WARN, f"cannot ask the southbound {remote} from {host}: "
                          f"{names.strip() or 'no answer'}",
@@ -235,7 +249,19 @@ def _chassis_line(host: str, v: dict[str, str], sysid: str, remote: str) -> Chec
         return CheckLine("sb chassis", WARN, f"chassis {sysid} in {remote}, encap {kinds} {', '.join(ips)} "
                          f"but OVS says ovn-encap-ip={want_ip}",
                          _on(host, "sudo systemctl restart ovn-controller"))
-    return CheckLine("sb chassis", OK, f"chassis {sysid} in {remote}, encap {kinds} {', '.join(ips)}")
+    via = f" (asked through {v['sb.via']})" if v.get("sb.via") else ""
+    return CheckLine("sb chassis", OK, f"chassis {sysid} in {remote}, encap {kinds} {', '.join(ips)}{via}")
+
+
+def sb_values(data, sysid: str) -> dict[str, str]:
+    """The probe's ``sb.rc`` / ``sb.encap`` values for chassis ``sysid`` from a read of the
+    console's own southbound connection (a :class:`backends.ovn.southbound.SbData`), for a host
+    whose ovn-controller SSL files the operator may not read (``sb.rc`` "unreadable FILE");
+    ``sb.via`` says where the answer came from."""
+    c = data.chassis_named(sysid)
+    return {"sb.rc": f"0 {sysid if c else ''}",
+            "sb.encap": ";".join(f"{t},{ip}" for t, ip in (c.encaps if c else ())),
+            "sb.via": "the inventory's sb_connection"}
 
 
 # ---------------------------------------------------------------------------------------------

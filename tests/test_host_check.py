@@ -69,6 +69,37 @@ def test_chassis_missing_or_other_encap():
     assert unset.status == "fail" and "system-id" in unset.detail and "ovs-vsctl set" in unset.fix
 
 
+def test_unreadable_ssl_files_ask_the_inventorys_southbound(tmp_path):
+    """The operator may not read the SSL file ovn-controller runs with (the probe says
+    "unreadable FILE"): the line names the file and the fix; with the same SB members in the
+    inventory's sb_connection, the chassis is asked there (a REAL SB ovsdb-server, 1-member
+    raft) and the line is ok, saying so; another SB is never asked in the host's stead."""
+    import subprocess
+
+    from fixtures_real import start_nb_cluster
+    from virtdeck.backends.session import Session
+    from virtdeck.config.inventory import Inventory, OvnConfig
+    sb = start_nb_cluster(tmp_path / "sb", n=1, kind="sb")
+    try:
+        subprocess.run(["ovn-sbctl", f"--db={sb.remote}", "chassis-add", "hv1", "geneve", "172.16.0.11"],
+                       check=True, capture_output=True)
+        v = {**HEALTHY, "ovs.ovn-remote": sb.remote, "sb.rc": "unreadable /etc/ovn/key.pem", "sb.encap": ""}
+        line = by_fact(pf.ovn_lines("hv1", v))["sb chassis"]
+        assert line.status == "warn" and "may not read ovn-controller's SSL file /etc/ovn/key.pem" in line.detail
+        assert "sb_connection" in line.fix
+        with Session(Inventory(ovn=OvnConfig(sb_connection=sb.remote)), connect_timeout=10) as s:
+            line = by_fact(pf.ovn_lines("hv1", host_check._sb_fallback(s, v)))["sb chassis"]
+            assert line.status == "ok", line
+            assert line.detail == (f"chassis hv1 in {sb.remote}, encap geneve 172.16.0.11 "
+                                   "(asked through the inventory's sb_connection)")
+            gone = {**v, "ovs.system-id": "hv9"}
+            assert by_fact(pf.ovn_lines("hv9", host_check._sb_fallback(s, gone)))["sb chassis"].status == "fail"
+        with Session(Inventory(ovn=OvnConfig(sb_connection="tcp:192.0.2.1:6642")), connect_timeout=2) as s:
+            assert host_check._sb_fallback(s, v) is v
+    finally:
+        sb.stop()
+
+
 def test_no_bridge_mappings_warns_and_no_ovs_fails():
     line = by_fact(pf.ovn_lines("hv1", {**HEALTHY, "ovs.ovn-bridge-mappings": ""}))["bridge mappings"]
     assert line.status == "warn" and "ovn-bridge-mappings=physnet1:br-phys" in line.fix

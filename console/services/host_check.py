@@ -68,7 +68,7 @@ def check_one(session, name: str, pools: list[str], create_pool: str | None = No
     if hc.hypervisor:
         lines += _libvirt_part(session, name, hc, values, pools, create_pool)
         if values and hc.ovn:
-            lines += preflight.ovn_lines(name, values)
+            lines += preflight.ovn_lines(name, _sb_fallback(session, values))
         elif values:  # inventory `ovn = false`: not a broken host, one without OVN by design
             lines.append(CheckLine("ovn", OK, "none on this host (inventory ovn = false): libvirt "
                                    "only, no br-int/ovn-controller/chassis; placement skips it"))
@@ -79,6 +79,24 @@ def check_one(session, name: str, pools: list[str], create_pool: str | None = No
         lines.append(CheckLine("placement", WARN, f"disabled in the inventory{why}; placement skips it",
                                f"virtdeck host enable {name}"))
     return lines
+
+
+def _sb_fallback(session, values: dict[str, str]) -> dict[str, str]:
+    """A host whose ovn-controller SSL files the operator may not read (probe ``sb.rc``
+    "unreadable FILE"): its chassis is asked through the console's own SB connection instead,
+    when the inventory's ``sb_connection`` names the same members as the host's ovn-remote."""
+    if not values.get("sb.rc", "").startswith("unreadable "):
+        return values
+    own = session.inventory.ovn.sb_connection or ""
+    members = lambda text: sorted(m.strip() for m in text.split(",") if m.strip())  # noqa: E731
+    if not own or members(own) != members(values.get("ovs.ovn-remote", "")):
+        return values
+    from ...backends.ovn import southbound
+    try:
+        data = southbound.snapshot(session)
+    except HostError:
+        return values
+    return {**values, **preflight.sb_values(data, values.get("ovs.system-id", ""))}
 
 
 def _libvirt_part(session, name, hc, values, pools, create_pool) -> list[CheckLine]:
