@@ -438,7 +438,7 @@ def ensure_ovn_controller(h: topo.LabHost, pid: int, ovn: str = topo.DEFAULT_OVN
         tls = [f"--private-key={p.key}", f"--certificate={p.cert}", f"--ca-cert={pki.ca_bundle()}"]
     _start(h, pid, "/run/ovn/ovn-controller.pid", [
         "ovn-controller", "unix:/run/openvswitch/db.sock", *tls, "--pidfile=/run/ovn/ovn-controller.pid",
-        "--log-file=/var/log/ovn/ovn-controller.log", "--detach", "--no-chdir",
+        "--log-file=/var/log/ovn/ovn-controller.log", "--detach", "--monitor", "--no-chdir",
     ], "ovn-controller")
 
 
