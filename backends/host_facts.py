@@ -22,6 +22,7 @@ import shlex
 import zlib
 
 from ..console.errors import HostError
+from .domain_facts import CONFIG_FILTER
 
 COMMAND = ["ovs-vsctl", "--timeout=5", "--if-exists", "get", "Open_vSwitch", ".",
            "external_ids:ovn-bridge-mappings"]
@@ -86,7 +87,8 @@ def mappings_and_definitions(session, host: str, config_dir: str,
     """
     script = (f"{shlex.join(COMMAND)} 2>&1; rc=$?; echo; echo \"{_MARK}$rc\"; "
               f"cd {shlex.quote(config_dir)} 2>/dev/null || exit 0; "
-              f"if command -v gzip >/dev/null; then cat -- *.xml | gzip -1; else cat -- *.xml; fi")
+              f"if command -v gzip >/dev/null; then cat -- *.xml | {CONFIG_FILTER} | gzip -1; "
+              f"else cat -- *.xml | {CONFIG_FILTER}; fi")
     res = session.run(host, ["sh", "-c", script], timeout=timeout, binary=True)
     out = res.stdout or b""
     head_b, sep, rest = out.partition(b"\n" + _MARK.encode())
