@@ -182,6 +182,17 @@ class VirtdeckApp(App):
         if readonly:
             self.sub_title = "read-only"
 
+    def get_driver_class(self):
+        """Textual's choice, with its Linux driver swapped for screens/driver.py's
+        :class:`QuietLinuxDriver` (an idle console's input thread no longer wakes 10 times a
+        second; a hung-up terminal no longer spins it)."""
+        from textual.drivers.linux_driver import LinuxDriver
+        driver = super().get_driver_class()
+        if driver is LinuxDriver:
+            from ..screens.driver import QuietLinuxDriver
+            return QuietLinuxDriver
+        return driver
+
     # -- hooks for other screens ------------------------------------------------------------
 
     @property
