@@ -25,8 +25,14 @@ from .ssh import CompletedCommand, HostLink, open_link
 from ..config.inventory import HostConfig, Inventory
 from ..console.errors import HostError
 
-# seconds between probes, missed probes: a silent host is closed after 2 × (2 + 1) = 6 s
-LIBVIRT_KEEPALIVE = (2, 2)
+# seconds between probes, missed probes: a silent host (or a frozen libvirtd) is closed after
+# 3 × (1 + 1) = 6 s, the bound (2, 2) gave, with a probe every 3 s instead of 2 while idle
+LIBVIRT_KEEPALIVE = (3, 1)
+# The SSH keepalive of a link that carries a libvirt connection: libvirt's probes (above) flow
+# through the link and reset asyncssh's timer, so at 3 s it fired only when libvirt's 3 s probe
+# came a little late, doubling an idle link's packets; 15 s × 3 stays a backstop for a link
+# whose libvirt connection is gone. Links without libvirt keep ssh.open_link's 3 s × 3.
+SSH_KEEPALIVE_UNDER_LIBVIRT = (15.0, 3)
 
 
 # The NB IDL with row events and change/connection signals lives in backends.ovn.connection.
@@ -176,6 +182,8 @@ class Session:
             conn.setKeepAlive(*LIBVIRT_KEEPALIVE)
         except libvirt.libvirtError as exc:
             raise HostError(f"{name}: libvirt: {exc.get_error_message()}") from None
+        # one keepalive per link is enough: libvirt's (it also sees a frozen libvirtd)
+        ioloop.io_loop().call_soon_threadsafe(link.conn.set_keepalive, *SSH_KEEPALIVE_UNDER_LIBVIRT)
         with self._lock:
             self._libvirt[name] = conn
         return conn
