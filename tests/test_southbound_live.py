@@ -52,6 +52,18 @@ def test_hosts_panel_shows_each_chassis(live, lab_inventory):
         assert f"OVN chassis: {chassis.name}" in text and "geneve 172.16.0." in text
 
 
+def test_status_line_names_the_sb_member_of_a_member_list(live, lab_inventory):
+    """cluster-ssl: the SB is the ssl member list and the status line says which member the
+    console reads from (``SB via``); standalone (one SB through central's socket): nothing."""
+    cloud = _wait(lambda: (c := live.snapshot()).sb is not None and c, 30, "SB in the snapshot")
+    members = [m.strip() for m in (lab_inventory.ovn.sb_connection or "").split(",") if m.strip()]
+    if len(members) > 1:
+        assert cloud.sb_member in members and sorted(cloud.sb.members) == sorted(members)
+        assert f"SB via {cloud.sb_member}" in views.status_line(cloud)
+    else:
+        assert cloud.sb_member is None and " SB " not in views.status_line(cloud)
+
+
 def test_router_view_shows_the_active_gateway_chassis(live, lab_session):
     """A router with its gateway on a provider network pinned to hv2: the SB binds its
     chassisredirect port on hv2, the router details and the drift chain say so."""

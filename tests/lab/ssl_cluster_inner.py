@@ -108,6 +108,7 @@ def test_connect_over_ssl_with_the_lab_pki(cluster_lab):
     assert [(c.name, c.host, c.encaps) for c in sb.chassis] == [
         ("hv1", "hv1", (("geneve", topo.hypervisor(1).tunnel_ip),))], sb.chassis
     assert sb.member in topo.sb_remote(topo.OVN_CLUSTER_SSL).split(","), sb.member
+    assert sb.member_list and sorted(sb.members) == sorted(topo.sb_remote(topo.OVN_CLUSTER_SSL).split(","))
     # and ovn-sbctl as an operator runs it (central.ctl_argv: the operator's certificate)
     p = subprocess.run([*central.ctl_argv("sb"), "--bare", "--columns=name", "list", "Chassis"],
                        capture_output=True, text=True, timeout=30)
