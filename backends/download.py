@@ -25,6 +25,7 @@ import shlex
 import threading
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from typing import Callable
 
 import libvirt
@@ -212,6 +213,60 @@ def discard_partial(session, conn: libvirt.virConnect, host: str, pool: str, vol
     session.run(host, ["sh", "-c", f"rm -f -- {shlex.quote(part)} {shlex.quote(part + '.pid')} "
                                    f"{STAGE_DIR}/{shlex.quote(name)} {STAGE_DIR}/{shlex.quote(name + '.pid')}"],
                 timeout=15)
+
+
+#: a partial nobody writes and untouched this long (seconds) is abandoned: `virtdeck check` lists
+#: it and ``--fix`` deletes it; younger ones are kept for a resume (`template add` continues them)
+ABANDONED_AFTER_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A partial download on a host: ``path``, ``size`` (bytes), ``age_s`` (seconds since it was
+    last written) and ``writing`` (a curl of a `template add` is running on it now: its PID file
+    names a live process)."""
+
+    path: str
+    size: int
+    age_s: float
+    writing: bool
+
+    @property
+    def abandoned(self) -> bool:
+        return not self.writing and self.age_s >= ABANDONED_AFTER_S
+
+
+def partials(session, host: str, directories: list[str]) -> list[Partial]:
+    """The partial downloads (``.*.part``, :func:`partial_path`) in ``directories`` (the pools')
+    and the operator's download cache on ``host``, with ONE SSH command. Raises HostError when SSH
+    fails; a directory that does not exist or cannot be read lists nothing."""
+    dirs = " ".join([shlex.quote(d) for d in directories] + [STAGE_DIR])
+    script = (f"now=$(date +%s); for d in {dirs}; do for f in \"$d\"/.*.part; do [ -f \"$f\" ] || continue; "
+              "p=$(cat \"$f.pid\" 2>/dev/null); w=0; [ -n \"$p\" ] && [ -d /proc/$p ] && w=1; "
+              "echo \"$(stat -c '%s %Y' \"$f\") $now $w $f\"; done; done")
+    res = session.run(host, ["sh", "-c", script], timeout=30)
+    if res.rc != 0:
+        raise HostError(f"{host}: cannot list partial downloads: {res.stderr.strip()[-200:] or f'exit {res.rc}'}")
+    out = []
+    for line in res.stdout.splitlines():
+        parts = line.split(" ", 4)
+        if len(parts) == 5 and parts[0].isdigit() and parts[1].isdigit() and parts[2].isdigit():
+            out.append(Partial(parts[4], int(parts[0]), max(0.0, float(int(parts[2]) - int(parts[1]))),
+                               parts[3] == "1"))
+    return out
+
+
+def remove_partial(session, host: str, path: str) -> None:
+    """Delete partial download ``path`` on ``host`` (and its PID file) unless a curl writes it
+    now. Raises HostError when it is being written or cannot be removed."""
+    if not path.endswith(".part") or "/." not in path:
+        raise HostError(f"{host}: {path} is not a partial download")
+    q = shlex.quote(path)
+    res = session.run(host, ["sh", "-c", f"p=$(cat {q}.pid 2>/dev/null); [ -n \"$p\" ] && [ -d /proc/$p ] "
+                                         f"&& {{ echo 'a download is writing it' >&2; exit 3; }}; rm -f -- {q} {q}.pid"],
+                      timeout=15)
+    if res.rc != 0:
+        raise HostError(f"{host}: cannot remove {path}: {res.stderr.strip()[-200:] or f'exit {res.rc}'}")
 
 
 def fetch_text(session, host: str, url: str, limit: int = 1 << 20) -> str:

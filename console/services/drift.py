@@ -23,13 +23,15 @@ fip-orphan          a floating IP whose logical port is gone                    
 chassis-unclaimed   an SB chassis no inventory host claims                              no
 volume-orphan       a volume an owner mark names, used by no domain, its create dead    yes
 nvram-orphan        an NVRAM file of a marked VM that has no domain                     yes
+download-orphan     a `template add --url` partial nobody writes, untouched for 24 h    yes
 ==================  =================================================================  =====
 
 Only what is clearly ours and clearly orphaned is judged: a VM is "gone" only when every
 enabled hypervisor answered (a host that did not answer makes the check *partial* and no
 lsp-orphan is concluded); a volume is judged only when an owner mark names it
 (:mod:`backends.owner_marks`) and that mark is not held by a create in flight; a VM whose
-create is in flight (its mark is held) is never an orphan anywhere.
+create is in flight (its mark is held) is never an orphan anywhere. A partial download younger
+than a day (:data:`backends.download.ABANDONED_AFTER_S`) is kept for `template add` to resume.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ...backends import domains, owner_marks, storage
+from ...backends import domains, download, owner_marks, storage
 from ...backends.ovn import connection as ovn_nb
 from ...backends.ovn import drift_rows, southbound, vm_ports
 from ..errors import HostError, ValidationError, VirtdeckError
@@ -47,8 +49,8 @@ from . import verb as verb_frame
 from .drift_chains import chain, host_chain, network_chain, router_chain
 
 KINDS = ("lsp-orphan", "nic-no-lsp", "binding-elsewhere", "physnet-missing", "dhcp-cidr",
-         "fip-orphan", "chassis-unclaimed", "volume-orphan", "nvram-orphan")
-SAFE_KINDS = frozenset({"lsp-orphan", "fip-orphan", "volume-orphan", "nvram-orphan"})
+         "fip-orphan", "chassis-unclaimed", "volume-orphan", "nvram-orphan", "download-orphan")
+SAFE_KINDS = frozenset({"lsp-orphan", "fip-orphan", "volume-orphan", "nvram-orphan", "download-orphan"})
 SCOPES = ("vm", "network", "router", "host")
 _SB = ":southbound"   # the SB job's key beside the host names (no host name has a colon)
 
@@ -90,7 +92,8 @@ class DomainView:
 
 @dataclass
 class HostView:
-    """One hypervisor that answered: its domains, volumes per pool, owner marks, NVRAM files."""
+    """One hypervisor that answered: its domains, volumes per pool, owner marks, NVRAM files,
+    partial downloads (:class:`backends.download.Partial`)."""
 
     name: str
     domains: list[DomainView] = field(default_factory=list)
@@ -98,6 +101,7 @@ class HostView:
     marks: tuple = ()
     nvram: tuple[str, ...] = ()
     pool_errors: dict[str, str] = field(default_factory=dict)   # pool -> why it was not listed
+    partials: tuple = ()
 
 
 @dataclass
@@ -139,6 +143,13 @@ def _host_view(session, inventory, name: str) -> HostView:
         except HostError as exc:
             hv.volumes[pool] = []      # nothing judged there; said as partial
             hv.pool_errors[pool] = str(exc)
+    dirs = []
+    for pool in sorted(pools - set(hv.pool_errors)):
+        try:
+            dirs.append(download.pool_dir(conn, name, pool))
+        except HostError:
+            pass  # not a dir pool: `template add --url` never downloads into it
+    hv.partials = tuple(download.partials(session, name, dirs))
     return hv
 
 
@@ -330,6 +341,14 @@ def findings(facts: Facts) -> list[Finding]:
                     f"of VM {m.tenant}/{m.vm}, which has no domain on {hv.name}",
                     "delete the file", safe=True, host=hv.name, scope={"vm": m.vm, "host": hv.name},
                     target={"host": hv.name, "nvram": nv, "vm": m.vm}))
+        for part in hv.partials:
+            if part.abandoned:
+                out.append(Finding(
+                    "download-orphan", f"download {hv.name}:{part.path}",
+                    f"a `template add --url` partial of {part.size / 2**20:.0f} MiB, untouched for "
+                    f"{part.age_s / 86400:.1f} days; no download is running",
+                    "delete the file (a new `template add` downloads again)", safe=True, host=hv.name,
+                    scope={"host": hv.name}, target={"host": hv.name, "path": part.path}))
     out.sort(key=lambda f: (KINDS.index(f.kind), f.subject))
     return out
 
@@ -454,6 +473,8 @@ def fix(session, report: dict) -> dict:
                     storage.delete_volume(session.libvirt(t["host"]), t["host"], t["pool"], t["volume"])
                 elif f.kind == "nvram-orphan":
                     owner_marks.remove_nvram(session, f.target["host"], f.target["nvram"])
+                elif f.kind == "download-orphan":
+                    download.remove_partial(session, f.target["host"], f.target["path"])
                 removed.append(f.subject)
             except Exception as exc:  # noqa: BLE001 - one failure must not stop the others
                 failed.append({"subject": f.subject, "error": verb_frame.reason(exc)})
