@@ -105,6 +105,7 @@ PROBE = "; ".join([
     '2>/dev/null | sed -n -e "s/^--private-key=/-p /p" -e "s/^--certificate=/-c /p" '
     '-e "s/^--ca-cert=/-C /p" | tr "\\n" " "); esac',
     'bad=; for f in $ssl; do case "$f" in -*) ;; *) [ -r "$f" ] || bad="$f";; esac; done',
+    'case "$remote" in *ssl:*) [ -z "$ssl" ] && bad="-";; esac',  # no SSL files known at all
     f'if [ -n "$remote" ] && [ -n "$sysid" ] && [ -n "$bad" ]; then echo "{_MARK}sb.rc=unreadable $bad"; '
     f'elif [ -n "$remote" ] && [ -n "$sysid" ]; then '
     f'out=$(ovn-sbctl --db="$remote" $ssl --timeout=5 --bare --columns=name find Chassis name="$sysid" 2>&1); '
@@ -228,10 +229,12 @@ def _chassis_line(host: str, v: dict[str, str], sysid: str, remote: str) -> Chec
     rc, _, names = v.get("sb.rc", "").partition(" ")
     want_ip = v.get("ovs.ovn-encap-ip", "")
     if rc == "unreadable":  # ovn-controller's SSL file, root's; no SB of the inventory to ask instead
-        return CheckLine("sb chassis", WARN, f"cannot ask the southbound {remote} from {host}: "
-                         f"{v.get('user', 'the operator')} may not read ovn-controller's SSL file "
-                         f"{names.strip()}", "set [ovn] sb_connection in the inventory (the same "
-                         "members): the check then asks it with the operator's certificate")
+        why = (f"{v.get('user', 'the operator')} may not read ovn-controller's SSL file {names.strip()}"
+               if names.strip() != "-" else "no SSL files (none in OVS's SSL table, no ovn-controller "
+                                            "running with --private-key)")
+        return CheckLine("sb chassis", WARN, f"cannot ask the southbound {remote} from {host}: {why}",
+                         "set [ovn] sb_connection in the inventory (the same members): the check "
+                         "then asks it with the operator's certificate")
     if rc != "0":
         return CheckLine("sb chassis", WARN, f"cannot ask the southbound {remote} from {host}: "
                          f"{names.strip() or 'no answer'}",
@@ -256,7 +259,8 @@ def _chassis_line(host: str, v: dict[str, str], sysid: str, remote: str) -> Chec
 def sb_values(data, sysid: str) -> dict[str, str]:
     """The probe's ``sb.rc`` / ``sb.encap`` values for chassis ``sysid`` from a read of the
     console's own southbound connection (a :class:`backends.ovn.southbound.SbData`), for a host
-    whose ovn-controller SSL files the operator may not read (``sb.rc`` "unreadable FILE");
+    whose ovn-controller SSL files the operator may not read or are not known (``sb.rc``
+    "unreadable FILE", "unreadable -");
     ``sb.via`` says where the answer came from."""
     c = data.chassis_named(sysid)
     return {"sb.rc": f"0 {sysid if c else ''}",

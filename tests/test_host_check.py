@@ -87,6 +87,8 @@ def test_unreadable_ssl_files_ask_the_inventorys_southbound(tmp_path):
         line = by_fact(pf.ovn_lines("hv1", v))["sb chassis"]
         assert line.status == "warn" and "may not read ovn-controller's SSL file /etc/ovn/key.pem" in line.detail
         assert "sb_connection" in line.fix
+        none = by_fact(pf.ovn_lines("hv1", {**v, "sb.rc": "unreadable -"}))["sb chassis"]
+        assert none.status == "warn" and "no SSL files (none in OVS's SSL table" in none.detail
         with Session(Inventory(ovn=OvnConfig(sb_connection=sb.remote)), connect_timeout=10) as s:
             line = by_fact(pf.ovn_lines("hv1", host_check._sb_fallback(s, v)))["sb chassis"]
             assert line.status == "ok", line

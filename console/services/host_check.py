@@ -83,8 +83,9 @@ def check_one(session, name: str, pools: list[str], create_pool: str | None = No
 
 def _sb_fallback(session, values: dict[str, str]) -> dict[str, str]:
     """A host whose ovn-controller SSL files the operator may not read (probe ``sb.rc``
-    "unreadable FILE"): its chassis is asked through the console's own SB connection instead,
-    when the inventory's ``sb_connection`` names the same members as the host's ovn-remote."""
+    "unreadable FILE"; "unreadable -": none known, e.g. ovn-controller stopped): its chassis is
+    asked through the console's own SB connection instead, when the inventory's
+    ``sb_connection`` names the same members as the host's ovn-remote."""
     if not values.get("sb.rc", "").startswith("unreadable "):
         return values
     own = session.inventory.ovn.sb_connection or ""
