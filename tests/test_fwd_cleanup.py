@@ -35,14 +35,21 @@ def fwd_dirs(tmp: Path) -> list[str]:
 @pytest.fixture
 def hv1_inventory(tmp_path, lab_inv):
     """An inventory whose one hypervisor, hv1, is reached through our own sshd on loopback,
-    which forwards to the lab hv1's libvirt socket; the lab's NB over TCP (read only here)."""
+    which forwards to the lab hv1's libvirt socket; the lab's NB (read only here) over TCP on a
+    standalone lab (central is no host of this inventory), as the lab inventory says otherwise
+    (cluster-ssl: the ssl members and the operator's key pair)."""
+    from virtdeck.backends.lab import topology as topo
     from virtdeck.backends.lab.hosts import host_path
 
     sshd = start_sshd(tmp_path / "sshd")
     sock = host_path("hv1", "/run/libvirt/libvirt-sock")
+    o = lab_inv.ovn
+    ovn = (f'connection = "{topo.NB_TCP}"\n' if o.via_host else "".join(
+        f'{k} = "{getattr(o, k)}"\n' for k in ("connection", "sb_connection", "private_key",
+                                                "certificate", "ca_cert") if getattr(o, k)))
     inv = tmp_path / "inv.toml"
     inv.write_text(f'[ssh]\nknown_hosts = "{sshd.known_hosts}"\nidentity = "{sshd.client_key}"\n\n'
-                   f'[ovn]\nconnection = "tcp:192.168.100.10:6641"\n\n'
+                   f'[ovn]\n{ovn}\n'
                    f'[[hosts]]\nname = "hv1"\naddress = "127.0.0.1"\nport = {sshd.port}\n'
                    f'user = "root"\nlibvirt_socket = "{sock}"\ndomain_type = "qemu"\n')
     yield inv
