@@ -43,7 +43,7 @@ from .errors import NO_TERMINAL, NoTerminal  # defined with the other errors: th
 from .model import Cloud
 from ..screens import views
 from ..screens.dialogs import HelpScreen, HostKeyDialog
-from ..screens.main import NAV_BINDINGS, CloudChanged, MainScreen
+from ..screens.main import NAV_BINDINGS, READ_LEAVES, CloudChanged, MainScreen, mutating_key
 from ..screens.table import CloudTable
 from ..screens.vm_actions import MARK_BINDINGS
 
@@ -332,24 +332,25 @@ class VirtdeckApp(App):
     # -- help -----------------------------------------------------------------------------
 
     def action_help(self) -> None:
-        def rows(bindings) -> list[tuple[str, str]]:
+        def rows(bindings) -> list[tuple[str, str, bool]]:
             out = []
             for b in bindings:
                 if isinstance(b, tuple):
                     b = Binding(*b)
                 keys = b.key_display or " / ".join(b.key.split(","))
-                out.append((keys, b.description or b.action))
+                out.append((keys, b.description or b.action, mutating_key(b.action)))
             return out
         titles = {p: views.TITLES[p] for p in views.PANELS}
         groups = [
             ("Everywhere", rows(self.BINDINGS) + [("ctrl+p", "command palette (same as :)")]),
             ("Panels", rows(NAV_BINDINGS)),
             # one line per verb, from the verb registry: keyed verbs under their panel
-            *verbs.help_groups(titles, extra={"vms": rows(MARK_BINDINGS)}),
+            *verbs.help_groups(titles, extra={"vms": rows(MARK_BINDINGS)},
+                               mutating=lambda v: v.leaf not in READ_LEAVES),
             ("In a table", rows(CloudTable.BINDINGS)),
             ("Host-key question", rows(HostKeyDialog.BINDINGS)),
         ]
-        self.push_screen(HelpScreen(groups))
+        self.push_screen(HelpScreen(groups, readonly=bool(self.readonly)))
 
 
 def _setup_logging() -> None:

@@ -50,21 +50,30 @@ class HostKeyDialog(ModalScreen[bool]):
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every key binding, grouped by where it works (built from the live binding tables)."""
+    """Every key binding, grouped by where it works (built from the live binding tables).
+    ``groups``: ``[(title, [(keys, text[, changes]), …]), …]``; in a ``readonly`` console the
+    rows that change the cloud (``changes``) are dimmed and marked, as the footer leaves them out."""
 
     CSS_PATH = "dialogs.tcss"
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
-    def __init__(self, groups: list[tuple[str, list[tuple[str, str]]]]):
+    def __init__(self, groups: list[tuple[str, list[tuple]]], readonly: bool = False):
         super().__init__()
         self.groups = groups
+        self.readonly = readonly
 
     def compose(self) -> ComposeResult:
-        lines = ["[b]virtdeck keys[/b]  (escape closes)", ""]
+        head = "[b]virtdeck keys[/b]  (escape closes)"
+        if self.readonly:
+            head += "\n[b reverse] READ-ONLY [/] dimmed keys change the cloud and are refused"
+        lines = [head, ""]
         for title, items in self.groups:
             lines.append(f"[b u]{escape(title)}[/b u]")
-            for keys, what in items:
-                lines.append(f"  [b]{escape(keys):<18}[/b] {escape(what)}")
+            for keys, what, *changes in items:
+                if self.readonly and changes and changes[0]:
+                    lines.append(f"  [dim]{escape(keys):<18} {escape(what)} (read-only)[/dim]")
+                else:
+                    lines.append(f"  [b]{escape(keys):<18}[/b] {escape(what)}")
             lines.append("")
         with VerticalScroll(id="help", classes="dialog"):
             yield Static("\n".join(lines))

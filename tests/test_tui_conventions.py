@@ -237,6 +237,30 @@ async def test_readonly_badge_footer_without_mutating_keys_and_one_sentence_refu
         assert "READ-ONLY" not in str(writable.screen.query_one("#status").render())
 
 
+async def test_readonly_help_dims_the_keys_that_change_the_cloud():
+    from virtdeck.screens.dialogs import HelpScreen
+
+    def help_lines(app) -> list[str]:
+        return str(app.screen.query_one("#help Static").render()).splitlines()
+
+    for readonly in (True, False):
+        app = app_of(readonly=readonly)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            lines = help_lines(app)
+            create = next(ln for ln in lines if "create" in ln.lower() and ln.strip().startswith("c "))
+            listing = next(ln for ln in lines if ln.strip().startswith("/"))
+            assert "(read-only)" not in listing
+            if readonly:
+                assert "READ-ONLY" in lines[1] and "refused" in lines[1]
+                assert create.endswith("(read-only)")
+                spans = app.screen.query_one("#help Static").render().spans
+                assert any("dim" in str(sp.style) for sp in spans)
+            else:
+                assert "(read-only)" not in "\n".join(lines) and "READ-ONLY" not in lines[1]
+
 async def test_readonly_templates_panel_hides_add_and_delete():
     from wizard_helpers import INV
     app = app_of(readonly=True, inventory=INV)

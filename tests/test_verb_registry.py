@@ -51,7 +51,7 @@ def test_cli_groups_are_the_registry_and_the_lab():
 @pytest.mark.parametrize("verb", ALL, ids=lambda v: v.name)
 def test_every_verb_has_a_help_line(verb):
     titles = {"hosts": "Hosts", "vms": "VMs", "networks": "Networks", "tenants": "Tenants", "templates": "Templates"}
-    lines = [(k, w) for _, rows in verbs.help_groups(titles) for k, w in rows]
+    lines = [(k, w) for _, rows in verbs.help_groups(titles) for k, w, _changes in rows]
     wanted = (verb.key_display, f"{verb.label}: {verb.help}") if verb.key else (verb.name, verb.help)
     assert wanted in lines
 

@@ -224,7 +224,7 @@ async def test_help_lists_the_vm_keys(sess):
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        text = "\n".join(f"{k} {w}" for _, items in app.screen.groups for k, w in items)
+        text = "\n".join(f"{k} {w}" for _, items in app.screen.groups for k, w, *_ in items)
         for needle in ("space Mark", "s Start", "S Shutdown", "F Force off", "ctrl+d / delete Delete",
                        "z Resize", "e Edit cloud-config", "t Serial console", "m Move (stopped)"):
             assert needle in text, needle

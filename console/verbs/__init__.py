@@ -199,19 +199,23 @@ def keys() -> list[tuple[str, str, bool]]:
     return out
 
 
-def help_groups(panel_titles: Mapping[str, str], extra: Mapping[str, list] | None = None) -> list:
-    """The ``?`` help: ``[(title, [(keys, text), …]), …]``: one group per panel with keys
-    (``extra[panel]`` rows first, e.g. the VMs panel's marks), then every verb without a key
-    as ``virtdeck NAME``. ``panel_titles``: panel → title (``"vms"`` → ``"VMs"``)."""
+def help_groups(panel_titles: Mapping[str, str], extra: Mapping[str, list] | None = None,
+                mutating: Callable[[Verb], bool] | None = None) -> list:
+    """The ``?`` help: ``[(title, [(keys, text, changes), …]), …]``: one group per panel with
+    keys (``extra[panel]`` rows first, e.g. the VMs panel's marks), then every verb without a key
+    as ``virtdeck NAME``. ``panel_titles``: panel → title (``"vms"`` → ``"VMs"``); ``changes``:
+    what ``mutating(verb)`` says (False without it; a read-only console dims those rows)."""
     extra = extra or {}
+    changes = mutating or (lambda v: False)
     groups = []
     for panel, title in panel_titles.items():
-        rows = list(extra.get(panel, ()))
-        rows += [(v.key_display, f"{v.label}: {v.help}") for v in VERBS if v.key and v.panel == panel]
+        rows = [(*r, False) if len(r) == 2 else r for r in extra.get(panel, ())]
+        rows += [(v.key_display, f"{v.label}: {v.help}", changes(v))
+                 for v in VERBS if v.key and v.panel == panel]
         if rows:
             groups.append((f"{title} panel", rows))
     groups.append(("Other verbs (virtdeck NAME …; the : palette lists them too)",
-                   [(v.name, v.help) for v in VERBS if not v.key]))
+                   [(v.name, v.help, changes(v)) for v in VERBS if not v.key]))
     return groups
 
 
