@@ -178,10 +178,16 @@ def read_host(session, host: str, timeout: float = 20.0) -> HostMarks:
 
 
 def remove(session, host: str, vm: str, timeout: float = 20.0) -> None:
-    """Remove VM ``vm``'s mark on ``host`` unless a create holds it. Raises HostError."""
+    """Remove VM ``vm``'s mark on ``host`` unless a create holds it. Raises HostError.
+
+    The lock is taken on the file as opened, and the file is removed only while ``path`` still
+    names that same file (inode): a new create of the same VM may rename its fresh, held mark
+    into place between our open and our ``rm`` (:func:`claim`), and that one must stay."""
     path = path_of(vm)
-    res = session.run(host, ["sh", "-c", f"[ ! -e {path} ] || flock -n {path} rm -f {path}"],
-                      timeout=timeout)
+    script = (f"[ -e {path} ] || exit 0; exec 9<{path} || exit 0; flock -n 9 || exit 1; "
+              f"[ \"$(stat -c %i {path} 2>/dev/null)\" = \"$(stat -L -c %i /proc/$$/fd/9)\" ] || exit 1; "
+              f"rm -f {path}")
+    res = session.run(host, ["sh", "-c", script], timeout=timeout)
     if res.rc != 0:
         raise HostError(f"{host}: owner mark {path} not removed (a create holds it, or: "
                         f"{res.stderr.strip() or f'exit {res.rc}'})")
