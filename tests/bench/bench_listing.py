@@ -104,6 +104,29 @@ def run_child(config: str, tree: str | None, settle: float, idle: float,
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def console_ab(config: str, inv, hosts: list[str], expected: int, runs: int,
+               old: str | None) -> None:
+    """``--console``: per run and tree (alternating), the floor then the console in tmux."""
+    import bench_startup as bs
+    res: dict[str, list[tuple[float, float, float]]] = {"new": [], "old": []}
+    trees = [("new", None)] + ([("old", old)] if old else [])
+    for i in range(runs):
+        for label, tree in (trees if i % 2 == 0 else trees[::-1]):
+            fl, _n = bs.floor(inv, hosts)
+            paint, done, ld, _t = bs.tmux_run(config, len(hosts), expected, tree=tree)
+            res[label].append((fl, paint, done))
+            print(f"run {i + 1} {label}: floor {fl:.2f} s, first paint {paint:.2f} s, first "
+                  f"complete {done:.2f} s, complete/floor {done / fl:.2f}x (load {ld:.1f})",
+                  flush=True)
+    for label, xs in res.items():
+        if xs:
+            m = statistics.median
+            print(f"== {label}: {len(hosts)} hosts, {expected} domains, median of {len(xs)}: "
+                  f"floor {m(x[0] for x in xs):.2f} s, paint {m(x[1] for x in xs):.2f} s, "
+                  f"complete {m(x[2] for x in xs):.2f} s, complete/floor "
+                  f"{m(x[2] / x[0] for x in xs):.2f}x (load {load():.1f})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-host", type=int, default=1000)
@@ -112,6 +135,9 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=3.0, help="s after ready before RSS/idle")
     ap.add_argument("--idle", type=float, default=0.0, help="s of idle CPU measured after settle")
     ap.add_argument("--keep", action="store_true", help="leave the domains defined")
+    ap.add_argument("--console", action="store_true",
+                    help="instead: the console in tmux (bench_startup.py's first paint and first "
+                         "complete screen, from Enter) beside the floor, trees alternating")
     ap.add_argument("--switch", type=float, default=None, metavar="S",
                     help="also run this tree with sys.setswitchinterval(S) (label new+switch)")
     ap.add_argument("--config", default=None)
@@ -135,6 +161,9 @@ def main() -> int:
             print(f"defined {args.per_host * len(hosts)} shut-off domains in {took:.1f} s")
         for h in hosts:
             outside.libvirt(h).getCapabilities()
+        if args.console:
+            console_ab(config, inv, hosts, args.per_host * len(hosts), args.runs, args.old)
+            return 0
         res: dict[str, list[dict]] = {"new": [], "old": [], "new+switch": []}
         trees = [("new", None)] + ([("old", args.old)] if args.old else []) \
             + ([("new+switch", None)] if args.switch else [])
