@@ -3,7 +3,9 @@ tests/test_console_lab_ui.py, tests/test_reconnect.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -16,6 +18,24 @@ def isolated_user_known_hosts(tmp_path, monkeypatch):
     """Never read or write the real ~/.ssh/known_hosts from tests (autouse in every module that
     imports it)."""
     monkeypatch.setattr(ssh_config, "DEFAULT_USER_KNOWN_HOSTS", (tmp_path / "user_known_hosts",))
+
+
+async def until(pilot, pred, timeout: float, what: str) -> float:
+    """Let the app run until ``pred()``; returns the seconds it took. Fails after ``timeout``
+    seconds with what the model and the screen showed (hosts up, VMs, the table's first column)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return time.monotonic() - t0
+        await asyncio.sleep(0.02)
+    app = pilot.app
+    try:
+        table = [r.cells[0] for r in app.screen.table().rows]
+    except Exception:  # noqa: BLE001 - a screen without a table: say so
+        table = "(no table)"
+    raise AssertionError(f"screen did not show {what} within {timeout:g} s (hosts: "
+                         f"{[(h.name, h.up, h.error) for h in app.cloud.hosts]}, model VMs: "
+                         f"{[v.name for v in app.cloud.vms]}, table: {table})")
 
 
 def descendants(pid: int) -> list[int]:

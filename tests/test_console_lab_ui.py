@@ -5,26 +5,13 @@ screen follow within 1 s, with no key pressed."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import pytest
 
 from virtdeck.console.app import VirtdeckApp
 from virtdeck.console.live import LiveModel
-from live_helpers import tiny_domain
-
-
-async def until(pilot, pred, timeout: float, what: str) -> float:
-    """Let the app run until ``pred()``; returns the seconds it took (fails after timeout)."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return time.monotonic() - t0
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"screen did not show {what} within {timeout:g} s "
-                         f"(model: {[v.name for v in pilot.app.cloud.vms]}, "
-                         f"table: {[r.cells[0] for r in pilot.app.screen.table().rows]})")
+from live_helpers import tiny_domain, until
 
 
 def shown(app, panel: str) -> list[str]:
