@@ -29,10 +29,12 @@ from ..console.errors import HostError
 # 3 × (1 + 1) = 6 s, the bound (2, 2) gave, with a probe every 3 s instead of 2 while idle
 LIBVIRT_KEEPALIVE = (3, 1)
 # The SSH keepalive of a link that carries a libvirt connection: libvirt's probes (above) flow
-# through the link and reset asyncssh's timer, so at 3 s it fired only when libvirt's 3 s probe
-# came a little late, doubling an idle link's packets; 15 s × 3 stays a backstop for a link
-# whose libvirt connection is gone. Links without libvirt keep ssh.open_link's 3 s × 3.
-SSH_KEEPALIVE_UNDER_LIBVIRT = (15.0, 3)
+# through the link and reset asyncssh's timer, so at 3 s it fired whenever libvirt's 3 s probe
+# came a little late, doubling an idle link's packets. At 4 s it never fires while libvirt's
+# probes flow, and a frozen sshd (which libvirt's keepalive does not close for an SSH command
+# in flight) is still closed after 4 × (2 + 1) = 12 s, the bound of ssh.open_link's 3 s × 3
+# (links without libvirt keep that).
+SSH_KEEPALIVE_UNDER_LIBVIRT = (4.0, 2)
 
 
 # The NB IDL with row events and change/connection signals lives in backends.ovn.connection.
