@@ -125,6 +125,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None)
     ap.add_argument("--old", metavar="DIR", help="the other tree (DIR/virtdeck/console, ...)")
+    ap.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                    help="one more tree to compare, as --old (repeatable)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--idle", type=float, default=60.0)
     ap.add_argument("--settle", type=float, default=10.0)
@@ -155,7 +157,8 @@ def main() -> int:
     env = dict(os.environ, VIRTDECK_AUDIT_LOG=str(Path(tempfile.mkdtemp()) / "audit.jsonl"))
     lv = {h: labhosts.read_pidfile(labhosts.host_path(h, "/run/libvirtd.pid")) for h in hosts}
     lv = {h: p for h, p in lv.items() if p}
-    trees = [("new", None)] + ([("old", args.old)] if args.old else [])
+    trees = [("new", None)] + ([("old", args.old)] if args.old else []) + [
+        tuple(t.split("=", 1)) for t in args.tree]
     res: dict[str, list[dict]] = {label: [] for label, _ in trees}
     try:
         for r in range(args.rounds):
