@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Callable, Sequence
 
 from rich.segment import Segment
@@ -310,11 +311,15 @@ class CloudTable(ScrollView, can_focus=True):
             hit = old_lens.get(id(r))
             lens[id(r)] = hit if hit is not None and hit[0] is r else (r, tuple(map(len, r.cells)))
         self._lens = lens
-        columns = list(zip(*(v[1] for v in lens.values()))) or [()] * len(self.columns)
+        # each column's widest cell, one C-level pass per column (zip(*rows) to transpose
+        # 10,000 rows was ~2/3 of this method, measured with py-spy on define/undefine events)
+        widths = [v[1] for v in lens.values()]
+        cells = min(map(len, widths)) if widths else len(self.columns)   # as zip() cut short
         natural = []
-        for i, (c, values) in enumerate(zip(self.columns, columns)):
+        for i, c in enumerate(self.columns[:cells]):
             label = len(self._label(i))     # the sort marker stays visible
-            natural.append(max(label, min(c.max, max(c.min, label, max(values, default=0)))))
+            widest = max(map(itemgetter(i), widths), default=0)
+            natural.append(max(label, min(c.max, max(c.min, label, widest))))
         self._natural = natural
         self._fit()
         self.virtual_size = Size(self.size.width, len(self.rows) + 1)
