@@ -44,6 +44,19 @@ from .ssh_config import Destination
 
 MAX_JUMPS = 8   # ProxyJump chains (a hop's own ProxyJump included) deeper than this are refused
 
+# Cipher preference when ssh_config names no Ciphers: asyncssh's defaults with AES-GCM ahead of
+# chacha20-poly1305. Every libvirt message crosses the link in Python (asyncssh), and GCM is one
+# `cryptography` call a packet where chacha20-poly1305 is several: a 28-byte round trip through
+# a unix-socket forward cost ~100 µs of CPU with chacha20, ~70 with aes128-gcm
+# (tests/bench/bench_forward.py), which is most of an idle console's I/O thread.
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+def _cipher_order() -> list[str]:
+    from asyncssh.encryption import get_default_encryption_algs
+    rest = [a.decode() for a in get_default_encryption_algs()]
+    return [a for a in PREFERRED_CIPHERS if a in rest] + [a for a in rest if a not in PREFERRED_CIPHERS]
+
 
 @dataclass(frozen=True)
 class CompletedCommand:
@@ -362,12 +375,14 @@ async def _connect(name: str, address: str, *, port: int | None, user: str | Non
     try:
         known = _read_known(name, dest.known_hosts_files(known_hosts))
         client_keys = _client_keys(name, dest, identity)
+        # ssh_config's Ciphers, when set, decides (asyncssh reads it from config=)
+        ciphers = {} if dest.ciphers else {"encryption_algs": _cipher_order()}
         conn = await asyncssh.connect(
             dest.address, dest.port, username=dest.user, config=ssh_config.config_paths(),
             tunnel=tunnel, client_keys=client_keys, ignore_encrypted=True,
             # by name only (OpenSSH); asyncssh on its own also trusts entries for the peer address
             known_hosts=lambda _h, _a, _p: _lookup(known, dest.key_name, dest.port),
-            **options)
+            **ciphers, **options)
     except asyncssh.HostKeyNotVerifiable:
         err = await _classify_key_failure(name, dest, known, tunnel, through, jump,
                                           options["connect_timeout"])

@@ -84,6 +84,7 @@ class Destination:
     global_known_hosts: tuple[Path, ...]
     check_host_ip: bool
     hash_known_hosts: bool
+    ciphers: str | None = None     # ``Ciphers`` as ssh_config sets it (None: unset)
 
     @property
     def known_host_name(self) -> str:
@@ -149,6 +150,7 @@ def resolve(address: str, *, port: int | None = None, user: str | None = None) -
         global_known_hosts=_paths(cfg.get("GlobalKnownHostsFile"), DEFAULT_GLOBAL_KNOWN_HOSTS),
         check_host_ip=bool(cfg.get("CheckHostIP", False)),
         hash_known_hosts=bool(cfg.get("HashKnownHosts", False)),
+        ciphers=str(cfg.get("Ciphers")) if cfg.get("Ciphers") else None,
     )
 
 
