@@ -24,7 +24,7 @@ What keeps it current:
 
 Failure handling:
 
-- a host that drops (libvirt keepalive 2 s × 3 → ≤ 6 s, SSH keepalive 3 s × 3; EOF at once;
+- a host that drops (libvirt keepalive 3 s × 2 → ≤ 6 s, SSH keepalive 4 s × 3 under it; EOF at once;
   measured 4.5-6.4 s for a host gone silent) is marked ``unreachable``
   with its last facts and domains kept, retried with backoff (1, 2, 4 … 30 s, cut short as
   soon as a cheap probe sees it answer again: console/live_host.py) and resynced when it
