@@ -32,6 +32,19 @@ def api(nb_server, audit_log):
     a.ovsdb_connection.stop(timeout=2)
 
 
+@pytest.fixture
+def ssl_isolated(monkeypatch):
+    """python-ovs keeps one set of SSL files per process (backends/ovn/remote.py): a test with a
+    PKI of its own starts with none in use and whatever it sets is undone afterwards, so the
+    lab's (cluster-ssl: the operator's key pair, used by lab tests in the same run) and other
+    modules' PKIs neither refuse it nor are disturbed by it."""
+    from ovs import stream as ovs_stream
+    from virtdeck.backends.ovn import remote
+    monkeypatch.setattr(remote, "_ssl_in_use", None)
+    for attr in ("_SSL_private_key_file", "_SSL_certificate_file", "_SSL_ca_cert_file"):
+        monkeypatch.setattr(ovs_stream.Stream, attr, getattr(ovs_stream.Stream, attr))
+
+
 @pytest.fixture(scope="module")
 def lab_inv(lab):
     """The lab's inventory (an Inventory loaded from the shared ``lab`` fixture's TOML path;

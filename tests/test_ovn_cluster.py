@@ -26,6 +26,9 @@ from virtdeck.console.services import network as netsvc
 from virtdeck.console.services.network import NetworkRequest
 from fixtures_real import start_nb_cluster, wait_for
 
+# this module's PKI (nb_pki) must not meet the lab's in python-ovs' one-set-per-process SSL state
+pytestmark = pytest.mark.usefixtures("ssl_isolated")
+
 
 def write_inventory(path, connection: str, **ovn) -> inv_mod.Inventory:
     """An inventory file with just an [ovn] section, loaded the way the CLI loads it."""

@@ -141,17 +141,6 @@ def test_lab_southbound_claims_every_hypervisor(lab_session, lab_inventory):
         assert data.member and data.member.startswith("unix:")
 
 
-@pytest.fixture
-def ssl_isolated(monkeypatch):
-    """python-ovs keeps one set of SSL files per process (backends/ovn/remote.py): whatever this
-    test sets is undone afterwards, so other modules' PKIs are not disturbed."""
-    from ovs import stream as ovs_stream
-    from virtdeck.backends.ovn import remote
-    monkeypatch.setattr(remote, "_ssl_in_use", None)
-    for attr in ("_SSL_private_key_file", "_SSL_certificate_file", "_SSL_ca_cert_file"):
-        monkeypatch.setattr(ovs_stream.Stream, attr, getattr(ovs_stream.Stream, attr))
-
-
 def test_sb_over_ssl_and_a_wrong_ca(tmp_path, ssl_isolated):
     """An SB ovsdb-server on pssl: with a PKI: read over ssl: with the client key/cert; a CA
     that did not sign the server's certificate is one sentence naming ovn.ca_cert."""
