@@ -439,7 +439,8 @@ def status_line(cloud: Cloud, width: int | None = None) -> str:
     failover). ``width``: cells the line may take (None: no limit); a wider line shows the
     members shorter, step by step: by what tells each apart in its list (the address, without
     the scheme and port all share), then the SB's address as what differs from the NB's (".10"
-    next to 192.168.100.20), then without "via"."""
+    next to 192.168.100.20), then without "via", and last not at all (what follows the line,
+    e.g. the filter, matters more)."""
     up = sum(1 for h in cloud.hosts if h.up)
     bad = [h.name for h in cloud.hosts if h.state in ("unreachable", "refused", "host-key")]
     if _running[0] is not cloud.vms:     # counted once per VM list, not once per redraw
@@ -457,14 +458,14 @@ def status_line(cloud: Cloud, width: int | None = None) -> str:
     sb_member = cloud.sb_member
     stale = " (stale data)" if nb == "stale" else ""
     line = ""
-    for step in range(4):
-        nbm, sbm = nb_member, sb_member
+    for step in range(5):
+        nbm, sbm = (nb_member, sb_member) if step < 4 else (None, None)
         if step >= 1:
             nbm = nbm and _distinct(nbm, [m.strip() for m in cloud.nb.remote.split(",")])
             sbm = sbm and _distinct(sbm, getattr(cloud.sb, "members", ()))
         if step >= 2 and nbm and sbm:
             sbm = _after_shared(sbm, nbm)
-        via = "" if step == 3 else "via "
+        via = "" if step >= 3 else "via "
         tail = [f"NB [{nb_style}]{nb}[/]" + (f" {via}{escape(nbm)}" if nbm else "") + stale]
         if sbm:
             tail.append(f"SB {via}{escape(sbm)}")

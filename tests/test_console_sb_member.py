@@ -52,8 +52,9 @@ def test_status_line_keeps_within_the_width_by_shortening_members():
     # 80 columns less the padding: the NB member by its address, the SB's by what differs
     line = plain(views.status_line(cloud, 78))
     assert line.endswith("NB up via 192.168.100.20 · SB via .10") and len(line) <= 78, line
-    # narrower still: no "via"; past that the widget crops (nothing more to give up)
+    # narrower still: no "via"; then no members at all (a filter after the line matters more)
     assert plain(views.status_line(cloud, 64)).endswith("NB up 192.168.100.20 · SB .10")
+    assert plain(views.status_line(cloud, 55)).endswith("running · NB up")
     # members on one machine differ by port: the port is what is shown
     local = tuple(f"tcp:127.0.0.1:{p}" for p in (41001, 41002, 41003))
     cloud = Cloud(nb=NbStatus(NB_UP, "unix:/x"), sb=SbData(member=local[2], members=local))
