@@ -8,8 +8,9 @@
   (``ssh -i id_ed25519 -o UserKnownHostsFile=known_hosts root@ADDR true``);
 - every hypervisor's libvirtd answers (``getLibVersion`` over its socket, reached through
   ``/proc/HOLDER/root``);
-- the OVN SB at tcp:192.168.100.10:6642 lists exactly the lab's chassis (``ovn-sbctl``);
-  for the cluster-ssl flavour through the ssl: member list with the operator's certificate;
+- the OVN SB lists exactly the lab's chassis (``ovn-sbctl`` through central.ctl_argv: the
+  ssl: member list with the operator's certificate for cluster-ssl, the default; plain
+  tcp:192.168.100.10:6642 for standalone);
 - cluster-ssl only: each of NB and SB has a leader that the members agree on and all three
   members answer (``ovs-appctl cluster/status`` through each member's control socket), and one
   ovn-northd is active — the lines say which member leads ("leader central-2 192.168.100.20").
