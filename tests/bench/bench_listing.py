@@ -26,6 +26,13 @@ with three other engineers; medians):
   pairs, load 2.1-6.2);
 - definitions filtered on the host (backends/domain_facts.py CONFIG_FILTER): ready 0.96 ->
   0.81 s, CPU 0.64 -> 0.61 s (4 pairs, load 3.7-5.0);
+- the start-up heap frozen out of the GC 2 s after the first screen (console/live.py):
+  event -> screen at 4x2,500 (bench_startup.py's headless child, define/undefine, 3
+  alternating pairs, 240 events each) p95 285 -> 171 ms, max 514 -> 349 ms (py-spy had shown
+  the UI thread's refills dominated by collections triggered in vm_rows and the table);
+- all of the above, idle at 16 light hosts x 625 (bench_idle.py, 30 s after 35 s): console
+  2.50 -> 0.40 % of a core, 351 -> 56 wakeups/s; what is left is mostly per-connection
+  keepalive traffic (libvirt 2 s, SSH 3 s);
 - tried, no gain: ``sys.setswitchinterval(0.001)`` during the listing (``--switch``; 3 pairs,
   ready 0.92 vs 0.97 s); parsing all definitions as one document (slower: 101-120 ms vs 73-88
   ms per 2,500); stripping more elements with a regex in Python (-20 % parse, not worth its
