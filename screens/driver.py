@@ -11,7 +11,9 @@ exit flag is set — the flag's ``set`` writes one byte to each input thread's o
 A terminal that hangs up (tmux server killed, SSH dropped: ``read`` gives EOF or EIO) is
 dropped from the ``select`` instead of being read again at once, and the app is told to exit
 (128 + SIGHUP): a console whose SIGHUP came before its handler was in place kept running on
-the dead terminal, Textual's loop spinning at ~50 % of a core. Everything else is Textual's.
+the dead terminal, Textual's loop spinning at ~50 % of a core. The SIGCONT a hangup also sends
+no longer restarts application mode (only a SIGCONT after our own SIGTSTP does), and nothing is
+written once the terminal is gone. Everything else is Textual's.
 """
 
 from __future__ import annotations
@@ -69,6 +71,25 @@ class QuietLinuxDriver(LinuxDriver):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.exit_event = _WakingEvent()
+        self._tstp = False          # stopped by our own SIGTSTP (Ctrl+Z), so SIGCONT resumes
+        self._tty_gone = False      # the terminal hung up: nothing is written any more
+
+    def _sigtstp_application(self, *args) -> None:
+        self._tstp = True
+        super()._sigtstp_application(*args)
+
+    def _sigcont_application(self, *args) -> None:
+        # Textual restarts application mode on every SIGCONT; a hangup sends one too (with
+        # SIGHUP), and the restart then ran a second input and writer thread on the dead
+        # terminal while the app exited (it hung in a write to the dead writer's full queue)
+        if self._tstp:
+            self._tstp = False
+            super()._sigcont_application(*args)
+
+    def write(self, data: str) -> None:
+        # after a hangup Textual's writer thread dies on EIO and its queue (30 writes) fills
+        if not self._tty_gone:
+            super().write(data)
 
     def run_input_thread(self) -> None:
         """Textual's input loop (LinuxDriver.run_input_thread), with ``select`` blocking until
@@ -107,6 +128,7 @@ class QuietLinuxDriver(LinuxDriver):
                     data = b""
                 if not data:
                     tty_open = False
+                    self._tty_gone = True
                     selector.unregister(fileno)
                     # SIGHUP ends the app (console/app.py), but one that came before that
                     # handler was in place is lost: the hangup itself ends it too (128 + HUP)
