@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Console start-up A/B: first paint and first complete screen from process start, in tmux,
+trees alternating in the same minutes, beside the floor. Prints figures and the load; asserts
+nothing. Never on the shared lab (it defines ``vdbench-*`` domains)::
+
+    git archive HEAD console backends screens config | tar -x -C /tmp/old/virtdeck
+    .venv/bin/virtdeck lab sandbox -- bash -c '.venv/bin/virtdeck lab up -n 3 &&
+        .venv/bin/python tests/bench/bench_start_ab.py --per-host 1000 --tree old=/tmp/old'
+
+Each run: the floor (bench_startup.floor), then every tree once (order rotated per run); a
+tree is ``label=DIR`` (DIR/virtdeck/ holds console/ backends/ screens/ config/), ``this`` is
+this checkout. bench_startup's tmux measurement, polled every ``--poll`` s (figures round up
+by up to that plus one capture, ~5 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_console as bc  # noqa: E402
+import bench_startup as bs  # noqa: E402
+
+
+def tmux_run(config: str, n_hosts: int, expected: int, tree: str | None, poll: float):
+    """bench_startup.tmux_run with ``poll`` s between captures. Returns (paint s, complete s,
+    load)."""
+    t = bs.Tmux(config, tree)
+    paint = None
+    t0 = time.monotonic()
+    t.keys("Enter")
+    try:
+        while True:
+            text = t.screen()
+            now = time.monotonic() - t0
+            if paint is None and bs.STATUS.search(text) and bs.HEADERS.search(text):
+                paint = now
+                t.keys("2")     # the operator opens the VMs panel
+            if paint is not None and bs.complete(text, n_hosts, expected):
+                return paint, now, bs.load()
+            if now > 120:
+                raise SystemExit(f"no complete screen within 120 s; the pane shows:\n{text}")
+            time.sleep(poll)
+    finally:
+        t.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--per-host", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=4)
+    ap.add_argument("--tree", action="append", default=[], metavar="LABEL=DIR",
+                    help="another tree to compare (repeatable); 'this' checkout is always one")
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--poll", type=float, default=0.02, help="s between two captures")
+    args = ap.parse_args()
+    from virtdeck.backends.session import Session
+    from virtdeck.config import inventory as inv_mod
+    from virtdeck.config.paths import lab_dir
+
+    config = args.config or str(lab_dir() / "inventory.toml")
+    inv = inv_mod.load(config)
+    hosts = [h.name for h in inv.hypervisors if h.enabled]
+    n, expected = len(hosts), args.per_host * len(hosts)
+    trees = [("this", None)] + [tuple(t.split("=", 1)) for t in args.tree]
+    outside = Session(inv)
+    res: dict[str, list] = {label: [] for label, _ in trees}
+    floors = []
+    try:
+        bc.cleanup(outside, hosts)
+        took = bc.define_many(outside, hosts, args.per_host)
+        print(f"[{n}x{args.per_host}] defined {expected} domains in {took:.1f} s", flush=True)
+        for h in hosts:
+            outside.libvirt(h).getCapabilities()
+        bs.tmux_run(config, n, expected)   # warm-up (page cache, libvirtd), not counted
+        for i in range(args.runs):
+            fl, _ = bs.floor(inv, hosts)
+            floors.append(fl)
+            print(f"run {i + 1}: floor {fl:.2f} s (load {bs.load():.1f})", flush=True)
+            order = trees[i % len(trees):] + trees[:i % len(trees)]
+            for label, tree in order:
+                paint, done, ld = tmux_run(config, n, expected, tree, args.poll)
+                res[label].append((paint, done))
+                print(f"run {i + 1} {label}: first paint {paint:.2f} s, complete {done:.2f} s, "
+                      f"complete/floor {done / fl:.2f}x (load {ld:.1f})", flush=True)
+        mf = statistics.median(floors)
+        print(f"\n== {n}x{args.per_host}, {args.runs} runs, medians (range); floor {bs.med(floors)}; "
+              f"load now {bs.load():.1f} ==")
+        for label, xs in res.items():
+            md = statistics.median(d for _, d in xs)
+            print(f"{label:>8}: first paint {bs.med([p for p, _ in xs])}, complete "
+                  f"{bs.med([d for _, d in xs])}, complete/floor {md / mf:.2f}x")
+    finally:
+        print(f"cleaned up {bc.cleanup(outside, hosts)} vdbench-* domains")
+        outside.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
