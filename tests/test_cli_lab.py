@@ -139,9 +139,12 @@ def test_each_exit_code(inv, env, cloud, tmp_path):
     p = cli(inv, env, "--readonly", "network", "create", f"{TAG}-ro", "-t", TENANT, "--cidr", "10.9.9.0/24")
     assert p.returncode == ExitCode.REFUSED and "--readonly" in p.stderr
     # 130: Ctrl-C while a verb waits
+    # a foreground command gets Ctrl-C: SIGINT at its default even when this test run inherited
+    # it ignored (pytest started as a background job without job control)
     proc = subprocess.Popen([VIRTDECK, "--config", str(inv), "vm", "shutdown", BARE, "--timeout", "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(4)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

@@ -128,7 +128,10 @@ def test_interrupted_download_resumes(served, lab_session, lab_inventory):
     exe = os.path.join(os.path.dirname(sys.executable), "virtdeck")
     proc = subprocess.Popen([exe, "--config", str(served["inv"]), "template", "add", name, "--url", served["url"],
                              "--sha256", served["sha"], "--limit-rate", "8M"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # Ctrl-C as in a foreground terminal, even when this run inherited
+                            # SIGINT ignored (pytest started as a background job)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
