@@ -172,6 +172,9 @@ class Tmux:
                if tree else shlex.quote(VIRTDECK))
         cmd = f"read _; exec {run} --config {shlex.quote(config)} --readonly"
         self.tmux("new-session", "-d", "-x", "160", "-y", "48", "sh", "-c", cmd)
+        # a console that exits (an error at start) leaves its last screen to report, not a
+        # vanished tmux server
+        self.tmux("set-option", "-t", "0", "remain-on-exit", "on")
         self.pid = int(self.tmux("display", "-p", "-t", "0", "#{pane_pid}").strip())
 
     def tmux(self, *args: str) -> str:
@@ -246,8 +249,9 @@ def tmux_run(config: str, n_hosts: int, expected: int, keep: bool = False,
                                       else all_up(text, n_hosts)):
                 done = now
                 break
-            if now > 120:
-                raise SystemExit(f"no complete screen within 120 s; the pane shows:\n{text}")
+            if now > 120 or t.tmux("display", "-p", "-t", "0", "#{pane_dead}").strip() == "1":
+                raise SystemExit(f"no complete screen ({now:.1f} s, console "
+                                 f"{'exited' if now <= 120 else 'still running'}); the pane shows:\n{text}")
             time.sleep(max(0.0, 0.1 - (time.monotonic() - t0 - now)))
         return paint, done, load(), (t if keep else None)
     finally:
