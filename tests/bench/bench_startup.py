@@ -42,33 +42,37 @@ Steps:
 
 The 0.1 s polling rounds figures up by up to 0.1 s (plus one ``capture-pane``, ~5-20 ms).
 
-Figures, session 3 (sandbox labs; 2 cores shared with 7 other engineers' runs; medians of 3
-runs; "load" = 1-minute load average beside the figure; every wall time here is load-bound,
-the ratios less so since floor, virsh loop and console ran in the same minute):
+Figures, 2026-11-28 16:34-16:39 UTC, tree 139342c plus other engineers' uncommitted console
+changes (one sandbox per run of the three sizes, cluster-ssl OVN; 2 cores shared with 3 other
+engineers' runs; medians of 3 runs; "load" = 1-minute load average beside the figure; every
+wall time here is load-bound, the ratios less so since floor, virsh loop and console ran in
+the same minute; 16x625 = 16 real light hypervisors, ``lab up -n 0 --light 16``):
 
-=============================  ==========  ==========  ===========================
-                               3x1,000     4x2,500     16x625 (4 hosts x 4 names)
-=============================  ==========  ==========  ===========================
-load                           2.3-3.8     7.4-9.2     5.5-6.4
-first paint (tmux)             0.53 s      0.53 s      0.52 s     (target 0.40)
-first complete screen (tmux)   1.22 s      1.84 s      2.20 s
-  headless, from its start     0.85 s      1.99 s      3.13 s
-floor                          0.43 s      0.45 s      1.38 s
-virsh list loop                0.97 s      2.09 s      4.66 s
-complete / floor               2.84x       4.12x       1.59x      (target 1.5x)
-complete / virsh loop          1.25x       0.88x       0.47x      (target 0.6x)
-event -> screen p50 / p95      35/72 ms    56/193 ms   111/390 ms (target p95 200)
-idle CPU console               0.43 %      0.60 %      1.70 %     (target 0.15)
-idle CPU each libvirtd         0.03 %      0.03 %      0.07-0.13 % (4 connections each)
-RSS                            104 MiB     125 MiB     116 MiB    (target 120 at 10,000)
-RSS slope, MiB per 1,000 dom.  6.5         3.95        2.64
-=============================  ==========  ==========  ===========================
+=============================  ==========  ==========  ===========
+                               3x1,000     4x2,500     16x625
+=============================  ==========  ==========  ===========
+load                           10.1-10.5   8.6-9.0     18.9-23.6
+first paint (tmux)             0.53 s      0.96 s      0.95 s      (target 0.40) missed
+first complete screen (tmux)   0.95 s      2.29 s      2.53 s
+  headless, from its start     1.48 s      1.98 s      1.68 s
+floor                          0.45 s      0.92 s      2.15 s
+virsh list loop                1.09 s      2.59 s      6.65 s
+complete / floor               2.12x       2.49x       1.17x       (target 1.5x)
+complete / virsh loop          0.87x       0.88x       0.38x       (target 0.6x)
+event -> screen p50 / p95      39/65 ms    57/136 ms   56/122 ms   (target p95 200) met
+idle CPU console               0.17 %      0.17 %      0.37 %      (target 0.15) missed
+idle CPU each libvirtd, worst  0.03 %      0.03 %      0.07 %      (target 0.1) met
+RSS console                    97 MiB      117 MiB     122 MiB     (target 120 at 10,000)
+RSS slope, MiB per 1,000 dom.  2.98        2.85        3.23
+libvirtd RSS each              40 MiB      56 MiB      32 MiB
+=============================  ==========  ==========  ===========
 
-(Before the malloc_trim change: 4x2,500 RSS 141-147 MiB, slope 5.4-6.0; 16x625 142 MiB,
-slope 5.1; 3x1,000 103-108 MiB. 3x1,000 at load 7.8-8.4 earlier: paint 1.26 s, complete
-2.56 s, floor 0.84 s, virsh loop 1.75 s, ratios 3.04x / 1.46x. 16x625 runs 16 console
-connections against 4 lab hosts (``--aliases 4``): the lab has no sshd + libvirtd-only hosts
-(``lab up --light N``) yet, and stops at 4 hypervisors.)
+Session 3, for comparison (3x1,000 load 2.3-3.8 / 4x2,500 7.4-9.2 / 16x625 on 4 hosts under
+4 names each, load 5.5-6.4): paint 0.53 / 0.53 / 0.52 s, complete 1.22 / 1.84 / 2.20 s, floor
+0.43 / 0.45 / 1.38 s, virsh loop 0.97 / 2.09 / 4.66 s, event p95 72 / 193 / 390 ms, idle
+console 0.43 / 0.60 / 1.70 %, RSS 104 / 125 / 116 MiB, slope 6.5 / 3.95 / 2.64. (Before the
+malloc_trim change: 4x2,500 RSS 141-147 MiB, slope 5.4-6.0.) The floor at 16 real hosts
+(2.15 s) is above the 4-hosts-under-4-names one (1.38 s): 16 ssh + libvirtd pairs, not 4.
 
 A/B, first paint and every host + NB up (``--paint-ab``, the shared lab, 4 pairs each):
 session start tree vs the live model imported behind the first frame (console/live_start.py):
