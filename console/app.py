@@ -355,21 +355,9 @@ class VirtdeckApp(App):
 
 def _setup_logging() -> None:
     """Log to $XDG_STATE_HOME/virtdeck/console.log, never to the terminal (it is the UI)."""
-    from ..config.paths import state_dir
+    from .live_start import setup_console_logging
 
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    try:
-        d = state_dir()
-        d.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(d / "console.log")
-    except OSError:
-        handler = logging.NullHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    setup_console_logging()
 
 
 # Signals that end a running console through the app's own exit, so the terminal is restored,
@@ -403,19 +391,24 @@ def run_console(args) -> int:
     by the CLI)."""
     from ..config import inventory as inventory_mod
     from ..config.paths import resolve_inventory_path
-    from .live_start import DeferredLive
+    from .live_start import DeferredLive, take_early
     from .services.guard import set_readonly
 
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         # Textual would spin reading a closed stdin and write its escape codes into the file
         raise NoTerminal(NO_TERMINAL)
-    inv = inventory_mod.load(resolve_inventory_path(getattr(args, "config", None)))
     readonly = bool(getattr(args, "readonly", False))
     set_readonly(readonly)
-    _setup_logging()
-    # the live model (libvirt, asyncssh, ovsdbapp) imports and starts on a thread: the first
-    # frame paints meanwhile (console/live_start.py)
-    live = DeferredLive(inv, after_paint=2.0).start()
+    # the CLI started the live model before importing this module (live_start.start_early):
+    # its imports and SSH handshakes overlap Textual's. Otherwise (called directly) it imports
+    # and starts on a thread behind the first frame.
+    live = take_early()
+    if live is not None:
+        inv = live.inventory
+    else:
+        inv = inventory_mod.load(resolve_inventory_path(getattr(args, "config", None)))
+        _setup_logging()
+        live = DeferredLive(inv, after_paint=2.0).start()
     app = VirtdeckApp(live, inventory=inv, readonly=readonly)
     try:
         _run_app(app)

@@ -151,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
             if not (sys.stdin.isatty() and sys.stderr.isatty()):
                 # before importing the console (Textual: ~1 s): `virtdeck </dev/null` answers at once
                 raise NoTerminal(NO_TERMINAL)
+            from .live_start import hold_gc, start_early
+            hold_gc()   # no young collections over the imports (console/live_start.py)
+            # the live model starts first: its imports and SSH handshakes overlap Textual's
+            start_early(getattr(args, "config", None))
             from .app import run_console
             return run_console(args)
         if args.group != "lab":

@@ -98,3 +98,39 @@ def test_equal_sb_and_nb_reads_publish_nothing(lab_inv):
         assert not live._dirty.is_set()
     finally:
         live.session.close()
+
+
+def test_gc_held_over_the_start_comes_back_once():
+    """hold_gc turns the cyclic GC off for the console's start; release_gc turns it back on,
+    once, and never turns on a GC that someone else turned off."""
+    import gc
+
+    from virtdeck.console import live_start
+    assert gc.isenabled()
+    try:
+        live_start.hold_gc()
+        assert not gc.isenabled()
+        live_start.release_gc()
+        assert gc.isenabled()
+        gc.disable()                       # not ours: release leaves it off
+        live_start.release_gc()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_stop_gives_the_gc_back_even_before_the_model_is_ready():
+    """A console quit before any host answered (the model not even built) must not leave the
+    GC off."""
+    import gc
+    from types import SimpleNamespace as NS
+
+    from virtdeck.console import live_start
+    inv = NS(hypervisors=[], ovn=NS(connection="tcp:127.0.0.1:1", via_host=None, nb_socket=""),
+             allocation=NS(cpu_ratio=4.0, ram_ratio=1.0))
+    try:
+        live_start.hold_gc()
+        DeferredLive(inv).stop()           # never started
+        assert gc.isenabled()
+    finally:
+        gc.enable()
