@@ -134,3 +134,36 @@ def test_stop_gives_the_gc_back_even_before_the_model_is_ready():
         assert gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_start_early_starts_the_model_before_textual_and_hands_it_over_once(tmp_path):
+    """The CLI's console path: the inventory's model starts before Textual is imported (hosts
+    on closed loopback ports: nothing to reach), the console takes it once, and its stop gives
+    the GC back; the log goes to the state dir, not the terminal."""
+    import os
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    inv = tmp_path / "inventory.toml"
+    inv.write_text("".join(f'[[hosts]]\nname = "hv{i}"\naddress = "127.0.0.1"\nport = {p}\n'
+                           f'user = "root"\n\n' for i, p in enumerate(ports, 1)))
+    code = (
+        "import gc, sys\n"
+        "from virtdeck.console import live_start as ls\n"
+        "ls.hold_gc()\n"
+        f"live = ls.start_early({str(inv)!r})\n"
+        "assert 'textual' not in sys.modules and not gc.isenabled()\n"
+        "assert [h.name for h in live.snapshot().hosts] == ['hv1', 'hv2']\n"
+        "assert ls.take_early() is live and ls.take_early() is None\n"
+        "live.stop()\n"
+        "assert gc.isenabled()\n"
+        "print('ok')\n")
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok" and out.stderr == ""
