@@ -169,20 +169,47 @@ def create_vm_port(nb, net: NetworkInfo, *, tenant: str, vm: str, nic: int,
         if net.dhcp_options:
             columns["dhcpv4_options"] = uuid.UUID(net.dhcp_options)
         pg = sg_port_group(tenant, DEFAULT_SG)
-        had_sg = any(r.name == pg for r in nb.tables["Port_Group"].rows.values())
-        try:
-            # done: the port (and its group membership, same transaction) is there — a retry
-            # after a lost reply must not fail on "already exists" and roll a VM create back
-            with nb.transaction(check_error=True, done=lambda: any(
-                    p.name == name for p in nb.tables["Logical_Switch_Port"].rows.values())) as txn:
-                cmd = txn.add(nb.lsp_add(net.switch, name, **columns))
-                add_port_to_default_sg(nb, tenant, cmd)
-        except VirtdeckError as exc:
-            raise HostError(f"OVN northbound: creating port {label} on {net.switch}: {exc}") from None
-        except Exception as exc:
-            raise _wrap(f"creating port {label} on {net.switch}", exc) from None
+        for attempt in (1, 2):
+            had_sg = _has_pg(nb, pg)
+            try:
+                # done: the port (and its group membership, same transaction) is there — a retry
+                # after a lost reply must not fail on "already exists" and roll a VM create back
+                with nb.transaction(check_error=True, done=lambda: any(
+                        p.name == name for p in nb.tables["Logical_Switch_Port"].rows.values())) as txn:
+                    cmd = txn.add(nb.lsp_add(net.switch, name, **columns))
+                    add_port_to_default_sg(nb, tenant, cmd)
+                break
+            except Exception as exc:  # noqa: BLE001 - sorted below
+                if attempt == 1 and not had_sg and _pg_raced(exc, pg):
+                    # another client created the tenant's default group between our read and
+                    # our commit (two creates of one tenant at once; a raft cluster's replicas
+                    # widen that window): nothing of ours committed (the transaction is atomic),
+                    # so once our replica has the group, join it instead of creating it
+                    _wait_pg(nb, pg, 5.0)
+                    continue
+                if isinstance(exc, VirtdeckError):
+                    raise HostError(f"OVN northbound: creating port {label} on {net.switch}: {exc}") from None
+                raise _wrap(f"creating port {label} on {net.switch}", exc) from None
     return PortInfo(name=name, mac=mac, ip=address, network=net.name, switch=net.switch,
                     label=label, created_sg=None if had_sg else pg)
+
+
+def _has_pg(nb, pg: str) -> bool:
+    return any(r.name == pg for r in nb.tables["Port_Group"].rows.values())
+
+
+def _pg_raced(exc: BaseException, pg: str) -> bool:
+    """True when ``exc`` is OVSDB's index violation on Port_Group ``pg``'s name: the group was
+    inserted by another client after this one's replica was read."""
+    text = str(exc)
+    return "Port_Group" in text and pg in text and "identical values" in text
+
+
+def _wait_pg(nb, pg: str, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for port group ``pg`` to reach ``nb``'s replica."""
+    end = time.monotonic() + timeout
+    while not _has_pg(nb, pg) and time.monotonic() < end:
+        time.sleep(0.05)
 
 
 def delete_port(nb, name: str, drop_empty_sg: str | None = None) -> None:
