@@ -7,6 +7,12 @@ panel headers, every host "connecting") paints while those imports run. Until th
 its snapshot is built from the inventory alone; subscribers registered meanwhile are handed on,
 and told once the model's first snapshot is out. Light on purpose: this module imports only
 the domain model.
+
+The CLI's console path (:func:`start_early`) starts it before Textual is even imported, with
+the cyclic GC off (:func:`hold_gc`): start-up is CPU-bound under one GIL, so overlapping only
+pays once the young collections over the start-up heap are gone (tests/bench/bench_start_ab.py
+has the figures). :class:`DeferredLive` built directly (tests, ``run_console`` called without
+the CLI) still waits for the first frame.
 """
 
 from __future__ import annotations

@@ -11,6 +11,25 @@ Each run: the floor (bench_startup.floor), then every tree once (order rotated p
 tree is ``label=DIR`` (DIR/virtdeck/ holds console/ backends/ screens/ config/), ``this`` is
 this checkout. bench_startup's tmux measurement, polled every ``--poll`` s (figures round up
 by up to that plus one capture, ~5 ms).
+
+Figures (issue 15, 2 shared cores; medians, 5 and 4 alternating runs; "old" = the tree before
+the early start, "early" = live model started before Textual's import, without / with the GC
+held until 3 s after the first complete snapshot, console/live_start.py):
+
+=================  ==========================  ==========================
+                   3x1,000 (load 8-11)         4x2,500 (load 7-8)
+=================  ==========================  ==========================
+floor              0.44 s                      0.51 s
+old                paint 0.39, complete 1.10   paint 0.41, complete 1.72
+early, GC on       paint 0.67, complete 1.22   paint 0.70, complete 1.71
+early + GC held    paint 0.45, complete 0.97   paint 0.50, complete 1.43
+complete / floor   2.52x -> 2.22x              3.35x -> 2.79x
+=================  ==========================  ==========================
+
+Other rounds (same tree pairs): GC held without the early start: paint 0.42 -> 0.38 s but
+complete 1.66 -> 1.82 s at 4x2,500 (load 5-7), 1.99 -> 2.80 s (load 16-25). Headless, one
+process (3x1,000): live imports 0.17 s (0.15 s CPU), model start -> ready 0.31 s (0.22 s CPU),
+ready -> CloudChanged handled 25-35 ms, -> VMs table full 40-70 ms: the path is CPU, not waits.
 """
 
 from __future__ import annotations
