@@ -38,6 +38,16 @@ async def until(pilot, pred, timeout: float, what: str) -> float:
                          f"{[v.name for v in app.cloud.vms]}, table: {table})")
 
 
+async def status_until(app, pred, timeout: float) -> str:
+    """The console's status line once ``pred(text)`` holds, or as it is after ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while True:
+        text = str(app.screen.query_one("#status").render())
+        if pred(text) or time.monotonic() > end:
+            return text
+        await asyncio.sleep(0.05)
+
+
 def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (children, their children, …) from one ``ps`` listing."""
     out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout

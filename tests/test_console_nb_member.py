@@ -25,6 +25,7 @@ from virtdeck.console.live import LiveModel
 from virtdeck.console.model import NB_UP, Cloud, NbStatus
 from virtdeck.screens import views
 from fixtures_real import wait_for
+from live_helpers import status_until
 
 
 def test_status_line_says_via_only_for_a_member_list():
@@ -120,30 +121,20 @@ def test_live_model_shows_member_and_moves_on_when_it_dies(nb_cluster):
 async def test_console_status_bar_follows_the_member(nb_cluster):
     """The running console (Pilot, 80x24): its status bar says ``via`` the member read from and,
     after that member is killed, ``via`` another one, without a key press."""
-    import asyncio
-
     from virtdeck.console.app import VirtdeckApp
 
     inv = Inventory(ovn=OvnConfig(connection=nb_cluster.remote))
     live = LiveModel(inv, nb_reset_after=5.0).start()
 
-    async def status_until(pred, timeout: float) -> str:
-        end = time.monotonic() + timeout
-        while True:
-            text = str(app.screen.query_one("#status").render())
-            if pred(text) or time.monotonic() > end:
-                return text
-            await asyncio.sleep(0.05)
-
     try:
         app = VirtdeckApp(live, inv)
         async with app.run_test(size=(80, 24)):
-            text = await status_until(lambda t: " via " in t, 15)
+            text = await status_until(app, lambda t: " via " in t, 15)
             first = next((m for m in nb_cluster.members if f"via {m}" in text), None)
             assert first is not None and "NB up" in text, text
             nb_cluster.kill(nb_cluster.members.index(first))
             text = await status_until(
-                lambda t: " via " in t and f"via {first}" not in t and "NB up" in t, 15)
+                app, lambda t: " via " in t and f"via {first}" not in t and "NB up" in t, 15)
             assert any(f"via {m}" in text for m in nb_cluster.members if m != first), text
     finally:
         live.stop()

@@ -12,7 +12,6 @@ ovsdb-server processes on 127.0.0.1 (fixtures_real's 3-member SB raft cluster, a
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from rich.text import Text
@@ -23,6 +22,7 @@ from virtdeck.console.live import LiveModel
 from virtdeck.console.model import NB_UP, Cloud, NbStatus
 from virtdeck.screens import views
 from fixtures_real import wait_for
+from live_helpers import status_until
 
 LAB_NB = [f"ssl:192.168.100.{a}:6641" for a in (10, 20, 30)]
 LAB_SB = tuple(f"ssl:192.168.100.{a}:6642" for a in (10, 20, 30))
@@ -107,24 +107,16 @@ async def test_console_status_bar_names_both_members_within_80_columns(nb_cluste
     live = LiveModel(inv, nb_reset_after=5.0).start()
     port = {m: ":" + m.rsplit(":", 1)[1] for m in sb_cluster.members}
 
-    async def status_until(pred, timeout: float) -> str:
-        end = time.monotonic() + timeout
-        while True:
-            text = str(app.screen.query_one("#status").render())
-            if pred(text) or time.monotonic() > end:
-                return text
-            await asyncio.sleep(0.05)
-
     try:
         app = VirtdeckApp(live, inv)
         async with app.run_test(size=(80, 24)):
-            text = await status_until(lambda t: "NB up via" in t and "SB via" in t, 20)
+            text = await status_until(app, lambda t: "NB up via" in t and "SB via" in t, 20)
             assert len(text.rstrip()) <= 78, text   # 80 less #status's padding
             first = next((m for m in sb_cluster.members if f"SB via {port[m]}" in text), None)
             assert first is not None and any(f"NB up via :{m.rsplit(':', 1)[1]}" in text
                                              for m in nb_cluster.members), text
             sb_cluster.kill(sb_cluster.members.index(first))
-            text = await status_until(lambda t: "SB via" in t and f"SB via {port[first]}" not in t, 20)
+            text = await status_until(app, lambda t: "SB via" in t and f"SB via {port[first]}" not in t, 20)
             assert any(f"SB via {port[m]}" in text for m in sb_cluster.members if m != first), text
     finally:
         live.stop()

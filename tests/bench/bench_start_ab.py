@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -45,29 +44,6 @@ sys.path.insert(0, str(HERE))
 
 import bench_console as bc  # noqa: E402
 import bench_startup as bs  # noqa: E402
-
-
-def tmux_run(config: str, n_hosts: int, expected: int, tree: str | None, poll: float):
-    """bench_startup.tmux_run with ``poll`` s between captures. Returns (paint s, complete s,
-    load)."""
-    t = bs.Tmux(config, tree)
-    paint = None
-    t0 = time.monotonic()
-    t.keys("Enter")
-    try:
-        while True:
-            text = t.screen()
-            now = time.monotonic() - t0
-            if paint is None and bs.STATUS.search(text) and bs.HEADERS.search(text):
-                paint = now
-                t.keys("2")     # the operator opens the VMs panel
-            if paint is not None and bs.complete(text, n_hosts, expected):
-                return paint, now, bs.load()
-            if now > 120:
-                raise SystemExit(f"no complete screen within 120 s; the pane shows:\n{text}")
-            time.sleep(poll)
-    finally:
-        t.close()
 
 
 def main() -> int:
@@ -104,7 +80,7 @@ def main() -> int:
             print(f"run {i + 1}: floor {fl:.2f} s (load {bs.load():.1f})", flush=True)
             order = trees[i % len(trees):] + trees[:i % len(trees)]
             for label, tree in order:
-                paint, done, ld = tmux_run(config, n, expected, tree, args.poll)
+                paint, done, ld, _ = bs.tmux_run(config, n, expected, tree=tree, poll=args.poll)
                 res[label].append((paint, done))
                 print(f"run {i + 1} {label}: first paint {paint:.2f} s, complete {done:.2f} s, "
                       f"complete/floor {done / fl:.2f}x (load {ld:.1f})", flush=True)

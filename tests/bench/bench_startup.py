@@ -235,9 +235,10 @@ def paint_ab(config: str, runs: int, old: str | None) -> None:
 
 
 def tmux_run(config: str, n_hosts: int, expected: int, keep: bool = False,
-             tree: str | None = None):
-    """One console start in tmux. Returns (first paint s, first complete s, load, Tmux|None).
-    ``expected`` None: complete is every host up and the NB up (any lab, no bench domains)."""
+             tree: str | None = None, poll: float = 0.1):
+    """One console start in tmux, the pane captured every ``poll`` s. Returns (first paint s,
+    first complete s, load, Tmux|None). ``expected`` None: complete is every host up and the NB
+    up (any lab, no bench domains)."""
     t = Tmux(config, tree)
     paint = None
     t0 = time.monotonic()
@@ -256,7 +257,7 @@ def tmux_run(config: str, n_hosts: int, expected: int, keep: bool = False,
             if now > 120 or t.tmux("display", "-p", "-t", "0", "#{pane_dead}").strip() == "1":
                 raise SystemExit(f"no complete screen ({now:.1f} s, console "
                                  f"{'exited' if now <= 120 else 'still running'}); the pane shows:\n{text}")
-            time.sleep(max(0.0, 0.1 - (time.monotonic() - t0 - now)))
+            time.sleep(max(0.0, poll - (time.monotonic() - t0 - now)))
         return paint, done, load(), (t if keep else None)
     finally:
         if not keep:
