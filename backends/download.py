@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import shlex
 import threading
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Callable
 
 import libvirt
 
-from ..console.errors import HostError
+from ..console.errors import ConfigError, HostError
 from .storage import get_pool
 
 #: progress(sent bytes, total bytes or 0 when the server gave no length)
@@ -94,13 +93,27 @@ def stage_dir(session, host: str, directory: str) -> str | None:
                     f"fix on {host}: give it a writable home, or make the pool directory group-writable")
 
 
+def local_uri(socket: str = "/run/libvirt/libvirt-sock") -> str:
+    """The libvirt URI a command run ON a hypervisor uses for its own libvirtd at ``socket`` (the
+    inventory's ``libvirt_socket``): plain ``qemu:///system`` for the default socket."""
+    return "qemu:///system" if socket == "/run/libvirt/libvirt-sock" else f"qemu:///system?socket={socket}"
+
+
+def _host_uri(session, host: str) -> str:
+    inv = getattr(session, "inventory", None)
+    try:
+        return local_uri(inv.host(host).libvirt_socket)
+    except (AttributeError, ConfigError):  # no inventory (tests, scripts) or a host not in it
+        return local_uri()
+
+
 def _upload(session, host: str, pool: str, volume: str, part: str, size: int) -> None:
     """Make ``part`` (a verified file the operator owns on ``host``) the volume ``volume`` of
     ``pool`` through libvirtd on that host (``virsh vol-create-as`` raw of ``size`` bytes +
     ``vol-upload``; the pool refresh after it probes the real format, qcow2 or raw). A failed
     upload deletes the half-made volume. Raises HostError."""
     q, v = shlex.quote(pool), shlex.quote(volume)
-    virsh = "virsh -q -c qemu:///system"
+    virsh = f"virsh -q -c {shlex.quote(_host_uri(session, host))}"
     script = (f"{virsh} vol-create-as --pool {q} --name {v} --capacity {size}b --format raw >/dev/null "
               f"|| exit 91; {virsh} vol-upload --pool {q} --vol {v} --file {shlex.quote(part)} && exit 0; "
               f"rc=$?; {virsh} vol-delete --pool {q} --vol {v} >/dev/null 2>&1; exit $rc")

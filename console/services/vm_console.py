@@ -15,9 +15,8 @@ def console_command(session, host: str, name: str) -> str:
     against the host's own libvirt socket)."""
     import shlex
 
-    sock = session.inventory.host(host).libvirt_socket
-    uri = "qemu:///system" if sock == "/run/libvirt/libvirt-sock" else f"qemu:///system?socket={sock}"
-    return shlex.join(["virsh", "-c", uri, "console", name])
+    from ...backends.download import local_uri
+    return shlex.join(["virsh", "-c", local_uri(session.inventory.host(host).libvirt_socket), "console", name])
 
 
 def console(session, name: str, host: str | None = None, fd_in: int | None = None,
